@@ -1,0 +1,80 @@
+import COpenBLAS
+import Foundation
+import MMLCore
+import MMLKernels
+
+/// `mml-bench kernels`: the fused grouped top-K similarity against plain sgemm on the same shapes, and the
+/// Gaussian distances, in one run.
+func runKernelsBench(json: Bool, arguments: [String]) {
+    var rows: [BenchRow] = []
+    for (name, way, shot) in [("pixel 5-way 5-shot", 5, 5), ("pixel 5-way 1-shot", 5, 1)] {
+        let m = way * 15 * 441, perGroup = shot * 441, n = way * perGroup, d = 64
+        var rng = SplitMix64(seed: 1)
+        let q = (0..<(m * d)).map { _ in rng.nextFloat() - 0.5 }
+        let r = (0..<(n * d)).map { _ in rng.nextFloat() - 0.5 }
+        var c = [Float](repeating: 0, count: m * n)
+        let flops = 2.0 * Double(m) * Double(n) * Double(d)
+        let sg = measure(repeats: 5) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(d), 1, q, Int32(d),
+                        r, Int32(d), 0, &c, Int32(n))
+        }
+        rows.append(BenchRow(name: "\(name) cblas_sgemm \(m)x\(n)x\(d)", seconds: sg, gflops: flops / sg / 1e9,
+                             ratio: nil))
+    }
+    printRows(rows, json: json)
+}
+
+/// One benchmark result line.
+struct BenchRow {
+    var name: String
+    var seconds: Double
+    var gflops: Double?
+    var ratio: Double?
+}
+
+/// Median wall time of `repeats` runs of `body`, after one warm-up run.
+func measure(repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+func printRows(_ rows: [BenchRow], json: Bool) {
+    if json {
+        let items = rows.map { r -> String in
+            var f = ["\"name\": \"\(r.name)\"", "\"seconds\": \(r.seconds)"]
+            if let g = r.gflops { f.append("\"gflops\": \(g)") }
+            if let x = r.ratio { f.append("\"ratio\": \(x)") }
+            return "  {" + f.joined(separator: ", ") + "}"
+        }
+        print("[\n" + items.joined(separator: ",\n") + "\n]")
+    } else {
+        print("benchmark".padding(toLength: 58, withPad: " ", startingAt: 0) + "   median ms   GFLOP/s   ratio")
+        for r in rows {
+            let g = r.gflops.map { String(format: "%9.1f", $0) } ?? "         "
+            let x = r.ratio.map { String(format: "%7.2f", $0) } ?? ""
+            print(r.name.padding(toLength: 58, withPad: " ", startingAt: 0)
+                  + String(format: " %11.2f ", r.seconds * 1e3) + g + " " + x)
+        }
+    }
+}
+
+/// A small deterministic generator for benchmark inputs.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}

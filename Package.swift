@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+// mml: few-shot image recognition by multi-level metric learning.
+// This file is the table of contents: system libraries, the two C targets, the Swift engine,
+// the command-line tool, the benchmark executable and one test target per source target.
+import PackageDescription
+
+let package = Package(
+    name: "mml",
+    products: [
+        .library(name: "MMLCore", targets: ["MMLCore"]),
+        .library(name: "MMLKernels", targets: ["MMLKernels"]),
+        .executable(name: "mml", targets: ["mml"]),
+        .executable(name: "mml-bench", targets: ["mml-bench"]),
+    ],
+    dependencies: [
+        // Only the command-line tool uses it; MMLCore and MMLKernels have no package dependencies.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Debian system libraries, found through pkg-config.
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(name: "CLibJPEG", path: "Sources/CLibJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CLibPNG", path: "Sources/CLibPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+
+        // C kernels over OpenBLAS + LAPACKE: similarity top-K, Gaussian statistics and distances.
+        .target(name: "MMLKernels", dependencies: ["COpenBLAS"],
+                linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("lapacke"), .linkedLibrary("m"),
+                                 .linkedLibrary("pthread")]),
+        // C image decoding over libjpeg-turbo and libpng, with setjmp-based error recovery.
+        .target(name: "MMLImageIO", dependencies: ["CLibJPEG", "CLibPNG"],
+                linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
+
+        // The Swift engine: tensors, layers, backbones, metrics, data, training, evaluation, IO.
+        .target(name: "MMLCore", dependencies: ["MMLKernels", "MMLImageIO", "COpenBLAS"]),
+
+        // The command-line tool.
+        .executableTarget(name: "mml", dependencies: [
+            "MMLCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Benchmarks: `swift run -c release mml-bench <section> [--json]`.
+        .executableTarget(name: "mml-bench", dependencies: ["MMLCore", "MMLKernels", "COpenBLAS"],
+                          path: "Benchmarks/mml-bench"),
+
+        .testTarget(name: "MMLKernelsTests", dependencies: ["MMLKernels"]),
+        .testTarget(name: "MMLCoreTests", dependencies: ["MMLCore", "MMLKernels"]),
+        .testTarget(name: "mmlTests", dependencies: ["mml", "MMLCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,189 @@
+/*
+ * MMLKernels: the numerical core of mml, in C over OpenBLAS + LAPACKE.
+ *
+ * Conventions (every function):
+ *   - Named mml_<op>_<dtype>(outputs..., inputs..., sizes...). All matrices are row-major and contiguous.
+ *   - Returns MML_OK (0) or a negative MML_ERR_* code. Never prints, never exits.
+ *   - Each optimised kernel has a naive twin mml_<op>_naive that computes the same result in double
+ *     precision with the plainest possible loops; the tests compare the two.
+ *   - `nthreads`: 0 means "all online cores", 1 means single-threaded on the calling thread.
+ *   - Kernels that need scratch memory beyond their outputs say so in their comment and how much;
+ *     they return MML_ERR_NOMEM when it cannot be had.
+ *   - Inputs are checked for NaN/Inf where the comment says so; a non-finite input gives MML_ERR_NONFINITE
+ *     (never a silently propagated NaN).
+ */
+#ifndef MML_KERNELS_H
+#define MML_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status codes */
+
+enum {
+    MML_OK = 0,
+    MML_ERR_ARGUMENT = -1,    /* a size is zero or negative, a pointer is NULL, an id is out of range */
+    MML_ERR_K_TOO_LARGE = -2, /* K exceeds the number of rows in some group */
+    MML_ERR_NONFINITE = -3,   /* NaN or Inf found in an input */
+    MML_ERR_NOMEM = -4,       /* scratch memory could not be allocated */
+    MML_ERR_LAPACK = -5,      /* a LAPACK routine failed (matrix not positive definite, no convergence) */
+    MML_ERR_EMPTY_GROUP = -6, /* a group / set has no rows (or fewer than the kernel needs) */
+};
+
+/* A short static English description of a status code. */
+const char *mml_status_string(int status);
+
+/* ---------------------------------------------------------------- CPU and BLAS facts */
+
+/* CPU feature bits, from CPUID (x86-64) or 0 elsewhere. */
+enum {
+    MML_CPU_SSE3 = 1 << 0,
+    MML_CPU_AVX = 1 << 1,
+    MML_CPU_AVX2 = 1 << 2,
+    MML_CPU_FMA = 1 << 3,
+    MML_CPU_AVX512F = 1 << 4,
+    MML_CPU_AVX512BW = 1 << 5,
+    MML_CPU_AVX512VL = 1 << 6,
+    MML_CPU_AVX512DQ = 1 << 7,
+    MML_CPU_AVX512BF16 = 1 << 8,
+    MML_CPU_AVX512FP16 = 1 << 9,
+    MML_CPU_AMX = 1 << 10,
+    MML_CPU_OS_AVX512 = 1 << 11, /* the OS saves the AVX-512 state (XCR0 bits 5-7) */
+    MML_CPU_OS_AVX = 1 << 12,    /* the OS saves the AVX state (XCR0 bits 1-2) */
+};
+
+/* The feature bits of the CPU this process runs on. */
+uint32_t mml_cpu_features(void);
+/* The CPU's brand string (up to 48 characters) into buf (at least 49 bytes). Empty where unknown. */
+void mml_cpu_brand(char *buf, size_t size);
+/* OpenBLAS facts: the core name it chose (e.g. "Haswell", "Prescott", "SkylakeX"), its build configuration,
+ * and its thread count. Static strings owned by OpenBLAS. */
+const char *mml_blas_corename(void);
+const char *mml_blas_config(void);
+int mml_blas_num_threads(void);
+void mml_blas_set_num_threads(int n);
+/* Which kernel family this library's own hot loops use: "avx512" or "portable". */
+const char *mml_kernels_isa(void);
+
+/* ---------------------------------------------------------------- grouped top-K similarity
+ *
+ * The pixel- and part-level core (DN4 image-to-class, METHOD.md 2.1 / 2.2).
+ * Q: m x d query rows. R: n x d reference rows, row j belongs to group[j] in [0, n_groups).
+ * For every query row i and every group g:
+ *     out[i * n_groups + g] = sum of the k largest dot(Q_i, R_j) over the rows j of group g.
+ * Every group must hold at least k rows (else MML_ERR_K_TOO_LARGE); k >= 1.
+ * Optional per-row outputs for training (pass NULL to skip): sel_idx (m x n_groups x k int32) the indices j
+ * of the selected rows and sel_val (m x n_groups x k float) their inner products, both ordered from the
+ * largest value down; ties are broken towards the smaller index j.
+ * The m x n product is never held in memory: the kernel tiles it and keeps a running top-k per (row, group).
+ * Groups need not be contiguous, but contiguous runs of one group are the fast path.
+ * Checks Q and R for non-finite values.
+ * Scratch: O(nthreads * row_block * n_groups * k) floats and ints, allocated per call.
+ */
+int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val,
+                           const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
+                           const int32_t *group, int32_t n_groups, int32_t k, int32_t nthreads);
+int mml_group_topk_sim_naive(double *out, int32_t *sel_idx, double *sel_val,
+                             const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
+                             const int32_t *group, int32_t n_groups, int32_t k);
+
+/* Backward of the above given the selected indices: for every (i, g) and each of its k selections j,
+ *     dQ[i] += dout[i*n_groups+g] * R[j]   and   dR[j] += dout[i*n_groups+g] * Q[i].
+ * dQ (m x d) and dR (n x d) are accumulated into (+=); either may be NULL to skip it. */
+int mml_group_topk_sim_backward_f32(float *dQ, float *dR, const float *dout, const int32_t *sel_idx,
+                                    const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
+                                    int32_t n_groups, int32_t k);
+
+/* ---------------------------------------------------------------- row L2 normalisation
+ *
+ * y_i = x_i / max(||x_i||, eps) for rows x_i of length d (as torch.nn.functional.normalize).
+ * norms (rows floats, optional) receives ||x_i||. In-place (y == x) is allowed. Checks x for non-finite values.
+ */
+int mml_l2_normalize_rows_f32(float *y, float *norms, const float *x, int64_t rows, int64_t d, float eps);
+int mml_l2_normalize_rows_naive(double *y, const float *x, int64_t rows, int64_t d, double eps);
+/* Backward: dx = (dy - y (y . dy)) / ||x|| where ||x|| > eps, else dy / eps. dx is overwritten. */
+int mml_l2_normalize_rows_backward_f32(float *dx, const float *dy, const float *y, const float *norms,
+                                       int64_t rows, int64_t d, float eps);
+
+/* Columns of a channel-major map: for each of `count` images stored as d x hw (CHW), write the hw descriptors
+ * as rows (hw x d) into out, L2-normalised over d when normalize != 0. out holds count*hw rows of d floats. */
+int mml_maps_to_rows_f32(float *out, float *norms, const float *maps, int64_t count, int64_t d, int64_t hw,
+                         int normalize, float eps);
+
+/* ---------------------------------------------------------------- Gaussian statistics (METHOD.md 2.3)
+ *
+ * Sets of descriptors taken from channel-major feature maps: `maps` holds images of d x hw floats each
+ * (image i at maps + i*d*hw; a descriptor is a column). Set s is made of the images
+ * image_index[set_offsets[s]] .. image_index[set_offsets[s+1]-1] (image_index NULL means 0, 1, 2, ...),
+ * so a query's set is one image and a class's set is its k support images.
+ * mu: n_sets x d; sigma: n_sets x d x d with
+ *     Sigma = (X - mu)(X - mu)^T / (n - 1) + eps * I,   n = (images in the set) * hw >= 2.
+ * Checks maps for non-finite values.
+ */
+int mml_gaussian_fit_maps_f32(float *mu, float *sigma, const float *maps, int64_t d, int64_t hw,
+                              const int64_t *image_index, const int64_t *set_offsets, int64_t n_sets,
+                              float eps, int32_t nthreads);
+int mml_gaussian_fit_maps_naive(double *mu, double *sigma, const float *maps, int64_t d, int64_t hw,
+                                const int64_t *image_index, const int64_t *set_offsets, int64_t n_sets,
+                                double eps);
+/* Backward: dmaps (+=) from dmu and dsigma (either may be NULL). */
+int mml_gaussian_fit_maps_backward_f32(float *dmaps, const float *dmu, const float *dsigma,
+                                       const float *maps, const float *mu, int64_t d, int64_t hw,
+                                       const int64_t *image_index, const int64_t *set_offsets, int64_t n_sets,
+                                       int32_t nthreads);
+
+/* Which KL direction: A are the queries, B the classes. */
+typedef enum {
+    MML_KL_QUERY_CLASS = 0, /* KL(N_a || N_b)  (ADM) */
+    MML_KL_CLASS_QUERY = 1, /* KL(N_b || N_a)  (MML v1 code) */
+    MML_KL_SYMMETRIC = 2,   /* (KL(a||b) + KL(b||a)) / 2 */
+} mml_kl_direction;
+
+/* Pairwise distances between n_a Gaussians A (mu_a: n_a x d, sigma_a: n_a x d x d, symmetric positive definite)
+ * and n_b Gaussians B: out[i * n_b + j] = D(A_i, B_j).
+ *   w2:    the squared 2-Wasserstein distance ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S2^1/2 S1 S2^1/2)^1/2),
+ *          negative eigenvalues clamped to 0.
+ *   kl:    Kullback-Leibler divergence in the chosen direction, via Cholesky factors.
+ *   mmlv1: the MML v1 code's distance ||mu1 - mu2|| / d + ||S1 - S2||_F / d^2.
+ * A matrix that is not positive definite gives MML_ERR_LAPACK.
+ */
+int mml_gaussian_w2_f32(float *out, const float *mu_a, const float *sigma_a, int64_t n_a,
+                        const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d, int32_t nthreads);
+int mml_gaussian_w2_naive(double *out, const float *mu_a, const float *sigma_a, int64_t n_a,
+                          const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d);
+int mml_gaussian_kl_f32(float *out, const float *mu_a, const float *sigma_a, int64_t n_a,
+                        const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
+                        mml_kl_direction direction, int32_t nthreads);
+int mml_gaussian_kl_naive(double *out, const float *mu_a, const float *sigma_a, int64_t n_a,
+                          const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
+                          mml_kl_direction direction);
+int mml_gaussian_mmlv1_f32(float *out, const float *mu_a, const float *sigma_a, int64_t n_a,
+                           const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d, int32_t nthreads);
+int mml_gaussian_mmlv1_naive(double *out, const float *mu_a, const float *sigma_a, int64_t n_a,
+                             const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d);
+
+/* Backward of the three distances: given dout (n_a x n_b), accumulate (+=) the gradients with respect to
+ * mu_a, sigma_a, mu_b, sigma_b (any of the four may be NULL). Gradients with respect to a covariance are
+ * returned symmetrised ((G + G^T) / 2). */
+int mml_gaussian_w2_backward_f32(float *dmu_a, float *dsigma_a, float *dmu_b, float *dsigma_b,
+                                 const float *dout, const float *mu_a, const float *sigma_a, int64_t n_a,
+                                 const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
+                                 int32_t nthreads);
+int mml_gaussian_kl_backward_f32(float *dmu_a, float *dsigma_a, float *dmu_b, float *dsigma_b,
+                                 const float *dout, const float *mu_a, const float *sigma_a, int64_t n_a,
+                                 const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
+                                 mml_kl_direction direction, int32_t nthreads);
+int mml_gaussian_mmlv1_backward_f32(float *dmu_a, float *dsigma_a, float *dmu_b, float *dsigma_b,
+                                    const float *dout, const float *mu_a, const float *sigma_a, int64_t n_a,
+                                    const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
+                                    int32_t nthreads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MML_KERNELS_H */

@@ -1,0 +1,88 @@
+/* CPU features (CPUID), OpenBLAS facts and status strings. */
+#include "MMLKernels.h"
+#include <cblas.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+const char *mml_status_string(int status) {
+    switch (status) {
+    case MML_OK: return "ok";
+    case MML_ERR_ARGUMENT: return "invalid argument (a size is zero or negative, a pointer is NULL or an id is out of range)";
+    case MML_ERR_K_TOO_LARGE: return "k is larger than the number of rows in a group";
+    case MML_ERR_NONFINITE: return "an input holds NaN or Inf";
+    case MML_ERR_NOMEM: return "out of memory for scratch space";
+    case MML_ERR_LAPACK: return "a LAPACK routine failed (matrix not positive definite or no convergence)";
+    case MML_ERR_EMPTY_GROUP: return "a group or set has too few rows";
+    default: return "unknown status";
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static uint64_t read_xcr0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+#endif
+
+uint32_t mml_cpu_features(void) {
+    uint32_t f = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (c & (1u << 0)) f |= MML_CPU_SSE3;
+    if (c & (1u << 12)) f |= MML_CPU_FMA;
+    int osxsave = (c & (1u << 27)) != 0;
+    if (c & (1u << 28)) f |= MML_CPU_AVX;
+    if (osxsave) {
+        uint64_t xcr0 = read_xcr0();
+        if ((xcr0 & 0x6) == 0x6) f |= MML_CPU_OS_AVX;
+        if ((xcr0 & 0xe6) == 0xe6) f |= MML_CPU_OS_AVX512;
+    }
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        if (b & (1u << 5)) f |= MML_CPU_AVX2;
+        if (b & (1u << 16)) f |= MML_CPU_AVX512F;
+        if (b & (1u << 17)) f |= MML_CPU_AVX512DQ;
+        if (b & (1u << 30)) f |= MML_CPU_AVX512BW;
+        if (b & (1u << 31)) f |= MML_CPU_AVX512VL;
+        if (d & (1u << 23)) f |= MML_CPU_AVX512FP16;
+        if (d & (1u << 24)) f |= MML_CPU_AMX; /* AMX-TILE */
+        unsigned a1, b1, c1, d1;
+        __cpuid_count(7, 1, a1, b1, c1, d1);
+        if (a1 & (1u << 5)) f |= MML_CPU_AVX512BF16;
+    }
+#endif
+    return f;
+}
+
+void mml_cpu_brand(char *buf, size_t size) {
+    if (!buf || size == 0) return;
+    buf[0] = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    if (size < 49 || __get_cpuid_max(0x80000000, NULL) < 0x80000004) return;
+    unsigned r[12];
+    for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002 + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+    memcpy(buf, r, 48);
+    buf[48] = 0;
+    /* trim leading and trailing spaces */
+    size_t start = 0, len = strlen(buf);
+    while (start < len && buf[start] == ' ') start++;
+    memmove(buf, buf + start, len - start + 1);
+    len = strlen(buf);
+    while (len > 0 && buf[len - 1] == ' ') buf[--len] = 0;
+#endif
+}
+
+const char *mml_blas_corename(void) { return openblas_get_corename(); }
+const char *mml_blas_config(void) { return openblas_get_config(); }
+int mml_blas_num_threads(void) { return openblas_get_num_threads(); }
+void mml_blas_set_num_threads(int n) { openblas_set_num_threads(n); }
+
+const char *mml_kernels_isa(void) {
+    uint32_t f = mml_cpu_features();
+    uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_OS_AVX512;
+    return (f & need) == need ? "avx512" : "portable";
+}
