@@ -1,0 +1,234 @@
+import Foundation
+
+/// How the per-level normaliser of the learned fusion pools its statistics (METHOD.md 2.4).
+public enum FusionNormalization: String, Sendable, Codable, CaseIterable {
+    /// One mean/variance per level over all (query, class) scores: a model trained at one n-way can be evaluated
+    /// at another. The default.
+    case perLevel = "per-level"
+    /// One mean/variance per (level, class position), as the official MML v1 / ADM code's BatchNorm1d.
+    /// Ties a trained model to its n-way.
+    case perPosition = "per-position"
+}
+
+/// Learned fusion of per-level relation scores (ADM; MML v1): normalise each level's scores, then a learned
+/// weight per level shared across classes,
+///
+///     logit[q, c] = sum_l w_l * BN_l(score_l[q, c])
+///
+/// BN_l normalises with batch statistics in training (and updates running statistics with `momentum`) and with the
+/// running statistics in inference. There is no affine term: the weight is the scale and a shared shift does not
+/// change a softmax. A disabled level is absent from the sum (construct the fusion over the enabled levels only).
+public struct LearnedFusion: Sendable, Codable, Equatable {
+    /// Number of fused levels.
+    public let levels: Int
+    /// The normaliser's pooling.
+    public let normalization: FusionNormalization
+    /// One weight per level.
+    public var weights: [Float]
+    /// Running means: `levels` values (per-level) or `levels * way` (per-position).
+    public var runningMean: [Float]
+    /// Running variances, same layout as `runningMean`.
+    public var runningVar: [Float]
+    /// The n-way the per-position statistics were made for (0 for per-level).
+    public let way: Int
+    /// Running-statistics momentum (PyTorch convention: new = (1 - m) * old + m * batch).
+    public var momentum: Float = 0.1
+    /// Variance epsilon.
+    public var eps: Float = 1e-5
+
+    /// - Parameters:
+    ///   - levels: the number of enabled levels (>= 1).
+    ///   - way: the n-way; only used by `.perPosition`.
+    public init(levels: Int, normalization: FusionNormalization = .perLevel, way: Int = 0) {
+        precondition(levels >= 1, "[fusion] needs at least one level, got \(levels)")
+        precondition(normalization == .perLevel || way >= 1, "[fusion] per-position normalisation needs way >= 1")
+        self.levels = levels
+        self.normalization = normalization
+        self.way = normalization == .perPosition ? way : 0
+        weights = [Float](repeating: 1, count: levels)
+        let stats = normalization == .perLevel ? levels : levels * way
+        runningMean = [Float](repeating: 0, count: stats)
+        runningVar = [Float](repeating: 1, count: stats)
+    }
+
+    /// What `backward` needs from a training-mode forward.
+    public struct Cache: Sendable {
+        /// Normalised scores per level, each (queries x way).
+        public var normalized: [[Float]]
+        /// 1 / sqrt(var + eps) per statistic group, per level.
+        public var invStd: [[Float]]
+        public var queries: Int
+        public var way: Int
+    }
+
+    /// Gradient with respect to the fusion's own parameters.
+    public struct Gradients: Sendable, Equatable {
+        public var weights: [Float]
+        public init(levels: Int) { weights = [Float](repeating: 0, count: levels) }
+    }
+
+    /// Statistic groups: for per-level one group of all q*way entries; for per-position one group per column.
+    private func groups(queries: Int, way: Int) -> [[Int]] {
+        switch normalization {
+        case .perLevel: return [Array(0..<(queries * way))]
+        case .perPosition: return (0..<way).map { c in (0..<queries).map { $0 * way + c } }
+        }
+    }
+
+    /// Fuse per-level scores.
+    /// - Parameters:
+    ///   - scores: one (queries x way) tensor per level, in the order the fusion was built for.
+    ///   - training: batch statistics (and running-statistics update) when true.
+    /// - Returns: logits (queries x way) and the cache for `backward` (nil in inference).
+    public mutating func forward(_ scores: [Tensor], training: Bool) -> (Tensor, Cache?) {
+        precondition(scores.count == levels, "[fusion] built for \(levels) levels, got \(scores.count)")
+        let q = scores[0].shape[0], w = scores[0].shape[1]
+        for s in scores {
+            precondition(s.shape == [q, w], "[fusion] level scores \(s.shape) differ from \([q, w])")
+        }
+        if normalization == .perPosition {
+            precondition(w == way, "[fusion] per-position statistics were made for \(way)-way, got \(w)-way")
+        }
+        let gs = groups(queries: q, way: w)
+        var logits = [Float](repeating: 0, count: q * w)
+        var normalized: [[Float]] = []
+        var invStds: [[Float]] = []
+        for l in 0..<levels {
+            let s = scores[l].data
+            var xhat = [Float](repeating: 0, count: q * w)
+            var inv = [Float](repeating: 0, count: gs.count)
+            for (gi, g) in gs.enumerated() {
+                let statIndex = normalization == .perLevel ? l : l * way + gi
+                var mean: Float, variance: Float
+                if training {
+                    var sum = 0.0
+                    for i in g { sum += Double(s[i]) }
+                    let m = sum / Double(g.count)
+                    var ss = 0.0
+                    for i in g { ss += (Double(s[i]) - m) * (Double(s[i]) - m) }
+                    mean = Float(m)
+                    variance = Float(ss / Double(g.count))
+                    let unbiased = g.count > 1 ? Float(ss / Double(g.count - 1)) : variance
+                    runningMean[statIndex] = (1 - momentum) * runningMean[statIndex] + momentum * mean
+                    runningVar[statIndex] = (1 - momentum) * runningVar[statIndex] + momentum * unbiased
+                } else {
+                    mean = runningMean[statIndex]
+                    variance = runningVar[statIndex]
+                }
+                let r = 1 / (variance + eps).squareRoot()
+                inv[gi] = r
+                for i in g {
+                    xhat[i] = (s[i] - mean) * r
+                    logits[i] += weights[l] * xhat[i]
+                }
+            }
+            normalized.append(xhat)
+            invStds.append(inv)
+        }
+        let out = Tensor(shape: [q, w], data: logits)
+        return (out, training ? Cache(normalized: normalized, invStd: invStds, queries: q, way: w) : nil)
+    }
+
+    /// Backward of a training-mode forward.
+    /// - Parameters:
+    ///   - dLogits: dL/dlogits (queries x way).
+    ///   - grads: the weights' gradients are accumulated (+=) here.
+    /// - Returns: dL/dscore per level, each (queries x way).
+    public func backward(_ dLogits: Tensor, cache: Cache, grads: inout Gradients) -> [Tensor] {
+        let q = cache.queries, w = cache.way
+        precondition(dLogits.shape == [q, w], "[fusion] dLogits \(dLogits.shape) vs \([q, w])")
+        let gs = groups(queries: q, way: w)
+        var result: [Tensor] = []
+        for l in 0..<levels {
+            let xhat = cache.normalized[l]
+            // dw_l = sum dlogit * xhat_l
+            var dw = 0.0
+            for i in 0..<(q * w) { dw += Double(dLogits.data[i]) * Double(xhat[i]) }
+            grads.weights[l] += Float(dw)
+            // Batch-norm backward, per statistic group of size N:
+            // ds = invstd / N * (N * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)), dxhat = w_l * dlogit.
+            var ds = [Float](repeating: 0, count: q * w)
+            for (gi, g) in gs.enumerated() {
+                let n = Double(g.count)
+                var sumD = 0.0, sumDX = 0.0
+                for i in g {
+                    let d = Double(weights[l]) * Double(dLogits.data[i])
+                    sumD += d
+                    sumDX += d * Double(xhat[i])
+                }
+                let r = Double(cache.invStd[l][gi])
+                for i in g {
+                    let d = Double(weights[l]) * Double(dLogits.data[i])
+                    ds[i] = Float(r / n * (n * d - sumD - Double(xhat[i]) * sumDX))
+                }
+            }
+            result.append(Tensor(shape: [q, w], data: ds))
+        }
+        return result
+    }
+}
+
+/// Fixed-weight fusion (MML v4): the weighted sum of per-level softmax outputs. Its logits are the logarithm of that
+/// mixture, so argmax and cross-entropy apply unchanged. Default weights (1, 0.5, 0.5).
+public struct FixedFusion: Sendable, Codable, Equatable {
+    /// One non-negative weight per level.
+    public var weights: [Float]
+
+    public init(weights: [Float]) {
+        precondition(!weights.isEmpty && weights.allSatisfy { $0 >= 0 } && weights.contains { $0 > 0 },
+                     "[fixed fusion] weights must be non-negative with at least one positive, got \(weights)")
+        self.weights = weights
+    }
+
+    /// Softmax probabilities per level (rows of `scores`), kept for backward.
+    public struct Cache: Sendable {
+        public var probabilities: [[Float]]
+        public var mixture: [Float]
+        public var queries: Int
+        public var way: Int
+    }
+
+    /// logits[q, c] = log(sum_l w_l softmax(score_l[q, :])[c]).
+    public func forward(_ scores: [Tensor]) -> (Tensor, Cache) {
+        precondition(scores.count == weights.count, "[fixed fusion] \(weights.count) weights, \(scores.count) levels")
+        let q = scores[0].shape[0], w = scores[0].shape[1]
+        var probs: [[Float]] = []
+        var mix = [Float](repeating: 0, count: q * w)
+        for (l, s) in scores.enumerated() {
+            precondition(s.shape == [q, w], "[fixed fusion] level scores \(s.shape) differ from \([q, w])")
+            var p = [Float](repeating: 0, count: q * w)
+            for i in 0..<q {
+                var mx = -Float.infinity
+                for c in 0..<w { mx = max(mx, s.data[i * w + c]) }
+                var z: Float = 0
+                for c in 0..<w { p[i * w + c] = expf(s.data[i * w + c] - mx); z += p[i * w + c] }
+                for c in 0..<w { p[i * w + c] /= z; mix[i * w + c] += weights[l] * p[i * w + c] }
+            }
+            probs.append(p)
+        }
+        let logits = mix.map { logf(max($0, Float.leastNormalMagnitude)) }
+        return (Tensor(shape: [q, w], data: logits), Cache(probabilities: probs, mixture: mix, queries: q, way: w))
+    }
+
+    /// dL/dscore per level given dL/dlogits: through log, the mixture and each softmax's Jacobian.
+    public func backward(_ dLogits: Tensor, cache: Cache) -> [Tensor] {
+        let q = cache.queries, w = cache.way
+        var out: [Tensor] = []
+        for l in 0..<weights.count {
+            let p = cache.probabilities[l]
+            var ds = [Float](repeating: 0, count: q * w)
+            for i in 0..<q {
+                // g_c = dL/dp_c = w_l * dlogit_c / mix_c; softmax backward: ds_c = p_c (g_c - sum_k p_k g_k)
+                var dot: Float = 0
+                var g = [Float](repeating: 0, count: w)
+                for c in 0..<w {
+                    g[c] = weights[l] * dLogits.data[i * w + c] / max(cache.mixture[i * w + c], Float.leastNormalMagnitude)
+                    dot += p[i * w + c] * g[c]
+                }
+                for c in 0..<w { ds[i * w + c] = p[i * w + c] * (g[c] - dot) }
+            }
+            out.append(Tensor(shape: [q, w], data: ds))
+        }
+        return out
+    }
+}
