@@ -16,6 +16,11 @@ struct BenchRow {
     var seconds: Double
     var gflops: Double?
     var ratio: Double?
+    /// The matching result in the PyTorch peer benchmark's JSON (e.g. "dn4_score/5shot/batched"), for
+    /// Benchmarks/side_by_side.py.
+    var peer: String? = nil
+    /// Peak memory in bytes, where measured.
+    var peakBytes: Int? = nil
 }
 
 /// Median wall time of `repeats` runs of `body`, after one warm-up run.
@@ -37,6 +42,8 @@ func printRows(_ rows: [BenchRow], json: Bool) {
             var f = ["\"name\": \"\(r.name)\"", "\"seconds\": \(r.seconds)"]
             if let g = r.gflops { f.append("\"gflops\": \(g)") }
             if let x = r.ratio { f.append("\"ratio\": \(x)") }
+            if let p = r.peer { f.append("\"peer\": \"\(p)\"") }
+            if let b = r.peakBytes { f.append("\"peak_bytes\": \(b)") }
             return "  {" + f.joined(separator: ", ") + "}"
         }
         print("[\n" + items.joined(separator: ",\n") + "\n]")
