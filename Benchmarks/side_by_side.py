@@ -22,18 +22,6 @@ TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 PEER_SECTIONS = {"kernels": "c,d", "backbone": "ab", "episode": "ab,c,d,e", "data": ""}
 
 
-def lookup(obj, path):
-    for part in path.split("/"):
-        if not isinstance(obj, dict):
-            return None
-        # keys in the peer JSON may themselves contain '/', so try the longest matching prefix
-        if part in obj:
-            obj = obj[part]
-            continue
-        return None
-    return obj
-
-
 def peer_lookup(results, path):
     """Resolve 'a/b/c' against nested dicts whose keys may contain slashes."""
     def rec(obj, rest):
