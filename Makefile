@@ -16,7 +16,7 @@ demo: build
 
 test: deps
 	$(SWIFT) build -c $(CONFIG)
-	$(SWIFT) test -c $(CONFIG)
+	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 
 bench: build
 	.build/$(CONFIG)/mml-bench kernels
