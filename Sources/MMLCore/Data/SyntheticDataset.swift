@@ -11,7 +11,7 @@ import Foundation
 /// - distribution level: background and ink colours, and an oriented sinusoidal texture (frequency,
 ///   orientation, amplitude) plus a noise level.
 /// Nuisance variation inside a class, drawn from `SeededRNG(seed, [class, index])`: a global rotation (+-20
-/// degrees), scale (0.85-1.15) and shift (+-8%), per-anchor jitter (+-4%), colour shifts (+-0.08), texture phase,
+/// degrees), scale (0.85-1.15) and shift (+-8%), per-anchor jitter (+-4%), colour shifts (+-0.1), texture phase,
 /// one distractor stroke from the pool, and Gaussian-like pixel noise.
 public struct SyntheticDataset: FewShotDataset {
     /// Generation options.
@@ -98,8 +98,8 @@ public struct SyntheticDataset: FewShotDataset {
         }
         var bg = cls.background, ink = cls.ink
         for c in 0..<3 {
-            bg[c] = min(max(bg[c] + rng.uniform(-0.08, 0.08), 0), 1)
-            ink[c] = min(max(ink[c] + rng.uniform(-0.08, 0.08), 0), 1)
+            bg[c] = min(max(bg[c] + rng.uniform(-0.1, 0.1), 0), 1)
+            ink[c] = min(max(ink[c] + rng.uniform(-0.1, 0.1), 0), 1)
         }
         let phase = rng.uniform(0, 2 * Float.pi), theta = cls.textureAngle + rng.uniform(-0.15, 0.15)
         let kx = 2 * Float.pi * cls.textureFrequency * cos(theta) / s, ky = 2 * Float.pi * cls.textureFrequency * sin(theta) / s
@@ -236,8 +236,8 @@ struct ClassStyle {
             angles.append(rng.uniform(0, 2 * Float.pi))
         }
         primitiveSize = rng.uniform(0.09, 0.13)
-        background = [rng.uniform(0.45, 0.95), rng.uniform(0.45, 0.95), rng.uniform(0.45, 0.95)]
-        ink = [rng.uniform(0.0, 0.4), rng.uniform(0.0, 0.4), rng.uniform(0.0, 0.4)]
+        background = [rng.uniform(0.55, 0.85), rng.uniform(0.55, 0.85), rng.uniform(0.55, 0.85)]
+        ink = [rng.uniform(0.05, 0.35), rng.uniform(0.05, 0.35), rng.uniform(0.05, 0.35)]
         textureFrequency = rng.uniform(3, 12)
         textureAngle = rng.uniform(0, Float.pi)
         textureAmplitude = rng.uniform(0.04, 0.16)
