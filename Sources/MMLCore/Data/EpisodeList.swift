@@ -41,7 +41,7 @@ public struct EpisodeList: Sendable, Codable, Equatable {
     /// The JSON encoding (sorted keys, pretty-printed).
     public func jsonData() throws -> Data {
         let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try enc.encode(self)
     }
 
