@@ -138,9 +138,29 @@ int mml_image_resample_u8(const uint8_t *src, int sw, int sh, int c, float x0, f
     return MML_IMG_OK;
 }
 
+/* True when the box is a pixel-aligned window of the output's size inside the image: the triangle filter then has
+ * one tap of weight 1 per pixel, so resampling is a copy (the common case: evaluation, and random crops). */
+static int is_aligned_window(int sw, int sh, float x0, float y0, float x1, float y1, int dw, int dh) {
+    return x0 == floorf(x0) && y0 == floorf(y0) && x1 - x0 == (float)dw && y1 - y0 == (float)dh && x0 >= 0 && y0 >= 0
+        && x1 <= (float)sw && y1 <= (float)sh;
+}
+
 int mml_image_resample_f32(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1, float y1,
                            int flip, float *dst, int dw, int dh) {
     if (!dst) return MML_IMG_ERR_ARGUMENT;
+    if (src && c > 0 && dw > 0 && dh > 0 && is_aligned_window(sw, sh, x0, y0, x1, y1, dw, dh)) {
+        const float k = 1.0f / 255.0f;
+        size_t plane = (size_t)dw * dh;
+        int ox0 = (int)x0, oy0 = (int)y0;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < dh; y++) {
+                const uint8_t *srow = src + ((size_t)(oy0 + y) * sw + ox0) * c + ch;
+                float *drow = dst + (size_t)ch * plane + (size_t)y * dw;
+                if (flip) for (int x = 0; x < dw; x++) drow[dw - 1 - x] = (float)srow[(size_t)x * c] * k;
+                else for (int x = 0; x < dw; x++) drow[x] = (float)srow[(size_t)x * c] * k;
+            }
+        return MML_IMG_OK;
+    }
     int status;
     float *f = resample_core(src, sw, sh, c, x0, y0, x1, y1, dw, dh, &status);
     if (!f) return status;
