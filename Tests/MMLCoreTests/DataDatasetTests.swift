@@ -90,6 +90,26 @@ final class DataDatasetTests: XCTestCase {
         XCTAssertEqual(loader.cache.decodes, before)
     }
 
+    func testGreyToThreeChannelsAndPrefetch() throws {
+        let dir = try makeTempDir(self)
+        for c in 0..<3 { for i in 0..<4 {
+            try ImageCodec.write(testImage(cls: c, index: i, channels: 1), to: "\(dir)/g\(c)/\(i).png")
+        } }
+        let ds = try Datasets.open(path: dir, layout: .folder)
+        let loader = try EpisodeLoader(dataset: ds, config: ImageConfig(size: 10, channels: 3))
+        let s = try EpisodeSampler(dataset: ds, way: 3, shot: 1, query: 3, seed: 0)
+        try loader.prefetch(s.episodes(10))
+        XCTAssertEqual(loader.cache.decodes, 12)
+        let b = try loader.batch(for: s.episode(0))
+        let plane = 100
+        for n in 0..<3 { for k in 0..<plane {
+            XCTAssertEqual(b.support.data[n * 300 + k], b.support.data[n * 300 + plane + k])
+            XCTAssertEqual(b.support.data[n * 300 + k], b.support.data[n * 300 + 2 * plane + k])
+        } }
+        XCTAssertEqual(loader.cache.decodes, 12)
+        XCTAssertEqual(ImageCache.defaultFile(root: "/d", tag: "csv:test", side: 84, channels: 3), "/d/.mml-cache/csv_test-84x84x3.bin")
+    }
+
     func testCacheFileMappedAndInvalidated() throws {
         let dir = try makeTempDir(self)
         try writeFolderTree(dir, counts: [3, 3])

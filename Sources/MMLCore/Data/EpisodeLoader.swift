@@ -34,6 +34,18 @@ public final class EpisodeLoader: @unchecked Sendable {
         self.cache = try ImageCache(dataset: dataset, side: config.baseSize, channels: config.channels, file: cacheFile)
     }
 
+    /// Decodes every image the episodes use, in parallel on all cores (each file once), so that loading the
+    /// episodes afterwards only normalises.
+    public func prefetch(_ episodes: [Episode]) throws {
+        var refs: [ItemRef] = []
+        for e in episodes {
+            for (c, items) in zip(e.classes, zip(e.support, e.query).map { $0 + $1 }) {
+                for i in items { refs.append(ItemRef(classIndex: c, item: i)) }
+            }
+        }
+        try cache.prefetch(refs)
+    }
+
     /// The support and query tensors of `episode`. With augmentation on, image j's random choices come from
     /// `SeededRNG(seed: augmentationSeed, path: [episode.index, j])`.
     public func batch(for episode: Episode, augmentationSeed: UInt64 = 0) throws -> EpisodeBatch {

@@ -70,14 +70,6 @@ public struct FileImageDataset: FewShotDataset {
         let img = try ImageCodec.decodeFile(classes[c].files[i], channels: channels)
         return img.rotated(quarterTurns: classes[c].quarterTurns)
     }
-
-    /// The dataset restricted to the classes with at least `minimum` items. Returns the dataset and the
-    /// dropped classes as "name (count)" strings.
-    public func droppingClasses(withFewerThan minimum: Int) -> (FileImageDataset, [String]) {
-        let keep = classes.filter { $0.files.count >= minimum }
-        let dropped = classes.filter { $0.files.count < minimum }.map { "\($0.name) (\($0.files.count))" }
-        return (FileImageDataset(name: name, classes: keep, skippedFiles: skippedFiles, warnings: warnings), dropped)
-    }
 }
 
 /// A view of a dataset restricted to some of its classes (e.g. after dropping classes that are too small).

@@ -53,6 +53,13 @@ public final class ImageCache: @unchecked Sendable {
         if let (p, len) = mapped { munmap(p, len) } else { slab.deallocate() }
     }
 
+    /// The conventional cache file beside a dataset: `<root>/.mml-cache/<tag>-<side>x<side>x<channels>.bin`,
+    /// where `tag` names the layout and split (e.g. "omniglot-vinyals-test").
+    public static func defaultFile(root: String, tag: String, side: Int, channels: Int) -> String {
+        let safe = String(tag.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
+        return "\(root)/.mml-cache/\(safe)-\(side)x\(side)x\(channels).bin"
+    }
+
     /// True when the images came from a valid cache file.
     public var isMapped: Bool { mapped != nil }
     /// How many images this cache has decoded (not counting those read from a cache file).
