@@ -141,3 +141,17 @@ final class DataDatasetTests: XCTestCase {
         XCTAssertNotEqual(try l1.batch(for: s.episode(4), augmentationSeed: 10).query, a.query)
     }
 }
+
+final class DataCacheConcurrencyTests: XCTestCase {
+    func testConcurrentPrefetchDecodesEachItemOnce() throws {
+        let ds = try SyntheticDataset(options: .init(seed: 2, trainClasses: 8, imagesPerClass: 25, size: 20), split: "train")
+        let cache = try ImageCache(dataset: ds, side: 16, channels: 3)
+        let refs = (0..<8).flatMap { c in (0..<25).map { ItemRef(classIndex: c, item: $0) } }
+        DispatchQueue.concurrentPerform(iterations: 6) { k in
+            try? cache.prefetch(Array(refs[(k * 20)..<(k * 20 + 80)]))
+        }
+        XCTAssertEqual(cache.decodes, 180)
+        let img = try cache.image(ItemRef(classIndex: 3, item: 7))
+        XCTAssertEqual(img, ImageTransform.resized(try ds.loadImage(ofClass: 3, item: 7, channels: 3), width: 16, height: 16))
+    }
+}

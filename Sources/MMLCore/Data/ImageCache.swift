@@ -22,6 +22,8 @@ public final class ImageCache: @unchecked Sendable {
     private var mapped: (UnsafeMutableRawPointer, Int)?
     private var decodeCount = 0
     private let lock = NSLock()
+    /// Serialises whole prefetches, so two callers never decode the same item (each prefetch is parallel inside).
+    private let prefetchLock = NSLock()
 
     /// Creates the cache; when `file` holds a valid cache for this dataset and configuration it is mapped and no
     /// image is decoded again. Throws `MMLError(.invalidArgument)` for a bad side or channel count.
@@ -81,8 +83,10 @@ public final class ImageCache: @unchecked Sendable {
     }
 
     /// Decodes the items of `refs` not yet cached, in parallel on all cores. Throws the first decoding error
-    /// (an `MMLError` naming the file).
+    /// (an `MMLError` naming the file); the items that did decode stay cached. Safe to call from several threads.
     public func prefetch(_ refs: [ItemRef]) throws {
+        prefetchLock.lock()
+        defer { prefetchLock.unlock() }
         lock.lock()
         var seen = Set<Int>()
         let todo = refs.filter { let i = flatIndex($0); return !filled[i] && seen.insert(i).inserted }
