@@ -7,7 +7,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Inspect datasets and write episode lists.",
-        subcommands: [DataInspectCommand.self, DataEpisodesCommand.self]
+        subcommands: [DataInspectCommand.self, DataEpisodesCommand.self, DataCacheCommand.self]
     )
 }
 
@@ -155,6 +155,40 @@ struct DataEpisodesCommand: ParsableCommand {
             let list = EpisodeList(episodes: sampler.episodes(episodes), sampler: sampler, split: dataset.split)
             try list.write(to: output)
             print("wrote \(episodes) episodes (\(way)-way \(shot)-shot, \(query) queries, seed \(seed)) of \(ds.name) to \(output)")
+        }
+    }
+}
+
+struct DataCacheCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cache",
+        abstract: "Decode and resize every image of a split once and write the binary cache file (memory-mapped by later runs)."
+    )
+
+    @OptionGroup var dataset: DatasetOptions
+
+    @Option(help: "Side the images are resized to.")
+    var size = 84
+    @Option(help: "Channels stored (1 or 3).")
+    var channels = 3
+    @Option(help: "Cache file (default: <root>/.mml-cache/<layout>-<split>-<size>x<size>x<channels>.bin).")
+    var output: String?
+
+    func run() throws {
+        try runReportingErrors {
+            let ds = try dataset.open()
+            let layout = dataset.layout ?? DatasetLayout.detect(path: dataset.path, split: dataset.split)
+            let file = output ?? ImageCache.defaultFile(root: dataset.path, tag: "\(layout.rawValue)-\(dataset.split ?? "default")",
+                                                        side: size, channels: channels)
+            let t0 = Date()
+            let cache = try ImageCache(dataset: ds, side: size, channels: channels, file: file)
+            if cache.isMapped {
+                print("cache \(file) is up to date (\(ds.totalItems) images)")
+                return
+            }
+            try cache.write(file: file)
+            print(String(format: "wrote %@: %d images at %dx%dx%d in %.1f s", file, ds.totalItems, size, size, channels,
+                         Date().timeIntervalSince(t0)))
         }
     }
 }

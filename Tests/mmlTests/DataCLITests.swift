@@ -75,4 +75,17 @@ final class DataCLITests: XCTestCase {
         let list = try EpisodeList.read(from: dir + "/s.json")
         XCTAssertEqual(list.episodes[0].query[0].count, 15)
     }
+
+    func testCacheWritesThenReuses() throws {
+        let dir = try tempDir()
+        try writeTree(dir + "/data", counts: [3, 3])
+        var (code, out, err) = try runMML(["data", "cache", dir + "/data", "--layout", "folder", "--size", "8"])
+        XCTAssertEqual(code, 0, err)
+        let file = dir + "/data/.mml-cache/folder-default-8x8x3.bin"
+        XCTAssertTrue(out.contains("wrote \(file): 6 images at 8x8x3"), out)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, 32 + 6 * 8 * 8 * 3)
+        (code, out, err) = try runMML(["data", "cache", dir + "/data", "--layout", "folder", "--size", "8"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("is up to date"), out)
+    }
 }
