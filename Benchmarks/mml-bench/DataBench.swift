@@ -19,6 +19,21 @@ func runDataBench(json: Bool, arguments: [String]) {
             for size in [28, 84] {
                 rows += try loaderRows(ds, label: "omniglot png 105->\(size) 1ch", size: size, channels: 1, n: n, repeats: repeats)
             }
+            // 600 evaluation episodes (Vinyals test split, 5-way 1-shot 15 queries, 28x28): cold includes decoding.
+            let vin = try Datasets.open(path: root, layout: .omniglotVinyals, split: "test")
+            let sampler = try EpisodeSampler(dataset: vin, way: 5, shot: 1, query: 15, seed: 0)
+            let eps = sampler.episodes(600)
+            var loader = try EpisodeLoader(dataset: vin, config: ImageConfig(size: 28, channels: 1))
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try loader.prefetch(eps)
+            for e in eps { _ = try loader.batch(for: e) }
+            let cold = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            let warm = measure(repeats: repeats) { for e in eps { _ = try! loader.batch(for: e) } }
+            rows.append(DataBenchRow(name: "600 episodes vinyals-test 5w1s15q 28x28, cold (\(loader.cache.decodes) decodes)",
+                                     images: 600 * 80, seconds: cold, ratio: nil))
+            rows.append(DataBenchRow(name: "600 episodes vinyals-test 5w1s15q 28x28, cached", images: 600 * 80,
+                                     seconds: warm, ratio: cold / warm))
+            loader = try EpisodeLoader(dataset: vin, config: ImageConfig(size: 28, channels: 1))
         } else {
             fputs("note: ../shared/datasets/omniglot not found; skipping the Omniglot rows\n", stderr)
         }

@@ -155,3 +155,19 @@ final class DataCacheConcurrencyTests: XCTestCase {
         XCTAssertEqual(img, ImageTransform.resized(try ds.loadImage(ofClass: 3, item: 7, channels: 3), width: 16, height: 16))
     }
 }
+
+final class DataRotationCacheTests: XCTestCase {
+    func testRotatedClassesShareOneDecode() throws {
+        let dir = try makeTempDir(self)
+        let paths = try writeFolderTree(dir, counts: [2])[0]
+        let ds = FileImageDataset(name: "rot", classes: (0..<4).map { FileClass(name: "c/rot\($0 * 90)", files: paths, quarterTurns: $0) })
+        let cache = try ImageCache(dataset: ds, side: 10, channels: 1)
+        try cache.prefetch((0..<4).flatMap { c in (0..<2).map { ItemRef(classIndex: c, item: $0) } })
+        XCTAssertEqual(cache.decodes, 2)
+        for c in 0..<4 {
+            let expect = ImageTransform.resized(testImage(cls: 0, index: 1).converted(toChannels: 1).rotated(quarterTurns: c),
+                                                width: 10, height: 10)
+            XCTAssertEqual(try cache.image(ItemRef(classIndex: c, item: 1)), expect, "rotation \(c)")
+        }
+    }
+}

@@ -16,13 +16,18 @@ public protocol FewShotDataset: Sendable {
     /// Decodes item `i` of class `c` with `channels` (1 or 3) channels at its stored size (rotated where the
     /// layout says so). Throws `MMLError` naming the file when it cannot be read or decoded.
     func loadImage(ofClass c: Int, item i: Int, channels: Int) throws -> PixelImage
-    /// Files skipped while scanning (not PNG/JPEG), and other warnings found while opening.
+    /// Counter-clockwise quarter turns applied to every image of class `c` when loading. Items of different
+    /// classes with the same `itemPath` are the same source image at different turns (Vinyals rotations); the
+    /// image cache uses that to decode such a file once. Default 0.
+    func quarterTurns(ofClass c: Int) -> Int
+    /// Files skipped while scanning (not PNG/JPEG).
     var skippedFiles: [String] { get }
     /// Warnings found while opening (skipped files, dropped classes); empty when clean.
     var warnings: [String] { get }
 }
 
 extension FewShotDataset {
+    public func quarterTurns(ofClass c: Int) -> Int { 0 }
     /// The number of classes.
     public var classCount: Int { classNames.count }
     /// The item counts of every class.
@@ -65,6 +70,7 @@ public struct FileImageDataset: FewShotDataset {
     public var classNames: [String] { classes.map(\.name) }
     public func itemCount(ofClass c: Int) -> Int { classes[c].files.count }
     public func itemPath(ofClass c: Int, item i: Int) -> String { classes[c].files[i] }
+    public func quarterTurns(ofClass c: Int) -> Int { classes[c].quarterTurns }
 
     public func loadImage(ofClass c: Int, item i: Int, channels: Int) throws -> PixelImage {
         let img = try ImageCodec.decodeFile(classes[c].files[i], channels: channels)
@@ -91,6 +97,7 @@ public struct ClassSubset: FewShotDataset {
     public var skippedFiles: [String] { base.skippedFiles }
     public func itemCount(ofClass c: Int) -> Int { base.itemCount(ofClass: classIndices[c]) }
     public func itemPath(ofClass c: Int, item i: Int) -> String { base.itemPath(ofClass: classIndices[c], item: i) }
+    public func quarterTurns(ofClass c: Int) -> Int { base.quarterTurns(ofClass: classIndices[c]) }
     public func loadImage(ofClass c: Int, item i: Int, channels: Int) throws -> PixelImage {
         try base.loadImage(ofClass: classIndices[c], item: i, channels: channels)
     }

@@ -64,7 +64,8 @@ public final class ImageCache: @unchecked Sendable {
 
     /// True when the images came from a valid cache file.
     public var isMapped: Bool { mapped != nil }
-    /// How many images this cache has decoded (not counting those read from a cache file).
+    /// How many source images this cache has decoded (not counting those read from a cache file; rotations of
+    /// one file count once).
     public var decodes: Int { lock.lock(); defer { lock.unlock() }; return decodeCount }
 
     func flatIndex(_ r: ItemRef) -> Int { offsets[r.classIndex] + r.item }
@@ -92,22 +93,34 @@ public final class ImageCache: @unchecked Sendable {
         let todo = refs.filter { let i = flatIndex($0); return !filled[i] && seen.insert(i).inserted }
         lock.unlock()
         if todo.isEmpty { return }
+        // Items sharing a source file (rotations of one character) form a group decoded once, by one worker.
+        var groupOf: [String: Int] = [:]
+        var groups: [[ItemRef]] = []
+        for r in todo {
+            let key = dataset.itemPath(ofClass: r.classIndex, item: r.item)
+            if let g = groupOf[key] { groups[g].append(r) } else { groupOf[key] = groups.count; groups.append([r]) }
+        }
         let errors = ErrorBox()
         let body = { (k: Int) in
-            let r = todo[k]
+            let group = groups[k]
             do {
-                var img = try self.dataset.loadImage(ofClass: r.classIndex, item: r.item, channels: self.channels)
-                img = ImageTransform.resized(img, width: self.side, height: self.side)
-                img.pixels.withUnsafeBufferPointer {
-                    (self.slab + self.flatIndex(r) * self.itemBytes).update(from: $0.baseAddress!, count: self.itemBytes)
+                let first = group[0]
+                let img0 = try self.dataset.loadImage(ofClass: first.classIndex, item: first.item, channels: self.channels)
+                let t0 = self.dataset.quarterTurns(ofClass: first.classIndex)
+                for r in group {
+                    let turn = self.dataset.quarterTurns(ofClass: r.classIndex) - t0
+                    let img = ImageTransform.resized(img0.rotated(quarterTurns: turn), width: self.side, height: self.side)
+                    img.pixels.withUnsafeBufferPointer {
+                        (self.slab + self.flatIndex(r) * self.itemBytes).update(from: $0.baseAddress!, count: self.itemBytes)
+                    }
                 }
                 self.lock.lock()
-                self.filled[self.flatIndex(r)] = true
+                for r in group { self.filled[self.flatIndex(r)] = true }
                 self.decodeCount += 1
                 self.lock.unlock()
             } catch { errors.set(error) }
         }
-        if todo.count == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: todo.count, execute: body) }
+        if groups.count == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: groups.count, execute: body) }
         if let e = errors.error { throw e }
     }
 
