@@ -13,6 +13,8 @@ import Foundation
 /// Nuisance variation inside a class, drawn from `SeededRNG(seed, [class, index])`: a global rotation (+-20
 /// degrees), scale (0.85-1.15) and shift (+-8%), per-anchor jitter (+-4%), colour shifts (+-0.1), texture phase,
 /// one distractor stroke from the pool, and Gaussian-like pixel noise.
+/// Difficulty: raw-pixel nearest-prototype (no network) scores about 54% on 5-way 1-shot at 28x28x3 (chance 20%;
+/// DataSyntheticTests keeps it between 30% and 90%), leaving clear room for a trained backbone.
 public struct SyntheticDataset: FewShotDataset {
     /// Generation options.
     public struct Options: Sendable, Equatable, Codable {
