@@ -1,27 +1,30 @@
 import Foundation
 
-/// Writing files so that a reader (or a crash) never sees a half-written file: write to a temporary name in the
-/// same directory, then rename over the target.
+/// Atomic file writing: the bytes go to a temporary file in the same directory, which is then renamed over the
+/// target, so a reader never sees a half-written file.
 public enum AtomicFile {
-    /// Write `data` to `path` atomically.
-    /// - Throws: `MMLError(.io)` naming the path and the system's reason.
+    /// Writes `data` to `path` atomically, creating the parent directory if needed.
+    /// Throws `MMLError(.io)` naming the path when the directory or file cannot be written.
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.globallyUniqueString)")
             try data.write(to: tmp)
+            if rename(tmp.path, url.path) != 0 {
+                let e = errno
+                try? FileManager.default.removeItem(at: tmp)
+                throw MMLError(.io, "cannot write \(path): rename failed (\(String(cString: strerror(e))))")
+            }
+        } catch let e as MMLError {
+            throw e
         } catch {
-            throw MMLError(.io, "cannot write \(path): \(error.localizedDescription) (is the directory \(dir.path) there and writable?)")
-        }
-        if rename(tmp.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw MMLError(.io, "cannot move the new file into place at \(path): \(reason)")
+            throw MMLError(.io, "cannot write \(path): \(error.localizedDescription)")
         }
     }
 
-    /// Write a UTF-8 string to `path` atomically.
+    /// Writes a UTF-8 string to `path` atomically.
     public static func write(_ string: String, to path: String) throws {
         try write(Data(string.utf8), to: path)
     }
