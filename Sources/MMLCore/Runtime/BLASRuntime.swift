@@ -132,7 +132,8 @@ public enum BLASRuntime {
 
     /// For executables: when OpenBLAS runs slower kernels than the CPU supports and the user did not choose them,
     /// re-execute this process (same arguments) with `OPENBLAS_CORETYPE` set. Returns only when no re-execution
-    /// happened (nothing to do, opted out, or exec failed); prints the warning to standard error then.
+    /// happened (nothing to do, opted out, or exec failed); prints a warning to standard error when slow kernels
+    /// remain that the user did not choose.
     public static func reexecIfNeeded() {
         let d = check()
         if case .reexec(let core) = d.action {
@@ -145,7 +146,8 @@ public enum BLASRuntime {
             unsetenv(coretypeVariable)
             unsetenv(reexecMarker)
         }
-        if let w = d.warning { warnOnce(w) }
+        // A value the user chose is their business: `mml env` reports it; only unchosen slow kernels warn here.
+        if let w = d.warning, w.hasPrefix("warning:") { warnOnce(w) }
     }
 
     /// The core name OpenBLAS chose when it loaded.
