@@ -1,0 +1,242 @@
+/* Dense double-precision kernels of the Gaussian distances (included twice by gauss_linalg.c, no include guard),
+ * compiled with GK_ATTR = the AVX-512 target attribute and with GK_ATTR empty (portable). GK(name) adds the suffix.
+ * Every loop is a row axpy or a row dot product over contiguous memory, so the compiler vectorises it;
+ * GK_VEC lets it reorder the double reductions of dot products. Matrices are n x n row-major. */
+
+#define GK_VEC _Pragma("clang loop vectorize(enable) interleave(enable)")
+
+static inline GK_ATTR double GK(dot)(const double *restrict a, const double *restrict b, int64_t n) {
+    double s = 0.0;
+    GK_VEC
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline GK_ATTR void GK(axpy)(double *restrict y, double a, const double *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* sum_i a_i b_i with a float second operand (Frobenius products <A, S> of a double and a float matrix). */
+static GK_ATTR double GK(dot_df)(const double *restrict a, const float *restrict b, int64_t n) {
+    double s = 0.0;
+    GK_VEC
+    for (int64_t i = 0; i < n; i++) s += a[i] * (double)b[i];
+    return s;
+}
+
+/* x^T A x for symmetric A. */
+static GK_ATTR double GK(quad)(const double *restrict A, const double *restrict x, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += x[i] * GK(dot)(A + i * n, x, n);
+    return s;
+}
+
+/* S = L L^T column by column: L_jj = sqrt(S_jj - sum_k<j L_jk^2), L_ij = (S_ij - sum_k<j L_ik L_jk) / L_jj. */
+static GK_ATTR int GK(cholesky_f)(double *restrict L, const float *restrict S, int64_t n) {
+    for (int64_t i = 0; i < n * n; i++) L[i] = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double *Lj = L + j * n;
+        double s = (double)S[j * n + j] - GK(dot)(Lj, Lj, j);
+        if (!(s > 0.0) || !isfinite(s)) return (int)(j + 1);
+        double ljj = sqrt(s);
+        Lj[j] = ljj;
+        double inv = 1.0 / ljj;
+        for (int64_t i = j + 1; i < n; i++) {
+            double *Li = L + i * n;
+            Li[j] = ((double)S[i * n + j] - GK(dot)(Li, Lj, j)) * inv;
+        }
+    }
+    return 0;
+}
+
+/* X = L^-1 row by row: X_i,0..i-1 = -(1/L_ii) sum_k<i L_ik X_k,0..k, X_ii = 1/L_ii. */
+static GK_ATTR void GK(tri_inverse)(double *restrict X, const double *restrict L, int64_t n) {
+    for (int64_t i = 0; i < n * n; i++) X[i] = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double *Xi = X + i * n;
+        const double *Li = L + i * n;
+        for (int64_t k = 0; k < i; k++) GK(axpy)(Xi, Li[k], X + k * n, k + 1);
+        double inv = 1.0 / Li[i];
+        for (int64_t k = 0; k < i; k++) Xi[k] *= -inv;
+        Xi[i] = inv;
+    }
+}
+
+/* S^-1 = Li^T Li with Li = L^-1 lower: row a = sum_{k>=a} Li_ka Li_k,0..k. Exactly symmetric (same terms). */
+static GK_ATTR void GK(spd_inverse)(double *restrict Sinv, const double *restrict Li, int64_t n) {
+    for (int64_t i = 0; i < n * n; i++) Sinv[i] = 0.0;
+    for (int64_t a = 0; a < n; a++) {
+        double *row = Sinv + a * n;
+        for (int64_t k = a; k < n; k++) GK(axpy)(row, Li[k * n + a], Li + k * n, k + 1);
+    }
+}
+
+/* M = L^T S L: first B = S L (row i of B = sum_k S_ik L_k,0..k), then M = L^T B (row a = sum_{k>=a} L_ka B_k),
+ * then symmetrised so that the eigen solver sees an exactly symmetric matrix. */
+static GK_ATTR void GK(lt_s_l)(double *restrict M, const double *restrict L, const float *restrict S, int64_t n,
+                              double *restrict B) {
+    for (int64_t i = 0; i < n * n; i++) B[i] = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double *Bi = B + i * n;
+        const float *Si = S + i * n;
+        for (int64_t k = 0; k < n; k++) GK(axpy)(Bi, (double)Si[k], L + k * n, k + 1);
+    }
+    for (int64_t i = 0; i < n * n; i++) M[i] = 0.0;
+    for (int64_t a = 0; a < n; a++) {
+        double *Ma = M + a * n;
+        for (int64_t k = a; k < n; k++) GK(axpy)(Ma, L[k * n + a], B + k * n, n);
+    }
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t b = a + 1; b < n; b++) {
+            double m = 0.5 * (M[a * n + b] + M[b * n + a]);
+            M[a * n + b] = m;
+            M[b * n + a] = m;
+        }
+}
+
+static GK_ATTR void GK(mm_nn)(double *restrict C, const double *restrict A, const double *restrict B, int64_t n) {
+    for (int64_t i = 0; i < n * n; i++) C[i] = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < n; k++) GK(axpy)(C + i * n, A[i * n + k], B + k * n, n);
+}
+
+static GK_ATTR void GK(mm_tn)(double *restrict C, const double *restrict A, const double *restrict B, int64_t n) {
+    for (int64_t i = 0; i < n * n; i++) C[i] = 0.0;
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t i = 0; i < n; i++) GK(axpy)(C + i * n, A[k * n + i], B + k * n, n);
+}
+
+static GK_ATTR void GK(mm_nt)(double *restrict C, const double *restrict A, const double *restrict B, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) C[i * n + j] = GK(dot)(A + i * n, B + j * n, n);
+}
+
+/* F = sum_k f_k z_k z_k^T over the rows z_k of Zt. */
+static GK_ATTR void GK(spectral)(double *restrict F1, const double *restrict f1, double *restrict F2,
+                                const double *restrict f2, const double *restrict Zt, int64_t n) {
+    for (int64_t i = 0; i < n * n; i++) F1[i] = 0.0;
+    if (F2)
+        for (int64_t i = 0; i < n * n; i++) F2[i] = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        const double *z = Zt + k * n;
+        for (int64_t a = 0; a < n; a++) {
+            GK(axpy)(F1 + a * n, f1[k] * z[a], z, n);
+            if (F2) GK(axpy)(F2 + a * n, f2[k] * z[a], z, n);
+        }
+    }
+}
+
+/* Symmetric eigenproblem: Householder reduction to tridiagonal form T = Q^T A Q, then implicit QL with Wilkinson
+ * shifts on T. Step k reflects x = A[k+1.., k] onto beta e_1 with H = I - tau v v^T, v = x - beta e_1,
+ * beta = -sign(x_0) ||x||, tau = 2 / v^T v, and updates the trailing block A22 <- H A22 H as the rank-2 update
+ * A22 - v w^T - w v^T with p = tau A22 v, w = p - (tau/2)(p^T v) v. v is kept in row k of A (entries k+1..),
+ * which the later steps never touch. Eigenvectors (rows of Zt) are Q^T = H_{n-3}...H_0 followed by the QL
+ * plane rotations applied to row pairs. */
+static GK_ATTR int GK(sym_eig)(double *restrict A, int64_t n, double *restrict w, double *restrict Zt,
+                              double *restrict work) {
+    double *e = work, *p = work + n, *tau = work + 2 * n;
+    if (n == 1) {
+        w[0] = A[0];
+        if (Zt) Zt[0] = 1.0;
+        return 0;
+    }
+    for (int64_t k = 0; k + 2 < n; k++) {
+        int64_t m = n - k - 1;
+        double *x = A + k * n + k + 1;
+        double tail = GK(dot)(x + 1, x + 1, m - 1);
+        w[k] = A[k * n + k];
+        if (tail == 0.0) {
+            e[k] = x[0];
+            tau[k] = 0.0;
+            continue;
+        }
+        double alpha = x[0];
+        double norm = sqrt(alpha * alpha + tail);
+        double beta = alpha > 0.0 ? -norm : norm;
+        x[0] = alpha - beta;
+        double t = 2.0 / (x[0] * x[0] + tail);
+        tau[k] = t;
+        double *A22 = A + (k + 1) * n + (k + 1);
+        for (int64_t i = 0; i < m; i++) p[i] = 0.0;
+        for (int64_t j = 0; j < m; j++) GK(axpy)(p, t * x[j], A22 + j * n, m);
+        double K = 0.5 * t * GK(dot)(p, x, m);
+        GK(axpy)(p, -K, x, m);
+        for (int64_t i = 0; i < m; i++) {
+            double *row = A22 + i * n;
+            GK(axpy)(row, -x[i], p, m);
+            GK(axpy)(row, -p[i], x, m);
+        }
+        e[k] = beta;
+    }
+    w[n - 2] = A[(n - 2) * n + (n - 2)];
+    e[n - 2] = A[(n - 2) * n + (n - 1)];
+    w[n - 1] = A[(n - 1) * n + (n - 1)];
+    e[n - 1] = 0.0;
+
+    if (Zt) {
+        for (int64_t i = 0; i < n * n; i++) Zt[i] = 0.0;
+        for (int64_t i = 0; i < n; i++) Zt[i * n + i] = 1.0;
+        for (int64_t k = 0; k + 2 < n; k++) {
+            if (tau[k] == 0.0) continue;
+            int64_t m = n - k - 1;
+            const double *v = A + k * n + k + 1;
+            double *rows = Zt + (k + 1) * n;
+            for (int64_t c = 0; c < n; c++) p[c] = 0.0;
+            for (int64_t i = 0; i < m; i++) GK(axpy)(p, v[i], rows + i * n, n);
+            for (int64_t i = 0; i < m; i++) GK(axpy)(rows + i * n, -tau[k] * v[i], p, n);
+        }
+    }
+
+    /* Implicit QL on (w, e): e[i] couples i and i+1. Deflate at the first negligible e[m] at or after l. */
+    for (int64_t l = 0; l < n; l++) {
+        int iter = 0;
+        for (;;) {
+            int64_t m = l;
+            for (; m < n - 1; m++) {
+                double dd = fabs(w[m]) + fabs(w[m + 1]);
+                if (fabs(e[m]) <= DBL_EPSILON * dd) break;
+            }
+            if (m == l) break;
+            if (iter++ == 64) return -1;
+            double g = (w[l + 1] - w[l]) / (2.0 * e[l]);
+            double r = hypot(g, 1.0);
+            g = w[m] - w[l] + e[l] / (g + copysign(r, g));
+            double s = 1.0, c = 1.0, pp = 0.0;
+            int64_t i = m - 1;
+            int underflow = 0;
+            for (; i >= l; i--) {
+                double f = s * e[i], b = c * e[i];
+                r = hypot(f, g);
+                e[i + 1] = r;
+                if (r == 0.0) {
+                    w[i + 1] -= pp;
+                    e[m] = 0.0;
+                    underflow = 1;
+                    break;
+                }
+                s = f / r;
+                c = g / r;
+                g = w[i + 1] - pp;
+                r = (w[i] - g) * s + 2.0 * c * b;
+                pp = s * r;
+                w[i + 1] = g + pp;
+                g = c * r - b;
+                if (Zt) {
+                    double *zi = Zt + i * n, *zj = Zt + (i + 1) * n;
+                    for (int64_t q = 0; q < n; q++) {
+                        double zq = zj[q];
+                        zj[q] = s * zi[q] + c * zq;
+                        zi[q] = c * zi[q] - s * zq;
+                    }
+                }
+            }
+            if (underflow) continue;
+            w[l] -= pp;
+            e[l] = g;
+            e[m] = 0.0;
+        }
+    }
+    return 0;
+}
+
+#undef GK_VEC
