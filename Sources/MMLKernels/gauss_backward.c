@@ -39,14 +39,14 @@ typedef struct {
     int64_t row0, rows; /* the current chunk of rows */
     double *pairs;  /* chunk rows x n_b x d^2: g_ij M_ij^1/2 (NULL when dsigma_b is not wanted) */
     double *accb;   /* n_b x d^2: running sum of the above over rows */
-    double *scratch; /* per thread: 8 d^2 + 5 d */
+    double *scratch; /* per thread: 8 d^2 + 6 d */
     int status;
 } w2b_ctx;
 
 static void w2b_row(void *vctx, int64_t r, int tid) {
     w2b_ctx *c = (w2b_ctx *)vctx;
     const int64_t d = c->d, dd = d * d, i = c->row0 + r;
-    double *ws = c->scratch + (size_t)tid * (size_t)(8 * dd + 5 * d);
+    double *ws = c->scratch + (size_t)tid * (size_t)(8 * dd + 6 * d);
     double *M = ws, *B = ws + dd, *Zt = ws + 2 * dd, *F1 = ws + 3 * dd, *F2 = ws + 4 * dd, *P = ws + 5 * dd,
            *R = ws + 6 * dd, *acc = ws + 7 * dd, *w = ws + 8 * dd, *f1 = w + d, *f2 = f1 + d, *work = f2 + d;
     const float *Sa = c->sigma_a + i * dd, *ma = c->mu_a + i * d;
@@ -107,7 +107,7 @@ static void w2b_class_sum(void *vctx, int64_t j, int tid) {
 static void w2b_class_final(void *vctx, int64_t j, int tid) {
     w2b_ctx *c = (w2b_ctx *)vctx;
     const int64_t d = c->d, dd = d * d;
-    double *ws = c->scratch + (size_t)tid * (size_t)(8 * dd + 5 * d);
+    double *ws = c->scratch + (size_t)tid * (size_t)(8 * dd + 6 * d);
     double gsum = 0.0;
     for (int64_t i = 0; i < c->n_a; i++) gsum += c->dout[i * c->n_b + j];
     if (c->dsigma_b) {
@@ -152,7 +152,7 @@ int mml_gaussian_w2_backward_f32(float *dmu_a, float *dsigma_a, float *dmu_b, fl
     int nt = mml_gauss_resolve_threads(nthreads, n_a > n_b ? n_a : n_b);
     st = mml_gauss_prepare(&a, &c.b, sigma_a, n_a, sigma_b, n_b, d, nthreads);
     if (st == MML_OK) {
-        c.scratch = (double *)malloc(sizeof(double) * (size_t)(8 * dd + 5 * d) * (size_t)nt);
+        c.scratch = (double *)malloc(sizeof(double) * (size_t)(8 * dd + 6 * d) * (size_t)nt);
         if (dsigma_b) {
             c.pairs = (double *)malloc(sizeof(double) * (size_t)(chunk * n_b * dd));
             c.accb = (double *)calloc((size_t)(n_b * dd), sizeof(double));
