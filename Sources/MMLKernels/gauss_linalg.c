@@ -3,18 +3,23 @@
 #include "gauss_internal.h"
 #include "MMLKernels.h"
 #include <float.h>
+#include <lapacke.h>
 #include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
 #define GK_HAVE_AVX512 1
+#define GK_IS_AVX512 1
 #define GK_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define GK(name) gk_##name##_avx512
 #include "gauss_kern_body.h"
 #undef GK_ATTR
 #undef GK
+#undef GK_IS_AVX512
 #endif
 
+#define GK_IS_AVX512 0
 #define GK_ATTR
 #define GK(name) gk_##name##_portable
 #include "gauss_kern_body.h"
