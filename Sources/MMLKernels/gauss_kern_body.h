@@ -101,8 +101,8 @@ static GK_ATTR void GK(spd_inverse)(double *restrict Sinv, const double *restric
     }
 }
 
-/* M = L^T S L: first B = S L (row i of B = sum_k S_ik L_k,0..k), then M = L^T B (row a = sum_{k>=a} L_ka B_k),
- * then symmetrised so that the eigen solver sees an exactly symmetric matrix. */
+/* M = L^T S L: first B = S L (row i of B = sum_k S_ik L_k,0..k), then the upper triangle of M = L^T B
+ * (row a, columns a.. = sum_{k>=a} L_ka B_k,a..). Only the upper triangle is written: sym_eig reads no other. */
 static GK_ATTR void GK(lt_s_l)(double *restrict M, const double *restrict L, const float *restrict S, int64_t n,
                               double *restrict B) {
     for (int64_t i = 0; i < n * n; i++) B[i] = 0.0;
@@ -111,17 +111,11 @@ static GK_ATTR void GK(lt_s_l)(double *restrict M, const double *restrict L, con
         const float *Si = S + i * n;
         for (int64_t k = 0; k < n; k++) GK(axpy)(Bi, (double)Si[k], L + k * n, k + 1);
     }
-    for (int64_t i = 0; i < n * n; i++) M[i] = 0.0;
     for (int64_t a = 0; a < n; a++) {
-        double *Ma = M + a * n;
-        for (int64_t k = a; k < n; k++) GK(axpy)(Ma, L[k * n + a], B + k * n, n);
+        double *Ma = M + a * n + a;
+        for (int64_t b = 0; b < n - a; b++) Ma[b] = 0.0;
+        for (int64_t k = a; k < n; k++) GK(axpy)(Ma, L[k * n + a], B + k * n + a, n - a);
     }
-    for (int64_t a = 0; a < n; a++)
-        for (int64_t b = a + 1; b < n; b++) {
-            double m = 0.5 * (M[a * n + b] + M[b * n + a]);
-            M[a * n + b] = m;
-            M[b * n + a] = m;
-        }
 }
 
 static GK_ATTR void GK(mm_nn)(double *restrict C, const double *restrict A, const double *restrict B, int64_t n) {
@@ -156,7 +150,7 @@ static GK_ATTR void GK(spectral)(double *restrict F1, const double *restrict f1,
     }
 }
 
-/* Symmetric eigenproblem: Householder reduction to tridiagonal form T = Q^T A Q, then implicit QL with Wilkinson
+/* Symmetric eigenproblem (only the upper triangle of A is read): Householder reduction to tridiagonal form T = Q^T A Q, then implicit QL with Wilkinson
  * shifts on T. Step k reflects x = A[k+1.., k] onto beta e_1 with H = I - tau v v^T, v = x - beta e_1,
  * beta = -sign(x_0) ||x||, tau = 2 / v^T v, and updates the trailing block A22 <- H A22 H as the rank-2 update
  * A22 - v w^T - w v^T with p = tau A22 v, w = p - (tau/2)(p^T v) v. v is kept in row k of A (entries k+1..),
@@ -186,15 +180,21 @@ static GK_ATTR int GK(sym_eig)(double *restrict A, int64_t n, double *restrict w
         x[0] = alpha - beta;
         double t = 2.0 / (x[0] * x[0] + tail);
         tau[k] = t;
+        /* Upper triangle only: row i of A22 holds A_ij for j >= i, which serve p_i (a dot product) and, by
+         * symmetry, p_j for j > i (an axpy). */
         double *A22 = A + (k + 1) * n + (k + 1);
         for (int64_t i = 0; i < m; i++) p[i] = 0.0;
-        for (int64_t j = 0; j < m; j++) GK(axpy)(p, t * x[j], A22 + j * n, m);
+        for (int64_t i = 0; i < m; i++) {
+            const double *row = A22 + i * n;
+            p[i] += t * GK(dot)(row + i, x + i, m - i);
+            GK(axpy)(p + i + 1, t * x[i], row + i + 1, m - i - 1);
+        }
         double K = 0.5 * t * GK(dot)(p, x, m);
         GK(axpy)(p, -K, x, m);
         for (int64_t i = 0; i < m; i++) {
-            double *row = A22 + i * n;
-            GK(axpy)(row, -x[i], p, m);
-            GK(axpy)(row, -p[i], x, m);
+            double *row = A22 + i * n + i;
+            GK(axpy)(row, -x[i], p + i, m - i);
+            GK(axpy)(row, -p[i], x + i, m - i);
         }
         e[k] = beta;
     }
