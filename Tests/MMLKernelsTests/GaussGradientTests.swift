@@ -76,7 +76,7 @@ final class GaussGradientTests: XCTestCase {
         for which in 0..<4 {
             let ref = numeric(k, dout, a, b, d, which).map { $0 + 0.5 }  // accumulation onto 0.5
             let scale = ref.map { abs($0) }.max() ?? 1
-            assertClose(g[which], ref, atol: 2e-4 * scale, rtol: 2e-3, "\(k) d=\(d) arg \(which)")
+            assertClose(g[which], ref, atol: 2e-5 * scale, rtol: 2e-4, "\(k) d=\(d) arg \(which)")
         }
     }
 
