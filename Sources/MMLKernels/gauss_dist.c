@@ -115,11 +115,11 @@ typedef enum { DIST_W2, DIST_KL, DIST_MMLV1 } dist_kind;
 typedef struct {
     float *out;
     const float *mu_a, *sigma_a, *mu_b, *sigma_b;
-    int64_t n_b, d;
+    int64_t n_a, n_b, d;
     dist_kind kind;
     mml_kl_direction dir;
     mml_gauss_side a, b;
-    double *scratch; /* per thread: w2 3 d^2 + 4 d */
+    double *scratch; /* per thread: 3 d^2 + (2 W2_GROUP + 4) d */
     int status;
 } pair_ctx;
 
@@ -146,17 +146,8 @@ static void pair_task(void *vctx, int64_t p, int tid) {
     const float *Sa = c->sigma_a + i * dd, *Sb = c->sigma_b + j * dd;
     double *ws = c->scratch + (size_t)tid * (size_t)(3 * dd + 4 * d);
     double r = 0.0;
-    if (c->kind == DIST_W2) {
-        double *M = ws, *B = ws + dd, *w = ws + 2 * dd, *work = w + d;
-        mml_gauss_lt_s_l(M, c->b.chol + j * dd, Sa, d, B);
-        if (mml_gauss_sym_eig(M, d, w, NULL, work) != 0) {
-            mml_gauss_set_status(&c->status, MML_ERR_LAPACK);
-            c->out[p] = 0.0f;
-            return;
-        }
-        double t = 0.0;
-        for (int64_t k = 0; k < d; k++) t += sqrt(w[k] > 0.0 ? w[k] : 0.0);
-        r = sq_dist(ma, mb, d) + c->a.trace[i] + c->b.trace[j] - 2.0 * t;
+    if (c->kind == DIST_W2) { /* handled in groups by w2_group_task */
+        return;
     } else if (c->kind == DIST_KL) {
         double *dmu = ws;
         for (int64_t k = 0; k < d; k++) dmu[k] = (double)mb[k] - (double)ma[k];
@@ -175,6 +166,36 @@ static void pair_task(void *vctx, int64_t p, int tid) {
     c->out[p] = (float)r;
 }
 
+/* W2 for pairs 8g .. 8g+7: reduce each M = L_b^T S_a L_b to tridiagonal form, then find the eigenvalues of the
+ * eight tridiagonals together (mml_gauss_ql_values interleaves their latency-bound QL sweeps). */
+enum { W2_GROUP = 8 };
+
+static void w2_group_task(void *vctx, int64_t grp, int tid) {
+    pair_ctx *c = (pair_ctx *)vctx;
+    const int64_t d = c->d, dd = d * d, total = c->n_a * c->n_b, p0 = grp * W2_GROUP;
+    const int count = (int)(total - p0 < W2_GROUP ? total - p0 : W2_GROUP);
+    double *ws = c->scratch + (size_t)tid * (size_t)(3 * dd + (2 * W2_GROUP + 4) * d);
+    double *M = ws, *B = ws + dd, *work = ws + 2 * dd, *we = work + 3 * d;
+    double *w[W2_GROUP], *e[W2_GROUP];
+    for (int k = 0; k < count; k++) {
+        int64_t p = p0 + k, i = p / c->n_b, j = p % c->n_b;
+        w[k] = we + 2 * k * d, e[k] = w[k] + d;
+        mml_gauss_lt_s_l(M, c->b.chol + j * dd, c->sigma_a + i * dd, d, B);
+        mml_gauss_tridiag(M, d, w[k], e[k], work);
+    }
+    if (mml_gauss_ql_values(w, e, d, count) != 0) {
+        mml_gauss_set_status(&c->status, MML_ERR_LAPACK);
+        return;
+    }
+    for (int k = 0; k < count; k++) {
+        int64_t p = p0 + k, i = p / c->n_b, j = p % c->n_b;
+        double t = 0.0;
+        for (int64_t q = 0; q < d; q++) t += sqrt(w[k][q] > 0.0 ? w[k][q] : 0.0);
+        double r = sq_dist(c->mu_a + i * d, c->mu_b + j * d, d) + c->a.trace[i] + c->b.trace[j] - 2.0 * t;
+        c->out[p] = (float)r;
+    }
+}
+
 static int run_pairs(float *out, const float *mu_a, const float *sigma_a, int64_t n_a, const float *mu_b,
                      const float *sigma_b, int64_t n_b, int64_t d, dist_kind kind, mml_kl_direction dir,
                      int32_t nthreads) {
@@ -184,8 +205,9 @@ static int run_pairs(float *out, const float *mu_a, const float *sigma_a, int64_
     pair_ctx c;
     memset(&c, 0, sizeof(c));
     c.out = out, c.mu_a = mu_a, c.sigma_a = sigma_a, c.mu_b = mu_b, c.sigma_b = sigma_b;
-    c.n_b = n_b, c.d = d, c.kind = kind, c.dir = dir;
-    int nt = mml_gauss_resolve_threads(nthreads, n_a * n_b);
+    c.n_a = n_a, c.n_b = n_b, c.d = d, c.kind = kind, c.dir = dir;
+    int64_t ntasks = kind == DIST_W2 ? (n_a * n_b + W2_GROUP - 1) / W2_GROUP : n_a * n_b;
+    int nt = mml_gauss_resolve_threads(nthreads, ntasks);
     if (kind != DIST_MMLV1) {
         int inv_a = kind == DIST_KL && dir != MML_KL_QUERY_CLASS, inv_b = kind == DIST_KL && dir != MML_KL_CLASS_QUERY;
         if (mml_gauss_side_alloc(&c.a, n_a, d, 0, 0, inv_a) || mml_gauss_side_alloc(&c.b, n_b, d, kind == DIST_W2, 0, inv_b)) {
@@ -195,11 +217,11 @@ static int run_pairs(float *out, const float *mu_a, const float *sigma_a, int64_
         st = mml_gauss_prepare(&c.a, &c.b, sigma_a, n_a, sigma_b, n_b, d, nthreads);
     }
     if (st == MML_OK) {
-        c.scratch = (double *)malloc(sizeof(double) * (size_t)(3 * d * d + 4 * d) * (size_t)nt);
+        c.scratch = (double *)malloc(sizeof(double) * (size_t)(3 * d * d + (2 * W2_GROUP + 4) * d) * (size_t)nt);
         if (!c.scratch) st = MML_ERR_NOMEM;
     }
     if (st == MML_OK) {
-        mml_gauss_parallel(nt, n_a * n_b, pair_task, &c);
+        mml_gauss_parallel(nt, ntasks, kind == DIST_W2 ? w2_group_task : pair_task, &c);
         st = c.status;
     }
     free(c.scratch);

@@ -150,19 +150,18 @@ static GK_ATTR void GK(spectral)(double *restrict F1, const double *restrict f1,
     }
 }
 
-/* Symmetric eigenproblem (only the upper triangle of A is read): Householder reduction to tridiagonal form T = Q^T A Q, then implicit QL with Wilkinson
+/* Householder reduction to tridiagonal form T = Q^T A Q, then implicit QL with Wilkinson
  * shifts on T. Step k reflects x = A[k+1.., k] onto beta e_1 with H = I - tau v v^T, v = x - beta e_1,
  * beta = -sign(x_0) ||x||, tau = 2 / v^T v, and updates the trailing block A22 <- H A22 H as the rank-2 update
  * A22 - v w^T - w v^T with p = tau A22 v, w = p - (tau/2)(p^T v) v. v is kept in row k of A (entries k+1..),
  * which the later steps never touch. Eigenvectors (rows of Zt) are Q^T = H_{n-3}...H_0 followed by the QL
  * plane rotations applied to row pairs. */
-static GK_ATTR int GK(sym_eig)(double *restrict A, int64_t n, double *restrict w, double *restrict Zt,
-                              double *restrict work) {
-    double *e = work, *p = work + n, *tau = work + 2 * n;
+static GK_ATTR void GK(tridiag)(double *restrict A, int64_t n, double *restrict w, double *restrict e,
+                               double *restrict tau, double *restrict p) {
     if (n == 1) {
         w[0] = A[0];
-        if (Zt) Zt[0] = 1.0;
-        return 0;
+        e[0] = 0.0;
+        return;
     }
     for (int64_t k = 0; k + 2 < n; k++) {
         int64_t m = n - k - 1;
@@ -202,6 +201,20 @@ static GK_ATTR int GK(sym_eig)(double *restrict A, int64_t n, double *restrict w
     e[n - 2] = A[(n - 2) * n + (n - 1)];
     w[n - 1] = A[(n - 1) * n + (n - 1)];
     e[n - 1] = 0.0;
+}
+
+static GK_ATTR int GK(sym_eig)(double *restrict A, int64_t n, double *restrict w, double *restrict Zt,
+                              double *restrict work) {
+    double *e = work, *p = work + n, *tau = work + 2 * n;
+    GK(tridiag)(A, n, w, e, tau, p);
+    if (n == 1) {
+        if (Zt) Zt[0] = 1.0;
+        return 0;
+    }
+    if (!Zt) {
+        double *wp = w, *ep = e;
+        return mml_gauss_ql_values(&wp, &ep, n, 1);
+    }
 
     if (Zt) {
         for (int64_t i = 0; i < n * n; i++) Zt[i] = 0.0;
@@ -216,10 +229,6 @@ static GK_ATTR int GK(sym_eig)(double *restrict A, int64_t n, double *restrict w
             for (int64_t i = 0; i < m; i++) GK(axpy)(rows + i * n, -tau[k] * v[i], p, n);
         }
     }
-
-    if (!Zt) /* values only: LAPACK's root-free QL/QR (dsterf, no BLAS calls, thread-safe) is several times faster
-              * than the rotations below, whose sqrt/divide chain is latency-bound */
-        return LAPACKE_dsterf((lapack_int)n, w, e) == 0 ? 0 : -1;
 
     /* Implicit QL on (w, e): e[i] couples i and i+1. Deflate at the first negligible e[m] at or after l. */
     for (int64_t l = 0; l < n; l++) {

@@ -3,9 +3,102 @@
 #include "gauss_internal.h"
 #include "MMLKernels.h"
 #include <float.h>
-#include <lapacke.h>
 #include <math.h>
 #include <string.h>
+
+/* ---- interleaved implicit QL (eigenvalues only) */
+
+typedef struct {
+    double *w, *e;
+    int64_t n, l, m, i;
+    double s, c, p, g;
+    int iter, in_sweep, done, fail;
+} ql_state;
+
+/* Finds the next unreduced block starting at l and sets up a QL sweep from m - 1 down to l with the Wilkinson shift
+ * of the leading 2x2; returns 0 when every eigenvalue has converged (or the iteration limit was hit). */
+static int ql_setup(ql_state *q) {
+    double *w = q->w, *e = q->e;
+    const int64_t n = q->n;
+    while (q->l < n) {
+        int64_t l = q->l, m = l;
+        for (; m < n - 1; m++) {
+            double dd = fabs(w[m]) + fabs(w[m + 1]);
+            if (fabs(e[m]) <= DBL_EPSILON * dd) break;
+        }
+        if (m == l) {
+            q->l++;
+            q->iter = 0;
+            continue;
+        }
+        if (q->iter++ == 64) {
+            q->fail = 1;
+            return 0;
+        }
+        double g = (w[l + 1] - w[l]) / (2.0 * e[l]);
+        double r = sqrt(g * g + 1.0);
+        q->g = w[m] - w[l] + e[l] / (g + copysign(r, g));
+        q->s = q->c = 1.0;
+        q->p = 0.0;
+        q->m = m;
+        q->i = m - 1;
+        q->in_sweep = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* One plane rotation of the current sweep (sqrt instead of hypot: the magnitudes here are far from overflow). */
+static inline void ql_step(ql_state *q) {
+    double *w = q->w, *e = q->e;
+    const int64_t i = q->i;
+    double f = q->s * e[i], b = q->c * e[i], g = q->g, p = q->p;
+    double r = sqrt(f * f + g * g);
+    e[i + 1] = r;
+    if (r == 0.0) { /* underflow: the block splits; restart from l */
+        w[i + 1] -= p;
+        e[q->m] = 0.0;
+        q->in_sweep = 0;
+        return;
+    }
+    double s = f / r, c = g / r;
+    g = w[i + 1] - p;
+    r = (w[i] - g) * s + 2.0 * c * b;
+    p = s * r;
+    w[i + 1] = g + p;
+    g = c * r - b;
+    q->s = s, q->c = c, q->p = p, q->g = g;
+    if (--q->i < q->l) {
+        w[q->l] -= p;
+        e[q->l] = g;
+        e[q->m] = 0.0;
+        q->in_sweep = 0;
+    }
+}
+
+int mml_gauss_ql_values(double **w, double **e, int64_t n, int count) {
+    ql_state q[8];
+    if (count > 8) count = 8;
+    int active = count, fail = 0;
+    for (int k = 0; k < count; k++) {
+        memset(&q[k], 0, sizeof(q[k]));
+        q[k].w = w[k], q[k].e = e[k], q[k].n = n;
+        e[k][n - 1] = 0.0;
+    }
+    while (active) {
+        for (int k = 0; k < count; k++) {
+            if (q[k].done) continue;
+            if (!q[k].in_sweep && !ql_setup(&q[k])) {
+                q[k].done = 1;
+                fail |= q[k].fail;
+                active--;
+                continue;
+            }
+            ql_step(&q[k]);
+        }
+    }
+    return fail ? -1 : 0;
+}
 
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
@@ -53,6 +146,9 @@ void mml_gauss_tri_inverse(double *Li, const double *L, int64_t n) { DISPATCH(tr
 void mml_gauss_spd_inverse(double *Sinv, const double *Li, int64_t n) { DISPATCH(spd_inverse, Sinv, Li, n); }
 void mml_gauss_lt_s_l(double *M, const double *L, const float *S, int64_t n, double *tmp) {
     DISPATCH(lt_s_l, M, L, S, n, tmp);
+}
+void mml_gauss_tridiag(double *A, int64_t n, double *w, double *e, double *work) {
+    DISPATCH(tridiag, A, n, w, e, work, work + n);
 }
 int mml_gauss_sym_eig(double *A, int64_t n, double *w, double *Zt, double *work) {
     return DISPATCH(sym_eig, A, n, w, Zt, work);

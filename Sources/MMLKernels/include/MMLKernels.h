@@ -164,8 +164,9 @@ typedef enum {
  * in double): one that is not positive definite gives MML_ERR_LAPACK (mml_gaussian_diagnose_f32 says which);
  * mmlv1 needs no factorisation and accepts any symmetric matrix. The covariances are assumed symmetric.
  * The fast kernels work in double internally: w2 takes, per class, the Cholesky factor S2 = L L^T and, per pair,
- * the eigenvalues of L^T S1 L (those of S2^1/2 S1 S2^1/2); kl precomputes the inverses and log-determinants, so a
- * pair costs O(d^2). Scratch: (n_a + n_b) * d * d doubles at most, plus O(d * d) per thread.
+ * the eigenvalues of L^T S1 L (those of S2^1/2 S1 S2^1/2) by Householder tridiagonalisation and implicit QL, eight
+ * pairs interleaved per thread; kl precomputes the inverses and log-determinants, so a pair costs O(d^2).
+ * Output does not depend on nthreads. Scratch: (n_a + n_b) * d * d doubles at most, plus O(d * d) per thread.
  * The naive twins use LAPACK (dsyevd, dpotrf/dpotrs) per pair, in double.
  */
 int mml_gaussian_w2_f32(float *out, const float *mu_a, const float *sigma_a, int64_t n_a,
