@@ -59,7 +59,7 @@ static void w2b_row(void *vctx, int64_t r, int tid) {
             continue;
         }
         const double *L = c->b.chol + j * dd;
-        mml_gauss_lt_s_l(M, L, Sa, d, B);
+        mml_gauss_lt_s_l(M, L, Sa, d, B); /* B: 2 d^2 of scratch, overlapping Zt (written only afterwards) */
         if (mml_gauss_sym_eig(M, d, w, Zt, work) != 0) {
             mml_gauss_set_status(&c->status, MML_ERR_LAPACK);
             return;

@@ -175,7 +175,7 @@ static void w2_group_task(void *vctx, int64_t grp, int tid) {
     const int64_t d = c->d, dd = d * d, total = c->n_a * c->n_b, p0 = grp * W2_GROUP;
     const int count = (int)(total - p0 < W2_GROUP ? total - p0 : W2_GROUP);
     double *ws = c->scratch + (size_t)tid * (size_t)(3 * dd + (2 * W2_GROUP + 4) * d);
-    double *M = ws, *B = ws + dd, *work = ws + 2 * dd, *we = work + 3 * d;
+    double *M = ws, *B = ws + dd /* 2 d^2 */, *work = ws + 3 * dd, *we = work + 3 * d;
     double *w[W2_GROUP], *e[W2_GROUP];
     for (int k = 0; k < count; k++) {
         int64_t p = p0 + k, i = p / c->n_b, j = p % c->n_b;

@@ -32,7 +32,7 @@ void mml_gauss_spd_inverse(double *Sinv, const double *Li, int64_t n);
 double mml_gauss_logdet_chol(const double *L, int64_t n);
 
 /* M = L^T S L for a lower-triangular L and a symmetric float S; only M's upper triangle is written.
- * tmp: n*n doubles. */
+ * tmp: 2*n*n doubles. */
 void mml_gauss_lt_s_l(double *M, const double *L, const float *S, int64_t n, double *tmp);
 /* Eigenvalues w (any order) of the symmetric A (upper triangle read, A destroyed), and eigenvectors as the ROWS of Zt when Zt != NULL.
  * work: 3*n + n*n doubles (the n*n part only when Zt != NULL). Returns 0, or -1 when QL did not converge. */

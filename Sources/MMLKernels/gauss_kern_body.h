@@ -101,20 +101,67 @@ static GK_ATTR void GK(spd_inverse)(double *restrict Sinv, const double *restric
     }
 }
 
-/* M = L^T S L: first B = S L (row i of B = sum_k S_ik L_k,0..k), then the upper triangle of M = L^T B
- * (row a, columns a.. = sum_{k>=a} L_ka B_k,a..). Only the upper triangle is written: sym_eig reads no other. */
-static GK_ATTR void GK(lt_s_l)(double *restrict M, const double *restrict L, const float *restrict S, int64_t n,
-                              double *restrict B) {
-    for (int64_t i = 0; i < n * n; i++) B[i] = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double *Bi = B + i * n;
-        const float *Si = S + i * n;
-        for (int64_t k = 0; k < n; k++) GK(axpy)(Bi, (double)Si[k], L + k * n, k + 1);
+/* Register-blocked panel: C[r][c0 .. c0+cw) = sum_{k0 <= k < k1} A[r*ars + k*aks] * Bm[k*ldb + c0 ..] for
+ * r < rows <= 4 and cw <= 16: 8 accumulators, one row of Bm loaded per 4 rows of C. */
+#if GK_IS_AVX512
+static inline GK_ATTR void GK(panel)(double *restrict C, int64_t ldc, const double *restrict A, int64_t ars,
+                                     int64_t aks, int rows, const double *restrict Bm, int64_t ldb, int64_t c0,
+                                     int64_t cw, int64_t k0, int64_t k1) {
+    __mmask8 m0 = (__mmask8)(cw >= 8 ? 0xff : (1u << cw) - 1u);
+    __mmask8 m1 = (__mmask8)(cw >= 16 ? 0xff : cw > 8 ? (1u << (cw - 8)) - 1u : 0u);
+    __m512d z = _mm512_setzero_pd();
+    __m512d c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+    const double *a0 = A, *a1 = A + (rows > 1 ? ars : 0), *a2 = A + (rows > 2 ? 2 * ars : 0),
+                 *a3 = A + (rows > 3 ? 3 * ars : 0);
+    for (int64_t k = k0; k < k1; k++) {
+        const double *bk = Bm + k * ldb + c0;
+        __m512d b0 = _mm512_maskz_loadu_pd(m0, bk), b1 = _mm512_maskz_loadu_pd(m1, bk + 8);
+        __m512d x0 = _mm512_set1_pd(a0[k * aks]), x1 = _mm512_set1_pd(a1[k * aks]);
+        __m512d x2 = _mm512_set1_pd(a2[k * aks]), x3 = _mm512_set1_pd(a3[k * aks]);
+        c00 = _mm512_fmadd_pd(x0, b0, c00), c01 = _mm512_fmadd_pd(x0, b1, c01);
+        c10 = _mm512_fmadd_pd(x1, b0, c10), c11 = _mm512_fmadd_pd(x1, b1, c11);
+        c20 = _mm512_fmadd_pd(x2, b0, c20), c21 = _mm512_fmadd_pd(x2, b1, c21);
+        c30 = _mm512_fmadd_pd(x3, b0, c30), c31 = _mm512_fmadd_pd(x3, b1, c31);
     }
-    for (int64_t a = 0; a < n; a++) {
-        double *Ma = M + a * n + a;
-        for (int64_t b = 0; b < n - a; b++) Ma[b] = 0.0;
-        for (int64_t k = a; k < n; k++) GK(axpy)(Ma, L[k * n + a], B + k * n + a, n - a);
+    __m512d acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    for (int r = 0; r < rows; r++) {
+        _mm512_mask_storeu_pd(C + r * ldc + c0, m0, acc[2 * r]);
+        if (m1) _mm512_mask_storeu_pd(C + r * ldc + c0 + 8, m1, acc[2 * r + 1]);
+    }
+}
+#else
+static inline GK_ATTR void GK(panel)(double *restrict C, int64_t ldc, const double *restrict A, int64_t ars,
+                                     int64_t aks, int rows, const double *restrict Bm, int64_t ldb, int64_t c0,
+                                     int64_t cw, int64_t k0, int64_t k1) {
+    for (int r = 0; r < rows; r++) {
+        double acc[16] = {0};
+        for (int64_t k = k0; k < k1; k++) {
+            double x = A[r * ars + k * aks];
+            for (int64_t c = 0; c < cw; c++) acc[c] += x * Bm[k * ldb + c0 + c];
+        }
+        for (int64_t c = 0; c < cw; c++) C[r * ldc + c0 + c] = acc[c];
+    }
+}
+#endif
+
+/* M = L^T S L for a lower-triangular L: B = S L, then the upper triangle of M = L^T B, both by panels that skip
+ * the zero half of L: column block c0.. of S L needs only k >= c0 (L_kc = 0 for c > k), and rows a.. of L^T B
+ * need only k >= a. Only M's upper triangle is meaningful: sym_eig reads no other. tmp: 2 n^2 doubles. */
+static GK_ATTR void GK(lt_s_l)(double *restrict M, const double *restrict L, const float *restrict S, int64_t n,
+                              double *restrict tmp) {
+    double *B = tmp, *Sd = tmp + n * n;
+    for (int64_t i = 0; i < n * n; i++) Sd[i] = (double)S[i];
+    for (int64_t c0 = 0; c0 < n; c0 += 16) {
+        int64_t cw = n - c0 < 16 ? n - c0 : 16;
+        for (int64_t i = 0; i < n; i += 4)
+            GK(panel)(B + i * n, n, Sd + i * n, n, 1, (int)(n - i < 4 ? n - i : 4), L, n, c0, cw, c0, n);
+    }
+    for (int64_t a = 0; a < n; a += 4) {
+        int rows = (int)(n - a < 4 ? n - a : 4);
+        for (int64_t c0 = a & ~(int64_t)15; c0 < n; c0 += 16) {
+            int64_t cw = n - c0 < 16 ? n - c0 : 16;
+            GK(panel)(M + a * n, n, L + a, 1, n, rows, B, n, c0, cw, a, n);
+        }
     }
 }
 
