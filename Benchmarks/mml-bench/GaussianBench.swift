@@ -60,6 +60,22 @@ func gaussianBenchRows(arguments: [String]) -> [BenchRow] {
             _ = mml_gaussian_kl_naive(&outN, muA, sigA, na, muB, sigB, nb, dd, MML_KL_QUERY_CLASS)
         })
 
+    // The same W2 + KL as CPU seconds (all threads) per call: on a shared machine this is steadier than wall time,
+    // and CPU / cores is the wall time an idle machine would give with perfect scaling.
+    var usage = rusage()
+    func cpuSeconds() -> Double {
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) * 1e-6
+    }
+    let c0 = cpuSeconds()
+    for _ in 0..<10 {
+        _ = mml_gaussian_w2_f32(&out, muA, sigA, na, muB, sigB, nb, dd, 0)
+        _ = mml_gaussian_kl_f32(&out, muA, sigA, na, muB, sigB, nb, dd, MML_KL_QUERY_CLASS, 0)
+    }
+    rows.append(BenchRow(name: "gauss w2 + kl(query||class), CPU time of all threads", seconds: (cpuSeconds() - c0) / 10,
+                         gflops: nil, ratio: nil))
+
     // Backward passes (training), no naive twin: reference is the forward of the same distance.
     let dout = (0..<(nq * way)).map { _ in rng.nextFloat() - 0.5 }
     var dma = [Float](repeating: 0, count: muA.count), dsa = [Float](repeating: 0, count: sigA.count)
