@@ -73,13 +73,23 @@ select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int
             x = _mm512_mask_mov_ps(x, (__mmask16)(eq & (0u - eq)), ninf);
         }
     }
+    /* All strips' masks into a bitmap first, then a walk over its few set bits: no branch per strip. */
     const __m512 vthr = _mm512_set1_ps(thr), vcut = _mm512_set1_ps(cut);
+    uint64_t bits[TOPK_CHUNK_COLS / 64] = {0};
     for (int t = 0; t < ns; t++) {
         __mmask16 valid = t == ns - 1 ? last : (__mmask16)0xFFFF;
         __m512 x = _mm512_maskz_load_ps(valid, v + t * TOPK_STRIP);
         __mmask16 m = _mm512_mask_cmp_ps_mask(valid, x, vthr, _CMP_GT_OQ);
         m = _mm512_mask_cmp_ps_mask(m, x, vcut, _CMP_GE_OQ);
-        if (m) topk_offer_lanes(st, s, v + t * TOPK_STRIP, m, perm, col0 + t * TOPK_STRIP);
+        bits[t >> 2] |= (uint64_t)m << ((t & 3) * 16);
+    }
+    for (int w = 0; w < (ns + 3) / 4; w++) {
+        uint64_t b = bits[w];
+        while (b) {
+            int c = w * 64 + __builtin_ctzll(b);
+            b &= b - 1;
+            topk_offer(st, s, v[c], perm[col0 + c]);
+        }
     }
 }
 
