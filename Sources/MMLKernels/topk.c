@@ -255,8 +255,8 @@ int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const f
     topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = d,
                     .G = n_groups, .k = k, .avx512 = topk_use_avx512(), .pk = &pk,
                     .next_block = 0, .status = MML_OK};
-    /* Query rows per block: a multiple of the micro-kernel's 6 rows, about 24 KiB of Q so that the block and
-     * one 64-column panel share L1; at least 6 rows. */
+    /* Query rows per block: a multiple of the micro-kernel's 6 rows, about 24 KiB of Q (L1/L2 resident while a
+     * chunk of R panels is reused by every 6-row slice); at least 6 rows. */
     int64_t block = (6144 / d) / TOPK_MR * TOPK_MR;
     job.block = block < TOPK_MR ? TOPK_MR : block;
     int64_t n_blocks = (m + job.block - 1) / job.block;

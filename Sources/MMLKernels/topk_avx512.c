@@ -4,9 +4,8 @@
  * entirely in zmm registers: 6 x 4 = 24 accumulators + 4 panel vectors; each depth step is 4 aligned loads,
  * 6 broadcasts (folded into the FMAs as embedded broadcasts) and 24 FMAs. Each dot product is accumulated
  * over p = 0..d-1 in order with one fused multiply-add per step, so every (i, j) gets the same bits whatever
- * the row tail or the thread split. The products go to a small L1 buffer, and selection compares them against the
- * row's k-th best with one
- * mask compare per chunk of 256 columns (see select_chunk); only lanes that beat it go to topk_offer_lanes().
+ * the row tail or the thread split. The products of a 6-row x 512-column chunk go to an L1 buffer, and
+ * select_chunk() picks the qualifying entries with mask compares (no branch per 16 columns).
  */
 #include "topk_internal.h"
 
@@ -93,8 +92,8 @@ select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int
     }
 }
 
-/* For each group and each chunk of up to 4 of its panels (256 columns, 64 KiB at d = 64, kept in L2), every
- * 6-row slice of the block computes its 6 x 256 dot products into an L1 buffer, then selects from them. */
+/* For each group and each chunk of up to TOPK_CHUNK of its panels (512 columns, 128 KiB at d = 64, kept in L2),
+ * every 6-row slice of the block computes its 6 x 512 dot products into an L1 buffer, then selects from them. */
 AVX512_ATTR void topk_block_avx512(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk) {
     const int64_t d = pk->d, G = st->n_groups;
     float buf[TOPK_MR * TOPK_CHUNK_COLS] __attribute__((aligned(64)));

@@ -6,9 +6,10 @@
  *      stores, for depth p = 0..d-1, ns = ceil(w/16) strips of 16 floats: panel[p * ns*16 + c] = R[perm[col0+c]][p]
  *      (columns past w are zero). One 512-bit load at depth p then gives 16 reference columns.
  *   2. A thread owns a block of query rows and keeps, per (row, group), the k best (value, j) seen so far and
- *      the current k-th best as a threshold. The micro-kernel computes up to TOPK_MR x 64 dot products in
- *      registers over the whole depth, compares each vector of 16 against the row's threshold with one mask
- *      compare, and calls topk_offer() only for lanes that beat it.
+ *      the current k-th best as a threshold. For each chunk of up to TOPK_CHUNK panels of one group, every 6-row
+ *      slice of the block gets its 6 x 512 dot products from a register-blocked micro-kernel into an L1 buffer;
+ *      the chunk's 16 lane maxima, compared once with the row's threshold, usually show that nothing in the
+ *      chunk qualifies; otherwise the qualifying entries are found with mask compares and offered one by one.
  *   3. Candidates of a group arrive in ascending j, so "strictly greater than the k-th best" is exactly the
  *      rule "ties go to the smaller j", and the result does not depend on how rows are split over threads.
  */
@@ -23,7 +24,7 @@
 #define TOPK_NR 64         /* reference columns per panel (4 strips of 16) */
 #define TOPK_STRIP 16      /* columns per strip: one zmm */
 #define TOPK_SORTED_MAX 32 /* k up to this keeps a sorted buffer; larger k keeps a binary min-heap */
-#define TOPK_CHUNK 4       /* panels (of one group) whose dot products are buffered before selection */
+#define TOPK_CHUNK 8       /* panels (of one group) whose dot products are buffered before selection */
 #define TOPK_CHUNK_COLS (TOPK_CHUNK * TOPK_NR)
 
 /* R packed by group. Panel t covers packed columns [col0[t], col0[t] + width[t]) of group group_of[t]. */
