@@ -48,7 +48,8 @@ final class TopKTests: XCTestCase {
         var rng = TestRNG(seed: 11)
         forEachISA { _ in
             for (m, n, d, g, k) in [(37, 101, 7, 3, 1), (37, 101, 7, 3, 3), (13, 211, 17, 5, 2), (41, 97, 130, 1, 5),
-                                    (7, 300, 65, 4, 3), (61, 1031, 64, 5, 3)] {
+                                    (7, 300, 65, 4, 3), (61, 1031, 64, 5, 3),
+                                    (29, 1201, 23, 2, 3), (13, 1543, 64, 1, 2)] {
                 let q = rng.floats(m * d), r = rng.floats(n * d)
                 var sizes = [Int](repeating: n / g, count: g)
                 sizes[g - 1] += n - sizes.reduce(0, +)
@@ -73,7 +74,8 @@ final class TopKTests: XCTestCase {
     func testNonContiguousGroups() {
         var rng = TestRNG(seed: 13)
         forEachISA { _ in
-            for (sizes, k) in [([50, 17, 90, 3], 3), ([200, 150], 40), ([5, 5, 5, 5, 5], 5)] {
+            for (sizes, k) in [([50, 17, 90, 3], 3), ([200, 150], 40), ([5, 5, 5, 5, 5], 5), ([700, 650], 40),
+                               ([1100, 513], 3)] {
                 let n = sizes.reduce(0, +), m = 23, d = 19
                 let q = rng.floats(m * d), r = rng.floats(n * d)
                 check(q, m, r, n, d, makeGroups(sizes, shuffled: true, rng: &rng), sizes.count, k)
