@@ -74,19 +74,20 @@ select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int
     }
     /* All strips' masks into a bitmap first, then a walk over its few set bits: no branch per strip. */
     const __m512 vthr = _mm512_set1_ps(thr), vcut = _mm512_set1_ps(cut);
-    uint64_t bits[TOPK_CHUNK_COLS / 64] = {0};
-    for (int t = 0; t < ns; t++) {
-        __mmask16 valid = t == ns - 1 ? last : (__mmask16)0xFFFF;
-        __m512 x = _mm512_maskz_load_ps(valid, v + t * TOPK_STRIP);
-        __mmask16 m = _mm512_mask_cmp_ps_mask(valid, x, vthr, _CMP_GT_OQ);
-        m = _mm512_mask_cmp_ps_mask(m, x, vcut, _CMP_GE_OQ);
-        bits[t >> 2] |= (uint64_t)m << ((t & 3) * 16);
-    }
-    for (int w = 0; w < (ns + 3) / 4; w++) {
-        uint64_t b = bits[w];
-        while (b) {
-            int c = w * 64 + __builtin_ctzll(b);
-            b &= b - 1;
+    for (int t0 = 0; t0 < ns; t0 += 4) {
+        uint64_t bits = 0;
+        for (int u = 0; u < 4; u++) {
+            const int t = t0 + u;
+            if (t >= ns) break;
+            const __mmask16 valid = t == ns - 1 ? last : (__mmask16)0xFFFF;
+            const __m512 x = _mm512_maskz_load_ps(valid, v + t * TOPK_STRIP);
+            __mmask16 m = _mm512_mask_cmp_ps_mask(valid, x, vthr, _CMP_GT_OQ);
+            m = _mm512_mask_cmp_ps_mask(m, x, vcut, _CMP_GE_OQ);
+            bits |= (uint64_t)m << (u * 16);
+        }
+        while (bits) {
+            const int c = t0 * TOPK_STRIP + __builtin_ctzll(bits);
+            bits &= bits - 1;
             topk_offer(st, s, v[c], perm[col0 + c]);
         }
     }
