@@ -59,8 +59,21 @@ select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int
     const int tail = width - (ns - 1) * TOPK_STRIP;
     const __mmask16 last = (__mmask16)(tail == TOPK_STRIP ? 0xFFFF : (1u << tail) - 1u);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    __m512 lm = _mm512_mask_load_ps(ninf, last, v + (ns - 1) * TOPK_STRIP);
-    for (int t = 0; t < ns - 1; t++) lm = _mm512_max_ps(lm, _mm512_load_ps(v + t * TOPK_STRIP));
+    /* lane maxima per 64-column panel (pm), then over the chunk (lm) */
+    const int np = (ns + 3) / 4;
+    __m512 pm[TOPK_CHUNK];
+    for (int w = 0; w < np; w++) {
+        __m512 x = ninf;
+        for (int u = 0; u < 4; u++) {
+            const int t = 4 * w + u;
+            if (t >= ns) break;
+            x = _mm512_max_ps(x, _mm512_mask_load_ps(ninf, t == ns - 1 ? last : (__mmask16)0xFFFF,
+                                                     v + t * TOPK_STRIP));
+        }
+        pm[w] = x;
+    }
+    __m512 lm = pm[0];
+    for (int w = 1; w < np; w++) lm = _mm512_max_ps(lm, pm[w]);
     const float thr = st->thr[s];
     if (!_mm512_cmp_ps_mask(lm, _mm512_set1_ps(thr), _CMP_GT_OQ)) return;
     float cut = -INFINITY;
@@ -72,9 +85,16 @@ select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int
             x = _mm512_mask_mov_ps(x, (__mmask16)(eq & (0u - eq)), ninf);
         }
     }
-    /* All strips' masks into a bitmap first, then a walk over its few set bits: no branch per strip. */
+    /* Only panels whose lane maxima pass both tests can hold a candidate; in those, all strips' masks go into
+     * a 64-bit map first, then a walk over its few set bits: no branch per strip. */
     const __m512 vthr = _mm512_set1_ps(thr), vcut = _mm512_set1_ps(cut);
-    for (int t0 = 0; t0 < ns; t0 += 4) {
+    uint32_t panels = 0;
+    for (int w = 0; w < np; w++)
+        panels |= (uint32_t)(_mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(pm[w], vthr, _CMP_GT_OQ), pm[w], vcut,
+                                                     _CMP_GE_OQ) != 0) << w;
+    while (panels) {
+        const int t0 = 4 * __builtin_ctz(panels);
+        panels &= panels - 1;
         uint64_t bits = 0;
         for (int u = 0; u < 4; u++) {
             const int t = t0 + u;
