@@ -4,6 +4,12 @@ import MMLCore
 import MMLKernels
 
 /// Rows of `mml-bench kernels` for the grouped top-K similarity (pixel level), next to plain sgemm.
+///
+/// For the DN4 5-way 5-shot and 5-way 1-shot episode shapes (75 queries x 441 descriptors against 5 classes of
+/// shot x 441 descriptors, d = 64): plain cblas_sgemm of the whole product (the reference, ratio column blank),
+/// the fused kernel for k = 3 (DN4) and k = 1 (MML), and sgemm followed by a separate top-k pass over the
+/// stored product; ratios are GFLOP/s relative to the sgemm row of the same shape in the same run. A second
+/// sgemm row computes the same product in row slices into a reused buffer, as a compute-bound reference.
 func topKBenchRows(arguments: [String]) -> [BenchRow] {
     var rows: [BenchRow] = []
     for (name, way, shot) in [("pixel 5-way 5-shot", 5, 5), ("pixel 5-way 1-shot", 5, 1)] {
@@ -11,6 +17,7 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
         var rng = SplitMix64(seed: 1)
         let q = (0..<(m * d)).map { _ in rng.nextFloat() - 0.5 }
         let r = (0..<(n * d)).map { _ in rng.nextFloat() - 0.5 }
+        let group = (0..<n).map { Int32($0 / perGroup) }
         var c = [Float](repeating: 0, count: m * n)
         let flops = 2.0 * Double(m) * Double(n) * Double(d)
         let sg = measure(repeats: 5) {
@@ -19,6 +26,86 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
         }
         rows.append(BenchRow(name: "\(name) cblas_sgemm \(m)x\(n)x\(d)", seconds: sg, gflops: flops / sg / 1e9,
                              ratio: nil))
+        let sgGflops = flops / sg / 1e9
+        // The same product in 256-row slices into one reused, cache-resident C (compute-bound sgemm: the full
+        // product above also pays for writing m x n floats to memory). Its ratio is to the full sgemm.
+        let slice = 256
+        var cs = [Float](repeating: 0, count: slice * n)
+        let sgb = measure(repeats: 5) {
+            q.withUnsafeBufferPointer { qb in
+                for i0 in stride(from: 0, to: m, by: slice) {
+                    let rows = min(slice, m - i0)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(d), 1,
+                                qb.baseAddress! + i0 * d, Int32(d), r, Int32(d), 0, &cs, Int32(n))
+                }
+            }
+        }
+        rows.append(BenchRow(name: "\(name) cblas_sgemm in \(slice)-row slices, C reused", seconds: sgb,
+                             gflops: flops / sgb / 1e9, ratio: flops / sgb / 1e9 / sgGflops))
+        for k in [3, 1] {
+            var out = [Float](repeating: 0, count: m * way)
+            var status: Int32 = 0
+            let fused = measure(repeats: 5) {
+                status = mml_group_topk_sim_f32(&out, nil, nil, q, Int64(m), r, Int64(n), Int64(d), group,
+                                                Int32(way), Int32(k), 0)
+            }
+            precondition(status == 0, "[bench] fused top-k failed with status \(status)")
+            rows.append(BenchRow(name: "\(name) fused top-\(k) (\(BLASRuntime.kernelISA))", seconds: fused,
+                                 gflops: flops / fused / 1e9, ratio: flops / fused / 1e9 / sgGflops))
+            var out2 = [Float](repeating: 0, count: m * way)
+            let twoPass = measure(repeats: 3) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(d), 1, q, Int32(d),
+                            r, Int32(d), 0, &c, Int32(n))
+                topKPass(&out2, c, m: m, n: n, groups: way, perGroup: perGroup, k: k)
+            }
+            rows.append(BenchRow(name: "\(name) sgemm + top-\(k) pass", seconds: twoPass,
+                                 gflops: flops / twoPass / 1e9, ratio: flops / twoPass / 1e9 / sgGflops))
+            // the two must agree (a benchmark of a wrong kernel is worthless)
+            let worst = zip(out, out2).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+            precondition(worst < 1e-3, "[bench] fused and two-pass top-\(k) differ by \(worst)")
+        }
+        if shot == 1 {  // the portable fallback, for scale (slow: one shape, k = 3)
+            setenv("MML_KERNELS_ISA", "portable", 1)
+            var out = [Float](repeating: 0, count: m * way)
+            let t = measure(repeats: 3) {
+                _ = mml_group_topk_sim_f32(&out, nil, nil, q, Int64(m), r, Int64(n), Int64(d), group, Int32(way), 3, 0)
+            }
+            unsetenv("MML_KERNELS_ISA")
+            rows.append(BenchRow(name: "\(name) fused top-3 (portable C)", seconds: t, gflops: flops / t / 1e9,
+                                 ratio: flops / t / 1e9 / sgGflops))
+        }
     }
     return rows
+}
+
+/// A raw pointer shared with concurrentPerform's workers, each writing disjoint rows.
+private struct SharedPointer<T>: @unchecked Sendable { let p: UnsafeMutablePointer<T> }
+private struct SharedConst<T>: @unchecked Sendable { let p: UnsafePointer<T> }
+
+/// The plain reference: for each stored row of the product and each contiguous group, a running top-k with a
+/// threshold, rows split over the online cores.
+private func topKPass(_ out: inout [Float], _ c: [Float], m: Int, n: Int, groups: Int, perGroup: Int, k: Int) {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    out.withUnsafeMutableBufferPointer { ob in
+        c.withUnsafeBufferPointer { cb in
+            let o = SharedPointer(p: ob.baseAddress!), src = SharedConst(p: cb.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: cores) { w in
+                var best = [Float](repeating: 0, count: k)
+                for i in stride(from: w, to: m, by: cores) {
+                    let row = src.p + i * n
+                    for g in 0..<groups {
+                        for t in 0..<k { best[t] = -.infinity }
+                        for j in (g * perGroup)..<((g + 1) * perGroup) where row[j] > best[k - 1] {
+                            var pos = k - 1
+                            while pos > 0 && best[pos - 1] < row[j] { best[pos] = best[pos - 1]; pos -= 1 }
+                            best[pos] = row[j]
+                        }
+                        var s = 0.0
+                        for t in 0..<k { s += Double(best[t]) }
+                        o.p[i * groups + g] = Float(s)
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,212 @@
+import MMLKernels
+
+/// Thin wrappers over the C similarity kernels (grouped top-K similarity, row L2 normalisation, CHW maps to
+/// descriptor rows). They check shapes (a mismatch is a programming error: `precondition`), call C, and turn a
+/// bad status the user can cause (a class with too few descriptors, NaN in features) into a thrown `MMLError`
+/// whose message names the numbers.
+///
+/// All matrices are flat row-major `[Float]`. The C kernels pick their AVX-512 or portable code at run time;
+/// `MML_KERNELS_ISA=portable` in the environment forces the portable code.
+public enum SimilarityKernels {
+    /// The result of `groupTopK`.
+    public struct GroupTopK: Sendable, Equatable {
+        /// `rows x groupCount`: `sums[i * groupCount + g]` = sum of the k largest `<q_i, r_j>` over group g.
+        public var sums: [Float]
+        /// `rows x groupCount x k` selected reference row indices, largest value first (ties: smaller index
+        /// first); nil unless selections were requested.
+        public var selectedIndices: [Int32]?
+        /// `rows x groupCount x k` the selected inner products, in the same order; nil unless requested.
+        public var selectedValues: [Float]?
+    }
+
+    /// The DN4 image-to-class rule (METHOD.md 2.1): for every query row i and reference group g, the sum of
+    /// the k largest inner products between query row i and the reference rows of group g.
+    /// The `rows x referenceRows` product is never held in memory.
+    /// - Parameters:
+    ///   - queries: `rows x dimension` query descriptors.
+    ///   - references: `referenceRows x dimension` reference descriptors.
+    ///   - groups: `referenceRows` group ids in `0..<groupCount` (any order; contiguous is not required).
+    ///   - k: neighbours per (query row, group), `1...` the smallest group's size.
+    ///   - selections: also return the selected indices and values (for the backward pass).
+    ///   - threads: worker threads; 0 = all online cores. Results do not depend on it.
+    /// - Throws: `MMLError` (`.invalidArgument`) for empty inputs, a group id out of range, k < 1 or k larger
+    ///   than some group; (`.numerical`) for NaN/Inf in the inputs or products that overflow Float.
+    public static func groupTopK(queries: [Float], rows: Int, references: [Float], referenceRows: Int,
+                                 dimension: Int, groups: [Int32], groupCount: Int, k: Int,
+                                 selections: Bool = false, threads: Int = 0) throws -> GroupTopK {
+        try checkTopKArguments(rows: rows, referenceRows: referenceRows, dimension: dimension, groups: groups,
+                               groupCount: groupCount, k: k)
+        precondition(queries.count == rows * dimension,
+                     "[groupTopK] queries hold \(queries.count) floats, expected rows \(rows) x dimension \(dimension)")
+        precondition(references.count == referenceRows * dimension,
+                     "[groupTopK] references hold \(references.count) floats, expected \(referenceRows) x \(dimension)")
+        precondition(groups.count == referenceRows,
+                     "[groupTopK] \(groups.count) group ids for \(referenceRows) reference rows")
+        precondition(threads >= 0, "[groupTopK] threads = \(threads) must be >= 0")
+        var sums = [Float](repeating: 0, count: rows * groupCount)
+        var idx: [Int32]? = selections ? [Int32](repeating: 0, count: rows * groupCount * k) : nil
+        var val: [Float]? = selections ? [Float](repeating: 0, count: rows * groupCount * k) : nil
+        let status = sums.withUnsafeMutableBufferPointer { out in
+            withOptionalMutablePointer(&idx) { ip in
+                withOptionalMutablePointer(&val) { vp in
+                    mml_group_topk_sim_f32(out.baseAddress, ip, vp, queries, Int64(rows), references,
+                                           Int64(referenceRows), Int64(dimension), groups, Int32(groupCount),
+                                           Int32(k), Int32(threads))
+                }
+            }
+        }
+        if status != MML_OK {
+            throw topKError(status: status, queries: queries, references: references, dimension: dimension)
+        }
+        return GroupTopK(sums: sums, selectedIndices: idx, selectedValues: val)
+    }
+
+    /// Backward of `groupTopK` with the selection held fixed:
+    /// `dQ_i += sum_{g,t} dout[i,g] * r_{j(i,g,t)}` and `dR_j += sum_{(i,g,t): j(i,g,t)=j} dout[i,g] * q_i`.
+    /// - Parameters:
+    ///   - dQueries: `rows x dimension`, accumulated into (+=).
+    ///   - dReferences: `referenceRows x dimension`, accumulated into (+=).
+    ///   - dSums: `rows x groupCount` gradient of the loss with respect to `sums`.
+    ///   - selectedIndices: `rows x groupCount x k` from `groupTopK(..., selections: true)`.
+    public static func groupTopKBackward(dQueries: inout [Float], dReferences: inout [Float], dSums: [Float],
+                                         selectedIndices: [Int32], queries: [Float], rows: Int,
+                                         references: [Float], referenceRows: Int, dimension: Int,
+                                         groupCount: Int, k: Int) {
+        precondition(rows > 0 && referenceRows > 0 && dimension > 0 && groupCount > 0 && k > 0,
+                     "[groupTopKBackward] sizes must be positive: rows \(rows), referenceRows \(referenceRows), "
+                     + "dimension \(dimension), groupCount \(groupCount), k \(k)")
+        precondition(dQueries.count == rows * dimension && queries.count == rows * dimension,
+                     "[groupTopKBackward] dQueries/queries must hold \(rows) x \(dimension) floats")
+        precondition(dReferences.count == referenceRows * dimension && references.count == referenceRows * dimension,
+                     "[groupTopKBackward] dReferences/references must hold \(referenceRows) x \(dimension) floats")
+        precondition(dSums.count == rows * groupCount, "[groupTopKBackward] dSums must hold \(rows) x \(groupCount)")
+        precondition(selectedIndices.count == rows * groupCount * k,
+                     "[groupTopKBackward] selectedIndices must hold \(rows) x \(groupCount) x \(k)")
+        let status = mml_group_topk_sim_backward_f32(&dQueries, &dReferences, dSums, selectedIndices, queries,
+                                                     Int64(rows), references, Int64(referenceRows),
+                                                     Int64(dimension), Int32(groupCount), Int32(k))
+        precondition(status == MML_OK, "[groupTopKBackward] a selected index is outside 0..<\(referenceRows)")
+    }
+
+    private static func checkTopKArguments(rows: Int, referenceRows: Int, dimension: Int, groups: [Int32],
+                                           groupCount: Int, k: Int) throws {
+        guard rows > 0, referenceRows > 0, dimension > 0, groupCount > 0 else {
+            throw MMLError(.invalidArgument,
+                           "group top-K similarity needs at least one query row, reference row, dimension and "
+                           + "group; got \(rows) query rows, \(referenceRows) reference rows, dimension "
+                           + "\(dimension), \(groupCount) groups")
+        }
+        guard k >= 1 else {
+            throw MMLError(.invalidArgument, "k = \(k) neighbours; k must be at least 1")
+        }
+        var size = [Int](repeating: 0, count: groupCount)
+        for (j, g) in groups.enumerated() {
+            guard g >= 0, Int(g) < groupCount else {
+                throw MMLError(.invalidArgument,
+                               "reference row \(j) has group id \(g), outside 0..<\(groupCount); "
+                               + "number the groups (classes) 0 to \(groupCount - 1)")
+            }
+            size[Int(g)] += 1
+        }
+        if let g = size.indices.first(where: { size[$0] < k }) {
+            throw MMLError(.invalidArgument,
+                           "k = \(k) but group \(g) has \(size[g]) reference rows; lower k or give every class "
+                           + "at least \(k) descriptors")
+        }
+    }
+
+    /// Turns a bad status into the error a user can act on; finds the first non-finite entry for the message.
+    private static func topKError(status: Int32, queries: [Float], references: [Float], dimension: Int) -> MMLError {
+        if status == MML_ERR_NONFINITE {
+            if let i = queries.firstIndex(where: { !$0.isFinite }) {
+                return MMLError(.numerical, "query row \(i / dimension), column \(i % dimension) is "
+                                + "\(queries[i]); the features hold NaN or Inf (check the input images and the "
+                                + "learning rate)")
+            }
+            if let i = references.firstIndex(where: { !$0.isFinite }) {
+                return MMLError(.numerical, "reference row \(i / dimension), column \(i % dimension) is "
+                                + "\(references[i]); the features hold NaN or Inf (check the input images and "
+                                + "the learning rate)")
+            }
+            return MMLError(.numerical, "an inner product overflowed Float (features of magnitude ~1e19 or more); "
+                            + "L2-normalise the descriptors first")
+        }
+        if status == MML_ERR_NOMEM {
+            return MMLError(.kernel, "group top-K similarity could not allocate its scratch memory")
+        }
+        return MMLError(.kernel, "group top-K similarity failed: \(String(cString: mml_status_string(status)))")
+    }
+
+    // MARK: row L2 normalisation
+
+    /// `y_i = x_i / max(||x_i||, eps)` for the `rows` rows of length `dimension` (as `F.normalize`).
+    /// - Returns: `y` (`rows x dimension`) and `norms` (`rows`, the norms `||x_i||` before clamping).
+    /// - Throws: `MMLError(.numerical)` naming the first row that holds NaN or Inf;
+    ///   `.invalidArgument` for empty inputs or `eps <= 0`.
+    public static func l2NormalizeRows(_ x: [Float], rows: Int, dimension: Int,
+                                       eps: Float = 1e-12) throws -> (y: [Float], norms: [Float]) {
+        guard rows > 0, dimension > 0, eps > 0, eps.isFinite else {
+            throw MMLError(.invalidArgument, "L2 normalisation needs rows > 0, dimension > 0 and a finite "
+                           + "eps > 0; got rows \(rows), dimension \(dimension), eps \(eps)")
+        }
+        precondition(x.count == rows * dimension,
+                     "[l2NormalizeRows] x holds \(x.count) floats, expected \(rows) x \(dimension)")
+        var y = [Float](repeating: 0, count: x.count)
+        var norms = [Float](repeating: 0, count: rows)
+        let status = mml_l2_normalize_rows_f32(&y, &norms, x, Int64(rows), Int64(dimension), eps)
+        if status != MML_OK { throw nonfiniteRowError(x, dimension: dimension, what: "row") }
+        return (y, norms)
+    }
+
+    /// Backward of `l2NormalizeRows`: `dx_i = (dy_i - y_i <y_i, dy_i>) / ||x_i||` where `||x_i|| > eps`,
+    /// else `dy_i / eps`. Shapes: `dy`, `y`: `rows x dimension`; `norms`: `rows`. Returns `dx`.
+    public static func l2NormalizeRowsBackward(dy: [Float], y: [Float], norms: [Float], rows: Int, dimension: Int,
+                                               eps: Float = 1e-12) -> [Float] {
+        precondition(rows > 0 && dimension > 0 && eps > 0 && dy.count == rows * dimension
+                     && y.count == rows * dimension && norms.count == rows,
+                     "[l2NormalizeRowsBackward] shapes: dy \(dy.count), y \(y.count), norms \(norms.count) for "
+                     + "\(rows) x \(dimension), eps \(eps)")
+        var dx = [Float](repeating: 0, count: dy.count)
+        let status = mml_l2_normalize_rows_backward_f32(&dx, dy, y, norms, Int64(rows), Int64(dimension), eps)
+        precondition(status == MML_OK, "[l2NormalizeRowsBackward] status \(status)")
+        return dx
+    }
+
+    /// Channel-major feature maps to descriptor rows: `count` images of `dimension x positions` floats (CHW)
+    /// become `count * positions` rows of `dimension` (image-major, then position), L2-normalised when
+    /// `normalize` is true. Returns the rows and each row's norm before normalisation.
+    /// - Throws: `MMLError(.numerical)` naming the image, channel and position of a NaN/Inf.
+    public static func mapsToRows(_ maps: [Float], count: Int, dimension: Int, positions: Int,
+                                  normalize: Bool, eps: Float = 1e-12) throws -> (rows: [Float], norms: [Float]) {
+        guard count > 0, dimension > 0, positions > 0, eps > 0, eps.isFinite else {
+            throw MMLError(.invalidArgument, "maps to rows needs count, dimension and positions > 0 and a "
+                           + "finite eps > 0; got count \(count), dimension \(dimension), positions \(positions), eps \(eps)")
+        }
+        precondition(maps.count == count * dimension * positions,
+                     "[mapsToRows] maps hold \(maps.count) floats, expected \(count) x \(dimension) x \(positions)")
+        var out = [Float](repeating: 0, count: maps.count)
+        var norms = [Float](repeating: 0, count: count * positions)
+        let status = mml_maps_to_rows_f32(&out, &norms, maps, Int64(count), Int64(dimension), Int64(positions),
+                                          normalize ? 1 : 0, eps)
+        if status != MML_OK {
+            let i = maps.firstIndex(where: { !$0.isFinite }) ?? 0
+            let per = dimension * positions
+            throw MMLError(.numerical, "feature map \(i / per), channel \((i % per) / positions), position "
+                           + "\(i % positions) is \(maps[i]); the features hold NaN or Inf (check the input "
+                           + "images and the learning rate)")
+        }
+        return (out, norms)
+    }
+
+    private static func nonfiniteRowError(_ x: [Float], dimension: Int, what: String) -> MMLError {
+        let i = x.firstIndex(where: { !$0.isFinite }) ?? 0
+        return MMLError(.numerical, "\(what) \(i / dimension), column \(i % dimension) is \(x[i]); the features "
+                        + "hold NaN or Inf (check the input images and the learning rate)")
+    }
+}
+
+/// Calls `body` with the array's base address, or nil when the array is nil.
+private func withOptionalMutablePointer<T, R>(_ a: inout [T]?, _ body: (UnsafeMutablePointer<T>?) -> R) -> R {
+    if a == nil { return body(nil) }
+    return a!.withUnsafeMutableBufferPointer { body($0.baseAddress) }
+}

@@ -1,0 +1,280 @@
+/* Grouped top-K similarity, the DN4 image-to-class rule (METHOD.md 2.1 / 2.2):
+ *     out[i, g] = sum of the k largest <Q_i, R_j> over the reference rows j of group g.
+ *
+ * The m x n product is never stored. R is packed once by group into 64-column panels (topk_internal.h); query
+ * rows are cut into blocks that threads take from a shared counter; a thread runs every panel over its block
+ * with a register-blocked micro-kernel and keeps the running top-k per (row, group). Each (i, j) product is
+ * computed the same way whichever thread or block holds row i, and candidates reach a (row, group) in
+ * ascending j, so results are identical for every thread count.
+ */
+#include "topk_internal.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, const int32_t *perm,
+                      int32_t col0) {
+    while (mask) {
+        int l = __builtin_ctz(mask);
+        mask &= mask - 1;
+        topk_offer(st, s, v[l], perm[col0 + l]);
+    }
+}
+
+int topk_use_avx512(void) {
+    const char *e = getenv("MML_KERNELS_ISA");
+    if (e && strcmp(e, "portable") == 0) return 0;
+    uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_FMA |
+                    MML_CPU_OS_AVX512;
+    return (mml_cpu_features() & need) == need;
+}
+
+static void packed_free(topk_packed *pk) {
+    free(pk->data);
+    free(pk->offset);
+    free(pk->col0);
+    free(pk->width);
+    free(pk->group_of);
+    free(pk->perm);
+    free(pk->group_panel);
+}
+
+/* Stable counting sort of the rows by group, then each group's columns cut into panels of <= 64.
+ * The pass over R that fills the panels also sums x - x, which is 0 unless R holds NaN or Inf. */
+static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d, const int32_t *group,
+                           int32_t G, const int64_t *size) {
+    memset(pk, 0, sizeof *pk);
+    pk->d = d;
+    int64_t n_panels = 0, total = 0;
+    for (int32_t g = 0; g < G; g++) {
+        int64_t full = size[g] / TOPK_NR, rest = size[g] % TOPK_NR;
+        n_panels += full + (rest > 0);
+        total += full * TOPK_NR + ((rest + TOPK_STRIP - 1) / TOPK_STRIP) * TOPK_STRIP;
+    }
+    pk->n_panels = n_panels;
+    pk->perm = malloc((size_t)n * sizeof(int32_t));
+    pk->offset = malloc((size_t)n_panels * sizeof(int64_t));
+    pk->col0 = malloc((size_t)n_panels * sizeof(int32_t));
+    pk->width = malloc((size_t)n_panels * sizeof(int32_t));
+    pk->group_of = malloc((size_t)n_panels * sizeof(int32_t));
+    pk->group_panel = malloc(((size_t)G + 1) * sizeof(int64_t));
+    int64_t *start = malloc(((size_t)G + 1) * sizeof(int64_t));
+    if (posix_memalign((void **)&pk->data, 64, (size_t)(total * d) * sizeof(float)) != 0) pk->data = NULL;
+    if (!pk->perm || !pk->offset || !pk->col0 || !pk->width || !pk->group_of || !pk->group_panel || !start || !pk->data) {
+        free(start);
+        packed_free(pk);
+        return MML_ERR_NOMEM;
+    }
+    start[0] = 0;
+    for (int32_t g = 0; g < G; g++) start[g + 1] = start[g] + size[g];
+    for (int64_t j = 0; j < n; j++) pk->perm[start[group[j]]++] = (int32_t)j;
+    /* start[g] now holds the end of group g; rebuild the beginnings while cutting panels. */
+    int64_t t = 0, off = 0, begin = 0;
+    float check = 0.0f;
+    for (int32_t g = 0; g < G; g++) {
+        pk->group_panel[g] = t;
+        for (int64_t c0 = begin; c0 < begin + size[g]; c0 += TOPK_NR, t++) {
+            int32_t w = (int32_t)(begin + size[g] - c0 < TOPK_NR ? begin + size[g] - c0 : TOPK_NR);
+            int32_t cols = ((w + TOPK_STRIP - 1) / TOPK_STRIP) * TOPK_STRIP;
+            pk->offset[t] = off;
+            pk->col0[t] = (int32_t)c0;
+            pk->width[t] = w;
+            pk->group_of[t] = g;
+            float *dst = pk->data + off;
+            for (int32_t c = 0; c < cols; c++) {
+                if (c < w) {
+                    const float *src = R + (int64_t)pk->perm[c0 + c] * d;
+                    for (int64_t p = 0; p < d; p++) {
+                        dst[p * cols + c] = src[p];
+                        check += src[p] - src[p];
+                    }
+                } else {
+                    for (int64_t p = 0; p < d; p++) dst[p * cols + c] = 0.0f;
+                }
+            }
+            off += (int64_t)cols * d;
+        }
+        begin += size[g];
+    }
+    pk->group_panel[G] = t;
+    free(start);
+    if (check != 0.0f) {
+        packed_free(pk);
+        return MML_ERR_NONFINITE;
+    }
+    return MML_OK;
+}
+
+typedef struct {
+    /* shared, read-only */
+    float *out;
+    int32_t *sel_idx;
+    float *sel_val;
+    const float *Q;
+    int64_t m, d, block;
+    int32_t G, k, avx512;
+    const topk_packed *pk;
+    /* shared, updated */
+    int64_t next_block; /* taken with __atomic_fetch_add */
+    int status;         /* first error, set with a compare-and-swap */
+} topk_job;
+
+typedef struct {
+    topk_job *job;
+    pthread_t thread;
+} topk_worker;
+
+static int cmp_desc(const void *a, const void *b) {
+    const float *x = a, *y = b; /* (value, index) pairs stored as two floats' worth of bytes */
+    float xv = x[0], yv = y[0];
+    int32_t xi, yi;
+    memcpy(&xi, x + 1, 4);
+    memcpy(&yi, y + 1, 4);
+    if (xv != yv) return xv > yv ? -1 : 1;
+    return (xi > yi) - (xi < yi);
+}
+
+/* Write the block's results: sums in double over the values in descending order. */
+static int finalize_block(topk_job *job, topk_state *st, int64_t r0, int64_t rows, float *pairs) {
+    const int32_t G = job->G, k = job->k;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int32_t g = 0; g < G; g++) {
+            int64_t s = r * G + g;
+            /* A slot can only stay short when products overflowed to -Inf or NaN. */
+            if (st->count[s] < k) return MML_ERR_NONFINITE;
+            float *val = st->val + s * k;
+            int32_t *idx = st->idx + s * k;
+            if (k > TOPK_SORTED_MAX) {
+                for (int32_t t = 0; t < k; t++) {
+                    pairs[2 * t] = val[t];
+                    memcpy(pairs + 2 * t + 1, idx + t, 4);
+                }
+                qsort(pairs, (size_t)k, 2 * sizeof(float), cmp_desc);
+                for (int32_t t = 0; t < k; t++) {
+                    val[t] = pairs[2 * t];
+                    memcpy(idx + t, pairs + 2 * t + 1, 4);
+                }
+            }
+            double sum = 0.0;
+            for (int32_t t = 0; t < k; t++) sum += val[t];
+            float o = (float)sum;
+            if (!isfinite(o)) return MML_ERR_NONFINITE;
+            int64_t dst = (r0 + r) * G + g;
+            job->out[dst] = o;
+            if (job->sel_idx) memcpy(job->sel_idx + dst * k, idx, (size_t)k * sizeof(int32_t));
+            if (job->sel_val) memcpy(job->sel_val + dst * k, val, (size_t)k * sizeof(float));
+        }
+    }
+    return MML_OK;
+}
+
+static void set_status(topk_job *job, int status) {
+    int expected = MML_OK;
+    __atomic_compare_exchange_n(&job->status, &expected, status, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+static void *topk_worker_main(void *arg) {
+    topk_job *job = arg;
+    const int64_t slots = job->block * job->G, k = job->k, d = job->d;
+    topk_state st = {.n_groups = job->G, .k = job->k};
+    st.val = malloc((size_t)(slots * k) * sizeof(float));
+    st.idx = malloc((size_t)(slots * k) * sizeof(int32_t));
+    st.count = malloc((size_t)slots * sizeof(int32_t));
+    st.thr = malloc((size_t)slots * sizeof(float));
+    float *pairs = k > TOPK_SORTED_MAX ? malloc((size_t)k * 2 * sizeof(float)) : NULL;
+    if (!st.val || !st.idx || !st.count || !st.thr || (k > TOPK_SORTED_MAX && !pairs)) {
+        set_status(job, MML_ERR_NOMEM);
+        goto done;
+    }
+    const int64_t n_blocks = (job->m + job->block - 1) / job->block;
+    for (;;) {
+        if (__atomic_load_n(&job->status, __ATOMIC_ACQUIRE) != MML_OK) break;
+        int64_t b = __atomic_fetch_add(&job->next_block, 1, __ATOMIC_ACQ_REL);
+        if (b >= n_blocks) break;
+        int64_t r0 = b * job->block;
+        int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
+        const float *q = job->Q + r0 * d;
+        int bad = job->avx512 ? topk_has_nonfinite_avx512(q, rows * d) : topk_has_nonfinite_portable(q, rows * d);
+        if (bad) {
+            set_status(job, MML_ERR_NONFINITE);
+            break;
+        }
+        for (int64_t s = 0; s < rows * job->G; s++) {
+            st.count[s] = 0;
+            st.thr[s] = -INFINITY;
+        }
+        if (job->avx512) topk_block_avx512(&st, q, rows, job->pk);
+        else topk_block_portable(&st, q, rows, job->pk);
+        int status = finalize_block(job, &st, r0, rows, pairs);
+        if (status != MML_OK) {
+            set_status(job, status);
+            break;
+        }
+    }
+done:
+    free(st.val);
+    free(st.idx);
+    free(st.count);
+    free(st.thr);
+    free(pairs);
+    return NULL;
+}
+
+static int online_cores(void) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c < 1 ? 1 : (int)c;
+}
+
+int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
+                           const float *R, int64_t n, int64_t d, const int32_t *group, int32_t n_groups,
+                           int32_t k, int32_t nthreads) {
+    if (!out || !Q || !R || !group || m <= 0 || n <= 0 || d <= 0 || n_groups <= 0 || k < 1 || nthreads < 0 ||
+        n > INT32_MAX)
+        return MML_ERR_ARGUMENT;
+    int64_t *size = calloc((size_t)n_groups, sizeof(int64_t));
+    if (!size) return MML_ERR_NOMEM;
+    for (int64_t j = 0; j < n; j++) {
+        if (group[j] < 0 || group[j] >= n_groups) {
+            free(size);
+            return MML_ERR_ARGUMENT;
+        }
+        size[group[j]]++;
+    }
+    for (int32_t g = 0; g < n_groups; g++) {
+        if (size[g] < k) {
+            free(size);
+            return MML_ERR_K_TOO_LARGE;
+        }
+    }
+    topk_packed pk;
+    int status = pack_references(&pk, R, n, d, group, n_groups, size);
+    free(size);
+    if (status != MML_OK) return status;
+
+    topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = d,
+                    .G = n_groups, .k = k, .avx512 = topk_use_avx512(), .pk = &pk,
+                    .next_block = 0, .status = MML_OK};
+    /* Query rows per block: a multiple of the micro-kernel's 6 rows, about 24 KiB of Q (L1/L2 resident while a
+     * chunk of R panels is reused by every 6-row slice); at least 6 rows. */
+    int64_t block = (6144 / d) / TOPK_MR * TOPK_MR;
+    job.block = block < TOPK_MR ? TOPK_MR : block;
+    int64_t n_blocks = (m + job.block - 1) / job.block;
+    int workers = nthreads == 0 ? online_cores() : nthreads;
+    if (workers > n_blocks) workers = (int)n_blocks;
+
+    topk_worker *pool = workers > 1 ? calloc((size_t)workers - 1, sizeof(topk_worker)) : NULL;
+    int started = 0;
+    if (pool) {
+        for (int w = 0; w < workers - 1; w++) {
+            pool[w].job = &job;
+            if (pthread_create(&pool[w].thread, NULL, topk_worker_main, &job) != 0) break;
+            started++;
+        }
+    }
+    topk_worker_main(&job); /* the calling thread works too; fewer helpers only means slower */
+    for (int w = 0; w < started; w++) pthread_join(pool[w].thread, NULL);
+    free(pool);
+    packed_free(&pk);
+    return job.status;
+}

@@ -1,0 +1,167 @@
+/* AVX-512 micro-kernels of the grouped top-K similarity (see topk_internal.h for the data layout).
+ *
+ * One call computes C = Q[0..MR) . panel^T for MR <= 6 query rows and NS <= 4 strips of 16 reference columns,
+ * entirely in zmm registers: 6 x 4 = 24 accumulators + 4 panel vectors; each depth step is 4 aligned loads,
+ * 6 broadcasts (folded into the FMAs as embedded broadcasts) and 24 FMAs. Each dot product is accumulated
+ * over p = 0..d-1 in order with one fused multiply-add per step, so every (i, j) gets the same bits whatever
+ * the row tail or the thread split. The products of a 6-row x 512-column chunk go to an L1 buffer, and
+ * select_chunk() picks the qualifying entries with mask compares (no branch per 16 columns).
+ */
+#include "topk_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+static inline __attribute__((always_inline)) AVX512_ATTR void
+mk_body(const int MR, const int NS, float *buf, const float *q, int64_t d, const float *panel) {
+    __m512 acc[TOPK_MR][4];
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NS; c++) acc[r][c] = _mm512_setzero_ps();
+    const float *qr[TOPK_MR];
+    for (int r = 0; r < MR; r++) qr[r] = q + r * d;
+    const float *b = panel;
+    for (int64_t p = 0; p < d; p++, b += NS * TOPK_STRIP) {
+        __m512 bv[4];
+        for (int c = 0; c < NS; c++) bv[c] = _mm512_load_ps(b + c * TOPK_STRIP);
+        for (int r = 0; r < MR; r++) {
+            __m512 a = _mm512_set1_ps(qr[r][p]);
+            for (int c = 0; c < NS; c++) acc[r][c] = _mm512_fmadd_ps(a, bv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < NS; c++) _mm512_store_ps(buf + r * TOPK_CHUNK_COLS + c * TOPK_STRIP, acc[r][c]);
+}
+
+typedef void (*mk_fn)(float *, const float *, int64_t, const float *);
+
+#define MK(MR, NS)                                                                                           \
+    static AVX512_ATTR void mk_##MR##_##NS(float *buf, const float *q, int64_t d, const float *panel) {      \
+        mk_body(MR, NS, buf, q, d, panel);                                                                   \
+    }
+#define MK_ROW(MR) MK(MR, 1) MK(MR, 2) MK(MR, 3) MK(MR, 4)
+MK_ROW(1) MK_ROW(2) MK_ROW(3) MK_ROW(4) MK_ROW(5) MK_ROW(6)
+
+static const mk_fn mk_table[TOPK_MR][4] = {
+    {mk_1_1, mk_1_2, mk_1_3, mk_1_4}, {mk_2_1, mk_2_2, mk_2_3, mk_2_4}, {mk_3_1, mk_3_2, mk_3_3, mk_3_4},
+    {mk_4_1, mk_4_2, mk_4_3, mk_4_4}, {mk_5_1, mk_5_2, mk_5_3, mk_5_4}, {mk_6_1, mk_6_2, mk_6_3, mk_6_4},
+};
+
+/* Selection over one row's buffered chunk v[0..width) (packed columns col0..), slot s.
+ * The 16 lane maxima of the chunk decide in one compare whether anything beats the row's k-th best (the
+ * common case after the first chunk is "no"). While the slot is still empty, the k-th largest lane maximum is
+ * a lower bound of the chunk's k-th best value (the k largest lane maxima are k distinct entries), so only
+ * entries >= it are offered: about k offers instead of 16 per strip. */
+static inline __attribute__((always_inline)) AVX512_ATTR void
+select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm, int32_t col0) {
+    const int ns = (width + TOPK_STRIP - 1) / TOPK_STRIP;
+    const int tail = width - (ns - 1) * TOPK_STRIP;
+    const __mmask16 last = (__mmask16)(tail == TOPK_STRIP ? 0xFFFF : (1u << tail) - 1u);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    /* lane maxima per 64-column panel (pm), then over the chunk (lm) */
+    const int np = (ns + 3) / 4;
+    __m512 pm[TOPK_CHUNK];
+    for (int w = 0; w < np; w++) {
+        __m512 x = ninf;
+        for (int u = 0; u < 4; u++) {
+            const int t = 4 * w + u;
+            if (t >= ns) break;
+            x = _mm512_max_ps(x, _mm512_mask_load_ps(ninf, t == ns - 1 ? last : (__mmask16)0xFFFF,
+                                                     v + t * TOPK_STRIP));
+        }
+        pm[w] = x;
+    }
+    __m512 lm = pm[0];
+    for (int w = 1; w < np; w++) lm = _mm512_max_ps(lm, pm[w]);
+    const float thr = st->thr[s];
+    if (!_mm512_cmp_ps_mask(lm, _mm512_set1_ps(thr), _CMP_GT_OQ)) return;
+    float cut = -INFINITY;
+    if (st->count[s] == 0 && st->k <= TOPK_STRIP) {
+        __m512 x = lm;
+        for (int32_t t = 0; t < st->k; t++) {
+            cut = _mm512_reduce_max_ps(x);
+            __mmask16 eq = _mm512_cmp_ps_mask(x, _mm512_set1_ps(cut), _CMP_EQ_OQ);
+            x = _mm512_mask_mov_ps(x, (__mmask16)(eq & (0u - eq)), ninf);
+        }
+    }
+    /* Only panels whose lane maxima pass both tests can hold a candidate; in those, all strips' masks go into
+     * a 64-bit map first, then a walk over its few set bits: no branch per strip. */
+    const __m512 vthr = _mm512_set1_ps(thr), vcut = _mm512_set1_ps(cut);
+    uint32_t panels = 0;
+    for (int w = 0; w < np; w++)
+        panels |= (uint32_t)(_mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(pm[w], vthr, _CMP_GT_OQ), pm[w], vcut,
+                                                     _CMP_GE_OQ) != 0) << w;
+    while (panels) {
+        const int t0 = 4 * __builtin_ctz(panels);
+        panels &= panels - 1;
+        uint64_t bits = 0;
+        for (int u = 0; u < 4; u++) {
+            const int t = t0 + u;
+            if (t >= ns) break;
+            const __mmask16 valid = t == ns - 1 ? last : (__mmask16)0xFFFF;
+            const __m512 x = _mm512_maskz_load_ps(valid, v + t * TOPK_STRIP);
+            __mmask16 m = _mm512_mask_cmp_ps_mask(valid, x, vthr, _CMP_GT_OQ);
+            m = _mm512_mask_cmp_ps_mask(m, x, vcut, _CMP_GE_OQ);
+            bits |= (uint64_t)m << (u * 16);
+        }
+        while (bits) {
+            const int c = t0 * TOPK_STRIP + __builtin_ctzll(bits);
+            bits &= bits - 1;
+            topk_offer(st, s, v[c], perm[col0 + c]);
+        }
+    }
+}
+
+/* For each group and each chunk of up to TOPK_CHUNK of its panels (512 columns, 128 KiB at d = 64, kept in L2),
+ * every 6-row slice of the block computes its 6 x 512 dot products into an L1 buffer, then selects from them. */
+AVX512_ATTR void topk_block_avx512(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk) {
+    const int64_t d = pk->d, G = st->n_groups;
+    float buf[TOPK_MR * TOPK_CHUNK_COLS] __attribute__((aligned(64)));
+    for (int64_t g = 0; g < G; g++) {
+        for (int64_t t0 = pk->group_panel[g]; t0 < pk->group_panel[g + 1]; t0 += TOPK_CHUNK) {
+            int64_t t1 = t0 + TOPK_CHUNK < pk->group_panel[g + 1] ? t0 + TOPK_CHUNK : pk->group_panel[g + 1];
+            int32_t width = 0;
+            for (int64_t t = t0; t < t1; t++) width += pk->width[t];
+            for (int64_t r0 = 0; r0 < rows; r0 += TOPK_MR) {
+                const int mr = rows - r0 < TOPK_MR ? (int)(rows - r0) : TOPK_MR;
+                for (int64_t t = t0; t < t1; t++) {
+                    const int ns = (pk->width[t] + TOPK_STRIP - 1) / TOPK_STRIP;
+                    mk_table[mr - 1][ns - 1](buf + (t - t0) * TOPK_NR, Q + r0 * d, d, pk->data + pk->offset[t]);
+                }
+                for (int r = 0; r < mr; r++)
+                    select_chunk(st, (r0 + r) * G + g, buf + r * TOPK_CHUNK_COLS, width, pk->perm, pk->col0[t0]);
+            }
+        }
+    }
+}
+
+/* x - x is 0 for finite x and NaN for NaN or +-Inf; the sum of those stays 0 exactly when all are finite. */
+AVX512_ATTR int topk_has_nonfinite_avx512(const float *x, int64_t count) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+        s0 = _mm512_add_ps(s0, _mm512_sub_ps(a, a));
+        s1 = _mm512_add_ps(s1, _mm512_sub_ps(b, b));
+    }
+    if (i < count) {
+        int64_t rest = count - i;
+        __mmask16 m0 = (__mmask16)(rest >= 16 ? 0xFFFF : (1u << rest) - 1u);
+        __mmask16 m1 = (__mmask16)(rest <= 16 ? 0 : (1u << (rest - 16)) - 1u);
+        __m512 a = _mm512_maskz_loadu_ps(m0, x + i), b = _mm512_maskz_loadu_ps(m1, x + i + 16);
+        s0 = _mm512_add_ps(s0, _mm512_sub_ps(a, a));
+        s1 = _mm512_add_ps(s1, _mm512_sub_ps(b, b));
+    }
+    __m512 s = _mm512_add_ps(s0, s1);
+    return _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_NEQ_UQ) != 0;
+}
+
+#else /* not x86-64: never selected (topk_use_avx512() is 0), defined so the library links. */
+
+void topk_block_avx512(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk) {
+    topk_block_portable(st, Q, rows, pk);
+}
+int topk_has_nonfinite_avx512(const float *x, int64_t count) { return topk_has_nonfinite_portable(x, count); }
+
+#endif

@@ -1,0 +1,126 @@
+/* Internal to the grouped top-K similarity kernels (topk.c, topk_avx512.c, topk_portable.c).
+ *
+ * The plan (see topk.c for the whole story):
+ *   1. R's rows are re-ordered by group (a stable counting sort, so inside a group the rows keep ascending j)
+ *      and packed into panels of at most TOPK_NR = 64 columns, each panel inside ONE group. A panel of w columns
+ *      stores, for depth p = 0..d-1, ns = ceil(w/16) strips of 16 floats: panel[p * ns*16 + c] = R[perm[col0+c]][p]
+ *      (columns past w are zero). One 512-bit load at depth p then gives 16 reference columns.
+ *   2. A thread owns a block of query rows and keeps, per (row, group), the k best (value, j) seen so far and
+ *      the current k-th best as a threshold. For each chunk of up to TOPK_CHUNK panels of one group, every 6-row
+ *      slice of the block gets its 6 x 512 dot products from a register-blocked micro-kernel into an L1 buffer;
+ *      the chunk's 16 lane maxima, compared once with the row's threshold, usually show that nothing in the
+ *      chunk qualifies; otherwise the qualifying entries are found with mask compares and offered one by one.
+ *   3. Candidates of a group arrive in ascending j, so "strictly greater than the k-th best" is exactly the
+ *      rule "ties go to the smaller j", and the result does not depend on how rows are split over threads.
+ */
+#ifndef MML_TOPK_INTERNAL_H
+#define MML_TOPK_INTERNAL_H
+
+#include "MMLKernels.h"
+#include <math.h>
+#include <stdint.h>
+
+#define TOPK_MR 6          /* query rows per micro-kernel call */
+#define TOPK_NR 64         /* reference columns per panel (4 strips of 16) */
+#define TOPK_STRIP 16      /* columns per strip: one zmm */
+#define TOPK_SORTED_MAX 32 /* k up to this keeps a sorted buffer; larger k keeps a binary min-heap */
+#define TOPK_CHUNK 8       /* panels (of one group) whose dot products are buffered before selection */
+#define TOPK_CHUNK_COLS (TOPK_CHUNK * TOPK_NR)
+
+/* R packed by group. Panel t covers packed columns [col0[t], col0[t] + width[t]) of group group_of[t]. */
+typedef struct {
+    float *data;         /* all panels, panel t at data + offset[t] */
+    int64_t *offset;     /* n_panels */
+    int32_t *col0;       /* first packed column of the panel (index into perm) */
+    int32_t *width;      /* 1..TOPK_NR */
+    int32_t *group_of;   /* group of the panel */
+    int32_t *perm;       /* n: packed column -> original reference row j */
+    int64_t *group_panel; /* n_groups + 1: group g owns panels group_panel[g] .. group_panel[g+1]-1 */
+    int64_t n_panels;
+    int64_t d;
+} topk_packed;
+
+/* Running top-k of one thread's block of rows: for row r (0-based in the block) and group g the slot
+ * s = r * n_groups + g owns val[s*k .. s*k+k), idx[...], count[s] and thr[s] (the k-th best, or -inf). */
+typedef struct {
+    float *val;
+    int32_t *idx;
+    int32_t *count;
+    float *thr;
+    int32_t n_groups;
+    int32_t k;
+} topk_state;
+
+/* Offer candidate (v, j) to slot s. Callers offer a slot's candidates in ascending j. */
+static inline void topk_offer(topk_state *st, int64_t s, float v, int32_t j) {
+    const int32_t k = st->k;
+    float *val = st->val + s * k;
+    int32_t *idx = st->idx + s * k;
+    int32_t c = st->count[s];
+    if (c == k && !(v > val[k > TOPK_SORTED_MAX ? 0 : k - 1])) return;
+    if (k <= TOPK_SORTED_MAX) {
+        /* Sorted descending; a new value goes after every kept value >= it (those have smaller j). */
+        int32_t pos = c < k ? c : k - 1;
+        while (pos > 0 && val[pos - 1] < v) {
+            val[pos] = val[pos - 1];
+            idx[pos] = idx[pos - 1];
+            pos--;
+        }
+        val[pos] = v;
+        idx[pos] = j;
+        if (c < k) st->count[s] = ++c;
+        if (c == k) st->thr[s] = val[k - 1];
+        return;
+    }
+    /* Min-heap on "worse": a is worse than b when a.v < b.v, or a.v == b.v and a.j > b.j. Root = worst kept. */
+    int32_t pos;
+    if (c < k) {
+        pos = c;
+        while (pos > 0) {
+            int32_t parent = (pos - 1) / 2;
+            int worse = v < val[parent] || (v == val[parent] && j > idx[parent]);
+            if (!worse) break;
+            val[pos] = val[parent];
+            idx[pos] = idx[parent];
+            pos = parent;
+        }
+        val[pos] = v;
+        idx[pos] = j;
+        st->count[s] = ++c;
+    } else {
+        pos = 0;
+        for (;;) {
+            int32_t l = 2 * pos + 1, r = l + 1, w = pos;
+            float wv = v;
+            int32_t wj = j;
+            if (l < k && (val[l] < wv || (val[l] == wv && idx[l] > wj))) { w = l; wv = val[l]; wj = idx[l]; }
+            if (r < k && (val[r] < wv || (val[r] == wv && idx[r] > wj))) { w = r; }
+            if (w == pos) break;
+            val[pos] = val[w];
+            idx[pos] = idx[w];
+            pos = w;
+        }
+        val[pos] = v;
+        idx[pos] = j;
+    }
+    if (c == k) st->thr[s] = val[0];
+}
+
+/* Offer the lanes set in `mask` of 16 dot products `v` (packed columns col0..col0+15 of one group). */
+void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, const int32_t *perm,
+                      int32_t col0);
+
+/* Work of one thread on query rows [r0, r1) for one block: both ISA drivers have this signature.
+ * Q points at row r0. State slots are relative to r0. */
+void topk_block_avx512(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk);
+void topk_block_portable(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk);
+
+/* Non-zero when x[0..count) holds NaN or Inf. */
+int topk_has_nonfinite_avx512(const float *x, int64_t count);
+int topk_has_nonfinite_portable(const float *x, int64_t count);
+
+/* Non-zero when this call should take the AVX-512 path: the CPU and OS support it and the environment
+ * variable MML_KERNELS_ISA is not "portable" (read at every call, so tests can switch paths). */
+int topk_use_avx512(void);
+
+#endif /* MML_TOPK_INTERNAL_H */

@@ -1,0 +1,77 @@
+/* Portable C path of the grouped top-K similarity: the same panels, blocking and top-k bookkeeping as the
+ * AVX-512 path, with the dot products of up to 6 rows x 64 columns accumulated in a small array the compiler
+ * can vectorise for whatever the baseline ISA is. Selected when the CPU lacks AVX-512 or MML_KERNELS_ISA=portable.
+ */
+#include "topk_internal.h"
+
+/* buf[r * TOPK_CHUNK_COLS + c] = <q_r, panel column c> for r < mr, c < 16 * ceil(width / 16). */
+static void mk_portable(float *buf, int mr, const float *q, int64_t d, const float *panel, int32_t width) {
+    const int cols = ((width + TOPK_STRIP - 1) / TOPK_STRIP) * TOPK_STRIP;
+    for (int r = 0; r < mr; r++) {
+        float acc[TOPK_NR];
+        for (int c = 0; c < cols; c++) acc[c] = 0.0f;
+        const float *qr = q + r * d;
+        for (int64_t p = 0; p < d; p++) {
+            const float a = qr[p], *b = panel + p * cols;
+            for (int c = 0; c < cols; c++) acc[c] += a * b[c];
+        }
+        for (int c = 0; c < cols; c++) buf[r * TOPK_CHUNK_COLS + c] = acc[c];
+    }
+}
+
+/* The same selection rule as the AVX-512 path's select_chunk(), in scalar form. */
+static void select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm,
+                         int32_t col0) {
+    float lm[TOPK_STRIP];
+    for (int l = 0; l < TOPK_STRIP; l++) lm[l] = -INFINITY;
+    for (int32_t c = 0; c < width; c++)
+        if (v[c] > lm[c % TOPK_STRIP]) lm[c % TOPK_STRIP] = v[c];
+    const float thr = st->thr[s];
+    int any = 0;
+    for (int l = 0; l < TOPK_STRIP; l++) any |= lm[l] > thr;
+    if (!any) return;
+    float cut = -INFINITY;
+    if (st->count[s] == 0 && st->k <= TOPK_STRIP) {
+        /* the k-th largest lane maximum, by k passes that each remove the current largest */
+        for (int32_t t = 0; t < st->k; t++) {
+            int best = 0;
+            for (int l = 1; l < TOPK_STRIP; l++)
+                if (lm[l] > lm[best]) best = l;
+            cut = lm[best];
+            lm[best] = -INFINITY;
+        }
+    }
+    for (int32_t c0 = 0; c0 < width; c0 += TOPK_STRIP) {
+        int n = width - c0 < TOPK_STRIP ? width - c0 : TOPK_STRIP;
+        uint32_t m = 0;
+        for (int l = 0; l < n; l++) m |= (uint32_t)(v[c0 + l] > thr && v[c0 + l] >= cut) << l;
+        if (m) topk_offer_lanes(st, s, v + c0, m, perm, col0 + c0);
+    }
+}
+
+void topk_block_portable(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk) {
+    const int64_t d = pk->d, G = st->n_groups;
+    float buf[TOPK_MR * TOPK_CHUNK_COLS];
+    for (int64_t g = 0; g < G; g++) {
+        for (int64_t t0 = pk->group_panel[g]; t0 < pk->group_panel[g + 1]; t0 += TOPK_CHUNK) {
+            int64_t t1 = t0 + TOPK_CHUNK < pk->group_panel[g + 1] ? t0 + TOPK_CHUNK : pk->group_panel[g + 1];
+            int32_t width = 0;
+            for (int64_t t = t0; t < t1; t++) width += pk->width[t];
+            for (int64_t r0 = 0; r0 < rows; r0 += TOPK_MR) {
+                const int mr = rows - r0 < TOPK_MR ? (int)(rows - r0) : TOPK_MR;
+                for (int64_t t = t0; t < t1; t++)
+                    mk_portable(buf + (t - t0) * TOPK_NR, mr, Q + r0 * d, d, pk->data + pk->offset[t],
+                                pk->width[t]);
+                for (int r = 0; r < mr; r++)
+                    select_chunk(st, (r0 + r) * G + g, buf + r * TOPK_CHUNK_COLS, width, pk->perm,
+                                 pk->col0[t0]);
+            }
+        }
+    }
+}
+
+int topk_has_nonfinite_portable(const float *x, int64_t count) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < count; i++) s += x[i] - x[i];
+    return s != 0.0f || s != s;
+}

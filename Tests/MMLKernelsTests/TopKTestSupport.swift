@@ -1,0 +1,82 @@
+import Foundation
+import MMLKernels
+import XCTest
+
+/// A small seeded generator for test inputs (no global RNG).
+struct TestRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in float() } }
+}
+
+/// Runs `body` once per kernel path: the dispatched one (AVX-512 here) and the portable one, by setting
+/// MML_KERNELS_ISA, which the kernels read at every call.
+func forEachISA(_ body: (String) throws -> Void) rethrows {
+    for isa in ["auto", "portable"] {
+        if isa == "portable" { setenv("MML_KERNELS_ISA", "portable", 1) } else { unsetenv("MML_KERNELS_ISA") }
+        defer { unsetenv("MML_KERNELS_ISA") }
+        try body(isa)
+    }
+}
+
+struct TopKResult {
+    var status: Int32
+    var out: [Float]
+    var idx: [Int32]
+    var val: [Float]
+}
+
+struct TopKNaive {
+    var status: Int32
+    var out: [Double]
+    var idx: [Int32]
+    var val: [Double]
+}
+
+func runTopK(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32], _ g: Int, _ k: Int,
+             threads: Int = 0) -> TopKResult {
+    var out = [Float](repeating: .nan, count: max(1, m * g))
+    var idx = [Int32](repeating: -7, count: max(1, m * g * k))
+    var val = [Float](repeating: .nan, count: max(1, m * g * k))
+    let s = mml_group_topk_sim_f32(&out, &idx, &val, q, Int64(m), r, Int64(n), Int64(d), group, Int32(g),
+                                   Int32(k), Int32(threads))
+    return TopKResult(status: s, out: out, idx: idx, val: val)
+}
+
+func runNaive(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32], _ g: Int,
+              _ k: Int) -> TopKNaive {
+    var out = [Double](repeating: .nan, count: max(1, m * g))
+    var idx = [Int32](repeating: -7, count: max(1, m * g * k))
+    var val = [Double](repeating: .nan, count: max(1, m * g * k))
+    let s = mml_group_topk_sim_naive(&out, &idx, &val, q, Int64(m), r, Int64(n), Int64(d), group, Int32(g),
+                                     Int32(k))
+    return TopKNaive(status: s, out: out, idx: idx, val: val)
+}
+
+func dotDouble(_ q: [Float], _ i: Int, _ r: [Float], _ j: Int, _ d: Int) -> Double {
+    var s = 0.0
+    for p in 0..<d { s += Double(q[i * d + p]) * Double(r[j * d + p]) }
+    return s
+}
+
+func close(_ a: Double, _ b: Double, atol: Double, rtol: Double) -> Bool { abs(a - b) <= atol + rtol * abs(b) }
+
+/// Groups of the given sizes, contiguous (0,0,..,1,1,..) or shuffled with `rng`.
+func makeGroups(_ sizes: [Int], shuffled: Bool, rng: inout TestRNG) -> [Int32] {
+    var g: [Int32] = []
+    for (i, s) in sizes.enumerated() { g += [Int32](repeating: Int32(i), count: s) }
+    if shuffled {
+        for i in stride(from: g.count - 1, to: 0, by: -1) { g.swapAt(i, rng.int(i + 1)) }
+    }
+    return g
+}
