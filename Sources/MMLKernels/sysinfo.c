@@ -1,6 +1,7 @@
 /* CPU features (CPUID), OpenBLAS facts and status strings. */
 #include "MMLKernels.h"
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -82,7 +83,11 @@ int mml_blas_num_threads(void) { return openblas_get_num_threads(); }
 void mml_blas_set_num_threads(int n) { openblas_set_num_threads(n); }
 
 const char *mml_kernels_isa(void) {
+    /* MML_KERNELS_ISA=portable forces the portable C paths (for testing and comparison). */
+    const char *e = getenv("MML_KERNELS_ISA");
+    if (e && strcmp(e, "portable") == 0) return "portable";
     uint32_t f = mml_cpu_features();
-    uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_OS_AVX512;
+    uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_FMA |
+                    MML_CPU_OS_AVX512;
     return (f & need) == need ? "avx512" : "portable";
 }

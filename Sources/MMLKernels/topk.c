@@ -22,13 +22,7 @@ void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, 
     }
 }
 
-int topk_use_avx512(void) {
-    const char *e = getenv("MML_KERNELS_ISA");
-    if (e && strcmp(e, "portable") == 0) return 0;
-    uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_FMA |
-                    MML_CPU_OS_AVX512;
-    return (mml_cpu_features() & need) == need;
-}
+int topk_use_avx512(void) { return strcmp(mml_kernels_isa(), "avx512") == 0; }
 
 static void packed_free(topk_packed *pk) {
     free(pk->data);

@@ -66,7 +66,8 @@ const char *mml_blas_corename(void);
 const char *mml_blas_config(void);
 int mml_blas_num_threads(void);
 void mml_blas_set_num_threads(int n);
-/* Which kernel family this library's own hot loops use: "avx512" or "portable". */
+/* Which kernel family this library's own hot loops use: "avx512" or "portable". MML_KERNELS_ISA=portable in the
+ * environment forces the portable paths (the top-K kernels read it on every call, the Gaussian kernels once). */
 const char *mml_kernels_isa(void);
 
 /* ---------------------------------------------------------------- grouped top-K similarity
