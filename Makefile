@@ -16,6 +16,9 @@ demo: build
 
 test: deps
 	$(SWIFT) build -c $(CONFIG)
+	@echo "== kernel tests again on the portable (non-AVX-512) C paths"
+	MML_KERNELS_ISA=portable $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter 'Gauss|TopK|Normalize|SimilarityKernels'
+	@echo "== the whole suite"
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 
 bench: build
