@@ -28,23 +28,24 @@ func gaussianBenchRows(arguments: [String]) -> [BenchRow] {
                                         Int64(nSets), 0.01)
     }
     rows.append(BenchRow(name: "gauss fit episode 80 sets d=64 (75x441, 5x2205)", seconds: tFit,
-                         gflops: fitFlops / tFit / 1e9, ratio: tFitNaive / tFit))
+                         gflops: fitFlops / tFit / 1e9, ratio: tFitNaive / tFit,
+                         peer: "dist_score/fp32/5shot/fit_gaussians"))
     rows.append(BenchRow(name: "gauss fit episode, naive double", seconds: tFitNaive, gflops: nil, ratio: nil))
 
     let muA = Array(mu[0..<(nq * d)]), sigA = Array(sigma[0..<(nq * d * d)])
     let muB = Array(mu[(nq * d)...]), sigB = Array(sigma[(nq * d * d)...])
     var out = [Float](repeating: 0, count: nq * way), outN = [Double](repeating: 0, count: nq * way)
-    func row(_ name: String, fast: @escaping () -> Void, naive: @escaping () -> Void) {
+    func row(_ name: String, peer: String? = nil, fast: @escaping () -> Void, naive: @escaping () -> Void) {
         let t = measure(repeats: 11, fast), tn = measure(repeats: 2, naive)
-        rows.append(BenchRow(name: name, seconds: t, gflops: nil, ratio: tn / t))
+        rows.append(BenchRow(name: name, seconds: t, gflops: nil, ratio: tn / t, peer: peer))
         rows.append(BenchRow(name: name + ", naive double", seconds: tn, gflops: nil, ratio: nil))
     }
     let (na, nb, dd) = (Int64(nq), Int64(way), Int64(d))
-    row("gauss w2 75x5 d=64", fast: { _ = mml_gaussian_w2_f32(&out, muA, sigA, na, muB, sigB, nb, dd, 0) },
+    row("gauss w2 75x5 d=64", peer: "dist_score/fp32/5shot/w2_eigh", fast: { _ = mml_gaussian_w2_f32(&out, muA, sigA, na, muB, sigB, nb, dd, 0) },
         naive: { _ = mml_gaussian_w2_naive(&outN, muA, sigA, na, muB, sigB, nb, dd) })
     for (dir, label) in [(MML_KL_QUERY_CLASS, "query||class"), (MML_KL_CLASS_QUERY, "class||query"),
                          (MML_KL_SYMMETRIC, "symmetric")] {
-        row("gauss kl \(label) 75x5 d=64",
+        row("gauss kl \(label) 75x5 d=64", peer: dir == MML_KL_QUERY_CLASS ? "dist_score/fp32/5shot/kl_chol" : nil,
             fast: { _ = mml_gaussian_kl_f32(&out, muA, sigA, na, muB, sigB, nb, dd, dir, 0) },
             naive: { _ = mml_gaussian_kl_naive(&outN, muA, sigA, na, muB, sigB, nb, dd, dir) })
     }

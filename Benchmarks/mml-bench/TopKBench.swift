@@ -51,7 +51,8 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
             }
             precondition(status == 0, "[bench] fused top-k failed with status \(status)")
             rows.append(BenchRow(name: "\(name) fused top-\(k) (\(BLASRuntime.kernelISA))", seconds: fused,
-                                 gflops: flops / fused / 1e9, ratio: flops / fused / 1e9 / sgGflops))
+                                 gflops: flops / fused / 1e9, ratio: flops / fused / 1e9 / sgGflops,
+                                 peer: k == 3 ? "dn4_score/\(shot)shot/batched" : nil))
             var out2 = [Float](repeating: 0, count: m * way)
             let twoPass = measure(repeats: 3) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(d), 1, q, Int32(d),
