@@ -133,6 +133,8 @@ int mml_maps_to_rows_f32(float *out, float *norms, const float *maps, int64_t co
  * (image i at maps + i*d*hw; a descriptor is a column). Set s is made of the images
  * image_index[set_offsets[s]] .. image_index[set_offsets[s+1]-1] (image_index NULL means 0, 1, 2, ...),
  * so a query's set is one image and a class's set is its k support images. An image may appear in several sets.
+ * Plain row sets (an n x d row-major matrix, one descriptor per row) are the case hw = 1: each row is an "image"
+ * of d x 1, and set_offsets / image_index pick the rows of each set.
  * set_offsets has n_sets + 1 non-decreasing entries; every image id must lie in [0, n_images) (else
  * MML_ERR_ARGUMENT); every set needs n = (images in the set) * hw >= 2 (else MML_ERR_EMPTY_GROUP).
  * mu: n_sets x d; sigma: n_sets x d x d with
