@@ -1,0 +1,132 @@
+/// Conv3x3 (padding 1) -> BatchNorm -> (Leaky)ReLU -> optional 2x2 max-pool: the block of Conv-64F and Conv-4.
+///
+/// `x: (N, C, H, W) -> (N, C', H, W)` or `(N, C', H / 2, W / 2)` with pooling. BN and the activation run as one
+/// fused pass.
+public final class ConvBlock: ParameterContainer {
+    public let conv: Conv2D
+    public let bn: BatchNorm2D
+    /// The activation's negative slope (0 for ReLU).
+    public let negativeSlope: Float
+    public let pool: MaxPool2D?
+
+    /// What backward needs.
+    public struct Cache {
+        let conv: Conv2D.Cache
+        let bn: BatchNorm2D.Cache
+        /// The activation output (its sign equals the activation input's, which is all the derivative needs).
+        let activated: Tensor
+        let pool: MaxPool2D.Cache?
+    }
+
+    public init<G: RandomNumberGenerator>(inputChannels: Int, outputChannels: Int, negativeSlope: Float, pool: Bool,
+                                          initialization: BackboneInitialization, generator: inout G) {
+        let w: WeightInitialization = initialization == .mml ? .mml : .kaimingNormal(negativeSlope: negativeSlope)
+        conv = Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3, padding: 1,
+                      initialization: w, generator: &generator)
+        bn = BatchNorm2D(channels: outputChannels, gammaStd: initialization == .mml ? 0.02 : 0, generator: &generator)
+        self.negativeSlope = negativeSlope
+        self.pool = pool ? MaxPool2D(kernelSize: 2) : nil
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+        conv.visitParameters(prefix: parameterName(prefix, "conv"), visit)
+        bn.visitParameters(prefix: parameterName(prefix, "bn"), visit)
+    }
+
+    var threads: Int {
+        get { conv.threads }
+        set { conv.threads = newValue; bn.threads = newValue; pool?.threads = newValue }
+    }
+
+    func forward(_ x: Tensor, training: Bool) -> (Tensor, Cache) {
+        let (c, cc) = conv.forward(x, training: training)
+        let (a, bc) = bn.forward(c, training: training, leakySlope: negativeSlope)
+        guard let pool else { return (a, Cache(conv: cc, bn: bc, activated: a, pool: nil)) }
+        let (p, pc) = pool.forward(a, training: training)
+        return (p, Cache(conv: cc, bn: bc, activated: a, pool: pc))
+    }
+
+    func backward(_ dy: Tensor, cache: Cache, inputGradient: Bool) -> Tensor? {
+        let da = pool.map { $0.backward(dy, cache: cache.pool!) } ?? dy
+        let dz = leakyBackward(da, cache.activated, negativeSlope)
+        let dc = bn.backward(dz, cache: cache.bn)
+        return conv.backward(dc, cache: cache.conv, inputGradient: inputGradient)
+    }
+}
+
+/// Conv-64F (DN4 / MML v1) and Conv-4 (ProtoNet): four `ConvBlock`s (METHOD.md section 1).
+///
+/// Conv-64F: LeakyReLU(0.2), pools after blocks 1 and 2: `(N, C_in, 84, 84) -> (N, 64, 21, 21)`.
+/// Conv-4: ReLU, pools after every block: `(N, C_in, 84, 84) -> (N, 64, 5, 5)`, `28 -> 1`.
+/// Parameter names: `block1.conv.weight`, `block1.bn.weight|bias|running_mean|running_var`, ...
+public final class ConvNet: Backbone {
+    public let kind: BackboneKind
+    public let inputChannels: Int
+    public let blocks: [ConvBlock]
+
+    public init(_ configuration: BackboneConfiguration) {
+        precondition(configuration.kind != .resnet12, "[convnet] configuration is for \(configuration.kind)")
+        kind = configuration.kind
+        inputChannels = configuration.inputChannels
+        var g = TensorRNG(seed: configuration.seed)
+        let widths = configuration.resolvedWidths
+        var c = configuration.inputChannels
+        var blocks: [ConvBlock] = []
+        for (i, w) in widths.enumerated() {
+            let pool = configuration.kind == .conv4 || i < 2
+            blocks.append(ConvBlock(inputChannels: c, outputChannels: w,
+                                    negativeSlope: configuration.kind == .conv4 ? 0 : 0.2, pool: pool,
+                                    initialization: configuration.initialization, generator: &g))
+            c = w
+        }
+        self.blocks = blocks
+    }
+
+    public var outputChannels: Int { blocks.last!.conv.outputChannels }
+
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        var (h, w) = (height, width)
+        for b in blocks where b.pool != nil { (h, w) = (h / 2, w / 2) }
+        return (h, w)
+    }
+
+    public var threads: Int {
+        get { blocks[0].threads }
+        set { for b in blocks { b.threads = newValue } }
+    }
+
+    public var freezesBatchNormStatistics: Bool {
+        get { blocks[0].bn.freezesStatistics }
+        set { for b in blocks { b.bn.freezesStatistics = newValue } }
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+        for (i, b) in blocks.enumerated() { b.visitParameters(prefix: parameterName(prefix, "block\(i + 1)"), visit) }
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: BackboneCache) {
+        var h = x
+        var caches: [ConvBlock.Cache] = []
+        caches.reserveCapacity(blocks.count)
+        for b in blocks {
+            let (y, c) = b.forward(h, training: training)
+            caches.append(c)
+            h = y
+        }
+        return (h, BackboneCache(caches))
+    }
+
+    public func backward(_ dy: Tensor, cache: BackboneCache, inputGradient: Bool) -> Tensor? {
+        guard let caches = cache.storage as? [ConvBlock.Cache], caches.count == blocks.count else {
+            preconditionFailure("[convnet] cache does not come from this backbone's forward")
+        }
+        var g = dy
+        for i in stride(from: blocks.count - 1, through: 0, by: -1) {
+            guard let d = blocks[i].backward(g, cache: caches[i], inputGradient: i > 0 || inputGradient) else {
+                return nil
+            }
+            g = d
+        }
+        return g
+    }
+}
