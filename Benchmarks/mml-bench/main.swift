@@ -5,7 +5,7 @@ import MMLCore
 let args = Array(CommandLine.arguments.dropFirst())
 let json = args.contains("--json")
 let sections = args.filter { !$0.hasPrefix("--") }
-let known = ["kernels"]
+let known = ["kernels", "backbone"]
 guard let section = sections.first, known.contains(section) else {
     fputs("usage: mml-bench <\(known.joined(separator: "|"))> [--json]\n", stderr)
     exit(2)
@@ -13,5 +13,6 @@ guard let section = sections.first, known.contains(section) else {
 BLASRuntime.reexecIfNeeded()
 switch section {
 case "kernels": runKernelsBench(json: json, arguments: args)
+case "backbone": runBackboneBench(json: json, arguments: args)
 default: break
 }
