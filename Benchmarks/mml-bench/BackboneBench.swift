@@ -10,6 +10,7 @@ func runBackboneBench(json: Bool, arguments: [String]) {
     var threads = 0
     if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int(arguments[i + 1]) { threads = t }
     let quick = arguments.contains("--quick")
+    TensorMemory.keepFreedMemoryForReuse()
     // PyTorch tuned reference, img/s: (forward b80, forward b100, train b80). Conv-4 and ResNet-12 have none.
     let torchTuned: [BackboneKind: (Double, Double, Double)] = [.conv64F: (740, 740, 170)]
     struct Row { var name: String; var ms: Double; var imagesPerSecond: Double; var peakMiB: Double; var ratio: Double? }

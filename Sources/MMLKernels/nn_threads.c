@@ -78,3 +78,13 @@ int mml_nn_have_avx512(void) {
     }
     return cached;
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+void mml_keep_freed_memory(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+#endif
+}

@@ -147,4 +147,24 @@ final class BackboneTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("too small"), "\(e)")
         }
     }
+
+    /// The fused per-image inference path of Conv-64F / Conv-4 equals the layer-by-layer evaluation.
+    func testFusedInferenceMatchesLayerByLayer() throws {
+        for kind in [BackboneKind.conv64F, .conv4] {
+            let b = try makeBackbone(BackboneConfiguration(kind: kind, widths: [5, 7, 6, 9], seed: 12)) as! ConvNet
+            let x = FD.random([3, 3, 19, 17], seed: 13)
+            for _ in 0..<3 { _ = b.forward(x, training: true) }  // non-trivial running statistics
+            let fused = b.forward(x, training: false).output
+            var h = x
+            for blk in b.blocks {
+                h = blk.conv.forward(h, training: false).output
+                h = blk.bn.forward(h, training: false).output
+                h = LeakyReLU(negativeSlope: blk.negativeSlope).forward(h, training: false).output
+                if let p = blk.pool { h = p.forward(h, training: false).output }
+            }
+            XCTAssertEqual(fused.shape, h.shape)
+            let worst = zip(fused.data, h.data).map { abs($0 - $1) - 1e-5 - 1e-4 * abs($1) }.max()!
+            XCTAssertLessThanOrEqual(worst, 0, "\(kind)")
+        }
+    }
 }

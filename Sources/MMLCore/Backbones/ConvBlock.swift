@@ -1,3 +1,5 @@
+import MMLKernels
+
 /// Conv3x3 (padding 1) -> BatchNorm -> (Leaky)ReLU -> optional 2x2 max-pool: the block of Conv-64F and Conv-4.
 ///
 /// `x: (N, C, H, W) -> (N, C', H, W)` or `(N, C', H / 2, W / 2)` with pooling. BN and the activation run as one
@@ -36,6 +38,42 @@ public final class ConvBlock: ParameterContainer {
     var threads: Int {
         get { conv.threads }
         set { conv.threads = newValue; bn.threads = newValue; pool?.threads = newValue }
+    }
+
+    private var workspace: [Float] = []
+
+    /// Inference: conv, folded BatchNorm, activation and pooling one image at a time in cache (C kernel
+    /// `mml_conv_block_forward_f32`), with no full-size intermediate maps.
+    func inferenceForward(_ x: Tensor) -> Tensor {
+        let d = x.nchw
+        precondition(d.c == conv.inputChannels, "[convblock] input C=\(d.c) does not match \(conv.inputChannels)")
+        let co = conv.outputChannels
+        var scale = [Float](repeating: 0, count: co), shift = scale
+        for o in 0..<co {
+            scale[o] = bn.gamma.value.data[o] / (bn.runningVariance.value.data[o] + bn.epsilon).squareRoot()
+            shift[o] = bn.beta.value.data[o] - bn.runningMean.value.data[o] * scale[o]
+        }
+        let need = Int(mml_conv_block_workspace_floats(Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,
+                                                       Int64(d.n), Int32(threads)))
+        precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
+        if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
+        let pooled = pool != nil
+        var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
+        let wsCount = Int64(workspace.count)
+        let status = y.data.withUnsafeMutableBufferPointer { yp in
+            x.data.withUnsafeBufferPointer { xp in
+                conv.weight.value.data.withUnsafeBufferPointer { wp in
+                    workspace.withUnsafeMutableBufferPointer { ws in
+                        mml_conv_block_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift,
+                                                   Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,
+                                                   negativeSlope, pooled ? 1 : 0, ws.baseAddress, wsCount,
+                                                   Int32(threads))
+                    }
+                }
+            }
+        }
+        requireKernel(status, "convblock")
+        return y
     }
 
     func forward(_ x: Tensor, training: Bool) -> (Tensor, Cache) {
@@ -106,6 +144,11 @@ public final class ConvNet: Backbone {
 
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: BackboneCache) {
         var h = x
+        if !training {
+            // Inference needs no cache: the fused per-image path.
+            for b in blocks { h = b.inferenceForward(h) }
+            return (h, BackboneCache([ConvBlock.Cache]()))
+        }
         var caches: [ConvBlock.Cache] = []
         caches.reserveCapacity(blocks.count)
         for b in blocks {

@@ -35,7 +35,7 @@ public final class ReLU: Layer {
 }
 
 func applyLeaky(_ x: Tensor, _ slope: Float) -> Tensor {
-    var y = Tensor(shape: x.shape)
+    var y = Tensor(uninitializedShape: x.shape)
     let status = y.data.withUnsafeMutableBufferPointer { yp in
         x.data.withUnsafeBufferPointer { mml_leaky_relu_f32(yp.baseAddress, $0.baseAddress, Int64(x.count), slope) }
     }
@@ -45,7 +45,7 @@ func applyLeaky(_ x: Tensor, _ slope: Float) -> Tensor {
 
 func leakyBackward(_ dy: Tensor, _ x: Tensor, _ slope: Float) -> Tensor {
     precondition(dy.shape == x.shape, "[leaky_relu] dy shape \(dy.shape) does not match input \(x.shape)")
-    var dx = Tensor(shape: x.shape)
+    var dx = Tensor(uninitializedShape: x.shape)
     let status = dx.data.withUnsafeMutableBufferPointer { dxp in
         dy.data.withUnsafeBufferPointer { dyp in
             x.data.withUnsafeBufferPointer {

@@ -95,7 +95,7 @@ public final class BatchNorm2D: Layer {
             scale[c] = gamma.value.data[c] * invstd[c]
             shift[c] = beta.value.data[c] - mean[c] * scale[c]
         }
-        var y = Tensor(shape: x.shape)
+        var y = Tensor(uninitializedShape: x.shape)
         let status = y.data.withUnsafeMutableBufferPointer { yp in
             x.data.withUnsafeBufferPointer { xp in
                 mml_channel_affine_f32(yp.baseAddress, xp.baseAddress, scale, shift, Int64(d.n), Int64(d.c),
@@ -113,7 +113,7 @@ public final class BatchNorm2D: Layer {
         let x = cache.input
         let d = x.nchw
         precondition(dy.shape == x.shape, "[batchnorm2d] dy shape \(dy.shape) does not match input \(x.shape)")
-        var dx = Tensor(shape: x.shape)
+        var dx = Tensor(uninitializedShape: x.shape)
         let status = dx.data.withUnsafeMutableBufferPointer { dxp in
             gamma.grad.data.withUnsafeMutableBufferPointer { dg in
                 beta.grad.data.withUnsafeMutableBufferPointer { db in

@@ -77,7 +77,7 @@ public final class Conv2D: Layer {
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
         let d = checkInput(x)
         let (oh, ow) = outputSize(height: d.h, width: d.w)
-        var y = Tensor(shape: [d.n, outputChannels, oh, ow])
+        var y = Tensor(uninitializedShape: [d.n, outputChannels, oh, ow])
         ensureWorkspace(d)
         let wsCount = Int64(workspace.count)
         let status = y.data.withUnsafeMutableBufferPointer { yp in
@@ -112,7 +112,7 @@ public final class Conv2D: Layer {
         let (oh, ow) = outputSize(height: d.h, width: d.w)
         precondition(dy.shape == [d.n, outputChannels, oh, ow],
                      "[conv2d] dy shape \(dy.shape) does not match output [\(d.n), \(outputChannels), \(oh), \(ow)]")
-        var dx = inputGradient ? Tensor(shape: x.shape) : Tensor(shape: [0])
+        var dx = inputGradient ? Tensor(uninitializedShape: x.shape) : Tensor(shape: [0])
         ensureWorkspace(d)
         let wsCount = Int64(workspace.count)
         let bias = self.bias

@@ -27,8 +27,8 @@ public final class MaxPool2D: Layer {
         let d = x.nchw
         precondition(d.h >= kernelSize && d.w >= kernelSize, "[maxpool2d] input \(d.h)x\(d.w) < kernel \(kernelSize)")
         let oh = (d.h - kernelSize) / stride + 1, ow = (d.w - kernelSize) / stride + 1
-        var y = Tensor(shape: [d.n, d.c, oh, ow])
-        var arg = [Int32](repeating: 0, count: y.count)
+        var y = Tensor(uninitializedShape: [d.n, d.c, oh, ow])
+        var arg = [Int32](unsafeUninitializedCapacity: y.count) { _, c in c = y.count }
         let status = y.data.withUnsafeMutableBufferPointer { yp in
             x.data.withUnsafeBufferPointer { xp in
                 mml_maxpool2d_f32(yp.baseAddress, &arg, xp.baseAddress, Int64(d.n * d.c), Int64(d.h), Int64(d.w),
@@ -41,7 +41,7 @@ public final class MaxPool2D: Layer {
 
     /// dL/dx: each dy routed to the position of its window's maximum (summed where windows overlap).
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
-        var dx = Tensor(shape: cache.inputShape)
+        var dx = Tensor(uninitializedShape: cache.inputShape)
         let d = dx.nchw, g = dy.nchw
         precondition(g.n == d.n && g.c == d.c && dy.count == cache.argmax.count,
                      "[maxpool2d] dy shape \(dy.shape) does not match the forward output")

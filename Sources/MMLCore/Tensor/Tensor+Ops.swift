@@ -1,3 +1,5 @@
+import MMLKernels
+
 /// The few tensor operations the layers, backbones and optimisers need.
 extension Tensor {
     /// A tensor of zeros with the same shape.
@@ -57,4 +59,22 @@ extension Tensor {
 
     /// True when every element is finite.
     public var isFinite: Bool { data.allSatisfy { $0.isFinite } }
+}
+
+extension Tensor {
+    /// A tensor whose elements are not initialised: for outputs a kernel overwrites completely (saves a pass
+    /// over memory and the page faults of zero-filling a large buffer).
+    public init(uninitializedShape shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "[tensor] negative dimension in shape \(shape)")
+        let n = shape.reduce(1, *)
+        self.init(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { _, count in count = n })
+    }
+}
+
+/// Process-wide allocator tuning for training loops.
+public enum TensorMemory {
+    /// Tells glibc malloc to keep freed memory for reuse instead of returning large blocks to the kernel, so that
+    /// the per-step activations (hundreds of MB at batch 80) are not page-faulted in again on every step.
+    /// Call once at start-up of an executable (the benchmarks do); it changes global malloc settings.
+    public static func keepFreedMemoryForReuse() { mml_keep_freed_memory() }
 }

@@ -255,6 +255,20 @@ int mml_avgpool2d_f32(float *y, const float *x, int64_t planes, int64_t h, int64
 int mml_avgpool2d_backward_f32(float *dx, const float *dy, int64_t planes, int64_t h, int64_t w, int64_t k,
                                int64_t stride);
 
+/* Inference block, one image at a time in cache: y = maxpool2x2?(leaky(scale[o] * conv(x, weight) + shift[o])),
+ * a stride-1 k x k conv with zero padding `pad` (the folded BatchNorm: scale = gamma / sqrt(var + eps),
+ * shift = beta - mean * scale). pool != 0 halves H and W (floor). Workspace as for the conv (NULL: per call). */
+int64_t mml_conv_block_workspace_floats(int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
+                                        int64_t n, int32_t nthreads);
+int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, const float *scale, const float *shift,
+                               int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
+                               float slope, int32_t pool, float *workspace, int64_t workspace_floats,
+                               int32_t nthreads);
+
+/* glibc malloc: keep freed blocks for reuse instead of unmapping them (large per-step activations are then not
+ * page-faulted in again every step). Process-wide; executables call it once at start-up. No-op elsewhere. */
+void mml_keep_freed_memory(void);
+
 #ifdef __cplusplus
 }
 #endif
