@@ -5,6 +5,7 @@
 #include "MMLKernels.h"
 #include "nn_internal.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ batch statistics */
@@ -150,15 +151,46 @@ int mml_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const flo
 
 /* ------------------------------------------------------------------ activations */
 
+/* Elementwise loops split into fixed 64K-element chunks over two threads when large (memory-bound passes). */
+#define EW_CHUNK 65536
+typedef struct {
+    float *out;
+    const float *a, *b;
+    int64_t count;
+    float slope;
+} ew_ctx;
+
+static void leaky_task(void *ctx, int64_t chunk, int thread) {
+    (void)thread;
+    ew_ctx *s = (ew_ctx *)ctx;
+    int64_t i0 = chunk * EW_CHUNK, i1 = i0 + EW_CHUNK < s->count ? i0 + EW_CHUNK : s->count;
+    const float *x = s->a;
+    float *y = s->out, sl = s->slope;
+    for (int64_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : sl * x[i];
+}
+
+static void leaky_bwd_task(void *ctx, int64_t chunk, int thread) {
+    (void)thread;
+    ew_ctx *s = (ew_ctx *)ctx;
+    int64_t i0 = chunk * EW_CHUNK, i1 = i0 + EW_CHUNK < s->count ? i0 + EW_CHUNK : s->count;
+    const float *dy = s->a, *x = s->b;
+    float *dx = s->out, sl = s->slope;
+    for (int64_t i = i0; i < i1; i++) dx[i] = x[i] > 0.0f ? dy[i] : sl * dy[i];
+}
+
+static int ew_threads(int64_t count) { return count >= 4 * EW_CHUNK ? 0 : 1; }
+
 int mml_leaky_relu_f32(float *y, const float *x, int64_t count, float slope) {
     if (!y || !x || count < 0) return MML_ERR_ARGUMENT;
-    for (int64_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    ew_ctx s = {y, x, NULL, count, slope};
+    mml_nn_parallel_for(ew_threads(count), (count + EW_CHUNK - 1) / EW_CHUNK, leaky_task, &s);
     return MML_OK;
 }
 
 int mml_leaky_relu_backward_f32(float *dx, const float *dy, const float *x, int64_t count, float slope) {
     if (!dx || !dy || !x || count < 0) return MML_ERR_ARGUMENT;
-    for (int64_t i = 0; i < count; i++) dx[i] = x[i] > 0.0f ? dy[i] : slope * dy[i];
+    ew_ctx s = {dx, dy, x, count, slope};
+    mml_nn_parallel_for(ew_threads(count), (count + EW_CHUNK - 1) / EW_CHUNK, leaky_bwd_task, &s);
     return MML_OK;
 }
 
@@ -207,20 +239,36 @@ int mml_maxpool2d_f32(float *y, int32_t *argmax, const float *x, int64_t planes,
     return MML_OK;
 }
 
+typedef struct {
+    float *dx;
+    const float *dy;
+    const int32_t *arg;
+    int64_t hw, ohw;
+    _Atomic int bad;
+} mpb_ctx;
+
+static void maxpool_bwd_task(void *ctx, int64_t p, int thread) {
+    (void)thread;
+    mpb_ctx *s = (mpb_ctx *)ctx;
+    float *d = s->dx + p * s->hw;
+    const float *g = s->dy + p * s->ohw;
+    const int32_t *a = s->arg + p * s->ohw;
+    memset(d, 0, (size_t)s->hw * sizeof(float));
+    for (int64_t i = 0; i < s->ohw; i++) {
+        if (a[i] < 0 || a[i] >= s->hw) {
+            s->bad = 1;
+            return;
+        }
+        d[a[i]] += g[i];
+    }
+}
+
 int mml_maxpool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
                                int64_t w, int64_t oh, int64_t ow) {
     if (!dx || !dy || !argmax || planes <= 0 || h <= 0 || w <= 0 || oh <= 0 || ow <= 0) return MML_ERR_ARGUMENT;
-    memset(dx, 0, (size_t)(planes * h * w) * sizeof(float));
-    for (int64_t p = 0; p < planes; p++) {
-        float *d = dx + p * h * w;
-        const float *g = dy + p * oh * ow;
-        const int32_t *a = argmax + p * oh * ow;
-        for (int64_t i = 0; i < oh * ow; i++) {
-            if (a[i] < 0 || a[i] >= h * w) return MML_ERR_ARGUMENT;
-            d[a[i]] += g[i];
-        }
-    }
-    return MML_OK;
+    mpb_ctx s = {dx, dy, argmax, h * w, oh * ow, 0};
+    mml_nn_parallel_for(planes * h * w >= 4 * 65536 ? 0 : 1, planes, maxpool_bwd_task, &s);
+    return s.bad ? MML_ERR_ARGUMENT : MML_OK;
 }
 
 int mml_avgpool2d_f32(float *y, const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride) {
