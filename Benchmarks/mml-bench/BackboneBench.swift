@@ -72,6 +72,7 @@ func runBackboneBench(json: Bool, arguments: [String]) {
 
 /// Resets the kernel's peak-RSS counter of this process (Linux: writing 5 to /proc/self/clear_refs).
 private func resetPeakMemory() {
+    TensorMemory.releaseFreedMemory()
     if let f = fopen("/proc/self/clear_refs", "w") { fputs("5", f); fclose(f) }
 }
 

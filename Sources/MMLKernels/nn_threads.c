@@ -88,3 +88,9 @@ void mml_keep_freed_memory(void) {
     mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
 #endif
 }
+
+void mml_release_freed_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}

@@ -268,6 +268,8 @@ int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, co
 /* glibc malloc: keep freed blocks for reuse instead of unmapping them (large per-step activations are then not
  * page-faulted in again every step). Process-wide; executables call it once at start-up. No-op elsewhere. */
 void mml_keep_freed_memory(void);
+/* glibc malloc: return retained free memory to the system now (malloc_trim). No-op elsewhere. */
+void mml_release_freed_memory(void);
 
 #ifdef __cplusplus
 }
