@@ -307,3 +307,41 @@ int mml_avgpool2d_backward_f32(float *dx, const float *dy, int64_t planes, int64
     }
     return MML_OK;
 }
+
+/* ------------------------------------------------------------------ fused max-pool + leaky ReLU backward */
+
+typedef struct {
+    float *dz;
+    const float *dy, *a;
+    const int32_t *arg;
+    int64_t hw, ohw;
+    float slope;
+    _Atomic int bad;
+} mplb_ctx;
+
+static void maxpool_leaky_bwd_task(void *ctx, int64_t p, int thread) {
+    (void)thread;
+    mplb_ctx *s = (mplb_ctx *)ctx;
+    float *d = s->dz + p * s->hw;
+    const float *g = s->dy + p * s->ohw, *a = s->a + p * s->hw;
+    const int32_t *idx = s->arg + p * s->ohw;
+    memset(d, 0, (size_t)s->hw * sizeof(float));
+    for (int64_t i = 0; i < s->ohw; i++) {
+        int32_t j = idx[i];
+        if (j < 0 || j >= s->hw) {
+            s->bad = 1;
+            return;
+        }
+        d[j] += a[j] > 0.0f ? g[i] : s->slope * g[i];
+    }
+}
+
+int mml_maxpool2d_leaky_backward_f32(float *dz, const float *dy, const int32_t *argmax, const float *activated,
+                                     int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow, float slope,
+                                     int32_t nthreads) {
+    if (!dz || !dy || !argmax || !activated || planes <= 0 || h <= 0 || w <= 0 || oh <= 0 || ow <= 0)
+        return MML_ERR_ARGUMENT;
+    mplb_ctx s = {dz, dy, activated, argmax, h * w, oh * ow, slope, 0};
+    mml_nn_parallel_for(nthreads, planes, maxpool_leaky_bwd_task, &s);
+    return s.bad ? MML_ERR_ARGUMENT : MML_OK;
+}

@@ -85,8 +85,26 @@ public final class ConvBlock: ParameterContainer {
     }
 
     func backward(_ dy: Tensor, cache: Cache, inputGradient: Bool) -> Tensor? {
-        let da = pool.map { $0.backward(dy, cache: cache.pool!) } ?? dy
-        let dz = leakyBackward(da, cache.activated, negativeSlope)
+        let dz: Tensor
+        if let pc = cache.pool {
+            // pool backward and the activation derivative in one pass
+            var out = Tensor(uninitializedShape: cache.activated.shape)
+            let d = out.nchw, g = dy.nchw
+            precondition(dy.count == pc.argmax.count, "[convblock] dy shape \(dy.shape) does not match the output")
+            let status = out.data.withUnsafeMutableBufferPointer { op in
+                dy.data.withUnsafeBufferPointer { dp in
+                    cache.activated.data.withUnsafeBufferPointer { ap in
+                        mml_maxpool2d_leaky_backward_f32(op.baseAddress, dp.baseAddress, pc.argmax, ap.baseAddress,
+                                                         Int64(d.n * d.c), Int64(d.h), Int64(d.w), Int64(g.h),
+                                                         Int64(g.w), negativeSlope, Int32(threads))
+                    }
+                }
+            }
+            requireKernel(status, "convblock backward")
+            dz = out
+        } else {
+            dz = leakyBackward(dy, cache.activated, negativeSlope)
+        }
         let dc = bn.backward(dz, cache: cache.bn)
         return conv.backward(dc, cache: cache.conv, inputGradient: inputGradient)
     }

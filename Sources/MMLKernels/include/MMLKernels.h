@@ -250,6 +250,11 @@ int mml_maxpool2d_f32(float *y, int32_t *argmax, const float *x, int64_t planes,
                       int64_t stride, int32_t nthreads);
 int mml_maxpool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
                                int64_t w, int64_t oh, int64_t ow);
+/* Max-pool backward fused with the leaky ReLU before it: dz (planes x h x w, overwritten) = dy routed to the argmax
+ * positions, times 1 where activated > 0 and slope elsewhere (`activated` is the activation output = pool input). */
+int mml_maxpool2d_leaky_backward_f32(float *dz, const float *dy, const int32_t *argmax, const float *activated,
+                                     int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow, float slope,
+                                     int32_t nthreads);
 /* Average pooling, same geometry; backward dx overwritten. */
 int mml_avgpool2d_f32(float *y, const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride);
 int mml_avgpool2d_backward_f32(float *dx, const float *dy, int64_t planes, int64_t h, int64_t w, int64_t k,
