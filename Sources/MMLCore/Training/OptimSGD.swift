@@ -41,6 +41,7 @@ public final class SGD: Optimizer {
             let n = p.value.count
             let first = buffers[name] == nil
             var buf = buffers[name] ?? [Float](repeating: 0, count: n)
+            buffers[name] = nil  // keep the array uniquely referenced so the update is in place, not a copy
             precondition(buf.count == n, "[sgd] parameter \(name) changed size")
             p.value.data.withUnsafeMutableBufferPointer { w in
                 p.grad.data.withUnsafeBufferPointer { gr in
