@@ -69,8 +69,13 @@ int mml_nn_parallel_for(int32_t nthreads, int64_t ntasks, void (*fn)(void *, int
     return started + 1;
 }
 
+static _Atomic int force_portable = 0;
+
+void mml_layers_force_portable(int32_t on) { force_portable = on != 0; }
+
 int mml_nn_have_avx512(void) {
     static int cached = -1;
+    if (force_portable) return 0;
     if (cached < 0) {
         uint32_t f = mml_cpu_features();
         uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_OS_AVX512;

@@ -28,6 +28,19 @@ final class ConvKernelTests: XCTestCase {
     }
 
     func testSGEMMMatchesNaiveOnOddShapes() {
+        checkSGEMM()
+        mml_layers_force_portable(1)
+        defer { mml_layers_force_portable(0) }
+        checkSGEMM()
+    }
+
+    func testConvMatchesNaiveOnPortablePath() {
+        mml_layers_force_portable(1)
+        defer { mml_layers_force_portable(0) }
+        testConvForwardBackwardMatchNaive()
+    }
+
+    func checkSGEMM() {
         var r = Rng(s: 1)
         let shapes = [(1, 1, 1), (7, 33, 5), (8, 32, 256), (13, 70, 300), (64, 1764, 27), (129, 65, 513), (3, 2049, 2)]
         for (m, n, k) in shapes {

@@ -270,6 +270,9 @@ int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, co
                                float slope, int32_t pool, float *workspace, int64_t workspace_floats,
                                int32_t nthreads);
 
+/* For tests: on != 0 makes the layer kernels use their portable C paths even where AVX-512 is available. */
+void mml_layers_force_portable(int32_t on);
+
 /* glibc malloc: keep freed blocks for reuse instead of unmapping them (large per-step activations are then not
  * page-faulted in again every step). Process-wide; executables call it once at start-up. No-op elsewhere. */
 void mml_keep_freed_memory(void);
