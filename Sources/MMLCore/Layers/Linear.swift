@@ -1,6 +1,9 @@
-import COpenBLAS
+import MMLKernels
 
 /// A fully connected layer, `y = x W^T + b` (PyTorch `Linear`): `x: (N, in) -> (N, out)`, W `(out, in)`, b `(out)`.
+///
+/// Uses mml's own single-threaded GEMM rather than OpenBLAS: an OpenBLAS call leaves its worker threads spinning
+/// for a while afterwards, and they would compete with the conv kernels' threads that run right after.
 public final class Linear: Layer {
     public let inputFeatures: Int
     public let outputFeatures: Int
@@ -38,9 +41,9 @@ public final class Linear: Layer {
             for i in 0..<n { for j in 0..<outputFeatures { y.data[i * outputFeatures + j] = bias.value.data[j] } }
         }
         if n > 0 {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outputFeatures), Int32(inputFeatures),
-                        1, x.data, Int32(inputFeatures), weight.value.data, Int32(inputFeatures), 1, &y.data,
-                        Int32(outputFeatures))
+            requireKernel(mml_sgemm_f32(0, 1, Int64(n), Int64(outputFeatures), Int64(inputFeatures), 1, x.data,
+                                        Int64(inputFeatures), weight.value.data, Int64(inputFeatures), 1, &y.data,
+                                        Int64(outputFeatures)), "linear")
         }
         return (y, Cache(input: x))
     }
@@ -52,12 +55,12 @@ public final class Linear: Layer {
         precondition(dy.shape == [n, outputFeatures], "[linear] dy shape \(dy.shape) does not match [\(n), \(outputFeatures)]")
         var dx = Tensor(shape: x.shape)
         guard n > 0 else { return dx }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(inputFeatures), Int32(outputFeatures),
-                    1, dy.data, Int32(outputFeatures), weight.value.data, Int32(inputFeatures), 0, &dx.data,
-                    Int32(inputFeatures))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outputFeatures), Int32(inputFeatures), Int32(n),
-                    1, dy.data, Int32(outputFeatures), x.data, Int32(inputFeatures), 1, &weight.grad.data,
-                    Int32(inputFeatures))
+        requireKernel(mml_sgemm_f32(0, 0, Int64(n), Int64(inputFeatures), Int64(outputFeatures), 1, dy.data,
+                                    Int64(outputFeatures), weight.value.data, Int64(inputFeatures), 0, &dx.data,
+                                    Int64(inputFeatures)), "linear backward")
+        requireKernel(mml_sgemm_f32(1, 0, Int64(outputFeatures), Int64(inputFeatures), Int64(n), 1, dy.data,
+                                    Int64(outputFeatures), x.data, Int64(inputFeatures), 1, &weight.grad.data,
+                                    Int64(inputFeatures)), "linear backward")
         if let bias {
             for i in 0..<n { for j in 0..<outputFeatures { bias.grad.data[j] += dy.data[i * outputFeatures + j] } }
         }
