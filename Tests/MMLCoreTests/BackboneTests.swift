@@ -16,7 +16,7 @@ final class BackboneTests: XCTestCase {
         for (kind, size, shape) in expect {
             let ch = size == 28 ? 1 : 3
             let b = try makeBackbone(BackboneConfiguration(kind: kind, inputChannels: ch, seed: 3))
-            let x = FD.random([2, ch, size, size], seed: 4)
+            let x = LayerFD.random([2, ch, size, size], seed: 4)
             try validateBackboneInput(b, shape: x.shape)
             let y = b.forward(x, training: false).output
             XCTAssertEqual(y.shape, shape, "\(kind) at \(size)")
@@ -60,11 +60,11 @@ final class BackboneTests: XCTestCase {
 
     /// L = sum w * backbone(x) in training mode; checks dx and a few entries of every parameter.
     func checkBackbone(_ b: any Backbone, input: Tensor, eps: Float = 1e-3, epsilons: [Float]? = nil) {
-        FD.eps = eps
-        defer { FD.eps = 1e-2 }
+        LayerFD.eps = eps
+        defer { LayerFD.eps = 1e-2 }
         var x = input
         let (y, cache) = b.forward(x, training: true)
-        let w = FD.weights(like: y, seed: 11)
+        let w = LayerFD.weights(like: y, seed: 11)
         b.zeroGradients()
         let dx = b.backward(w, cache: cache, inputGradient: true)!
         let params = b.namedParameters().filter { $0.parameter.isTrainable }
@@ -73,18 +73,18 @@ final class BackboneTests: XCTestCase {
         func loss() -> Double {
             let out = b.forward(x, training: true).output
             for (p, v) in buffers { p.value = v }
-            return FD.dot(out, w)
+            return LayerFD.dot(out, w)
         }
-        FD.check("\(b.kind) dx", analytic: dx, probes: FD.probes(x.count, 4, seed: 1),
+        LayerFD.check("\(b.kind) dx", analytic: dx, probes: LayerFD.probes(x.count, 4, seed: 1),
                  get: { x.data[$0] }, set: { x.data[$0] = $1 }, loss: loss)
         for (k, (name, p)) in params.enumerated() {
-            FD.check("\(b.kind) \(name)", analytic: grads[k], probes: FD.probes(p.value.count, 2, seed: UInt64(k)),
+            LayerFD.check("\(b.kind) \(name)", analytic: grads[k], probes: LayerFD.probes(p.value.count, 2, seed: UInt64(k)),
                      get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, loss: loss, epsilons: epsilons)
         }
     }
 
-    func testConv64FGradients() throws { checkBackbone(try small(.conv64F), input: FD.random([3, 3, 8, 8], seed: 21)) }
-    func testConv4Gradients() throws { checkBackbone(try small(.conv4, channels: 1), input: FD.random([3, 1, 16, 16], seed: 22)) }
+    func testConv64FGradients() throws { checkBackbone(try small(.conv64F), input: LayerFD.random([3, 3, 8, 8], seed: 21)) }
+    func testConv4Gradients() throws { checkBackbone(try small(.conv4, channels: 1), input: LayerFD.random([3, 1, 16, 16], seed: 22)) }
     /// ResNet-12 is 12 layers of LeakyReLU(0.1) and 4 max-pools: a float central difference on an early weight
     /// crosses kinks and jumps between steps (measured: the numeric value moves by 30% between eps 1e-3 and 3e-4
     /// while the analytic one agrees to 1e-4 for the last stages). So the check runs in two modes: training mode
@@ -92,12 +92,12 @@ final class BackboneTests: XCTestCase {
     /// values converge on the analytic ones as the step shrinks).
     func testResNet12Gradients() throws {
         let b = try small(.resnet12)
-        let x = FD.random([2, 3, 16, 16], seed: 23)
+        let x = LayerFD.random([2, 3, 16, 16], seed: 23)
         for _ in 0..<10 { _ = b.forward(x, training: true) }  // running statistics close to the batch's
         // steps down to 3e-5 carry float noise of ~1e-2 absolute in the quotient: atol 1e-2, rtol 5e-2 here.
-        FD.atol = 1e-2
-        FD.rtol = 5e-2
-        defer { FD.atol = 2e-3; FD.rtol = 3e-2 }
+        LayerFD.atol = 1e-2
+        LayerFD.rtol = 5e-2
+        defer { LayerFD.atol = 2e-3; LayerFD.rtol = 3e-2 }
         checkBackbone(b, input: x, epsilons: [1e-3, 3e-4, 1e-4, 3e-5])
         b.freezesBatchNormStatistics = true
         checkBackbone(b, input: x, epsilons: [1e-3, 3e-4, 1e-4, 3e-5])
@@ -108,9 +108,9 @@ final class BackboneTests: XCTestCase {
         for t in [1, 2] {
             let b = try makeBackbone(BackboneConfiguration(kind: .resnet12, widths: [4, 6, 8, 10], seed: 5))
             b.threads = t
-            let x = FD.random([6, 3, 20, 20], seed: 6)
+            let x = LayerFD.random([6, 3, 20, 20], seed: 6)
             let (y, c) = b.forward(x, training: true)
-            _ = b.backward(FD.weights(like: y, seed: 7), cache: c, inputGradient: true)
+            _ = b.backward(LayerFD.weights(like: y, seed: 7), cache: c, inputGradient: true)
             outs.append(y.data + b.namedParameters().flatMap { $0.parameter.isTrainable ? $0.parameter.grad.data : [] })
         }
         let diff = zip(outs[0], outs[1]).map { abs($0 - $1) }.max()!
@@ -119,7 +119,7 @@ final class BackboneTests: XCTestCase {
 
     func testFrozenBatchNormStatistics() throws {
         let b = try small(.conv64F)
-        let x = FD.random([2, 3, 8, 8], seed: 8)
+        let x = LayerFD.random([2, 3, 8, 8], seed: 8)
         b.freezesBatchNormStatistics = true
         let before = b.namedParameters().filter { $0.name.hasSuffix("running_mean") }.map { $0.parameter.value.data }
         let yFrozen = b.forward(x, training: true).output
@@ -152,7 +152,7 @@ final class BackboneTests: XCTestCase {
     func testFusedInferenceMatchesLayerByLayer() throws {
         for kind in [BackboneKind.conv64F, .conv4] {
             let b = try makeBackbone(BackboneConfiguration(kind: kind, widths: [5, 7, 6, 9], seed: 12)) as! ConvNet
-            let x = FD.random([3, 3, 19, 17], seed: 13)
+            let x = LayerFD.random([3, 3, 19, 17], seed: 13)
             for _ in 0..<3 { _ = b.forward(x, training: true) }  // non-trivial running statistics
             let fused = b.forward(x, training: false).output
             var h = x

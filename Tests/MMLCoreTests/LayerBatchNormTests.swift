@@ -6,7 +6,7 @@ final class LayerBatchNormTests: XCTestCase {
     func testTrainingUsesBatchStatisticsAndMovesRunningOnes() {
         var g = TensorRNG(seed: 1)
         let bn = BatchNorm2D(channels: 2, momentum: 0.1, gammaStd: 0, generator: &g)
-        let x = FD.random([3, 2, 4, 4], seed: 2, std: 2)
+        let x = LayerFD.random([3, 2, 4, 4], seed: 2, std: 2)
         let y = bn.forward(x, training: true).output
         let m = 3 * 16
         for c in 0..<2 {
@@ -32,7 +32,7 @@ final class LayerBatchNormTests: XCTestCase {
         bn.runningMean.value = Tensor(shape: [2], data: [1, -1])
         bn.runningVariance.value = Tensor(shape: [2], data: [4, 0.25])
         bn.beta.value = Tensor(shape: [2], data: [0.5, 0])
-        let x = FD.random([2, 2, 3, 3], seed: 4)
+        let x = LayerFD.random([2, 2, 3, 3], seed: 4)
         for (training, frozen) in [(false, false), (true, true)] {
             bn.freezesStatistics = frozen
             let y = bn.forward(x, training: training).output

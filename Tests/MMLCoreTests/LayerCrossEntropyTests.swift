@@ -5,7 +5,7 @@ import XCTest
 /// and the tiny overfit test that exercises backbone + head + loss + optimiser together.
 final class LayerCrossEntropyTests: XCTestCase {
     func testValueAndGradient() throws {
-        var z = FD.random([4, 5], seed: 1, std: 3)
+        var z = LayerFD.random([4, 5], seed: 1, std: 3)
         let labels = [0, 4, 2, 2]
         let out = try SoftmaxCrossEntropy.forward(logits: z, labels: labels)
         var ref = 0.0
@@ -15,7 +15,7 @@ final class LayerCrossEntropyTests: XCTestCase {
         }
         XCTAssertEqual(out.loss, ref / 4, accuracy: 1e-5)
         let g = SoftmaxCrossEntropy.backward(out)
-        FD.check("cross-entropy", analytic: g, probes: Array(0..<20), get: { z.data[$0] }, set: { z.data[$0] = $1 },
+        LayerFD.check("cross-entropy", analytic: g, probes: Array(0..<20), get: { z.data[$0] }, set: { z.data[$0] = $1 },
                  loss: { try! SoftmaxCrossEntropy.forward(logits: z, labels: labels).loss })
         // large logits stay finite
         let big = try SoftmaxCrossEntropy.forward(logits: Tensor(shape: [1, 2], data: [1000, -1000]), labels: [1])
@@ -42,7 +42,7 @@ final class LayerCrossEntropyTests: XCTestCase {
         var g = TensorRNG(seed: 4)
         let pool = GlobalAvgPool2D(), flatten = Flatten()
         let head = Linear(inputFeatures: 8, outputFeatures: 10, initialization: .kaimingNormal(negativeSlope: 0), generator: &g)
-        let x = FD.random([10, 1, 16, 16], seed: 5)
+        let x = LayerFD.random([10, 1, 16, 16], seed: 5)
         let labels = Array(0..<10)
         let opt = try Adam(learningRate: 0.01)
         var losses: [Double] = []

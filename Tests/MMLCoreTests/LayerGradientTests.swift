@@ -8,7 +8,7 @@ final class LayerGradientTests: XCTestCase {
                               file: StaticString = #filePath, line: UInt = #line) {
         var x = input
         let (y0, cache) = layer.forward(x, training: training)
-        let w = FD.weights(like: y0, seed: 99)
+        let w = LayerFD.weights(like: y0, seed: 99)
         layer.zeroGradients()
         let dx = layer.backward(w, cache: cache)
         XCTAssertEqual(dx.shape, x.shape, "\(name) dx shape", file: file, line: line)
@@ -19,12 +19,12 @@ final class LayerGradientTests: XCTestCase {
         func loss() -> Double {
             let y = layer.forward(x, training: training).output
             for (p, v) in buffers { p.value = v }
-            return FD.dot(y, w)
+            return LayerFD.dot(y, w)
         }
-        FD.check("\(name) dx", analytic: dx, probes: FD.probes(x.count, probes, seed: 1),
+        LayerFD.check("\(name) dx", analytic: dx, probes: LayerFD.probes(x.count, probes, seed: 1),
                  get: { x.data[$0] }, set: { x.data[$0] = $1 }, loss: loss, file: file, line: line)
         for (k, (pname, p)) in params.enumerated() {
-            FD.check("\(name) d\(pname)", analytic: grads[k], probes: FD.probes(p.value.count, probes, seed: 2),
+            LayerFD.check("\(name) d\(pname)", analytic: grads[k], probes: LayerFD.probes(p.value.count, probes, seed: 2),
                      get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, loss: loss, file: file, line: line)
         }
     }
@@ -33,17 +33,17 @@ final class LayerGradientTests: XCTestCase {
         var g = TensorRNG(seed: 1)
         let conv = Conv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, stride: 2, padding: 1, bias: true,
                           initialization: .normal(std: 0.3), generator: &g)
-        checkLayer("conv 3x3/2", conv, input: FD.random([2, 3, 7, 6], seed: 2))
+        checkLayer("conv 3x3/2", conv, input: LayerFD.random([2, 3, 7, 6], seed: 2))
         let pw = Conv2D(inputChannels: 4, outputChannels: 2, kernelSize: 1, initialization: .normal(std: 0.5), generator: &g)
-        checkLayer("conv 1x1", pw, input: FD.random([3, 4, 5, 5], seed: 3))
+        checkLayer("conv 1x1", pw, input: LayerFD.random([3, 4, 5, 5], seed: 3))
     }
 
     func testConv2DBackwardAccumulatesIntoGradients() {
         var g = TensorRNG(seed: 4)
         let conv = Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, generator: &g)
-        let x = FD.random([2, 2, 5, 5], seed: 5)
+        let x = LayerFD.random([2, 2, 5, 5], seed: 5)
         let (y, c) = conv.forward(x, training: true)
-        let dy = FD.weights(like: y, seed: 6)
+        let dy = LayerFD.weights(like: y, seed: 6)
         _ = conv.backward(dy, cache: c)
         let once = conv.weight.grad
         _ = conv.backward(dy, cache: c)
@@ -55,17 +55,17 @@ final class LayerGradientTests: XCTestCase {
     func testBatchNormGradientsWithBatchAndFrozenStatistics() {
         var g = TensorRNG(seed: 7)
         let bn = BatchNorm2D(channels: 3, gammaStd: 0.3, generator: &g)
-        checkLayer("bn train", bn, input: FD.random([4, 3, 3, 2], seed: 8))
+        checkLayer("bn train", bn, input: LayerFD.random([4, 3, 3, 2], seed: 8))
         bn.freezesStatistics = true
         bn.runningMean.value = Tensor(shape: [3], data: [0.1, -0.2, 0.3])
         bn.runningVariance.value = Tensor(shape: [3], data: [0.5, 1.5, 2.0])
-        checkLayer("bn frozen", bn, input: FD.random([4, 3, 3, 2], seed: 9))
-        checkLayer("bn eval", bn, input: FD.random([2, 3, 2, 2], seed: 10), training: false)
+        checkLayer("bn frozen", bn, input: LayerFD.random([4, 3, 3, 2], seed: 9))
+        checkLayer("bn eval", bn, input: LayerFD.random([2, 3, 2, 2], seed: 10), training: false)
     }
 
     func testActivationGradients() {
         // keep inputs away from the kink at 0, where the derivative jumps
-        var x = FD.random([2, 3, 4, 4], seed: 11)
+        var x = LayerFD.random([2, 3, 4, 4], seed: 11)
         for i in 0..<x.count where abs(x.data[i]) < 0.05 { x.data[i] = 0.3 }
         checkLayer("leaky relu", LeakyReLU(negativeSlope: 0.2), input: x)
         checkLayer("relu", ReLU(), input: x)
@@ -80,21 +80,21 @@ final class LayerGradientTests: XCTestCase {
         for i in 0..<x.count { x.data[i] = Float(perm[i]) * 0.1 }
         checkLayer("maxpool 2", MaxPool2D(kernelSize: 2), input: x)
         checkLayer("maxpool 3/2 overlapping", MaxPool2D(kernelSize: 3, stride: 2), input: x)
-        checkLayer("avgpool 2", AvgPool2D(kernelSize: 2), input: FD.random([2, 3, 5, 6], seed: 13))
-        checkLayer("avgpool 3/1", AvgPool2D(kernelSize: 3, stride: 1), input: FD.random([1, 2, 4, 5], seed: 14))
-        checkLayer("global avgpool", GlobalAvgPool2D(), input: FD.random([2, 3, 3, 4], seed: 15))
+        checkLayer("avgpool 2", AvgPool2D(kernelSize: 2), input: LayerFD.random([2, 3, 5, 6], seed: 13))
+        checkLayer("avgpool 3/1", AvgPool2D(kernelSize: 3, stride: 1), input: LayerFD.random([1, 2, 4, 5], seed: 14))
+        checkLayer("global avgpool", GlobalAvgPool2D(), input: LayerFD.random([2, 3, 3, 4], seed: 15))
     }
 
     func testLinearAndFlattenGradients() {
         var g = TensorRNG(seed: 16)
         checkLayer("linear", Linear(inputFeatures: 7, outputFeatures: 4, initialization: .normal(std: 0.3), generator: &g),
-                   input: FD.random([5, 7], seed: 17))
-        checkLayer("flatten", Flatten(), input: FD.random([3, 2, 2, 2], seed: 18))
-        XCTAssertEqual(Flatten().forward(FD.random([3, 2, 4, 5], seed: 1), training: false).output.shape, [3, 40])
+                   input: LayerFD.random([5, 7], seed: 17))
+        checkLayer("flatten", Flatten(), input: LayerFD.random([3, 2, 2, 2], seed: 18))
+        XCTAssertEqual(Flatten().forward(LayerFD.random([3, 2, 4, 5], seed: 1), training: false).output.shape, [3, 40])
     }
 
     func testDropBlockIsSeededScaledAndDifferentiable() {
-        let x = FD.random([4, 3, 10, 10], seed: 19)
+        let x = LayerFD.random([4, 3, 10, 10], seed: 19)
         let a = DropBlock(blockSize: 3, rate: 0.2, seed: 5), b = DropBlock(blockSize: 3, rate: 0.2, seed: 5)
         let (ya, ca) = a.forward(x, training: true)
         let (yb, _) = b.forward(x, training: true)
@@ -107,7 +107,7 @@ final class LayerGradientTests: XCTestCase {
         let kept = mask.first { $0 > 0 }!
         XCTAssertEqual(Double(kept), Double(mask.count) / Double(mask.count - zeros), accuracy: 1e-4)
         for i in 0..<x.count { XCTAssertEqual(ya.data[i], x.data[i] * mask[i], accuracy: 1e-6) }
-        let dy = FD.weights(like: ya, seed: 20)
+        let dy = LayerFD.weights(like: ya, seed: 20)
         let dx = a.backward(dy, cache: ca)
         for i in 0..<x.count { XCTAssertEqual(dx.data[i], dy.data[i] * mask[i], accuracy: 1e-6) }
         // a second call draws a new mask; inference is the identity

@@ -6,7 +6,7 @@ import XCTest
 /// The loss is L = sum_i w_i y_i with fixed random weights w, accumulated in double, so dL/dy = w.
 /// Central differences in float with eps = 1e-2 on inputs of order 1; tolerance |a - b| <= 2e-3 + 3e-2 |b|
 /// (float rounding of a sum over up to a few thousand terms divided by 2 eps).
-enum FD {
+enum LayerFD {
     nonisolated(unsafe) static var eps: Float = 1e-2
     nonisolated(unsafe) static var atol = 2e-3
     nonisolated(unsafe) static var rtol = 3e-2

@@ -13,7 +13,7 @@ final class SafetensorsTests: XCTestCase {
 
     func testBackboneRoundTripWithBuffersAndMetadata() throws {
         let a = try makeBackbone(BackboneConfiguration(kind: .conv4, widths: [4, 5, 6, 7], seed: 1))
-        _ = a.forward(FD.random([2, 3, 16, 16], seed: 2), training: true)  // moves the running statistics
+        _ = a.forward(LayerFD.random([2, 3, 16, 16], seed: 2), training: true)  // moves the running statistics
         let path = dir + "/model.safetensors"
         try Safetensors.save(a, prefix: "backbone", metadata: ["format": "pt", "kind": "conv4"], to: path)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".tmp-\(getpid())"), "temporary file renamed")
@@ -111,7 +111,7 @@ final class SafetensorsTests: XCTestCase {
 
     /// Random corruptions of a valid file: every one must parse or throw, never trap.
     func testFuzzedBytesNeverTrap() {
-        let good = Safetensors.encode([("a", FD.random([3, 2], seed: 1)), ("b", FD.random([4], seed: 2))],
+        let good = Safetensors.encode([("a", LayerFD.random([3, 2], seed: 1)), ("b", LayerFD.random([4], seed: 2))],
                                       metadata: ["k": "v\u{1}\"é"])
         XCTAssertNoThrow(try Safetensors.parse(good))
         var g = TensorRNG(seed: 42)

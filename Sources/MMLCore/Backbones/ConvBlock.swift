@@ -72,7 +72,7 @@ public final class ConvBlock: ParameterContainer {
                 }
             }
         }
-        requireKernel(status, "convblock")
+        requireLayerKernel(status, "convblock")
         return y
     }
 
@@ -100,7 +100,7 @@ public final class ConvBlock: ParameterContainer {
                     }
                 }
             }
-            requireKernel(status, "convblock backward")
+            requireLayerKernel(status, "convblock backward")
             dz = out
         } else {
             dz = leakyBackward(dy, cache.activated, negativeSlope)

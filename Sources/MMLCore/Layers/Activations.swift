@@ -39,7 +39,7 @@ func applyLeaky(_ x: Tensor, _ slope: Float) -> Tensor {
     let status = y.data.withUnsafeMutableBufferPointer { yp in
         x.data.withUnsafeBufferPointer { mml_leaky_relu_f32(yp.baseAddress, $0.baseAddress, Int64(x.count), slope) }
     }
-    requireKernel(status, "leaky_relu")
+    requireLayerKernel(status, "leaky_relu")
     return y
 }
 
@@ -53,6 +53,6 @@ func leakyBackward(_ dy: Tensor, _ x: Tensor, _ slope: Float) -> Tensor {
             }
         }
     }
-    requireKernel(status, "leaky_relu backward")
+    requireLayerKernel(status, "leaky_relu backward")
     return dx
 }

@@ -66,7 +66,7 @@ public final class BatchNorm2D: Layer {
                 mml_batchnorm_stats_f32(&mean, &variance, xp.baseAddress, Int64(d.n), Int64(d.c),
                                         Int64(d.h * d.w), Int32(threads))
             }
-            requireKernel(status, "batchnorm2d stats")
+            requireLayerKernel(status, "batchnorm2d stats")
             let m = d.n * d.h * d.w
             let unbias = m > 1 ? Float(m) / Float(m - 1) : 1
             for c in 0..<channels {
@@ -103,7 +103,7 @@ public final class BatchNorm2D: Layer {
                                        Int32(threads))
             }
         }
-        requireKernel(status, "batchnorm2d")
+        requireLayerKernel(status, "batchnorm2d")
         return (y, Cache(input: x, mean: mean, inverseStd: invstd, usedBatchStatistics: batch))
     }
 
@@ -128,7 +128,7 @@ public final class BatchNorm2D: Layer {
                 }
             }
         }
-        requireKernel(status, "batchnorm2d backward")
+        requireLayerKernel(status, "batchnorm2d backward")
         return dx
     }
 }

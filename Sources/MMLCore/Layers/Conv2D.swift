@@ -2,7 +2,7 @@ import MMLKernels
 
 /// Traps with the op name when a layer kernel rejects its arguments: the Swift side checks shapes first, so a
 /// failing status is a broken internal contract, never user input.
-@inline(__always) func requireKernel(_ status: Int32, _ op: String) {
+@inline(__always) func requireLayerKernel(_ status: Int32, _ op: String) {
     precondition(status == 0, "[\(op)] kernel failed: \(String(cString: mml_status_string(status)))")
 }
 
@@ -84,7 +84,7 @@ public final class Conv2D: Layer {
             x.data.withUnsafeBufferPointer { xp in
                 weight.value.data.withUnsafeBufferPointer { wp in
                     workspace.withUnsafeMutableBufferPointer { ws in
-                        withOptionalPointer(bias?.value.data) { bp in
+                        withLayerOptionalPointer(bias?.value.data) { bp in
                             mml_conv2d_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, bp,
                                                    Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
                                                    Int64(outputChannels), Int64(kernelSize), Int64(kernelSize),
@@ -95,7 +95,7 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        requireKernel(status, "conv2d")
+        requireLayerKernel(status, "conv2d")
         return (y, Cache(input: x))
     }
 
@@ -118,7 +118,7 @@ public final class Conv2D: Layer {
         let bias = self.bias
         let status = dx.data.withUnsafeMutableBufferPointer { dxp in
             weight.grad.data.withUnsafeMutableBufferPointer { dwp in
-                withOptionalMutablePointer(bias) { dbp in
+                withLayerGradientPointer(bias) { dbp in
                     dy.data.withUnsafeBufferPointer { dyp in
                         x.data.withUnsafeBufferPointer { xp in
                             weight.value.data.withUnsafeBufferPointer { wp in
@@ -136,19 +136,19 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        requireKernel(status, "conv2d backward")
+        requireLayerKernel(status, "conv2d backward")
         return inputGradient ? dx : nil
     }
 }
 
 /// Calls `body` with the base address of `array`, or nil when there is no array.
-func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+func withLayerOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 /// Calls `body` with the base address of the parameter's gradient storage, or nil when there is none.
-func withOptionalMutablePointer<R>(_ p: Parameter?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+func withLayerGradientPointer<R>(_ p: Parameter?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
     guard let p else { return body(nil) }
     return p.grad.data.withUnsafeMutableBufferPointer { body($0.baseAddress) }
 }

@@ -41,7 +41,7 @@ public final class Linear: Layer {
             for i in 0..<n { for j in 0..<outputFeatures { y.data[i * outputFeatures + j] = bias.value.data[j] } }
         }
         if n > 0 {
-            requireKernel(mml_sgemm_f32(0, 1, Int64(n), Int64(outputFeatures), Int64(inputFeatures), 1, x.data,
+            requireLayerKernel(mml_sgemm_f32(0, 1, Int64(n), Int64(outputFeatures), Int64(inputFeatures), 1, x.data,
                                         Int64(inputFeatures), weight.value.data, Int64(inputFeatures), 1, &y.data,
                                         Int64(outputFeatures)), "linear")
         }
@@ -55,10 +55,10 @@ public final class Linear: Layer {
         precondition(dy.shape == [n, outputFeatures], "[linear] dy shape \(dy.shape) does not match [\(n), \(outputFeatures)]")
         var dx = Tensor(shape: x.shape)
         guard n > 0 else { return dx }
-        requireKernel(mml_sgemm_f32(0, 0, Int64(n), Int64(inputFeatures), Int64(outputFeatures), 1, dy.data,
+        requireLayerKernel(mml_sgemm_f32(0, 0, Int64(n), Int64(inputFeatures), Int64(outputFeatures), 1, dy.data,
                                     Int64(outputFeatures), weight.value.data, Int64(inputFeatures), 0, &dx.data,
                                     Int64(inputFeatures)), "linear backward")
-        requireKernel(mml_sgemm_f32(1, 0, Int64(outputFeatures), Int64(inputFeatures), Int64(n), 1, dy.data,
+        requireLayerKernel(mml_sgemm_f32(1, 0, Int64(outputFeatures), Int64(inputFeatures), Int64(n), 1, dy.data,
                                     Int64(outputFeatures), x.data, Int64(inputFeatures), 1, &weight.grad.data,
                                     Int64(inputFeatures)), "linear backward")
         if let bias {

@@ -35,7 +35,7 @@ public final class MaxPool2D: Layer {
                                   Int64(kernelSize), Int64(stride), Int32(threads))
             }
         }
-        requireKernel(status, "maxpool2d")
+        requireLayerKernel(status, "maxpool2d")
         return (y, Cache(inputShape: x.shape, argmax: arg))
     }
 
@@ -51,7 +51,7 @@ public final class MaxPool2D: Layer {
                                            Int64(d.h), Int64(d.w), Int64(g.h), Int64(g.w))
             }
         }
-        requireKernel(status, "maxpool2d backward")
+        requireLayerKernel(status, "maxpool2d backward")
         return dx
     }
 }
@@ -85,7 +85,7 @@ public final class AvgPool2D: Layer {
                                   Int64(kernelSize), Int64(stride))
             }
         }
-        requireKernel(status, "avgpool2d")
+        requireLayerKernel(status, "avgpool2d")
         return (y, Cache(inputShape: x.shape))
     }
 
@@ -101,7 +101,7 @@ public final class AvgPool2D: Layer {
                                            Int64(d.w), Int64(kernelSize), Int64(stride))
             }
         }
-        requireKernel(status, "avgpool2d backward")
+        requireLayerKernel(status, "avgpool2d backward")
         return dx
     }
 }
