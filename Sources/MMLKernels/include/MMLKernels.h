@@ -220,6 +220,103 @@ int mml_gaussian_mmlv1_backward_f32(float *dmu_a, float *dsigma_a, float *dmu_b,
                                     const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
                                     int32_t nthreads);
 
+/* ---------------------------------------------------------------- layers: GEMM, convolution, BatchNorm, pooling
+ *
+ * The backbone layers (conv*.c, nn*.c). Maps are NCHW float32, contiguous. Per-channel reductions and the
+ * batch splits are fixed by the sizes, never by the thread count, so 1 or 2 threads give identical results.
+ * The kernels use their own threads (nthreads, 0 = all cores) and never call OpenBLAS, so there is no
+ * oversubscription with BLAS threads. AVX-512 micro-kernels where the CPU has them, portable C otherwise.
+ */
+
+/* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, single-threaded packed GEMM (the kernel the conv layers
+ * use). op(A) is m x k (trans_a != 0: A is stored k x m); op(B) is k x n (trans_b != 0: B stored n x k).
+ * beta == 0 never reads C. Scratch: ~2.2 MB allocated per call. */
+int mml_sgemm_f32(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+int mml_sgemm_naive(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, double beta, double *c, int64_t ldc);
+
+/* im2col for one c x h x w image: col is (c*kh*kw) x (oh*ow), oh = (h + 2 pad - kh) / stride + 1.
+ * col2im is its adjoint: x (c x h x w) is overwritten with the sum of the col entries that read each pixel. */
+void mml_im2col_f32(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t stride, int64_t pad);
+void mml_col2im_f32(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t stride, int64_t pad);
+
+/* Floats of workspace the conv forward / backward need for these sizes and thread count (negative: bad sizes). */
+int64_t mml_conv2d_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t kh,
+                                    int64_t kw, int64_t stride, int64_t pad, int32_t nthreads);
+/* y (n, cout, oh, ow) = conv(x (n, c, h, w), weight (cout, c, kh, kw)) + bias (cout, may be NULL), zero padding.
+ * workspace: NULL (allocated per call) or at least mml_conv2d_workspace_floats(...) floats, reused by the caller. */
+int mml_conv2d_forward_f32(float *y, const float *x, const float *weight, const float *bias, int64_t n, int64_t c,
+                           int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad,
+                           float *workspace, int64_t workspace_floats, int32_t nthreads);
+/* Backward: dx (overwritten), dweight and dbias (accumulated +=); any of the three may be NULL. */
+int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                            const float *weight, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                            int64_t kh, int64_t kw, int64_t stride, int64_t pad, float *workspace,
+                            int64_t workspace_floats, int32_t nthreads);
+int mml_conv2d_naive(double *y, const float *x, const float *weight, const float *bias, int64_t n, int64_t c,
+                     int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad);
+/* Naive backward: dx, dweight, dbias overwritten (any may be NULL). */
+int mml_conv2d_backward_naive(double *dx, double *dweight, double *dbias, const float *dy, const float *x,
+                              const float *weight, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                              int64_t kh, int64_t kw, int64_t stride, int64_t pad);
+
+/* Per-channel mean and biased variance over (n, hw) of x (n, c, hw), accumulated in double. */
+int mml_batchnorm_stats_f32(float *mean, float *var, const float *x, int64_t n, int64_t c, int64_t hw,
+                            int32_t nthreads);
+int mml_batchnorm_stats_naive(double *mean, double *var, const float *x, int64_t n, int64_t c, int64_t hw);
+/* y = scale[c] * x + shift[c], then (activation != 0) y = y > 0 ? y : slope * y. In place (y == x) allowed. */
+int mml_channel_affine_f32(float *y, const float *x, const float *scale, const float *shift, int64_t n, int64_t c,
+                           int64_t hw, int32_t activation, float slope, int32_t nthreads);
+/* BatchNorm backward with xhat = (x - mean) * invstd: dbeta += sum dy, dgamma += sum dy xhat (either may be NULL);
+ * dx (overwritten, may be NULL) = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) when batch_stats != 0
+ * (statistics of this batch), gamma invstd dy when the statistics were fixed. gamma NULL means 1. */
+int mml_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                               const float *mean, const float *invstd, const float *gamma, int64_t n, int64_t c,
+                               int64_t hw, int32_t batch_stats, int32_t nthreads);
+
+/* y = x > 0 ? x : slope x (slope 0 is ReLU); backward dx = x > 0 ? dy : slope dy (dx overwritten). */
+int mml_leaky_relu_f32(float *y, const float *x, int64_t count, float slope);
+int mml_leaky_relu_backward_f32(float *dx, const float *dy, const float *x, int64_t count, float slope);
+
+/* Max pooling over planes of h x w (k x k windows, stride, no padding, floor): y is planes x oh x ow with
+ * oh = (h - k) / stride + 1. argmax (optional) receives the index inside the plane of each maximum (the first
+ * one on ties). Backward: dx (overwritten) scatters dy to the argmax positions. */
+int mml_maxpool2d_f32(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w, int64_t k,
+                      int64_t stride, int32_t nthreads);
+int mml_maxpool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
+                               int64_t w, int64_t oh, int64_t ow);
+/* Max-pool backward fused with the leaky ReLU before it: dz (planes x h x w, overwritten) = dy routed to the argmax
+ * positions, times 1 where activated > 0 and slope elsewhere (`activated` is the activation output = pool input). */
+int mml_maxpool2d_leaky_backward_f32(float *dz, const float *dy, const int32_t *argmax, const float *activated,
+                                     int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow, float slope,
+                                     int32_t nthreads);
+/* Average pooling, same geometry; backward dx overwritten. */
+int mml_avgpool2d_f32(float *y, const float *x, int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride);
+int mml_avgpool2d_backward_f32(float *dx, const float *dy, int64_t planes, int64_t h, int64_t w, int64_t k,
+                               int64_t stride);
+
+/* Inference block, one image at a time in cache: y = maxpool2x2?(leaky(scale[o] * conv(x, weight) + shift[o])),
+ * a stride-1 k x k conv with zero padding `pad` (the folded BatchNorm: scale = gamma / sqrt(var + eps),
+ * shift = beta - mean * scale). pool != 0 halves H and W (floor). Workspace as for the conv (NULL: per call). */
+int64_t mml_conv_block_workspace_floats(int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
+                                        int64_t n, int32_t nthreads);
+int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, const float *scale, const float *shift,
+                               int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
+                               float slope, int32_t pool, float *workspace, int64_t workspace_floats,
+                               int32_t nthreads);
+
+/* For tests: on != 0 makes the layer kernels use their portable C paths even where AVX-512 is available. */
+void mml_layers_force_portable(int32_t on);
+
+/* glibc malloc: keep freed blocks for reuse instead of unmapping them (large per-step activations are then not
+ * page-faulted in again every step). Process-wide; executables call it once at start-up. No-op elsewhere. */
+void mml_keep_freed_memory(void);
+/* glibc malloc: return retained free memory to the system now (malloc_trim). No-op elsewhere. */
+void mml_release_freed_memory(void);
+
 #ifdef __cplusplus
 }
 #endif

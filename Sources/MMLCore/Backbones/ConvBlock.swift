@@ -1,0 +1,193 @@
+import MMLKernels
+
+/// Conv3x3 (padding 1) -> BatchNorm -> (Leaky)ReLU -> optional 2x2 max-pool: the block of Conv-64F and Conv-4.
+///
+/// `x: (N, C, H, W) -> (N, C', H, W)` or `(N, C', H / 2, W / 2)` with pooling. BN and the activation run as one
+/// fused pass.
+public final class ConvBlock: ParameterContainer {
+    public let conv: Conv2D
+    public let bn: BatchNorm2D
+    /// The activation's negative slope (0 for ReLU).
+    public let negativeSlope: Float
+    public let pool: MaxPool2D?
+
+    /// What backward needs.
+    public struct Cache {
+        let conv: Conv2D.Cache
+        let bn: BatchNorm2D.Cache
+        /// The activation output (its sign equals the activation input's, which is all the derivative needs).
+        let activated: Tensor
+        let pool: MaxPool2D.Cache?
+    }
+
+    public init<G: RandomNumberGenerator>(inputChannels: Int, outputChannels: Int, negativeSlope: Float, pool: Bool,
+                                          initialization: BackboneInitialization, generator: inout G) {
+        let w: WeightInitialization = initialization == .mml ? .mml : .kaimingNormal(negativeSlope: negativeSlope)
+        conv = Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3, padding: 1,
+                      initialization: w, generator: &generator)
+        bn = BatchNorm2D(channels: outputChannels, gammaStd: initialization == .mml ? 0.02 : 0, generator: &generator)
+        self.negativeSlope = negativeSlope
+        self.pool = pool ? MaxPool2D(kernelSize: 2) : nil
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+        conv.visitParameters(prefix: parameterName(prefix, "conv"), visit)
+        bn.visitParameters(prefix: parameterName(prefix, "bn"), visit)
+    }
+
+    var threads: Int {
+        get { conv.threads }
+        set { conv.threads = newValue; bn.threads = newValue; pool?.threads = newValue }
+    }
+
+    private var workspace: [Float] = []
+
+    /// Inference: conv, folded BatchNorm, activation and pooling one image at a time in cache (C kernel
+    /// `mml_conv_block_forward_f32`), with no full-size intermediate maps.
+    func inferenceForward(_ x: Tensor) -> Tensor {
+        let d = x.nchw
+        precondition(d.c == conv.inputChannels, "[convblock] input C=\(d.c) does not match \(conv.inputChannels)")
+        let co = conv.outputChannels
+        var scale = [Float](repeating: 0, count: co), shift = scale
+        for o in 0..<co {
+            scale[o] = bn.gamma.value.data[o] / (bn.runningVariance.value.data[o] + bn.epsilon).squareRoot()
+            shift[o] = bn.beta.value.data[o] - bn.runningMean.value.data[o] * scale[o]
+        }
+        let need = Int(mml_conv_block_workspace_floats(Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,
+                                                       Int64(d.n), Int32(threads)))
+        precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
+        if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
+        let pooled = pool != nil
+        var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
+        let wsCount = Int64(workspace.count)
+        let status = y.data.withUnsafeMutableBufferPointer { yp in
+            x.data.withUnsafeBufferPointer { xp in
+                conv.weight.value.data.withUnsafeBufferPointer { wp in
+                    workspace.withUnsafeMutableBufferPointer { ws in
+                        mml_conv_block_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift,
+                                                   Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,
+                                                   negativeSlope, pooled ? 1 : 0, ws.baseAddress, wsCount,
+                                                   Int32(threads))
+                    }
+                }
+            }
+        }
+        requireLayerKernel(status, "convblock")
+        return y
+    }
+
+    func forward(_ x: Tensor, training: Bool) -> (Tensor, Cache) {
+        let (c, cc) = conv.forward(x, training: training)
+        let (a, bc) = bn.forward(c, training: training, leakySlope: negativeSlope)
+        guard let pool else { return (a, Cache(conv: cc, bn: bc, activated: a, pool: nil)) }
+        let (p, pc) = pool.forward(a, training: training)
+        return (p, Cache(conv: cc, bn: bc, activated: a, pool: pc))
+    }
+
+    func backward(_ dy: Tensor, cache: Cache, inputGradient: Bool) -> Tensor? {
+        let dz: Tensor
+        if let pc = cache.pool {
+            // pool backward and the activation derivative in one pass
+            var out = Tensor(uninitializedShape: cache.activated.shape)
+            let d = out.nchw, g = dy.nchw
+            precondition(dy.count == pc.argmax.count, "[convblock] dy shape \(dy.shape) does not match the output")
+            let status = out.data.withUnsafeMutableBufferPointer { op in
+                dy.data.withUnsafeBufferPointer { dp in
+                    cache.activated.data.withUnsafeBufferPointer { ap in
+                        mml_maxpool2d_leaky_backward_f32(op.baseAddress, dp.baseAddress, pc.argmax, ap.baseAddress,
+                                                         Int64(d.n * d.c), Int64(d.h), Int64(d.w), Int64(g.h),
+                                                         Int64(g.w), negativeSlope, Int32(threads))
+                    }
+                }
+            }
+            requireLayerKernel(status, "convblock backward")
+            dz = out
+        } else {
+            dz = leakyBackward(dy, cache.activated, negativeSlope)
+        }
+        let dc = bn.backward(dz, cache: cache.bn)
+        return conv.backward(dc, cache: cache.conv, inputGradient: inputGradient)
+    }
+}
+
+/// Conv-64F (DN4 / MML v1) and Conv-4 (ProtoNet): four `ConvBlock`s (METHOD.md section 1).
+///
+/// Conv-64F: LeakyReLU(0.2), pools after blocks 1 and 2: `(N, C_in, 84, 84) -> (N, 64, 21, 21)`.
+/// Conv-4: ReLU, pools after every block: `(N, C_in, 84, 84) -> (N, 64, 5, 5)`, `28 -> 1`.
+/// Parameter names: `block1.conv.weight`, `block1.bn.weight|bias|running_mean|running_var`, ...
+public final class ConvNet: Backbone {
+    public let kind: BackboneKind
+    public let inputChannels: Int
+    public let blocks: [ConvBlock]
+
+    public init(_ configuration: BackboneConfiguration) {
+        precondition(configuration.kind != .resnet12, "[convnet] configuration is for \(configuration.kind)")
+        kind = configuration.kind
+        inputChannels = configuration.inputChannels
+        var g = TensorRNG(seed: configuration.seed)
+        let widths = configuration.resolvedWidths
+        var c = configuration.inputChannels
+        var blocks: [ConvBlock] = []
+        for (i, w) in widths.enumerated() {
+            let pool = configuration.kind == .conv4 || i < 2
+            blocks.append(ConvBlock(inputChannels: c, outputChannels: w,
+                                    negativeSlope: configuration.kind == .conv4 ? 0 : 0.2, pool: pool,
+                                    initialization: configuration.initialization, generator: &g))
+            c = w
+        }
+        self.blocks = blocks
+    }
+
+    public var outputChannels: Int { blocks.last!.conv.outputChannels }
+
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        var (h, w) = (height, width)
+        for b in blocks where b.pool != nil { (h, w) = (h / 2, w / 2) }
+        return (h, w)
+    }
+
+    public var threads: Int {
+        get { blocks[0].threads }
+        set { for b in blocks { b.threads = newValue } }
+    }
+
+    public var freezesBatchNormStatistics: Bool {
+        get { blocks[0].bn.freezesStatistics }
+        set { for b in blocks { b.bn.freezesStatistics = newValue } }
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+        for (i, b) in blocks.enumerated() { b.visitParameters(prefix: parameterName(prefix, "block\(i + 1)"), visit) }
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: BackboneCache) {
+        var h = x
+        if !training {
+            // Inference needs no cache: the fused per-image path.
+            for b in blocks { h = b.inferenceForward(h) }
+            return (h, BackboneCache([ConvBlock.Cache]()))
+        }
+        var caches: [ConvBlock.Cache] = []
+        caches.reserveCapacity(blocks.count)
+        for b in blocks {
+            let (y, c) = b.forward(h, training: training)
+            caches.append(c)
+            h = y
+        }
+        return (h, BackboneCache(caches))
+    }
+
+    public func backward(_ dy: Tensor, cache: BackboneCache, inputGradient: Bool) -> Tensor? {
+        guard let caches = cache.storage as? [ConvBlock.Cache], caches.count == blocks.count else {
+            preconditionFailure("[convnet] cache does not come from this backbone's forward")
+        }
+        var g = dy
+        for i in stride(from: blocks.count - 1, through: 0, by: -1) {
+            guard let d = blocks[i].backward(g, cache: caches[i], inputGradient: i > 0 || inputGradient) else {
+                return nil
+            }
+            g = d
+        }
+        return g
+    }
+}

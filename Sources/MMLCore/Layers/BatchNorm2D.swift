@@ -1,0 +1,134 @@
+import MMLKernels
+
+/// Batch normalisation over the channels of NCHW maps (Ioffe & Szegedy 2015), as PyTorch's `BatchNorm2d`.
+///
+/// `x: (N, C, H, W) -> (N, C, H, W)`, `y = gamma (x - mu) / sqrt(var + eps) + beta` per channel.
+/// Training: mu, var are the batch statistics over (N, H, W) (biased variance), and the running statistics move
+/// by `running = (1 - momentum) running + momentum * batch` (the unbiased variance, as PyTorch). Inference, or
+/// training with `freezesStatistics`: the running statistics are used and not updated (the gradient then treats
+/// them as constants).
+public final class BatchNorm2D: Layer {
+    public let channels: Int
+    public let momentum: Float
+    public let epsilon: Float
+    /// gamma, `(C)`; PyTorch's name `weight`.
+    public let gamma: Parameter
+    /// beta, `(C)`; PyTorch's name `bias`.
+    public let beta: Parameter
+    /// Running mean `(C)`, a buffer.
+    public let runningMean: Parameter
+    /// Running (unbiased) variance `(C)`, a buffer.
+    public let runningVariance: Parameter
+    /// When true, training-mode forwards use and keep the running statistics (MML freezes them after epoch 1).
+    public var freezesStatistics = false
+    /// Threads for the kernels: 0 = all cores.
+    public var threads: Int = 0
+
+    /// What backward needs.
+    public struct Cache {
+        public let input: Tensor
+        /// The statistics used: mu and 1 / sqrt(var + eps), `(C)` each.
+        public let mean: [Float]
+        public let inverseStd: [Float]
+        /// True when the batch's own statistics were used (the gradient flows through them).
+        public let usedBatchStatistics: Bool
+    }
+
+    /// - Parameters: `gammaStd` > 0 draws gamma from N(1, gammaStd^2) (MML: 0.02) with `generator`, 0 sets it to 1;
+    ///   beta starts at 0, running mean at 0 and running variance at 1.
+    public init<G: RandomNumberGenerator>(channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5,
+                                          gammaStd: Float = 0.02, generator: inout G) {
+        precondition(channels > 0, "[batchnorm2d] channels must be positive, got \(channels)")
+        self.channels = channels
+        self.momentum = momentum
+        self.epsilon = epsilon
+        gamma = Parameter(gammaStd > 0 ? Tensor(shape: [channels], normalMean: 1, std: gammaStd, generator: &generator)
+                                       : Tensor(shape: [channels], repeating: 1))
+        beta = Parameter(Tensor(shape: [channels]))
+        runningMean = Parameter(Tensor(shape: [channels]), trainable: false)
+        runningVariance = Parameter(Tensor(shape: [channels], repeating: 1), trainable: false)
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+        visit(parameterName(prefix, "weight"), gamma)
+        visit(parameterName(prefix, "bias"), beta)
+        visit(parameterName(prefix, "running_mean"), runningMean)
+        visit(parameterName(prefix, "running_var"), runningVariance)
+    }
+
+    /// The statistics a forward pass would use, updating the running ones in training mode.
+    private func statistics(_ x: Tensor, training: Bool) -> (mean: [Float], invstd: [Float], batch: Bool) {
+        let d = x.nchw
+        precondition(d.c == channels, "[batchnorm2d] channels \(channels) do not match input C=\(d.c)")
+        if training && !freezesStatistics {
+            var mean = [Float](repeating: 0, count: channels), variance = mean
+            let status = x.data.withUnsafeBufferPointer { xp in
+                mml_batchnorm_stats_f32(&mean, &variance, xp.baseAddress, Int64(d.n), Int64(d.c),
+                                        Int64(d.h * d.w), Int32(threads))
+            }
+            requireLayerKernel(status, "batchnorm2d stats")
+            let m = d.n * d.h * d.w
+            let unbias = m > 1 ? Float(m) / Float(m - 1) : 1
+            for c in 0..<channels {
+                runningMean.value.data[c] = (1 - momentum) * runningMean.value.data[c] + momentum * mean[c]
+                runningVariance.value.data[c] = (1 - momentum) * runningVariance.value.data[c]
+                    + momentum * variance[c] * unbias
+            }
+            return (mean, variance.map { 1 / ($0 + epsilon).squareRoot() }, true)
+        }
+        return (runningMean.value.data, runningVariance.value.data.map { 1 / ($0 + epsilon).squareRoot() }, false)
+    }
+
+    /// `x: (N, C, H, W) -> (N, C, H, W)`.
+    public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
+        let (y, cache) = forward(x, training: training, leakySlope: nil)
+        return (y, cache)
+    }
+
+    /// The forward pass with an optional fused leaky ReLU (`leakySlope`, 0 for ReLU) applied after the affine map,
+    /// so that BN + activation costs one pass over memory. The cache is BatchNorm's alone.
+    public func forward(_ x: Tensor, training: Bool, leakySlope: Float?) -> (output: Tensor, cache: Cache) {
+        let d = x.nchw
+        let (mean, invstd, batch) = statistics(x, training: training)
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for c in 0..<channels {
+            scale[c] = gamma.value.data[c] * invstd[c]
+            shift[c] = beta.value.data[c] - mean[c] * scale[c]
+        }
+        var y = Tensor(uninitializedShape: x.shape)
+        let status = y.data.withUnsafeMutableBufferPointer { yp in
+            x.data.withUnsafeBufferPointer { xp in
+                mml_channel_affine_f32(yp.baseAddress, xp.baseAddress, scale, shift, Int64(d.n), Int64(d.c),
+                                       Int64(d.h * d.w), leakySlope == nil ? 0 : 1, leakySlope ?? 0,
+                                       Int32(threads))
+            }
+        }
+        requireLayerKernel(status, "batchnorm2d")
+        return (y, Cache(input: x, mean: mean, inverseStd: invstd, usedBatchStatistics: batch))
+    }
+
+    /// dL/dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) with batch statistics (gamma invstd dy with fixed
+    /// ones); adds dL/dgamma = sum dy xhat and dL/dbeta = sum dy.
+    public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
+        let x = cache.input
+        let d = x.nchw
+        precondition(dy.shape == x.shape, "[batchnorm2d] dy shape \(dy.shape) does not match input \(x.shape)")
+        var dx = Tensor(uninitializedShape: x.shape)
+        let status = dx.data.withUnsafeMutableBufferPointer { dxp in
+            gamma.grad.data.withUnsafeMutableBufferPointer { dg in
+                beta.grad.data.withUnsafeMutableBufferPointer { db in
+                    dy.data.withUnsafeBufferPointer { dyp in
+                        x.data.withUnsafeBufferPointer { xp in
+                            mml_batchnorm_backward_f32(dxp.baseAddress, dg.baseAddress, db.baseAddress,
+                                                       dyp.baseAddress, xp.baseAddress, cache.mean, cache.inverseStd,
+                                                       gamma.value.data, Int64(d.n), Int64(d.c), Int64(d.h * d.w),
+                                                       cache.usedBatchStatistics ? 1 : 0, Int32(threads))
+                        }
+                    }
+                }
+            }
+        }
+        requireLayerKernel(status, "batchnorm2d backward")
+        return dx
+    }
+}

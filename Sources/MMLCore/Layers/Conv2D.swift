@@ -1,0 +1,154 @@
+import MMLKernels
+
+/// Traps with the op name when a layer kernel rejects its arguments: the Swift side checks shapes first, so a
+/// failing status is a broken internal contract, never user input.
+@inline(__always) func requireLayerKernel(_ status: Int32, _ op: String) {
+    precondition(status == 0, "[\(op)] kernel failed: \(String(cString: mml_status_string(status)))")
+}
+
+/// 2-D convolution (cross-correlation as PyTorch's `Conv2d`) with zero padding.
+///
+/// `x: (N, C, H, W) -> (N, C', H', W')`, `H' = (H + 2 padding - k) / stride + 1`. Weight `(C', C, k, k)`,
+/// optional bias `(C')`. Implemented by im2col + a packed AVX-512 GEMM in C (`mml_conv2d_forward_f32`),
+/// split over images on `threads` threads; the workspace is allocated once and reused.
+public final class Conv2D: Layer {
+    public let inputChannels: Int
+    public let outputChannels: Int
+    public let kernelSize: Int
+    public let stride: Int
+    public let padding: Int
+    /// `(C', C, k, k)`.
+    public let weight: Parameter
+    /// `(C')`, or nil for a convolution without bias (the usual case before BatchNorm).
+    public let bias: Parameter?
+    /// Threads for the kernel: 0 = all cores, 1 = the calling thread.
+    public var threads: Int = 0
+    private var workspace: [Float] = []
+
+    /// What backward needs: the input.
+    public struct Cache { public let input: Tensor }
+
+    /// - Parameters: channel counts, square kernel size, stride, zero padding; `bias` adds a bias vector
+    ///   (initialised to 0); weights drawn from `initialization` with `generator`.
+    public init<G: RandomNumberGenerator>(inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1,
+                                          padding: Int = 0, bias: Bool = false,
+                                          initialization: WeightInitialization = .mml, generator: inout G) {
+        precondition(inputChannels > 0 && outputChannels > 0 && kernelSize > 0 && stride > 0 && padding >= 0,
+                     "[conv2d] bad configuration C=\(inputChannels) C'=\(outputChannels) k=\(kernelSize) "
+                     + "stride=\(stride) padding=\(padding)")
+        self.inputChannels = inputChannels
+        self.outputChannels = outputChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        let std = initialization.standardDeviation(fanIn: inputChannels * kernelSize * kernelSize)
+        weight = Parameter(Tensor(shape: [outputChannels, inputChannels, kernelSize, kernelSize],
+                                  normalMean: 0, std: std, generator: &generator))
+        self.bias = bias ? Parameter(Tensor(shape: [outputChannels])) : nil
+    }
+
+    /// The output spatial size for an input of `h x w`.
+    public func outputSize(height h: Int, width w: Int) -> (height: Int, width: Int) {
+        ((h + 2 * padding - kernelSize) / stride + 1, (w + 2 * padding - kernelSize) / stride + 1)
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+        visit(parameterName(prefix, "weight"), weight)
+        if let bias { visit(parameterName(prefix, "bias"), bias) }
+    }
+
+    private func checkInput(_ x: Tensor) -> (n: Int, c: Int, h: Int, w: Int) {
+        let d = x.nchw
+        precondition(d.c == inputChannels, "[conv2d] weight C=\(inputChannels) does not match input C=\(d.c)")
+        precondition(d.h + 2 * padding >= kernelSize && d.w + 2 * padding >= kernelSize,
+                     "[conv2d] input \(d.h)x\(d.w) smaller than kernel \(kernelSize) with padding \(padding)")
+        return d
+    }
+
+    private func ensureWorkspace(_ d: (n: Int, c: Int, h: Int, w: Int)) {
+        let need = Int(mml_conv2d_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                   Int64(outputChannels), Int64(kernelSize), Int64(kernelSize),
+                                                   Int64(stride), Int64(padding), Int32(threads)))
+        precondition(need >= 0, "[conv2d] bad sizes \(d)")
+        if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
+    }
+
+    /// `x: (N, C, H, W) -> (N, C', H', W')`.
+    public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
+        let d = checkInput(x)
+        let (oh, ow) = outputSize(height: d.h, width: d.w)
+        var y = Tensor(uninitializedShape: [d.n, outputChannels, oh, ow])
+        ensureWorkspace(d)
+        let wsCount = Int64(workspace.count)
+        let status = y.data.withUnsafeMutableBufferPointer { yp in
+            x.data.withUnsafeBufferPointer { xp in
+                weight.value.data.withUnsafeBufferPointer { wp in
+                    workspace.withUnsafeMutableBufferPointer { ws in
+                        withLayerOptionalPointer(bias?.value.data) { bp in
+                            mml_conv2d_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, bp,
+                                                   Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                   Int64(outputChannels), Int64(kernelSize), Int64(kernelSize),
+                                                   Int64(stride), Int64(padding), ws.baseAddress, wsCount,
+                                                   Int32(threads))
+                        }
+                    }
+                }
+            }
+        }
+        requireLayerKernel(status, "conv2d")
+        return (y, Cache(input: x))
+    }
+
+    /// dL/dx; adds dL/dW = sum_n dy_n col_n^T and dL/db = sum over (n, y, x) of dy into the gradients.
+    public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
+        backward(dy, cache: cache, inputGradient: true)!
+    }
+
+    /// As `backward(_:cache:)`; with `inputGradient == false` only the parameter gradients are computed
+    /// (the first layer of a network needs no dL/dx) and nil is returned.
+    public func backward(_ dy: Tensor, cache: Cache, inputGradient: Bool) -> Tensor? {
+        let x = cache.input
+        let d = checkInput(x)
+        let (oh, ow) = outputSize(height: d.h, width: d.w)
+        precondition(dy.shape == [d.n, outputChannels, oh, ow],
+                     "[conv2d] dy shape \(dy.shape) does not match output [\(d.n), \(outputChannels), \(oh), \(ow)]")
+        var dx = inputGradient ? Tensor(uninitializedShape: x.shape) : Tensor(shape: [0])
+        ensureWorkspace(d)
+        let wsCount = Int64(workspace.count)
+        let bias = self.bias
+        let status = dx.data.withUnsafeMutableBufferPointer { dxp in
+            weight.grad.data.withUnsafeMutableBufferPointer { dwp in
+                withLayerGradientPointer(bias) { dbp in
+                    dy.data.withUnsafeBufferPointer { dyp in
+                        x.data.withUnsafeBufferPointer { xp in
+                            weight.value.data.withUnsafeBufferPointer { wp in
+                                workspace.withUnsafeMutableBufferPointer { ws in
+                                    mml_conv2d_backward_f32(inputGradient ? dxp.baseAddress : nil, dwp.baseAddress,
+                                                            dbp, dyp.baseAddress, xp.baseAddress, wp.baseAddress,
+                                                            Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                            Int64(outputChannels), Int64(kernelSize),
+                                                            Int64(kernelSize), Int64(stride), Int64(padding),
+                                                            ws.baseAddress, wsCount, Int32(threads))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        requireLayerKernel(status, "conv2d backward")
+        return inputGradient ? dx : nil
+    }
+}
+
+/// Calls `body` with the base address of `array`, or nil when there is no array.
+func withLayerOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+/// Calls `body` with the base address of the parameter's gradient storage, or nil when there is none.
+func withLayerGradientPointer<R>(_ p: Parameter?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+    guard let p else { return body(nil) }
+    return p.grad.data.withUnsafeMutableBufferPointer { body($0.baseAddress) }
+}

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+/// Adam (Kingma & Ba 2015) with PyTorch's `torch.optim.Adam` update (L2 weight decay added to the gradient), or
+/// AdamW's decoupled decay when `decoupledWeightDecay`:
+///
+///     g = grad + weightDecay * p            (Adam)      p = p (1 - lr * weightDecay)   (AdamW)
+///     m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
+///     p = p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+/// MML v1 trains with lr 1e-3, betas (0.5, 0.9) (METHOD.md 2.5).
+public final class Adam: Optimizer {
+    public var learningRate: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let epsilon: Float
+    public let weightDecay: Float
+    public let decoupledWeightDecay: Bool
+    /// Steps taken so far (t in the bias corrections), per parameter.
+    private var steps: [String: Int] = [:]
+    private var moments: [String: (m: [Float], v: [Float])] = [:]
+
+    /// - Throws: `MMLError(.config)` for betas outside [0, 1), a negative rate / decay or a non-positive epsilon.
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0, decoupledWeightDecay: Bool = false) throws {
+        try checkHyperparameter(learningRate, "learningRate", "Adam", { $0 >= 0 }, ">= 0")
+        try checkHyperparameter(beta1, "beta1", "Adam", { $0 >= 0 && $0 < 1 }, "in [0, 1)")
+        try checkHyperparameter(beta2, "beta2", "Adam", { $0 >= 0 && $0 < 1 }, "in [0, 1)")
+        try checkHyperparameter(epsilon, "epsilon", "Adam", { $0 > 0 }, "> 0")
+        try checkHyperparameter(weightDecay, "weightDecay", "Adam", { $0 >= 0 }, ">= 0")
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.decoupledWeightDecay = decoupledWeightDecay
+    }
+
+    public func step(_ model: any ParameterContainer) {
+        let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon, wd = weightDecay, decoupled = decoupledWeightDecay
+        model.visitParameters(prefix: "") { name, p in
+            guard p.isTrainable else { return }
+            let n = p.value.count
+            let t = (steps[name] ?? 0) + 1
+            steps[name] = t
+            var (m, v) = moments[name] ?? ([Float](repeating: 0, count: n), [Float](repeating: 0, count: n))
+            moments[name] = nil  // keep the arrays uniquely referenced while updating in place
+            precondition(m.count == n, "[adam] parameter \(name) changed size")
+            let c1 = Float(1 - pow(Double(b1), Double(t))), c2 = Float(1 - pow(Double(b2), Double(t)))
+            p.value.data.withUnsafeMutableBufferPointer { w in
+                p.grad.data.withUnsafeBufferPointer { gr in
+                    m.withUnsafeMutableBufferPointer { mp in
+                        v.withUnsafeMutableBufferPointer { vp in
+                            for i in 0..<n {
+                                var g = gr[i]
+                                if decoupled { w[i] *= 1 - lr * wd } else { g += wd * w[i] }
+                                mp[i] = b1 * mp[i] + (1 - b1) * g
+                                vp[i] = b2 * vp[i] + (1 - b2) * g * g
+                                w[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + eps)
+                            }
+                        }
+                    }
+                }
+            }
+            moments[name] = (m, v)
+        }
+    }
+}

@@ -1,0 +1,295 @@
+/* 2-D convolution (cross-correlation, as PyTorch's Conv2d) by im2col / col2im and the packed SGEMM.
+ *
+ * Layout NCHW. For image n, col (K x P) with K = C*kh*kw and P = OH*OW holds the receptive fields, so that
+ *     y_n (Cout x P) = W (Cout x K) col_n + b,
+ *     dW += dy_n col_n^T,   db += dy_n 1,   dcol_n = W^T dy_n,   dx_n = col2im(dcol_n).
+ * The batch is split over threads image by image (forward) or in fixed chunks of images (backward): each chunk
+ * accumulates its own partial dW / db and the partials are summed in chunk order, so 1 or 2 threads give the
+ * same bits. A 1x1 stride-1 unpadded conv uses x_n as col_n directly. */
+#include "MMLKernels.h"
+#include "nn_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define CONV_CHUNKS 4
+
+static int conv_dims_ok(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
+                        int64_t stride, int64_t pad) {
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad < 0)
+        return 0;
+    if (h + 2 * pad < kh || w + 2 * pad < kw) return 0;
+    return 1;
+}
+
+static int is_pointwise(int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
+    return kh == 1 && kw == 1 && stride == 1 && pad == 0;
+}
+
+void mml_im2col_f32(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t stride, int64_t pad) {
+    int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float *xc = x + ch * h * w;
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
+                for (int64_t oy = 0; oy < oh; oy++) {
+                    int64_t iy = oy * stride - pad + i;
+                    float *dst = row + oy * ow;
+                    if (iy < 0 || iy >= h) {
+                        memset(dst, 0, (size_t)ow * sizeof(float));
+                        continue;
+                    }
+                    const float *src = xc + iy * w;
+                    /* valid ox: 0 <= ox*stride - pad + j < w */
+                    int64_t lo = pad - j > 0 ? (pad - j + stride - 1) / stride : 0;
+                    int64_t hi = (w - 1 + pad - j) >= 0 ? (w - 1 + pad - j) / stride + 1 : 0;
+                    if (hi > ow) hi = ow;
+                    if (lo > hi) lo = hi;
+                    for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                    if (stride == 1) {
+                        memcpy(dst + lo, src + lo - pad + j, (size_t)(hi - lo) * sizeof(float));
+                    } else {
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * stride - pad + j];
+                    }
+                    for (int64_t ox = hi; ox < ow; ox++) dst[ox] = 0.0f;
+                }
+            }
+    }
+}
+
+void mml_col2im_f32(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t stride, int64_t pad) {
+    int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    memset(x, 0, (size_t)(c * h * w) * sizeof(float));
+    for (int64_t ch = 0; ch < c; ch++) {
+        float *xc = x + ch * h * w;
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                const float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
+                int64_t lo = pad - j > 0 ? (pad - j + stride - 1) / stride : 0;
+                int64_t hi = (w - 1 + pad - j) >= 0 ? (w - 1 + pad - j) / stride + 1 : 0;
+                if (hi > ow) hi = ow;
+                if (lo > hi) lo = hi;
+                for (int64_t oy = 0; oy < oh; oy++) {
+                    int64_t iy = oy * stride - pad + i;
+                    if (iy < 0 || iy >= h) continue;
+                    float *dst = xc + iy * w;
+                    const float *src = row + oy * ow;
+                    if (stride == 1) {
+                        float *d = dst - pad + j;
+                        for (int64_t ox = lo; ox < hi; ox++) d[ox] += src[ox];
+                    } else {
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox * stride - pad + j] += src[ox];
+                    }
+                }
+            }
+    }
+}
+
+static size_t align16(size_t f) { return (f + 15) & ~(size_t)15; }
+
+int64_t mml_conv2d_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t kh,
+                                    int64_t kw, int64_t stride, int64_t pad, int32_t nthreads) {
+    if (!conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
+    int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    int64_t k = c * kh * kw, p = oh * ow;
+    int threads = mml_nn_thread_count(nthreads, n < CONV_CHUNKS ? n : CONV_CHUNKS);
+    int tf = mml_nn_thread_count(nthreads, n);
+    if (tf > threads) threads = tf;
+    size_t per_thread = align16((size_t)(2 * k * p)) + align16(mml_nn_sgemm_scratch_floats());
+    size_t partial = (size_t)CONV_CHUNKS * align16((size_t)(cout * k + cout));
+    return (int64_t)(per_thread * (size_t)threads + partial + 16);
+}
+
+typedef struct {
+    float *y, *dx, *dw, *db;
+    const float *x, *wt, *bias, *dy;
+    int64_t n, c, h, w, cout, kh, kw, stride, pad, oh, ow, k, p;
+    float *ws;
+    size_t per_thread;
+    int64_t chunks;
+} conv_ctx;
+
+/* Workspace: [chunk partials of dW and db][per-thread col, dcol, gemm scratch], 64-byte aligned. */
+static size_t partial_floats(const conv_ctx *s) { return align16((size_t)(s->cout * s->k + s->cout)); }
+
+static float *chunk_partial(conv_ctx *s, int64_t chunk) {
+    float *base = (float *)(((uintptr_t)s->ws + 63) & ~(uintptr_t)63);
+    return base + (size_t)chunk * partial_floats(s);
+}
+
+static float *thread_ws(conv_ctx *s, int thread) {
+    return chunk_partial(s, CONV_CHUNKS) + (size_t)thread * s->per_thread;
+}
+
+static void conv_fwd_task(void *ctx, int64_t img, int thread) {
+    conv_ctx *s = (conv_ctx *)ctx;
+    float *ws = thread_ws(s, thread);
+    float *col = ws, *gs = ws + align16((size_t)(2 * s->k * s->p));
+    const float *xn = s->x + img * s->c * s->h * s->w;
+    float *yn = s->y + img * s->cout * s->p;
+    if (is_pointwise(s->kh, s->kw, s->stride, s->pad)) {
+        col = (float *)xn;
+    } else {
+        mml_im2col_f32(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
+    }
+    mml_nn_sgemm(0, 0, s->cout, s->p, s->k, 1.0f, s->wt, s->k, col, s->p, 0.0f, yn, s->p, gs);
+    if (s->bias)
+        for (int64_t o = 0; o < s->cout; o++) {
+            float b = s->bias[o];
+            float *r = yn + o * s->p;
+            for (int64_t q = 0; q < s->p; q++) r[q] += b;
+        }
+}
+
+static conv_ctx make_ctx(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
+                         int64_t stride, int64_t pad, float *ws) {
+    conv_ctx s;
+    memset(&s, 0, sizeof(s));
+    s.n = n; s.c = c; s.h = h; s.w = w; s.cout = cout; s.kh = kh; s.kw = kw; s.stride = stride; s.pad = pad;
+    s.oh = (h + 2 * pad - kh) / stride + 1;
+    s.ow = (w + 2 * pad - kw) / stride + 1;
+    s.k = c * kh * kw;
+    s.p = s.oh * s.ow;
+    s.ws = ws;
+    s.per_thread = align16((size_t)(2 * s.k * s.p)) + align16(mml_nn_sgemm_scratch_floats());
+    s.chunks = n < CONV_CHUNKS ? n : CONV_CHUNKS;
+    return s;
+}
+
+int mml_conv2d_forward_f32(float *y, const float *x, const float *weight, const float *bias, int64_t n, int64_t c,
+                           int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad,
+                           float *workspace, int64_t workspace_floats, int32_t nthreads) {
+    if (!y || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
+    int64_t need = mml_conv2d_workspace_floats(n, c, h, w, cout, kh, kw, stride, pad, nthreads);
+    float *owned = NULL;
+    if (!workspace) {
+        owned = malloc((size_t)need * sizeof(float));
+        if (!owned) return MML_ERR_NOMEM;
+        workspace = owned;
+    } else if (workspace_floats < need) {
+        return MML_ERR_ARGUMENT;
+    }
+    conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
+    s.y = y; s.x = x; s.wt = weight; s.bias = bias;
+    mml_nn_parallel_for(nthreads, n, conv_fwd_task, &s);
+    free(owned);
+    return MML_OK;
+}
+
+static void conv_bwd_task(void *ctx, int64_t chunk, int thread) {
+    conv_ctx *s = (conv_ctx *)ctx;
+    float *ws = thread_ws(s, thread);
+    float *col = ws, *dcol = ws + s->k * s->p, *gs = ws + align16((size_t)(2 * s->k * s->p));
+    float *pdw = chunk_partial(s, chunk), *pdb = pdw + s->cout * s->k;
+    int64_t i0 = chunk * s->n / s->chunks, i1 = (chunk + 1) * s->n / s->chunks;
+    int pointwise = is_pointwise(s->kh, s->kw, s->stride, s->pad);
+    if (s->db) memset(pdb, 0, (size_t)s->cout * sizeof(float));
+    for (int64_t img = i0; img < i1; img++) {
+        const float *xn = s->x + img * s->c * s->h * s->w;
+        const float *dyn = s->dy + img * s->cout * s->p;
+        if (s->dw) {
+            const float *cn = xn;
+            if (!pointwise) {
+                mml_im2col_f32(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
+                cn = col;
+            }
+            /* dW (Cout x K) += dy_n (Cout x P) col_n^T (P x K) */
+            mml_nn_sgemm(0, 1, s->cout, s->k, s->p, 1.0f, dyn, s->p, cn, s->p, img == i0 ? 0.0f : 1.0f, pdw,
+                         s->k, gs);
+        }
+        if (s->db)
+            for (int64_t o = 0; o < s->cout; o++) {
+                const float *r = dyn + o * s->p;
+                float acc = 0.0f;
+                for (int64_t q = 0; q < s->p; q++) acc += r[q];
+                pdb[o] += acc;
+            }
+        if (s->dx) {
+            float *dxn = s->dx + img * s->c * s->h * s->w;
+            /* dcol (K x P) = W^T (K x Cout) dy_n (Cout x P), then scattered back to the image */
+            float *target = pointwise ? dxn : dcol;
+            mml_nn_sgemm(1, 0, s->k, s->p, s->cout, 1.0f, s->wt, s->k, dyn, s->p, 0.0f, target, s->p, gs);
+            if (!pointwise) mml_col2im_f32(dxn, dcol, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
+        }
+    }
+}
+
+int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                            const float *weight, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                            int64_t kh, int64_t kw, int64_t stride, int64_t pad, float *workspace,
+                            int64_t workspace_floats, int32_t nthreads) {
+    if (!dy || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
+    int64_t need = mml_conv2d_workspace_floats(n, c, h, w, cout, kh, kw, stride, pad, nthreads);
+    float *owned = NULL;
+    if (!workspace) {
+        owned = malloc((size_t)need * sizeof(float));
+        if (!owned) return MML_ERR_NOMEM;
+        workspace = owned;
+    } else if (workspace_floats < need) {
+        return MML_ERR_ARGUMENT;
+    }
+    conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
+    s.dx = dx; s.dw = dweight; s.db = dbias; s.dy = dy; s.x = x; s.wt = weight;
+    mml_nn_parallel_for(nthreads, s.chunks, conv_bwd_task, &s);
+    /* partials summed in chunk order: the same bits for any thread count */
+    for (int64_t ch = 0; ch < s.chunks; ch++) {
+        const float *pdw = chunk_partial(&s, ch), *pdb = pdw + cout * s.k;
+        if (dweight)
+            for (int64_t i = 0; i < cout * s.k; i++) dweight[i] += pdw[i];
+        if (dbias)
+            for (int64_t o = 0; o < cout; o++) dbias[o] += pdb[o];
+    }
+    free(owned);
+    return MML_OK;
+}
+
+int mml_conv2d_naive(double *y, const float *x, const float *weight, const float *bias, int64_t n, int64_t c,
+                     int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
+    if (!y || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
+    int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t o = 0; o < cout; o++)
+            for (int64_t oy = 0; oy < oh; oy++)
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    double acc = bias ? bias[o] : 0.0;
+                    for (int64_t ch = 0; ch < c; ch++)
+                        for (int64_t i = 0; i < kh; i++)
+                            for (int64_t j = 0; j < kw; j++) {
+                                int64_t iy = oy * stride - pad + i, ix = ox * stride - pad + j;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                acc += (double)x[((b * c + ch) * h + iy) * w + ix] *
+                                       (double)weight[((o * c + ch) * kh + i) * kw + j];
+                            }
+                    y[((b * cout + o) * oh + oy) * ow + ox] = acc;
+                }
+    return MML_OK;
+}
+
+int mml_conv2d_backward_naive(double *dx, double *dweight, double *dbias, const float *dy, const float *x,
+                              const float *weight, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                              int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
+    if (!dy || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
+    int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    if (dx) memset(dx, 0, (size_t)(n * c * h * w) * sizeof(double));
+    if (dweight) memset(dweight, 0, (size_t)(cout * c * kh * kw) * sizeof(double));
+    if (dbias) memset(dbias, 0, (size_t)cout * sizeof(double));
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t o = 0; o < cout; o++)
+            for (int64_t oy = 0; oy < oh; oy++)
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    double g = dy[((b * cout + o) * oh + oy) * ow + ox];
+                    if (dbias) dbias[o] += g;
+                    for (int64_t ch = 0; ch < c; ch++)
+                        for (int64_t i = 0; i < kh; i++)
+                            for (int64_t j = 0; j < kw; j++) {
+                                int64_t iy = oy * stride - pad + i, ix = ox * stride - pad + j;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                int64_t xi = ((b * c + ch) * h + iy) * w + ix, wi = ((o * c + ch) * kh + i) * kw + j;
+                                if (dx) dx[xi] += g * (double)weight[wi];
+                                if (dweight) dweight[wi] += g * (double)x[xi];
+                            }
+                }
+    return MML_OK;
+}

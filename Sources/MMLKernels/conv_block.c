@@ -1,0 +1,90 @@
+/* Inference-mode Conv3x3 -> per-channel affine (folded BatchNorm) -> LeakyReLU -> optional 2x2 max-pool, one image
+ * at a time so that the conv output never leaves the cache: the forward pass of Conv-64F / Conv-4 blocks without
+ * the two full-size intermediate maps (at 84x84x64 they are 1.8 MB per image). */
+#include "MMLKernels.h"
+#include "nn_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+static size_t al16(size_t f) { return (f + 15) & ~(size_t)15; }
+
+int64_t mml_conv_block_workspace_floats(int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
+                                        int64_t n, int32_t nthreads) {
+    if (c <= 0 || h <= 0 || w <= 0 || cout <= 0 || k <= 0 || pad < 0 || n <= 0) return MML_ERR_ARGUMENT;
+    int64_t oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
+    if (oh <= 0 || ow <= 0) return MML_ERR_ARGUMENT;
+    size_t per = al16((size_t)(c * k * k * oh * ow)) + al16((size_t)(cout * oh * ow)) + al16(mml_nn_sgemm_scratch_floats());
+    return (int64_t)(per * (size_t)mml_nn_thread_count(nthreads, n) + 16);
+}
+
+typedef struct {
+    float *y, *ws;
+    const float *x, *wt, *scale, *shift;
+    int64_t c, h, w, cout, k, pad, oh, ow;
+    float slope;
+    int pool;
+    size_t per;
+} blk_ctx;
+
+static void blk_task(void *ctx, int64_t img, int thread) {
+    blk_ctx *s = (blk_ctx *)ctx;
+    float *base = (float *)(((uintptr_t)s->ws + 63) & ~(uintptr_t)63);
+    float *col = base + (size_t)thread * s->per;
+    int64_t p = s->oh * s->ow, kk = s->c * s->k * s->k;
+    float *z = col + al16((size_t)(kk * p)), *gs = z + al16((size_t)(s->cout * p));
+    mml_im2col_f32(col, s->x + img * s->c * s->h * s->w, s->c, s->h, s->w, s->k, s->k, 1, s->pad);
+    mml_nn_sgemm(0, 0, s->cout, p, kk, 1.0f, s->wt, kk, col, p, 0.0f, z, p, gs);
+    int64_t ph = s->pool ? s->oh / 2 : s->oh, pw = s->pool ? s->ow / 2 : s->ow;
+    float *yn = s->y + img * s->cout * ph * pw;
+    for (int64_t o = 0; o < s->cout; o++) {
+        float a = s->scale[o], b = s->shift[o], sl = s->slope;
+        float *zo = z + o * p;
+        for (int64_t i = 0; i < p; i++) {
+            float v = a * zo[i] + b;
+            zo[i] = v > 0.0f ? v : sl * v;
+        }
+        float *yo = yn + o * ph * pw;
+        if (!s->pool) {
+            memcpy(yo, zo, (size_t)p * sizeof(float));
+            continue;
+        }
+        for (int64_t oy = 0; oy < ph; oy++) {
+            const float *r0 = zo + 2 * oy * s->ow, *r1 = r0 + s->ow;
+            for (int64_t ox = 0; ox < pw; ox++) {
+                float m0 = r0[2 * ox] >= r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                float m1 = r1[2 * ox] >= r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                yo[oy * pw + ox] = m0 >= m1 ? m0 : m1;
+            }
+        }
+    }
+}
+
+int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, const float *scale, const float *shift,
+                               int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
+                               float slope, int32_t pool, float *workspace, int64_t workspace_floats,
+                               int32_t nthreads) {
+    if (!y || !x || !weight || !scale || !shift) return MML_ERR_ARGUMENT;
+    int64_t need = mml_conv_block_workspace_floats(c, h, w, cout, k, pad, n, nthreads);
+    if (need < 0) return MML_ERR_ARGUMENT;
+    float *owned = NULL;
+    if (!workspace) {
+        owned = malloc((size_t)need * sizeof(float));
+        if (!owned) return MML_ERR_NOMEM;
+        workspace = owned;
+    } else if (workspace_floats < need) {
+        return MML_ERR_ARGUMENT;
+    }
+    blk_ctx s;
+    memset(&s, 0, sizeof(s));
+    s.y = y; s.ws = workspace; s.x = x; s.wt = weight; s.scale = scale; s.shift = shift;
+    s.c = c; s.h = h; s.w = w; s.cout = cout; s.k = k; s.pad = pad;
+    s.oh = h + 2 * pad - k + 1;
+    s.ow = w + 2 * pad - k + 1;
+    s.slope = slope;
+    s.pool = pool != 0;
+    int64_t p = s.oh * s.ow;
+    s.per = al16((size_t)(c * k * k * p)) + al16((size_t)(cout * p)) + al16(mml_nn_sgemm_scratch_floats());
+    mml_nn_parallel_for(nthreads, n, blk_task, &s);
+    free(owned);
+    return MML_OK;
+}

@@ -1,0 +1,28 @@
+/* Private helpers shared by the conv / nn kernels (not part of the public API). */
+#ifndef MML_NN_INTERNAL_H
+#define MML_NN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Run fn(ctx, task, thread) for task = 0 .. ntasks-1 on up to nthreads threads (0 = all online cores).
+ * Tasks are taken dynamically; `thread` (0 .. used-1) selects per-thread scratch. Results must depend only on
+ * the task index, never on the thread, so that any thread count gives identical numbers.
+ * Returns the number of threads used (>= 1), or MML_ERR_NOMEM... never: falls back to the calling thread. */
+int mml_nn_parallel_for(int32_t nthreads, int64_t ntasks, void (*fn)(void *ctx, int64_t task, int thread),
+                        void *ctx);
+/* The thread count mml_nn_parallel_for would use for ntasks tasks. */
+int mml_nn_thread_count(int32_t nthreads, int64_t ntasks);
+
+/* True when the AVX-512 kernels can run on this CPU (checked once). */
+int mml_nn_have_avx512(void);
+
+/* Floats of scratch that mml_nn_sgemm needs. */
+size_t mml_nn_sgemm_scratch_floats(void);
+/* Single-threaded row-major C = alpha * op(A) op(B) + beta * C with op(A): m x k, op(B): k x n.
+ * trans_a: A is stored k x m (lda >= m); trans_b: B is stored n x k (ldb >= k). beta == 0 never reads C.
+ * scratch: mml_nn_sgemm_scratch_floats() floats, 64-byte aligned. */
+void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, float *scratch);
+
+#endif

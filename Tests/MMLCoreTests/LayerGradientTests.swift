@@ -1,0 +1,117 @@
+import MMLCore
+import XCTest
+
+/// Every layer's backward against central finite differences (see `FD` for the tolerance).
+final class LayerGradientTests: XCTestCase {
+    /// Checks dL/dx and dL/dparameter for a layer under L = sum w * forward(x).
+    func checkLayer<L: Layer>(_ name: String, _ layer: L, input: Tensor, training: Bool = true, probes: Int = 6,
+                              file: StaticString = #filePath, line: UInt = #line) {
+        var x = input
+        let (y0, cache) = layer.forward(x, training: training)
+        let w = LayerFD.weights(like: y0, seed: 99)
+        layer.zeroGradients()
+        let dx = layer.backward(w, cache: cache)
+        XCTAssertEqual(dx.shape, x.shape, "\(name) dx shape", file: file, line: line)
+        let params = layer.namedParameters().filter { $0.parameter.isTrainable }
+        let grads = params.map { $0.parameter.grad }
+        // Running statistics move on every training forward; restore them so the loss is a fixed function.
+        let buffers = layer.namedParameters().filter { !$0.parameter.isTrainable }.map { ($0.parameter, $0.parameter.value) }
+        func loss() -> Double {
+            let y = layer.forward(x, training: training).output
+            for (p, v) in buffers { p.value = v }
+            return LayerFD.dot(y, w)
+        }
+        LayerFD.check("\(name) dx", analytic: dx, probes: LayerFD.probes(x.count, probes, seed: 1),
+                 get: { x.data[$0] }, set: { x.data[$0] = $1 }, loss: loss, file: file, line: line)
+        for (k, (pname, p)) in params.enumerated() {
+            LayerFD.check("\(name) d\(pname)", analytic: grads[k], probes: LayerFD.probes(p.value.count, probes, seed: 2),
+                     get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, loss: loss, file: file, line: line)
+        }
+    }
+
+    func testConv2DGradients() {
+        var g = TensorRNG(seed: 1)
+        let conv = Conv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, stride: 2, padding: 1, bias: true,
+                          initialization: .normal(std: 0.3), generator: &g)
+        checkLayer("conv 3x3/2", conv, input: LayerFD.random([2, 3, 7, 6], seed: 2))
+        let pw = Conv2D(inputChannels: 4, outputChannels: 2, kernelSize: 1, initialization: .normal(std: 0.5), generator: &g)
+        checkLayer("conv 1x1", pw, input: LayerFD.random([3, 4, 5, 5], seed: 3))
+    }
+
+    func testConv2DBackwardAccumulatesIntoGradients() {
+        var g = TensorRNG(seed: 4)
+        let conv = Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, generator: &g)
+        let x = LayerFD.random([2, 2, 5, 5], seed: 5)
+        let (y, c) = conv.forward(x, training: true)
+        let dy = LayerFD.weights(like: y, seed: 6)
+        _ = conv.backward(dy, cache: c)
+        let once = conv.weight.grad
+        _ = conv.backward(dy, cache: c)
+        for i in 0..<once.count {
+            XCTAssertEqual(conv.weight.grad.data[i], 2 * once.data[i], accuracy: 1e-5 + 1e-5 * abs(once.data[i]))
+        }
+    }
+
+    func testBatchNormGradientsWithBatchAndFrozenStatistics() {
+        var g = TensorRNG(seed: 7)
+        let bn = BatchNorm2D(channels: 3, gammaStd: 0.3, generator: &g)
+        checkLayer("bn train", bn, input: LayerFD.random([4, 3, 3, 2], seed: 8))
+        bn.freezesStatistics = true
+        bn.runningMean.value = Tensor(shape: [3], data: [0.1, -0.2, 0.3])
+        bn.runningVariance.value = Tensor(shape: [3], data: [0.5, 1.5, 2.0])
+        checkLayer("bn frozen", bn, input: LayerFD.random([4, 3, 3, 2], seed: 9))
+        checkLayer("bn eval", bn, input: LayerFD.random([2, 3, 2, 2], seed: 10), training: false)
+    }
+
+    func testActivationGradients() {
+        // keep inputs away from the kink at 0, where the derivative jumps
+        var x = LayerFD.random([2, 3, 4, 4], seed: 11)
+        for i in 0..<x.count where abs(x.data[i]) < 0.05 { x.data[i] = 0.3 }
+        checkLayer("leaky relu", LeakyReLU(negativeSlope: 0.2), input: x)
+        checkLayer("relu", ReLU(), input: x)
+    }
+
+    func testPoolingGradients() {
+        // distinct values so that no window has a near-tie that eps could flip
+        var x = Tensor(shape: [2, 3, 5, 6])
+        var g = TensorRNG(seed: 12)
+        var perm = Array(0..<x.count)
+        perm.shuffle(using: &g)
+        for i in 0..<x.count { x.data[i] = Float(perm[i]) * 0.1 }
+        checkLayer("maxpool 2", MaxPool2D(kernelSize: 2), input: x)
+        checkLayer("maxpool 3/2 overlapping", MaxPool2D(kernelSize: 3, stride: 2), input: x)
+        checkLayer("avgpool 2", AvgPool2D(kernelSize: 2), input: LayerFD.random([2, 3, 5, 6], seed: 13))
+        checkLayer("avgpool 3/1", AvgPool2D(kernelSize: 3, stride: 1), input: LayerFD.random([1, 2, 4, 5], seed: 14))
+        checkLayer("global avgpool", GlobalAvgPool2D(), input: LayerFD.random([2, 3, 3, 4], seed: 15))
+    }
+
+    func testLinearAndFlattenGradients() {
+        var g = TensorRNG(seed: 16)
+        checkLayer("linear", Linear(inputFeatures: 7, outputFeatures: 4, initialization: .normal(std: 0.3), generator: &g),
+                   input: LayerFD.random([5, 7], seed: 17))
+        checkLayer("flatten", Flatten(), input: LayerFD.random([3, 2, 2, 2], seed: 18))
+        XCTAssertEqual(Flatten().forward(LayerFD.random([3, 2, 4, 5], seed: 1), training: false).output.shape, [3, 40])
+    }
+
+    func testDropBlockIsSeededScaledAndDifferentiable() {
+        let x = LayerFD.random([4, 3, 10, 10], seed: 19)
+        let a = DropBlock(blockSize: 3, rate: 0.2, seed: 5), b = DropBlock(blockSize: 3, rate: 0.2, seed: 5)
+        let (ya, ca) = a.forward(x, training: true)
+        let (yb, _) = b.forward(x, training: true)
+        XCTAssertEqual(ya.data, yb.data, "same seed, same mask")
+        let mask = ca.scaledMask!
+        let zeros = mask.filter { $0 == 0 }.count
+        let dropped = Double(zeros) / Double(mask.count)
+        XCTAssertGreaterThan(dropped, 0.1, "about rate 0.2 of the units dropped")
+        XCTAssertLessThan(dropped, 0.35)
+        let kept = mask.first { $0 > 0 }!
+        XCTAssertEqual(Double(kept), Double(mask.count) / Double(mask.count - zeros), accuracy: 1e-4)
+        for i in 0..<x.count { XCTAssertEqual(ya.data[i], x.data[i] * mask[i], accuracy: 1e-6) }
+        let dy = LayerFD.weights(like: ya, seed: 20)
+        let dx = a.backward(dy, cache: ca)
+        for i in 0..<x.count { XCTAssertEqual(dx.data[i], dy.data[i] * mask[i], accuracy: 1e-6) }
+        // a second call draws a new mask; inference is the identity
+        XCTAssertNotEqual(a.forward(x, training: true).output.data, ya.data)
+        XCTAssertEqual(a.forward(x, training: false).output.data, x.data)
+    }
+}

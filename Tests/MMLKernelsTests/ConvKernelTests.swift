@@ -1,0 +1,147 @@
+import MMLKernels
+import XCTest
+
+/// The layer kernels (GEMM, conv, BatchNorm statistics, pooling) against their naive double-precision twins.
+final class ConvKernelTests: XCTestCase {
+    struct Rng {
+        var s: UInt64
+        mutating func next() -> UInt64 {
+            s &+= 0x9E37_79B9_7F4A_7C15
+            var z = s
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+        mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
+    }
+
+    func assertClose(_ a: [Float], _ b: [Double], atol: Double, rtol: Double, _ what: String,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        var worst = 0.0, at = -1
+        for i in 0..<min(a.count, b.count) {
+            let excess = abs(Double(a[i]) - b[i]) - (atol + rtol * abs(b[i]))
+            if excess > worst { worst = excess; at = i }
+        }
+        XCTAssertLessThanOrEqual(worst, 0, "\(what): index \(at) off by \(worst) beyond tolerance", file: file, line: line)
+    }
+
+    func testSGEMMMatchesNaiveOnOddShapes() {
+        checkSGEMM()
+        mml_layers_force_portable(1)
+        defer { mml_layers_force_portable(0) }
+        checkSGEMM()
+    }
+
+    func testConvMatchesNaiveOnPortablePath() {
+        mml_layers_force_portable(1)
+        defer { mml_layers_force_portable(0) }
+        testConvForwardBackwardMatchNaive()
+    }
+
+    func checkSGEMM() {
+        var r = Rng(s: 1)
+        let shapes = [(1, 1, 1), (7, 33, 5), (8, 32, 256), (13, 70, 300), (64, 1764, 27), (129, 65, 513), (3, 2049, 2)]
+        for (m, n, k) in shapes {
+            for ta in [Int32(0), 1] {
+                for tb in [Int32(0), 1] {
+                    let a = r.floats(m * k), b = r.floats(k * n)
+                    var c = r.floats(m * n)
+                    var ref = c.map(Double.init)
+                    let lda = ta != 0 ? m : k, ldb = tb != 0 ? k : n
+                    XCTAssertEqual(mml_sgemm_naive(ta, tb, Int64(m), Int64(n), Int64(k), 0.5, a, Int64(lda), b,
+                                                   Int64(ldb), 1.5, &ref, Int64(n)), 0)
+                    XCTAssertEqual(mml_sgemm_f32(ta, tb, Int64(m), Int64(n), Int64(k), 0.5, a, Int64(lda), b,
+                                                 Int64(ldb), 1.5, &c, Int64(n)), 0)
+                    assertClose(c, ref, atol: 1e-4, rtol: 1e-4, "sgemm \(m)x\(n)x\(k) ta=\(ta) tb=\(tb)")
+                }
+            }
+        }
+        var c = [Float](repeating: 0, count: 4)
+        XCTAssertEqual(mml_sgemm_f32(0, 0, 0, 2, 2, 1, c, 2, c, 2, 0, &c, 2), Int32(MML_ERR_ARGUMENT))
+    }
+
+    func testConvForwardBackwardMatchNaive() {
+        var r = Rng(s: 2)
+        // (n, c, h, w, cout, k, stride, pad)
+        let cases = [(1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 7, 5, 4, 3, 1, 1), (3, 2, 9, 11, 5, 3, 2, 1), (2, 5, 6, 6, 7, 1, 1, 0),
+                     (5, 4, 13, 13, 9, 3, 1, 0), (1, 3, 8, 8, 2, 5, 2, 2), (4, 17, 10, 10, 33, 3, 1, 1)]
+        for (n, c, h, w, co, k, s, p) in cases {
+            let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+            let x = r.floats(n * c * h * w), wt = r.floats(co * c * k * k), b = r.floats(co)
+            var y = [Float](repeating: 0, count: n * co * oh * ow), yr = [Double](repeating: 0, count: y.count)
+            XCTAssertEqual(mml_conv2d_naive(&yr, x, wt, b, Int64(n), Int64(c), Int64(h), Int64(w), Int64(co),
+                                            Int64(k), Int64(k), Int64(s), Int64(p)), 0)
+            for threads in [Int32(1), 2] {
+                XCTAssertEqual(mml_conv2d_forward_f32(&y, x, wt, b, Int64(n), Int64(c), Int64(h), Int64(w), Int64(co),
+                                                      Int64(k), Int64(k), Int64(s), Int64(p), nil, 0, threads), 0)
+                assertClose(y, yr, atol: 1e-4, rtol: 1e-4, "conv fwd \((n, c, h, w, co, k, s, p)) t=\(threads)")
+            }
+            let dy = r.floats(y.count)
+            var dxr = [Double](repeating: 0, count: x.count), dwr = [Double](repeating: 0, count: wt.count)
+            var dbr = [Double](repeating: 0, count: co)
+            XCTAssertEqual(mml_conv2d_backward_naive(&dxr, &dwr, &dbr, dy, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
+                                                     Int64(co), Int64(k), Int64(k), Int64(s), Int64(p)), 0)
+            // dW and db accumulate: start from 1 and expect 1 + reference.
+            var dx = [Float](repeating: 9, count: x.count), dw = [Float](repeating: 1, count: wt.count)
+            var db = [Float](repeating: 1, count: co)
+            XCTAssertEqual(mml_conv2d_backward_f32(&dx, &dw, &db, dy, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
+                                                   Int64(co), Int64(k), Int64(k), Int64(s), Int64(p), nil, 0, 2), 0)
+            assertClose(dx, dxr, atol: 1e-4, rtol: 1e-4, "conv dx \((n, c, h, w, co, k, s, p))")
+            assertClose(dw, dwr.map { $0 + 1 }, atol: 1e-4, rtol: 1e-4, "conv dw \((n, c, h, w, co, k, s, p))")
+            assertClose(db, dbr.map { $0 + 1 }, atol: 1e-4, rtol: 1e-4, "conv db")
+        }
+    }
+
+    func testConvBackwardIdenticalOnOneAndTwoThreads() {
+        var r = Rng(s: 3)
+        let (n, c, h, w, co) = (7, 5, 12, 12, 6)
+        let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
+        var outs: [[Float]] = []
+        for t in [Int32(1), 2] {
+            var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: wt.count)
+            XCTAssertEqual(mml_conv2d_backward_f32(&dx, &dw, nil, dy, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
+                                                   Int64(co), 3, 3, 1, 1, nil, 0, t), 0)
+            outs.append(dx + dw)
+        }
+        let diff = zip(outs[0], outs[1]).map { abs($0 - $1) }.max() ?? 1
+        XCTAssertLessThanOrEqual(diff, 0, "1 and 2 threads must give the same bits (fixed chunking)")
+    }
+
+    func testConvRejectsBadSizesAndShortWorkspace() {
+        var y = [Float](repeating: 0, count: 16)
+        let x = [Float](repeating: 0, count: 16)
+        var ws = [Float](repeating: 0, count: 1)
+        XCTAssertEqual(mml_conv2d_forward_f32(&y, x, x, nil, 1, 1, 2, 2, 1, 5, 5, 1, 0, nil, 0, 1), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_conv2d_forward_f32(&y, x, x, nil, 1, 1, 4, 4, 1, 3, 3, 1, 1, &ws, 1, 1), Int32(MML_ERR_ARGUMENT))
+        XCTAssertLessThan(mml_conv2d_workspace_floats(0, 1, 4, 4, 1, 3, 3, 1, 1, 1), 0)
+    }
+
+    func testBatchNormStatisticsMatchNaive() {
+        var r = Rng(s: 4)
+        for (n, c, hw) in [(1, 1, 1), (3, 5, 7), (4, 2, 441)] {
+            // a large common offset checks the two-pass variance
+            let x = r.floats(n * c * hw).map { $0 + 100 }
+            var m = [Float](repeating: 0, count: c), v = m
+            var mr = [Double](repeating: 0, count: c), vr = mr
+            XCTAssertEqual(mml_batchnorm_stats_f32(&m, &v, x, Int64(n), Int64(c), Int64(hw), 2), 0)
+            XCTAssertEqual(mml_batchnorm_stats_naive(&mr, &vr, x, Int64(n), Int64(c), Int64(hw)), 0)
+            assertClose(m, mr, atol: 1e-5, rtol: 1e-6, "bn mean")
+            assertClose(v, vr, atol: 1e-4, rtol: 1e-3, "bn var")
+        }
+    }
+
+    func testMaxPoolPicksFirstOfTiesAndExtremes() {
+        // plane 3x4, k 2, stride 2 -> 1x2; ties in the first window, the maximum at the last index of the second
+        let x: [Float] = [5, 5, 0, 1,
+                          5, 1, 2, 9,
+                          7, 7, 7, 7]
+        var y = [Float](repeating: 0, count: 2), arg = [Int32](repeating: -1, count: 2)
+        XCTAssertEqual(mml_maxpool2d_f32(&y, &arg, x, 1, 3, 4, 2, 2, 1), 0)
+        XCTAssertEqual(arg, [0, 7])
+        XCTAssertEqual(y[0], 5, accuracy: 0)
+        XCTAssertEqual(y[1], 9, accuracy: 0)
+        XCTAssertEqual(mml_maxpool2d_f32(&y, &arg, x, 1, 1, 4, 2, 2, 1), Int32(MML_ERR_ARGUMENT))
+    }
+}
