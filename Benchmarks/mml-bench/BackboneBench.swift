@@ -4,16 +4,16 @@ import MMLCore
 /// `mml-bench backbone [--json] [--threads N] [--quick]`: each backbone at 84x84 — inference forward img/s at batch
 /// 80 and 100, training step (forward, backward of mean(feature^2), SGD momentum step) img/s at batch 80 — with the
 /// peak resident memory of each measurement (VmHWM, reset through /proc/self/clear_refs before it).
-/// Ratios compare with the PyTorch 2.13 CPU figures measured on this machine (tuned: tcmalloc + channels_last;
-/// see shared/peers/torch_fewshot_bench.py), which cannot run inside this process.
+/// Rows name their PyTorch peer result, so `python3 Benchmarks/side_by_side.py backbone` runs the peer right after
+/// and prints the ratios.
 func runBackboneBench(json: Bool, arguments: [String]) {
     var threads = 0
     if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int(arguments[i + 1]) { threads = t }
     let quick = arguments.contains("--quick")
     TensorMemory.keepFreedMemoryForReuse()
-    // PyTorch tuned reference, img/s: (forward b80, forward b100, train b80). Conv-4 and ResNet-12 have none.
-    let torchTuned: [BackboneKind: (Double, Double, Double)] = [.conv64F: (740, 740, 170)]
-    struct Row { var name: String; var ms: Double; var imagesPerSecond: Double; var peakMiB: Double; var ratio: Double? }
+    // The peer benchmark's model names.
+    let peerName: [BackboneKind: String] = [.conv64F: "dn4_conv64f_21x21", .conv4: "classic_conv4_5x5"]
+    struct Row { var name: String; var ms: Double; var imagesPerSecond: Double; var peakMiB: Double; var peer: String?; var batch: Int }
     var rows: [Row] = []
     let kinds: [BackboneKind] = [.conv64F, .conv4, .resnet12]
     for kind in kinds {
@@ -26,10 +26,10 @@ func runBackboneBench(json: Bool, arguments: [String]) {
             let x = Tensor(shape: [batch, 3, 84, 84], normalMean: 0, std: 1, generator: &g)
             resetPeakMemory()
             let t = measure(repeats: repeats) { _ = backbone.forward(x, training: false) }
-            let ref = torchTuned[kind].map { batch == 80 ? $0.0 : $0.1 }
             let ips = Double(batch) / t
             rows.append(Row(name: "\(kind.rawValue) forward (inference) b\(batch)", ms: t * 1e3, imagesPerSecond: ips,
-                            peakMiB: peakMemoryMiB(), ratio: ref.map { ips / $0 }))
+                            peakMiB: peakMemoryMiB(), peer: peerName[kind].map { "backbone/\($0)/fwd_eval/b\(batch)" },
+                            batch: batch))
             guard batch == 80 else { continue }
             resetPeakMemory()
             let ts = measure(repeats: repeats) {
@@ -44,28 +44,27 @@ func runBackboneBench(json: Bool, arguments: [String]) {
             }
             let ipsT = Double(batch) / ts
             rows.append(Row(name: "\(kind.rawValue) train step (fwd+bwd+SGD) b\(batch)", ms: ts * 1e3,
-                            imagesPerSecond: ipsT, peakMiB: peakMemoryMiB(), ratio: torchTuned[kind].map { ipsT / $0.2 }))
+                            imagesPerSecond: ipsT, peakMiB: peakMemoryMiB(),
+                            peer: peerName[kind].map { "backbone/\($0)/train_backbone_only/b\(batch)" }, batch: batch))
         }
     }
     let sgemm = BLASRuntime.measureSGEMM(size: 1536, repeats: 3)
     if json {
-        var items = rows.map { r -> String in
-            var f = ["\"name\": \"\(r.name)\"", "\"ms\": \(r.ms)", "\"images_per_s\": \(r.imagesPerSecond)",
-                     "\"peak_mib\": \(r.peakMiB)"]
-            if let x = r.ratio { f.append("\"ratio_vs_torch_tuned\": \(x)") }
-            return "  {" + f.joined(separator: ", ") + "}"
+        var out = rows.map { r in
+            BenchRow(name: r.name, seconds: r.ms / 1e3, gflops: nil, ratio: nil, peer: r.peer,
+                     peakBytes: Int(r.peakMiB * 1024 * 1024), items: r.batch)
         }
-        items.append("  {\"name\": \"openblas sgemm 1536 (\(BLASRuntime.corename), \(BLASRuntime.threads) threads)\", \"gflops\": \(sgemm)}")
-        print("[\n" + items.joined(separator: ",\n") + "\n]")
+        out.append(BenchRow(name: "openblas sgemm 1536 (\(BLASRuntime.corename), \(BLASRuntime.threads) threads)",
+                            seconds: 2 * pow(1536, 3) / sgemm / 1e9, gflops: sgemm, ratio: nil))
+        printRows(out, json: true)
     } else {
         print("threads \(threads == 0 ? "all" : String(threads)); mml kernels \(BLASRuntime.kernelISA); "
               + "OpenBLAS \(BLASRuntime.corename) sgemm 1536^3: \(String(format: "%.0f", sgemm)) GFLOP/s (not used by the convs)")
         print("benchmark".padding(toLength: 46, withPad: " ", startingAt: 0)
-              + "   median ms     img/s   peak MiB   vs torch tuned")
+              + "   median ms     img/s   peak MiB")
         for r in rows {
             print(r.name.padding(toLength: 46, withPad: " ", startingAt: 0)
-                  + String(format: " %11.1f %9.1f %10.0f", r.ms, r.imagesPerSecond, r.peakMiB)
-                  + (r.ratio.map { String(format: "   %6.2fx", $0) } ?? ""))
+                  + String(format: " %11.1f %9.1f %10.0f", r.ms, r.imagesPerSecond, r.peakMiB))
         }
     }
 }

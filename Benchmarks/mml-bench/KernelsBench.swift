@@ -21,6 +21,8 @@ struct BenchRow {
     var peer: String? = nil
     /// Peak memory in bytes, where measured.
     var peakBytes: Int? = nil
+    /// Images (or other items) processed per measured call, for an items/s figure.
+    var items: Int? = nil
 }
 
 /// Median wall time of `repeats` runs of `body`, after one warm-up run.
@@ -44,6 +46,7 @@ func printRows(_ rows: [BenchRow], json: Bool) {
             if let x = r.ratio { f.append("\"ratio\": \(x)") }
             if let p = r.peer { f.append("\"peer\": \"\(p)\"") }
             if let b = r.peakBytes { f.append("\"peak_bytes\": \(b)") }
+            if let n = r.items { f.append("\"items_per_s\": \(Double(n) / r.seconds)") }
             return "  {" + f.joined(separator: ", ") + "}"
         }
         print("[\n" + items.joined(separator: ",\n") + "\n]")
