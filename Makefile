@@ -12,6 +12,7 @@ build: deps
 
 demo: build
 	.build/$(CONFIG)/mml env
+	.build/$(CONFIG)/mml data inspect synthetic --decode
 	.build/$(CONFIG)/mml-bench kernels
 
 test: deps
