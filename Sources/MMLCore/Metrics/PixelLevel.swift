@@ -1,0 +1,119 @@
+import Foundation
+
+/// The pixel level (DN4 image-to-class k-NN, Li et al. CVPR 2019; METHOD.md 2.1).
+///
+/// Every local descriptor (a column of a C x H x W feature map) is L2-normalised over C. For query image q with
+/// descriptors x_1..x_M and class c with the pooled support descriptors S_c (k_shot * M of them):
+///
+///     pixel(q, c) = sum_i  sum of the K largest cos(x_i, s), s in S_c
+///
+/// computed by the fused grouped top-K kernel, so the (queries*M) x (support*M) matrix is never stored.
+public struct PixelLevel: Sendable {
+    /// Neighbours per descriptor: DN4 uses 3, MML's training scripts 1.
+    public var neighbours: Int
+    /// Threads for the kernel (0 = all cores).
+    public var threads: Int
+    /// Normalisation epsilon (as torch.nn.functional.normalize).
+    public var eps: Float = 1e-12
+
+    public init(neighbours: Int = 3, threads: Int = 0) {
+        self.neighbours = neighbours
+        self.threads = threads
+    }
+
+    /// What `backward` needs.
+    public struct Cache: Sendable {
+        var queryRows: [Float], queryNorms: [Float]
+        var supportRows: [Float], supportNorms: [Float]
+        var selected: [Int32]
+        var queryShape: [Int], supportShape: [Int], way: Int
+    }
+
+    /// Scores (queries x way).
+    /// - Parameters:
+    ///   - support: (N_s, C, H, W) support feature maps.
+    ///   - labels: the class (0..<way) of each support map.
+    ///   - query: (N_q, C, H, W) query feature maps.
+    ///   - keepCache: keep what `backward` needs (the selected neighbours).
+    /// - Throws: `MMLError` for non-finite features or a class with fewer than `neighbours` descriptors.
+    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
+                        keepCache: Bool = false) throws -> (scores: Tensor, cache: Cache?) {
+        let (ns, c, m) = try EpisodeShapes.check(support: support, labels: labels, query: query, way: way)
+        let nq = query.shape[0]
+        let (qRows, qNorms) = try SimilarityKernels.mapsToRows(query.data, count: nq, dimension: c, positions: m,
+                                                               normalize: true, eps: eps)
+        let (sRows, sNorms) = try SimilarityKernels.mapsToRows(support.data, count: ns, dimension: c, positions: m,
+                                                               normalize: true, eps: eps)
+        var groups = [Int32](repeating: 0, count: ns * m)
+        for (i, l) in labels.enumerated() { for p in 0..<m { groups[i * m + p] = Int32(l) } }
+        let r = try SimilarityKernels.groupTopK(queries: qRows, rows: nq * m, references: sRows, referenceRows: ns * m,
+                                                dimension: c, groups: groups, groupCount: way, k: neighbours,
+                                                selections: keepCache, threads: threads)
+        var scores = [Float](repeating: 0, count: nq * way)
+        for i in 0..<nq {
+            for p in 0..<m {
+                let base = (i * m + p) * way
+                for j in 0..<way { scores[i * way + j] += r.sums[base + j] }
+            }
+        }
+        let cache = keepCache ? Cache(queryRows: qRows, queryNorms: qNorms, supportRows: sRows, supportNorms: sNorms,
+                                      selected: r.selectedIndices ?? [], queryShape: query.shape,
+                                      supportShape: support.shape, way: way) : nil
+        return (Tensor(shape: [nq, way], data: scores), cache)
+    }
+
+    /// Gradients with respect to the support and query feature maps given dL/dscores (queries x way).
+    public func backward(_ dScores: Tensor, cache: Cache) -> (support: Tensor, query: Tensor) {
+        let nq = cache.queryShape[0], ns = cache.supportShape[0], c = cache.queryShape[1]
+        let m = cache.queryShape.dropFirst(2).reduce(1, *), way = cache.way
+        precondition(dScores.shape == [nq, way], "[pixel] dScores \(dScores.shape) vs \([nq, way])")
+        // Each descriptor's top-K sum enters its image's score with weight 1.
+        var dSums = [Float](repeating: 0, count: nq * m * way)
+        for i in 0..<nq { for p in 0..<m { for j in 0..<way { dSums[(i * m + p) * way + j] = dScores.data[i * way + j] } } }
+        var dq = [Float](repeating: 0, count: nq * m * c), ds = [Float](repeating: 0, count: ns * m * c)
+        SimilarityKernels.groupTopKBackward(dQueries: &dq, dReferences: &ds, dSums: dSums, selectedIndices: cache.selected,
+                                            queries: cache.queryRows, rows: nq * m, references: cache.supportRows,
+                                            referenceRows: ns * m, dimension: c, groupCount: way, k: neighbours)
+        let dqRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: dq, y: cache.queryRows, norms: cache.queryNorms,
+                                                              rows: nq * m, dimension: c, eps: eps)
+        let dsRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: ds, y: cache.supportRows, norms: cache.supportNorms,
+                                                              rows: ns * m, dimension: c, eps: eps)
+        return (Tensor(shape: cache.supportShape, data: EpisodeShapes.rowsToMaps(dsRaw, count: ns, dimension: c, positions: m)),
+                Tensor(shape: cache.queryShape, data: EpisodeShapes.rowsToMaps(dqRaw, count: nq, dimension: c, positions: m)))
+    }
+}
+
+/// Shape checks and layout changes shared by the metric heads.
+enum EpisodeShapes {
+    /// Checks an episode's feature maps and labels; returns (support count, channels, positions per map).
+    static func check(support: Tensor, labels: [Int], query: Tensor, way: Int) throws -> (Int, Int, Int) {
+        guard support.rank >= 2, query.rank >= 2, support.shape.dropFirst() == query.shape.dropFirst() else {
+            throw MMLError(.invalidArgument, "support maps \(support.shape) and query maps \(query.shape) must be (N, C, H, W) with the same C, H, W")
+        }
+        guard support.shape[0] > 0, query.shape[0] > 0 else {
+            throw MMLError(.invalidArgument, "an episode needs at least one support and one query map (got \(support.shape[0]) and \(query.shape[0]))")
+        }
+        guard labels.count == support.shape[0] else {
+            throw MMLError(.invalidArgument, "\(labels.count) support labels for \(support.shape[0]) support maps; give one label per map")
+        }
+        guard way >= 1 else { throw MMLError(.invalidArgument, "way must be at least 1, got \(way)") }
+        if let i = labels.firstIndex(where: { $0 < 0 || $0 >= way }) {
+            throw MMLError(.invalidArgument, "support label \(labels[i]) (map \(i)) is outside 0..<\(way)")
+        }
+        for c in 0..<way where !labels.contains(c) {
+            throw MMLError(.invalidArgument, "class \(c) of the \(way)-way episode has no support map")
+        }
+        return (support.shape[0], support.shape[1], support.shape.dropFirst(2).reduce(1, *))
+    }
+
+    /// (count, positions, dimension) rows back to (count, dimension, positions) maps.
+    static func rowsToMaps(_ rows: [Float], count: Int, dimension c: Int, positions m: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: rows.count)
+        for n in 0..<count {
+            for p in 0..<m {
+                for ch in 0..<c { out[(n * c + ch) * m + p] = rows[(n * m + p) * c + ch] }
+            }
+        }
+        return out
+    }
+}
