@@ -1,0 +1,75 @@
+import MMLCore
+import XCTest
+
+final class DistributionLevelTests: XCTestCase {
+    /// Brute force in Double for the KL(query || class) score of one (query, class) pair, d = 2 in closed form.
+    func gaussian(_ cols: [[Double]], eps: Double) -> ([Double], [[Double]]) {
+        let n = Double(cols.count)
+        let mu = [cols.map { $0[0] }.reduce(0, +) / n, cols.map { $0[1] }.reduce(0, +) / n]
+        var s = [[0.0, 0.0], [0.0, 0.0]]
+        for x in cols { for a in 0..<2 { for b in 0..<2 { s[a][b] += (x[a] - mu[a]) * (x[b] - mu[b]) / (n - 1) } } }
+        s[0][0] += eps; s[1][1] += eps
+        return (mu, s)
+    }
+
+    func testKLScoreMatchesClosedFormInTwoDimensions() throws {
+        var rng = TestRNG(31)
+        let support = rng.tensor([4, 2, 3, 3]), query = rng.tensor([3, 2, 3, 3])
+        let labels = [0, 1, 1, 0]
+        let head = DistributionLevel(distance: .kl(.queryClass), eps: 0.01, threads: 1)
+        let (s, _) = try head.forward(support: support, labels: labels, query: query, way: 2)
+        func cols(_ t: Tensor, _ images: [Int]) -> [[Double]] {
+            images.flatMap { n in (0..<9).map { p in [Double(t.data[(n * 2) * 9 + p]), Double(t.data[(n * 2 + 1) * 9 + p])] } }
+        }
+        for qi in 0..<3 {
+            for c in 0..<2 {
+                let (m1, s1) = gaussian(cols(query, [qi]), eps: 0.01)
+                let (m2, s2) = gaussian(cols(support, labels.indices.filter { labels[$0] == c }), eps: 0.01)
+                let det2 = s2[0][0] * s2[1][1] - s2[0][1] * s2[1][0], det1 = s1[0][0] * s1[1][1] - s1[0][1] * s1[1][0]
+                let inv2 = [[s2[1][1] / det2, -s2[0][1] / det2], [-s2[1][0] / det2, s2[0][0] / det2]]
+                var tr = 0.0
+                for a in 0..<2 { for b in 0..<2 { tr += inv2[a][b] * s1[b][a] } }
+                let dm = [m2[0] - m1[0], m2[1] - m1[1]]
+                var quad = 0.0
+                for a in 0..<2 { for b in 0..<2 { quad += dm[a] * inv2[a][b] * dm[b] } }
+                let kl = 0.5 * (tr + quad - 2 + log(det2) - log(det1))
+                XCTAssertEqual(Double(s.data[qi * 2 + c]), -kl, accuracy: 1e-3 + 1e-4 * kl)
+            }
+        }
+    }
+
+    func testGradientsMatchFiniteDifferencesForEachDistance() throws {
+        var rng = TestRNG(32)
+        let support = rng.tensor([3, 3, 2, 2]), query = rng.tensor([2, 3, 2, 2])
+        let labels = [0, 1, 0]
+        let r = rng.tensor([2, 2])
+        for dist: GaussianKernels.Distance in [.wasserstein2, .kl(.queryClass), .kl(.classQuery), .kl(.symmetric), .mmlv1] {
+            let head = DistributionLevel(distance: dist, eps: 0.1, threads: 1)
+            func loss(_ s: Tensor, _ q: Tensor) throws -> Double {
+                let (sc, _) = try head.forward(support: s, labels: labels, query: q, way: 2)
+                return zip(sc.data, r.data).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+            }
+            let (_, cache) = try head.forward(support: support, labels: labels, query: query, way: 2, keepCache: true)
+            let (ds, dq) = try head.backward(r, cache: cache!)
+            let h: Float = 1e-2
+            for (t, g, isSupport) in [(support, ds, true), (query, dq, false)] {
+                for i in stride(from: 0, to: t.count, by: 3) {
+                    var p = t, m = t
+                    p.data[i] += h; m.data[i] -= h
+                    let fd = isSupport ? (try loss(p, query) - loss(m, query)) / Double(2 * h)
+                                       : (try loss(support, p) - loss(support, m)) / Double(2 * h)
+                    XCTAssertEqual(Double(g.data[i]), fd, accuracy: 1e-2 + 3e-2 * abs(fd), "\(dist) \(isSupport) \(i)")
+                }
+            }
+        }
+    }
+
+    func testDegenerateCovarianceIsAClearError() {
+        // One query map of a single position: n = 1 descriptor cannot give a covariance.
+        var rng = TestRNG(33)
+        let s = rng.tensor([2, 3, 1, 1]), q = rng.tensor([1, 3, 1, 1])
+        XCTAssertThrowsError(try DistributionLevel().forward(support: s, labels: [0, 1], query: q, way: 2)) {
+            XCTAssertNotNil($0 as? MMLError, "\($0)")
+        }
+    }
+}
