@@ -1,0 +1,151 @@
+import Foundation
+
+/// The part level (METHOD.md 2.2), in both published forms, each followed by the top-K image-to-class rule.
+public struct PartLevel: Sendable {
+    /// Which parts.
+    public enum Form: Sendable, Equatable {
+        /// Pooled regions (MML v4 "Grid-3,2"): average-pool the map over each g x g grid (adaptive pooling bounds),
+        /// L2-normalise each region's C-vector. `[3, 2]` gives 13 regions per image.
+        case grid([Int])
+        /// Channel parts (MML v1 code): L2-normalise each descriptor over C, then each channel's M-vector (its
+        /// spatial response map) is a part; inner products, no re-normalisation.
+        case channels
+    }
+    public var form: Form
+    /// Neighbours per part.
+    public var neighbours: Int
+    public var threads: Int
+    public var eps: Float = 1e-12
+
+    public init(form: Form = .grid([3, 2]), neighbours: Int = 1, threads: Int = 0) {
+        self.form = form
+        self.neighbours = neighbours
+        self.threads = threads
+    }
+
+    /// What `backward` needs.
+    public struct Cache: Sendable {
+        var queryParts: [Float], supportParts: [Float]
+        var queryAux: [Float], supportAux: [Float]  // norms (grid: of regions; channels: of descriptors)
+        var queryNormalized: [Float], supportNormalized: [Float]  // channels: normalised descriptor rows
+        var selected: [Int32]
+        var queryShape: [Int], supportShape: [Int], way: Int, partsPerImage: Int, partDimension: Int
+    }
+
+    /// Adaptive pooling bounds: region i of g over n cells is floor(i n / g) ..< ceil((i + 1) n / g).
+    static func bounds(_ i: Int, _ g: Int, _ n: Int) -> Range<Int> { (i * n / g)..<(((i + 1) * n + g - 1) / g) }
+
+    /// Regions (count * R, C) of maps (count, C, H, W), unnormalised.
+    func pooledRegions(_ maps: Tensor, grids: [Int]) -> [Float] {
+        let n = maps.shape[0], c = maps.shape[1], h = maps.shape[2], w = maps.shape[3]
+        let r = grids.reduce(0) { $0 + $1 * $1 }
+        var out = [Float](repeating: 0, count: n * r * c)
+        for img in 0..<n {
+            var region = 0
+            for g in grids {
+                for gy in 0..<g {
+                    for gx in 0..<g {
+                        let ys = Self.bounds(gy, g, h), xs = Self.bounds(gx, g, w)
+                        let inv = 1 / Float(ys.count * xs.count)
+                        for ch in 0..<c {
+                            var s: Float = 0
+                            let base = (img * c + ch) * h * w
+                            for y in ys { for x in xs { s += maps.data[base + y * w + x] } }
+                            out[(img * r + region) * c + ch] = s * inv
+                        }
+                        region += 1
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Scores (queries x way).
+    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
+                        keepCache: Bool = false) throws -> (scores: Tensor, cache: Cache?) {
+        let (ns, c, m) = try EpisodeShapes.check(support: support, labels: labels, query: query, way: way)
+        let nq = query.shape[0]
+        var qParts: [Float], sParts: [Float], qAux: [Float], sAux: [Float], perImage: Int, dim: Int
+        var qNorm: [Float] = [], sNorm: [Float] = []
+        switch form {
+        case .grid(let grids):
+            guard support.rank == 4, !grids.isEmpty, grids.allSatisfy({ $0 >= 1 && $0 <= min(support.shape[2], support.shape[3]) }) else {
+                throw MMLError(.invalidArgument, "grid sizes \(grids) need (N, C, H, W) maps with H, W >= each size; the maps are \(support.shape)")
+            }
+            perImage = grids.reduce(0) { $0 + $1 * $1 }
+            dim = c
+            (qParts, qAux) = try SimilarityKernels.l2NormalizeRows(pooledRegions(query, grids: grids), rows: nq * perImage, dimension: c, eps: eps)
+            (sParts, sAux) = try SimilarityKernels.l2NormalizeRows(pooledRegions(support, grids: grids), rows: ns * perImage, dimension: c, eps: eps)
+        case .channels:
+            perImage = c
+            dim = m
+            (qNorm, qAux) = try SimilarityKernels.mapsToRows(query.data, count: nq, dimension: c, positions: m, normalize: true, eps: eps)
+            (sNorm, sAux) = try SimilarityKernels.mapsToRows(support.data, count: ns, dimension: c, positions: m, normalize: true, eps: eps)
+            qParts = EpisodeShapes.rowsToMaps(qNorm, count: nq, dimension: c, positions: m)
+            sParts = EpisodeShapes.rowsToMaps(sNorm, count: ns, dimension: c, positions: m)
+        }
+        var groups = [Int32](repeating: 0, count: ns * perImage)
+        for (i, l) in labels.enumerated() { for p in 0..<perImage { groups[i * perImage + p] = Int32(l) } }
+        let r = try SimilarityKernels.groupTopK(queries: qParts, rows: nq * perImage, references: sParts,
+                                                referenceRows: ns * perImage, dimension: dim, groups: groups,
+                                                groupCount: way, k: neighbours, selections: keepCache, threads: threads)
+        var scores = [Float](repeating: 0, count: nq * way)
+        for i in 0..<nq { for p in 0..<perImage { for j in 0..<way { scores[i * way + j] += r.sums[(i * perImage + p) * way + j] } } }
+        let cache = keepCache ? Cache(queryParts: qParts, supportParts: sParts, queryAux: qAux, supportAux: sAux,
+                                      queryNormalized: qNorm, supportNormalized: sNorm, selected: r.selectedIndices ?? [],
+                                      queryShape: query.shape, supportShape: support.shape, way: way,
+                                      partsPerImage: perImage, partDimension: dim) : nil
+        return (Tensor(shape: [nq, way], data: scores), cache)
+    }
+
+    /// Gradients with respect to the support and query feature maps given dL/dscores.
+    public func backward(_ dScores: Tensor, cache: Cache) -> (support: Tensor, query: Tensor) {
+        let nq = cache.queryShape[0], ns = cache.supportShape[0], way = cache.way
+        let per = cache.partsPerImage, dim = cache.partDimension
+        precondition(dScores.shape == [nq, way], "[part] dScores \(dScores.shape) vs \([nq, way])")
+        var dSums = [Float](repeating: 0, count: nq * per * way)
+        for i in 0..<nq { for p in 0..<per { for j in 0..<way { dSums[(i * per + p) * way + j] = dScores.data[i * way + j] } } }
+        var dq = [Float](repeating: 0, count: nq * per * dim), ds = [Float](repeating: 0, count: ns * per * dim)
+        SimilarityKernels.groupTopKBackward(dQueries: &dq, dReferences: &ds, dSums: dSums, selectedIndices: cache.selected,
+                                            queries: cache.queryParts, rows: nq * per, references: cache.supportParts,
+                                            referenceRows: ns * per, dimension: dim, groupCount: way, k: neighbours)
+        func toMaps(_ dParts: [Float], parts: [Float], aux: [Float], normalized: [Float], shape: [Int]) -> [Float] {
+            let n = shape[0], c = shape[1], m = shape.dropFirst(2).reduce(1, *)
+            switch form {
+            case .grid(let grids):
+                let dRegions = SimilarityKernels.l2NormalizeRowsBackward(dy: dParts, y: parts, norms: aux, rows: n * per, dimension: c, eps: eps)
+                var out = [Float](repeating: 0, count: n * c * m)
+                let h = shape[2], w = shape[3]
+                for img in 0..<n {
+                    var region = 0
+                    for g in grids {
+                        for gy in 0..<g {
+                            for gx in 0..<g {
+                                let ys = Self.bounds(gy, g, h), xs = Self.bounds(gx, g, w)
+                                let inv = 1 / Float(ys.count * xs.count)
+                                for ch in 0..<c {
+                                    let v = dRegions[(img * per + region) * c + ch] * inv
+                                    let base = (img * c + ch) * h * w
+                                    for y in ys { for x in xs { out[base + y * w + x] += v } }
+                                }
+                                region += 1
+                            }
+                        }
+                    }
+                }
+                return out
+            case .channels:
+                // Parts are the normalised descriptor rows transposed: transpose the gradient back to rows.
+                var dRows = [Float](repeating: 0, count: n * m * c)
+                for img in 0..<n { for ch in 0..<c { for p in 0..<m { dRows[(img * m + p) * c + ch] = dParts[(img * c + ch) * m + p] } } }
+                let dRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: dRows, y: normalized, norms: aux, rows: n * m, dimension: c, eps: eps)
+                return EpisodeShapes.rowsToMaps(dRaw, count: n, dimension: c, positions: m)
+            }
+        }
+        return (Tensor(shape: cache.supportShape, data: toMaps(ds, parts: cache.supportParts, aux: cache.supportAux,
+                                                               normalized: cache.supportNormalized, shape: cache.supportShape)),
+                Tensor(shape: cache.queryShape, data: toMaps(dq, parts: cache.queryParts, aux: cache.queryAux,
+                                                             normalized: cache.queryNormalized, shape: cache.queryShape)))
+    }
+}
