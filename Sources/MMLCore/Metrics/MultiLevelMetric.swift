@@ -1,0 +1,97 @@
+import Foundation
+
+/// A metric level of MML (METHOD.md section 2).
+public enum MetricLevel: String, Sendable, Codable, CaseIterable, Comparable {
+    case pixel, part, distribution
+    public static func < (a: MetricLevel, b: MetricLevel) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// The multi-level metric: the enabled heads score every (query, class) pair and a fusion combines them.
+/// A disabled level is absent (its head is not run and the fusion has no weight for it), not zeroed.
+public struct MultiLevelMetric: Sendable {
+    /// The enabled levels, in canonical order (pixel, part, distribution).
+    public let levels: [MetricLevel]
+    public var pixel: PixelLevel
+    public var part: PartLevel
+    public var distribution: DistributionLevel
+    /// The learned fusion over `levels`.
+    public var fusion: LearnedFusion
+
+    /// - Throws: `MMLError` when no level is enabled.
+    public init(levels: Set<MetricLevel>, pixel: PixelLevel = PixelLevel(), part: PartLevel = PartLevel(),
+                distribution: DistributionLevel = DistributionLevel(),
+                normalization: FusionNormalization = .perLevel, way: Int = 0) throws {
+        guard !levels.isEmpty else {
+            throw MMLError(.config, "no metric level enabled; enable at least one of pixel, part, distribution")
+        }
+        self.levels = levels.sorted()
+        self.pixel = pixel
+        self.part = part
+        self.distribution = distribution
+        fusion = LearnedFusion(levels: levels.count, normalization: normalization, way: way)
+    }
+
+    /// What `backward` needs.
+    public struct Cache: Sendable {
+        var pixel: PixelLevel.Cache?, part: PartLevel.Cache?, distribution: DistributionLevel.Cache?
+        var fusion: LearnedFusion.Cache?
+    }
+
+    /// Per-level scores and fused logits for one episode.
+    public struct Output: Sendable {
+        /// Each enabled level's own scores (queries x way).
+        public var levelScores: [MetricLevel: Tensor]
+        /// Fused logits (queries x way).
+        public var logits: Tensor
+    }
+
+    /// Score an episode of feature maps.
+    /// - Parameters:
+    ///   - support: (N_s, C, H, W) maps with `labels` in 0..<way; query: (N_q, C, H, W).
+    ///   - training: batch statistics in the fusion and keep what `backward` needs.
+    public mutating func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
+                                 training: Bool) throws -> (Output, Cache) {
+        var scores: [MetricLevel: Tensor] = [:]
+        var cache = Cache()
+        for level in levels {
+            switch level {
+            case .pixel:
+                let (s, c) = try pixel.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                scores[.pixel] = s; cache.pixel = c
+            case .part:
+                let (s, c) = try part.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                scores[.part] = s; cache.part = c
+            case .distribution:
+                let (s, c) = try distribution.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                scores[.distribution] = s; cache.distribution = c
+            }
+        }
+        let (logits, fc) = fusion.forward(levels.map { scores[$0]! }, training: training)
+        cache.fusion = fc
+        return (Output(levelScores: scores, logits: logits), cache)
+    }
+
+    /// Backward of a training forward: dL/dlogits -> gradients of the support and query maps; the fusion weights'
+    /// gradient is accumulated into `fusionGradients`.
+    public func backward(_ dLogits: Tensor, cache: Cache,
+                         fusionGradients: inout LearnedFusion.Gradients) throws -> (support: Tensor, query: Tensor) {
+        guard let fc = cache.fusion else { preconditionFailure("[multi-level] backward needs a training forward") }
+        let dScores = fusion.backward(dLogits, cache: fc, grads: &fusionGradients)
+        var ds: Tensor?, dq: Tensor?
+        func add(_ g: (support: Tensor, query: Tensor)) {
+            if ds == nil { ds = g.support; dq = g.query; return }
+            for i in 0..<g.support.count { ds!.data[i] += g.support.data[i] }
+            for i in 0..<g.query.count { dq!.data[i] += g.query.data[i] }
+        }
+        for (l, level) in levels.enumerated() {
+            switch level {
+            case .pixel: add(pixel.backward(dScores[l], cache: cache.pixel!))
+            case .part: add(part.backward(dScores[l], cache: cache.part!))
+            case .distribution: add(try distribution.backward(dScores[l], cache: cache.distribution!))
+            }
+        }
+        return (ds!, dq!)
+    }
+}
