@@ -55,8 +55,9 @@ func printRows(_ rows: [BenchRow], json: Bool) {
         for r in rows {
             let g = r.gflops.map { String(format: "%9.1f", $0) } ?? "         "
             let x = r.ratio.map { String(format: "%7.2f", $0) } ?? ""
+            let mem = r.peakBytes.map { String(format: "   peak %.0f MiB", Double($0) / 1048576) } ?? ""
             print(r.name.padding(toLength: 58, withPad: " ", startingAt: 0)
-                  + String(format: " %11.2f ", r.seconds * 1e3) + g + " " + x)
+                  + String(format: " %11.2f ", r.seconds * 1e3) + g + " " + x + mem)
         }
     }
 }

@@ -5,7 +5,7 @@ import MMLCore
 let args = Array(CommandLine.arguments.dropFirst())
 let json = args.contains("--json")
 let sections = args.filter { !$0.hasPrefix("--") }
-let known = ["kernels", "backbone", "data"]
+let known = ["kernels", "backbone", "data", "episode"]
 guard let section = sections.first, known.contains(section) else {
     fputs("usage: mml-bench <\(known.joined(separator: "|"))> [--json]\n", stderr)
     exit(2)
@@ -15,5 +15,6 @@ switch section {
 case "kernels": runKernelsBench(json: json, arguments: args)
 case "backbone": runBackboneBench(json: json, arguments: args)
 case "data": runDataBench(json: json, arguments: args)
+case "episode": runEpisodeBench(json: json, arguments: args)
 default: break
 }

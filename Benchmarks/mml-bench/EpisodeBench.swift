@@ -1,0 +1,43 @@
+import Foundation
+import MMLCore
+
+/// `mml-bench episode [--episodes N]`: whole evaluation episodes end to end from decoded images — 5-way 1-shot and
+/// 5-shot, 15 queries, Conv-64F at 84 x 84 x 3 (built-in synthetic images, cached after the first decode), all three
+/// levels (pixel top-3, part Grid-3,2 top-1, distribution KL) and the learned fusion — and the peak memory.
+func runEpisodeBench(json: Bool, arguments: [String]) {
+    var episodes = 20
+    if let i = arguments.firstIndex(of: "--episodes"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) { episodes = n }
+    var rows: [BenchRow] = []
+    do {
+        let data = try SyntheticDataset(options: .init(seed: 0, imagesPerClass: 40, size: 84, channels: 3), split: "test")
+        let loader = try EpisodeLoader(dataset: data, config: ImageConfig(size: 84, channels: 3))
+        let backbone = try makeBackbone(BackboneConfiguration(kind: .conv64F, inputChannels: 3, seed: 1))
+        let metric = try MultiLevelMetric(levels: [.pixel, .part, .distribution], pixel: PixelLevel(neighbours: 3),
+                                          part: PartLevel(form: .grid([3, 2]), neighbours: 1),
+                                          distribution: DistributionLevel(distance: .kl(.queryClass)))
+        for shot in [1, 5] {
+            let sampler = try EpisodeSampler(dataset: data, way: 5, shot: shot, query: 15, seed: 1)
+            try loader.prefetch(sampler.episodes(episodes))  // decode once; the timing is the model's
+            _ = try evaluateEpisodes(backbone: backbone, metric: metric, loader: loader, sampler: sampler, episodes: 1)
+            let r = try evaluateEpisodes(backbone: backbone, metric: metric, loader: loader, sampler: sampler,
+                                         episodes: episodes)
+            let per = r.seconds / Double(episodes)
+            rows.append(BenchRow(name: "episode 5-way \(shot)-shot 15q conv64f 84x84, 3 levels (per episode)",
+                                 seconds: per, gflops: nil, ratio: nil, peakBytes: peakResidentBytes()))
+            rows.append(BenchRow(name: "  -> 600 episodes (extrapolated from \(episodes))", seconds: per * 600,
+                                 gflops: nil, ratio: nil))
+        }
+    } catch {
+        fputs("mml-bench episode: \(error)\n", stderr)
+        exit(1)
+    }
+    printRows(rows, json: json)
+}
+
+/// Peak resident memory of this process so far (VmHWM), in bytes.
+func peakResidentBytes() -> Int? {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+    return kb * 1024
+}
