@@ -8,7 +8,7 @@ import MMLKernels
 func gaussianBenchRows(arguments: [String]) -> [BenchRow] {
     let d = 64, hw = 441, nq = 75, way = 5, shot = 5
     let nImages = nq + way * shot
-    var rng = SplitMix64(seed: 7)
+    var rng = SeededRNG(seed: 7)
     let maps = (0..<(nImages * d * hw)).map { _ in max(0, rng.nextFloat() * 2 - 0.5) }  // ReLU-like features
     // Sets 0..<75: one query image each; sets 75..<80: the five support images of a class.
     let index = (0..<nImages).map(Int64.init)

@@ -14,7 +14,7 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
     var rows: [BenchRow] = []
     for (name, way, shot) in [("pixel 5-way 5-shot", 5, 5), ("pixel 5-way 1-shot", 5, 1)] {
         let m = way * 15 * 441, perGroup = shot * 441, n = way * perGroup, d = 64
-        var rng = SplitMix64(seed: 1)
+        var rng = SeededRNG(seed: 1)
         let q = (0..<(m * d)).map { _ in rng.nextFloat() - 0.5 }
         let r = (0..<(n * d)).map { _ in rng.nextFloat() - 0.5 }
         let group = (0..<n).map { Int32($0 / perGroup) }
