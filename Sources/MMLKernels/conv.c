@@ -43,18 +43,18 @@ static inline __mmask16 lane_range(int64_t x0, int64_t lo, int64_t hi) {
 /* Stride-1 im2col with masked 16-lane copies: one pass writes each col row, zeros included (the scalar version
  * does a memcpy plus memsets per output row, which dominates at 21..42-wide rows). Same values, bit for bit. */
 CONV_AVX512 static void im2col_s1_avx512(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh,
-                                         int64_t kw, int64_t pad, int64_t oy0, int64_t oy1) {
-    int64_t ow = w + 2 * pad - kw + 1;
+                                         int64_t kw, int64_t pad) {
+    int64_t oh = h + 2 * pad - kh + 1, ow = w + 2 * pad - kw + 1;
     for (int64_t ch = 0; ch < c; ch++) {
         const float *xc = x + ch * h * w;
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                float *row = col + ((ch * kh + i) * kw + j) * (oy1 - oy0) * ow;
+                float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
                 /* valid ox: 0 <= ox - pad + j < w */
                 int64_t lo = pad - j > 0 ? pad - j : 0, hi = w + pad - j < ow ? w + pad - j : ow;
-                for (int64_t oy = oy0; oy < oy1; oy++) {
+                for (int64_t oy = 0; oy < oh; oy++) {
                     int64_t iy = oy - pad + i;
-                    float *dst = row + (oy - oy0) * ow;
+                    float *dst = row + oy * ow;
                     int in = iy >= 0 && iy < h;
                     /* offset of column ox in the input row: ox + shift */
                     int64_t shift = iy * w - pad + j;
@@ -73,19 +73,19 @@ CONV_AVX512 static void im2col_s1_avx512(float *col, const float *x, int64_t c, 
 
 /* Stride-1 col2im: masked 16-lane adds; each pixel receives its (i, j) contributions in the scalar order. */
 CONV_AVX512 static void col2im_s1_avx512(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh,
-                                         int64_t kw, int64_t pad, int64_t oy0, int64_t oy1) {
-    int64_t ow = w + 2 * pad - kw + 1;
-    /* accumulates into x (the caller zeroes it) */
+                                         int64_t kw, int64_t pad) {
+    int64_t oh = h + 2 * pad - kh + 1, ow = w + 2 * pad - kw + 1;
+    memset(x, 0, (size_t)(c * h * w) * sizeof(float));
     for (int64_t ch = 0; ch < c; ch++) {
         float *xc = x + ch * h * w;
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                const float *row = col + ((ch * kh + i) * kw + j) * (oy1 - oy0) * ow;
+                const float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
                 int64_t lo = pad - j > 0 ? pad - j : 0, hi = w + pad - j < ow ? w + pad - j : ow;
-                for (int64_t oy = oy0; oy < oy1; oy++) {
+                for (int64_t oy = 0; oy < oh; oy++) {
                     int64_t iy = oy - pad + i;
                     if (iy < 0 || iy >= h) continue;
-                    const float *src = row + (oy - oy0) * ow;
+                    const float *src = row + oy * ow;
                     int64_t shift = iy * w - pad + j;
                     for (int64_t x0 = lo - (lo % 16); x0 < hi; x0 += 16) {
                         __mmask16 m = lane_range(x0, lo, hi);
@@ -99,25 +99,23 @@ CONV_AVX512 static void col2im_s1_avx512(float *x, const float *col, int64_t c, 
 }
 #endif
 
-/* im2col of the output rows [oy0, oy1) only: col is K x ((oy1 - oy0) * ow), so a band of rows whose columns fit
- * in L2 goes straight into the GEMM (a full 576 x 1764 col at 42x42x64 is 4 MB and round-trips through L3). */
-void mml_nn_im2col_band(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                        int64_t stride, int64_t pad, int64_t oy0, int64_t oy1) {
+void mml_im2col_f32(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t stride, int64_t pad) {
 #if defined(__x86_64__)
     if (stride == 1 && mml_nn_have_avx512()) {
-        im2col_s1_avx512(col, x, c, h, w, kh, kw, pad, oy0, oy1);
+        im2col_s1_avx512(col, x, c, h, w, kh, kw, pad);
         return;
     }
 #endif
-    int64_t ow = (w + 2 * pad - kw) / stride + 1;
+    int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
     for (int64_t ch = 0; ch < c; ch++) {
         const float *xc = x + ch * h * w;
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                float *row = col + ((ch * kh + i) * kw + j) * (oy1 - oy0) * ow;
-                for (int64_t oy = oy0; oy < oy1; oy++) {
+                float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
+                for (int64_t oy = 0; oy < oh; oy++) {
                     int64_t iy = oy * stride - pad + i;
-                    float *dst = row + (oy - oy0) * ow;
+                    float *dst = row + oy * ow;
                     if (iy < 0 || iy >= h) {
                         memset(dst, 0, (size_t)ow * sizeof(float));
                         continue;
@@ -140,30 +138,30 @@ void mml_nn_im2col_band(float *col, const float *x, int64_t c, int64_t h, int64_
     }
 }
 
-/* Adds the band's col (K x ((oy1 - oy0) * ow)) into x; the caller zeroes x once per image. */
-static void col2im_band_add(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                            int64_t stride, int64_t pad, int64_t oy0, int64_t oy1) {
+void mml_col2im_f32(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t stride, int64_t pad) {
 #if defined(__x86_64__)
     if (stride == 1 && mml_nn_have_avx512()) {
-        col2im_s1_avx512(x, col, c, h, w, kh, kw, pad, oy0, oy1);
+        col2im_s1_avx512(x, col, c, h, w, kh, kw, pad);
         return;
     }
 #endif
-    int64_t ow = (w + 2 * pad - kw) / stride + 1;
+    int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    memset(x, 0, (size_t)(c * h * w) * sizeof(float));
     for (int64_t ch = 0; ch < c; ch++) {
         float *xc = x + ch * h * w;
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                const float *row = col + ((ch * kh + i) * kw + j) * (oy1 - oy0) * ow;
+                const float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
                 int64_t lo = pad - j > 0 ? (pad - j + stride - 1) / stride : 0;
                 int64_t hi = (w - 1 + pad - j) >= 0 ? (w - 1 + pad - j) / stride + 1 : 0;
                 if (hi > ow) hi = ow;
                 if (lo > hi) lo = hi;
-                for (int64_t oy = oy0; oy < oy1; oy++) {
+                for (int64_t oy = 0; oy < oh; oy++) {
                     int64_t iy = oy * stride - pad + i;
                     if (iy < 0 || iy >= h) continue;
                     float *dst = xc + iy * w;
-                    const float *src = row + (oy - oy0) * ow;
+                    const float *src = row + oy * ow;
                     if (stride == 1) {
                         float *d = dst - pad + j;
                         for (int64_t ox = lo; ox < hi; ox++) d[ox] += src[ox];
@@ -173,28 +171,6 @@ static void col2im_band_add(float *x, const float *col, int64_t c, int64_t h, in
                 }
             }
     }
-}
-
-void mml_im2col_f32(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                    int64_t stride, int64_t pad) {
-    mml_nn_im2col_band(col, x, c, h, w, kh, kw, stride, pad, 0, (h + 2 * pad - kh) / stride + 1);
-}
-
-void mml_col2im_f32(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                    int64_t stride, int64_t pad) {
-    memset(x, 0, (size_t)(c * h * w) * sizeof(float));
-    col2im_band_add(x, col, c, h, w, kh, kw, stride, pad, 0, (h + 2 * pad - kh) / stride + 1);
-}
-
-/* Output rows per band: col of at most ~128K floats (512 KB, half of L2), at least 64 columns, and the rows spread
- * evenly over the bands (no thin last band). */
-int64_t mml_nn_conv_band_rows(int64_t k, int64_t oh, int64_t ow) {
-    int64_t r = (262144 / k) / ow;
-    if (r * ow < 64) r = (64 + ow - 1) / ow;
-    if (r < 1) r = 1;
-    if (r >= oh) return oh;
-    int64_t bands = (oh + r - 1) / r;
-    return (oh + bands - 1) / bands;
 }
 
 static size_t align16(size_t f) { return (f + 15) & ~(size_t)15; }
@@ -240,16 +216,11 @@ static void conv_fwd_task(void *ctx, int64_t img, int thread) {
     const float *xn = s->x + img * s->c * s->h * s->w;
     float *yn = s->y + img * s->cout * s->p;
     if (is_pointwise(s->kh, s->kw, s->stride, s->pad)) {
-        mml_nn_sgemm(0, 0, s->cout, s->p, s->k, 1.0f, s->wt, s->k, xn, s->p, 0.0f, yn, s->p, gs);
+        col = (float *)xn;
     } else {
-        /* band by band: y[:, band] = W col_band, with col_band cache-resident */
-        int64_t rows = mml_nn_conv_band_rows(s->k, s->oh, s->ow);
-        for (int64_t oy0 = 0; oy0 < s->oh; oy0 += rows) {
-            int64_t oy1 = oy0 + rows < s->oh ? oy0 + rows : s->oh, nb = (oy1 - oy0) * s->ow;
-            mml_nn_im2col_band(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad, oy0, oy1);
-            mml_nn_sgemm(0, 0, s->cout, nb, s->k, 1.0f, s->wt, s->k, col, nb, 0.0f, yn + oy0 * s->ow, s->p, gs);
-        }
+        mml_im2col_f32(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
     }
+    mml_nn_sgemm(0, 0, s->cout, s->p, s->k, 1.0f, s->wt, s->k, col, s->p, 0.0f, yn, s->p, gs);
     if (s->bias)
         for (int64_t o = 0; o < s->cout; o++) {
             float b = s->bias[o];
@@ -304,7 +275,16 @@ static void conv_bwd_task(void *ctx, int64_t chunk, int thread) {
     for (int64_t img = i0; img < i1; img++) {
         const float *xn = s->x + img * s->c * s->h * s->w;
         const float *dyn = s->dy + img * s->cout * s->p;
-        float *dxn = s->dx ? s->dx + img * s->c * s->h * s->w : NULL;
+        if (s->dw) {
+            const float *cn = xn;
+            if (!pointwise) {
+                mml_im2col_f32(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
+                cn = col;
+            }
+            /* dW (Cout x K) += dy_n (Cout x P) col_n^T (P x K) */
+            mml_nn_sgemm(0, 1, s->cout, s->k, s->p, 1.0f, dyn, s->p, cn, s->p, img == i0 ? 0.0f : 1.0f, pdw,
+                         s->k, gs);
+        }
         if (s->db)
             for (int64_t o = 0; o < s->cout; o++) {
                 const float *r = dyn + o * s->p;
@@ -312,30 +292,12 @@ static void conv_bwd_task(void *ctx, int64_t chunk, int thread) {
                 for (int64_t q = 0; q < s->p; q++) acc += r[q];
                 pdb[o] += acc;
             }
-        if (pointwise) {
-            /* dW (Cout x K) += dy_n (Cout x P) x_n^T;  dx_n (K x P) = W^T dy_n */
-            if (s->dw)
-                mml_nn_sgemm(0, 1, s->cout, s->k, s->p, 1.0f, dyn, s->p, xn, s->p, img == i0 ? 0.0f : 1.0f, pdw,
-                             s->k, gs);
-            if (dxn) mml_nn_sgemm(1, 0, s->k, s->p, s->cout, 1.0f, s->wt, s->k, dyn, s->p, 0.0f, dxn, s->p, gs);
-            continue;
-        }
-        /* band by band (cache-resident col / dcol): dW += dy_band col_band^T; dcol_band = W^T dy_band, added
-         * back into dx_n */
-        if (dxn) memset(dxn, 0, (size_t)(s->c * s->h * s->w) * sizeof(float));
-        int64_t rows = mml_nn_conv_band_rows(s->k, s->oh, s->ow);
-        for (int64_t oy0 = 0; oy0 < s->oh; oy0 += rows) {
-            int64_t oy1 = oy0 + rows < s->oh ? oy0 + rows : s->oh, nb = (oy1 - oy0) * s->ow;
-            const float *dyb = dyn + oy0 * s->ow;
-            if (s->dw) {
-                mml_nn_im2col_band(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad, oy0, oy1);
-                mml_nn_sgemm(0, 1, s->cout, s->k, nb, 1.0f, dyb, s->p, col, nb,
-                             img == i0 && oy0 == 0 ? 0.0f : 1.0f, pdw, s->k, gs);
-            }
-            if (dxn) {
-                mml_nn_sgemm(1, 0, s->k, nb, s->cout, 1.0f, s->wt, s->k, dyb, s->p, 0.0f, dcol, nb, gs);
-                col2im_band_add(dxn, dcol, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad, oy0, oy1);
-            }
+        if (s->dx) {
+            float *dxn = s->dx + img * s->c * s->h * s->w;
+            /* dcol (K x P) = W^T (K x Cout) dy_n (Cout x P), then scattered back to the image */
+            float *target = pointwise ? dxn : dcol;
+            mml_nn_sgemm(1, 0, s->k, s->p, s->cout, 1.0f, s->wt, s->k, dyn, s->p, 0.0f, target, s->p, gs);
+            if (!pointwise) mml_col2im_f32(dxn, dcol, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
         }
     }
 }

@@ -32,13 +32,8 @@ static void blk_task(void *ctx, int64_t img, int thread) {
     float *col = base + (size_t)thread * s->per;
     int64_t p = s->oh * s->ow, kk = s->c * s->k * s->k;
     float *z = col + al16((size_t)(kk * p)), *gs = z + al16((size_t)(s->cout * p));
-    /* z = W col, band by band so that each band's col stays in L2 */
-    int64_t rows = mml_nn_conv_band_rows(kk, s->oh, s->ow);
-    for (int64_t oy0 = 0; oy0 < s->oh; oy0 += rows) {
-        int64_t oy1 = oy0 + rows < s->oh ? oy0 + rows : s->oh, nb = (oy1 - oy0) * s->ow;
-        mml_nn_im2col_band(col, s->x + img * s->c * s->h * s->w, s->c, s->h, s->w, s->k, s->k, 1, s->pad, oy0, oy1);
-        mml_nn_sgemm(0, 0, s->cout, nb, kk, 1.0f, s->wt, kk, col, nb, 0.0f, z + oy0 * s->ow, p, gs);
-    }
+    mml_im2col_f32(col, s->x + img * s->c * s->h * s->w, s->c, s->h, s->w, s->k, s->k, 1, s->pad);
+    mml_nn_sgemm(0, 0, s->cout, p, kk, 1.0f, s->wt, kk, col, p, 0.0f, z, p, gs);
     int64_t ph = s->pool ? s->oh / 2 : s->oh, pw = s->pool ? s->ow / 2 : s->ow;
     float *yn = s->y + img * s->cout * ph * pw;
     for (int64_t o = 0; o < s->cout; o++) {

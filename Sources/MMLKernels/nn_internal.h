@@ -29,10 +29,4 @@ void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
  * when b != NULL, else sum (a[i] - m)^2. */
 void mml_nn_reduce(const float *a, const float *b, int64_t n, float m, float *s1, float *s2);
 
-/* im2col of output rows [oy0, oy1) only: col is (c kh kw) x ((oy1 - oy0) ow) (conv.c). */
-void mml_nn_im2col_band(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                        int64_t stride, int64_t pad, int64_t oy0, int64_t oy1);
-/* Output rows per im2col band for K = c kh kw so that a band's col stays in L2 (conv.c). */
-int64_t mml_nn_conv_band_rows(int64_t k, int64_t oh, int64_t ow);
-
 #endif
