@@ -1,8 +1,8 @@
 import MMLKernels
 import XCTest
 
-/// The fused inference block (conv -> per-channel affine -> leaky ReLU -> optional 2x2 max-pool) on a size whose
-/// im2col runs in several uneven row bands, against the naive conv in double followed by the same steps.
+/// The fused inference block (conv -> per-channel affine -> leaky ReLU -> optional 2x2 max-pool) with K = 360 and
+/// odd sizes (the pool floors), against the naive conv in double followed by the same steps.
 extension ConvKernelTests {
     private func checkConvBlock(seed: UInt64) {
         var r = Rng(s: seed)
@@ -37,7 +37,7 @@ extension ConvKernelTests {
         }
     }
 
-    func testConvBlockMatchesNaiveWithSeveralBands() {
+    func testConvBlockMatchesNaiveOnOddSizes() {
         checkConvBlock(seed: 41)
         mml_layers_force_portable(1)
         defer { mml_layers_force_portable(0) }
