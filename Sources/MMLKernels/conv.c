@@ -25,88 +25,8 @@ static int is_pointwise(int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
     return kh == 1 && kw == 1 && stride == 1 && pad == 0;
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define CONV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-
-/* Lanes t of a 16-float chunk starting at column x0 with lo <= x0 + t < hi. */
-static inline __mmask16 lane_range(int64_t x0, int64_t lo, int64_t hi) {
-    int64_t a = lo - x0, b = hi - x0;
-    if (a < 0) a = 0;
-    if (b > 16) b = 16;
-    if (b <= a) return 0;
-    uint32_t upto_b = b >= 16 ? 0xFFFFu : ((1u << b) - 1u);
-    uint32_t below_a = (1u << a) - 1u;
-    return (__mmask16)(upto_b & ~below_a);
-}
-
-/* Stride-1 im2col with masked 16-lane copies: one pass writes each col row, zeros included (the scalar version
- * does a memcpy plus memsets per output row, which dominates at 21..42-wide rows). Same values, bit for bit. */
-CONV_AVX512 static void im2col_s1_avx512(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh,
-                                         int64_t kw, int64_t pad) {
-    int64_t oh = h + 2 * pad - kh + 1, ow = w + 2 * pad - kw + 1;
-    for (int64_t ch = 0; ch < c; ch++) {
-        const float *xc = x + ch * h * w;
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t j = 0; j < kw; j++) {
-                float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
-                /* valid ox: 0 <= ox - pad + j < w */
-                int64_t lo = pad - j > 0 ? pad - j : 0, hi = w + pad - j < ow ? w + pad - j : ow;
-                for (int64_t oy = 0; oy < oh; oy++) {
-                    int64_t iy = oy - pad + i;
-                    float *dst = row + oy * ow;
-                    int in = iy >= 0 && iy < h;
-                    /* offset of column ox in the input row: ox + shift */
-                    int64_t shift = iy * w - pad + j;
-                    for (int64_t x0 = 0; x0 < ow; x0 += 16) {
-                        __mmask16 st = lane_range(x0, 0, ow);
-                        __mmask16 ld = in ? lane_range(x0, lo, hi) : 0;
-                        __m512 v = ld ? _mm512_maskz_loadu_ps(ld, (const void *)((uintptr_t)xc +
-                                                                                 (x0 + shift) * (int64_t)sizeof(float)))
-                                      : _mm512_setzero_ps();
-                        _mm512_mask_storeu_ps(dst + x0, st, v);
-                    }
-                }
-            }
-    }
-}
-
-/* Stride-1 col2im: masked 16-lane adds; each pixel receives its (i, j) contributions in the scalar order. */
-CONV_AVX512 static void col2im_s1_avx512(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh,
-                                         int64_t kw, int64_t pad) {
-    int64_t oh = h + 2 * pad - kh + 1, ow = w + 2 * pad - kw + 1;
-    memset(x, 0, (size_t)(c * h * w) * sizeof(float));
-    for (int64_t ch = 0; ch < c; ch++) {
-        float *xc = x + ch * h * w;
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t j = 0; j < kw; j++) {
-                const float *row = col + ((ch * kh + i) * kw + j) * oh * ow;
-                int64_t lo = pad - j > 0 ? pad - j : 0, hi = w + pad - j < ow ? w + pad - j : ow;
-                for (int64_t oy = 0; oy < oh; oy++) {
-                    int64_t iy = oy - pad + i;
-                    if (iy < 0 || iy >= h) continue;
-                    const float *src = row + oy * ow;
-                    int64_t shift = iy * w - pad + j;
-                    for (int64_t x0 = lo - (lo % 16); x0 < hi; x0 += 16) {
-                        __mmask16 m = lane_range(x0, lo, hi);
-                        float *d = (float *)((uintptr_t)xc + (x0 + shift) * (int64_t)sizeof(float));
-                        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), _mm512_maskz_loadu_ps(m, src + x0));
-                        _mm512_mask_storeu_ps(d, m, v);
-                    }
-                }
-            }
-    }
-}
-#endif
-
 void mml_im2col_f32(float *col, const float *x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                     int64_t stride, int64_t pad) {
-#if defined(__x86_64__)
-    if (stride == 1 && mml_nn_have_avx512()) {
-        im2col_s1_avx512(col, x, c, h, w, kh, kw, pad);
-        return;
-    }
-#endif
     int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
     for (int64_t ch = 0; ch < c; ch++) {
         const float *xc = x + ch * h * w;
@@ -140,12 +60,6 @@ void mml_im2col_f32(float *col, const float *x, int64_t c, int64_t h, int64_t w,
 
 void mml_col2im_f32(float *x, const float *col, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                     int64_t stride, int64_t pad) {
-#if defined(__x86_64__)
-    if (stride == 1 && mml_nn_have_avx512()) {
-        col2im_s1_avx512(x, col, c, h, w, kh, kw, pad);
-        return;
-    }
-#endif
     int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
     memset(x, 0, (size_t)(c * h * w) * sizeof(float));
     for (int64_t ch = 0; ch < c; ch++) {

@@ -1,7 +1,7 @@
 import MMLKernels
 import XCTest
 
-/// im2col / col2im (AVX-512 masked stride-1 path and the scalar path) against the index definition, and
+/// im2col / col2im (with and without the AVX-512 flag set) against the index definition, and
 /// col2im as the exact adjoint: <im2col(x), c> == <x, col2im(c)>.
 extension ConvKernelTests {
     private func checkIm2col(seed: UInt64) {
