@@ -21,27 +21,22 @@ typedef struct {
 static void bn_stats_task(void *ctx, int64_t ch, int thread) {
     (void)thread;
     bn_ctx *s = (bn_ctx *)ctx;
-    /* two passes in double: the mean first, then the centred sum of squares (no cancellation) */
-    double sum = 0;
+    /* one pass, shifted by a sample value k of the channel (no cancellation when the mean is far from 0):
+     * mean = k + sum(x - k) / count,  var = sum (x - k)^2 / count - (mean - k)^2;
+     * per-plane partials from the vectorised reduction, accumulated in double over images in order */
+    const float k = s->x[ch * s->hw];
+    double sum = 0, ss = 0;
     for (int64_t b = 0; b < s->n; b++) {
-        const float *p = s->x + (b * s->c + ch) * s->hw;
-        float part = 0.0f;
-        for (int64_t i = 0; i < s->hw; i++) part += p[i];
-        sum += part;
+        float p1, p2;
+        mml_nn_reduce(s->x + (b * s->c + ch) * s->hw, NULL, s->hw, k, &p1, &p2);
+        sum += p1;
+        ss += p2;
     }
     double count = (double)(s->n * s->hw);
-    double mu = sum / count, ss = 0;
-    for (int64_t b = 0; b < s->n; b++) {
-        const float *p = s->x + (b * s->c + ch) * s->hw;
-        float m = (float)mu, part = 0.0f;
-        for (int64_t i = 0; i < s->hw; i++) {
-            float d = p[i] - m;
-            part += d * d;
-        }
-        ss += part;
-    }
-    s->mean[ch] = (float)mu;
-    s->var[ch] = (float)(ss / count);
+    double d = sum / count - (double)k;
+    double var = ss / count - d * d;
+    s->mean[ch] = (float)((double)k + d);
+    s->var[ch] = (float)(var > 0 ? var : 0);
 }
 
 int mml_batchnorm_stats_f32(float *mean, float *var, const float *x, int64_t n, int64_t c, int64_t hw,
@@ -109,12 +104,8 @@ static void bn_bwd_task(void *ctx, int64_t ch, int thread) {
     /* xhat = (x - mu) * invstd; dbeta = sum dy; dgamma = sum dy * xhat */
     double sdy = 0, sdyx = 0;
     for (int64_t b = 0; b < s->n; b++) {
-        const float *x = s->x + (b * s->c + ch) * s->hw, *dy = s->dy + (b * s->c + ch) * s->hw;
-        float p1 = 0.0f, p2 = 0.0f;
-        for (int64_t i = 0; i < s->hw; i++) {
-            p1 += dy[i];
-            p2 += dy[i] * (x[i] - mu);
-        }
+        float p1, p2;
+        mml_nn_reduce(s->dy + (b * s->c + ch) * s->hw, s->x + (b * s->c + ch) * s->hw, s->hw, mu, &p1, &p2);
         sdy += p1;
         sdyx += p2;
     }

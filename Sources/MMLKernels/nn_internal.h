@@ -25,4 +25,8 @@ size_t mml_nn_sgemm_scratch_floats(void);
 void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, float *scratch);
 
+/* Vectorised plane reductions (fixed summation order, see nn_reduce.c): s1 = sum a[i]; s2 = sum a[i] (b[i] - m)
+ * when b != NULL, else sum (a[i] - m)^2. */
+void mml_nn_reduce(const float *a, const float *b, int64_t n, float m, float *s1, float *s2);
+
 #endif
