@@ -158,19 +158,25 @@ static conv_ctx make_ctx(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cou
     return s;
 }
 
+/* The caller's workspace when it is large enough, else an owned allocation (*owned, freed by the caller).
+ * Returns MML_OK, MML_ERR_ARGUMENT (workspace given but too small) or MML_ERR_NOMEM. */
+static int conv_acquire_workspace(float **workspace, float **owned, int64_t workspace_floats, int64_t need) {
+    *owned = NULL;
+    if (*workspace) return workspace_floats < need ? MML_ERR_ARGUMENT : MML_OK;
+    *owned = malloc((size_t)need * sizeof(float));
+    if (!*owned) return MML_ERR_NOMEM;
+    *workspace = *owned;
+    return MML_OK;
+}
+
 int mml_conv2d_forward_f32(float *y, const float *x, const float *weight, const float *bias, int64_t n, int64_t c,
                            int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad,
                            float *workspace, int64_t workspace_floats, int32_t nthreads) {
     if (!y || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
     int64_t need = mml_conv2d_workspace_floats(n, c, h, w, cout, kh, kw, stride, pad, nthreads);
-    float *owned = NULL;
-    if (!workspace) {
-        owned = malloc((size_t)need * sizeof(float));
-        if (!owned) return MML_ERR_NOMEM;
-        workspace = owned;
-    } else if (workspace_floats < need) {
-        return MML_ERR_ARGUMENT;
-    }
+    float *owned;
+    int ws = conv_acquire_workspace(&workspace, &owned, workspace_floats, need);
+    if (ws != MML_OK) return ws;
     conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
     s.y = y; s.x = x; s.wt = weight; s.bias = bias;
     mml_nn_parallel_for(nthreads, n, conv_fwd_task, &s);
@@ -222,14 +228,9 @@ int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float
                             int64_t workspace_floats, int32_t nthreads) {
     if (!dy || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
     int64_t need = mml_conv2d_workspace_floats(n, c, h, w, cout, kh, kw, stride, pad, nthreads);
-    float *owned = NULL;
-    if (!workspace) {
-        owned = malloc((size_t)need * sizeof(float));
-        if (!owned) return MML_ERR_NOMEM;
-        workspace = owned;
-    } else if (workspace_floats < need) {
-        return MML_ERR_ARGUMENT;
-    }
+    float *owned;
+    int ws = conv_acquire_workspace(&workspace, &owned, workspace_floats, need);
+    if (ws != MML_OK) return ws;
     conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
     s.dx = dx; s.dw = dweight; s.db = dbias; s.dy = dy; s.x = x; s.wt = weight;
     mml_nn_parallel_for(nthreads, s.chunks, conv_bwd_task, &s);

@@ -114,3 +114,31 @@ public func validateBackboneInput(_ backbone: any Backbone, shape: [Int]) throws
                        + "small (the output would be \(out.height)x\(out.width)); resize images to at least 16x16")
     }
 }
+
+/// Training forward through a chain of blocks, keeping each block's cache.
+func chainForward<Block, Cache>(_ x: Tensor, blocks: [Block],
+                                _ forward: (Block, Tensor) -> (Tensor, Cache)) -> (Tensor, [Cache]) {
+    var h = x
+    var caches: [Cache] = []
+    caches.reserveCapacity(blocks.count)
+    for b in blocks {
+        let (y, c) = forward(b, h)
+        caches.append(c)
+        h = y
+    }
+    return (h, caches)
+}
+
+/// Backward through a chain of blocks in reverse order; the first block's input gradient only when asked.
+func chainBackward<Block, Cache>(_ dy: Tensor, blocks: [Block], cache: BackboneCache, name: String, inputGradient: Bool,
+                                 _ backward: (Block, Tensor, Cache, Bool) -> Tensor?) -> Tensor? {
+    guard let caches = cache.storage as? [Cache], caches.count == blocks.count else {
+        preconditionFailure("[\(name)] cache does not come from this backbone's forward")
+    }
+    var g = dy
+    for i in stride(from: blocks.count - 1, through: 0, by: -1) {
+        guard let d = backward(blocks[i], g, caches[i], i > 0 || inputGradient) else { return nil }
+        g = d
+    }
+    return g
+}

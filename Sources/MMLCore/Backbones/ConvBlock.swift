@@ -167,27 +167,13 @@ public final class ConvNet: Backbone {
             for b in blocks { h = b.inferenceForward(h) }
             return (h, BackboneCache([ConvBlock.Cache]()))
         }
-        var caches: [ConvBlock.Cache] = []
-        caches.reserveCapacity(blocks.count)
-        for b in blocks {
-            let (y, c) = b.forward(h, training: training)
-            caches.append(c)
-            h = y
-        }
-        return (h, BackboneCache(caches))
+        let (out, caches) = chainForward(h, blocks: blocks) { $0.forward($1, training: training) }
+        return (out, BackboneCache(caches))
     }
 
     public func backward(_ dy: Tensor, cache: BackboneCache, inputGradient: Bool) -> Tensor? {
-        guard let caches = cache.storage as? [ConvBlock.Cache], caches.count == blocks.count else {
-            preconditionFailure("[convnet] cache does not come from this backbone's forward")
+        chainBackward(dy, blocks: blocks, cache: cache, name: "convnet", inputGradient: inputGradient) {
+            (b: ConvBlock, g: Tensor, c: ConvBlock.Cache, wantInput: Bool) in b.backward(g, cache: c, inputGradient: wantInput)
         }
-        var g = dy
-        for i in stride(from: blocks.count - 1, through: 0, by: -1) {
-            guard let d = blocks[i].backward(g, cache: caches[i], inputGradient: i > 0 || inputGradient) else {
-                return nil
-            }
-            g = d
-        }
-        return g
     }
 }
