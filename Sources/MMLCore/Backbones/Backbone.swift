@@ -28,7 +28,7 @@ public protocol Backbone: ParameterContainer {
 }
 
 /// The backbones of METHOD.md section 1.
-public enum BackboneKind: String, Sendable, CaseIterable {
+public enum BackboneKind: String, Sendable, Codable, CaseIterable {
     /// DN4 / ADM / MML v1: 4 x [conv3x3 64, BN, LeakyReLU(0.2)], max-pool after blocks 1 and 2 (84 -> 21x21x64).
     case conv64F = "conv64f"
     /// ProtoNet / Baseline++: 4 x [conv3x3 64, BN, ReLU, max-pool] (84 -> 5x5x64, 28 -> 1x1x64).
@@ -38,7 +38,7 @@ public enum BackboneKind: String, Sendable, CaseIterable {
 }
 
 /// How a backbone's weights start.
-public enum BackboneInitialization: String, Sendable {
+public enum BackboneInitialization: String, Sendable, Codable, CaseIterable {
     /// MML / DN4: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02), beta 0.
     case mml
     /// Kaiming normal (fan-in, for the block's activation slope), BatchNorm gamma 1, beta 0.

@@ -144,7 +144,7 @@ public final class ResNet12: Backbone {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: BackboneCache) {
-        var h = x
+        let h = x
         let (out, caches) = chainForward(h, blocks: blocks) { $0.forward($1, training: training) }
         return (out, BackboneCache(caches))
     }

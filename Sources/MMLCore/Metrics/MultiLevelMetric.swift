@@ -16,8 +16,10 @@ public struct MultiLevelMetric: Sendable {
     public var pixel: PixelLevel
     public var part: PartLevel
     public var distribution: DistributionLevel
-    /// The learned fusion over `levels`.
+    /// The learned fusion over `levels` (used unless `fixedFusion` is set).
     public var fusion: LearnedFusion
+    /// When set, the fixed-weight fusion of MML v4 (one weight per enabled level) replaces the learned one.
+    public var fixedFusion: FixedFusion?
 
     /// - Throws: `MMLError` when no level is enabled.
     public init(levels: Set<MetricLevel>, pixel: PixelLevel = PixelLevel(), part: PartLevel = PartLevel(),
@@ -37,6 +39,7 @@ public struct MultiLevelMetric: Sendable {
     public struct Cache: Sendable {
         var pixel: PixelLevel.Cache?, part: PartLevel.Cache?, distribution: DistributionLevel.Cache?
         var fusion: LearnedFusion.Cache?
+        var fixed: FixedFusion.Cache?
     }
 
     /// Per-level scores and fused logits for one episode.
@@ -68,8 +71,21 @@ public struct MultiLevelMetric: Sendable {
                 scores[.distribution] = s; cache.distribution = c
             }
         }
-        let (logits, fc) = fusion.forward(levels.map { scores[$0]! }, training: training)
-        cache.fusion = fc
+        let perLevel = levels.map { scores[$0]! }
+        let logits: Tensor
+        if let fixed = fixedFusion {
+            guard fixed.weights.count == levels.count else {
+                throw MMLError(.config, "fixed fusion has \(fixed.weights.count) weights for \(levels.count) levels "
+                               + "(\(levels.map(\.rawValue).joined(separator: ", "))); give one weight per enabled level")
+            }
+            let (l, fc) = fixed.forward(perLevel)
+            logits = l
+            cache.fixed = training ? fc : nil
+        } else {
+            let (l, fc) = fusion.forward(perLevel, training: training)
+            logits = l
+            cache.fusion = fc
+        }
         return (Output(levelScores: scores, logits: logits), cache)
     }
 
@@ -77,8 +93,14 @@ public struct MultiLevelMetric: Sendable {
     /// gradient is accumulated into `fusionGradients`.
     public func backward(_ dLogits: Tensor, cache: Cache,
                          fusionGradients: inout LearnedFusion.Gradients) throws -> (support: Tensor, query: Tensor) {
-        guard let fc = cache.fusion else { preconditionFailure("[multi-level] backward needs a training forward") }
-        let dScores = fusion.backward(dLogits, cache: fc, grads: &fusionGradients)
+        let dScores: [Tensor]
+        if let fixed = fixedFusion {
+            guard let fc = cache.fixed else { preconditionFailure("[multi-level] backward needs a training forward") }
+            dScores = fixed.backward(dLogits, cache: fc)
+        } else {
+            guard let fc = cache.fusion else { preconditionFailure("[multi-level] backward needs a training forward") }
+            dScores = fusion.backward(dLogits, cache: fc, grads: &fusionGradients)
+        }
         var ds: Tensor?, dq: Tensor?
         func add(_ g: (support: Tensor, query: Tensor)) {
             if ds == nil { ds = g.support; dq = g.query; return }

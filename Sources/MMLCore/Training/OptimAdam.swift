@@ -67,4 +67,37 @@ public final class Adam: Optimizer {
             moments[name] = (m, v)
         }
     }
+
+    public func exportState() -> [(name: String, tensor: Tensor)] {
+        var out: [(name: String, tensor: Tensor)] = []
+        for name in moments.keys.sorted() {
+            let (m, v) = moments[name]!
+            out.append((name: "m." + name, tensor: Tensor(shape: [m.count], data: m)))
+            out.append((name: "v." + name, tensor: Tensor(shape: [v.count], data: v)))
+            out.append((name: "t." + name, tensor: Tensor(shape: [1], data: [Float(steps[name] ?? 0)])))
+        }
+        return out
+    }
+
+    public func importState(_ tensors: [(name: String, tensor: Tensor)]) throws {
+        var m: [String: [Float]] = [:], v: [String: [Float]] = [:], t: [String: Int] = [:]
+        for (name, x) in tensors {
+            if name.hasPrefix("m.") { m[String(name.dropFirst(2))] = x.data }
+            else if name.hasPrefix("v.") { v[String(name.dropFirst(2))] = x.data }
+            else if name.hasPrefix("t.") { t[String(name.dropFirst(2))] = Int(x.data.first ?? 0) }
+            else {
+                throw MMLError(.invalidArgument, "Adam state: unexpected tensor '\(name)'; was it saved by another optimiser?")
+            }
+        }
+        var moments: [String: (m: [Float], v: [Float])] = [:]
+        for (name, mm) in m {
+            guard let vv = v[name], vv.count == mm.count, let tt = t[name] else {
+                throw MMLError(.invalidArgument, "Adam state: parameter '\(name)' lacks its second moment or step count")
+            }
+            moments[name] = (mm, vv)
+            t[name] = tt
+        }
+        self.moments = moments
+        self.steps = t.filter { moments[$0.key] != nil }
+    }
 }

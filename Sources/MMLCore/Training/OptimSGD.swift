@@ -60,4 +60,19 @@ public final class SGD: Optimizer {
             if mu != 0 { buffers[name] = buf }
         }
     }
+
+    public func exportState() -> [(name: String, tensor: Tensor)] {
+        buffers.keys.sorted().map { (name: "momentum." + $0, tensor: Tensor(shape: [buffers[$0]!.count], data: buffers[$0]!)) }
+    }
+
+    public func importState(_ tensors: [(name: String, tensor: Tensor)]) throws {
+        var b: [String: [Float]] = [:]
+        for (name, t) in tensors {
+            guard name.hasPrefix("momentum.") else {
+                throw MMLError(.invalidArgument, "SGD state: unexpected tensor '\(name)'; was it saved by another optimiser?")
+            }
+            b[String(name.dropFirst("momentum.".count))] = t.data
+        }
+        buffers = b
+    }
 }

@@ -7,6 +7,12 @@ public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// Updates every trainable parameter of `model` from its accumulated gradient (gradients are not cleared).
     func step(_ model: any ParameterContainer)
+    /// The per-parameter state (momentum buffers, Adam moments and step counts) as named tensors, for
+    /// checkpoints that resume exactly. Names are `<kind>.<parameter name>`.
+    func exportState() -> [(name: String, tensor: Tensor)]
+    /// Restores what `exportState` returned (replacing the current state).
+    /// - Throws: `MMLError` when a tensor has an unknown name.
+    func importState(_ tensors: [(name: String, tensor: Tensor)]) throws
 }
 
 extension Optimizer {

@@ -1,0 +1,177 @@
+import Foundation
+
+/// Everything that defines a multi-level metric, in a form that round-trips through JSON (checkpoints, `--json`
+/// reports) and command-line flags. `makeMetric()` builds the `MultiLevelMetric` it describes.
+///
+///     var config = MetricConfiguration(levels: [.pixel, .distribution])
+///     config.distance = "w2"
+///     var metric = try config.makeMetric()
+///     let (out, _) = try metric.forward(support: s, labels: y, query: q, way: 5, training: false)
+public struct MetricConfiguration: Codable, Sendable, Equatable {
+    /// The enabled levels, in canonical order (pixel, part, distribution). A disabled level is absent.
+    public var levels: [MetricLevel]
+    /// Pixel level: neighbours K of the image-to-class top-K rule (MML's training scripts use 1, DN4 uses 3).
+    public var pixelNeighbours: Int
+    /// Part level: `grid:3,2` (MML v4 pooled regions over a 3x3 and a 2x2 grid; any list of grid sizes) or
+    /// `channels` (MML v1 channel parts).
+    public var partForm: String
+    /// Part level: neighbours K.
+    public var partNeighbours: Int
+    /// Distribution level: `kl` (KL(query || class), ADM), `kl-cq` (KL(class || query), MML v1 code), `kl-sym`,
+    /// `w2` (squared 2-Wasserstein) or `mml-v1` (the MML v1 code's distance).
+    public var distance: String
+    /// Distribution level: the ridge eps added to every covariance.
+    public var distributionEps: Float
+    /// `learned` (per-level normalisation + one weight per level, MML v1 / ADM) or `fixed` (MML v4: weighted sum
+    /// of per-level softmax outputs).
+    public var fusion: String
+    /// Learned fusion: `per-level` (default; any n-way at test time) or `per-position` (official code; ties the
+    /// model to its n-way).
+    public var fusionNormalization: FusionNormalization
+    /// Fixed fusion: one weight per enabled level; nil gives MML v4's (1, 0.5, 0.5) restricted to the enabled
+    /// levels.
+    public var fixedWeights: [Float]?
+    /// The n-way the per-position normaliser is made for (ignored for per-level).
+    public var way: Int
+
+    /// The defaults of METHOD.md section 2: all three levels, K = 1 at the pixel level, Grid-3,2 parts with K = 1,
+    /// KL(query || class) with eps 0.01, learned per-level fusion.
+    public init(levels: Set<MetricLevel> = Set(MetricLevel.allCases), pixelNeighbours: Int = 1,
+                partForm: String = "grid:3,2", partNeighbours: Int = 1, distance: String = "kl",
+                distributionEps: Float = 0.01, fusion: String = "learned",
+                fusionNormalization: FusionNormalization = .perLevel, fixedWeights: [Float]? = nil, way: Int = 5) {
+        self.levels = levels.sorted()
+        self.pixelNeighbours = pixelNeighbours
+        self.partForm = partForm
+        self.partNeighbours = partNeighbours
+        self.distance = distance
+        self.distributionEps = distributionEps
+        self.fusion = fusion
+        self.fusionNormalization = fusionNormalization
+        self.fixedWeights = fixedWeights
+        self.way = way
+    }
+
+    /// The same configuration with other levels enabled (for ablations).
+    public func with(levels: Set<MetricLevel>) -> MetricConfiguration {
+        var c = self
+        c.levels = levels.sorted()
+        if let w = fixedWeights, w.count != c.levels.count { c.fixedWeights = nil }
+        return c
+    }
+
+    /// Parses a level list: `all`, or names separated by commas or `+` (`pixel,distribution`, `part+pixel`).
+    /// - Throws: `MMLError(.config)` for an unknown name or an empty list.
+    public static func parseLevels(_ text: String) throws -> Set<MetricLevel> {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if t == "all" { return Set(MetricLevel.allCases) }
+        var out = Set<MetricLevel>()
+        for raw in t.split(whereSeparator: { $0 == "," || $0 == "+" }) {
+            let name = raw.trimmingCharacters(in: .whitespaces)
+            let aliases: [String: MetricLevel] = ["pixel": .pixel, "part": .part, "distribution": .distribution,
+                                                  "dist": .distribution, "p": .pixel]
+            guard let level = aliases[name] else {
+                throw MMLError(.config, "unknown metric level '\(name)' in '\(text)'; use pixel, part, distribution "
+                               + "(comma-separated) or all")
+            }
+            out.insert(level)
+        }
+        guard !out.isEmpty else {
+            throw MMLError(.config, "no metric level in '\(text)'; name at least one of pixel, part, distribution")
+        }
+        return out
+    }
+
+    /// The part form this configuration names. - Throws: `MMLError(.config)` for a malformed `partForm`.
+    public func resolvedPartForm() throws -> PartLevel.Form {
+        let t = partForm.trimmingCharacters(in: .whitespaces).lowercased()
+        if t == "channels" { return .channels }
+        let body = t.hasPrefix("grid:") ? String(t.dropFirst(5)) : t
+        let sizes = body.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw MMLError(.config, "part form '\(partForm)' is not understood; use channels or grid:G1,G2,... with "
+                           + "positive grid sizes (MML v4 uses grid:3,2)")
+        }
+        return .grid(sizes.map { $0! })
+    }
+
+    /// The Gaussian distance this configuration names. - Throws: `MMLError(.config)` for an unknown name.
+    public func resolvedDistance() throws -> GaussianKernels.Distance {
+        switch distance.lowercased() {
+        case "kl", "kl-qc": return .kl(.queryClass)
+        case "kl-cq": return .kl(.classQuery)
+        case "kl-sym": return .kl(.symmetric)
+        case "w2", "wasserstein": return .wasserstein2
+        case "mml-v1": return .mmlv1
+        default:
+            throw MMLError(.config, "unknown distribution distance '\(distance)'; use kl, kl-cq, kl-sym, w2 or mml-v1")
+        }
+    }
+
+    /// Checks every field. - Throws: `MMLError(.config)` naming the field, its value and the allowed range.
+    public func validate() throws {
+        guard !levels.isEmpty else {
+            throw MMLError(.config, "no metric level enabled; enable at least one of pixel, part, distribution")
+        }
+        guard pixelNeighbours >= 1 else {
+            throw MMLError(.config, "pixel neighbours K = \(pixelNeighbours); K must be at least 1")
+        }
+        guard partNeighbours >= 1 else {
+            throw MMLError(.config, "part neighbours K = \(partNeighbours); K must be at least 1")
+        }
+        _ = try resolvedPartForm()
+        _ = try resolvedDistance()
+        guard distributionEps.isFinite, distributionEps > 0 else {
+            throw MMLError(.config, "distribution eps = \(distributionEps); it must be a positive number (0.01 is the "
+                           + "METHOD.md default)")
+        }
+        switch fusion {
+        case "learned":
+            if fusionNormalization == .perPosition && way < 1 {
+                throw MMLError(.config, "per-position fusion needs the n-way (got \(way))")
+            }
+        case "fixed":
+            if let w = fixedWeights {
+                guard w.count == levels.count, w.allSatisfy({ $0.isFinite && $0 >= 0 }), w.contains(where: { $0 > 0 }) else {
+                    throw MMLError(.config, "fixed fusion weights \(w): give \(levels.count) non-negative weights (one "
+                                   + "per enabled level: \(levels.map(\.rawValue).joined(separator: ", "))), one positive")
+                }
+            }
+        default:
+            throw MMLError(.config, "unknown fusion '\(fusion)'; use learned or fixed")
+        }
+    }
+
+    /// MML v4's fixed weights (pixel 1, part 0.5, distribution 0.5) for the enabled levels, or `fixedWeights`.
+    public var resolvedFixedWeights: [Float] {
+        if let w = fixedWeights { return w }
+        return levels.map { $0 == .pixel ? 1 : 0.5 }
+    }
+
+    /// Builds the metric. - Throws: `MMLError(.config)` for an invalid configuration.
+    /// - Parameter threads: threads for the heads' kernels (0 = all cores).
+    public func makeMetric(threads: Int = 0) throws -> MultiLevelMetric {
+        try validate()
+        var m = try MultiLevelMetric(levels: Set(levels), pixel: PixelLevel(neighbours: pixelNeighbours, threads: threads),
+                                     part: PartLevel(form: try resolvedPartForm(), neighbours: partNeighbours,
+                                                     threads: threads),
+                                     distribution: DistributionLevel(distance: try resolvedDistance(),
+                                                                     eps: distributionEps, threads: threads),
+                                     normalization: fusionNormalization, way: way)
+        if fusion == "fixed" { m.fixedFusion = FixedFusion(weights: resolvedFixedWeights) }
+        return m
+    }
+
+    /// A one-line summary, e.g. `pixel(K=1)+part(grid:3,2,K=1)+distribution(kl), learned per-level fusion`.
+    public var summary: String {
+        let parts = levels.map { l -> String in
+            switch l {
+            case .pixel: return "pixel(K=\(pixelNeighbours))"
+            case .part: return "part(\(partForm),K=\(partNeighbours))"
+            case .distribution: return "distribution(\(distance))"
+            }
+        }
+        let f = fusion == "fixed" ? "fixed fusion \(resolvedFixedWeights)" : "learned \(fusionNormalization.rawValue) fusion"
+        return parts.joined(separator: "+") + ", " + f
+    }
+}
