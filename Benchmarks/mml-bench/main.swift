@@ -11,6 +11,7 @@ guard let section = sections.first, known.contains(section) else {
     exit(2)
 }
 BLASRuntime.reexecIfNeeded()
+AllocatorTuning.apply()
 switch section {
 case "kernels": runKernelsBench(json: json, arguments: args)
 case "backbone": runBackboneBench(json: json, arguments: args)

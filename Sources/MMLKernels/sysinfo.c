@@ -3,6 +3,9 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
@@ -90,4 +93,17 @@ const char *mml_kernels_isa(void) {
     uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_FMA |
                     MML_CPU_OS_AVX512;
     return (f & need) == need ? "avx512" : "portable";
+}
+
+int mml_tune_allocator(long mmap_threshold, long trim_threshold, long top_pad) {
+#if defined(__GLIBC__)
+    /* mmap_threshold <= 0: no mmap-backed blocks at all (glibc still falls back to mmap when the heap cannot grow). */
+    int ok = mmap_threshold > 0 ? mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) : mallopt(M_MMAP_MAX, 0);
+    ok &= mallopt(M_TRIM_THRESHOLD, (int)trim_threshold);
+    ok &= mallopt(M_TOP_PAD, (int)top_pad);
+    return ok ? 1 : 0;
+#else
+    (void)mmap_threshold; (void)trim_threshold; (void)top_pad;
+    return 0;
+#endif
 }

@@ -6,11 +6,12 @@ struct MML: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mml",
         abstract: "Few-shot image recognition by multi-level metric learning.",
-        subcommands: [EnvCommand.self, DataCommand.self]
+        subcommands: [EnvCommand.self, DataCommand.self, TrainCommand.self]
     )
 }
 
 // OpenBLAS picks its kernels when the library loads; re-execute with OPENBLAS_CORETYPE set when it chose
 // slower kernels than this CPU supports (never when the user set the variable).
 BLASRuntime.reexecIfNeeded()
+AllocatorTuning.apply()
 MML.main()

@@ -25,6 +25,14 @@ public protocol Backbone: ParameterContainer {
     /// dL/dx (nil when `inputGradient` is false, which saves the first layer's input gradient); parameter
     /// gradients accumulate into the parameters.
     func backward(_ dy: Tensor, cache: BackboneCache, inputGradient: Bool) -> Tensor?
+    /// Restarts every random layer (DropBlock) from `seed`; trainers call it per episode or batch so that random
+    /// masks are a pure function of (seed, step) and a resumed run matches an uninterrupted one.
+    func reseed(_ seed: UInt64)
+}
+
+extension Backbone {
+    /// Backbones without random layers have nothing to reseed.
+    public func reseed(_ seed: UInt64) {}
 }
 
 /// The backbones of METHOD.md section 1.

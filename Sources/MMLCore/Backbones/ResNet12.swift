@@ -117,6 +117,10 @@ public final class ResNet12: Backbone {
 
     public var outputChannels: Int { blocks.last!.conv3.outputChannels }
 
+    public func reseed(_ seed: UInt64) {
+        for (i, b) in blocks.enumerated() { b.dropBlock?.reseed(seed &+ 0x5EED_0000 &+ UInt64(i)) }
+    }
+
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
         var (h, w) = (height, width)
         for _ in blocks { (h, w) = (h / 2, w / 2) }

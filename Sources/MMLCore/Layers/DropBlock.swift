@@ -25,6 +25,9 @@ public final class DropBlock: Layer {
     }
     public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {}
 
+    /// Restarts the mask generator from `seed` (trainers reseed per episode so a resumed run draws the same masks).
+    public func reseed(_ seed: UInt64) { generator = TensorRNG(seed: seed) }
+
     /// `(N, C, H, W) -> (N, C, H, W)`.
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
         guard training, rate > 0 else { return (x, Cache(scaledMask: nil)) }

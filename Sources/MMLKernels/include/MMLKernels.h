@@ -58,6 +58,10 @@ enum {
 
 /* The feature bits of the CPU this process runs on. */
 uint32_t mml_cpu_features(void);
+
+/* glibc malloc tuning (mallopt): mmap threshold (bytes; <= 0 disables mmap-backed blocks), trim threshold (bytes),
+ * top pad (bytes). Returns 1 when all three were applied, 0 when not supported (non-glibc). */
+int mml_tune_allocator(long mmap_threshold, long trim_threshold, long top_pad);
 /* The CPU's brand string (up to 48 characters) into buf (at least 49 bytes). Empty where unknown. */
 void mml_cpu_brand(char *buf, size_t size);
 /* OpenBLAS facts: the core name it chose (e.g. "Haswell", "Prescott", "SkylakeX"), its build configuration,

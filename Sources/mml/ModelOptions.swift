@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import MMLCore
+
+extension BackboneKind: ExpressibleByArgument {}
+extension BackboneInitialization: ExpressibleByArgument {}
+extension FusionNormalization: ExpressibleByArgument {}
+
+/// The metric's options, shared by train, eval, ablate and score.
+struct MetricOptions: ParsableArguments {
+    @Option(help: "Metric levels: all, or a comma-separated subset of pixel, part, distribution.")
+    var levels = "all"
+
+    @Option(name: .customLong("pixel-k"), help: "Pixel level: neighbours K (MML trains with 1, DN4 with 3).")
+    var pixelK = 1
+
+    @Option(help: "Part level: grid:3,2 (pooled regions, MML v4) or channels (MML v1).")
+    var partForm = "grid:3,2"
+
+    @Option(name: .customLong("part-k"), help: "Part level: neighbours K.")
+    var partK = 1
+
+    @Option(help: "Distribution level: kl (query||class), kl-cq, kl-sym, w2 or mml-v1.")
+    var distance = "kl"
+
+    @Option(help: "Distribution level: covariance ridge eps.")
+    var distributionEps: Float = 0.01
+
+    @Option(help: "Fusion: learned (per-level normalisation + learned weights) or fixed (MML v4).")
+    var fusion = "learned"
+
+    @Option(help: "Learned fusion normaliser: per-level or per-position (ties the model to its n-way).")
+    var fusionNormalization: FusionNormalization = .perLevel
+
+    @Option(help: "Fixed fusion: comma-separated weights, one per enabled level (default 1, 0.5, 0.5).")
+    var fixedWeights: String?
+
+    /// The configuration these options give. - Throws: `MMLError(.config)`.
+    func configuration(way: Int) throws -> MetricConfiguration {
+        var weights: [Float]?
+        if let w = fixedWeights {
+            weights = try w.split(separator: ",").map {
+                guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
+                    throw MMLError(.config, "--fixed-weights '\(w)': '\($0)' is not a number")
+                }
+                return v
+            }
+        }
+        let c = MetricConfiguration(levels: try MetricConfiguration.parseLevels(levels), pixelNeighbours: pixelK,
+                                    partForm: partForm, partNeighbours: partK, distance: distance,
+                                    distributionEps: distributionEps, fusion: fusion,
+                                    fusionNormalization: fusionNormalization, fixedWeights: weights, way: way)
+        try c.validate()
+        return c
+    }
+}
+
+/// Image size / channels / augmentation, with defaults that follow the dataset.
+struct ImageOptions: ParsableArguments {
+    @Option(help: "Image side in pixels (default: 28 for Omniglot, the synthetic size, else 84).")
+    var imageSize: Int?
+
+    @Option(help: "Image channels, 1 or 3 (default: 1 for Omniglot, the synthetic channels, else 3).")
+    var channels: Int?
+
+    @Option(help: "Training augmentation: none, or mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4).")
+    var augment = "none"
+
+    /// The evaluation (no augmentation) and training image configurations for a dataset.
+    func configurations(for dataset: DatasetOptions) throws -> (train: ImageConfig, eval: ImageConfig) {
+        let layout = dataset.layout ?? DatasetLayout.detect(path: dataset.path, split: dataset.split)
+        let omniglot = layout == .omniglot || layout == .omniglotVinyals
+        let size = imageSize ?? (omniglot ? 28 : layout == .synthetic ? dataset.syntheticSize : 84)
+        let ch = channels ?? (omniglot ? 1 : layout == .synthetic ? dataset.syntheticChannels : 3)
+        let mean: [Float] = ch == 3 && !omniglot && layout != .synthetic ? ImageConfig.imagenetMean : [0]
+        let std: [Float] = ch == 3 && !omniglot && layout != .synthetic ? ImageConfig.imagenetStd : [1]
+        let eval = ImageConfig(size: size, channels: ch, mean: mean, std: std)
+        var train = eval
+        switch augment {
+        case "none": break
+        case "mml":
+            train.resize = Int((Double(size) * 100 / 84).rounded())
+            train.augmentation = .mml
+        default:
+            throw MMLError(.config, "--augment \(augment): use none or mml")
+        }
+        try eval.validate()
+        try train.validate()
+        return (train, eval)
+    }
+}
+
+/// Backbone options for commands that build a model.
+struct BackboneOptions: ParsableArguments {
+    @Option(help: "Backbone: conv64f (DN4/MML), conv4 or resnet12.")
+    var backbone: BackboneKind = .conv64F
+
+    @Option(help: "Backbone widths, 4 comma-separated channel counts (default: the architecture's own).")
+    var widths: String?
+
+    @Option(help: "Weight initialisation: mml (N(0, 0.02)) or kaiming.")
+    var initialization: BackboneInitialization = .mml
+
+    @Option(help: "Seed of the initial weights.")
+    var initSeed: UInt64 = 0
+
+    func resolvedWidths() throws -> [Int]? {
+        guard let widths else { return nil }
+        let w = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard w.count == 4, w.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw MMLError(.config, "--widths '\(widths)': give 4 positive channel counts, e.g. 64,64,64,64")
+        }
+        return w.map { $0! }
+    }
+}
+
+/// Parses `1,5` or `5` into integers. - Throws: `MMLError(.config)` naming the option.
+func parseIntList(_ text: String, option: String) throws -> [Int] {
+    let v = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+        throw MMLError(.config, "\(option) '\(text)': give positive integers separated by commas")
+    }
+    return v.map { $0! }
+}
+
+/// Writes to standard error.
+func printError(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// Formats seconds as 1h02m, 3m12s or 42s.
+func formatDuration(_ s: Double) -> String {
+    guard s.isFinite, s >= 0 else { return "?" }
+    let t = Int(s.rounded())
+    if t >= 3600 { return String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) }
+    if t >= 60 { return String(format: "%dm%02ds", t / 60, t % 60) }
+    return "\(t)s"
+}
+
+/// A one-line progress display: redrawn in place on a terminal, plain lines every `plainEvery` updates otherwise.
+final class ProgressLine {
+    let isTTY = isatty(fileno(stderr)) != 0
+    let plainEvery: Int
+    var updates = 0
+    init(plainEvery: Int) { self.plainEvery = plainEvery }
+
+    func update(done: Int, total: Int, text: String, force: Bool = false) {
+        updates += 1
+        if isTTY {
+            let width = 24
+            let filled = total > 0 ? min(width, done * width / total) : 0
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) \(text)\u{1B}[K".utf8))
+        } else if force || updates % plainEvery == 0 {
+            FileHandle.standardError.write(Data("\(done)/\(total) \(text)\n".utf8))
+        }
+    }
+
+    func finish() { if isTTY { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
