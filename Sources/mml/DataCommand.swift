@@ -27,21 +27,33 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: "Synthetic data: generator seed.")
     var syntheticSeed: UInt64 = 0
 
-    @Option(help: "Synthetic data: image side in pixels.")
-    var syntheticSize = 84
+    @Option(help: "Synthetic data: image side in pixels (default 84, or a checkpoint's image size).")
+    var syntheticSize: Int?
 
-    @Option(help: "Synthetic data: channels (1 or 3).")
-    var syntheticChannels = 3
+    @Option(help: "Synthetic data: channels, 1 or 3 (default 3, or a checkpoint's channels).")
+    var syntheticChannels: Int?
 
     @Option(help: "Synthetic data: images per class.")
     var syntheticImages = 100
 
     /// The dataset these options name.
-    func open() throws -> any FewShotDataset {
-        let opts = SyntheticDataset.Options(seed: syntheticSeed, imagesPerClass: syntheticImages, size: syntheticSize,
-                                            channels: syntheticChannels)
+    /// - Parameter image: a model's image configuration, the default size and channels of synthetic data.
+    func open(image: ImageConfig? = nil) throws -> any FewShotDataset {
+        let opts = SyntheticDataset.Options(seed: syntheticSeed, imagesPerClass: syntheticImages,
+                                            size: syntheticSize ?? image?.size ?? 84,
+                                            channels: syntheticChannels ?? image?.channels ?? 3)
         return try Datasets.open(path: path, layout: layout, split: split, synthetic: opts)
     }
+
+    /// This dataset restricted to another split.
+    func with(split: String) -> DatasetOptions {
+        var d = self
+        d.split = split
+        return d
+    }
+
+    /// The layout (given or detected).
+    var resolvedLayout: DatasetLayout { layout ?? DatasetLayout.detect(path: path, split: split) }
 }
 
 /// Runs `body`, printing an `MMLError` as "error: ..." and exiting non-zero.

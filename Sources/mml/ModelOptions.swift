@@ -68,10 +68,10 @@ struct ImageOptions: ParsableArguments {
 
     /// The evaluation (no augmentation) and training image configurations for a dataset.
     func configurations(for dataset: DatasetOptions) throws -> (train: ImageConfig, eval: ImageConfig) {
-        let layout = dataset.layout ?? DatasetLayout.detect(path: dataset.path, split: dataset.split)
+        let layout = dataset.resolvedLayout
         let omniglot = layout == .omniglot || layout == .omniglotVinyals
-        let size = imageSize ?? (omniglot ? 28 : layout == .synthetic ? dataset.syntheticSize : 84)
-        let ch = channels ?? (omniglot ? 1 : layout == .synthetic ? dataset.syntheticChannels : 3)
+        let size = imageSize ?? (omniglot ? 28 : layout == .synthetic ? dataset.syntheticSize ?? 84 : 84)
+        let ch = channels ?? (omniglot ? 1 : layout == .synthetic ? dataset.syntheticChannels ?? 3 : 3)
         let mean: [Float] = ch == 3 && !omniglot && layout != .synthetic ? ImageConfig.imagenetMean : [0]
         let std: [Float] = ch == 3 && !omniglot && layout != .synthetic ? ImageConfig.imagenetStd : [1]
         let eval = ImageConfig(size: size, channels: ch, mean: mean, std: std)
