@@ -87,13 +87,6 @@ int mml_nn_have_avx512(void) {
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-void mml_keep_freed_memory(void) {
-#if defined(__GLIBC__)
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
-#endif
-}
-
 void mml_release_freed_memory(void) {
 #if defined(__GLIBC__)
     malloc_trim(0);

@@ -9,7 +9,8 @@ import MMLKernels
 /// it with `munmap`, so each step's feature maps, im2col buffers and gradients are page-faulted in anew: measured on
 /// Omniglot 20-way episodes, 60% of the run was kernel time (2.0 episodes/s). Keeping freed memory in the heap
 /// (no mmap-backed blocks, no trimming below 1 GiB, 64 MiB top pad) removes those faults (3.5 episodes/s, kernel
-/// time ~5%; a 32 MiB mmap threshold alone left 30% kernel time, the larger temporaries still being mapped). `mml` and `mml-bench` call `apply()` at start; harnesses embedding MMLCore
+/// time ~5%; a 32 MiB mmap threshold alone left 30% kernel time, the larger temporaries still being mapped; glibc
+/// refuses thresholds above 32 MiB). `mml` and `mml-bench` call `apply()` at start; harnesses embedding MMLCore
 /// may call it too. The cost is that freed memory stays with the process (its peak is kept).
 public enum AllocatorTuning {
     /// Whether `apply()` has run in this process.

@@ -75,8 +75,8 @@ extension Tensor {
 public enum TensorMemory {
     /// Tells glibc malloc to keep freed memory for reuse instead of returning large blocks to the kernel, so that
     /// the per-step activations (hundreds of MB at batch 80) are not page-faulted in again on every step.
-    /// Call once at start-up of an executable (the benchmarks do); it changes global malloc settings.
-    public static func keepFreedMemoryForReuse() { mml_keep_freed_memory() }
+    /// The same as `AllocatorTuning.apply()`.
+    public static func keepFreedMemoryForReuse() { AllocatorTuning.apply() }
     /// Returns the retained free memory to the system now (for example before measuring a peak).
     public static func releaseFreedMemory() { mml_release_freed_memory() }
 }

@@ -315,9 +315,6 @@ int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, co
 /* For tests: on != 0 makes the layer kernels use their portable C paths even where AVX-512 is available. */
 void mml_layers_force_portable(int32_t on);
 
-/* glibc malloc: keep freed blocks for reuse instead of unmapping them (large per-step activations are then not
- * page-faulted in again every step). Process-wide; executables call it once at start-up. No-op elsewhere. */
-void mml_keep_freed_memory(void);
 /* glibc malloc: return retained free memory to the system now (malloc_trim). No-op elsewhere. */
 void mml_release_freed_memory(void);
 
