@@ -3,7 +3,9 @@ import MMLCore
 
 /// `mml-bench episode [--episodes N]`: whole evaluation episodes end to end from decoded images — 5-way 1-shot and
 /// 5-shot, 15 queries, Conv-64F at 84 x 84 x 3 (built-in synthetic images, cached after the first decode), all three
-/// levels (pixel top-3, part Grid-3,2 top-1, distribution KL) and the learned fusion — and the peak memory.
+/// levels (pixel top-3, part Grid-3,2 top-1, distribution KL) and the learned fusion — and the peak memory. It runs
+/// the path of `mml eval` (a `FewShotModel` and `evaluateModel`). The PyTorch peer's row ("eval600") times its
+/// eval-mode Conv-64F forward + DN4 (k = 3) + Gaussian fit + W2 + KL on the same shapes.
 func runEpisodeBench(json: Bool, arguments: [String]) {
     var episodes = 20
     if let i = arguments.firstIndex(of: "--episodes"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) { episodes = n }
@@ -11,19 +13,18 @@ func runEpisodeBench(json: Bool, arguments: [String]) {
     do {
         let data = try SyntheticDataset(options: .init(seed: 0, imagesPerClass: 40, size: 84, channels: 3), split: "test")
         let loader = try EpisodeLoader(dataset: data, config: ImageConfig(size: 84, channels: 3))
-        let backbone = try makeBackbone(BackboneConfiguration(kind: .conv64F, inputChannels: 3, seed: 1))
-        let metric = try MultiLevelMetric(levels: [.pixel, .part, .distribution], pixel: PixelLevel(neighbours: 3),
-                                          part: PartLevel(form: .grid([3, 2]), neighbours: 1),
-                                          distribution: DistributionLevel(distance: .kl(.queryClass)))
+        let model = try FewShotModel(ModelConfiguration(
+            backbone: .conv64F, inputChannels: 3, seed: 1, image: ImageConfig(size: 84, channels: 3),
+            metric: MetricConfiguration(pixelNeighbours: 3, partForm: "grid:3,2", partNeighbours: 1, distance: "kl")))
         for shot in [1, 5] {
             let sampler = try EpisodeSampler(dataset: data, way: 5, shot: shot, query: 15, seed: 1)
             try loader.prefetch(sampler.episodes(episodes))  // decode once; the timing is the model's
-            _ = try evaluateEpisodes(backbone: backbone, metric: metric, loader: loader, sampler: sampler, episodes: 1)
-            let r = try evaluateEpisodes(backbone: backbone, metric: metric, loader: loader, sampler: sampler,
-                                         episodes: episodes)
+            _ = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 1)
+            let r = try evaluateModel(model, loader: loader, sampler: sampler, episodes: episodes)
             let per = r.seconds / Double(episodes)
             rows.append(BenchRow(name: "episode 5-way \(shot)-shot 15q conv64f 84x84, 3 levels (per episode)",
-                                 seconds: per, gflops: nil, ratio: nil, peakBytes: peakResidentBytes()))
+                                 seconds: per, gflops: nil, ratio: nil, peer: "eval600/\(shot)shot_b\(shot == 1 ? 80 : 100)",
+                                 peakBytes: peakResidentBytes()))
             rows.append(BenchRow(name: "  -> 600 episodes (extrapolated from \(episodes))", seconds: per * 600,
                                  gflops: nil, ratio: nil))
         }
