@@ -32,11 +32,7 @@ public func evaluateEpisodes(backbone: any Backbone, metric: MultiLevelMetric, l
                              progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
     guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
     var metric = metric
-    let start = DispatchTime.now().uptimeNanoseconds
-    var fused: [Double] = []
-    var perLevel: [MetricLevel: [Double]] = [:]
-    for e in 0..<episodes {
-        let b = try loader.batch(for: sampler.episode(e))
+    return try evaluateEpisodeList(sampler.episodes(episodes), loader: loader, progress: progress) { b, way in
         // One forward over support and query images together.
         var x = b.support
         x.shape[0] += b.query.shape[0]
@@ -46,10 +42,24 @@ public func evaluateEpisodes(backbone: any Backbone, metric: MultiLevelMetric, l
         let rest = Array(f.shape.dropFirst())
         let s = Tensor(shape: [ns] + rest, data: Array(f.data[0..<(ns * per)]))
         let q = Tensor(shape: [f.shape[0] - ns] + rest, data: Array(f.data[(ns * per)...]))
-        let (out, _) = try metric.forward(support: s, labels: b.supportLabels, query: q, way: sampler.way, training: false)
+        return try metric.forward(support: s, labels: b.supportLabels, query: q, way: way, training: false).0
+    }
+}
+
+/// The loop shared by the evaluators: load each episode, score it with `score`, and summarise fused and per-level
+/// accuracy with their per-episode values.
+func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, progress: ((Int) -> Void)?,
+                         score: (EpisodeBatch, Int) throws -> MultiLevelMetric.Output) throws -> EpisodeEvaluation {
+    guard !episodes.isEmpty else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got none") }
+    let start = DispatchTime.now().uptimeNanoseconds
+    var fused: [Double] = []
+    var perLevel: [MetricLevel: [Double]] = [:]
+    for (k, episode) in episodes.enumerated() {
+        let b = try loader.batch(for: episode)
+        let out = try score(b, episode.way)
         fused.append(accuracy(of: out.logits, labels: b.queryLabels))
         for (level, sc) in out.levelScores { perLevel[level, default: []].append(accuracy(of: sc, labels: b.queryLabels)) }
-        progress?(e + 1)
+        progress?(k + 1)
     }
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     return EpisodeEvaluation(fused: AccuracySummary(fused), levels: perLevel.mapValues { AccuracySummary($0) },

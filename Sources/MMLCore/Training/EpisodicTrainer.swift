@@ -221,19 +221,7 @@ public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, sampler:
 /// Evaluates a `FewShotModel` on the given episodes (e.g. read from an episode list file).
 public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, episodes: [Episode],
                           progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
-    guard !episodes.isEmpty else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got none") }
-    let start = DispatchTime.now().uptimeNanoseconds
-    var fused: [Double] = []
-    var perLevel: [MetricLevel: [Double]] = [:]
-    for (k, episode) in episodes.enumerated() {
-        let b = try loader.batch(for: episode)
-        let (out, _) = try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: episode.way,
-                                         training: false)
-        fused.append(accuracy(of: out.logits, labels: b.queryLabels))
-        for (level, sc) in out.levelScores { perLevel[level, default: []].append(accuracy(of: sc, labels: b.queryLabels)) }
-        progress?(k + 1)
+    try evaluateEpisodeList(episodes, loader: loader, progress: progress) { b, way in
+        try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way, training: false).output
     }
-    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-    return EpisodeEvaluation(fused: AccuracySummary(fused), levels: perLevel.mapValues { AccuracySummary($0) },
-                             fusedPerEpisode: fused, levelsPerEpisode: perLevel, seconds: seconds)
 }
