@@ -44,6 +44,12 @@ struct PretrainCommand: ParsableCommand {
     var valSplit = "val"
     @Option(help: "Validation episodes per epoch (5-way 1-shot, 15 queries, nearest prototype).")
     var valEpisodes = 100
+    @Option(help: "After training, evaluate the best-on-validation backbone (last without validation) on this many 5-way 1-shot and 5-shot episodes of --test-split (0: none).")
+    var testEpisodes = 0
+    @Option(help: "Split of the final few-shot evaluation.")
+    var testSplit = "test"
+    @Option(help: "Comma-separated protocols of the final evaluation: prototype, cosine-classifier.")
+    var testProtocols = "prototype,cosine-classifier"
     @Option(help: "Seed of weights, batch order and validation episodes.")
     var seed: UInt64 = 0
     @Option(help: "Threads for the layer kernels (0 = all cores).")
@@ -88,6 +94,16 @@ struct PretrainCommand: ParsableCommand {
                 validation = (try EpisodeLoader(dataset: val, config: config.image),
                               try EpisodeSampler(dataset: val, way: 5, shot: 1, query: 15, seed: seed,
                                                  dropSmallClasses: true))
+            }
+            guard testEpisodes >= 0 else {
+                throw MMLError(.invalidArgument, "--test-episodes must be >= 0, got \(testEpisodes)")
+            }
+            let protocols = try testProtocols.split(separator: ",").map { name -> FrozenFeatureProtocol in
+                guard let p = FrozenFeatureProtocol(rawValue: String(name)) else {
+                    throw MMLError(.invalidArgument, "--test-protocols: '\(name)' is unknown; use prototype and/or "
+                                   + "cosine-classifier")
+                }
+                return p
             }
             try makeOutputDirectory(out)
             let log = JSONLLog(path: out + "/log.jsonl")
@@ -149,6 +165,26 @@ struct PretrainCommand: ParsableCommand {
                 progressLine(line)
             }
             progressLine("wrote \(out)/backbone.safetensors" + (validation == nil ? "" : " and \(out)/best.safetensors"))
+            if testEpisodes > 0 {
+                let file = out + (validation == nil ? "/backbone.safetensors" : "/best.safetensors")
+                let chosen = try Checkpoint.load(file, threads: threads).model
+                let test = try datasetOptions(dataset, split: testSplit).open()
+                let testLoader = try EpisodeLoader(dataset: test, config: config.image)
+                var record: [String: Any] = ["test_split": testSplit, "checkpoint": file]
+                for shot in [1, 5] {
+                    let ts = try EpisodeSampler(dataset: test, way: 5, shot: shot, query: 15, seed: seed,
+                                                dropSmallClasses: true)
+                    for proto in protocols {
+                        let r = try evaluateFrozenFeatures(model: chosen, loader: testLoader, sampler: ts,
+                                                           episodes: testEpisodes, protocol: proto)
+                        progressLine("test \(testSplit) 5-way \(shot)-shot \(proto.rawValue) (\(testEpisodes) episodes): "
+                                     + r.summary.percentString + String(format: "%%  (%.1f s)", r.seconds))
+                        record["\(proto.rawValue)_5way_\(shot)shot"] = r.summary.mean
+                        record["\(proto.rawValue)_5way_\(shot)shot_ci95"] = r.summary.ci95
+                    }
+                }
+                try log.append(record)
+            }
         }
     }
 }

@@ -24,13 +24,18 @@ final class PretrainCLITests: XCTestCase {
         let dir = try tempDir()
         let (code, out, err) = try runMML(["pretrain"] + synthetic + ["--loss", "neg-cosine", "--margin=-0.05",
                                            "--epochs", "2", "--batch-size", "32", "--max-batches", "6",
-                                           "--warmup-epochs", "1", "--val-episodes", "5", "--out", dir])
+                                           "--warmup-epochs", "1", "--val-episodes", "5", "--test-episodes", "3",
+                                           "--out", dir])
         XCTAssertEqual(code, 0, err)
         XCTAssertTrue(out.contains("head neg-cosine s=30.0 m=-0.05"), out)
         XCTAssertTrue(out.contains("epoch 2/2"), out)
         XCTAssertTrue(out.contains("val 5-way 1-shot"), out)
+        XCTAssertTrue(out.contains("test test 5-way 1-shot prototype (3 episodes): "), out)
+        XCTAssertTrue(out.contains("test test 5-way 5-shot cosine-classifier (3 episodes): "), out)
         let log = try String(contentsOfFile: dir + "/log.jsonl", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(log.count, 2)
+        XCTAssertEqual(log.count, 3, "two epochs and the test record")
+        let test = try JSONSerialization.jsonObject(with: Data(log[2].utf8)) as! [String: Any]
+        XCTAssertNotNil(test["cosine-classifier_5way_5shot_ci95"] as? Double, "\(test)")
         let rec = try JSONSerialization.jsonObject(with: Data(log[1].utf8)) as! [String: Any]
         XCTAssertEqual(rec["epoch"] as? Int, 2)
         XCTAssertNotNil(rec["val_accuracy"] as? Double)
@@ -72,6 +77,8 @@ final class PretrainCLITests: XCTestCase {
         try assertFails(base + ["--scale", "0", "--epochs", "1"], "scale must be a positive number")
         try assertFails(base + ["--widths", "16,x"], "--widths '16,x' must be comma-separated positive integers")
         try assertFails(base + ["--loss", "arcface"], "arcface")
+        try assertFails(base + ["--test-protocols", "prototype,knn"], "--test-protocols: 'knn' is unknown")
+        try assertFails(base + ["--test-episodes=-1"], "--test-episodes must be >= 0")
         try assertFails(["pretrain", "/no/such/omniglot", "--layout", "omniglot-vinyals", "--out", dir], "/no/such")
     }
 
