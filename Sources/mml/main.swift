@@ -6,7 +6,8 @@ struct MML: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mml",
         abstract: "Few-shot image recognition by multi-level metric learning.",
-        subcommands: [EnvCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, AblateCommand.self]
+        subcommands: [EnvCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, AblateCommand.self,
+                      PretrainCommand.self, TrainEmbeddingCommand.self]
     )
 }
 

@@ -1,0 +1,145 @@
+import Foundation
+
+/// Few-shot evaluation of a frozen backbone (METHOD.md section 3): no metric, only the backbone's features.
+public enum FrozenFeatureProtocol: String, Sendable, Codable, CaseIterable {
+    /// Nearest prototype: cosine similarity of each query feature to the class means of the support features.
+    case prototype
+    /// The official neg-margin protocol: per episode a fresh cosine classifier (s = 5, m = 0) trained on the
+    /// support features with SGD (lr 0.01, momentum 0.9, dampening 0.9, weight decay 1e-3), 100 passes over the
+    /// support set in shuffled mini-batches of 4; the queries are scored with its logits.
+    case cosineClassifier = "cosine-classifier"
+}
+
+/// The hyper-parameters of the cosine-classifier protocol (defaults: the official ones).
+public struct CosineClassifierProtocolOptions: Sendable, Equatable {
+    public var scale: Float = 5
+    public var learningRate: Float = 0.01
+    public var momentum: Float = 0.9
+    public var dampening: Float = 0.9
+    public var weightDecay: Float = 1e-3
+    /// Passes over the support set.
+    public var passes: Int = 100
+    public var batchSize: Int = 4
+    /// Seed of the classifier weights and shuffles: episode e uses `SeededRNG(seed: seed, path: [e, ...])`.
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// The per-episode accuracies of a frozen-feature evaluation and their summary.
+public struct FrozenFeatureEvaluation: Sendable {
+    public var perEpisode: [Double]
+    public var summary: AccuracySummary
+    public var seconds: Double
+}
+
+/// The features the frozen protocols use: backbone output `(N, C, h, w)` in inference mode, globally
+/// average-pooled to `(N, C)`. (For Conv-4 at 28x28 the map is 1x1, so this is the flattened output.)
+public func pooledFeatures(model: FewShotModel, images: Tensor) throws -> Tensor {
+    GlobalAveragePool.forward(try model.features(images))
+}
+
+/// The `(Q, way)` scores of one episode's queries under a frozen-feature protocol.
+/// - Parameters: `support (S, D)` features with `supportLabels` in 0..<way, `query (Q, D)` features,
+///   `episode` the episode index (seeds the cosine classifier).
+/// - Throws: `MMLError(.invalidArgument)` for shape or label mismatches.
+public func frozenFeatureScores(support: Tensor, supportLabels: [Int], query: Tensor, way: Int,
+                                protocol proto: FrozenFeatureProtocol,
+                                options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
+                                episode: Int = 0) throws -> Tensor {
+    guard support.rank == 2, query.rank == 2, support.shape[1] == query.shape[1],
+          supportLabels.count == support.shape[0], way >= 1 else {
+        throw MMLError(.invalidArgument, "frozen-feature protocol: support \(support.shape) with "
+                       + "\(supportLabels.count) labels and query \(query.shape) must be (S, D) and (Q, D)")
+    }
+    if let bad = supportLabels.first(where: { $0 < 0 || $0 >= way }) {
+        throw MMLError(.invalidArgument, "frozen-feature protocol: support label \(bad) is outside 0..<\(way)")
+    }
+    let s = support.shape[0], d = support.shape[1], q = query.shape[0]
+    switch proto {
+    case .prototype:
+        var protos = Tensor(shape: [way, d])
+        var counts = [Float](repeating: 0, count: way)
+        for i in 0..<s {
+            counts[supportLabels[i]] += 1
+            for c in 0..<d { protos.data[supportLabels[i] * d + c] += support.data[i * d + c] }
+        }
+        for j in 0..<way where counts[j] > 0 { for c in 0..<d { protos.data[j * d + c] /= counts[j] } }
+        let (pn, _) = normalizeRows(protos.data, rows: way, cols: d)
+        let (qn, _) = normalizeRows(query.data, rows: q, cols: d)
+        var scores = Tensor(shape: [q, way])
+        for i in 0..<q {
+            for j in 0..<way {
+                var dot: Float = 0
+                for c in 0..<d { dot += qn[i * d + c] * pn[j * d + c] }
+                scores.data[i * way + j] = dot
+            }
+        }
+        return scores
+    case .cosineClassifier:
+        guard options.passes >= 1, options.batchSize >= 1 else {
+            throw MMLError(.invalidArgument, "cosine-classifier protocol: passes (\(options.passes)) and batch size "
+                           + "(\(options.batchSize)) must be >= 1")
+        }
+        let head = try MarginClassifier(kind: .negCosine, inputFeatures: d, classes: way, scale: options.scale,
+                                        margin: 0, seed: SeededRNG(seed: options.seed, path: [UInt64(episode), 0]).state)
+        let opt = try SGD(learningRate: options.learningRate, momentum: options.momentum,
+                          dampening: options.dampening, weightDecay: options.weightDecay)
+        var order = Array(0..<s)
+        for pass in 0..<options.passes {
+            var rng = SeededRNG(seed: options.seed, path: [UInt64(episode), 1, UInt64(pass)])
+            rng.shuffle(&order)
+            var start = 0
+            while start < s {
+                let idx = Array(order[start..<min(s, start + options.batchSize)])
+                start += options.batchSize
+                var x = Tensor(shape: [idx.count, d])
+                for (r, i) in idx.enumerated() { for c in 0..<d { x.data[r * d + c] = support.data[i * d + c] } }
+                head.zeroGradients()
+                _ = try head.trainingStep(x, labels: idx.map { supportLabels[$0] })
+                opt.step(head)
+            }
+        }
+        return try head.predict(query)
+    }
+}
+
+/// Few-shot accuracy of frozen features on episodes `0..<episodes` of `sampler` (images from `loader`, no
+/// augmentation): for each episode, `features` maps the support and query images to `(N, D)` features once,
+/// then `protocol` scores the queries. Returns the per-episode accuracies and their mean with 95% CI.
+/// - Parameter progress: called after each episode with the number done.
+/// - Throws: `MMLError` from loading, the features (wrong shape) or the protocol.
+public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: EpisodeLoader,
+                                   sampler: EpisodeSampler, episodes: Int, protocol proto: FrozenFeatureProtocol,
+                                   options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
+                                   progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
+    guard episodes >= 1 else {
+        throw MMLError(.invalidArgument, "frozen-feature evaluation: episodes must be >= 1, got \(episodes)")
+    }
+    let t0 = Date()
+    var accs: [Double] = []
+    for e in 0..<episodes {
+        let ep = sampler.episode(e)
+        let batch = try loader.batch(for: ep)
+        let fs = try features(batch.support), fq = try features(batch.query)
+        guard fs.rank == 2, fq.rank == 2 else {
+            throw MMLError(.invalidArgument, "frozen-feature evaluation: the feature function must return (N, D), "
+                           + "got \(fs.shape)")
+        }
+        let scores = try frozenFeatureScores(support: fs, supportLabels: batch.supportLabels, query: fq,
+                                             way: ep.way, protocol: proto, options: options, episode: e)
+        accs.append(accuracy(of: scores, labels: batch.queryLabels))
+        progress?(e + 1)
+    }
+    return FrozenFeatureEvaluation(perEpisode: accs, summary: AccuracySummary(accs),
+                                   seconds: Date().timeIntervalSince(t0))
+}
+
+/// `evaluateFrozenFeatures` with the model's globally average-pooled backbone features (`pooledFeatures`).
+public func evaluateFrozenFeatures(model: FewShotModel, loader: EpisodeLoader, sampler: EpisodeSampler,
+                                   episodes: Int, protocol proto: FrozenFeatureProtocol,
+                                   options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
+                                   progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
+    try evaluateFrozenFeatures(features: { try pooledFeatures(model: model, images: $0) }, loader: loader,
+                               sampler: sampler, episodes: episodes, protocol: proto, options: options,
+                               progress: progress)
+}

@@ -1,0 +1,127 @@
+import Foundation
+import MMLCore
+import XCTest
+
+/// `mml pretrain` and `mml train-embedding` on the built-in synthetic data at small sizes.
+final class PretrainCLITests: XCTestCase {
+    let synthetic = ["synthetic", "--synthetic-size", "28", "--synthetic-channels", "1", "--synthetic-images", "20",
+                     "--image-size", "28", "--widths", "16,16,16,16"]
+
+    func tempDir() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-pre-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    func assertFails(_ args: [String], _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (code, out, err) = try runMML(args)
+        XCTAssertNotEqual(code, 0, out, file: file, line: line)
+        XCTAssertTrue(err.contains(message), "expected '\(message)' in: \(err)", file: file, line: line)
+    }
+
+    func testPretrainWritesCheckpointsAndLog() throws {
+        let dir = try tempDir()
+        let (code, out, err) = try runMML(["pretrain"] + synthetic + ["--loss", "neg-cosine", "--margin=-0.05",
+                                           "--epochs", "2", "--batch-size", "32", "--max-batches", "6",
+                                           "--warmup-epochs", "1", "--val-episodes", "5", "--test-episodes", "3",
+                                           "--out", dir])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("head neg-cosine s=30.0 m=-0.05"), out)
+        XCTAssertTrue(out.contains("epoch 2/2"), out)
+        XCTAssertTrue(out.contains("val 5-way 1-shot"), out)
+        XCTAssertTrue(out.contains("test test 5-way 1-shot prototype (3 episodes): "), out)
+        XCTAssertTrue(out.contains("test test 5-way 5-shot cosine-classifier (3 episodes): "), out)
+        let log = try String(contentsOfFile: dir + "/log.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(log.count, 3, "two epochs and the test record")
+        let test = try JSONSerialization.jsonObject(with: Data(log[2].utf8)) as! [String: Any]
+        XCTAssertNotNil(test["cosine-classifier_5way_5shot_ci95"] as? Double, "\(test)")
+        let rec = try JSONSerialization.jsonObject(with: Data(log[1].utf8)) as! [String: Any]
+        XCTAssertEqual(rec["epoch"] as? Int, 2)
+        XCTAssertNotNil(rec["val_accuracy"] as? Double)
+        XCTAssertTrue((rec["loss"] as? Double ?? .nan).isFinite)
+        for name in ["backbone", "best"] {
+            let loaded = try Checkpoint.load(dir + "/\(name).safetensors")
+            XCTAssertEqual(loaded.model.configuration.kind, "pretrained")
+            XCTAssertNil(loaded.model.configuration.metric)
+            let head = loaded.extra.first { $0.name == "head.weight" }
+            XCTAssertEqual(head?.tensor.shape, [64, 16], "64 synthetic train classes x 16 features")
+        }
+        // The pre-trained backbone initialises another model.
+        let fresh = try FewShotModel(try Checkpoint.configuration(at: dir + "/backbone.safetensors"))
+        XCTAssertEqual(try Checkpoint.loadBackbone(into: fresh, from: dir + "/backbone.safetensors"),
+                       fresh.backbone.namedParameters().count)
+    }
+
+    func testPretrainSoftmaxWithoutValidation() throws {
+        let dir = try tempDir()
+        let (code, out, err) = try runMML(["pretrain"] + synthetic + ["--loss", "softmax", "--epochs", "1",
+                                           "--batch-size", "16", "--max-batches", "3", "--val-split", "none",
+                                           "--optimizer", "adam", "--lr", "0.001", "--out", dir])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertFalse(out.contains("val 5-way"), out)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/backbone.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/best.safetensors"))
+        let loaded = try Checkpoint.load(dir + "/backbone.safetensors")
+        XCTAssertEqual(Set(loaded.extra.map(\.name)), ["head.weight", "head.bias"])
+    }
+
+    func testPretrainBadFlags() throws {
+        let dir = try tempDir()
+        let base = ["pretrain"] + synthetic + ["--out", dir]
+        try assertFails(base + ["--loss", "cosine", "--margin", "0.1"], "--margin 0.1 has no effect with --loss cosine")
+        try assertFails(base + ["--epochs", "2", "--warmup-epochs", "2"], "--warmup-epochs 2 must be in 0..<2")
+        try assertFails(base + ["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is unknown; use sgd or adam")
+        try assertFails(base + ["--epochs", "0"], "--epochs must be >= 1, got 0")
+        try assertFails(base + ["--lr", "0"], "--lr must be > 0")
+        try assertFails(base + ["--scale", "0", "--epochs", "1"], "scale must be a positive number")
+        try assertFails(base + ["--widths", "16,x"], "--widths '16,x' must be comma-separated positive integers")
+        try assertFails(base + ["--loss", "arcface"], "arcface")
+        try assertFails(base + ["--test-protocols", "prototype,knn"], "--test-protocols: 'knn' is unknown")
+        try assertFails(base + ["--test-episodes=-1"], "--test-episodes must be >= 0")
+        try assertFails(["pretrain", "/no/such/omniglot", "--layout", "omniglot-vinyals", "--out", dir], "/no/such")
+    }
+
+    func testTrainEmbeddingAndEvalOnly() throws {
+        let dir = try tempDir()
+        let args = ["train-embedding"] + synthetic + ["--loss", "margin", "--positives", "easy", "--negatives",
+                    "distance-weighted", "--dim", "8", "--iterations", "6", "--classes-per-batch", "4",
+                    "--images-per-class", "3", "--eval-episodes", "3", "--log-every", "3"]
+        let (code, out, err) = try runMML(args + ["--out", dir])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("easy positives, distance-weighted negatives"), out)
+        XCTAssertTrue(out.contains("iter 6/6"), out)
+        XCTAssertTrue(out.contains("20 classes, 400 queries: R@1 "), out)
+        XCTAssertTrue(out.contains("MAP@R"), out)
+        XCTAssertTrue(out.contains("few-shot 5-way 5-shot (3 episodes"), out)
+        let loaded = try Checkpoint.load(dir + "/embedding.safetensors")
+        XCTAssertEqual(loaded.model.configuration.kind, "embedding")
+        XCTAssertEqual(Set(loaded.extra.map(\.name)), ["embedding.weight", "embedding.bias", "loss.beta"])
+        XCTAssertEqual(loaded.extra.first { $0.name == "embedding.weight" }?.tensor.shape, [8, 16])
+        // --eval-only on the saved embedding reproduces the final evaluation exactly.
+        let (code2, out2, err2) = try runMML(args + ["--eval-only", dir + "/embedding.safetensors"])
+        XCTAssertEqual(code2, 0, err2)
+        let result = { (s: String) in s.split(separator: "\n").first { $0.hasPrefix("result ") } }
+        XCTAssertNotNil(result(out))
+        XCTAssertEqual(result(out), result(out2))
+    }
+
+    func testTrainEmbeddingBadFlags() throws {
+        let dir = try tempDir()
+        let base = ["train-embedding"] + synthetic
+        try assertFails(base, "--out DIR is required to train (or give --eval-only CKPT)")
+        try assertFails(base + ["--out", dir, "--classes-per-batch", "1"],
+                        "--classes-per-batch and --images-per-class must be >= 2")
+        try assertFails(base + ["--out", dir, "--classes-per-batch", "100"],
+                        "has 64 class(es) with at least 4 images, but P x K batches need 100")
+        try assertFails(base + ["--out", dir, "--margin=-0.1"], "margin alpha must be >= 0")
+        try assertFails(base + ["--out", dir, "--positives", "medium"], "medium")
+        try assertFails(base + ["--eval-only", "/no/such.safetensors"], "/no/such.safetensors")
+        // A pre-trained (not embedding) checkpoint is refused by --eval-only.
+        let (code, _, err) = try runMML(["pretrain"] + synthetic + ["--epochs", "1", "--max-batches", "1",
+                                         "--batch-size", "8", "--val-split", "none", "--out", dir])
+        XCTAssertEqual(code, 0, err)
+        try assertFails(base + ["--eval-only", dir + "/backbone.safetensors"],
+                        "is a 'pretrained' checkpoint; --eval-only takes the embedding.safetensors")
+    }
+}
