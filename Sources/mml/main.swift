@@ -6,7 +6,7 @@ struct MML: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mml",
         abstract: "Few-shot image recognition by multi-level metric learning.",
-        subcommands: [EnvCommand.self, DataCommand.self]
+        subcommands: [EnvCommand.self, DataCommand.self, ScoreCommand.self]
     )
 }
 
