@@ -129,9 +129,9 @@ struct ScoreCommand: ParsableCommand {
         let (metric, stats, description) = try metric()
         let s = try Self.readFeatures(support, role: "support")
         let q = try Self.readFeatures(query, role: "query")
-        guard s.rank == q.rank, s.shape.last! == q.shape.last! || s.rank == 4 else {
+        guard s.rank == q.rank else {
             throw MMLError(.invalidArgument, "\(support) has shape \(s.shape) but \(query) has \(q.shape); give both "
-                           + "as (N, C, H, W) or both as (N, M, C) with the same C")
+                           + "as (N, C, H, W) or both as (N, M, C)")
         }
         let channelAxis = s.rank == 4 ? 1 : 2
         guard s.shape[channelAxis] == q.shape[channelAxis] else {
