@@ -16,8 +16,8 @@ struct ScoreCommand: ParsableCommand {
         Fusion: with --checkpoint the metric, its fusion weights and trained statistics come from the checkpoint. \
         Without one, a learned fusion has no trained statistics, so `--fusion learned` (the default) normalises \
         each level's scores by their own mean and standard deviation over this episode and adds them with equal \
-        weights; `--fusion fixed` is MML v4's weighted sum of per-level softmax outputs (weights pixel 1, part 0.5, \
-        distribution 0.5).
+        weights; `--fusion fixed` is MML v4's fixed fusion, log(sum of weighted per-level softmax outputs) (weights pixel 1, \
+        part 0.5, distribution 0.5).
         """
     )
 
@@ -90,7 +90,7 @@ struct ScoreCommand: ParsableCommand {
         if let fusion { config.fusion = fusion }
         let m = try config.makeMetric(threads: threads)
         let f = config.fusion == "fixed"
-            ? "fixed fusion \(config.resolvedFixedWeights) of per-level softmax outputs"
+            ? "fixed fusion: log of the \(config.resolvedFixedWeights)-weighted sum of per-level softmax outputs"
             : "learned fusion without trained statistics: each level normalised by its mean/std over this episode, equal weights"
         return (m, .episode, config.summary + "; " + f)
     }

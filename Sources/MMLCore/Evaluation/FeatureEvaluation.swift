@@ -17,8 +17,8 @@ public struct EpisodeScores: Sendable {
     public var levels: [MetricLevel]
     /// Each level's scores (queries x way); higher means closer.
     public var levelScores: [MetricLevel: Tensor]
-    /// The fused scores (queries x way): logits of the learned fusion or the fixed fusion's weighted sum of
-    /// per-level softmax outputs.
+    /// The fused scores (queries x way): logits of the learned fusion or, for the fixed fusion, the log of the
+    /// weighted sum of per-level softmax outputs.
     public var fused: Tensor
 
     /// The predicted class (argmax of the fused scores; ties: the first maximum) of every query.
