@@ -119,6 +119,13 @@ final class FeatureEvaluationTests: XCTestCase {
                      contains: "(N, M, C) descriptor sets have no spatial grid")
         assertThrows(try scoreEpisode(metric: metric, support: s, labels: [0, 1, 1, 0], query: q, way: 0),
                      contains: "way must be at least 1")
+        // Finite but huge constant features: the covariances are fine (eps I) but the squared mean distance overflows.
+        var hugeS = s, hugeQ = q
+        for i in 0..<hugeS.count { hugeS.data[i] = 1.5e19 }
+        for i in 0..<hugeQ.count { hugeQ.data[i] = -1.5e19 }
+        let dist = try MetricConfiguration(levels: [.distribution], distance: "w2").makeMetric(threads: 1)
+        assertThrows(try scoreEpisode(metric: dist, support: hugeS, labels: [0, 1, 1, 0], query: hugeQ, way: 2),
+                     contains: "the distribution level's score of query 0, class 0 is -inf")
         let r = try scoreEpisode(metric: metric, support: s, labels: [0, 1, 1, 0], query: q, way: 2)
         assertThrows(try r.accuracy(queryLabels: [0]), contains: "1 query labels for 2 query feature maps")
         assertThrows(try r.accuracy(queryLabels: [0, 5]), contains: "query label 5 (query 1) is outside 0..<2")

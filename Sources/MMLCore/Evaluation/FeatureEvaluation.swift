@@ -148,6 +148,14 @@ public func scoreEpisode(metric: MultiLevelMetric, support: Tensor, labels: [Int
     }
     var m = metric
     let (out, _) = try m.forward(support: s, labels: labels, query: q, way: way, training: false)
+    for l in m.levels {
+        let t = out.levelScores[l]!
+        if let i = t.data.firstIndex(where: { !$0.isFinite }) {
+            throw MMLError(.numerical, "the \(l.rawValue) level's score of query \(i / way), class \(i % way) is "
+                           + "\(t.data[i]); the features are too large or degenerate for it (scale them down, raise the "
+                           + "distribution eps, or disable the level)")
+        }
+    }
     var fused = out.logits
     if m.fixedFusion == nil && fusionStatistics == .episode {
         var fusion = metric.fusion  // a copy: its running statistics are not kept
