@@ -159,6 +159,11 @@ final class FeatureEvaluationTests: XCTestCase {
             XCTAssertEqual(ev.fusedPerEpisode[k], try r.accuracy(queryLabels: b.queryLabels).fused)
         }
         XCTAssertGreaterThan(ev.fused.mean, 0.9)
+        let direct = try evaluateEpisodes(features: feats, labels: labels, way: 3, shot: 2, query: 2, seed: 11,
+                                          episodes: 3, metric: metric, fusionStatistics: .episode)
+        XCTAssertEqual(direct.fusedPerEpisode, ev.fusedPerEpisode)
+        assertThrows(try evaluateEpisodes(features: feats, labels: labels, way: 3, shot: 4, query: 2, seed: 11,
+                                          episodes: 3, metric: metric), contains: "fewer images than 4-shot + 2")
         var wrong = episodes[0]
         wrong.support[0][0] = 99
         assertThrows(try evaluateEpisodes(features: set, episodes: [wrong], metric: metric), contains: "names item 99")

@@ -123,6 +123,21 @@ public func evaluateEpisodes(features: FeatureSet, episodes: [Episode], metric: 
     return acc.result()
 }
 
+/// Evaluates a metric on `episodes` seeded n-way k-shot episodes drawn over precomputed features of a whole split
+/// (`features` `(N, C, H, W)` or `(N, M, C)`, `labels` one integer per row): a `FeatureSet` and an `EpisodeSampler`
+/// over it, then `evaluateEpisodes(features:episodes:metric:)`.
+/// - Throws: `MMLError` for bad features or labels, classes with fewer than `shot + query` rows, or fewer than
+///   `way` classes.
+public func evaluateEpisodes(features: Tensor, labels: [Int], way: Int, shot: Int, query: Int, seed: UInt64,
+                             episodes: Int, metric: MultiLevelMetric, fusionStatistics: FusionStatistics = .stored,
+                             progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
+    let set = try FeatureSet(features: features, labels: labels)
+    let sampler = try EpisodeSampler(dataset: set, way: way, shot: shot, query: query, seed: seed)
+    guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
+    return try evaluateEpisodes(features: set, episodes: sampler.episodes(episodes), metric: metric,
+                                fusionStatistics: fusionStatistics, progress: progress)
+}
+
 /// Evaluates a metric on image episodes with any backbone given as a closure (for instance one that calls into
 /// another framework): `backbone` maps a batch of images `(N, C_in, H, W)` to features `(N, C, H', W')` or
 /// `(N, M, C)`. Support and query images of an episode go through one call, support first.
