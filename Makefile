@@ -33,6 +33,8 @@ test: deps
 	MML_KERNELS_ISA=portable $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter 'Gauss|TopK|Normalize|SimilarityKernels'
 	@echo "== the whole suite"
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
+	@echo "== example harness (Python + NumPy calling mml score)"
+	CONFIG=$(CONFIG) examples/run-harness.sh
 
 bench: build
 	.build/$(CONFIG)/mml-bench kernels

@@ -44,10 +44,20 @@ public struct NPYArray: Sendable {
                 }
             }
         case .float32, .float64:
-            let f = floats()
-            for (i, v) in f.enumerated() {
+            for i in 0..<count {
+                // Read at full precision: a float64 like 2^40 + 0.5 must not round to a whole Float.
+                let v: Double = bytes.withUnsafeBytes { raw in
+                    dtype == .float32
+                        ? Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian))
+                        : Double(bitPattern: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).littleEndian)
+                }
                 guard v.isFinite, v == v.rounded() else {
                     throw MMLError(.invalidArgument, "\(source): element \(i) is \(v), not a whole number; labels must be integers")
+                }
+                // Beyond 2^53 floats skip integers, and beyond Int.max the conversion would trap.
+                guard abs(v) <= 9_007_199_254_740_992 else {
+                    throw MMLError(.invalidArgument, "\(source): element \(i) is \(v), too large for an integer label "
+                                   + "(at most 2^53 in magnitude); save labels as int64")
                 }
                 out[i] = Int(v)
             }
