@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import MMLCore
 
-extension BackboneKind: ExpressibleByArgument {}
 extension ClassifierHeadKind: ExpressibleByArgument {}
 extension EmbeddingLossKind: ExpressibleByArgument {}
 extension PositiveSelection: ExpressibleByArgument {}
@@ -27,7 +26,7 @@ struct BackboneImageOptions: ParsableArguments {
     func resolvedChannels(_ dataset: DatasetOptions) -> Int {
         if let channels { return channels }
         if dataset.layout == .omniglot || dataset.layout == .omniglotVinyals { return 1 }
-        if dataset.path == "synthetic" { return dataset.syntheticChannels }
+        if dataset.path == "synthetic" { return dataset.syntheticChannels ?? 3 }
         return 3
     }
 
