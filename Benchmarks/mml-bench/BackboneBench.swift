@@ -1,7 +1,7 @@
 import Foundation
 import MMLCore
 
-/// `mml-bench backbone [--json] [--threads N] [--quick]`: each backbone at 84x84 — inference forward img/s at batch
+/// `mml-bench backbone [--json] [--threads N] [--quick] [--kinds conv64f,conv4,resnet12] [--breakdown]`: each backbone at 84x84 — inference forward img/s at batch
 /// 80 and 100, training step (forward, backward of mean(feature^2), SGD momentum step) img/s at batch 80 — with the
 /// peak resident memory of each measurement (VmHWM, reset through /proc/self/clear_refs before it).
 /// Rows name their PyTorch peer result, so `python3 Benchmarks/side_by_side.py backbone` runs the peer right after
@@ -10,12 +10,16 @@ func runBackboneBench(json: Bool, arguments: [String]) {
     var threads = 0
     if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int(arguments[i + 1]) { threads = t }
     let quick = arguments.contains("--quick")
+    if arguments.contains("--breakdown") { runLayerBreakdown(threads: threads); return }
     TensorMemory.keepFreedMemoryForReuse()
     // The peer benchmark's model names.
     let peerName: [BackboneKind: String] = [.conv64F: "dn4_conv64f_21x21", .conv4: "classic_conv4_5x5"]
     struct Row { var name: String; var ms: Double; var imagesPerSecond: Double; var peakMiB: Double; var peer: String?; var batch: Int }
     var rows: [Row] = []
-    let kinds: [BackboneKind] = [.conv64F, .conv4, .resnet12]
+    var kinds: [BackboneKind] = [.conv64F, .conv4, .resnet12]
+    if let i = arguments.firstIndex(of: "--kinds"), i + 1 < arguments.count {
+        kinds = arguments[i + 1].split(separator: ",").compactMap { BackboneKind(rawValue: String($0)) }
+    }
     for kind in kinds {
         guard let backbone = try? makeBackbone(BackboneConfiguration(kind: kind, seed: 1)),
               let opt = try? SGD(learningRate: 0.01, momentum: 0.9) else { continue }

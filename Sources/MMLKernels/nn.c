@@ -195,12 +195,86 @@ typedef struct {
     int64_t h, w, oh, ow, k, stride;
 } pool_ctx;
 
+/* One step of the window scan: take v (at index vi) when it beats the best so far, with the same rule as the
+ * generic loop (strict >, so ties keep the first; the first NaN wins and then stays). Branch-free. */
+static inline void pool_take(float v, int32_t vi, float *best, int32_t *bi) {
+    int take = (v > *best) | ((v != v) & (*best == *best));
+    *best = take ? v : *best;
+    *bi = take ? vi : *bi;
+}
+
+/* 2x2 windows with stride 2 for output rows [oy0, oy1) of one plane, outputs [ox0, ow). */
+static void maxpool2x2_rows(const float *x, float *y, int32_t *arg, int64_t w, int64_t ow, int64_t oy0, int64_t oy1,
+                            int64_t ox0) {
+    for (int64_t oy = oy0; oy < oy1; oy++) {
+        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+        for (int64_t ox = ox0; ox < ow; ox++) {
+            int32_t i0 = (int32_t)(2 * oy * w + 2 * ox);
+            float best = r0[2 * ox];
+            int32_t bi = i0;
+            pool_take(r0[2 * ox + 1], i0 + 1, &best, &bi);
+            pool_take(r1[2 * ox], i0 + (int32_t)w, &best, &bi);
+            pool_take(r1[2 * ox + 1], i0 + (int32_t)w + 1, &best, &bi);
+            y[oy * ow + ox] = best;
+            if (arg) arg[oy * ow + ox] = bi;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define NN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+NN_AVX512 static inline void pool_take16(__m512 v, __m512i vi, __m512 *best, __m512i *bi) {
+    __mmask16 take = _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) |
+                     (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(*best, *best, _CMP_ORD_Q));
+    *best = _mm512_mask_blend_ps(take, *best, v);
+    *bi = _mm512_mask_blend_epi32(take, *bi, vi);
+}
+
+/* 16 outputs at a time: even / odd columns of the two input rows split with a two-source permute. */
+NN_AVX512 static void maxpool2x2_plane_avx512(const float *x, float *y, int32_t *arg, int64_t w, int64_t oh,
+                                              int64_t ow) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const int64_t full = ow / 16 * 16;
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+        for (int64_t ox = 0; ox < full; ox += 16) {
+            __m512 a0 = _mm512_loadu_ps(r0 + 2 * ox), a1 = _mm512_loadu_ps(r0 + 2 * ox + 16);
+            __m512 b0 = _mm512_loadu_ps(r1 + 2 * ox), b1 = _mm512_loadu_ps(r1 + 2 * ox + 16);
+            __m512i i00 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
+            __m512 best = _mm512_permutex2var_ps(a0, even, a1);
+            __m512i bi = i00;
+            pool_take16(_mm512_permutex2var_ps(a0, odd, a1), _mm512_add_epi32(i00, _mm512_set1_epi32(1)), &best, &bi);
+            pool_take16(_mm512_permutex2var_ps(b0, even, b1), _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w)),
+                        &best, &bi);
+            pool_take16(_mm512_permutex2var_ps(b0, odd, b1),
+                        _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w + 1)), &best, &bi);
+            _mm512_storeu_ps(y + oy * ow + ox, best);
+            if (arg) _mm512_storeu_si512((void *)(arg + oy * ow + ox), bi);
+        }
+    }
+    if (full < ow) maxpool2x2_rows(x, y, arg, w, ow, 0, oh, full);
+}
+#endif
+
 static void maxpool_task(void *ctx, int64_t plane, int thread) {
     (void)thread;
     pool_ctx *s = (pool_ctx *)ctx;
     const float *x = s->x + plane * s->h * s->w;
     float *y = s->y + plane * s->oh * s->ow;
     int32_t *arg = s->arg ? s->arg + plane * s->oh * s->ow : NULL;
+    if (s->k == 2 && s->stride == 2) {
+#if defined(__x86_64__)
+        if (mml_nn_have_avx512()) {
+            maxpool2x2_plane_avx512(x, y, arg, s->w, s->oh, s->ow);
+            return;
+        }
+#endif
+        maxpool2x2_rows(x, y, arg, s->w, s->ow, 0, s->oh, 0);
+        return;
+    }
     for (int64_t oy = 0; oy < s->oh; oy++)
         for (int64_t ox = 0; ox < s->ow; ox++) {
             int64_t best = oy * s->stride * s->w + ox * s->stride;

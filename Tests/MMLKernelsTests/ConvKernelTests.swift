@@ -144,4 +144,36 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertEqual(y[1], 9, accuracy: 0)
         XCTAssertEqual(mml_maxpool2d_f32(&y, &arg, x, 1, 1, 4, 2, 2, 1), Int32(MML_ERR_ARGUMENT))
     }
+
+    /// The 2x2 stride-2 fast paths (AVX-512 and portable) against a plain scan of each window: values from a small
+    /// set (many ties) with NaNs, widths that hit the 16-wide blocks and the scalar tail, odd heights and widths.
+    func testMaxPool2x2FastPathsMatchWindowScan() {
+        var r = Rng(s: 17)
+        for portable in [false, true] {
+            mml_layers_force_portable(portable ? 1 : 0)
+            defer { mml_layers_force_portable(0) }
+            for (h, w) in [(2, 2), (3, 5), (4, 33), (5, 64), (7, 70), (84, 84), (42, 42)] {
+                let planes = 3
+                var x = (0..<(planes * h * w)).map { _ in Float(r.next() % 4) }
+                for _ in 0..<(planes * h * w / 17) { x[Int(r.next() % UInt64(x.count))] = .nan }
+                let oh = h / 2, ow = w / 2
+                var y = [Float](repeating: 0, count: planes * oh * ow), arg = [Int32](repeating: -1, count: y.count)
+                XCTAssertEqual(mml_maxpool2d_f32(&y, &arg, x, Int64(planes), Int64(h), Int64(w), 2, 2, 2), 0)
+                for p in 0..<planes {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var best = x[p * h * w + 2 * oy * w + 2 * ox], bi = 2 * oy * w + 2 * ox
+                            for (i, j) in [(0, 1), (1, 0), (1, 1)] {
+                                let idx = (2 * oy + i) * w + 2 * ox + j, v = x[p * h * w + idx]
+                                if v > best || (v.isNaN && !best.isNaN) { best = v; bi = idx }
+                            }
+                            let o = p * oh * ow + oy * ow + ox
+                            XCTAssertEqual(arg[o], Int32(bi), "portable \(portable) \(h)x\(w) plane \(p) (\(oy), \(ox))")
+                            XCTAssertTrue(y[o] == best || (y[o].isNaN && best.isNaN), "value at \(o)")
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
