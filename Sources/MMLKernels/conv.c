@@ -3,6 +3,8 @@
  * Layout NCHW. For image n, col (K x P) with K = C*kh*kw and P = OH*OW holds the receptive fields, so that
  *     y_n (Cout x P) = W (Cout x K) col_n + b,
  *     dW += dy_n col_n^T,   db += dy_n 1,   dcol_n = W^T dy_n,   dx_n = col2im(dcol_n).
+ * The forward product and dW^T = sum_n col_n dy_n^T pack col_n straight from the image (mml_im2col_pack_a/_b):
+ * no im2col matrix is written for them.
  * The batch is split over threads image by image (forward) or in fixed chunks of images (backward): each chunk
  * accumulates its own partial dW / db and the partials are summed in chunk order, so 1 or 2 threads give the
  * same bits. A 1x1 stride-1 unpadded conv uses x_n as col_n directly. */
@@ -87,6 +89,71 @@ void mml_col2im_f32(float *x, const float *col, int64_t c, int64_t h, int64_t w,
     }
 }
 
+/* ------------------------------------------------------------ implicit im2col: packing straight from an image
+ * The GEMM packs its operands into panels anyway; packing the receptive fields directly from the image skips the
+ * im2col matrix (one full write and read of K x P floats per image). */
+
+/* col[kidx][q0 .. q0+len) into dst[t * ds], t = 0 .. len-1: the image values under kernel tap kidx = (ch, i, j)
+ * for output positions q (row-major over OH x OW), zero where the tap falls in the padding. */
+static void im2col_row(float *dst, int64_t ds, const mml_im2col_src *s, int64_t kidx, int64_t q0, int64_t len) {
+    int64_t kk = s->kh * s->kw;
+    int64_t ch = kidx / kk, rem = kidx - ch * kk, i = rem / s->kw, j = rem - (rem / s->kw) * s->kw;
+    const float *xc = s->x + ch * s->h * s->w;
+    int64_t oy = q0 / s->ow, ox = q0 - (q0 / s->ow) * s->ow;
+    /* output columns whose tap lands inside the row: [lo, hi) */
+    int64_t lo = s->pad - j > 0 ? (s->pad - j + s->stride - 1) / s->stride : 0;
+    int64_t hi = (s->w - 1 + s->pad - j) >= 0 ? (s->w - 1 + s->pad - j) / s->stride + 1 : 0;
+    if (hi > s->ow) hi = s->ow;
+    int64_t t = 0;
+    while (t < len) {
+        int64_t seg = s->ow - ox < len - t ? s->ow - ox : len - t;
+        int64_t a = ox, b = ox + seg;
+        int64_t iy = oy * s->stride - s->pad + i;
+        float *d = dst + t * ds - a * ds; /* d[u * ds] is output column u */
+        if (iy < 0 || iy >= s->h) {
+            for (int64_t u = a; u < b; u++) d[u * ds] = 0.0f;
+        } else {
+            const float *row = xc + iy * s->w;
+            int64_t va = lo < a ? a : lo > b ? b : lo;
+            int64_t vb = hi < va ? va : hi > b ? b : hi;
+            for (int64_t u = a; u < va; u++) d[u * ds] = 0.0f;
+            if (ds == 1 && s->stride == 1) {
+                if (vb > va) memcpy(d + va, row + va - s->pad + j, (size_t)(vb - va) * sizeof(float));
+            } else {
+                for (int64_t u = va; u < vb; u++) d[u * ds] = row[u * s->stride - s->pad + j];
+            }
+            for (int64_t u = vb; u < b; u++) d[u * ds] = 0.0f;
+        }
+        t += seg;
+        ox = 0;
+        oy++;
+    }
+}
+
+void mml_im2col_pack_b(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc) {
+    const mml_im2col_src *s = (const mml_im2col_src *)src;
+    for (int64_t jr = 0; jr < nc; jr += MML_NN_NR) {
+        int64_t nr = nc - jr < MML_NN_NR ? nc - jr : MML_NN_NR;
+        float *panel = pb + jr * kc;
+        for (int64_t p = 0; p < kc; p++) {
+            float *d = panel + p * MML_NN_NR;
+            im2col_row(d, 1, s, p0 + p, j0 + jr, nr);
+            for (int64_t u = nr; u < MML_NN_NR; u++) d[u] = 0.0f;
+        }
+    }
+}
+
+void mml_im2col_pack_a(float *pa, const void *src, int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
+    const mml_im2col_src *s = (const mml_im2col_src *)src;
+    for (int64_t ir = 0; ir < mc; ir += MML_NN_MR) {
+        int64_t mr = mc - ir < MML_NN_MR ? mc - ir : MML_NN_MR;
+        float *panel = pa + ir * kc;
+        for (int64_t r = 0; r < mr; r++) im2col_row(panel + r, MML_NN_MR, s, i0 + ir + r, p0, kc);
+        for (int64_t r = mr; r < MML_NN_MR; r++)
+            for (int64_t p = 0; p < kc; p++) panel[p * MML_NN_MR + r] = 0.0f;
+    }
+}
+
 static size_t align16(size_t f) { return (f + 15) & ~(size_t)15; }
 
 int64_t mml_conv2d_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int64_t kh,
@@ -129,12 +196,15 @@ static void conv_fwd_task(void *ctx, int64_t img, int thread) {
     float *col = ws, *gs = ws + align16((size_t)(2 * s->k * s->p));
     const float *xn = s->x + img * s->c * s->h * s->w;
     float *yn = s->y + img * s->cout * s->p;
+    (void)col;
     if (is_pointwise(s->kh, s->kw, s->stride, s->pad)) {
-        col = (float *)xn;
+        mml_nn_sgemm(0, 0, s->cout, s->p, s->k, 1.0f, s->wt, s->k, xn, s->p, 0.0f, yn, s->p, gs);
     } else {
-        mml_im2col_f32(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
+        mml_im2col_src src = {xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad, s->oh, s->ow};
+        mml_nn_matrix wm = {s->wt, s->k, 0};
+        mml_nn_sgemm_packed(s->cout, s->p, s->k, 1.0f, mml_nn_pack_a_matrix, &wm, mml_im2col_pack_b, &src, 0.0f, yn,
+                            s->p, gs);
     }
-    mml_nn_sgemm(0, 0, s->cout, s->p, s->k, 1.0f, s->wt, s->k, col, s->p, 0.0f, yn, s->p, gs);
     if (s->bias)
         for (int64_t o = 0; o < s->cout; o++) {
             float b = s->bias[o];
@@ -196,14 +266,12 @@ static void conv_bwd_task(void *ctx, int64_t chunk, int thread) {
         const float *xn = s->x + img * s->c * s->h * s->w;
         const float *dyn = s->dy + img * s->cout * s->p;
         if (s->dw) {
-            const float *cn = xn;
-            if (!pointwise) {
-                mml_im2col_f32(col, xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad);
-                cn = col;
-            }
-            /* dW (Cout x K) += dy_n (Cout x P) col_n^T (P x K) */
-            mml_nn_sgemm(0, 1, s->cout, s->k, s->p, 1.0f, dyn, s->p, cn, s->p, img == i0 ? 0.0f : 1.0f, pdw,
-                         s->k, gs);
+            /* dW^T (K x Cout) += col_n (K x P) dy_n^T (P x Cout), col_n packed straight from the image */
+            mml_im2col_src src = {xn, s->c, s->h, s->w, s->kh, s->kw, s->stride, s->pad, s->oh, s->ow};
+            mml_nn_matrix xm = {xn, s->p, 0}, dym = {dyn, s->p, 1};
+            mml_nn_sgemm_packed(s->k, s->cout, s->p, 1.0f, pointwise ? mml_nn_pack_a_matrix : mml_im2col_pack_a,
+                                pointwise ? (const void *)&xm : (const void *)&src, mml_nn_pack_b_matrix, &dym,
+                                img == i0 ? 0.0f : 1.0f, pdw, s->cout, gs);
         }
         if (s->db)
             for (int64_t o = 0; o < s->cout; o++) {
@@ -237,8 +305,9 @@ int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float
     /* partials summed in chunk order: the same bits for any thread count */
     for (int64_t ch = 0; ch < s.chunks; ch++) {
         const float *pdw = chunk_partial(&s, ch), *pdb = pdw + cout * s.k;
-        if (dweight)
-            for (int64_t i = 0; i < cout * s.k; i++) dweight[i] += pdw[i];
+        if (dweight) /* the partials hold dW^T (K x Cout) */
+            for (int64_t o = 0; o < cout; o++)
+                for (int64_t i = 0; i < s.k; i++) dweight[o * s.k + i] += pdw[i * cout + o];
         if (dbias)
             for (int64_t o = 0; o < cout; o++) dbias[o] += pdb[o];
     }

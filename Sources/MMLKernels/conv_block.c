@@ -32,8 +32,9 @@ static void blk_task(void *ctx, int64_t img, int thread) {
     float *col = base + (size_t)thread * s->per;
     int64_t p = s->oh * s->ow, kk = s->c * s->k * s->k;
     float *z = col + al16((size_t)(kk * p)), *gs = z + al16((size_t)(s->cout * p));
-    mml_im2col_f32(col, s->x + img * s->c * s->h * s->w, s->c, s->h, s->w, s->k, s->k, 1, s->pad);
-    mml_nn_sgemm(0, 0, s->cout, p, kk, 1.0f, s->wt, kk, col, p, 0.0f, z, p, gs);
+    mml_im2col_src src = {s->x + img * s->c * s->h * s->w, s->c, s->h, s->w, s->k, s->k, 1, s->pad, s->oh, s->ow};
+    mml_nn_matrix wm = {s->wt, kk, 0};
+    mml_nn_sgemm_packed(s->cout, p, kk, 1.0f, mml_nn_pack_a_matrix, &wm, mml_im2col_pack_b, &src, 0.0f, z, p, gs);
     int64_t ph = s->pool ? s->oh / 2 : s->oh, pw = s->pool ? s->ow / 2 : s->ow;
     float *yn = s->y + img * s->cout * ph * pw;
     for (int64_t o = 0; o < s->cout; o++) {

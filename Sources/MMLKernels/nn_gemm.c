@@ -13,8 +13,8 @@
 #include <immintrin.h>
 #endif
 
-#define MR 8
-#define NR 32
+#define MR MML_NN_MR
+#define NR MML_NN_NR
 #define KC 256
 #define MC 128
 #define NC 2048
@@ -74,6 +74,16 @@ static void pack_b(float *pb, const float *b, int64_t ldb, int trans, int64_t p0
             }
         }
     }
+}
+
+void mml_nn_pack_a_matrix(float *pa, const void *src, int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
+    const mml_nn_matrix *a = (const mml_nn_matrix *)src;
+    pack_a(pa, a->data, a->ld, a->trans, i0, mc, p0, kc);
+}
+
+void mml_nn_pack_b_matrix(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc) {
+    const mml_nn_matrix *b = (const mml_nn_matrix *)src;
+    pack_b(pb, b->data, b->ld, b->trans, p0, kc, j0, nc);
 }
 
 /* acc = pa^T pb over kc; C[0:mr, 0:nr] = alpha * acc + beta * C (beta == 0: C not read). */
@@ -141,8 +151,9 @@ AVX512 static void ukernel_avx512(int64_t kc, const float *pa, const float *pb, 
 }
 #endif
 
-void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, float *scratch) {
+void mml_nn_sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, mml_nn_pack_a_fn pack_a_fn, const void *asrc,
+                         mml_nn_pack_b_fn pack_b_fn, const void *bsrc, float beta, float *c, int64_t ldc,
+                         float *scratch) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0 || alpha == 0.0f) {
         for (int64_t i = 0; i < m; i++)
@@ -162,10 +173,10 @@ void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
         for (int64_t pc = 0; pc < k; pc += KC) {
             int64_t kc = k - pc < KC ? k - pc : KC;
             float beta_eff = pc == 0 ? beta : 1.0f;
-            pack_b(pb, b, ldb, trans_b, pc, kc, jc, nc);
+            pack_b_fn(pb, bsrc, pc, kc, jc, nc);
             for (int64_t ic = 0; ic < m; ic += MC) {
                 int64_t mc = m - ic < MC ? m - ic : MC;
-                pack_a(pa, a, lda, trans_a, ic, mc, pc, kc);
+                pack_a_fn(pa, asrc, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -177,6 +188,13 @@ void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
             }
         }
     }
+}
+
+void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, float *scratch) {
+    mml_nn_matrix am = {a, lda, trans_a}, bm = {b, ldb, trans_b};
+    mml_nn_sgemm_packed(m, n, k, alpha, mml_nn_pack_a_matrix, &am, mml_nn_pack_b_matrix, &bm, beta, c, ldc,
+                        scratch);
 }
 
 int mml_sgemm_f32(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,

@@ -25,6 +25,37 @@ size_t mml_nn_sgemm_scratch_floats(void);
 void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, float *scratch);
 
+/* The packed GEMM's register tile: A is packed in MR-tall row panels laid out [p][MR], B in NR-wide column
+ * panels laid out [p][NR], both zero-padded at the edges. */
+#define MML_NN_MR 8
+#define MML_NN_NR 32
+/* Packs op(A)[i0 : i0+mc][p0 : p0+kc] into pa: panel r (rows i0 + r*MR ..) at pa + r*MR*kc, as [p][MR]. */
+typedef void (*mml_nn_pack_a_fn)(float *pa, const void *src, int64_t i0, int64_t mc, int64_t p0, int64_t kc);
+/* Packs op(B)[p0 : p0+kc][j0 : j0+nc] into pb: panel r (columns j0 + r*NR ..) at pb + r*NR*kc, as [p][NR]. */
+typedef void (*mml_nn_pack_b_fn)(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc);
+/* A row-major matrix as a packing source (what mml_nn_sgemm packs from). */
+typedef struct {
+    const float *data;
+    int64_t ld;
+    int trans;
+} mml_nn_matrix;
+void mml_nn_pack_a_matrix(float *pa, const void *src, int64_t i0, int64_t mc, int64_t p0, int64_t kc);
+void mml_nn_pack_b_matrix(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc);
+/* mml_nn_sgemm with the operands given by packing functions: C (m x n) = alpha * A B + beta * C, so that an
+ * operand can be packed straight from its source (e.g. the receptive fields of an image, with no im2col matrix). */
+void mml_nn_sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, mml_nn_pack_a_fn pack_a, const void *asrc,
+                         mml_nn_pack_b_fn pack_b, const void *bsrc, float beta, float *c, int64_t ldc,
+                         float *scratch);
+
+/* One image (C, H, W) seen as its im2col matrix col (K = C*kh*kw rows, P = OH*OW columns) for packing. */
+typedef struct {
+    const float *x;
+    int64_t c, h, w, kh, kw, stride, pad, oh, ow;
+} mml_im2col_src;
+/* Pack col (as op(B), K x P) or col (as op(A), K x P) straight from the image; src is a mml_im2col_src. */
+void mml_im2col_pack_b(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc);
+void mml_im2col_pack_a(float *pa, const void *src, int64_t i0, int64_t mc, int64_t p0, int64_t kc);
+
 /* Vectorised plane reductions (fixed summation order, see nn_reduce.c): s1 = sum a[i]; s2 = sum a[i] (b[i] - m)
  * when b != NULL, else sum (a[i] - m)^2. */
 void mml_nn_reduce(const float *a, const float *b, int64_t n, float m, float *s1, float *s2);

@@ -66,7 +66,12 @@ final class ConvKernelTests: XCTestCase {
         var r = Rng(s: 2)
         // (n, c, h, w, cout, k, stride, pad)
         let cases = [(1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 7, 5, 4, 3, 1, 1), (3, 2, 9, 11, 5, 3, 2, 1), (2, 5, 6, 6, 7, 1, 1, 0),
-                     (5, 4, 13, 13, 9, 3, 1, 0), (1, 3, 8, 8, 2, 5, 2, 2), (4, 17, 10, 10, 33, 3, 1, 1)]
+                     (5, 4, 13, 13, 9, 3, 1, 0), (1, 3, 8, 8, 2, 5, 2, 2), (4, 17, 10, 10, 33, 3, 1, 1),
+                     // K = 288 and P = 400 exceed the GEMM's 256-deep blocks (implicit im2col packing across blocks)
+                     (2, 32, 20, 20, 40, 3, 1, 1), (2, 30, 23, 17, 9, 3, 2, 0)]
+        for portable in [false, true] {
+        mml_layers_force_portable(portable ? 1 : 0)
+        defer { mml_layers_force_portable(0) }
         for (n, c, h, w, co, k, s, p) in cases {
             let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
             let x = r.floats(n * c * h * w), wt = r.floats(co * c * k * k), b = r.floats(co)
@@ -91,6 +96,7 @@ final class ConvKernelTests: XCTestCase {
             assertClose(dx, dxr, atol: 1e-4, rtol: 1e-4, "conv dx \((n, c, h, w, co, k, s, p))")
             assertClose(dw, dwr.map { $0 + 1 }, atol: 1e-4, rtol: 1e-4, "conv dw \((n, c, h, w, co, k, s, p))")
             assertClose(db, dbr.map { $0 + 1 }, atol: 1e-4, rtol: 1e-4, "conv db")
+        }
         }
     }
 
