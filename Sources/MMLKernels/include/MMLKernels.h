@@ -260,6 +260,16 @@ int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float
                             const float *weight, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
                             int64_t kh, int64_t kw, int64_t stride, int64_t pad, float *workspace,
                             int64_t workspace_floats, int32_t nthreads);
+/* Weight gradient of the 3x3, stride-1, padding-1 convolution y (n, cout, h, w) = conv(x (n, c, h, w), weight
+ * (cout, c, 3, 3)) by Winograd F(2x2, 3x3) (conv_wgrad.c): dweight += dL/dweight for the output gradient dy.
+ * Same result as mml_conv2d_backward_f32's dweight up to float rounding, with 2.25x fewer multiplies; the same
+ * bits for any thread count. workspace: NULL (allocated per call) or at least
+ * mml_conv3x3_wgrad_workspace_floats(...) floats. */
+int64_t mml_conv3x3_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                           int32_t nthreads);
+int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
+                                             int64_t h, int64_t w, int64_t cout, float *workspace,
+                                             int64_t workspace_floats, int32_t nthreads);
 int mml_conv2d_naive(double *y, const float *x, const float *weight, const float *bias, int64_t n, int64_t c,
                      int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad);
 /* Naive backward: dx, dweight, dbias overwritten (any may be NULL). */
