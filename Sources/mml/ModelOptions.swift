@@ -6,50 +6,66 @@ extension BackboneKind: ExpressibleByArgument {}
 extension BackboneInitialization: ExpressibleByArgument {}
 extension FusionNormalization: ExpressibleByArgument {}
 
-/// The metric's options, shared by train, eval, ablate and score.
+/// The metric's options, shared by train, ablate and score. Every option is nil when not given; the defaults are
+/// `MetricConfiguration()`'s (METHOD.md section 2), so they live in one place.
 struct MetricOptions: ParsableArguments {
-    @Option(help: "Metric levels: all, or a comma-separated subset of pixel, part, distribution.")
-    var levels = "all"
+    @Option(help: "Metric levels: all, or a comma-separated subset of pixel, part, distribution (default all).")
+    var levels: String?
 
-    @Option(name: .customLong("pixel-k"), help: "Pixel level: neighbours K (MML trains with 1, DN4 with 3).")
-    var pixelK = 1
+    @Option(name: .customLong("pixel-k"), help: "Pixel level: neighbours K (default 1; MML trains with 1, DN4 with 3).")
+    var pixelK: Int?
 
-    @Option(help: "Part level: grid:3,2 (pooled regions, MML v4) or channels (MML v1).")
-    var partForm = "grid:3,2"
+    @Option(help: "Part level: grid:G1,G2,... (pooled regions over G x G grids, MML v4; needs H, W >= every G) or channels (MML v1). Default grid:3,2.")
+    var partForm: String?
 
-    @Option(name: .customLong("part-k"), help: "Part level: neighbours K.")
-    var partK = 1
+    @Option(name: .customLong("part-k"), help: "Part level: neighbours K (default 1).")
+    var partK: Int?
 
-    @Option(help: "Distribution level: kl (query||class), kl-cq, kl-sym, w2 or mml-v1.")
-    var distance = "kl"
+    @Option(help: "Distribution level: kl (query||class), kl-cq, kl-sym, w2 or mml-v1 (default kl).")
+    var distance: String?
 
-    @Option(help: "Distribution level: covariance ridge eps.")
-    var distributionEps: Float = 0.01
+    @Option(help: "Distribution level: covariance ridge eps (default 0.01).")
+    var distributionEps: Float?
 
-    @Option(help: "Fusion: learned (per-level normalisation + learned weights) or fixed (MML v4).")
-    var fusion = "learned"
+    @Option(help: "Fusion: learned (per-level normalisation + learned weights; the default) or fixed (MML v4).")
+    var fusion: String?
 
-    @Option(help: "Learned fusion normaliser: per-level or per-position (ties the model to its n-way).")
-    var fusionNormalization: FusionNormalization = .perLevel
+    @Option(help: "Learned fusion normaliser: per-level (default) or per-position (ties the model to its n-way).")
+    var fusionNormalization: FusionNormalization?
 
     @Option(help: "Fixed fusion: comma-separated weights, one per enabled level (default 1, 0.5, 0.5).")
     var fixedWeights: String?
 
+    /// The flags given on the command line, spelled as the user types them (for "cannot be combined" errors).
+    var givenFlags: [String] {
+        let given: [(String, Bool)] = [
+            ("--levels", levels != nil), ("--pixel-k", pixelK != nil), ("--part-form", partForm != nil),
+            ("--part-k", partK != nil), ("--distance", distance != nil), ("--distribution-eps", distributionEps != nil),
+            ("--fusion", fusion != nil), ("--fusion-normalization", fusionNormalization != nil),
+            ("--fixed-weights", fixedWeights != nil),
+        ]
+        return given.filter(\.1).map(\.0)
+    }
+
     /// The configuration these options give. - Throws: `MMLError(.config)`.
     func configuration(way: Int) throws -> MetricConfiguration {
-        var weights: [Float]?
+        var c = MetricConfiguration(way: way)
+        if let levels { c.levels = try MetricConfiguration.parseLevels(levels).sorted() }
+        if let pixelK { c.pixelNeighbours = pixelK }
+        if let partForm { c.partForm = partForm }
+        if let partK { c.partNeighbours = partK }
+        if let distance { c.distance = distance }
+        if let distributionEps { c.distributionEps = distributionEps }
+        if let fusion { c.fusion = fusion }
+        if let fusionNormalization { c.fusionNormalization = fusionNormalization }
         if let w = fixedWeights {
-            weights = try w.split(separator: ",").map {
+            c.fixedWeights = try w.split(separator: ",").map {
                 guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
                     throw MMLError(.config, "--fixed-weights '\(w)': '\($0)' is not a number")
                 }
                 return v
             }
         }
-        let c = MetricConfiguration(levels: try MetricConfiguration.parseLevels(levels), pixelNeighbours: pixelK,
-                                    partForm: partForm, partNeighbours: partK, distance: distance,
-                                    distributionEps: distributionEps, fusion: fusion,
-                                    fusionNormalization: fusionNormalization, fixedWeights: weights, way: way)
         try c.validate()
         return c
     }

@@ -88,6 +88,36 @@ final class ScoreCLITests: XCTestCase {
         XCTAssertEqual(obj["predictions"] as? [Int], lib.predictions.map { [7, 3, 9][$0] })
     }
 
+    /// The metric flags `mml score` shares with `mml train` (MetricOptions): eps, fixed weights, per-position fusion.
+    func testSharedMetricFlagsMatchTheLibrary() throws {
+        let e = try writeEpisode()
+        let (code, out, err) = try runMML(episodeArgs + ["--json", "--levels", "pixel,distribution", "--fusion", "fixed",
+                                                        "--fixed-weights", "0.25,2", "--distribution-eps", "0.5"])
+        XCTAssertEqual(code, 0, err)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
+        let config = MetricConfiguration(levels: [.pixel, .distribution], distributionEps: 0.5, fusion: "fixed",
+                                         fixedWeights: [0.25, 2])
+        let lib = try scoreEpisode(metric: try config.makeMetric(threads: 1), support: e.support, labels: e.supportLabels,
+                                   query: e.query, way: 3)
+        let fused = try XCTUnwrap(obj["fused"] as? [[Double]])
+        assertClose(Tensor(shape: [fused.count, fused[0].count], data: fused.flatMap { $0.map(Float.init) }), lib.fused,
+                    "fused")
+        XCTAssertTrue((obj["metric"] as? String ?? "").contains("[0.25, 2.0]"), "\(obj["metric"] ?? "")")
+        // Per-position normalisation is made for the episode's own n-way (3 here, from the support labels).
+        let (c2, out2, err2) = try runMML(episodeArgs + ["--out", dir + "/pp.npy", "--fusion-normalization", "per-position"])
+        XCTAssertEqual(c2, 0, err2)
+        XCTAssertTrue(out2.contains("learned per-position fusion"), out2)
+        let pp = MetricConfiguration(fusionNormalization: .perPosition, way: 3)
+        let libPP = try scoreEpisode(metric: try pp.makeMetric(threads: 1), support: e.support, labels: e.supportLabels,
+                                     query: e.query, way: 3, fusionStatistics: .episode)
+        assertClose(try NPY.readTensor(dir + "/pp.npy"), libPP.fused, "per-position fused")
+        try expectError(episodeArgs + ["--json", "--fixed-weights", "1,x", "--fusion", "fixed"],
+                        "--fixed-weights '1,x': 'x' is not a number")
+        try expectError(episodeArgs + ["--json", "--fixed-weights", "1,2", "--fusion", "fixed"],
+                        "fixed fusion weights [1.0, 2.0]: give 3 non-negative weights")
+        try expectError(episodeArgs + ["--json", "--distribution-eps", "0"], "distribution eps = 0.0")
+    }
+
     func testCheckpointMetricAndTrainedFusion() throws {
         let e = try writeEpisode()
         let config = ModelConfiguration(backbone: .conv4, inputChannels: 1, seed: 1, image: ImageConfig(size: 28, channels: 1),
@@ -109,6 +139,10 @@ final class ScoreCLITests: XCTestCase {
         let (c2, _, e2) = try runMML(episodeArgs + ["--checkpoint", dir + "/m.safetensors", "--levels", "pixel", "--json"])
         XCTAssertNotEqual(c2, 0)
         XCTAssertTrue(e2.contains("--levels cannot be combined with --checkpoint"), e2)
+        let (c3, _, e3) = try runMML(episodeArgs + ["--checkpoint", dir + "/m.safetensors", "--distribution-eps", "0.1",
+                                                    "--fixed-weights", "1,1", "--json"])
+        XCTAssertNotEqual(c3, 0)
+        XCTAssertTrue(e3.contains("--distribution-eps, --fixed-weights cannot be combined with --checkpoint"), e3)
     }
 
     /// Runs `mml score` with `args` replacing the episode's arguments and expects failure with `fragment`.
