@@ -106,27 +106,68 @@ struct ImageOptions: ParsableArguments {
     }
 }
 
-/// Backbone options for commands that build a model.
+/// Backbone options for every command that builds a model (train, ablate --retrain, pretrain, train-embedding).
+/// Where the default differs between commands the option is nil when not given, and `Defaults` says what it is.
 struct BackboneOptions: ParsableArguments {
-    @Option(help: "Backbone: conv64f (DN4/MML), conv4 or resnet12.")
-    var backbone: BackboneKind = .conv64F
+    @Option(help: "Backbone: conv64f (DN4/MML), conv4 or resnet12 (default: conv64f; conv4 for pretrain and train-embedding).")
+    var backbone: BackboneKind?
 
     @Option(help: "Backbone widths, 4 comma-separated channel counts (default: the architecture's own).")
     var widths: String?
 
-    @Option(help: "Weight initialisation: mml (N(0, 0.02)) or kaiming.")
-    var initialization: BackboneInitialization = .mml
+    @Option(help: "Weight initialisation: mml (N(0, 0.02)) or kaiming (default: mml; kaiming for pretrain and train-embedding).")
+    var initialization: BackboneInitialization?
 
-    @Option(help: "Seed of the initial weights.")
-    var initSeed: UInt64 = 0
+    @Option(help: "Seed of the initial weights (default: 0; pretrain and train-embedding: their --seed).")
+    var initSeed: UInt64?
 
+    /// The defaults of the options above that differ between commands.
+    struct Defaults {
+        var backbone: BackboneKind
+        var initialization: BackboneInitialization
+        var initSeed: UInt64
+
+        /// `mml train` and `mml ablate --retrain`: Conv-64F, MML's N(0, 0.02) initialisation, seed 0.
+        static let episodic = Defaults(backbone: .conv64F, initialization: .mml, initSeed: 0)
+
+        /// `mml pretrain` and `mml train-embedding`: Conv-4, Kaiming initialisation, weights seeded by the command's
+        /// `--seed`.
+        static func supervised(seed: UInt64) -> Defaults {
+            Defaults(backbone: .conv4, initialization: .kaiming, initSeed: seed)
+        }
+    }
+
+    /// The parsed `--widths`. - Throws: `MMLError(.config)` for a malformed list.
     func resolvedWidths() throws -> [Int]? {
         guard let widths else { return nil }
         let w = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard w.count == 4, w.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw MMLError(.config, "--widths '\(widths)': give 4 positive channel counts, e.g. 64,64,64,64")
+            throw MMLError(.config, "--widths '\(widths)' must be comma-separated positive integers; give 4 positive "
+                           + "channel counts, e.g. 64,64,64,64")
         }
         return w.map { $0! }
+    }
+
+    /// The configuration of a fresh model of `kind` for `dataset`, with these options, `image` and `metric`: how
+    /// every command builds a new model. Its image configuration is the training one (with augmentation); evaluate
+    /// with `.forEvaluation`. - Throws: `MMLError(.config)` for a bad option.
+    func modelConfiguration(kind: String, dataset: DatasetOptions, image: ImageOptions, defaults: Defaults,
+                            metric: MetricConfiguration? = nil) throws -> ModelConfiguration {
+        let images = try image.configurations(for: dataset)
+        return ModelConfiguration(kind: kind, backbone: backbone ?? defaults.backbone,
+                                  inputChannels: images.eval.channels, widths: try resolvedWidths(),
+                                  initialization: initialization ?? defaults.initialization,
+                                  seed: initSeed ?? defaults.initSeed, image: images.train, metric: metric)
+    }
+}
+
+extension ImageConfig {
+    /// The same configuration without training augmentation (and without the larger resize it crops from).
+    var forEvaluation: ImageConfig {
+        var c = self
+        c.augmentation = .none
+        c.resize = nil
+        return c
     }
 }
 

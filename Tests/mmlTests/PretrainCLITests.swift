@@ -66,6 +66,43 @@ final class PretrainCLITests: XCTestCase {
         XCTAssertEqual(Set(loaded.extra.map(\.name)), ["head.weight", "head.bias"])
     }
 
+    /// pretrain and train-embedding take train's backbone and image options, with their own defaults (Conv-4,
+    /// Kaiming, weights seeded by --seed); --augment mml is stored in the checkpoint (validation and the
+    /// evaluation load images without it).
+    func testSharedBackboneAndImageOptions() throws {
+        let dir = try tempDir()
+        let short = ["--epochs", "1", "--batch-size", "8", "--max-batches", "1", "--seed", "9"]
+        var (code, out, err) = try runMML(["pretrain"] + synthetic + short + ["--val-episodes", "2", "--out", dir + "/a"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("conv4 28x28x1"), out)
+        let a = try Checkpoint.configuration(at: dir + "/a/backbone.safetensors")
+        XCTAssertEqual(a.backbone, .conv4)
+        XCTAssertEqual(a.initialization, .kaiming)
+        XCTAssertEqual(a.seed, 9)
+        XCTAssertEqual(a.image, ImageConfig(size: 28, channels: 1))
+        (code, out, err) = try runMML(["pretrain"] + synthetic + short + [
+            "--val-episodes", "2", "--augment", "mml", "--backbone", "conv64f", "--initialization", "mml",
+            "--init-seed", "4", "--out", dir + "/b"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("val 5-way 1-shot"), out)
+        let b = try Checkpoint.configuration(at: dir + "/b/backbone.safetensors")
+        XCTAssertEqual(b.backbone, .conv64F)
+        XCTAssertEqual(b.initialization, .mml)
+        XCTAssertEqual(b.seed, 4)
+        XCTAssertEqual(b.image.augmentation, .mml)
+        XCTAssertEqual(b.image.resize, 33, "round(28 * 100 / 84)")
+        (code, _, err) = try runMML(["train-embedding"] + synthetic + ["--iterations", "1", "--classes-per-batch", "2",
+                                    "--images-per-class", "2", "--eval-episodes", "0", "--seed", "3", "--out", dir + "/e"])
+        XCTAssertEqual(code, 0, err)
+        let e = try Checkpoint.configuration(at: dir + "/e/embedding.safetensors")
+        XCTAssertEqual(e.backbone, .conv4)
+        XCTAssertEqual(e.initialization, .kaiming)
+        XCTAssertEqual(e.seed, 3)
+        try assertFails(["pretrain"] + synthetic + ["--augment", "heavy", "--out", dir + "/c"], "--augment heavy")
+        try assertFails(["train-embedding"] + synthetic + ["--widths", "8,8", "--out", dir + "/d"],
+                        "give 4 positive channel counts")
+    }
+
     func testPretrainBadFlags() throws {
         let dir = try tempDir()
         let base = ["pretrain"] + synthetic + ["--out", dir]
