@@ -8,9 +8,12 @@ let package = Package(
     name: "mml-fuzz",
     dependencies: [.package(name: "mml", path: "..")],
     targets: [
-        // Each target's @main hands the command line to libFuzzer's driver (LLVMFuzzerRunDriver).
-        .executableTarget(name: "mml-fuzz-npy", dependencies: [.product(name: "MMLCore", package: "mml")]),
-        .executableTarget(name: "mml-fuzz-safetensors", dependencies: [.product(name: "MMLCore", package: "mml")]),
+        // The driver both targets share: their @main hands the command line to libFuzzer's driver
+        // (LLVMFuzzerRunDriver), and a reader may only accept an input or throw an MMLError.
+        .target(name: "FuzzSupport", dependencies: [.product(name: "MMLCore", package: "mml")]),
+        .executableTarget(name: "mml-fuzz-npy", dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
+        .executableTarget(name: "mml-fuzz-safetensors",
+                          dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -90,9 +90,7 @@ struct AblateCommand: ParsableCommand {
             throw MMLError(.config, "\(checkpoint) was trained with levels \(mc.levels.map(\.rawValue)); the ablation "
                            + "from one model needs all three (or use --retrain)")
         }
-        var image = model.configuration.image
-        image.augmentation = .none
-        image.resize = nil
+        let image = model.configuration.image.forEvaluation
         let testSet = try testData.open(image: image)
         let testEpisodes = try EpisodeSampler(dataset: testSet, way: way, shot: shot, query: query, seed: seed)
             .episodes(episodes)
@@ -155,9 +153,7 @@ struct AblateCommand: ParsableCommand {
                 print(String(format: "    %d episodes in %@", s.episodesDone, formatDuration(s.elapsedSeconds)))
             }
             let model = try Checkpoint.load(best, threads: threads).model
-            var image = model.configuration.image
-            image.augmentation = .none
-            image.resize = nil
+            let image = model.configuration.image.forEvaluation
             let testSet = try testData.open(image: image)
             let sampler = try EpisodeSampler(dataset: testSet, way: way, shot: shot, query: query, seed: seed)
             let r = try evaluateModel(model, loader: try EpisodeLoader(dataset: testSet, config: image), sampler: sampler,

@@ -6,50 +6,66 @@ extension BackboneKind: ExpressibleByArgument {}
 extension BackboneInitialization: ExpressibleByArgument {}
 extension FusionNormalization: ExpressibleByArgument {}
 
-/// The metric's options, shared by train, eval, ablate and score.
+/// The metric's options, shared by train, ablate and score. Every option is nil when not given; the defaults are
+/// `MetricConfiguration()`'s (METHOD.md section 2), so they live in one place.
 struct MetricOptions: ParsableArguments {
-    @Option(help: "Metric levels: all, or a comma-separated subset of pixel, part, distribution.")
-    var levels = "all"
+    @Option(help: "Metric levels: all, or a comma-separated subset of pixel, part, distribution (default all).")
+    var levels: String?
 
-    @Option(name: .customLong("pixel-k"), help: "Pixel level: neighbours K (MML trains with 1, DN4 with 3).")
-    var pixelK = 1
+    @Option(name: .customLong("pixel-k"), help: "Pixel level: neighbours K (default 1; MML trains with 1, DN4 with 3).")
+    var pixelK: Int?
 
-    @Option(help: "Part level: grid:3,2 (pooled regions, MML v4) or channels (MML v1).")
-    var partForm = "grid:3,2"
+    @Option(help: "Part level: grid:G1,G2,... (pooled regions over G x G grids, MML v4; needs H, W >= every G) or channels (MML v1). Default grid:3,2.")
+    var partForm: String?
 
-    @Option(name: .customLong("part-k"), help: "Part level: neighbours K.")
-    var partK = 1
+    @Option(name: .customLong("part-k"), help: "Part level: neighbours K (default 1).")
+    var partK: Int?
 
-    @Option(help: "Distribution level: kl (query||class), kl-cq, kl-sym, w2 or mml-v1.")
-    var distance = "kl"
+    @Option(help: "Distribution level: kl (query||class), kl-cq, kl-sym, w2 or mml-v1 (default kl).")
+    var distance: String?
 
-    @Option(help: "Distribution level: covariance ridge eps.")
-    var distributionEps: Float = 0.01
+    @Option(help: "Distribution level: covariance ridge eps (default 0.01).")
+    var distributionEps: Float?
 
-    @Option(help: "Fusion: learned (per-level normalisation + learned weights) or fixed (MML v4).")
-    var fusion = "learned"
+    @Option(help: "Fusion: learned (per-level normalisation + learned weights; the default) or fixed (MML v4).")
+    var fusion: String?
 
-    @Option(help: "Learned fusion normaliser: per-level or per-position (ties the model to its n-way).")
-    var fusionNormalization: FusionNormalization = .perLevel
+    @Option(help: "Learned fusion normaliser: per-level (default) or per-position (ties the model to its n-way).")
+    var fusionNormalization: FusionNormalization?
 
     @Option(help: "Fixed fusion: comma-separated weights, one per enabled level (default 1, 0.5, 0.5).")
     var fixedWeights: String?
 
+    /// The flags given on the command line, spelled as the user types them (for "cannot be combined" errors).
+    var givenFlags: [String] {
+        let given: [(String, Bool)] = [
+            ("--levels", levels != nil), ("--pixel-k", pixelK != nil), ("--part-form", partForm != nil),
+            ("--part-k", partK != nil), ("--distance", distance != nil), ("--distribution-eps", distributionEps != nil),
+            ("--fusion", fusion != nil), ("--fusion-normalization", fusionNormalization != nil),
+            ("--fixed-weights", fixedWeights != nil),
+        ]
+        return given.filter(\.1).map(\.0)
+    }
+
     /// The configuration these options give. - Throws: `MMLError(.config)`.
     func configuration(way: Int) throws -> MetricConfiguration {
-        var weights: [Float]?
+        var c = MetricConfiguration(way: way)
+        if let levels { c.levels = try MetricConfiguration.parseLevels(levels).sorted() }
+        if let pixelK { c.pixelNeighbours = pixelK }
+        if let partForm { c.partForm = partForm }
+        if let partK { c.partNeighbours = partK }
+        if let distance { c.distance = distance }
+        if let distributionEps { c.distributionEps = distributionEps }
+        if let fusion { c.fusion = fusion }
+        if let fusionNormalization { c.fusionNormalization = fusionNormalization }
         if let w = fixedWeights {
-            weights = try w.split(separator: ",").map {
+            c.fixedWeights = try w.split(separator: ",").map {
                 guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
                     throw MMLError(.config, "--fixed-weights '\(w)': '\($0)' is not a number")
                 }
                 return v
             }
         }
-        let c = MetricConfiguration(levels: try MetricConfiguration.parseLevels(levels), pixelNeighbours: pixelK,
-                                    partForm: partForm, partNeighbours: partK, distance: distance,
-                                    distributionEps: distributionEps, fusion: fusion,
-                                    fusionNormalization: fusionNormalization, fixedWeights: weights, way: way)
         try c.validate()
         return c
     }
@@ -90,27 +106,68 @@ struct ImageOptions: ParsableArguments {
     }
 }
 
-/// Backbone options for commands that build a model.
+/// Backbone options for every command that builds a model (train, ablate --retrain, pretrain, train-embedding).
+/// Where the default differs between commands the option is nil when not given, and `Defaults` says what it is.
 struct BackboneOptions: ParsableArguments {
-    @Option(help: "Backbone: conv64f (DN4/MML), conv4 or resnet12.")
-    var backbone: BackboneKind = .conv64F
+    @Option(help: "Backbone: conv64f (DN4/MML), conv4 or resnet12 (default: conv64f; conv4 for pretrain and train-embedding).")
+    var backbone: BackboneKind?
 
     @Option(help: "Backbone widths, 4 comma-separated channel counts (default: the architecture's own).")
     var widths: String?
 
-    @Option(help: "Weight initialisation: mml (N(0, 0.02)) or kaiming.")
-    var initialization: BackboneInitialization = .mml
+    @Option(help: "Weight initialisation: mml (N(0, 0.02)) or kaiming (default: mml; kaiming for pretrain and train-embedding).")
+    var initialization: BackboneInitialization?
 
-    @Option(help: "Seed of the initial weights.")
-    var initSeed: UInt64 = 0
+    @Option(help: "Seed of the initial weights (default: 0; pretrain and train-embedding: their --seed).")
+    var initSeed: UInt64?
 
+    /// The defaults of the options above that differ between commands.
+    struct Defaults {
+        var backbone: BackboneKind
+        var initialization: BackboneInitialization
+        var initSeed: UInt64
+
+        /// `mml train` and `mml ablate --retrain`: Conv-64F, MML's N(0, 0.02) initialisation, seed 0.
+        static let episodic = Defaults(backbone: .conv64F, initialization: .mml, initSeed: 0)
+
+        /// `mml pretrain` and `mml train-embedding`: Conv-4, Kaiming initialisation, weights seeded by the command's
+        /// `--seed`.
+        static func supervised(seed: UInt64) -> Defaults {
+            Defaults(backbone: .conv4, initialization: .kaiming, initSeed: seed)
+        }
+    }
+
+    /// The parsed `--widths`. - Throws: `MMLError(.config)` for a malformed list.
     func resolvedWidths() throws -> [Int]? {
         guard let widths else { return nil }
         let w = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard w.count == 4, w.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw MMLError(.config, "--widths '\(widths)': give 4 positive channel counts, e.g. 64,64,64,64")
+            throw MMLError(.config, "--widths '\(widths)' must be comma-separated positive integers; give 4 positive "
+                           + "channel counts, e.g. 64,64,64,64")
         }
         return w.map { $0! }
+    }
+
+    /// The configuration of a fresh model of `kind` for `dataset`, with these options, `image` and `metric`: how
+    /// every command builds a new model. Its image configuration is the training one (with augmentation); evaluate
+    /// with `.forEvaluation`. - Throws: `MMLError(.config)` for a bad option.
+    func modelConfiguration(kind: String, dataset: DatasetOptions, image: ImageOptions, defaults: Defaults,
+                            metric: MetricConfiguration? = nil) throws -> ModelConfiguration {
+        let images = try image.configurations(for: dataset)
+        return ModelConfiguration(kind: kind, backbone: backbone ?? defaults.backbone,
+                                  inputChannels: images.eval.channels, widths: try resolvedWidths(),
+                                  initialization: initialization ?? defaults.initialization,
+                                  seed: initSeed ?? defaults.initSeed, image: images.train, metric: metric)
+    }
+}
+
+extension ImageConfig {
+    /// The same configuration without training augmentation (and without the larger resize it crops from).
+    var forEvaluation: ImageConfig {
+        var c = self
+        c.augmentation = .none
+        c.resize = nil
+        return c
     }
 }
 

@@ -18,7 +18,8 @@ struct PretrainCommand: ParsableCommand {
     )
 
     @OptionGroup var dataset: DatasetOptions
-    @OptionGroup var net: BackboneImageOptions
+    @OptionGroup var backboneOptions: BackboneOptions
+    @OptionGroup var image: ImageOptions
 
     @Option(help: "Classifier head and loss: softmax, cosine, neg-cosine or neg-softmax.")
     var loss: ClassifierHeadKind = .negCosine
@@ -73,27 +74,25 @@ struct PretrainCommand: ParsableCommand {
                 throw MMLError(.invalidArgument, "--margin \(margin) has no effect with --loss \(loss.rawValue); use "
                                + "--loss neg-cosine or neg-softmax, or drop --margin")
             }
-            let trainSplit = dataset.split ?? "train"
-            let trainOptions = datasetOptions(dataset, split: trainSplit)
-            let train = try trainOptions.open()
-            let config = try net.configuration(kind: "pretrained", dataset: dataset, seed: seed)
-            let model = try FewShotModel(config, threads: threads)
+            let setup = try SupervisedTrainingSetup(kind: "pretrained", dataset: dataset, backbone: backboneOptions,
+                                                    image: image, seed: seed, threads: threads, optimizer: optimizer,
+                                                    learningRate: lr, weightDecay: weightDecay)
+            let (train, trainSplit, model, loader, opt) = (setup.train, setup.trainSplit, setup.model, setup.loader,
+                                                           setup.optimizer)
+            let config = model.configuration
             let head = try MarginClassifier(kind: loss, inputFeatures: model.backbone.outputChannels,
                                             classes: train.classCount, scale: scale, margin: margin,
                                             seed: SeededRNG(seed: seed, stream: 1).state)
-            let loader = try EpisodeLoader(dataset: train, config: config.image)
             let sampler = try BatchSampler(itemCounts: train.itemCounts, batchSize: batchSize, seed: seed)
             let perEpoch = min(sampler.batchesPerEpoch, maxBatches ?? Int.max)
-            let opt = try makeOptimizer(optimizer, learningRate: lr, weightDecay: weightDecay)
             let schedule = warmupCosineSchedule(total: epochs * perEpoch, warmup: warmupEpochs * perEpoch)
 
             var validation: (EpisodeLoader, EpisodeSampler)?
             if valSplit != "none" {
                 try requirePositive(valEpisodes, "--val-episodes")
-                let val = try datasetOptions(dataset, split: valSplit).open()
-                validation = (try EpisodeLoader(dataset: val, config: config.image),
-                              try EpisodeSampler(dataset: val, way: 5, shot: 1, query: 15, seed: seed,
-                                                 dropSmallClasses: true))
+                let val = try dataset.with(split: valSplit).open()
+                validation = (try EpisodeLoader(dataset: val, config: setup.evalImage),
+                              try fiveWayEpisodes(val, shot: 1, seed: seed))
             }
             guard testEpisodes >= 0 else {
                 throw MMLError(.invalidArgument, "--test-episodes must be >= 0, got \(testEpisodes)")
@@ -105,8 +104,7 @@ struct PretrainCommand: ParsableCommand {
                 }
                 return p
             }
-            try makeOutputDirectory(out)
-            let log = JSONLLog(path: out + "/log.jsonl")
+            let log = try JSONLLog.inOutputDirectory(out)
             progressLine("pretrain \(train.name) [\(trainSplit)]: \(train.classCount) classes, \(train.totalItems) "
                          + "images, \(perEpoch) batches of \(batchSize) per epoch; \(config.backbone.rawValue) "
                          + "\(config.image.size)x\(config.image.size)x\(config.inputChannels), head \(loss.rawValue) "
@@ -168,12 +166,11 @@ struct PretrainCommand: ParsableCommand {
             if testEpisodes > 0 {
                 let file = out + (validation == nil ? "/backbone.safetensors" : "/best.safetensors")
                 let chosen = try Checkpoint.load(file, threads: threads).model
-                let test = try datasetOptions(dataset, split: testSplit).open()
-                let testLoader = try EpisodeLoader(dataset: test, config: config.image)
+                let test = try dataset.with(split: testSplit).open()
+                let testLoader = try EpisodeLoader(dataset: test, config: setup.evalImage)
                 var record: [String: Any] = ["test_split": testSplit, "checkpoint": file]
                 for shot in [1, 5] {
-                    let ts = try EpisodeSampler(dataset: test, way: 5, shot: shot, query: 15, seed: seed,
-                                                dropSmallClasses: true)
+                    let ts = try fiveWayEpisodes(test, shot: shot, seed: seed)
                     for proto in protocols {
                         let r = try evaluateFrozenFeatures(model: chosen, loader: testLoader, sampler: ts,
                                                            episodes: testEpisodes, protocol: proto)

@@ -8,53 +8,37 @@ extension PositiveSelection: ExpressibleByArgument {}
 extension NegativeSelection: ExpressibleByArgument {}
 extension FrozenFeatureProtocol: ExpressibleByArgument {}
 
-/// Backbone and image options shared by `mml pretrain` and `mml train-embedding`.
-struct BackboneImageOptions: ParsableArguments {
-    @Option(help: "Backbone: conv4, conv64f or resnet12.")
-    var backbone: BackboneKind = .conv4
+/// What `mml pretrain` and `mml train-embedding` set up before their training loops: the training split, a fresh
+/// model of `kind` built from the shared option groups with the supervised defaults (`BackboneOptions.Defaults`),
+/// the loader of its training images and the optimiser named by `--optimizer`.
+struct SupervisedTrainingSetup {
+    let trainSplit: String
+    let train: any FewShotDataset
+    let model: FewShotModel
+    /// Training images (with any `--augment`).
+    let loader: EpisodeLoader
+    /// The image configuration for validation and evaluation (no augmentation).
+    let evalImage: ImageConfig
+    let optimizer: any Optimizer
 
-    @Option(help: "Image side the network sees (28 for Omniglot, 84 for mini-ImageNet).")
-    var imageSize = 84
-
-    @Option(help: "Image channels (default: 1 for Omniglot layouts and 1-channel synthetic data, else 3).")
-    var channels: Int?
-
-    @Option(help: "Comma-separated channel widths per block / stage (default: the architecture's own).")
-    var widths: String?
-
-    /// The channel count for `dataset`.
-    func resolvedChannels(_ dataset: DatasetOptions) -> Int {
-        if let channels { return channels }
-        if dataset.layout == .omniglot || dataset.layout == .omniglotVinyals { return 1 }
-        if dataset.path == "synthetic" { return dataset.syntheticChannels ?? 3 }
-        return 3
-    }
-
-    /// The parsed `--widths`. - Throws: `MMLError(.invalidArgument)` for a malformed list.
-    func resolvedWidths() throws -> [Int]? {
-        guard let widths else { return nil }
-        let parts = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw MMLError(.invalidArgument, "--widths '\(widths)' must be comma-separated positive integers, "
-                           + "e.g. 64,64,64,64")
-        }
-        return parts.map { $0! }
-    }
-
-    /// A model configuration of `kind` for `dataset` (no metric).
-    func configuration(kind: String, dataset: DatasetOptions, seed: UInt64) throws -> ModelConfiguration {
-        let c = resolvedChannels(dataset)
-        return ModelConfiguration(kind: kind, backbone: backbone, inputChannels: c, widths: try resolvedWidths(),
-                                  initialization: .kaiming, seed: seed, image: ImageConfig(size: imageSize, channels: c),
-                                  metric: nil)
+    init(kind: String, dataset: DatasetOptions, backbone: BackboneOptions, image: ImageOptions, seed: UInt64,
+         threads: Int, optimizer name: String, learningRate: Float, weightDecay: Float) throws {
+        trainSplit = dataset.split ?? "train"
+        let data = dataset.with(split: trainSplit)
+        train = try data.open()
+        let config = try backbone.modelConfiguration(kind: kind, dataset: data, image: image,
+                                                     defaults: .supervised(seed: seed))
+        model = try FewShotModel(config, threads: threads)
+        loader = try EpisodeLoader(dataset: train, config: config.image)
+        evalImage = config.image.forEvaluation
+        optimizer = try makeOptimizer(name, learningRate: learningRate, weightDecay: weightDecay)
     }
 }
 
-/// The same dataset options with another split.
-func datasetOptions(_ options: DatasetOptions, split: String) -> DatasetOptions {
-    var o = options
-    o.split = split
-    return o
+/// The frozen-feature few-shot episodes of pretrain and train-embedding (validation and final evaluation): 5-way
+/// `shot`-shot with 15 queries per class, classes with too few images left out.
+func fiveWayEpisodes(_ data: any FewShotDataset, shot: Int, seed: UInt64) throws -> EpisodeSampler {
+    try EpisodeSampler(dataset: data, way: 5, shot: shot, query: 15, seed: seed, dropSmallClasses: true)
 }
 
 /// Prints a line on standard output immediately (progress lines of long runs).
@@ -107,17 +91,20 @@ final class JSONLLog {
     let path: String
     private var lines: [String] = []
     init(path: String) { self.path = path }
+
+    /// Creates the output directory `dir` (and parents) and returns the log `dir/log.jsonl`.
+    /// - Throws: `MMLError(.io)` saying why the directory cannot be created.
+    static func inOutputDirectory(_ dir: String) throws -> JSONLLog {
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw MMLError(.io, "cannot create the output directory \(dir): \(error.localizedDescription); "
+                           + "choose a writable --out")
+        }
+        return JSONLLog(path: dir + "/log.jsonl")
+    }
+
     func append(_ object: [String: Any]) throws {
         lines.append(jsonLine(object))
         try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: path)
-    }
-}
-
-/// Creates `dir` (and parents). - Throws: `MMLError(.io)` saying why not.
-func makeOutputDirectory(_ dir: String) throws {
-    do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-        throw MMLError(.io, "cannot create the output directory \(dir): \(error.localizedDescription); "
-                       + "choose a writable --out")
     }
 }
 

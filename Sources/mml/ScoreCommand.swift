@@ -32,18 +32,7 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "Expected number of classes; an error when the support labels have another number.")
     var way: Int?
 
-    @Option(help: "Metric levels: pixel,part,distribution (comma-separated) or all. Default all.")
-    var levels: String?
-    @Option(help: "Pixel level: neighbours K (default 1).")
-    var pixelK: Int?
-    @Option(help: "Part level: grid:G1,G2,... (default grid:3,2; needs H, W >= each size) or channels.")
-    var partForm: String?
-    @Option(help: "Part level: neighbours K (default 1).")
-    var partK: Int?
-    @Option(help: "Distribution level: kl, kl-cq, kl-sym, w2 or mml-v1 (default kl).")
-    var distance: String?
-    @Option(help: "learned (default; without --checkpoint: per-episode normalisation, equal weights) or fixed.")
-    var fusion: String?
+    @OptionGroup(title: "Metric (without --checkpoint)") var metricOptions: MetricOptions
     @Option(help: "A trained episodic checkpoint (.safetensors): metric, fusion weights and statistics from it.")
     var checkpoint: String?
 
@@ -58,16 +47,10 @@ struct ScoreCommand: ParsableCommand {
         try runReportingErrors { try score() }
     }
 
-    /// The metric the flags (or the checkpoint) describe, and a description of its fusion.
-    func metric() throws -> (MultiLevelMetric, FusionStatistics, String) {
+    /// The metric the flags (or the checkpoint) describe for a `way`-way episode, and a description of its fusion.
+    func metric(way: Int) throws -> (MultiLevelMetric, FusionStatistics, String) {
         if let checkpoint {
-            var given: [String] = []
-            if levels != nil { given.append("--levels") }
-            if pixelK != nil { given.append("--pixel-k") }
-            if partForm != nil { given.append("--part-form") }
-            if partK != nil { given.append("--part-k") }
-            if distance != nil { given.append("--distance") }
-            if fusion != nil { given.append("--fusion") }
+            let given = metricOptions.givenFlags
             guard given.isEmpty else {
                 throw MMLError(.invalidArgument, "\(given.joined(separator: ", ")) cannot be combined with --checkpoint: "
                                + "the metric comes from the checkpoint; drop the flag(s) or the checkpoint")
@@ -81,13 +64,7 @@ struct ScoreCommand: ParsableCommand {
                                          : "learned fusion with the checkpoint's weights and statistics"
             return (m, .stored, config.summary + "; " + f)
         }
-        var config = MetricConfiguration()
-        if let levels { config.levels = try MetricConfiguration.parseLevels(levels).sorted() }
-        if let pixelK { config.pixelNeighbours = pixelK }
-        if let partForm { config.partForm = partForm }
-        if let partK { config.partNeighbours = partK }
-        if let distance { config.distance = distance }
-        if let fusion { config.fusion = fusion }
+        let config = try metricOptions.configuration(way: way)
         let m = try config.makeMetric(threads: threads)
         let f = config.fusion == "fixed"
             ? "fixed fusion: log of the \(config.resolvedFixedWeights)-weighted sum of per-level softmax outputs"
@@ -126,7 +103,6 @@ struct ScoreCommand: ParsableCommand {
         guard out != nil || json else {
             throw MMLError(.invalidArgument, "nothing to write: give --out scores.npy and/or --json")
         }
-        let (metric, stats, description) = try metric()
         let s = try Self.readFeatures(support, role: "support")
         let q = try Self.readFeatures(query, role: "query")
         guard s.rank == q.rank else {
@@ -146,6 +122,7 @@ struct ScoreCommand: ParsableCommand {
             throw MMLError(.invalidArgument, "\(supportLabels) has \(classes.count) distinct labels \(classes) but --way "
                            + "is \(way); give support items of exactly \(way) classes")
         }
+        let (metric, stats, description) = try metric(way: classes.count)
         var mappedQuery: [Int]?
         if let queryLabels {
             let raw = try Self.readLabels(queryLabels, count: q.shape[0], of: query, role: "query")

@@ -72,27 +72,22 @@ struct TrainingRun {
                            + "continue it, or choose another --out")
         }
         let trainData = dataset.with(split: dataset.split ?? "train")
-        let images = try image.configurations(for: trainData)
+        let fresh = try backbone.modelConfiguration(kind: "episodic", dataset: trainData, image: image,
+                                                    defaults: .episodic, metric: metric)
         let model: FewShotModel
         var loaded: Checkpoint.Loaded?
         if resume {
             loaded = try Checkpoint.load(lastPath, threads: threads)
             model = loaded!.model
         } else {
-            let mc = ModelConfiguration(
-                kind: "episodic", backbone: backbone.backbone, inputChannels: images.eval.channels,
-                widths: try backbone.resolvedWidths(), initialization: backbone.initialization,
-                seed: backbone.initSeed, image: images.train, metric: metric)
-            model = try FewShotModel(mc, threads: threads)
+            model = try FewShotModel(fresh, threads: threads)
             if let initFrom {
                 let n = try Checkpoint.loadBackbone(into: model, from: initFrom)
                 if verbose { print("initialised \(n) backbone tensors from \(initFrom)") }
             }
         }
         let trainImages = model.configuration.image
-        var evalImages = trainImages
-        evalImages.augmentation = .none
-        evalImages.resize = nil
+        let evalImages = trainImages.forEvaluation
         let trainSet = try trainData.open(image: evalImages)
         let trainSampler = try EpisodeSampler(dataset: trainSet, way: t.way, shot: t.shot, query: t.query, seed: t.seed)
         let trainLoader = try EpisodeLoader(dataset: trainSet, config: trainImages)

@@ -19,7 +19,8 @@ struct TrainEmbeddingCommand: ParsableCommand {
     )
 
     @OptionGroup var dataset: DatasetOptions
-    @OptionGroup var net: BackboneImageOptions
+    @OptionGroup var backboneOptions: BackboneOptions
+    @OptionGroup var image: ImageOptions
 
     @Option(help: "Loss: triplet or margin (Wu et al., learnable beta).")
     var loss: EmbeddingLossKind = .triplet
@@ -84,19 +85,18 @@ struct TrainEmbeddingCommand: ParsableCommand {
             guard lr.isFinite, lr > 0 else { throw MMLError(.invalidArgument, "--lr must be > 0, got \(lr)") }
             let cfgLoss = EmbeddingLossConfiguration(loss: loss, positives: positives, negatives: negatives, margin: margin)
             let lossFn = try EmbeddingLoss(cfgLoss, beta0: beta0)
-            let train = try datasetOptions(dataset, split: dataset.split ?? "train").open()
-            let config = try net.configuration(kind: "embedding", dataset: dataset, seed: seed)
-            let model = try FewShotModel(config, threads: threads)
+            let setup = try SupervisedTrainingSetup(kind: "embedding", dataset: dataset, backbone: backboneOptions,
+                                                    image: image, seed: seed, threads: threads, optimizer: optimizer,
+                                                    learningRate: lr, weightDecay: weightDecay)
+            let (train, model, loader, opt) = (setup.train, setup.model, setup.loader, setup.optimizer)
+            let config = model.configuration
             var rng = SeededRNG(seed: seed, stream: 2)
             let linear = dim > 0 ? Linear(inputFeatures: model.backbone.outputChannels, outputFeatures: dim,
                                           initialization: .kaimingNormal(negativeSlope: 1), generator: &rng) : nil
             let pk = try PKSampler(dataset: train, classesPerBatch: p, imagesPerClass: k, seed: seed)
             for w in pk.warnings { warn(w) }
-            let loader = try EpisodeLoader(dataset: train, config: config.image)
-            let opt = try makeOptimizer(optimizer, learningRate: lr, weightDecay: weightDecay)
             let schedule = LearningRateSchedule.cosine(total: iterations, minimum: 0)
-            try makeOutputDirectory(out)
-            let log = JSONLLog(path: out + "/log.jsonl")
+            let log = try JSONLLog.inOutputDirectory(out)
             progressLine("train-embedding \(train.name): \(pk.eligibleClasses.count) classes, P \(p) x K \(k), "
                          + "\(loss.rawValue) loss (alpha \(margin)), \(positives.rawValue) positives, "
                          + "\(negatives.rawValue) negatives, \(config.backbone.rawValue), dim "
@@ -163,9 +163,8 @@ struct TrainEmbeddingCommand: ParsableCommand {
 
     /// Retrieval metrics and few-shot accuracy of the embedding on the held-out split.
     func evaluate(model: FewShotModel, linear: Linear?) throws {
-        let heldOut = try datasetOptions(dataset, split: evalSplit).open()
-        let image = model.configuration.image
-        let loader = try EpisodeLoader(dataset: heldOut, config: image)
+        let heldOut = try dataset.with(split: evalSplit).open()
+        let loader = try EpisodeLoader(dataset: heldOut, config: model.configuration.image.forEvaluation)
         if let linear, linear.inputFeatures != model.backbone.outputChannels {
             throw MMLError(.corruptFile, "the embedding layer takes \(linear.inputFeatures) features but the backbone "
                            + "gives \(model.backbone.outputChannels)")
@@ -187,8 +186,7 @@ struct TrainEmbeddingCommand: ParsableCommand {
         for (kk, v) in m.recallAt { record["recall_at_\(kk)"] = v }
         if evalEpisodes > 0 {
             for shot in [1, 5] {
-                let sampler = try EpisodeSampler(dataset: heldOut, way: 5, shot: shot, query: 15, seed: seed,
-                                                 dropSmallClasses: true)
+                let sampler = try fiveWayEpisodes(heldOut, shot: shot, seed: seed)
                 let r = try evaluateFrozenFeatures(features: embed, loader: loader, sampler: sampler,
                                                    episodes: evalEpisodes, protocol: .prototype)
                 progressLine("few-shot 5-way \(shot)-shot (\(evalEpisodes) episodes, nearest prototype): "

@@ -2,14 +2,6 @@ import Foundation
 import MMLCore
 import XCTest
 
-/// A fresh temporary directory, removed when the test ends.
-func makeTempDir(_ test: XCTestCase) throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-data-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-    return dir
-}
-
 /// A small image whose pixels encode (class, index) so that loads can be checked: the top-left pixel is
 /// 10 * class + index, the rest a gradient.
 func testImage(cls: Int, index: Int, width: Int = 12, height: Int = 10, channels: Int = 3) -> PixelImage {
@@ -31,11 +23,6 @@ func writeFolderTree(_ root: String, counts: [Int], jpeg: Bool = false) throws -
             return path
         }
     }
-}
-
-/// The package root, from this file's path (Tests/MMLCoreTests/...).
-func packageRoot() -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 }
 
 /// ../shared/datasets relative to the package root, or nil when absent.

@@ -8,13 +8,7 @@ final class EpisodeEvaluatorTests: XCTestCase {
     }
 
     func testEvaluationIsReproducibleAndPerLevelMatchesHeads() throws {
-        let opts = SyntheticDataset.Options(seed: 0, imagesPerClass: 20, size: 28, channels: 3)
-        let test = try SyntheticDataset(options: opts, split: "test")
-        let loader = try EpisodeLoader(dataset: test, config: ImageConfig(size: 28, channels: 3))
-        let sampler = try EpisodeSampler(dataset: test, way: 5, shot: 1, query: 3, seed: 4)
-        let backbone = try makeBackbone(BackboneConfiguration(kind: .conv64F, inputChannels: 3, seed: 1))
-        let metric = try MultiLevelMetric(levels: [.pixel, .distribution], pixel: PixelLevel(neighbours: 3),
-                                          distribution: DistributionLevel(distance: .wasserstein2))
+        let (loader, sampler, backbone, metric) = try smallEvaluationSetup(imagesPerClass: 20, way: 5, query: 3)
         let a = try evaluateEpisodes(backbone: backbone, metric: metric, loader: loader, sampler: sampler, episodes: 4)
         let b = try evaluateEpisodes(backbone: backbone, metric: metric, loader: loader, sampler: sampler, episodes: 4)
         XCTAssertEqual(a.fusedPerEpisode, b.fusedPerEpisode)

@@ -5,13 +5,6 @@ import XCTest
 /// The episodic trainer: a tiny run learns, a resumed run equals the uninterrupted one bit for bit, checkpoints
 /// round-trip, and the optimiser state survives export / import.
 final class EpisodicTrainingTests: XCTestCase {
-    func tempDir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("mml-\(name)-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
     func tinyModelConfiguration(levels: Set<MetricLevel> = Set(MetricLevel.allCases), size: Int = 20,
                                 fusion: String = "learned") -> ModelConfiguration {
         ModelConfiguration(kind: "episodic", backbone: .conv64F, inputChannels: 3, widths: [8, 8, 8, 8], seed: 5,
@@ -50,12 +43,12 @@ final class EpisodicTrainingTests: XCTestCase {
                                               validationEpisodes: 2, checkpointEvery: 4, logEvery: 2)
         let config = tinyModelConfiguration()
         // Uninterrupted.
-        let dirA = tempDir("runA")
+        let dirA = try makeTempDir(self, prefix: "mml-runA")
         let a = try setup(config, training: t)
         let ta = try EpisodicTrainer(model: a.model, configuration: t, train: a.train, validation: a.val, directory: dirA)
         try ta.run()
         // Interrupted after 4 episodes (mid-epoch), then resumed from last.safetensors in a fresh model and trainer.
-        let dirB = tempDir("runB")
+        let dirB = try makeTempDir(self, prefix: "mml-runB")
         let b = try setup(config, training: t)
         let tb = try EpisodicTrainer(model: b.model, configuration: t, train: b.train, validation: b.val, directory: dirB)
         try tb.run(stopAfter: 4)
@@ -101,7 +94,7 @@ final class EpisodicTrainingTests: XCTestCase {
     }
 
     func testCheckpointRoundTripAndErrors() throws {
-        let dir = tempDir("ckpt")
+        let dir = try makeTempDir(self, prefix: "mml-ckpt")
         let config = tinyModelConfiguration(levels: [.pixel, .distribution])
         let m = try FewShotModel(config, threads: 1)
         m.namedParameters().first { $0.name == "fusion.weight" }!.parameter.value.data = [0.25, 2]

@@ -5,18 +5,6 @@ import XCTest
 /// scoreEpisode, the (N, M, C) layout, per-episode fusion statistics, FeatureSet episodes and the closure-backbone
 /// evaluation.
 final class FeatureEvaluationTests: XCTestCase {
-    func assertThrows(_ body: @autoclosure () throws -> Any, contains text: String, file: StaticString = #filePath,
-                      line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing '\(text)'", file: file, line: line)
-        } catch let e as MMLError {
-            XCTAssertTrue(e.message.contains(text), "message: \(e.message)", file: file, line: line)
-        } catch {
-            XCTFail("unexpected error \(error)", file: file, line: line)
-        }
-    }
-
     func testMatchesMetricForwardWithStoredStatistics() throws {
         var rng = TestRNG(3)
         let s = rng.tensor([4, 6, 3, 3]), q = rng.tensor([5, 6, 3, 3])
@@ -173,13 +161,7 @@ final class FeatureEvaluationTests: XCTestCase {
     }
 
     func testClosureBackboneMatchesBackboneEvaluation() throws {
-        let opts = SyntheticDataset.Options(seed: 0, imagesPerClass: 10, size: 28, channels: 3)
-        let test = try SyntheticDataset(options: opts, split: "test")
-        let loader = try EpisodeLoader(dataset: test, config: ImageConfig(size: 28, channels: 3))
-        let sampler = try EpisodeSampler(dataset: test, way: 3, shot: 1, query: 2, seed: 4)
-        let backbone = try makeBackbone(BackboneConfiguration(kind: .conv64F, inputChannels: 3, seed: 1))
-        let metric = try MultiLevelMetric(levels: [.pixel, .distribution], pixel: PixelLevel(neighbours: 3),
-                                          distribution: DistributionLevel(distance: .wasserstein2))
+        let (loader, sampler, backbone, metric) = try smallEvaluationSetup(imagesPerClass: 10, way: 3, query: 2)
         let a = try evaluateEpisodes(backbone: backbone, metric: metric, loader: loader, sampler: sampler, episodes: 3)
         var calls = 0
         let b = try evaluateEpisodes(backbone: { x in calls += 1; return backbone.forward(x, training: false).output },
@@ -204,7 +186,7 @@ final class FeatureEvaluationTests: XCTestCase {
             if name == "fusion.running_mean" { p.value.data = [2, -1] }
             if name == "fusion.running_var" { p.value.data = [0.5, 7] }
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-fe-\(getpid())").path
+        let dir = try makeTempDir(self)
         try Checkpoint.save(model, to: dir + "/m.safetensors")
         let loaded = try Checkpoint.load(dir + "/m.safetensors", threads: 1)
         let m = try XCTUnwrap(loaded.model.scoringMetric)

@@ -5,50 +5,21 @@ import XCTest
 /// Interchange files from other frameworks: NumPy-written `.npy` (committed fixtures and, when NumPy is installed,
 /// generated in the test), the readers' error messages for every kind of bad file, and fuzzer regressions.
 final class InteropFilesTests: XCTestCase {
-    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/npy").path
-    func fixture(_ name: String) -> String { fixtures + "/" + name }
-
-    func tempDir() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-interop-\(getpid())-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.path
-    }
-
-    func assertThrows(_ body: @autoclosure () throws -> Any, contains text: String, file: StaticString = #filePath,
-                      line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing '\(text)'", file: file, line: line)
-        } catch let e as MMLError {
-            XCTAssertTrue(e.message.contains(text), "message: \(e.message)", file: file, line: line)
-        } catch {
-            XCTFail("unexpected error \(error)", file: file, line: line)
-        }
-    }
-
     func testCommittedInteropFixtures() throws {
-        let d = try NPY.readTensor(fixture("f4_nmc_2x3x4.npy"))
+        let d = try NPY.readTensor(npyFixture("f4_nmc_2x3x4.npy"))
         XCTAssertEqual(d.shape, [2, 3, 4])
         XCTAssertEqual(d.data, (0..<24).map { Float($0) / 8 })
-        let l = try NPY.read(fixture("i4_labels.npy"))
+        let l = try NPY.read(npyFixture("i4_labels.npy"))
         XCTAssertEqual(l.dtype, .int32)
         XCTAssertEqual(try l.ints(), [3, -1, 7])
-        assertThrows(try NPY.readTensor(fixture("f8_nonfinite.npy")), contains: "element 3 (index (1, 1)) is -inf")
+        assertThrows(try NPY.readTensor(npyFixture("f8_nonfinite.npy")), contains: "element 3 (index (1, 1)) is -inf")
     }
 
     /// NumPy writes arrays of every supported dtype, both layouts, a 0-d and an empty array and a version 2.0
     /// header; each is read back bit-exactly (float64 rounded to the nearest Float, as NumPy's astype does).
     func testNumpyWrittenArraysReadBackExactly() throws {
-        let candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/python3" }
-        guard let python = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-        else { throw XCTSkip("python3 not found") }
-        let dir = tempDir()
-        let script = """
-        import sys
-        try:
-            import numpy as np
-        except ImportError:
-            sys.exit(3)
+        let dir = try makeTempDir(self)
+        try runNumpyScript("""
         d = sys.argv[1]
         rng = np.random.default_rng(7)
         a = rng.standard_normal((3, 4, 2, 5)).astype(np.float32)
@@ -60,14 +31,7 @@ final class InteropFilesTests: XCTestCase {
         np.save(d + '/z.npy', np.zeros((0, 3), dtype=np.float32))
         np.save(d + '/s.npy', np.float64(0.1))
         np.lib.format.write_array(open(d + '/v2.npy', 'wb'), a, version=(2, 0))
-        """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-c", script, dir]
-        try p.run()
-        p.waitUntilExit()
-        if p.terminationStatus == 3 { throw XCTSkip("numpy is not installed for \(python)") }
-        XCTAssertEqual(p.terminationStatus, 0)
+        """, arguments: [dir])
         func raw(_ name: String) throws -> [Float] {
             let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))
             return data.withUnsafeBytes { r in (0..<(data.count / 4)).map { Float(bitPattern: r.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) } }
@@ -89,7 +53,7 @@ final class InteropFilesTests: XCTestCase {
 
     func testNPYHeaderErrors() throws {
         let npyMagic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
-        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("f4_2x3.npy"))))
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: npyFixture("f4_2x3.npy"))))
         // Truncated inside the header (length field says 118 bytes of header).
         assertThrows(try NPY.decode(Array(good.prefix(60)), source: "t.npy"), contains: "truncated: the header claims")
         // Version 2 with the 4-byte length field cut off.
@@ -106,7 +70,7 @@ final class InteropFilesTests: XCTestCase {
     /// Found by scripts/fuzz.sh (mml-fuzz-npy): a float label of 1e30 passed the whole-number check and trapped in
     /// the Int conversion.
     func testFuzzRegressionHugeFloatLabel() throws {
-        let a = try NPY.read(fixture("fuzz_crash_huge_float_label.npy"))
+        let a = try NPY.read(npyFixture("fuzz_crash_huge_float_label.npy"))
         assertThrows(try a.ints(source: "x.npy"), contains: "x.npy: element")
         let big = try NPY.decode(NPY.encode(shape: [2], dtype: .float64,
                                             bytes: [1, 1e300].flatMap { withUnsafeBytes(of: Double($0).bitPattern.littleEndian, Array.init) }),

@@ -11,8 +11,8 @@ final class GaussDistanceTests: XCTestCase {
         var mu: [Float], sigma: [Float], n: Int
     }
 
-    static func randomSet(_ n: Int, _ d: Int, condition: Double, _ rng: inout GaussRNG) -> Set {
-        Set(mu: rng.floats(n * d, scale: 0.5), sigma: randomSPD(count: n, d: d, condition: condition, &rng), n: n)
+    static func randomSet(_ n: Int, _ d: Int, condition: Double, _ rng: inout TestRNG) -> Set {
+        Set(mu: rng.normals(n * d, scale: 0.5), sigma: randomSPD(count: n, d: d, condition: condition, &rng), n: n)
     }
 
     static func fast(_ k: Kind, _ a: Set, _ b: Set, _ d: Int, threads: Int32 = 2) -> (Int32, [Float]) {
@@ -41,7 +41,7 @@ final class GaussDistanceTests: XCTestCase {
     }
 
     func testDistancesMatchNaive() {
-        var rng = GaussRNG(seed: 21)
+        var rng = TestRNG(seed: 21)
         for d in [1, 2, 7, 64] {
             for condition in [3.0, 1e4] {
                 let a = Self.randomSet(5, d, condition: condition, &rng), b = Self.randomSet(3, d, condition: condition, &rng)
@@ -78,15 +78,15 @@ final class GaussDistanceTests: XCTestCase {
     /// Commuting covariances (shared eigenbasis Q): W2 = ||dmu||^2 + sum (sqrt a_i - sqrt b_i)^2 and
     /// KL = 1/2 sum (a_i/b_i + (Q^T dmu)_i^2 / b_i - 1 + ln b_i - ln a_i); diagonal when Q = I.
     func testCommutingAndDiagonalClosedForms() {
-        var rng = GaussRNG(seed: 22)
+        var rng = TestRNG(seed: 22)
         for d in [3, 16] {
             for rotate in [false, true] {
                 var q = [Double](repeating: 0, count: d * d)
                 for i in 0..<d { q[i * d + i] = 1 }
                 if rotate { q = randomOrthogonal(d, &rng) }
                 let ea = (0..<d).map { _ in 0.05 + 3 * rng.uniform() }, eb = (0..<d).map { _ in 0.05 + 3 * rng.uniform() }
-                let a = Set(mu: rng.floats(d), sigma: spdFloat(eigenvalues: ea, basis: q), n: 1)
-                let b = Set(mu: rng.floats(d), sigma: spdFloat(eigenvalues: eb, basis: q), n: 1)
+                let a = Set(mu: rng.normals(d), sigma: spdFloat(eigenvalues: ea, basis: q), n: 1)
+                let b = Set(mu: rng.normals(d), sigma: spdFloat(eigenvalues: eb, basis: q), n: 1)
                 var w2 = 0.0, kl = 0.0
                 for i in 0..<d {
                     var proj = 0.0  // (Q dmu)_i with Q's rows as the eigenvectors
@@ -102,7 +102,7 @@ final class GaussDistanceTests: XCTestCase {
     }
 
     func testIdentities() {
-        var rng = GaussRNG(seed: 23)
+        var rng = TestRNG(seed: 23)
         for d in [1, 7, 64] {
             let a = Self.randomSet(4, d, condition: 100, &rng), b = Self.randomSet(3, d, condition: 100, &rng)
             let scale = 1.0 + Double(d)
@@ -131,7 +131,7 @@ final class GaussDistanceTests: XCTestCase {
     }
 
     func testThreadCountDoesNotChangeResults() {
-        var rng = GaussRNG(seed: 24)
+        var rng = TestRNG(seed: 24)
         let d = 19
         let a = Self.randomSet(7, d, condition: 50, &rng), b = Self.randomSet(5, d, condition: 50, &rng)
         for k in Self.allKinds {
@@ -143,7 +143,7 @@ final class GaussDistanceTests: XCTestCase {
     }
 
     func testErrorCodes() {
-        var rng = GaussRNG(seed: 25)
+        var rng = TestRNG(seed: 25)
         let d = 4
         let a = Self.randomSet(2, d, condition: 10, &rng), b = Self.randomSet(3, d, condition: 10, &rng)
         for k in Self.allKinds {
@@ -186,7 +186,7 @@ final class GaussDistanceTests: XCTestCase {
     }
 
     func testDiagnoseFindsTheCulprit() {
-        var rng = GaussRNG(seed: 26)
+        var rng = TestRNG(seed: 26)
         let d = 5
         var s = Self.randomSet(4, d, condition: 10, &rng)
         var idx: Int64 = 0, detail: Int64 = 0

@@ -24,7 +24,7 @@ final class GaussFitTests: XCTestCase {
     }
 
     func testFitMatchesNaive() {
-        var rng = GaussRNG(seed: 11)
+        var rng = TestRNG(seed: 11)
         for d in [1, 3, 17, 64] {
             for hw in [1, 5, 441] {
                 let nImages = 7
@@ -34,7 +34,7 @@ final class GaussFitTests: XCTestCase {
                 if hw > 1 { index += [6]; offsets.append(6) }  // a single image is a valid set only when hw >= 2
                 index += [4, 2, 6, 0]
                 offsets.append(Int64(index.count))
-                let maps = rng.floats(nImages * d * hw).enumerated().map { $0.element + Float($0.offset % 3) }
+                let maps = rng.normals(nImages * d * hw).enumerated().map { $0.element + Float($0.offset % 3) }
                 let c = Case(nImages: nImages, d: d, hw: hw, index: index, offsets: offsets)
                 let (mu, sigma, muN, sigmaN) = fitBoth(maps, c, eps: 0.01, threads: 2)
                 assertClose(mu, muN, atol: 1e-5, rtol: 1e-5, "mu d=\(d) hw=\(hw)")
@@ -47,9 +47,9 @@ final class GaussFitTests: XCTestCase {
 
     func testFitDefaultIndexAndExtremes() {
         // image_index NULL means 0, 1, 2, ...; a spike at the first and last position of the last image.
-        var rng = GaussRNG(seed: 12)
+        var rng = TestRNG(seed: 12)
         let d = 5, hw = 3, nImages = 4
-        var maps = rng.floats(nImages * d * hw)
+        var maps = rng.normals(nImages * d * hw)
         maps[0] = 1000
         maps[maps.count - 1] = -1000
         let c = Case(nImages: nImages, d: d, hw: hw, index: nil, offsets: [0, 1, 4])
@@ -63,9 +63,9 @@ final class GaussFitTests: XCTestCase {
     }
 
     func testFitThreadCountDoesNotChangeResults() {
-        var rng = GaussRNG(seed: 13)
+        var rng = TestRNG(seed: 13)
         let d = 17, hw = 29, nImages = 9
-        let maps = rng.floats(nImages * d * hw)
+        let maps = rng.normals(nImages * d * hw)
         let c = Case(nImages: nImages, d: d, hw: hw, index: [8, 1, 2, 3, 4, 5, 6, 7, 0, 3, 5],
                      offsets: [0, 1, 2, 3, 4, 5, 6, 7, 8, 11])
         let one = fitBoth(maps, c, eps: 0.01, threads: 1), two = fitBoth(maps, c, eps: 0.01, threads: 2)
@@ -78,13 +78,13 @@ final class GaussFitTests: XCTestCase {
     /// L = sum dmu . mu + sum dsigma . sigma is quadratic in the maps, so central differences are exact up to
     /// rounding; the naive double forward gives the reference.
     func testFitBackwardMatchesFiniteDifferences() {
-        var rng = GaussRNG(seed: 14)
+        var rng = TestRNG(seed: 14)
         let d = 3, hw = 4, nImages = 4
-        let maps = rng.floats(nImages * d * hw)
+        let maps = rng.normals(nImages * d * hw)
         let index: [Int64] = [1, 3, 0, 1, 2]  // image 1 is shared by two sets
         let offsets: [Int64] = [0, 2, 3, 5]
         let ns = 3
-        let dmu = rng.floats(ns * d), dsigma = rng.floats(ns * d * d)  // not symmetric on purpose
+        let dmu = rng.normals(ns * d), dsigma = rng.normals(ns * d * d)  // not symmetric on purpose
         var mu = [Float](repeating: 0, count: ns * d), sigma = [Float](repeating: 0, count: ns * d * d)
         XCTAssertEqual(mml_gaussian_fit_maps_f32(&mu, &sigma, maps, Int64(nImages), Int64(d), Int64(hw), index, offsets,
                                                  Int64(ns), 0.01, 1), Int32(MML_OK))
@@ -115,15 +115,15 @@ final class GaussFitTests: XCTestCase {
     }
 
     func testFitBackwardThreadCountDoesNotChangeResults() {
-        var rng = GaussRNG(seed: 15)
+        var rng = TestRNG(seed: 15)
         let d = 7, hw = 11, nImages = 5, ns = 4
-        let maps = rng.floats(nImages * d * hw)
+        let maps = rng.normals(nImages * d * hw)
         let index: [Int64] = [0, 1, 2, 2, 3, 4, 0, 2]
         let offsets: [Int64] = [0, 1, 3, 6, 8]
         var mu = [Float](repeating: 0, count: ns * d), sigma = [Float](repeating: 0, count: ns * d * d)
         _ = mml_gaussian_fit_maps_f32(&mu, &sigma, maps, Int64(nImages), Int64(d), Int64(hw), index, offsets,
                                       Int64(ns), 0.01, 1)
-        let dmu = rng.floats(ns * d), dsigma = rng.floats(ns * d * d)
+        let dmu = rng.normals(ns * d), dsigma = rng.normals(ns * d * d)
         var a = [Float](repeating: 0, count: maps.count), b = a
         _ = mml_gaussian_fit_maps_backward_f32(&a, dmu, dsigma, maps, mu, Int64(nImages), Int64(d), Int64(hw), index,
                                                offsets, Int64(ns), 1)

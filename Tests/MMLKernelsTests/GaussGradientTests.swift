@@ -66,10 +66,10 @@ final class GaussGradientTests: XCTestCase {
     }
 
     func checkGradients(_ k: Kind, d: Int, seed: UInt64, condition: Double) {
-        var rng = GaussRNG(seed: seed)
+        var rng = TestRNG(seed: seed)
         let a = GaussDistanceTests.randomSet(2, d, condition: condition, &rng)
         let b = GaussDistanceTests.randomSet(3, d, condition: condition, &rng)
-        var dout = rng.floats(a.n * b.n)
+        var dout = rng.normals(a.n * b.n)
         dout[1] = 0  // a zero weight must contribute nothing
         let (st, g) = backward(k, dout, a, b, d, threads: 2, start: 0.5)
         XCTAssertEqual(st, Int32(MML_OK))
@@ -100,7 +100,7 @@ final class GaussGradientTests: XCTestCase {
 
     /// At zero distance the mmlv1 norms have no derivative: the kernel returns the zero subgradient, never NaN.
     func testMMLv1ZeroDistanceSubgradient() {
-        var rng = GaussRNG(seed: 38)
+        var rng = TestRNG(seed: 38)
         let a = GaussDistanceTests.randomSet(1, 3, condition: 5, &rng)
         let (st, g) = backward(.mmlv1, [1], a, a, 3, threads: 1)
         XCTAssertEqual(st, Int32(MML_OK))
@@ -108,10 +108,10 @@ final class GaussGradientTests: XCTestCase {
     }
 
     func testBackwardThreadCountDoesNotChangeResults() {
-        var rng = GaussRNG(seed: 39)
+        var rng = TestRNG(seed: 39)
         let d = 9
         let a = GaussDistanceTests.randomSet(7, d, condition: 30, &rng), b = GaussDistanceTests.randomSet(4, d, condition: 30, &rng)
-        let dout = rng.floats(a.n * b.n)
+        let dout = rng.normals(a.n * b.n)
         for k in GaussDistanceTests.allKinds {
             let one = backward(k, dout, a, b, d, threads: 1).1, two = backward(k, dout, a, b, d, threads: 2).1
             for w in 0..<4 { assertBitwiseEqual(one[w], two[w], "\(k) arg \(w)") }
@@ -119,10 +119,10 @@ final class GaussGradientTests: XCTestCase {
     }
 
     func testBackwardSkipsNullOutputsAndChecksInputs() {
-        var rng = GaussRNG(seed: 40)
+        var rng = TestRNG(seed: 40)
         let d = 4
         let a = GaussDistanceTests.randomSet(2, d, condition: 5, &rng), b = GaussDistanceTests.randomSet(2, d, condition: 5, &rng)
-        let dout = rng.floats(4)
+        let dout = rng.normals(4)
         let full = backward(.w2, dout, a, b, d, threads: 1).1
         var dsb = [Float](repeating: 0, count: b.sigma.count)
         XCTAssertEqual(mml_gaussian_w2_backward_f32(nil, nil, nil, &dsb, dout, a.mu, a.sigma, 2, b.mu, b.sigma, 2,

@@ -2,29 +2,8 @@ import Foundation
 import MMLKernels
 import XCTest
 
-/// Deterministic generator for the Gaussian kernel tests (explicit seed, no global state).
-struct GaussRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    /// Standard normal (Box-Muller).
-    mutating func normal() -> Double {
-        let u = max(uniform(), 1e-300), v = uniform()
-        return sqrt(-2 * log(u)) * cos(2 * Double.pi * v)
-    }
-    mutating func floats(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(normal() * scale) } }
-}
-
 /// A random orthogonal d x d matrix (Gram-Schmidt on a Gaussian matrix), row-major.
-func randomOrthogonal(_ d: Int, _ rng: inout GaussRNG) -> [Double] {
+func randomOrthogonal(_ d: Int, _ rng: inout TestRNG) -> [Double] {
     var q = (0..<(d * d)).map { _ in rng.normal() }
     for i in 0..<d {
         for _ in 0..<2 {  // twice for orthogonality to working precision
@@ -58,7 +37,7 @@ func spdFloat(eigenvalues: [Double], basis q: [Double]) -> [Float] {
 }
 
 /// n random SPD d x d matrices; `condition` is the ratio of the largest to the smallest eigenvalue (log-spaced).
-func randomSPD(count n: Int, d: Int, condition: Double, scale: Double = 1, _ rng: inout GaussRNG) -> [Float] {
+func randomSPD(count n: Int, d: Int, condition: Double, scale: Double = 1, _ rng: inout TestRNG) -> [Float] {
     var out: [Float] = []
     for _ in 0..<n {
         let q = randomOrthogonal(d, &rng)

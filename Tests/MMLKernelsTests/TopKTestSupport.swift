@@ -2,23 +2,6 @@ import Foundation
 import MMLKernels
 import XCTest
 
-/// A small seeded generator for test inputs (no global RNG).
-struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in float() } }
-}
-
 /// Runs `body` once per kernel path: the dispatched one (AVX-512 here) and the portable one, by setting
 /// MML_KERNELS_ISA, which the kernels read at every call.
 func forEachISA(_ body: (String) throws -> Void) rethrows {

@@ -1,24 +1,6 @@
 import Foundation
 import XCTest
 
-/// Runs the built `mml` binary (beside the test bundle) and returns (exit code, stdout, stderr).
-func runMML(_ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String, String) {
-    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    let binary = exe.deletingLastPathComponent().appendingPathComponent("mml")
-    let p = Process()
-    p.executableURL = binary
-    p.arguments = arguments
-    if let environment { p.environment = environment }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
-
 final class CLIEnvTests: XCTestCase {
     func testEnvJSON() throws {
         let (code, out, err) = try runMML(["env", "--json", "--sgemm-size", "256"])

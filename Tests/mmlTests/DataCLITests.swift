@@ -3,13 +3,6 @@ import MMLCore
 import XCTest
 
 final class DataCLITests: XCTestCase {
-    func tempDir() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-cli-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
-
     func writeTree(_ root: String, counts: [Int]) throws {
         for (c, n) in counts.enumerated() {
             for i in 0..<n {
@@ -20,7 +13,7 @@ final class DataCLITests: XCTestCase {
     }
 
     func testInspectFolder() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self)
         try writeTree(dir, counts: [3, 4])
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/class0/notes.txt"))
         let bytes = try ImageCodec.encodePNG(PixelImage(width: 10, height: 8, channels: 3))
@@ -43,7 +36,7 @@ final class DataCLITests: XCTestCase {
     }
 
     func testEpisodesWritesJSONAndReportsSmallClasses() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self)
         try writeTree(dir + "/data", counts: [4, 4, 4, 2])
         let out = dir + "/eps.json"
         var (code, _, err) = try runMML(["data", "episodes", dir + "/data", "--way", "3", "--shot", "1", "--query", "2",
@@ -67,7 +60,7 @@ final class DataCLITests: XCTestCase {
     }
 
     func testEpisodesSynthetic() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self)
         let (code, out, err) = try runMML(["data", "episodes", "synthetic", "--split", "test", "--way", "5",
                                            "--episodes", "10", "-o", dir + "/s.json"])
         XCTAssertEqual(code, 0, err)
@@ -77,7 +70,7 @@ final class DataCLITests: XCTestCase {
     }
 
     func testCacheWritesThenReuses() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self)
         try writeTree(dir + "/data", counts: [3, 3])
         var (code, out, err) = try runMML(["data", "cache", dir + "/data", "--layout", "folder", "--size", "8"])
         XCTAssertEqual(code, 0, err)

@@ -7,21 +7,8 @@ final class PretrainCLITests: XCTestCase {
     let synthetic = ["synthetic", "--synthetic-size", "28", "--synthetic-channels", "1", "--synthetic-images", "20",
                      "--image-size", "28", "--widths", "16,16,16,16"]
 
-    func tempDir() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-pre-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
-
-    func assertFails(_ args: [String], _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let (code, out, err) = try runMML(args)
-        XCTAssertNotEqual(code, 0, out, file: file, line: line)
-        XCTAssertTrue(err.contains(message), "expected '\(message)' in: \(err)", file: file, line: line)
-    }
-
     func testPretrainWritesCheckpointsAndLog() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-pre")
         let (code, out, err) = try runMML(["pretrain"] + synthetic + ["--loss", "neg-cosine", "--margin=-0.05",
                                            "--epochs", "2", "--batch-size", "32", "--max-batches", "6",
                                            "--warmup-epochs", "1", "--val-episodes", "5", "--test-episodes", "3",
@@ -54,7 +41,7 @@ final class PretrainCLITests: XCTestCase {
     }
 
     func testPretrainSoftmaxWithoutValidation() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-pre")
         let (code, out, err) = try runMML(["pretrain"] + synthetic + ["--loss", "softmax", "--epochs", "1",
                                            "--batch-size", "16", "--max-batches", "3", "--val-split", "none",
                                            "--optimizer", "adam", "--lr", "0.001", "--out", dir])
@@ -66,24 +53,61 @@ final class PretrainCLITests: XCTestCase {
         XCTAssertEqual(Set(loaded.extra.map(\.name)), ["head.weight", "head.bias"])
     }
 
+    /// pretrain and train-embedding take train's backbone and image options, with their own defaults (Conv-4,
+    /// Kaiming, weights seeded by --seed); --augment mml is stored in the checkpoint (validation and the
+    /// evaluation load images without it).
+    func testSharedBackboneAndImageOptions() throws {
+        let dir = try makeTempDir(self, prefix: "mml-pre")
+        let short = ["--epochs", "1", "--batch-size", "8", "--max-batches", "1", "--seed", "9"]
+        var (code, out, err) = try runMML(["pretrain"] + synthetic + short + ["--val-episodes", "2", "--out", dir + "/a"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("conv4 28x28x1"), out)
+        let a = try Checkpoint.configuration(at: dir + "/a/backbone.safetensors")
+        XCTAssertEqual(a.backbone, .conv4)
+        XCTAssertEqual(a.initialization, .kaiming)
+        XCTAssertEqual(a.seed, 9)
+        XCTAssertEqual(a.image, ImageConfig(size: 28, channels: 1))
+        (code, out, err) = try runMML(["pretrain"] + synthetic + short + [
+            "--val-episodes", "2", "--augment", "mml", "--backbone", "conv64f", "--initialization", "mml",
+            "--init-seed", "4", "--out", dir + "/b"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("val 5-way 1-shot"), out)
+        let b = try Checkpoint.configuration(at: dir + "/b/backbone.safetensors")
+        XCTAssertEqual(b.backbone, .conv64F)
+        XCTAssertEqual(b.initialization, .mml)
+        XCTAssertEqual(b.seed, 4)
+        XCTAssertEqual(b.image.augmentation, .mml)
+        XCTAssertEqual(b.image.resize, 33, "round(28 * 100 / 84)")
+        (code, _, err) = try runMML(["train-embedding"] + synthetic + ["--iterations", "1", "--classes-per-batch", "2",
+                                    "--images-per-class", "2", "--eval-episodes", "0", "--seed", "3", "--out", dir + "/e"])
+        XCTAssertEqual(code, 0, err)
+        let e = try Checkpoint.configuration(at: dir + "/e/embedding.safetensors")
+        XCTAssertEqual(e.backbone, .conv4)
+        XCTAssertEqual(e.initialization, .kaiming)
+        XCTAssertEqual(e.seed, 3)
+        try assertMMLFails(["pretrain"] + synthetic + ["--augment", "heavy", "--out", dir + "/c"], "--augment heavy")
+        try assertMMLFails(["train-embedding"] + synthetic + ["--widths", "8,8", "--out", dir + "/d"],
+                        "give 4 positive channel counts")
+    }
+
     func testPretrainBadFlags() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-pre")
         let base = ["pretrain"] + synthetic + ["--out", dir]
-        try assertFails(base + ["--loss", "cosine", "--margin", "0.1"], "--margin 0.1 has no effect with --loss cosine")
-        try assertFails(base + ["--epochs", "2", "--warmup-epochs", "2"], "--warmup-epochs 2 must be in 0..<2")
-        try assertFails(base + ["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is unknown; use sgd or adam")
-        try assertFails(base + ["--epochs", "0"], "--epochs must be >= 1, got 0")
-        try assertFails(base + ["--lr", "0"], "--lr must be > 0")
-        try assertFails(base + ["--scale", "0", "--epochs", "1"], "scale must be a positive number")
-        try assertFails(base + ["--widths", "16,x"], "--widths '16,x' must be comma-separated positive integers")
-        try assertFails(base + ["--loss", "arcface"], "arcface")
-        try assertFails(base + ["--test-protocols", "prototype,knn"], "--test-protocols: 'knn' is unknown")
-        try assertFails(base + ["--test-episodes=-1"], "--test-episodes must be >= 0")
-        try assertFails(["pretrain", "/no/such/omniglot", "--layout", "omniglot-vinyals", "--out", dir], "/no/such")
+        try assertMMLFails(base + ["--loss", "cosine", "--margin", "0.1"], "--margin 0.1 has no effect with --loss cosine")
+        try assertMMLFails(base + ["--epochs", "2", "--warmup-epochs", "2"], "--warmup-epochs 2 must be in 0..<2")
+        try assertMMLFails(base + ["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is unknown; use sgd or adam")
+        try assertMMLFails(base + ["--epochs", "0"], "--epochs must be >= 1, got 0")
+        try assertMMLFails(base + ["--lr", "0"], "--lr must be > 0")
+        try assertMMLFails(base + ["--scale", "0", "--epochs", "1"], "scale must be a positive number")
+        try assertMMLFails(base + ["--widths", "16,x"], "--widths '16,x' must be comma-separated positive integers")
+        try assertMMLFails(base + ["--loss", "arcface"], "arcface")
+        try assertMMLFails(base + ["--test-protocols", "prototype,knn"], "--test-protocols: 'knn' is unknown")
+        try assertMMLFails(base + ["--test-episodes=-1"], "--test-episodes must be >= 0")
+        try assertMMLFails(["pretrain", "/no/such/omniglot", "--layout", "omniglot-vinyals", "--out", dir], "/no/such")
     }
 
     func testTrainEmbeddingAndEvalOnly() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-pre")
         let args = ["train-embedding"] + synthetic + ["--loss", "margin", "--positives", "easy", "--negatives",
                     "distance-weighted", "--dim", "8", "--iterations", "6", "--classes-per-batch", "4",
                     "--images-per-class", "3", "--eval-episodes", "3", "--log-every", "3"]
@@ -107,21 +131,21 @@ final class PretrainCLITests: XCTestCase {
     }
 
     func testTrainEmbeddingBadFlags() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-pre")
         let base = ["train-embedding"] + synthetic
-        try assertFails(base, "--out DIR is required to train (or give --eval-only CKPT)")
-        try assertFails(base + ["--out", dir, "--classes-per-batch", "1"],
+        try assertMMLFails(base, "--out DIR is required to train (or give --eval-only CKPT)")
+        try assertMMLFails(base + ["--out", dir, "--classes-per-batch", "1"],
                         "--classes-per-batch and --images-per-class must be >= 2")
-        try assertFails(base + ["--out", dir, "--classes-per-batch", "100"],
+        try assertMMLFails(base + ["--out", dir, "--classes-per-batch", "100"],
                         "has 64 class(es) with at least 4 images, but P x K batches need 100")
-        try assertFails(base + ["--out", dir, "--margin=-0.1"], "margin alpha must be >= 0")
-        try assertFails(base + ["--out", dir, "--positives", "medium"], "medium")
-        try assertFails(base + ["--eval-only", "/no/such.safetensors"], "/no/such.safetensors")
+        try assertMMLFails(base + ["--out", dir, "--margin=-0.1"], "margin alpha must be >= 0")
+        try assertMMLFails(base + ["--out", dir, "--positives", "medium"], "medium")
+        try assertMMLFails(base + ["--eval-only", "/no/such.safetensors"], "/no/such.safetensors")
         // A pre-trained (not embedding) checkpoint is refused by --eval-only.
         let (code, _, err) = try runMML(["pretrain"] + synthetic + ["--epochs", "1", "--max-batches", "1",
                                          "--batch-size", "8", "--val-split", "none", "--out", dir])
         XCTAssertEqual(code, 0, err)
-        try assertFails(base + ["--eval-only", dir + "/backbone.safetensors"],
+        try assertMMLFails(base + ["--eval-only", dir + "/backbone.safetensors"],
                         "is a 'pretrained' checkpoint; --eval-only takes the embedding.safetensors")
     }
 }

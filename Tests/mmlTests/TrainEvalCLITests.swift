@@ -5,13 +5,6 @@ import XCTest
 /// `mml train`, `mml eval` and `mml ablate` end to end on small generated data: exit codes, files, output shapes,
 /// resume through the CLI, and the user-facing errors.
 final class TrainEvalCLITests: XCTestCase {
-    func tempDir() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-train-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
-
     /// Small synthetic data and a narrow backbone: a few seconds per command.
     let data = ["synthetic", "--synthetic-size", "20", "--synthetic-images", "12", "--widths", "8,8,8,8",
                 "--threads", "1"]
@@ -19,7 +12,7 @@ final class TrainEvalCLITests: XCTestCase {
                  "--episodes-per-step", "2", "--val-episodes", "2", "--val-query", "2", "--log-every", "2"]
 
     func testTrainEvalAblateEndToEnd() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-train")
         let run = dir + "/run"
         var (code, out, err) = try runMML(["train"] + data + small + ["--out", run, "--plot", dir + "/curves.svg"])
         XCTAssertEqual(code, 0, err)
@@ -72,7 +65,7 @@ final class TrainEvalCLITests: XCTestCase {
     }
 
     func testResumeThroughTheCLIMatchesAnUninterruptedRun() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-train")
         var (code, _, err) = try runMML(["train"] + data + small + ["--out", dir + "/a"])
         XCTAssertEqual(code, 0, err)
         (code, _, err) = try runMML(["train"] + data + small + ["--out", dir + "/b", "--stop-after", "4"])
@@ -96,25 +89,19 @@ final class TrainEvalCLITests: XCTestCase {
     }
 
     func testUserErrors() throws {
-        let dir = try tempDir()
-        func fails(_ args: [String], _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
-            let (code, _, err) = try runMML(args)
-            XCTAssertNotEqual(code, 0, file: file, line: line)
-            XCTAssertTrue(err.contains(needle), "expected '\(needle)' in: \(err)", file: file, line: line)
-            XCTAssertFalse(err.contains("Fatal error"), err, file: file, line: line)
-        }
-        try fails(["train"] + data + small + ["--out", dir + "/x", "--resume"], "does not exist; start the run without --resume")
-        try fails(["train"] + data + small + ["--out", dir + "/x", "--levels", "pixel,texture"], "unknown metric level 'texture'")
-        try fails(["train"] + data + small + ["--out", dir + "/x", "--distance", "cosine"], "unknown distribution distance")
-        try fails(["train"] + data + small + ["--out", dir + "/x", "--way", "1"], "--way 1")
-        try fails(["train"] + data + small + ["--out", dir + "/x", "--augment", "heavy"], "--augment heavy")
-        try fails(["train"] + data + small + ["--out", dir + "/x", "--widths", "8,8"], "give 4 positive channel counts")
-        try fails(["train"] + data + small + ["--out", dir + "/x", "--way", "30"], "30")
-        try fails(["eval", "--checkpoint", dir + "/none.safetensors"], "none.safetensors")
-        try fails(["eval", "--checkpoint", dir + "/none.safetensors", "--way", "5,x"], "none.safetensors")
-        try fails(["ablate", "synthetic"], "give --checkpoint")
+        let dir = try makeTempDir(self, prefix: "mml-train")
+        try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--resume"], "does not exist; start the run without --resume")
+        try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--levels", "pixel,texture"], "unknown metric level 'texture'")
+        try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--distance", "cosine"], "unknown distribution distance")
+        try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--way", "1"], "--way 1")
+        try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--augment", "heavy"], "--augment heavy")
+        try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--widths", "8,8"], "give 4 positive channel counts")
+        try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--way", "30"], "30")
+        try assertMMLFails(["eval", "--checkpoint", dir + "/none.safetensors"], "none.safetensors")
+        try assertMMLFails(["eval", "--checkpoint", dir + "/none.safetensors", "--way", "5,x"], "none.safetensors")
+        try assertMMLFails(["ablate", "synthetic"], "give --checkpoint")
         // A checkpoint-less safetensors file.
         try Safetensors.write([(name: "w", tensor: Tensor(shape: [1], data: [1]))], to: dir + "/plain.safetensors")
-        try fails(["eval", "--checkpoint", dir + "/plain.safetensors"], "without an mml model configuration")
+        try assertMMLFails(["eval", "--checkpoint", dir + "/plain.safetensors"], "without an mml model configuration")
     }
 }
