@@ -285,6 +285,11 @@ final class EvalProtocolCLITests: XCTestCase {
         let (code, _, err) = try runMML(["eval", "--checkpoint", mml] + data + ["--protocol", "proto"])
         XCTAssertNotEqual(code, 0)
         XCTAssertTrue(err.contains("--protocol 'proto' is unknown; use metric, prototype or cosine-classifier"), err)
+        // mml ablate needs a metric too.
+        let (acode, _, aerr) = try runMML(["ablate", "--checkpoint", pre] + data + ["--episodes", "2",
+                                           "--out", dir + "/abl"])
+        XCTAssertNotEqual(acode, 0)
+        XCTAssertTrue(aerr.contains("\(pre) has no metric head; ablate a model trained with mml train"), aerr)
         // Embedding checkpoints with a malformed embedding layer.
         let bad1 = dir + "/bad1.safetensors", bad2 = dir + "/bad2.safetensors"
         _ = try saveModel(kind: "embedding", metric: nil, to: bad1,
