@@ -2,20 +2,157 @@ import ArgumentParser
 import Foundation
 import MMLCore
 
-/// `mml eval`: few-shot accuracy of a checkpoint on episodes of a split, fused and per level, with 95% intervals.
+/// How `mml eval` scores an episode: the checkpoint's own multi-level metric, or a frozen-feature protocol.
+enum EvalProtocol: String, CaseIterable {
+    /// The checkpoint's metric: fused and per-level scores (episodic MML checkpoints only).
+    case metric
+    /// Frozen backbone features, cosine of each query to the class means of the support features.
+    case prototype
+    /// Frozen backbone features, a fresh cosine classifier trained per episode on the support features.
+    case cosineClassifier = "cosine-classifier"
+
+    var frozen: FrozenFeatureProtocol? {
+        switch self {
+        case .metric: return nil
+        case .prototype: return .prototype
+        case .cosineClassifier: return .cosineClassifier
+        }
+    }
+
+    /// "metric, prototype or cosine-classifier".
+    static var list: String {
+        let names = allCases.map(\.rawValue)
+        return names.dropLast().joined(separator: ", ") + " or " + names.last!
+    }
+
+    /// The protocol `--protocol` names for a checkpoint whose configuration is `model`; nil `name` picks the
+    /// default (metric when the checkpoint has one, else prototype).
+    /// - Throws: `MMLError(.invalidArgument)` for an unknown name, or `metric` on a checkpoint without a metric.
+    static func resolve(_ name: String?, model: ModelConfiguration, checkpoint: String) throws -> EvalProtocol {
+        guard let name else { return model.metric == nil ? .prototype : .metric }
+        guard let p = EvalProtocol(rawValue: name) else {
+            throw MMLError(.invalidArgument, "--protocol '\(name)' is unknown; use \(list)")
+        }
+        if p == .metric && model.metric == nil {
+            throw MMLError(.invalidArgument, "--protocol metric: \(checkpoint) is a '\(model.kind)' checkpoint and "
+                           + "has no metric head; evaluate its frozen features with --protocol prototype or "
+                           + "--protocol cosine-classifier")
+        }
+        return p
+    }
+}
+
+/// The settings of the cosine-classifier protocol (defaults: the official negative-margin ones,
+/// `CosineClassifierProtocolOptions()`).
+struct CosineClassifierOptions: ParsableArguments {
+    @Option(name: .customLong("classifier-passes"),
+            help: "cosine-classifier: passes over the support set (default 100).")
+    var passes: Int?
+    @Option(name: .customLong("classifier-batch-size"),
+            help: "cosine-classifier: support features per SGD step (default 4).")
+    var batchSize: Int?
+    @Option(name: .customLong("classifier-lr"), help: "cosine-classifier: SGD learning rate (default 0.01).")
+    var lr: Float?
+    @Option(name: .customLong("classifier-momentum"), help: "cosine-classifier: SGD momentum (default 0.9).")
+    var momentum: Float?
+    @Option(name: .customLong("classifier-dampening"), help: "cosine-classifier: SGD dampening (default 0.9).")
+    var dampening: Float?
+    @Option(name: .customLong("classifier-weight-decay"),
+            help: "cosine-classifier: SGD weight decay (default 0.001).")
+    var weightDecay: Float?
+    @Option(name: .customLong("classifier-scale"), help: "cosine-classifier: logit scale s (default 5).")
+    var scale: Float?
+    @Option(name: .customLong("classifier-seed"),
+            help: "cosine-classifier: seed of the classifier weights and shuffles (default: derived from the episodes' seed, --seed or the episode list's).")
+    var seed: UInt64?
+
+    /// The flags given on the command line.
+    var given: [String] {
+        var g: [String] = []
+        if passes != nil { g.append("--classifier-passes") }
+        if batchSize != nil { g.append("--classifier-batch-size") }
+        if lr != nil { g.append("--classifier-lr") }
+        if momentum != nil { g.append("--classifier-momentum") }
+        if dampening != nil { g.append("--classifier-dampening") }
+        if weightDecay != nil { g.append("--classifier-weight-decay") }
+        if scale != nil { g.append("--classifier-scale") }
+        if seed != nil { g.append("--classifier-seed") }
+        return g
+    }
+
+    /// The classifier seed when `--classifier-seed` is not given: a stream of the episode seed, so the classifier
+    /// does not share random numbers with the episodes.
+    static func derivedSeed(episodeSeed: UInt64) -> UInt64 {
+        SeededRNG(seed: episodeSeed, path: [0x636C_6173_7369_6669]).state
+    }
+
+    /// The protocol options, checked. - Throws: `MMLError(.invalidArgument)` naming the flag.
+    func options(episodeSeed: UInt64) throws -> CosineClassifierProtocolOptions {
+        var o = CosineClassifierProtocolOptions()
+        if let passes { try requirePositive(passes, "--classifier-passes"); o.passes = passes }
+        if let batchSize { try requirePositive(batchSize, "--classifier-batch-size"); o.batchSize = batchSize }
+        func check(_ v: Float?, _ flag: String, _ ok: (Float) -> Bool, _ what: String) throws -> Float? {
+            guard let v else { return nil }
+            guard v.isFinite, ok(v) else { throw MMLError(.invalidArgument, "\(flag) must be \(what), got \(v)") }
+            return v
+        }
+        o.learningRate = try check(lr, "--classifier-lr", { $0 > 0 }, "a number > 0") ?? o.learningRate
+        o.momentum = try check(momentum, "--classifier-momentum", { $0 >= 0 && $0 < 1 }, "in [0, 1)") ?? o.momentum
+        o.dampening = try check(dampening, "--classifier-dampening", { $0 >= 0 && $0 <= 1 }, "in [0, 1]")
+            ?? o.dampening
+        o.weightDecay = try check(weightDecay, "--classifier-weight-decay", { $0 >= 0 }, "a number >= 0")
+            ?? o.weightDecay
+        o.scale = try check(scale, "--classifier-scale", { $0 > 0 }, "a number > 0") ?? o.scale
+        o.seed = seed ?? Self.derivedSeed(episodeSeed: episodeSeed)
+        return o
+    }
+}
+
+extension CosineClassifierProtocolOptions {
+    /// For text output.
+    var summary: String {
+        "s \(scale), SGD lr \(learningRate) momentum \(momentum) dampening \(dampening) weight decay \(weightDecay), "
+            + "\(passes) passes in batches of \(batchSize), seed \(seed)"
+    }
+
+    /// For JSON reports.
+    var json: [String: Any] {
+        ["scale": Double(scale), "learning_rate": Double(learningRate), "momentum": Double(momentum),
+         "dampening": Double(dampening), "weight_decay": Double(weightDecay), "passes": passes,
+         "batch_size": batchSize, "seed": seed]
+    }
+}
+
+/// `mml eval`: few-shot accuracy of a checkpoint on episodes of a split, fused and per level (metric protocol) or
+/// with a frozen-feature protocol, with 95% intervals.
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a checkpoint on few-shot episodes: mean accuracy +- 95% CI, fused and per level.",
+        abstract: "Evaluate a checkpoint on few-shot episodes: mean accuracy +- 95% CI (fused and per level, or frozen features).",
         discussion: """
             Episodes are a pure function of (--seed, index): the same seed gives the same episodes for every \
-            checkpoint and level set. --way and --shot take comma-separated lists (e.g. --way 5,20 --shot 1,5) to \
-            evaluate every combination in one run.
+            checkpoint, level set and protocol. --way and --shot take comma-separated lists (e.g. --way 5,20 \
+            --shot 1,5) to evaluate every combination in one run.
+
+            --protocol metric (the default for checkpoints of mml train) scores episodes with the checkpoint's \
+            multi-level metric and reports fused and per-level accuracy. The frozen-feature protocols (the default \
+            `prototype` for checkpoints without a metric: mml pretrain, mml train-embedding) use only the backbone's \
+            globally average-pooled features (for embedding checkpoints: the trained embedding, with its linear \
+            layer and L2 normalisation) and report one accuracy, no per-level scores: `prototype` is the cosine of \
+            each query to the class means of the support features; `cosine-classifier` is the official \
+            negative-margin protocol, a fresh cosine classifier per episode trained on the support features (SGD \
+            lr 0.01, momentum 0.9, dampening 0.9, weight decay 1e-3, 100 passes in mini-batches of 4, s = 5; the \
+            --classifier-* options change these).
             """
     )
 
-    @Option(help: "The checkpoint (.safetensors written by mml train).") var checkpoint: String
+    @Option(help: "The checkpoint (.safetensors written by mml train, mml pretrain or mml train-embedding).")
+    var checkpoint: String
     @OptionGroup var dataset: DatasetOptions
+    @Option(name: .customLong("protocol"),
+            help: "metric, prototype or cosine-classifier (default: metric when the checkpoint has a metric, else prototype).")
+    var protocolName: String?
+    @OptionGroup var classifier: CosineClassifierOptions
     @Option(help: "Classes per episode (a comma-separated list evaluates each).") var way = "5"
     @Option(help: "Support images per class (a comma-separated list evaluates each).") var shot = "1"
     @Option(help: "Query images per class.") var query = 15
@@ -31,6 +168,12 @@ struct EvalCommand: ParsableCommand {
         try runReportingErrors {
             let loaded = try Checkpoint.load(checkpoint, threads: threads)
             let model = loaded.model
+            let proto = try EvalProtocol.resolve(protocolName, model: model.configuration, checkpoint: checkpoint)
+            if proto != .cosineClassifier, let flag = classifier.given.first {
+                throw MMLError(.invalidArgument, "\(flag) only applies to --protocol cosine-classifier (this run uses "
+                               + "--protocol \(proto.rawValue))")
+            }
+            let features = try proto.frozen.map { _ in try frozenFeatureFunction(of: loaded, path: checkpoint) }
             var image = model.configuration.image
             image.augmentation = .none
             image.resize = nil
@@ -38,10 +181,10 @@ struct EvalCommand: ParsableCommand {
             let ds = try data.open(image: image)
             let loader = try EpisodeLoader(dataset: ds, config: image)
             var settings: [[String: Any]] = []
-            var jobs: [(way: Int, shot: Int, episodes: [Episode])] = []
+            var jobs: [(way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode])] = []
             if let episodeList {
                 let list = try EpisodeList.read(from: episodeList)
-                jobs.append((list.way, list.shot, try list.resolve(in: ds)))
+                jobs.append((list.way, list.shot, list.query, list.seed, try list.resolve(in: ds)))
             } else {
                 for w in try parseIntList(way, option: "--way") {
                     for k in try parseIntList(shot, option: "--shot") {
@@ -49,43 +192,81 @@ struct EvalCommand: ParsableCommand {
                         guard episodes >= 1 else {
                             throw MMLError(.invalidArgument, "--episodes \(episodes): evaluate at least 1 episode")
                         }
-                        jobs.append((w, k, sampler.episodes(episodes)))
+                        jobs.append((w, k, query, seed, sampler.episodes(episodes)))
                     }
                 }
             }
+            // The classifier seed follows the episodes' seed (the list's own seed for an episode list), so a listed
+            // episode is scored exactly as the sampled one.
+            let classifierOptions = proto == .cosineClassifier
+                ? try classifier.options(episodeSeed: jobs[0].seed) : nil
             if !json {
-                print("checkpoint  \(checkpoint) (\(model.configuration.backbone.rawValue), "
+                print("checkpoint  \(checkpoint) (\(model.configuration.kind), \(model.configuration.backbone.rawValue), "
                       + "\(model.configuration.metric?.summary ?? "no metric"))")
                 print("data        \(ds.name) split \(data.split ?? "-"), \(ds.classCount) classes")
+                switch proto {
+                case .metric:
+                    print("protocol    metric (the checkpoint's fused and per-level scores)")
+                case .prototype:
+                    print("protocol    prototype (frozen features, cosine to the class means; no per-level scores)")
+                case .cosineClassifier:
+                    print("protocol    cosine-classifier (frozen features, a cosine classifier per episode: "
+                          + "\(classifierOptions!.summary); no per-level scores)")
+                }
+            }
+            func summary(_ s: AccuracySummary) -> [String: Any] {
+                ["mean": s.mean, "ci95": s.ci95, "std": s.std, "episodes": s.count]
             }
             for job in jobs {
                 let progress = ProgressLine(plainEvery: 100)
-                let r = try evaluateModel(model, loader: loader, episodes: job.episodes) { done in
+                let onEpisode: (Int) -> Void = { done in
                     if !json { progress.update(done: done, total: job.episodes.count, text: "episodes") }
                 }
-                progress.finish()
-                let levels = r.levels.sorted { $0.key < $1.key }
-                if !json {
-                    print(String(format: "%d-way %d-shot, %d queries, %d episodes (seed %llu): fused %@%%  (%.2f episodes/s)",
-                                 job.way, job.shot, query, job.episodes.count, seed, r.fused.percentString,
-                                 r.episodesPerSecond))
-                    for (l, s) in levels { print("    \(l.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)) \(s.percentString)%") }
+                let head = String(format: "%d-way %d-shot, %d queries, %d episodes (seed %llu): ", job.way, job.shot,
+                                  job.query, job.episodes.count, job.seed)
+                var setting: [String: Any] = [
+                    "way": job.way, "shot": job.shot, "query": job.query, "episodes": job.episodes.count,
+                    "seed": job.seed, "protocol": proto.rawValue,
+                ]
+                if let frozen = proto.frozen, let features {
+                    let r = try evaluateFrozenFeatures(features: features, loader: loader, episodes: job.episodes,
+                                                      protocol: frozen, options: classifierOptions ?? .init(),
+                                                      progress: onEpisode)
+                    progress.finish()
+                    let perSecond = Double(job.episodes.count) / max(r.seconds, 1e-9)
+                    if !json {
+                        print(head + String(format: "%@ %@%%  (%.2f episodes/s)", proto.rawValue,
+                                            r.summary.percentString, perSecond))
+                    }
+                    setting["accuracy"] = summary(r.summary)
+                    setting["seconds"] = r.seconds
+                    setting["episodes_per_second"] = perSecond
+                } else {
+                    let r = try evaluateModel(model, loader: loader, episodes: job.episodes, progress: onEpisode)
+                    progress.finish()
+                    let levels = r.levels.sorted { $0.key < $1.key }
+                    if !json {
+                        print(head + String(format: "fused %@%%  (%.2f episodes/s)", r.fused.percentString,
+                                            r.episodesPerSecond))
+                        for (l, s) in levels {
+                            print("    \(l.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)) \(s.percentString)%")
+                        }
+                    }
+                    setting["accuracy"] = summary(r.fused)
+                    setting["fused"] = summary(r.fused)
+                    setting["levels"] = Dictionary(uniqueKeysWithValues: levels.map { ($0.key.rawValue, summary($0.value)) })
+                    setting["seconds"] = r.seconds
+                    setting["episodes_per_second"] = r.episodesPerSecond
                 }
-                func summary(_ s: AccuracySummary) -> [String: Any] {
-                    ["mean": s.mean, "ci95": s.ci95, "std": s.std, "episodes": s.count]
-                }
-                settings.append([
-                    "way": job.way, "shot": job.shot, "query": query, "episodes": job.episodes.count,
-                    "seed": seed, "fused": summary(r.fused),
-                    "levels": Dictionary(uniqueKeysWithValues: levels.map { ($0.key.rawValue, summary($0.value)) }),
-                    "seconds": r.seconds, "episodes_per_second": r.episodesPerSecond,
-                ])
+                settings.append(setting)
             }
-            let obj: [String: Any] = [
+            var obj: [String: Any] = [
                 "checkpoint": checkpoint, "dataset": ds.name, "split": data.split ?? "",
                 "model": (try? JSONSerialization.jsonObject(with: Data(model.configuration.jsonString().utf8))) ?? [:],
+                "protocol": proto.rawValue, "per_level": proto == .metric,
                 "results": settings,
             ]
+            if let classifierOptions { obj["cosine_classifier"] = classifierOptions.json }
             let text = String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]),
                               as: UTF8.self)
             if json { print(text) }

@@ -147,4 +147,42 @@ final class FrozenProtocolTests: XCTestCase {
             XCTAssertTrue(($0 as? MMLError)?.message.contains("episodes must be >= 1") ?? false, "\($0)")
         }
     }
+
+    /// The list form scores each episode by its own index: the same episodes in reverse order give the same
+    /// per-episode accuracies, reversed (the cosine classifier is seeded by `episode.index`, not the position).
+    func testEvaluateFrozenFeaturesOnAnEpisodeList() throws {
+        let ds = try Datasets.open(path: "synthetic", layout: nil, split: "test",
+                                   synthetic: SyntheticDataset.Options(seed: 0, imagesPerClass: 20, size: 28, channels: 1))
+        let loader = try EpisodeLoader(dataset: ds, config: ImageConfig(size: 28, channels: 1))
+        let sampler = try EpisodeSampler(dataset: ds, way: 3, shot: 2, query: 3, seed: 4)
+        let model = try FewShotModel(ModelConfiguration(kind: "pretrained", backbone: .conv4, inputChannels: 1,
+                                                        widths: [8, 8, 8, 8], initialization: .kaiming, seed: 2,
+                                                        image: ImageConfig(size: 28, channels: 1), metric: nil))
+        let features = { (x: Tensor) in try pooledFeatures(model: model, images: x) }
+        var options = CosineClassifierProtocolOptions()
+        options.passes = 3
+        options.seed = 9
+        let sampled = try evaluateFrozenFeatures(features: features, loader: loader, sampler: sampler, episodes: 5,
+                                                 protocol: .cosineClassifier, options: options)
+        var seen = 0
+        let reversed = try evaluateFrozenFeatures(features: features, loader: loader,
+                                                  episodes: Array(sampler.episodes(5).reversed()),
+                                                  protocol: .cosineClassifier, options: options,
+                                                  progress: { seen = $0 })
+        XCTAssertEqual(seen, 5)
+        XCTAssertEqual(reversed.perEpisode, sampled.perEpisode.reversed())
+        // Each equals the episode scored on its own.
+        for e in [0, 3] {
+            let ep = sampler.episode(e)
+            let b = try loader.batch(for: ep)
+            let scores = try frozenFeatureScores(support: features(b.support), supportLabels: b.supportLabels,
+                                                 query: features(b.query), way: 3, protocol: .cosineClassifier,
+                                                 options: options, episode: e)
+            XCTAssertEqual(accuracy(of: scores, labels: b.queryLabels), sampled.perEpisode[e])
+        }
+        XCTAssertThrowsError(try evaluateFrozenFeatures(features: features, loader: loader, episodes: [],
+                                                        protocol: .prototype)) {
+            XCTAssertTrue(($0 as? MMLError)?.message.contains("episodes must be >= 1, got 0") ?? false, "\($0)")
+        }
+    }
 }

@@ -103,22 +103,23 @@ public func frozenFeatureScores(support: Tensor, supportLabels: [Int], query: Te
     }
 }
 
-/// Few-shot accuracy of frozen features on episodes `0..<episodes` of `sampler` (images from `loader`, no
-/// augmentation): for each episode, `features` maps the support and query images to `(N, D)` features once,
-/// then `protocol` scores the queries. Returns the per-episode accuracies and their mean with 95% CI.
+/// Few-shot accuracy of frozen features on `episodes` (images from `loader`, no augmentation): for each episode,
+/// `features` maps the support and query images to `(N, D)` features once, then `protocol` scores the queries.
+/// The cosine classifier of an episode is seeded by `(options.seed, episode.index)`, so an episode gives the same
+/// result whether it comes from a sampler or from an episode list. Returns the per-episode accuracies and their
+/// mean with 95% CI.
 /// - Parameter progress: called after each episode with the number done.
-/// - Throws: `MMLError` from loading, the features (wrong shape) or the protocol.
-public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: EpisodeLoader,
-                                   sampler: EpisodeSampler, episodes: Int, protocol proto: FrozenFeatureProtocol,
+/// - Throws: `MMLError` for an empty list, from loading, the features (wrong shape) or the protocol.
+public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: EpisodeLoader, episodes: [Episode],
+                                   protocol proto: FrozenFeatureProtocol,
                                    options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
                                    progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
-    guard episodes >= 1 else {
-        throw MMLError(.invalidArgument, "frozen-feature evaluation: episodes must be >= 1, got \(episodes)")
+    guard !episodes.isEmpty else {
+        throw MMLError(.invalidArgument, "frozen-feature evaluation: episodes must be >= 1, got 0")
     }
     let t0 = Date()
     var accs: [Double] = []
-    for e in 0..<episodes {
-        let ep = sampler.episode(e)
+    for (k, ep) in episodes.enumerated() {
         let batch = try loader.batch(for: ep)
         let fs = try features(batch.support), fq = try features(batch.query)
         guard fs.rank == 2, fq.rank == 2 else {
@@ -126,12 +127,26 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
                            + "got \(fs.shape)")
         }
         let scores = try frozenFeatureScores(support: fs, supportLabels: batch.supportLabels, query: fq,
-                                             way: ep.way, protocol: proto, options: options, episode: e)
+                                             way: ep.way, protocol: proto, options: options, episode: ep.index)
         accs.append(accuracy(of: scores, labels: batch.queryLabels))
-        progress?(e + 1)
+        progress?(k + 1)
     }
     return FrozenFeatureEvaluation(perEpisode: accs, summary: AccuracySummary(accs),
                                    seconds: Date().timeIntervalSince(t0))
+}
+
+/// Few-shot accuracy of frozen features on episodes `0..<episodes` of `sampler`: `evaluateFrozenFeatures` on
+/// `sampler.episodes(episodes)`.
+/// - Throws: `MMLError` for `episodes < 1`, from loading, the features (wrong shape) or the protocol.
+public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: EpisodeLoader,
+                                   sampler: EpisodeSampler, episodes: Int, protocol proto: FrozenFeatureProtocol,
+                                   options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
+                                   progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
+    guard episodes >= 1 else {
+        throw MMLError(.invalidArgument, "frozen-feature evaluation: episodes must be >= 1, got \(episodes)")
+    }
+    return try evaluateFrozenFeatures(features: features, loader: loader, episodes: sampler.episodes(episodes),
+                                      protocol: proto, options: options, progress: progress)
 }
 
 /// `evaluateFrozenFeatures` with the model's globally average-pooled backbone features (`pooledFeatures`).
@@ -142,4 +157,38 @@ public func evaluateFrozenFeatures(model: FewShotModel, loader: EpisodeLoader, s
     try evaluateFrozenFeatures(features: { try pooledFeatures(model: model, images: $0) }, loader: loader,
                                sampler: sampler, episodes: episodes, protocol: proto, options: options,
                                progress: progress)
+}
+
+/// The features the frozen-feature protocols use for a loaded checkpoint. For an `embedding` checkpoint
+/// (`mml train-embedding`): the trained embedding, i.e. the pooled backbone features, then the linear layer stored
+/// as the extra tensors `embedding.weight (dim, C)` / `embedding.bias (dim)` when present, L2-normalised. For any
+/// other kind: `pooledFeatures`.
+/// - Parameter path: the checkpoint's file, for error messages.
+/// - Throws: `MMLError(.corruptFile)` when the embedding layer is malformed or does not fit the backbone.
+public func frozenFeatureFunction(of loaded: Checkpoint.Loaded, path: String) throws -> (Tensor) throws -> Tensor {
+    let model = loaded.model
+    guard model.configuration.kind == "embedding" else {
+        return { try pooledFeatures(model: model, images: $0) }
+    }
+    var linear: Linear?
+    if let w = loaded.extra.first(where: { $0.name == "embedding.weight" })?.tensor {
+        guard w.rank == 2, let b = loaded.extra.first(where: { $0.name == "embedding.bias" })?.tensor,
+              b.shape == [w.shape[0]] else {
+            throw MMLError(.corruptFile, "\(path): embedding.weight \(w.shape) without a matching embedding.bias")
+        }
+        guard w.shape[1] == model.backbone.outputChannels else {
+            throw MMLError(.corruptFile, "\(path): the embedding layer takes \(w.shape[1]) features but the backbone "
+                           + "gives \(model.backbone.outputChannels)")
+        }
+        var rng = SeededRNG(seed: 0)
+        let l = Linear(inputFeatures: w.shape[1], outputFeatures: w.shape[0], generator: &rng)
+        l.weight.value = w
+        l.bias!.value = b
+        linear = l
+    }
+    return { images in
+        var f = try pooledFeatures(model: model, images: images)
+        if let linear { f = linear.forward(f, training: false).output }
+        return L2Normalize.forward(f).output
+    }
 }
