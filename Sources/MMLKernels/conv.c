@@ -130,8 +130,72 @@ static void im2col_row(float *dst, int64_t ds, const mml_im2col_src *s, int64_t 
     }
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define IM2COL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+/* Stride-1 pack_b, one 32-wide panel at a time: the panel's output positions split into runs along output rows
+ * (at most 32 runs); each tap (ch, i, j) then fills the panel row with two masked loads per run, the masks
+ * covering the columns whose input lies inside the image (masked-off lanes are never read). */
+IM2COL_AVX512 static void im2col_pack_b_s1_avx512(float *pb, const mml_im2col_src *s, int64_t p0, int64_t kc,
+                                                  int64_t j0, int64_t nc) {
+    int64_t kk = s->kh * s->kw;
+    for (int64_t jr = 0; jr < nc; jr += MML_NN_NR) {
+        int64_t nr = nc - jr < MML_NN_NR ? nc - jr : MML_NN_NR;
+        float *panel = pb + jr * kc;
+        /* runs: lanes [t, t + len) are output row oy, columns a .. a + len - 1 */
+        int64_t run_t[MML_NN_NR], run_oy[MML_NN_NR], run_a[MML_NN_NR], run_len[MML_NN_NR];
+        int nruns = 0;
+        int64_t q = j0 + jr, oy = q / s->ow, ox = q - oy * s->ow;
+        for (int64_t t = 0; t < nr;) {
+            int64_t len = s->ow - ox < nr - t ? s->ow - ox : nr - t;
+            run_t[nruns] = t; run_oy[nruns] = oy; run_a[nruns] = ox; run_len[nruns] = len;
+            nruns++;
+            t += len;
+            ox = 0;
+            oy++;
+        }
+        int64_t tap = p0, ch = tap / kk, rem = tap - ch * kk, i = rem / s->kw, j = rem - i * s->kw;
+        for (int64_t p = 0; p < kc; p++) {
+            const float *xc = s->x + ch * s->h * s->w;
+            /* columns whose input x = ox - pad + j lies in [0, w) */
+            int64_t lo = s->pad - j > 0 ? s->pad - j : 0, hi = s->w + s->pad - j;
+            __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
+            for (int r = 0; r < nruns; r++) {
+                int64_t iy = run_oy[r] - s->pad + i;
+                if (iy < 0 || iy >= s->h) continue;
+                int64_t a = run_a[r], b = a + run_len[r];
+                int64_t va = a > lo ? a : lo, vb = b < hi ? b : hi;
+                if (vb <= va) continue;
+                /* lane L (run_t + u - a for column u) reads row[u - pad + j] = base[L] */
+                uint32_t m = (uint32_t)((((uint64_t)1 << (vb - va)) - 1) << (run_t[r] + va - a));
+                const float *base = (const float *)((uintptr_t)(xc + iy * s->w) +
+                                                    (uintptr_t)((a - s->pad + j - run_t[r]) * (int64_t)sizeof(float)));
+                v0 = _mm512_mask_loadu_ps(v0, (__mmask16)(m & 0xFFFF), base);
+                v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(m >> 16), (const float *)((uintptr_t)base + 64));
+            }
+            _mm512_store_ps(panel + p * MML_NN_NR, v0);
+            _mm512_store_ps(panel + p * MML_NN_NR + 16, v1);
+            if (++j == s->kw) {
+                j = 0;
+                if (++i == s->kh) {
+                    i = 0;
+                    ch++;
+                }
+            }
+        }
+    }
+}
+#endif
+
 void mml_im2col_pack_b(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc) {
     const mml_im2col_src *s = (const mml_im2col_src *)src;
+#if defined(__x86_64__)
+    if (s->stride == 1 && mml_nn_have_avx512()) {
+        im2col_pack_b_s1_avx512(pb, s, p0, kc, j0, nc);
+        return;
+    }
+#endif
     for (int64_t jr = 0; jr < nc; jr += MML_NN_NR) {
         int64_t nr = nc - jr < MML_NN_NR ? nc - jr : MML_NN_NR;
         float *panel = pb + jr * kc;
