@@ -220,4 +220,53 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(nil, one, one, 1, 1, 1, 1, 1, nil, 0, 1),
                        Int32(MML_ERR_ARGUMENT))
     }
+
+    /// The fused BN-affine + leaky ReLU + 2x2 max-pool forward and its backward against the unfused kernels
+    /// (affine, max-pool, max-pool+leaky backward, BatchNorm backward), with batch and fixed statistics, odd sizes,
+    /// on the AVX-512 and portable paths; a corrupt argmax is refused.
+    func testFusedBatchNormLeakyMaxPoolMatchesUnfused() {
+        var r = Rng(s: 77)
+        for portable in [false, true] {
+            mml_layers_force_portable(portable ? 1 : 0)
+            defer { mml_layers_force_portable(0) }
+            for (n, c, h, w) in [(1, 1, 2, 2), (2, 3, 5, 7), (3, 4, 42, 42), (2, 2, 21, 70)] {
+                let hw = h * w, oh = h / 2, ow = w / 2
+                let x = r.floats(n * c * hw).map { $0 * 3 + 0.2 }
+                let scale = r.floats(c), shift = r.floats(c), gamma = r.floats(c)
+                let mean = r.floats(c), invstd = r.floats(c).map { abs($0) + 0.5 }
+                let slope: Float = 0.2
+                var a = [Float](repeating: 0, count: x.count)
+                XCTAssertEqual(mml_channel_affine_f32(&a, x, scale, shift, Int64(n), Int64(c), Int64(hw), 1, slope, 1), 0)
+                var pr = [Float](repeating: 0, count: n * c * oh * ow), ar = [Int32](repeating: 0, count: pr.count)
+                XCTAssertEqual(mml_maxpool2d_f32(&pr, &ar, a, Int64(n * c), Int64(h), Int64(w), 2, 2, 1), 0)
+                var p = [Float](repeating: 0, count: pr.count), arg = [Int32](repeating: -1, count: pr.count)
+                XCTAssertEqual(mml_affine_leaky_maxpool2x2_f32(&p, &arg, x, scale, shift, Int64(n), Int64(c), Int64(h),
+                                                               Int64(w), slope, 2), 0)
+                XCTAssertEqual(p, pr, "pooled \((n, c, h, w)) portable \(portable)")
+                XCTAssertEqual(arg, ar, "argmax \((n, c, h, w))")
+                let dy = r.floats(p.count)
+                for batchStats in [Int32(1), 0] {
+                    var dz = [Float](repeating: 0, count: x.count)
+                    XCTAssertEqual(mml_maxpool2d_leaky_backward_f32(&dz, dy, ar, a, Int64(n * c), Int64(h), Int64(w),
+                                                                    Int64(oh), Int64(ow), slope, 1), 0)
+                    var dxr = [Float](repeating: 0, count: x.count), dgr = [Float](repeating: 1, count: c), dbr = dgr
+                    XCTAssertEqual(mml_batchnorm_backward_f32(&dxr, &dgr, &dbr, dz, x, mean, invstd, gamma, Int64(n),
+                                                              Int64(c), Int64(hw), batchStats, 1), 0)
+                    var dx = [Float](repeating: 9, count: x.count), dg = [Float](repeating: 1, count: c), db = dg
+                    XCTAssertEqual(mml_maxpool_leaky_batchnorm_backward_f32(&dx, &dg, &db, dy, arg, p, x, mean, invstd,
+                                                                            gamma, Int64(n), Int64(c), Int64(h),
+                                                                            Int64(w), slope, batchStats, 2), 0)
+                    assertClose(dx, dxr.map(Double.init), atol: 1e-5, rtol: 1e-4, "dx \((n, c, h, w)) stats \(batchStats)")
+                    assertClose(dg, dgr.map(Double.init), atol: 1e-4, rtol: 1e-4, "dgamma")
+                    assertClose(db, dbr.map(Double.init), atol: 1e-4, rtol: 1e-4, "dbeta")
+                }
+                var bad = arg
+                bad[0] = Int32(hw)
+                var dx = [Float](repeating: 0, count: x.count)
+                XCTAssertEqual(mml_maxpool_leaky_batchnorm_backward_f32(&dx, nil, nil, dy, bad, p, x, mean, invstd, gamma,
+                                                                        Int64(n), Int64(c), Int64(h), Int64(w), slope, 1, 1),
+                               Int32(MML_ERR_ARGUMENT))
+            }
+        }
+    }
 }

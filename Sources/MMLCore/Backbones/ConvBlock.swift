@@ -2,7 +2,7 @@ import MMLKernels
 
 /// Conv3x3 (padding 1) -> BatchNorm -> (Leaky)ReLU -> optional 2x2 max-pool: the block of Conv-64F and Conv-4.
 ///
-/// `x: (N, C, H, W) -> (N, C', H, W)` or `(N, C', H / 2, W / 2)` with pooling. BN and the activation run as one
+/// `x: (N, C, H, W) -> (N, C', H, W)` or `(N, C', H / 2, W / 2)` with pooling. BN, the activation and the pooling run as one
 /// fused pass.
 public final class ConvBlock: ParameterContainer {
     public let conv: Conv2D
@@ -15,7 +15,8 @@ public final class ConvBlock: ParameterContainer {
     public struct Cache {
         let conv: Conv2D.Cache
         let bn: BatchNorm2D.Cache
-        /// The activation output (its sign equals the activation input's, which is all the derivative needs).
+        /// The activation output, or with pooling the pooled output (its sign equals the activation input's at
+        /// each argmax, which is all the derivative needs).
         let activated: Tensor
         let pool: MaxPool2D.Cache?
     }
@@ -78,34 +79,24 @@ public final class ConvBlock: ParameterContainer {
 
     func forward(_ x: Tensor, training: Bool) -> (Tensor, Cache) {
         let (c, cc) = conv.forward(x, training: training)
-        let (a, bc) = bn.forward(c, training: training, leakySlope: negativeSlope)
-        guard let pool else { return (a, Cache(conv: cc, bn: bc, activated: a, pool: nil)) }
-        let (p, pc) = pool.forward(a, training: training)
-        return (p, Cache(conv: cc, bn: bc, activated: a, pool: pc))
+        guard pool != nil else {
+            let (a, bc) = bn.forward(c, training: training, leakySlope: negativeSlope)
+            return (a, Cache(conv: cc, bn: bc, activated: a, pool: nil))
+        }
+        // BN, activation and pooling in one pass; the cache keeps the pooled output (its sign is the activation's
+        // at each argmax) instead of the full-size activation
+        let (p, arg, bc) = bn.forwardLeakyMaxPool2x2(c, training: training, leakySlope: negativeSlope)
+        return (p, Cache(conv: cc, bn: bc, activated: p, pool: MaxPool2D.Cache(inputShape: c.shape, argmax: arg)))
     }
 
     func backward(_ dy: Tensor, cache: Cache, inputGradient: Bool) -> Tensor? {
-        let dz: Tensor
+        let dc: Tensor
         if let pc = cache.pool {
-            // pool backward and the activation derivative in one pass
-            var out = Tensor(uninitializedShape: cache.activated.shape)
-            let d = out.nchw, g = dy.nchw
-            precondition(dy.count == pc.argmax.count, "[convblock] dy shape \(dy.shape) does not match the output")
-            let status = out.data.withUnsafeMutableBufferPointer { op in
-                dy.data.withUnsafeBufferPointer { dp in
-                    cache.activated.data.withUnsafeBufferPointer { ap in
-                        mml_maxpool2d_leaky_backward_f32(op.baseAddress, dp.baseAddress, pc.argmax, ap.baseAddress,
-                                                         Int64(d.n * d.c), Int64(d.h), Int64(d.w), Int64(g.h),
-                                                         Int64(g.w), negativeSlope, Int32(threads))
-                    }
-                }
-            }
-            requireLayerKernel(status, "convblock backward")
-            dz = out
+            dc = bn.backwardLeakyMaxPool2x2(dy, argmax: pc.argmax, pooled: cache.activated, cache: cache.bn,
+                                            leakySlope: negativeSlope)
         } else {
-            dz = leakyBackward(dy, cache.activated, negativeSlope)
+            dc = bn.backward(leakyBackward(dy, cache.activated, negativeSlope), cache: cache.bn)
         }
-        let dc = bn.backward(dz, cache: cache.bn)
         return conv.backward(dc, cache: cache.conv, inputGradient: inputGradient)
     }
 }

@@ -107,6 +107,66 @@ public final class BatchNorm2D: Layer {
         return (y, Cache(input: x, mean: mean, inverseStd: invstd, usedBatchStatistics: batch))
     }
 
+    /// The forward pass fused with a leaky ReLU (`leakySlope`, 0 for ReLU) and a 2x2 / stride-2 max-pool (floor
+    /// mode), as `MaxPool2D(kernelSize: 2).forward(forward(x, training:, leakySlope:).output)` but in one pass that
+    /// never stores the full-size activation: `(N, C, H, W) -> (N, C, H / 2, W / 2)`, with the argmax indices
+    /// (inside each H x W plane) that `backwardLeakyMaxPool2x2` needs.
+    public func forwardLeakyMaxPool2x2(_ x: Tensor, training: Bool, leakySlope: Float)
+        -> (output: Tensor, argmax: [Int32], cache: Cache) {
+        let d = x.nchw
+        precondition(d.h >= 2 && d.w >= 2, "[batchnorm2d] pooled input \(d.h)x\(d.w) is smaller than 2x2")
+        let (mean, invstd, batch) = statistics(x, training: training)
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for c in 0..<channels {
+            scale[c] = gamma.value.data[c] * invstd[c]
+            shift[c] = beta.value.data[c] - mean[c] * scale[c]
+        }
+        var y = Tensor(uninitializedShape: [d.n, d.c, d.h / 2, d.w / 2])
+        var arg = [Int32](unsafeUninitializedCapacity: y.count) { _, c in c = y.count }
+        let status = y.data.withUnsafeMutableBufferPointer { yp in
+            arg.withUnsafeMutableBufferPointer { ap in
+                x.data.withUnsafeBufferPointer { xp in
+                    mml_affine_leaky_maxpool2x2_f32(yp.baseAddress, ap.baseAddress, xp.baseAddress, scale, shift,
+                                                    Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), leakySlope,
+                                                    Int32(threads))
+                }
+            }
+        }
+        requireLayerKernel(status, "batchnorm2d+leaky+maxpool")
+        return (y, arg, Cache(input: x, mean: mean, inverseStd: invstd, usedBatchStatistics: batch))
+    }
+
+    /// The backward pass of `forwardLeakyMaxPool2x2`: dL/dx (N, C, H, W) from the pooled gradient `dy`, the
+    /// argmax indices and the pooled output; adds dL/dgamma and dL/dbeta. The full-size activation gradient is
+    /// never stored.
+    public func backwardLeakyMaxPool2x2(_ dy: Tensor, argmax: [Int32], pooled: Tensor, cache: Cache,
+                                        leakySlope: Float) -> Tensor {
+        let x = cache.input
+        let d = x.nchw
+        precondition(dy.shape == [d.n, d.c, d.h / 2, d.w / 2] && pooled.shape == dy.shape && argmax.count == dy.count,
+                     "[batchnorm2d] pooled dy shape \(dy.shape) does not match input \(x.shape)")
+        var dx = Tensor(uninitializedShape: x.shape)
+        let status = dx.data.withUnsafeMutableBufferPointer { dxp in
+            gamma.grad.data.withUnsafeMutableBufferPointer { dg in
+                beta.grad.data.withUnsafeMutableBufferPointer { db in
+                    dy.data.withUnsafeBufferPointer { dyp in
+                        pooled.data.withUnsafeBufferPointer { pp in
+                            x.data.withUnsafeBufferPointer { xp in
+                                mml_maxpool_leaky_batchnorm_backward_f32(
+                                    dxp.baseAddress, dg.baseAddress, db.baseAddress, dyp.baseAddress, argmax,
+                                    pp.baseAddress, xp.baseAddress, cache.mean, cache.inverseStd, gamma.value.data,
+                                    Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), leakySlope,
+                                    cache.usedBatchStatistics ? 1 : 0, Int32(threads))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        requireLayerKernel(status, "batchnorm2d+leaky+maxpool backward")
+        return dx
+    }
+
     /// dL/dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) with batch statistics (gamma invstd dy with fixed
     /// ones); adds dL/dgamma = sum dy xhat and dL/dbeta = sum dy.
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {

@@ -302,6 +302,20 @@ int mml_maxpool2d_f32(float *y, int32_t *argmax, const float *x, int64_t planes,
                       int64_t stride, int32_t nthreads);
 int mml_maxpool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
                                int64_t w, int64_t oh, int64_t ow);
+/* Training-mode block tail, fused (bn_pool.c): y (n, c, h/2, w/2) and argmax (index in the h x w plane) =
+ * maxpool2x2(leaky(scale[c] * x + shift[c], slope)) with the max-pool tie rule; the activation is not stored. */
+int mml_affine_leaky_maxpool2x2_f32(float *y, int32_t *argmax, const float *x, const float *scale, const float *shift,
+                                    int64_t n, int64_t c, int64_t h, int64_t w, float slope, int32_t nthreads);
+/* Its backward through the pool, the leaky ReLU (sign read from the pooled value) and BatchNorm: given dy
+ * (n, c, h/2, w/2), argmax and pooled from the forward, the BN input x (n, c, h, w) with the mean and invstd it was
+ * normalised with: dbeta += sum g, dgamma += sum g xhat (g = dy leaky'), dx (n, c, h, w, overwritten; may be
+ * NULL) = gamma invstd (g scattered - mean(g) - xhat mean(g xhat)) with batch statistics, gamma invstd g
+ * scattered with fixed ones. MML_ERR_ARGUMENT for an argmax outside its plane. */
+int mml_maxpool_leaky_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                             const int32_t *argmax, const float *pooled, const float *x,
+                                             const float *mean, const float *invstd, const float *gamma, int64_t n,
+                                             int64_t c, int64_t h, int64_t w, float slope, int32_t batch_stats,
+                                             int32_t nthreads);
 /* Max-pool backward fused with the leaky ReLU before it: dz (planes x h x w, overwritten) = dy routed to the argmax
  * positions, times 1 where activated > 0 and slope elsewhere (`activated` is the activation output = pool input). */
 int mml_maxpool2d_leaky_backward_f32(float *dz, const float *dy, const int32_t *argmax, const float *activated,

@@ -1,0 +1,195 @@
+/* Training-mode BatchNorm -> leaky ReLU -> 2x2 / stride-2 max-pool, fused (the Conv-64F / Conv-4 block tail).
+ *
+ * Forward: one pass reads the conv output x and writes only the pooled map and the argmax indices; the full-size
+ * activation is never stored (at 84x84x64 it is 1.8 MB per image). Backward: the pooled gradient reaches one
+ * position per window, so the BatchNorm sums (sum g, sum g xhat) need only those positions, and
+ *     dx = gamma invstd (g_scattered - mean(g) - xhat mean(g xhat))
+ * is written in one pass with the scattered term added at the argmax positions: the full-size gradient of the
+ * activation is never stored either. Per-channel sums run in double over images in order, channels are the
+ * parallel unit, so results do not depend on the thread count. The activation's sign at an argmax position is
+ * the sign of the pooled value there. */
+#include "MMLKernels.h"
+#include "nn_internal.h"
+#include <stdatomic.h>
+/* a * x + b rounded twice, as the unfused affine kernel: the same pooled values on every path */
+#pragma STDC FP_CONTRACT OFF
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+typedef struct {
+    float *y, *dx, *dgamma, *dbeta;
+    int32_t *arg;
+    const float *x, *dy, *pooled, *scale, *shift, *mean, *invstd, *gamma;
+    const int32_t *carg;
+    int64_t n, c, h, w, oh, ow;
+    float slope;
+    int32_t batch_stats;
+    _Atomic int bad;
+} bnp_ctx;
+
+static inline float act(float v, float a, float b, float slope) {
+    float z = a * v + b;
+    return z > 0.0f ? z : slope * z;
+}
+
+/* The max-pool tie rule (strict >: the first maximum wins; the first NaN wins and stays). */
+static inline void bnp_take(float v, int32_t vi, float *best, int32_t *bi) {
+    int take = (v > *best) | ((v != v) & (*best == *best));
+    *best = take ? v : *best;
+    *bi = take ? vi : *bi;
+}
+
+static void bnp_rows(const float *x, float *y, int32_t *arg, int64_t w, int64_t ow, int64_t oh, int64_t ox0, float a,
+                     float b, float slope) {
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+        for (int64_t ox = ox0; ox < ow; ox++) {
+            int32_t i0 = (int32_t)(2 * oy * w + 2 * ox);
+            float best = act(r0[2 * ox], a, b, slope);
+            int32_t bi = i0;
+            bnp_take(act(r0[2 * ox + 1], a, b, slope), i0 + 1, &best, &bi);
+            bnp_take(act(r1[2 * ox], a, b, slope), i0 + (int32_t)w, &best, &bi);
+            bnp_take(act(r1[2 * ox + 1], a, b, slope), i0 + (int32_t)w + 1, &best, &bi);
+            y[oy * ow + ox] = best;
+            arg[oy * ow + ox] = bi;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#define BNP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+BNP_AVX512 static inline __m512 act16(__m512 v, __m512 a, __m512 b, __m512 slope) {
+    __m512 z = _mm512_add_ps(_mm512_mul_ps(a, v), b);
+    __mmask16 pos = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ);
+    return _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, z), z);
+}
+
+BNP_AVX512 static inline void bnp_take16(__m512 v, __m512i vi, __m512 *best, __m512i *bi) {
+    __mmask16 take = _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) |
+                     (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(*best, *best, _CMP_ORD_Q));
+    *best = _mm512_mask_blend_ps(take, *best, v);
+    *bi = _mm512_mask_blend_epi32(take, *bi, vi);
+}
+
+BNP_AVX512 static void bnp_plane_avx512(const float *x, float *y, int32_t *arg, int64_t w, int64_t oh, int64_t ow,
+                                        float a, float b, float slope) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), vs = _mm512_set1_ps(slope);
+    const int64_t full = ow / 16 * 16;
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+        for (int64_t ox = 0; ox < full; ox += 16) {
+            __m512 a0 = _mm512_loadu_ps(r0 + 2 * ox), a1 = _mm512_loadu_ps(r0 + 2 * ox + 16);
+            __m512 b0 = _mm512_loadu_ps(r1 + 2 * ox), b1 = _mm512_loadu_ps(r1 + 2 * ox + 16);
+            __m512i i00 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
+            __m512 best = act16(_mm512_permutex2var_ps(a0, even, a1), va, vb, vs);
+            __m512i bi = i00;
+            bnp_take16(act16(_mm512_permutex2var_ps(a0, odd, a1), va, vb, vs),
+                       _mm512_add_epi32(i00, _mm512_set1_epi32(1)), &best, &bi);
+            bnp_take16(act16(_mm512_permutex2var_ps(b0, even, b1), va, vb, vs),
+                       _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w)), &best, &bi);
+            bnp_take16(act16(_mm512_permutex2var_ps(b0, odd, b1), va, vb, vs),
+                       _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w + 1)), &best, &bi);
+            _mm512_storeu_ps(y + oy * ow + ox, best);
+            _mm512_storeu_si512((void *)(arg + oy * ow + ox), bi);
+        }
+    }
+    if (full < ow) bnp_rows(x, y, arg, w, ow, oh, full, a, b, slope);
+}
+#endif
+
+static void bnp_fwd_task(void *ctx, int64_t plane, int thread) {
+    (void)thread;
+    bnp_ctx *s = (bnp_ctx *)ctx;
+    int64_t ch = plane % s->c;
+    const float *x = s->x + plane * s->h * s->w;
+    float *y = s->y + plane * s->oh * s->ow;
+    int32_t *arg = s->arg + plane * s->oh * s->ow;
+#if defined(__x86_64__)
+    if (mml_nn_have_avx512()) {
+        bnp_plane_avx512(x, y, arg, s->w, s->oh, s->ow, s->scale[ch], s->shift[ch], s->slope);
+        return;
+    }
+#endif
+    bnp_rows(x, y, arg, s->w, s->ow, s->oh, 0, s->scale[ch], s->shift[ch], s->slope);
+}
+
+int mml_affine_leaky_maxpool2x2_f32(float *y, int32_t *argmax, const float *x, const float *scale, const float *shift,
+                                    int64_t n, int64_t c, int64_t h, int64_t w, float slope, int32_t nthreads) {
+    if (!y || !argmax || !x || !scale || !shift || n <= 0 || c <= 0 || h < 2 || w < 2) return MML_ERR_ARGUMENT;
+    bnp_ctx s;
+    memset(&s, 0, sizeof(s));
+    s.y = y; s.arg = argmax; s.x = x; s.scale = scale; s.shift = shift;
+    s.n = n; s.c = c; s.h = h; s.w = w; s.oh = h / 2; s.ow = w / 2; s.slope = slope;
+    mml_nn_parallel_for(nthreads, n * c, bnp_fwd_task, &s);
+    return MML_OK;
+}
+
+static void bnp_bwd_task(void *ctx, int64_t ch, int thread) {
+    (void)thread;
+    bnp_ctx *s = (bnp_ctx *)ctx;
+    int64_t hw = s->h * s->w, ohw = s->oh * s->ow;
+    float mu = s->mean[ch], is = s->invstd[ch], g = s->gamma ? s->gamma[ch] : 1.0f, slope = s->slope;
+    /* sums over the argmax positions of g = dy * leaky'(activation) */
+    double sdy = 0, sdyx = 0;
+    for (int64_t b = 0; b < s->n; b++) {
+        int64_t pl = b * s->c + ch;
+        const float *dy = s->dy + pl * ohw, *pv = s->pooled + pl * ohw, *x = s->x + pl * hw;
+        const int32_t *idx = s->carg + pl * ohw;
+        float p1 = 0, p2 = 0;
+        for (int64_t i = 0; i < ohw; i++) {
+            int32_t j = idx[i];
+            if (j < 0 || j >= hw) {
+                s->bad = 1;
+                return;
+            }
+            float gi = pv[i] > 0.0f ? dy[i] : slope * dy[i];
+            p1 += gi;
+            p2 += gi * (x[j] - mu);
+        }
+        sdy += p1;
+        sdyx += p2;
+    }
+    sdyx *= is;
+    if (s->dbeta) s->dbeta[ch] += (float)sdy;
+    if (s->dgamma) s->dgamma[ch] += (float)sdyx;
+    if (!s->dx) return;
+    double cnt = (double)(s->n * hw);
+    float k0 = g * is;
+    float mdy = s->batch_stats ? (float)(sdy / cnt) : 0.0f;
+    float mdyx = s->batch_stats ? (float)(sdyx / cnt) : 0.0f;
+    /* dx = k0 (scattered g - mdy - xhat mdyx) = c0 + c1 x + k0 scattered g */
+    float c1 = -k0 * is * mdyx, c0 = -k0 * mdy - c1 * mu;
+    for (int64_t b = 0; b < s->n; b++) {
+        int64_t pl = b * s->c + ch;
+        const float *x = s->x + pl * hw, *dy = s->dy + pl * ohw, *pv = s->pooled + pl * ohw;
+        const int32_t *idx = s->carg + pl * ohw;
+        float *dx = s->dx + pl * hw;
+        if (s->batch_stats) {
+            for (int64_t i = 0; i < hw; i++) dx[i] = c0 + c1 * x[i];
+        } else {
+            memset(dx, 0, (size_t)hw * sizeof(float));
+        }
+        for (int64_t i = 0; i < ohw; i++) dx[idx[i]] += k0 * (pv[i] > 0.0f ? dy[i] : slope * dy[i]);
+    }
+}
+
+int mml_maxpool_leaky_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                             const int32_t *argmax, const float *pooled, const float *x,
+                                             const float *mean, const float *invstd, const float *gamma, int64_t n,
+                                             int64_t c, int64_t h, int64_t w, float slope, int32_t batch_stats,
+                                             int32_t nthreads) {
+    if (!dy || !argmax || !pooled || !x || !mean || !invstd || n <= 0 || c <= 0 || h < 2 || w < 2)
+        return MML_ERR_ARGUMENT;
+    bnp_ctx s;
+    memset(&s, 0, sizeof(s));
+    s.dx = dx; s.dgamma = dgamma; s.dbeta = dbeta; s.dy = dy; s.carg = argmax; s.pooled = pooled; s.x = x;
+    s.mean = mean; s.invstd = invstd; s.gamma = gamma;
+    s.n = n; s.c = c; s.h = h; s.w = w; s.oh = h / 2; s.ow = w / 2; s.slope = slope; s.batch_stats = batch_stats;
+    mml_nn_parallel_for(nthreads, c, bnp_bwd_task, &s);
+    return s.bad ? MML_ERR_ARGUMENT : MML_OK;
+}
