@@ -69,7 +69,7 @@ struct TrainEmbeddingCommand: ParsableCommand {
                     throw MMLError(.invalidArgument, "\(path) is a '\(loaded.model.configuration.kind)' checkpoint; "
                                    + "--eval-only takes the embedding.safetensors written by mml train-embedding")
                 }
-                let linear = try embeddingLinear(from: loaded.extra, path: path)
+                let linear = try storedEmbeddingLayer(in: loaded, path: path)
                 try evaluate(model: loaded.model, linear: linear)
                 return
             }
@@ -147,20 +147,6 @@ struct TrainEmbeddingCommand: ParsableCommand {
         }
     }
 
-    /// The linear layer stored as `embedding.weight` / `embedding.bias` in a checkpoint (nil when absent).
-    func embeddingLinear(from extra: [(name: String, tensor: Tensor)], path: String) throws -> Linear? {
-        guard let w = extra.first(where: { $0.name == "embedding.weight" })?.tensor else { return nil }
-        guard w.rank == 2, let b = extra.first(where: { $0.name == "embedding.bias" })?.tensor, b.shape == [w.shape[0]]
-        else {
-            throw MMLError(.corruptFile, "\(path): embedding.weight \(w.shape) without a matching embedding.bias")
-        }
-        var rng = SeededRNG(seed: 0)
-        let linear = Linear(inputFeatures: w.shape[1], outputFeatures: w.shape[0], generator: &rng)
-        linear.weight.value = w
-        linear.bias!.value = b
-        return linear
-    }
-
     /// Retrieval metrics and few-shot accuracy of the embedding on the held-out split.
     func evaluate(model: FewShotModel, linear: Linear?) throws {
         let heldOut = try dataset.with(split: evalSplit).open()
@@ -169,11 +155,7 @@ struct TrainEmbeddingCommand: ParsableCommand {
             throw MMLError(.corruptFile, "the embedding layer takes \(linear.inputFeatures) features but the backbone "
                            + "gives \(model.backbone.outputChannels)")
         }
-        let embed: (Tensor) throws -> Tensor = { images in
-            var f = GlobalAveragePool.forward(try model.features(images))
-            if let linear { f = linear.forward(f, training: false).output }
-            return L2Normalize.forward(f).output
-        }
+        let embed = embeddingFunction(model: model, linear: linear)
         let t0 = Date()
         var refs: [ItemRef] = []
         for (c, n) in heldOut.itemCounts.enumerated() { for i in 0..<n { refs.append(ItemRef(classIndex: c, item: i)) } }

@@ -170,23 +170,33 @@ public func frozenFeatureFunction(of loaded: Checkpoint.Loaded, path: String) th
     guard model.configuration.kind == "embedding" else {
         return { try pooledFeatures(model: model, images: $0) }
     }
-    var linear: Linear?
-    if let w = loaded.extra.first(where: { $0.name == "embedding.weight" })?.tensor {
-        guard w.rank == 2, let b = loaded.extra.first(where: { $0.name == "embedding.bias" })?.tensor,
-              b.shape == [w.shape[0]] else {
-            throw MMLError(.corruptFile, "\(path): embedding.weight \(w.shape) without a matching embedding.bias")
-        }
-        guard w.shape[1] == model.backbone.outputChannels else {
-            throw MMLError(.corruptFile, "\(path): the embedding layer takes \(w.shape[1]) features but the backbone "
-                           + "gives \(model.backbone.outputChannels)")
-        }
-        var rng = SeededRNG(seed: 0)
-        let l = Linear(inputFeatures: w.shape[1], outputFeatures: w.shape[0], generator: &rng)
-        l.weight.value = w
-        l.bias!.value = b
-        linear = l
+    return embeddingFunction(model: model, linear: try storedEmbeddingLayer(in: loaded, path: path))
+}
+
+/// The linear layer an embedding checkpoint (`mml train-embedding --dim D`) stores as the extra tensors
+/// `embedding.weight` / `embedding.bias`, or nil when it has none.
+/// - Throws: `MMLError(.corruptFile)` naming `path` when the pair is incomplete or does not fit the backbone.
+public func storedEmbeddingLayer(in loaded: Checkpoint.Loaded, path: String) throws -> Linear? {
+    guard let w = loaded.extra.first(where: { $0.name == "embedding.weight" })?.tensor else { return nil }
+    guard w.rank == 2, let b = loaded.extra.first(where: { $0.name == "embedding.bias" })?.tensor,
+          b.shape == [w.shape[0]] else {
+        throw MMLError(.corruptFile, "\(path): embedding.weight \(w.shape) without a matching embedding.bias")
     }
-    return { images in
+    guard w.shape[1] == loaded.model.backbone.outputChannels else {
+        throw MMLError(.corruptFile, "\(path): the embedding layer takes \(w.shape[1]) features but the backbone "
+                       + "gives \(loaded.model.backbone.outputChannels)")
+    }
+    var rng = SeededRNG(seed: 0)
+    let l = Linear(inputFeatures: w.shape[1], outputFeatures: w.shape[0], generator: &rng)
+    l.weight.value = w
+    l.bias!.value = b
+    return l
+}
+
+/// The embedding `mml train-embedding` trains: globally average-pooled backbone features, the optional linear
+/// layer, L2-normalised.
+public func embeddingFunction(model: FewShotModel, linear: Linear?) -> (Tensor) throws -> Tensor {
+    { images in
         var f = try pooledFeatures(model: model, images: images)
         if let linear { f = linear.forward(f, training: false).output }
         return L2Normalize.forward(f).output
