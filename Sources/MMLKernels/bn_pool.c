@@ -53,7 +53,7 @@ static void bnp_rows(const float *x, float *y, int32_t *arg, int64_t w, int64_t 
             bnp_take(act(r1[2 * ox], a, b, slope), i0 + (int32_t)w, &best, &bi);
             bnp_take(act(r1[2 * ox + 1], a, b, slope), i0 + (int32_t)w + 1, &best, &bi);
             y[oy * ow + ox] = best;
-            arg[oy * ow + ox] = bi;
+            if (arg) arg[oy * ow + ox] = bi;
         }
     }
 }
@@ -95,7 +95,7 @@ BNP_AVX512 static void bnp_plane_avx512(const float *x, float *y, int32_t *arg, 
             bnp_take16(act16(_mm512_permutex2var_ps(b0, odd, b1), va, vb, vs),
                        _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w + 1)), &best, &bi);
             _mm512_storeu_ps(y + oy * ow + ox, best);
-            _mm512_storeu_si512((void *)(arg + oy * ow + ox), bi);
+            if (arg) _mm512_storeu_si512((void *)(arg + oy * ow + ox), bi);
         }
     }
     if (full < ow) bnp_rows(x, y, arg, w, ow, oh, full, a, b, slope);
@@ -108,7 +108,7 @@ static void bnp_fwd_task(void *ctx, int64_t plane, int thread) {
     int64_t ch = plane % s->c;
     const float *x = s->x + plane * s->h * s->w;
     float *y = s->y + plane * s->oh * s->ow;
-    int32_t *arg = s->arg + plane * s->oh * s->ow;
+    int32_t *arg = s->arg ? s->arg + plane * s->oh * s->ow : NULL;
 #if defined(__x86_64__)
     if (mml_nn_have_avx512()) {
         bnp_plane_avx512(x, y, arg, s->w, s->oh, s->ow, s->scale[ch], s->shift[ch], s->slope);
@@ -120,7 +120,7 @@ static void bnp_fwd_task(void *ctx, int64_t plane, int thread) {
 
 int mml_affine_leaky_maxpool2x2_f32(float *y, int32_t *argmax, const float *x, const float *scale, const float *shift,
                                     int64_t n, int64_t c, int64_t h, int64_t w, float slope, int32_t nthreads) {
-    if (!y || !argmax || !x || !scale || !shift || n <= 0 || c <= 0 || h < 2 || w < 2) return MML_ERR_ARGUMENT;
+    if (!y || !x || !scale || !shift || n <= 0 || c <= 0 || h < 2 || w < 2) return MML_ERR_ARGUMENT;
     bnp_ctx s;
     memset(&s, 0, sizeof(s));
     s.y = y; s.arg = argmax; s.x = x; s.scale = scale; s.shift = shift;

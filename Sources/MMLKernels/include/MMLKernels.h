@@ -303,7 +303,8 @@ int mml_maxpool2d_f32(float *y, int32_t *argmax, const float *x, int64_t planes,
 int mml_maxpool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
                                int64_t w, int64_t oh, int64_t ow);
 /* Training-mode block tail, fused (bn_pool.c): y (n, c, h/2, w/2) and argmax (index in the h x w plane) =
- * maxpool2x2(leaky(scale[c] * x + shift[c], slope)) with the max-pool tie rule; the activation is not stored. */
+ * maxpool2x2(leaky(scale[c] * x + shift[c], slope)) with the max-pool tie rule; the activation is not stored.
+ * argmax may be NULL (inference). */
 int mml_affine_leaky_maxpool2x2_f32(float *y, int32_t *argmax, const float *x, const float *scale, const float *shift,
                                     int64_t n, int64_t c, int64_t h, int64_t w, float slope, int32_t nthreads);
 /* Its backward through the pool, the leaky ReLU (sign read from the pooled value) and BatchNorm: given dy
