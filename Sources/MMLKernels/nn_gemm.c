@@ -13,8 +13,8 @@
 #include <immintrin.h>
 #endif
 
-#define MR 8
-#define NR 32
+#define MR MML_NN_MR
+#define NR MML_NN_NR
 #define KC 256
 #define MC 128
 #define NC 2048
@@ -174,6 +174,31 @@ void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
                             beta_eff);
                     }
                 }
+            }
+        }
+    }
+}
+
+void mml_nn_sgemm_prepacked(int64_t m, int64_t n, int64_t k, const float *pa, const float *pb, float *c,
+                            int64_t ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    void (*ukr)(int64_t, const float *, const float *, float *, int64_t, int64_t, int64_t, float, float) =
+        ukernel_portable;
+#if defined(__x86_64__)
+    if (mml_nn_have_avx512()) ukr = ukernel_avx512;
+#endif
+    for (int64_t jr = 0; jr < n; jr += NR) {
+        int64_t nr = n - jr < NR ? n - jr : NR;
+        for (int64_t ir = 0; ir < m; ir += MR) {
+            int64_t mr = m - ir < MR ? m - ir : MR;
+            for (int64_t pc = 0; pc < k; pc += KC) {
+                int64_t kc = k - pc < KC ? k - pc : KC;
+                ukr(kc, pa + ir * k + pc * MR, pb + jr * k + pc * NR, c + ir * ldc + jr, ldc, mr, nr, 1.0f,
+                    pc == 0 ? 0.0f : 1.0f);
             }
         }
     }

@@ -25,6 +25,18 @@ size_t mml_nn_sgemm_scratch_floats(void);
 void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, float *scratch);
 
+/* Micro-tile of mml_nn_sgemm: MR rows of A by NR columns of B. */
+#define MML_NN_MR 8
+#define MML_NN_NR 32
+/* C (m x n, row-major, ldc) = A B from operands the caller has already packed over the whole of k:
+ *   pa: ceil(m / MML_NN_MR) row panels, panel r at pa + r * MML_NN_MR * k, laid out [p][MML_NN_MR] (p < k);
+ *       rows past m must be finite (zero).
+ *   pb: ceil(n / MML_NN_NR) column panels, panel q at pb + q * MML_NN_NR * k, laid out [p][MML_NN_NR];
+ *       64-byte aligned; columns past n are read but never stored.
+ * C is overwritten (never read). Same micro-kernels and dispatch as mml_nn_sgemm, single-threaded, no scratch. */
+void mml_nn_sgemm_prepacked(int64_t m, int64_t n, int64_t k, const float *pa, const float *pb, float *c,
+                            int64_t ldc);
+
 /* Vectorised plane reductions (fixed summation order, see nn_reduce.c): s1 = sum a[i]; s2 = sum a[i] (b[i] - m)
  * when b != NULL, else sum (a[i] - m)^2. */
 void mml_nn_reduce(const float *a, const float *b, int64_t n, float m, float *s1, float *s2);

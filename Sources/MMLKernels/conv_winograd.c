@@ -1,0 +1,347 @@
+/* 3x3 stride-1 pad-1 convolution by Winograd minimal filtering F(2x2, 3x3) (Lavin & Gray 2016).
+ *
+ * The output is cut into 2x2 tiles; tile (ty, tx) reads the 4x4 patch d of the zero-padded input whose top-left
+ * corner is padded pixel (2 ty, 2 tx), and
+ *     Y_tile = A^T [ (G g G^T) .* (B^T d B) ] A,
+ *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *     A^T = [1 1 1 0; 0 1 -1 -1].
+ * Summed over input channels, the 16 elementwise products become 16 GEMMs M_xi = U_xi V_xi with
+ * U_xi (cout x cin) the transformed weights and V_xi (cin x tiles) the transformed input, one per position xi of
+ * the 4x4 transformed tile.
+ *
+ * Per call the weights are transformed once (in double, rounded to float) straight into the GEMM's packed A
+ * layout. Per image, the input is first copied to a zero-padded, even/odd de-interleaved form (so that a tile's
+ * columns 2 tx .. 2 tx + 3 are E[tx], O[tx], E[tx+1], O[tx+1], contiguous over tx); then, block by block of
+ * tiles, the input transform writes the 16 V_xi directly in the packed B-panel layout of mml_nn_sgemm_prepacked,
+ * the 16 GEMMs write M_xi (cout x block, row-major), and the output transform crops the 2x2 tiles into y.
+ * The input and output transforms are additions only, written as plain loops that the compiler vectorises; they
+ * are compiled twice (AVX-512 target and baseline) and picked at run time like the GEMM micro-kernel.
+ *
+ * Backward data: dx = the same convolution of dy with the weight transposed in (cout, c) and rotated 180
+ * degrees, so it runs the same machinery with the roles of c and cout exchanged.
+ *
+ * Threads split the batch image by image; each image's arithmetic is fixed by the sizes alone (the tile block
+ * size depends on c and cout only, and a GEMM column never depends on the others), so any thread count gives the
+ * same bits. */
+#include "MMLKernels.h"
+#include "nn_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define WG_MR MML_NN_MR
+#define WG_NR MML_NN_NR
+/* Floats of V and M blocks per thread (about 512 KB: the blocks stay in L2 between transform, GEMM and
+ * output transform). */
+#define WG_BLOCK_FLOATS 131072
+#define WG_VEC _Pragma("clang loop vectorize(assume_safety) interleave(enable)")
+
+static size_t wg_align16(size_t f) { return (f + 15) & ~(size_t)15; }
+
+static int64_t wg_round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+/* Geometry of one direction of the convolution: cin input channels -> cout output channels, h x w maps. */
+typedef struct {
+    int64_t cin, cout, h, w;
+    int64_t th, tw, tiles; /* tile rows, tile columns, tiles per image */
+    int64_t hp, wp;        /* padded rows (2 th + 2) and de-interleaved row half-length (tw + 1) */
+    int64_t tb;            /* tiles per block, a multiple of WG_NR */
+    int64_t mp;            /* cout rounded up to WG_MR */
+    size_t u_floats, xp_floats, v_floats, m_floats, per_thread;
+} wg_geom;
+
+static wg_geom wg_make_geom(int64_t cin, int64_t cout, int64_t h, int64_t w) {
+    wg_geom g;
+    g.cin = cin; g.cout = cout; g.h = h; g.w = w;
+    g.th = (h + 1) / 2; g.tw = (w + 1) / 2; g.tiles = g.th * g.tw;
+    g.hp = 2 * g.th + 2; g.wp = g.tw + 1;
+    int64_t tb = WG_BLOCK_FLOATS / (16 * (cin + cout)) / WG_NR * WG_NR;
+    if (tb < WG_NR) tb = WG_NR;
+    int64_t all = wg_round_up(g.tiles, WG_NR);
+    g.tb = tb < all ? tb : all;
+    g.mp = wg_round_up(cout, WG_MR);
+    g.u_floats = wg_align16((size_t)(16 * g.mp * cin));
+    g.xp_floats = wg_align16((size_t)(cin * g.hp * 2 * g.wp));
+    g.v_floats = (size_t)(16 * cin * g.tb); /* a multiple of 32 floats: every panel stays 64-byte aligned */
+    g.m_floats = wg_align16((size_t)(16 * cout * g.tb));
+    g.per_thread = g.xp_floats + g.v_floats + g.m_floats;
+    return g;
+}
+
+static int wg_dims_ok(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout, int32_t nthreads) {
+    return n > 0 && c > 0 && h > 0 && w > 0 && cout > 0 && nthreads >= 0;
+}
+
+/* Floats for U plus per-thread buffers for one direction, with 64 bytes of alignment slack. */
+static int64_t wg_need(const wg_geom *g, int threads) {
+    return (int64_t)(g->u_floats + g->per_thread * (size_t)threads + 16);
+}
+
+int64_t mml_conv3x3_winograd_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                              int32_t nthreads) {
+    if (!wg_dims_ok(n, c, h, w, cout, nthreads)) return MML_ERR_ARGUMENT;
+    int threads = mml_nn_thread_count(nthreads, n);
+    wg_geom f = wg_make_geom(c, cout, h, w), b = wg_make_geom(cout, c, h, w);
+    int64_t nf = wg_need(&f, threads), nb = wg_need(&b, threads);
+    return nf > nb ? nf : nb;
+}
+
+/* U_xi (cout x cin) = G g G^T for every (o, ch), written as packed A panels: u + xi * mp * cin holds
+ * mp / MR panels of [ch][MR]; rows past cout are zero. transposed: the backward-data weight, i.e.
+ * g(o, ch) = rot180(weight[ch][o]) with weight stored (cin, cout, 3, 3). */
+static void wg_transform_weights(float *u, const float *weight, const wg_geom *g, int transposed) {
+    int64_t cin = g->cin, cout = g->cout, mp = g->mp;
+    memset(u, 0, (size_t)(16 * mp * cin) * sizeof(float));
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t ch = 0; ch < cin; ch++) {
+            double k[3][3];
+            if (!transposed) {
+                const float *src = weight + (o * cin + ch) * 9;
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) k[i][j] = src[i * 3 + j];
+            } else {
+                const float *src = weight + (ch * cout + o) * 9;
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) k[i][j] = src[(2 - i) * 3 + (2 - j)];
+            }
+            double t[4][3], r[4][4];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = k[0][j];
+                t[1][j] = 0.5 * (k[0][j] + k[1][j] + k[2][j]);
+                t[2][j] = 0.5 * (k[0][j] - k[1][j] + k[2][j]);
+                t[3][j] = k[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                r[i][0] = t[i][0];
+                r[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
+                r[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
+                r[i][3] = t[i][2];
+            }
+            float *dst = u + (o / WG_MR) * WG_MR * cin + ch * WG_MR + o % WG_MR;
+            for (int xi = 0; xi < 16; xi++) dst[(size_t)xi * (size_t)(mp * cin)] = (float)r[xi / 4][xi % 4];
+        }
+}
+
+/* The image (cin x h x w) zero-padded by one pixel on the top and left (and enough on the bottom and right to
+ * complete the last tile), each padded row split into its even and odd columns:
+ * xp[((ch * hp + yp) * 2 + 0) * wp + i] = padded(ch, yp, 2 i), [... + 1) * wp + i] = padded(ch, yp, 2 i + 1). */
+static inline __attribute__((always_inline)) void wg_pad_image(float *xp, const float *x, const wg_geom *g) {
+    int64_t h = g->h, w = g->w, hp = g->hp, wp = g->wp;
+    int64_t ne = w / 2 + 1;      /* E[i] = x[2 i - 1] for 1 <= i <= w / 2 */
+    int64_t no = (w + 1) / 2;    /* O[i] = x[2 i] for 0 <= i <= (w - 1) / 2 */
+    for (int64_t ch = 0; ch < g->cin; ch++)
+        for (int64_t yp = 0; yp < hp; yp++) {
+            float *e = xp + (ch * hp + yp) * 2 * wp, *o = e + wp;
+            int64_t y = yp - 1;
+            if (y < 0 || y >= h) {
+                memset(e, 0, (size_t)(2 * wp) * sizeof(float));
+                continue;
+            }
+            const float *src = x + (ch * h + y) * w;
+            e[0] = 0.0f;
+            WG_VEC
+            for (int64_t i = 1; i < ne; i++) e[i] = src[2 * i - 1];
+            for (int64_t i = ne; i < wp; i++) e[i] = 0.0f;
+            WG_VEC
+            for (int64_t i = 0; i < no; i++) o[i] = src[2 * i];
+            for (int64_t i = no; i < wp; i++) o[i] = 0.0f;
+        }
+}
+
+/* B^T d B for `len` consecutive tiles of one tile row and one channel: rows points at E of the tile row's first
+ * padded row (then O, and the next three rows at steps of 2 wp). dst[xi * vs + i] receives element xi of tile i. */
+static inline __attribute__((always_inline)) void wg_input_run(float *dst, size_t vs, const float *rows,
+                                                               int64_t wp, int64_t len) {
+    const float *aE = rows, *aO = aE + wp, *bE = aO + wp, *bO = bE + wp, *cE = bO + wp, *cO = cE + wp,
+                *dE = cO + wp, *dO = dE + wp;
+    float *v0 = dst, *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs, *v4 = v3 + vs, *v5 = v4 + vs, *v6 = v5 + vs,
+          *v7 = v6 + vs, *v8 = v7 + vs, *v9 = v8 + vs, *v10 = v9 + vs, *v11 = v10 + vs, *v12 = v11 + vs,
+          *v13 = v12 + vs, *v14 = v13 + vs, *v15 = v14 + vs;
+    WG_VEC
+    for (int64_t i = 0; i < len; i++) {
+        /* B^T d: row combinations, on the even / odd columns at tile offsets 0 and 1 */
+        float r0e = aE[i] - cE[i], r0o = aO[i] - cO[i], r0f = aE[i + 1] - cE[i + 1], r0p = aO[i + 1] - cO[i + 1];
+        float r1e = bE[i] + cE[i], r1o = bO[i] + cO[i], r1f = bE[i + 1] + cE[i + 1], r1p = bO[i + 1] + cO[i + 1];
+        float r2e = cE[i] - bE[i], r2o = cO[i] - bO[i], r2f = cE[i + 1] - bE[i + 1], r2p = cO[i + 1] - bO[i + 1];
+        float r3e = bE[i] - dE[i], r3o = bO[i] - dO[i], r3f = bE[i + 1] - dE[i + 1], r3p = bO[i + 1] - dO[i + 1];
+        /* (.) B: columns 0..3 of the tile are e, o, f, p */
+        v0[i] = r0e - r0f; v1[i] = r0o + r0f; v2[i] = r0f - r0o; v3[i] = r0o - r0p;
+        v4[i] = r1e - r1f; v5[i] = r1o + r1f; v6[i] = r1f - r1o; v7[i] = r1o - r1p;
+        v8[i] = r2e - r2f; v9[i] = r2o + r2f; v10[i] = r2f - r2o; v11[i] = r2o - r2p;
+        v12[i] = r3e - r3f; v13[i] = r3o + r3f; v14[i] = r3f - r3o; v15[i] = r3o - r3p;
+    }
+}
+
+/* V_xi for tiles t0 .. t0 + nt - 1 of the image, as packed B panels: v + xi * cin * tb holds tb / NR panels of
+ * [ch][NR]; tile t0 + q goes to panel q / NR, column q % NR. Columns nt .. tb - 1 are zeroed. */
+static inline __attribute__((always_inline)) void wg_input_block(float *v, const float *xp, const wg_geom *g,
+                                                                 int64_t t0, int64_t nt) {
+    int64_t cin = g->cin, tw = g->tw, wp = g->wp, hp = g->hp;
+    size_t vs = (size_t)(cin * g->tb);
+    if (nt < g->tb) {
+        int64_t q0 = nt;
+        for (int64_t xi = 0; xi < 16; xi++)
+            for (int64_t q = q0; q < g->tb;) {
+                int64_t j = q % WG_NR, len = WG_NR - j;
+                if (len > g->tb - q) len = g->tb - q;
+                float *d = v + xi * vs + (q / WG_NR) * cin * WG_NR + j;
+                for (int64_t ch = 0; ch < cin; ch++) memset(d + ch * WG_NR, 0, (size_t)len * sizeof(float));
+                q += len;
+            }
+    }
+    for (int64_t ch = 0; ch < cin; ch++) {
+        const float *xc = xp + ch * hp * 2 * wp;
+        for (int64_t t = t0; t < t0 + nt;) {
+            int64_t ty = t / tw, tx = t % tw;
+            /* a run of tiles in one tile row and one panel */
+            int64_t q = t - t0, j = q % WG_NR;
+            int64_t len = tw - tx;
+            if (len > WG_NR - j) len = WG_NR - j;
+            if (len > t0 + nt - t) len = t0 + nt - t;
+            wg_input_run(v + (q / WG_NR) * cin * WG_NR + ch * WG_NR + j, vs, xc + 2 * ty * 2 * wp + tx, wp, len);
+            t += len;
+        }
+    }
+}
+
+/* A^T m A for tiles t0 .. t0 + nt - 1: m + xi * cout * tb + o * tb + q holds element xi of tile t0 + q for
+ * output channel o; the 2x2 results are cropped to the h x w output y. */
+static inline __attribute__((always_inline)) void wg_output_block(float *y, const float *m, const wg_geom *g,
+                                                                  int64_t t0, int64_t nt) {
+    int64_t cout = g->cout, tw = g->tw, h = g->h, w = g->w, tb = g->tb;
+    size_t ms = (size_t)(cout * tb);
+    for (int64_t o = 0; o < cout; o++) {
+        float *yo = y + o * h * w;
+        for (int64_t t = t0; t < t0 + nt;) {
+            int64_t ty = t / tw, tx = t % tw;
+            int64_t len = tw - tx;
+            if (len > t0 + nt - t) len = t0 + nt - t;
+            const float *m0 = m + o * tb + (t - t0), *m1 = m0 + ms, *m2 = m1 + ms, *m3 = m2 + ms, *m4 = m3 + ms,
+                        *m5 = m4 + ms, *m6 = m5 + ms, *m7 = m6 + ms, *m8 = m7 + ms, *m9 = m8 + ms,
+                        *m10 = m9 + ms, *m11 = m10 + ms, *m12 = m11 + ms, *m13 = m12 + ms, *m14 = m13 + ms,
+                        *m15 = m14 + ms;
+            float *row0 = yo + 2 * ty * w + 2 * tx, *row1 = row0 + w;
+            int two_rows = 2 * ty + 1 < h;
+            /* tiles whose two columns are both inside the image */
+            int64_t full = w / 2 - tx;
+            if (full > len) full = len;
+            if (full < 0) full = 0;
+            if (two_rows) {
+                WG_VEC
+                for (int64_t i = 0; i < full; i++) {
+                    float s00 = m0[i] + m4[i] + m8[i], s01 = m1[i] + m5[i] + m9[i], s02 = m2[i] + m6[i] + m10[i],
+                          s03 = m3[i] + m7[i] + m11[i];
+                    float s10 = m4[i] - m8[i] - m12[i], s11 = m5[i] - m9[i] - m13[i],
+                          s12 = m6[i] - m10[i] - m14[i], s13 = m7[i] - m11[i] - m15[i];
+                    row0[2 * i] = s00 + s01 + s02;
+                    row0[2 * i + 1] = s01 - s02 - s03;
+                    row1[2 * i] = s10 + s11 + s12;
+                    row1[2 * i + 1] = s11 - s12 - s13;
+                }
+            } else {
+                WG_VEC
+                for (int64_t i = 0; i < full; i++) {
+                    float s00 = m0[i] + m4[i] + m8[i], s01 = m1[i] + m5[i] + m9[i], s02 = m2[i] + m6[i] + m10[i],
+                          s03 = m3[i] + m7[i] + m11[i];
+                    row0[2 * i] = s00 + s01 + s02;
+                    row0[2 * i + 1] = s01 - s02 - s03;
+                }
+            }
+            /* at most one tile (the last of an odd-width row) keeps only its left column */
+            for (int64_t i = full; i < len; i++) {
+                float s00 = m0[i] + m4[i] + m8[i], s01 = m1[i] + m5[i] + m9[i], s02 = m2[i] + m6[i] + m10[i];
+                row0[2 * i] = s00 + s01 + s02;
+                if (two_rows) {
+                    float s10 = m4[i] - m8[i] - m12[i], s11 = m5[i] - m9[i] - m13[i], s12 = m6[i] - m10[i] - m14[i];
+                    row1[2 * i] = s10 + s11 + s12;
+                }
+            }
+            t += len;
+        }
+    }
+}
+
+typedef struct {
+    float *out;
+    const float *in;
+    const float *u;
+    float *thread_base;
+    wg_geom g;
+    int avx512;
+} wg_ctx;
+
+static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s, int64_t img, float *ws) {
+    const wg_geom *g = &s->g;
+    float *xp = ws, *v = xp + g->xp_floats, *m = v + g->v_floats;
+    const float *x = s->in + img * g->cin * g->h * g->w;
+    float *y = s->out + img * g->cout * g->h * g->w;
+    size_t us = (size_t)(g->mp * g->cin), vs = (size_t)(g->cin * g->tb), ms = (size_t)(g->cout * g->tb);
+    wg_pad_image(xp, x, g);
+    for (int64_t t0 = 0; t0 < g->tiles; t0 += g->tb) {
+        int64_t nt = g->tiles - t0 < g->tb ? g->tiles - t0 : g->tb;
+        wg_input_block(v, xp, g, t0, nt);
+        for (int xi = 0; xi < 16; xi++)
+            mml_nn_sgemm_prepacked(g->cout, nt, g->cin, s->u + xi * us, v + xi * vs, m + xi * ms, g->tb);
+        wg_output_block(y, m, g, t0, nt);
+    }
+}
+
+static void wg_image_portable(const wg_ctx *s, int64_t img, float *ws) { wg_image_body(s, img, ws); }
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) static void
+wg_image_avx512(const wg_ctx *s, int64_t img, float *ws) {
+    wg_image_body(s, img, ws);
+}
+#endif
+
+static void wg_task(void *ctx, int64_t img, int thread) {
+    const wg_ctx *s = (const wg_ctx *)ctx;
+    float *ws = s->thread_base + (size_t)thread * s->g.per_thread;
+#if defined(__x86_64__)
+    if (s->avx512) {
+        wg_image_avx512(s, img, ws);
+        return;
+    }
+#endif
+    wg_image_portable(s, img, ws);
+}
+
+/* Shared driver: out (n, cout', h, w) from in (n, cin', h, w); transposed selects the backward-data weights. */
+static int wg_run(float *out, const float *in, const float *weight, int64_t n, int64_t c, int64_t h, int64_t w,
+                  int64_t cout, float *workspace, int64_t workspace_floats, int32_t nthreads, int transposed) {
+    if (!out || !in || !weight || !wg_dims_ok(n, c, h, w, cout, nthreads)) return MML_ERR_ARGUMENT;
+    int64_t need = mml_conv3x3_winograd_workspace_floats(n, c, h, w, cout, nthreads);
+    float *owned = NULL;
+    if (workspace) {
+        if (workspace_floats < need) return MML_ERR_ARGUMENT;
+    } else {
+        owned = malloc((size_t)need * sizeof(float));
+        if (!owned) return MML_ERR_NOMEM;
+        workspace = owned;
+    }
+    wg_ctx s;
+    memset(&s, 0, sizeof(s));
+    s.g = transposed ? wg_make_geom(cout, c, h, w) : wg_make_geom(c, cout, h, w);
+    float *base = (float *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    wg_transform_weights(base, weight, &s.g, transposed);
+    s.u = base;
+    s.thread_base = base + s.g.u_floats;
+    s.out = out;
+    s.in = in;
+    s.avx512 = mml_nn_have_avx512();
+    mml_nn_parallel_for(nthreads, n, wg_task, &s);
+    free(owned);
+    return MML_OK;
+}
+
+int mml_conv3x3_winograd_forward_f32(float *y, const float *x, const float *weight, int64_t n, int64_t c, int64_t h,
+                                     int64_t w, int64_t cout, float *workspace, int64_t workspace_floats,
+                                     int32_t nthreads) {
+    return wg_run(y, x, weight, n, c, h, w, cout, workspace, workspace_floats, nthreads, 0);
+}
+
+int mml_conv3x3_winograd_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n, int64_t c,
+                                           int64_t h, int64_t w, int64_t cout, float *workspace,
+                                           int64_t workspace_floats, int32_t nthreads) {
+    return wg_run(dx, dy, weight, n, c, h, w, cout, workspace, workspace_floats, nthreads, 1);
+}
