@@ -42,28 +42,30 @@ static int64_t wg_round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 /* Geometry of one direction of the convolution: cin input channels -> cout output channels, h x w maps. */
 typedef struct {
     int64_t cin, cout, h, w;
-    int64_t th, tw, tiles; /* tile rows, tile columns, tiles per image */
-    int64_t hp, wp;        /* padded rows (2 th + 2) and de-interleaved row half-length (tw + 1) */
+    int64_t th, tw, tiles; /* tile rows, tile columns, tiles per image (tile t = ty * tw + tx) */
     int64_t tb;            /* tiles per block, a multiple of WG_NR */
+    int64_t plane;         /* floats per de-interleaved plane (see wg_pad_image) */
     int64_t mp;            /* cout rounded up to WG_MR */
-    size_t u_floats, xp_floats, v_floats, m_floats, per_thread;
+    size_t u_floats, xp_floats, v_floats, m_floats, y_floats, per_thread;
 } wg_geom;
 
 static wg_geom wg_make_geom(int64_t cin, int64_t cout, int64_t h, int64_t w) {
     wg_geom g;
     g.cin = cin; g.cout = cout; g.h = h; g.w = w;
     g.th = (h + 1) / 2; g.tw = (w + 1) / 2; g.tiles = g.th * g.tw;
-    g.hp = 2 * g.th + 2; g.wp = g.tw + 1;
     int64_t tb = WG_BLOCK_FLOATS / (16 * (cin + cout)) / WG_NR * WG_NR;
     if (tb < WG_NR) tb = WG_NR;
     int64_t all = wg_round_up(g.tiles, WG_NR);
     g.tb = tb < all ? tb : all;
+    /* rows 0 .. th of tw floats, then zeros up to the last block's end plus one tile row */
+    g.plane = (int64_t)wg_align16((size_t)(wg_round_up(g.tiles, g.tb) + g.tw));
     g.mp = wg_round_up(cout, WG_MR);
     g.u_floats = wg_align16((size_t)(16 * g.mp * cin));
-    g.xp_floats = wg_align16((size_t)(cin * g.hp * 2 * g.wp));
+    g.xp_floats = (size_t)(8 * cin * g.plane);
     g.v_floats = (size_t)(16 * cin * g.tb); /* a multiple of 32 floats: every panel stays 64-byte aligned */
-    g.m_floats = wg_align16((size_t)(16 * cout * g.tb));
-    g.per_thread = g.xp_floats + g.v_floats + g.m_floats;
+    g.m_floats = (size_t)(16 * cout * g.tb);
+    g.y_floats = (size_t)(4 * g.tb);
+    g.per_thread = g.xp_floats + g.v_floats + g.m_floats + g.y_floats;
     return g;
 }
 
@@ -121,139 +123,141 @@ static void wg_transform_weights(float *u, const float *weight, const wg_geom *g
         }
 }
 
-/* The image (cin x h x w) zero-padded by one pixel on the top and left (and enough on the bottom and right to
- * complete the last tile), each padded row split into its even and odd columns:
- * xp[((ch * hp + yp) * 2 + 0) * wp + i] = padded(ch, yp, 2 i), [... + 1) * wp + i] = padded(ch, yp, 2 i + 1). */
+/* The image (cin x h x w), zero-padded by one pixel on the top and left (and on the bottom and right as far as
+ * the last tile reaches), rearranged so that each of the 16 inputs of the tile transform is contiguous over the
+ * tile index t = ty * tw + tx. Plane (ch, rp, cp, s) at xp + ((ch * 2 + rp) * 4 + cp * 2 + s) * plane holds, at
+ * ty * tw + tx for ty = 0 .. th, the padded pixel (2 ty + rp, 2 tx + 2 s + cp); then zeros to the plane's end.
+ * Tile t's row r (0..3) of column c (0..3) is then plane (r % 2, c % 2, c / 2) at t + (r / 2) * tw. */
 static inline __attribute__((always_inline)) void wg_pad_image(float *xp, const float *x, const wg_geom *g) {
-    int64_t h = g->h, w = g->w, hp = g->hp, wp = g->wp;
-    int64_t ne = w / 2 + 1;      /* E[i] = x[2 i - 1] for 1 <= i <= w / 2 */
-    int64_t no = (w + 1) / 2;    /* O[i] = x[2 i] for 0 <= i <= (w - 1) / 2 */
+    int64_t h = g->h, w = g->w, tw = g->tw, plane = g->plane;
+    int64_t used = (g->th + 1) * tw;
     for (int64_t ch = 0; ch < g->cin; ch++)
-        for (int64_t yp = 0; yp < hp; yp++) {
-            float *e = xp + (ch * hp + yp) * 2 * wp, *o = e + wp;
-            int64_t y = yp - 1;
-            if (y < 0 || y >= h) {
-                memset(e, 0, (size_t)(2 * wp) * sizeof(float));
-                continue;
+        for (int64_t rp = 0; rp < 2; rp++) {
+            float *e0 = xp + (ch * 2 + rp) * 4 * plane, *e1 = e0 + plane, *o0 = e1 + plane, *o1 = o0 + plane;
+            for (int64_t ty = 0; ty <= g->th; ty++) {
+                int64_t y = 2 * ty + rp - 1; /* padded row 2 ty + rp is image row y */
+                float *a = e0 + ty * tw, *b = e1 + ty * tw, *c = o0 + ty * tw, *d = o1 + ty * tw;
+                if (y < 0 || y >= h) {
+                    memset(a, 0, (size_t)tw * sizeof(float));
+                    memset(b, 0, (size_t)tw * sizeof(float));
+                    memset(c, 0, (size_t)tw * sizeof(float));
+                    memset(d, 0, (size_t)tw * sizeof(float));
+                    continue;
+                }
+                const float *src = x + (ch * h + y) * w;
+                /* padded column 2 tx + k is image column 2 tx + k - 1: e0 k = 0, o0 k = 1, e1 k = 2, o1 k = 3 */
+                int64_t in0 = (w + 2) / 2; /* tx with 2 tx - 1 < w */
+                int64_t in1 = w / 2;       /* 2 tx + 1 < w (e1) */
+                int64_t ino0 = (w + 1) / 2; /* 2 tx < w (o0) */
+                int64_t ino1 = (w - 1) / 2; /* 2 tx + 2 < w (o1); w >= 1 */
+                a[0] = 0.0f;
+                WG_VEC
+                for (int64_t i = 1; i < (in0 < tw ? in0 : tw); i++) a[i] = src[2 * i - 1];
+                for (int64_t i = in0 < tw ? in0 : tw; i < tw; i++) a[i] = 0.0f;
+                WG_VEC
+                for (int64_t i = 0; i < in1; i++) b[i] = src[2 * i + 1];
+                for (int64_t i = in1; i < tw; i++) b[i] = 0.0f;
+                WG_VEC
+                for (int64_t i = 0; i < ino0; i++) c[i] = src[2 * i];
+                for (int64_t i = ino0; i < tw; i++) c[i] = 0.0f;
+                WG_VEC
+                for (int64_t i = 0; i < ino1; i++) d[i] = src[2 * i + 2];
+                for (int64_t i = ino1; i < tw; i++) d[i] = 0.0f;
             }
-            const float *src = x + (ch * h + y) * w;
-            e[0] = 0.0f;
-            WG_VEC
-            for (int64_t i = 1; i < ne; i++) e[i] = src[2 * i - 1];
-            for (int64_t i = ne; i < wp; i++) e[i] = 0.0f;
-            WG_VEC
-            for (int64_t i = 0; i < no; i++) o[i] = src[2 * i];
-            for (int64_t i = no; i < wp; i++) o[i] = 0.0f;
+            memset(e0 + used, 0, (size_t)(plane - used) * sizeof(float));
+            memset(e1 + used, 0, (size_t)(plane - used) * sizeof(float));
+            memset(o0 + used, 0, (size_t)(plane - used) * sizeof(float));
+            memset(o1 + used, 0, (size_t)(plane - used) * sizeof(float));
         }
 }
 
-/* B^T d B for `len` consecutive tiles of one tile row and one channel: rows points at E of the tile row's first
- * padded row (then O, and the next three rows at steps of 2 wp). dst[xi * vs + i] receives element xi of tile i. */
-static inline __attribute__((always_inline)) void wg_input_run(float *dst, size_t vs, const float *rows,
-                                                               int64_t wp, int64_t len) {
-    const float *aE = rows, *aO = aE + wp, *bE = aO + wp, *bO = bE + wp, *cE = bO + wp, *cO = cE + wp,
-                *dE = cO + wp, *dO = dE + wp;
-    float *v0 = dst, *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs, *v4 = v3 + vs, *v5 = v4 + vs, *v6 = v5 + vs,
-          *v7 = v6 + vs, *v8 = v7 + vs, *v9 = v8 + vs, *v10 = v9 + vs, *v11 = v10 + vs, *v12 = v11 + vs,
-          *v13 = v12 + vs, *v14 = v13 + vs, *v15 = v14 + vs;
-    WG_VEC
-    for (int64_t i = 0; i < len; i++) {
-        /* B^T d: row combinations, on the even / odd columns at tile offsets 0 and 1 */
-        float r0e = aE[i] - cE[i], r0o = aO[i] - cO[i], r0f = aE[i + 1] - cE[i + 1], r0p = aO[i + 1] - cO[i + 1];
-        float r1e = bE[i] + cE[i], r1o = bO[i] + cO[i], r1f = bE[i + 1] + cE[i + 1], r1p = bO[i + 1] + cO[i + 1];
-        float r2e = cE[i] - bE[i], r2o = cO[i] - bO[i], r2f = cE[i + 1] - bE[i + 1], r2p = cO[i + 1] - bO[i + 1];
-        float r3e = bE[i] - dE[i], r3o = bO[i] - dO[i], r3f = bE[i + 1] - dE[i + 1], r3p = bO[i + 1] - dO[i + 1];
-        /* (.) B: columns 0..3 of the tile are e, o, f, p */
-        v0[i] = r0e - r0f; v1[i] = r0o + r0f; v2[i] = r0f - r0o; v3[i] = r0o - r0p;
-        v4[i] = r1e - r1f; v5[i] = r1o + r1f; v6[i] = r1f - r1o; v7[i] = r1o - r1p;
-        v8[i] = r2e - r2f; v9[i] = r2o + r2f; v10[i] = r2f - r2o; v11[i] = r2o - r2p;
-        v12[i] = r3e - r3f; v13[i] = r3o + r3f; v14[i] = r3f - r3o; v15[i] = r3o - r3p;
-    }
-}
-
-/* V_xi for tiles t0 .. t0 + nt - 1 of the image, as packed B panels: v + xi * cin * tb holds tb / NR panels of
- * [ch][NR]; tile t0 + q goes to panel q / NR, column q % NR. Columns nt .. tb - 1 are zeroed. */
+/* V_xi = B^T d B for the tiles t0 .. t0 + np * NR - 1 (np panels), as packed B panels: v + xi * cin * tb holds
+ * tb / NR panels of [ch][NR]; tile t0 + q goes to panel q / NR, column q % NR. Tiles past the image's last read
+ * the planes' zero tail. */
 static inline __attribute__((always_inline)) void wg_input_block(float *v, const float *xp, const wg_geom *g,
-                                                                 int64_t t0, int64_t nt) {
-    int64_t cin = g->cin, tw = g->tw, wp = g->wp, hp = g->hp;
+                                                                 int64_t t0, int64_t np) {
+    int64_t cin = g->cin, tw = g->tw, plane = g->plane;
     size_t vs = (size_t)(cin * g->tb);
-    if (nt < g->tb) {
-        int64_t q0 = nt;
-        for (int64_t xi = 0; xi < 16; xi++)
-            for (int64_t q = q0; q < g->tb;) {
-                int64_t j = q % WG_NR, len = WG_NR - j;
-                if (len > g->tb - q) len = g->tb - q;
-                float *d = v + xi * vs + (q / WG_NR) * cin * WG_NR + j;
-                for (int64_t ch = 0; ch < cin; ch++) memset(d + ch * WG_NR, 0, (size_t)len * sizeof(float));
-                q += len;
-            }
-    }
     for (int64_t ch = 0; ch < cin; ch++) {
-        const float *xc = xp + ch * hp * 2 * wp;
-        for (int64_t t = t0; t < t0 + nt;) {
-            int64_t ty = t / tw, tx = t % tw;
-            /* a run of tiles in one tile row and one panel */
-            int64_t q = t - t0, j = q % WG_NR;
-            int64_t len = tw - tx;
-            if (len > WG_NR - j) len = WG_NR - j;
-            if (len > t0 + nt - t) len = t0 + nt - t;
-            wg_input_run(v + (q / WG_NR) * cin * WG_NR + ch * WG_NR + j, vs, xc + 2 * ty * 2 * wp + tx, wp, len);
-            t += len;
+        const float *p0 = xp + ch * 8 * plane + t0; /* row parity 0: planes e0, e1, o0, o1 */
+        const float *p1 = p0 + 4 * plane;           /* row parity 1 */
+        for (int64_t pn = 0; pn < np; pn++) {
+            int64_t off = pn * WG_NR;
+            /* tile rows r = 0..3: (parity r % 2, shift (r / 2) * tw); columns e (c 0), f (c 2), o (c 1), p (c 3) */
+            const float *aE = p0 + off, *aF = aE + plane, *aO = aF + plane, *aP = aO + plane;
+            const float *bE = p1 + off, *bF = bE + plane, *bO = bF + plane, *bP = bO + plane;
+            const float *cE = aE + tw, *cF = aF + tw, *cO = aO + tw, *cP = aP + tw;
+            const float *dE = bE + tw, *dF = bF + tw, *dO = bO + tw, *dP = bP + tw;
+            float *v0 = v + pn * cin * WG_NR + ch * WG_NR, *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs,
+                  *v4 = v3 + vs, *v5 = v4 + vs, *v6 = v5 + vs, *v7 = v6 + vs, *v8 = v7 + vs, *v9 = v8 + vs,
+                  *v10 = v9 + vs, *v11 = v10 + vs, *v12 = v11 + vs, *v13 = v12 + vs, *v14 = v13 + vs,
+                  *v15 = v14 + vs;
+            WG_VEC
+            for (int64_t i = 0; i < WG_NR; i++) {
+                /* B^T d: row combinations, on tile columns 0 (e), 1 (o), 2 (f), 3 (p) */
+                float r0e = aE[i] - cE[i], r0o = aO[i] - cO[i], r0f = aF[i] - cF[i], r0p = aP[i] - cP[i];
+                float r1e = bE[i] + cE[i], r1o = bO[i] + cO[i], r1f = bF[i] + cF[i], r1p = bP[i] + cP[i];
+                float r2e = cE[i] - bE[i], r2o = cO[i] - bO[i], r2f = cF[i] - bF[i], r2p = cP[i] - bP[i];
+                float r3e = bE[i] - dE[i], r3o = bO[i] - dO[i], r3f = bF[i] - dF[i], r3p = bP[i] - dP[i];
+                /* (.) B */
+                v0[i] = r0e - r0f; v1[i] = r0o + r0f; v2[i] = r0f - r0o; v3[i] = r0o - r0p;
+                v4[i] = r1e - r1f; v5[i] = r1o + r1f; v6[i] = r1f - r1o; v7[i] = r1o - r1p;
+                v8[i] = r2e - r2f; v9[i] = r2o + r2f; v10[i] = r2f - r2o; v11[i] = r2o - r2p;
+                v12[i] = r3e - r3f; v13[i] = r3o + r3f; v14[i] = r3f - r3o; v15[i] = r3o - r3p;
+            }
         }
     }
 }
 
 /* A^T m A for tiles t0 .. t0 + nt - 1: m + xi * cout * tb + o * tb + q holds element xi of tile t0 + q for
- * output channel o; the 2x2 results are cropped to the h x w output y. */
-static inline __attribute__((always_inline)) void wg_output_block(float *y, const float *m, const wg_geom *g,
-                                                                  int64_t t0, int64_t nt) {
+ * output channel o (columns up to nc, a multiple of NR, are all computed). The 2x2 results go to yt (4 x tb),
+ * then are cropped into the h x w output y. */
+static inline __attribute__((always_inline)) void wg_output_block(float *y, float *yt, const float *m,
+                                                                  const wg_geom *g, int64_t t0, int64_t nt,
+                                                                  int64_t nc) {
     int64_t cout = g->cout, tw = g->tw, h = g->h, w = g->w, tb = g->tb;
     size_t ms = (size_t)(cout * tb);
+    float *y0 = yt, *y1 = y0 + tb, *y2 = y1 + tb, *y3 = y2 + tb;
     for (int64_t o = 0; o < cout; o++) {
+        const float *m0 = m + o * tb, *m1 = m0 + ms, *m2 = m1 + ms, *m3 = m2 + ms, *m4 = m3 + ms, *m5 = m4 + ms,
+                    *m6 = m5 + ms, *m7 = m6 + ms, *m8 = m7 + ms, *m9 = m8 + ms, *m10 = m9 + ms, *m11 = m10 + ms,
+                    *m12 = m11 + ms, *m13 = m12 + ms, *m14 = m13 + ms, *m15 = m14 + ms;
+        WG_VEC
+        for (int64_t i = 0; i < nc; i++) {
+            float s00 = m0[i] + m4[i] + m8[i], s01 = m1[i] + m5[i] + m9[i], s02 = m2[i] + m6[i] + m10[i],
+                  s03 = m3[i] + m7[i] + m11[i];
+            float s10 = m4[i] - m8[i] - m12[i], s11 = m5[i] - m9[i] - m13[i], s12 = m6[i] - m10[i] - m14[i],
+                  s13 = m7[i] - m11[i] - m15[i];
+            y0[i] = s00 + s01 + s02;
+            y1[i] = s01 - s02 - s03;
+            y2[i] = s10 + s11 + s12;
+            y3[i] = s11 - s12 - s13;
+        }
         float *yo = y + o * h * w;
         for (int64_t t = t0; t < t0 + nt;) {
-            int64_t ty = t / tw, tx = t % tw;
+            int64_t ty = t / tw, tx = t % tw, q = t - t0;
             int64_t len = tw - tx;
             if (len > t0 + nt - t) len = t0 + nt - t;
-            const float *m0 = m + o * tb + (t - t0), *m1 = m0 + ms, *m2 = m1 + ms, *m3 = m2 + ms, *m4 = m3 + ms,
-                        *m5 = m4 + ms, *m6 = m5 + ms, *m7 = m6 + ms, *m8 = m7 + ms, *m9 = m8 + ms,
-                        *m10 = m9 + ms, *m11 = m10 + ms, *m12 = m11 + ms, *m13 = m12 + ms, *m14 = m13 + ms,
-                        *m15 = m14 + ms;
             float *row0 = yo + 2 * ty * w + 2 * tx, *row1 = row0 + w;
-            int two_rows = 2 * ty + 1 < h;
-            /* tiles whose two columns are both inside the image */
+            /* tiles whose two columns are both inside the image; at most one (the last of an odd-width row)
+             * keeps only its left column, and the last tile row of an odd height only its top row */
             int64_t full = w / 2 - tx;
             if (full > len) full = len;
             if (full < 0) full = 0;
-            if (two_rows) {
-                WG_VEC
-                for (int64_t i = 0; i < full; i++) {
-                    float s00 = m0[i] + m4[i] + m8[i], s01 = m1[i] + m5[i] + m9[i], s02 = m2[i] + m6[i] + m10[i],
-                          s03 = m3[i] + m7[i] + m11[i];
-                    float s10 = m4[i] - m8[i] - m12[i], s11 = m5[i] - m9[i] - m13[i],
-                          s12 = m6[i] - m10[i] - m14[i], s13 = m7[i] - m11[i] - m15[i];
-                    row0[2 * i] = s00 + s01 + s02;
-                    row0[2 * i + 1] = s01 - s02 - s03;
-                    row1[2 * i] = s10 + s11 + s12;
-                    row1[2 * i + 1] = s11 - s12 - s13;
-                }
-            } else {
-                WG_VEC
-                for (int64_t i = 0; i < full; i++) {
-                    float s00 = m0[i] + m4[i] + m8[i], s01 = m1[i] + m5[i] + m9[i], s02 = m2[i] + m6[i] + m10[i],
-                          s03 = m3[i] + m7[i] + m11[i];
-                    row0[2 * i] = s00 + s01 + s02;
-                    row0[2 * i + 1] = s01 - s02 - s03;
-                }
+            const float *a = y0 + q, *b = y1 + q, *c = y2 + q, *d = y3 + q;
+            WG_VEC
+            for (int64_t i = 0; i < full; i++) {
+                row0[2 * i] = a[i];
+                row0[2 * i + 1] = b[i];
             }
-            /* at most one tile (the last of an odd-width row) keeps only its left column */
-            for (int64_t i = full; i < len; i++) {
-                float s00 = m0[i] + m4[i] + m8[i], s01 = m1[i] + m5[i] + m9[i], s02 = m2[i] + m6[i] + m10[i];
-                row0[2 * i] = s00 + s01 + s02;
-                if (two_rows) {
-                    float s10 = m4[i] - m8[i] - m12[i], s11 = m5[i] - m9[i] - m13[i], s12 = m6[i] - m10[i] - m14[i];
-                    row1[2 * i] = s10 + s11 + s12;
+            if (full < len) row0[2 * full] = a[full];
+            if (2 * ty + 1 < h) {
+                WG_VEC
+                for (int64_t i = 0; i < full; i++) {
+                    row1[2 * i] = c[i];
+                    row1[2 * i + 1] = d[i];
                 }
+                if (full < len) row1[2 * full] = c[full];
             }
             t += len;
         }
@@ -271,17 +275,18 @@ typedef struct {
 
 static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s, int64_t img, float *ws) {
     const wg_geom *g = &s->g;
-    float *xp = ws, *v = xp + g->xp_floats, *m = v + g->v_floats;
+    float *xp = ws, *v = xp + g->xp_floats, *m = v + g->v_floats, *yt = m + g->m_floats;
     const float *x = s->in + img * g->cin * g->h * g->w;
     float *y = s->out + img * g->cout * g->h * g->w;
     size_t us = (size_t)(g->mp * g->cin), vs = (size_t)(g->cin * g->tb), ms = (size_t)(g->cout * g->tb);
     wg_pad_image(xp, x, g);
     for (int64_t t0 = 0; t0 < g->tiles; t0 += g->tb) {
         int64_t nt = g->tiles - t0 < g->tb ? g->tiles - t0 : g->tb;
-        wg_input_block(v, xp, g, t0, nt);
+        int64_t nc = wg_round_up(nt, WG_NR); /* whole panels: the micro-kernel computes them anyway */
+        wg_input_block(v, xp, g, t0, nc / WG_NR);
         for (int xi = 0; xi < 16; xi++)
-            mml_nn_sgemm_prepacked(g->cout, nt, g->cin, s->u + xi * us, v + xi * vs, m + xi * ms, g->tb);
-        wg_output_block(y, m, g, t0, nt);
+            mml_nn_sgemm_prepacked(g->cout, nc, g->cin, s->u + xi * us, v + xi * vs, m + xi * ms, g->tb);
+        wg_output_block(y, yt, m, g, t0, nt, nc);
     }
 }
 
