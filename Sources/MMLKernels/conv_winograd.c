@@ -10,10 +10,11 @@
  * the 4x4 transformed tile.
  *
  * Per call the weights are transformed once (in double, rounded to float) straight into the GEMM's packed A
- * layout. Per image, the input is first copied to a zero-padded, even/odd de-interleaved form (so that a tile's
- * columns 2 tx .. 2 tx + 3 are E[tx], O[tx], E[tx+1], O[tx+1], contiguous over tx); then, block by block of
- * tiles, the input transform writes the 16 V_xi directly in the packed B-panel layout of mml_nn_sgemm_prepacked,
- * the 16 GEMMs write M_xi (cout x block, row-major), and the output transform crops the 2x2 tiles into y.
+ * layout. Per image, block by block of tiles (sized so that V and M stay in L2): for each input channel, the rows
+ * the block reads are copied to a zero-padded, even/odd de-interleaved form in which each of a tile's 16 inputs
+ * is contiguous over the tile index (wg_pad_rows), and the input transform writes the 16 V_xi from it directly in
+ * the packed B-panel layout of mml_nn_sgemm_prepacked; the 16 GEMMs write M_xi (cout x block, row-major); the
+ * output transform crops the 2x2 tiles into y.
  * The input and output transforms are additions only, written as plain loops that the compiler vectorises; they
  * are compiled twice (AVX-512 target and baseline) and picked at run time like the GEMM micro-kernel.
  *
@@ -35,6 +36,57 @@
 #define WG_BLOCK_FLOATS 131072
 #define WG_VEC _Pragma("clang loop vectorize(assume_safety) interleave(enable)")
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define WG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+/* Lanes lo <= k < hi of 16 (clipped to 0 .. 16). */
+static inline __mmask16 wg_lanes(int64_t lo, int64_t hi) {
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)((((uint32_t)1 << hi) - 1u) & ~(((uint32_t)1 << lo) - 1u));
+}
+
+/* src[s + k] for k = 0..15 where 0 <= s + k < w, else 0 (masked lanes are never read). */
+WG_AVX512 static inline __m512 wg_load_row(const float *src, int64_t s, int64_t w) {
+    return _mm512_maskz_loadu_ps(wg_lanes(-s, w - s), src + s);
+}
+
+/* One image row of w floats into the four plane rows of tw floats (see wg_pad_rows):
+ * a[i] = src[2i - 1], c[i] = src[2i] (even / odd elements of the pair loaded at 2i - 1),
+ * b[i] = src[2i + 1], d[i] = src[2i + 2] (of the pair loaded at 2i + 1), zero outside the row. */
+WG_AVX512 static void wg_pad_row_avx512(float *a, float *b, float *c, float *d, const float *src, int64_t w,
+                                        int64_t tw) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int64_t i0 = 0; i0 < tw; i0 += 16) {
+        __mmask16 st = wg_lanes(0, tw - i0);
+        int64_t s = 2 * i0;
+        __m512 l0 = wg_load_row(src, s - 1, w), l1 = wg_load_row(src, s + 15, w);
+        __m512 r0 = wg_load_row(src, s + 1, w), r1 = wg_load_row(src, s + 17, w);
+        _mm512_mask_storeu_ps(a + i0, st, _mm512_permutex2var_ps(l0, ev, l1));
+        _mm512_mask_storeu_ps(c + i0, st, _mm512_permutex2var_ps(l0, od, l1));
+        _mm512_mask_storeu_ps(b + i0, st, _mm512_permutex2var_ps(r0, ev, r1));
+        _mm512_mask_storeu_ps(d + i0, st, _mm512_permutex2var_ps(r0, od, r1));
+    }
+}
+
+/* row[2k] = a[k], row[2k + 1] = b[k] for the first ncol columns (ncol <= 2 len), len tiles. */
+WG_AVX512 static void wg_interleave_avx512(float *row, const float *a, const float *b, int64_t len,
+                                           int64_t ncol) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int64_t k0 = 0; k0 < len; k0 += 16) {
+        __mmask16 ld = wg_lanes(0, len - k0);
+        __m512 va = _mm512_maskz_loadu_ps(ld, a + k0), vb = _mm512_maskz_loadu_ps(ld, b + k0);
+        int64_t left = ncol - 2 * k0;
+        _mm512_mask_storeu_ps(row + 2 * k0, wg_lanes(0, left), _mm512_permutex2var_ps(va, lo, vb));
+        _mm512_mask_storeu_ps(row + 2 * k0 + 16, wg_lanes(0, left - 16), _mm512_permutex2var_ps(va, hi, vb));
+    }
+}
+#endif
+
 static size_t wg_align16(size_t f) { return (f + 15) & ~(size_t)15; }
 
 static int64_t wg_round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
@@ -44,8 +96,9 @@ typedef struct {
     int64_t cin, cout, h, w;
     int64_t th, tw, tiles; /* tile rows, tile columns, tiles per image (tile t = ty * tw + tx) */
     int64_t tb;            /* tiles per block, a multiple of WG_NR */
-    int64_t plane;         /* floats per de-interleaved plane (see wg_pad_image) */
+    int64_t plane;         /* floats per de-interleaved plane (see wg_pad_rows) */
     int64_t mp;            /* cout rounded up to WG_MR */
+    size_t vs, ms;         /* floats from one V_xi / M_xi to the next */
     size_t u_floats, xp_floats, v_floats, m_floats, y_floats, per_thread;
 } wg_geom;
 
@@ -57,13 +110,17 @@ static wg_geom wg_make_geom(int64_t cin, int64_t cout, int64_t h, int64_t w) {
     if (tb < WG_NR) tb = WG_NR;
     int64_t all = wg_round_up(g.tiles, WG_NR);
     g.tb = tb < all ? tb : all;
-    /* rows 0 .. th of tw floats, then zeros up to the last block's end plus one tile row */
-    g.plane = (int64_t)wg_align16((size_t)(wg_round_up(g.tiles, g.tb) + g.tw));
+    /* a block's tiles start inside their first tile row and read one tile row further (see wg_input_block) */
+    g.plane = (int64_t)wg_align16((size_t)(g.tb + 3 * g.tw));
     g.mp = wg_round_up(cout, WG_MR);
     g.u_floats = wg_align16((size_t)(16 * g.mp * cin));
-    g.xp_floats = (size_t)(8 * cin * g.plane);
-    g.v_floats = (size_t)(16 * cin * g.tb); /* a multiple of 32 floats: every panel stays 64-byte aligned */
-    g.m_floats = (size_t)(16 * cout * g.tb);
+    g.xp_floats = (size_t)(8 * g.plane);
+    /* The 16 V_xi (and M_xi) are written (read) together, one stream each: one cache line more than their size
+     * apart, so that the streams do not all fall in the same L1 set when the size is a multiple of 4 KiB. */
+    g.vs = (size_t)(cin * g.tb) + 16; /* a multiple of 16 floats: every panel stays 64-byte aligned */
+    g.ms = (size_t)(cout * g.tb) + 16;
+    g.v_floats = 16 * g.vs;
+    g.m_floats = 16 * g.ms;
     g.y_floats = (size_t)(4 * g.tb);
     g.per_thread = g.xp_floats + g.v_floats + g.m_floats + g.y_floats;
     return g;
@@ -123,64 +180,72 @@ static void wg_transform_weights(float *u, const float *weight, const wg_geom *g
         }
 }
 
-/* The image (cin x h x w), zero-padded by one pixel on the top and left (and on the bottom and right as far as
- * the last tile reaches), rearranged so that each of the 16 inputs of the tile transform is contiguous over the
- * tile index t = ty * tw + tx. Plane (ch, rp, cp, s) at xp + ((ch * 2 + rp) * 4 + cp * 2 + s) * plane holds, at
- * ty * tw + tx for ty = 0 .. th, the padded pixel (2 ty + rp, 2 tx + 2 s + cp); then zeros to the plane's end.
- * Tile t's row r (0..3) of column c (0..3) is then plane (r % 2, c % 2, c / 2) at t + (r / 2) * tw. */
-static inline __attribute__((always_inline)) void wg_pad_image(float *xp, const float *x, const wg_geom *g) {
+/* One channel of the image (h x w), zero-padded by one pixel on the top and left (and on the bottom and right as
+ * far as the last tile reaches), rearranged so that each of the 16 inputs of the tile transform is contiguous over
+ * the tile index t = ty * tw + tx. Plane (rp, cp, s) at xp + (rp * 4 + cp * 2 + s) * plane holds, at
+ * (ty - ty0) * tw + tx, the padded pixel (2 ty + rp, 2 tx + 2 s + cp) for the tile rows ty = ty0 .. ty1 (at most
+ * th); then zeros up to `len`. Tile t's row r (0..3), column c (0..3) is then plane (r % 2, c % 2, c / 2) at
+ * t - ty0 * tw + (r / 2) * tw. Only the rows of one block of tiles are built, into an L1-sized buffer. */
+static inline __attribute__((always_inline)) void wg_pad_rows(float *xp, const float *x, const wg_geom *g,
+                                                              int64_t ty0, int64_t ty1, int64_t len, int avx) {
     int64_t h = g->h, w = g->w, tw = g->tw, plane = g->plane;
-    int64_t used = (g->th + 1) * tw;
-    for (int64_t ch = 0; ch < g->cin; ch++)
-        for (int64_t rp = 0; rp < 2; rp++) {
-            float *e0 = xp + (ch * 2 + rp) * 4 * plane, *e1 = e0 + plane, *o0 = e1 + plane, *o1 = o0 + plane;
-            for (int64_t ty = 0; ty <= g->th; ty++) {
-                int64_t y = 2 * ty + rp - 1; /* padded row 2 ty + rp is image row y */
-                float *a = e0 + ty * tw, *b = e1 + ty * tw, *c = o0 + ty * tw, *d = o1 + ty * tw;
-                if (y < 0 || y >= h) {
-                    memset(a, 0, (size_t)tw * sizeof(float));
-                    memset(b, 0, (size_t)tw * sizeof(float));
-                    memset(c, 0, (size_t)tw * sizeof(float));
-                    memset(d, 0, (size_t)tw * sizeof(float));
-                    continue;
-                }
-                const float *src = x + (ch * h + y) * w;
-                /* padded column 2 tx + k is image column 2 tx + k - 1: e0 k = 0, o0 k = 1, e1 k = 2, o1 k = 3 */
-                int64_t in0 = (w + 2) / 2; /* tx with 2 tx - 1 < w */
-                int64_t in1 = w / 2;       /* 2 tx + 1 < w (e1) */
-                int64_t ino0 = (w + 1) / 2; /* 2 tx < w (o0) */
-                int64_t ino1 = (w - 1) / 2; /* 2 tx + 2 < w (o1); w >= 1 */
-                a[0] = 0.0f;
-                WG_VEC
-                for (int64_t i = 1; i < (in0 < tw ? in0 : tw); i++) a[i] = src[2 * i - 1];
-                for (int64_t i = in0 < tw ? in0 : tw; i < tw; i++) a[i] = 0.0f;
-                WG_VEC
-                for (int64_t i = 0; i < in1; i++) b[i] = src[2 * i + 1];
-                for (int64_t i = in1; i < tw; i++) b[i] = 0.0f;
-                WG_VEC
-                for (int64_t i = 0; i < ino0; i++) c[i] = src[2 * i];
-                for (int64_t i = ino0; i < tw; i++) c[i] = 0.0f;
-                WG_VEC
-                for (int64_t i = 0; i < ino1; i++) d[i] = src[2 * i + 2];
-                for (int64_t i = ino1; i < tw; i++) d[i] = 0.0f;
+    if (ty1 > g->th) ty1 = g->th;
+    int64_t used = (ty1 - ty0 + 1) * tw;
+    /* padded column 2 tx + k is image column 2 tx + k - 1; the first tx where each of e0 (k = 0), e1 (k = 2),
+     * o0 (k = 1), o1 (k = 3) leaves the image */
+    int64_t ne0 = (w + 2) / 2 < tw ? (w + 2) / 2 : tw, ne1 = w / 2, no0 = (w + 1) / 2, no1 = (w - 1) / 2;
+    for (int64_t rp = 0; rp < 2; rp++) {
+        float *e0 = xp + rp * 4 * plane, *e1 = e0 + plane, *o0 = e1 + plane, *o1 = o0 + plane;
+        for (int64_t ty = ty0; ty <= ty1; ty++) {
+            int64_t y = 2 * ty + rp - 1; /* padded row 2 ty + rp is image row y */
+            int64_t at = (ty - ty0) * tw;
+            float *a = e0 + at, *b = e1 + at, *c = o0 + at, *d = o1 + at;
+            if (y < 0 || y >= h) {
+                memset(a, 0, (size_t)tw * sizeof(float));
+                memset(b, 0, (size_t)tw * sizeof(float));
+                memset(c, 0, (size_t)tw * sizeof(float));
+                memset(d, 0, (size_t)tw * sizeof(float));
+                continue;
             }
-            memset(e0 + used, 0, (size_t)(plane - used) * sizeof(float));
-            memset(e1 + used, 0, (size_t)(plane - used) * sizeof(float));
-            memset(o0 + used, 0, (size_t)(plane - used) * sizeof(float));
-            memset(o1 + used, 0, (size_t)(plane - used) * sizeof(float));
+            const float *src = x + y * w;
+#if defined(__x86_64__)
+            if (avx) {
+                wg_pad_row_avx512(a, b, c, d, src, w, tw);
+                continue;
+            }
+#endif
+            a[0] = 0.0f;
+            WG_VEC
+            for (int64_t i = 1; i < ne0; i++) a[i] = src[2 * i - 1];
+            for (int64_t i = ne0; i < tw; i++) a[i] = 0.0f;
+            WG_VEC
+            for (int64_t i = 0; i < ne1; i++) b[i] = src[2 * i + 1];
+            for (int64_t i = ne1; i < tw; i++) b[i] = 0.0f;
+            WG_VEC
+            for (int64_t i = 0; i < no0; i++) c[i] = src[2 * i];
+            for (int64_t i = no0; i < tw; i++) c[i] = 0.0f;
+            WG_VEC
+            for (int64_t i = 0; i < no1; i++) d[i] = src[2 * i + 2];
+            for (int64_t i = no1; i < tw; i++) d[i] = 0.0f;
         }
+        if (len > used)
+            for (int64_t k = 0; k < 4; k++) memset(e0 + k * plane + used, 0, (size_t)(len - used) * sizeof(float));
+    }
 }
 
-/* V_xi = B^T d B for the tiles t0 .. t0 + np * NR - 1 (np panels), as packed B panels: v + xi * cin * tb holds
- * tb / NR panels of [ch][NR]; tile t0 + q goes to panel q / NR, column q % NR. Tiles past the image's last read
- * the planes' zero tail. */
-static inline __attribute__((always_inline)) void wg_input_block(float *v, const float *xp, const wg_geom *g,
-                                                                 int64_t t0, int64_t np) {
-    int64_t cin = g->cin, tw = g->tw, plane = g->plane;
-    size_t vs = (size_t)(cin * g->tb);
+/* V_xi = B^T d B for the tiles t0 .. t0 + np * NR - 1 (np panels) of image x, as packed B panels:
+ * v + xi * vs holds tb / NR panels of [ch][NR]; tile t0 + q goes to panel q / NR, column q % NR. Tiles past
+ * the image's last read zeros. xp: 8 planes of scratch (wg_pad_rows), rebuilt for each channel. */
+static inline __attribute__((always_inline)) void wg_input_block(float *v, float *xp, const float *x,
+                                                                 const wg_geom *g, int64_t t0, int64_t np, int avx) {
+    int64_t cin = g->cin, tw = g->tw, plane = g->plane, nc = np * WG_NR;
+    int64_t ty0 = t0 / tw, ty1 = (t0 + nc - 1) / tw + 1; /* rows read: ty0 .. last tile row + 1 */
+    int64_t base = t0 - ty0 * tw;                         /* tile t0 in the planes */
+    size_t vs = g->vs;
     for (int64_t ch = 0; ch < cin; ch++) {
-        const float *p0 = xp + ch * 8 * plane + t0; /* row parity 0: planes e0, e1, o0, o1 */
-        const float *p1 = p0 + 4 * plane;           /* row parity 1 */
+        wg_pad_rows(xp, x + ch * g->h * g->w, g, ty0, ty1, base + nc + tw, avx);
+        const float *p0 = xp + base; /* row parity 0: planes e0, e1, o0, o1 */
+        const float *p1 = p0 + 4 * plane; /* row parity 1 */
         for (int64_t pn = 0; pn < np; pn++) {
             int64_t off = pn * WG_NR;
             /* tile rows r = 0..3: (parity r % 2, shift (r / 2) * tw); columns e (c 0), f (c 2), o (c 1), p (c 3) */
@@ -209,14 +274,14 @@ static inline __attribute__((always_inline)) void wg_input_block(float *v, const
     }
 }
 
-/* A^T m A for tiles t0 .. t0 + nt - 1: m + xi * cout * tb + o * tb + q holds element xi of tile t0 + q for
+/* A^T m A for tiles t0 .. t0 + nt - 1: m + xi * ms + o * tb + q holds element xi of tile t0 + q for
  * output channel o (columns up to nc, a multiple of NR, are all computed). The 2x2 results go to yt (4 x tb),
  * then are cropped into the h x w output y. */
 static inline __attribute__((always_inline)) void wg_output_block(float *y, float *yt, const float *m,
                                                                   const wg_geom *g, int64_t t0, int64_t nt,
-                                                                  int64_t nc) {
+                                                                  int64_t nc, int avx) {
     int64_t cout = g->cout, tw = g->tw, h = g->h, w = g->w, tb = g->tb;
-    size_t ms = (size_t)(cout * tb);
+    size_t ms = g->ms;
     float *y0 = yt, *y1 = y0 + tb, *y2 = y1 + tb, *y3 = y2 + tb;
     for (int64_t o = 0; o < cout; o++) {
         const float *m0 = m + o * tb, *m1 = m0 + ms, *m2 = m1 + ms, *m3 = m2 + ms, *m4 = m3 + ms, *m5 = m4 + ms,
@@ -245,6 +310,15 @@ static inline __attribute__((always_inline)) void wg_output_block(float *y, floa
             if (full > len) full = len;
             if (full < 0) full = 0;
             const float *a = y0 + q, *b = y1 + q, *c = y2 + q, *d = y3 + q;
+#if defined(__x86_64__)
+            if (avx) {
+                int64_t ncol = w - 2 * tx < 2 * len ? w - 2 * tx : 2 * len;
+                wg_interleave_avx512(row0, a, b, len, ncol);
+                if (2 * ty + 1 < h) wg_interleave_avx512(row1, c, d, len, ncol);
+                t += len;
+                continue;
+            }
+#endif
             WG_VEC
             for (int64_t i = 0; i < full; i++) {
                 row0[2 * i] = a[i];
@@ -273,29 +347,28 @@ typedef struct {
     int avx512;
 } wg_ctx;
 
-static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s, int64_t img, float *ws) {
+static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s, int64_t img, float *ws,
+                                                                int avx) {
     const wg_geom *g = &s->g;
     float *xp = ws, *v = xp + g->xp_floats, *m = v + g->v_floats, *yt = m + g->m_floats;
     const float *x = s->in + img * g->cin * g->h * g->w;
     float *y = s->out + img * g->cout * g->h * g->w;
-    size_t us = (size_t)(g->mp * g->cin), vs = (size_t)(g->cin * g->tb), ms = (size_t)(g->cout * g->tb);
-    wg_pad_image(xp, x, g);
+    size_t us = (size_t)(g->mp * g->cin), vs = g->vs, ms = g->ms;
     for (int64_t t0 = 0; t0 < g->tiles; t0 += g->tb) {
         int64_t nt = g->tiles - t0 < g->tb ? g->tiles - t0 : g->tb;
         int64_t nc = wg_round_up(nt, WG_NR); /* whole panels: the micro-kernel computes them anyway */
-        wg_input_block(v, xp, g, t0, nc / WG_NR);
+        wg_input_block(v, xp, x, g, t0, nc / WG_NR, avx);
         for (int xi = 0; xi < 16; xi++)
             mml_nn_sgemm_prepacked(g->cout, nc, g->cin, s->u + xi * us, v + xi * vs, m + xi * ms, g->tb);
-        wg_output_block(y, yt, m, g, t0, nt, nc);
+        wg_output_block(y, yt, m, g, t0, nt, nc, avx);
     }
 }
 
-static void wg_image_portable(const wg_ctx *s, int64_t img, float *ws) { wg_image_body(s, img, ws); }
+static void wg_image_portable(const wg_ctx *s, int64_t img, float *ws) { wg_image_body(s, img, ws, 0); }
 
 #if defined(__x86_64__)
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) static void
-wg_image_avx512(const wg_ctx *s, int64_t img, float *ws) {
-    wg_image_body(s, img, ws);
+WG_AVX512 static void wg_image_avx512(const wg_ctx *s, int64_t img, float *ws) {
+    wg_image_body(s, img, ws, 1);
 }
 #endif
 
