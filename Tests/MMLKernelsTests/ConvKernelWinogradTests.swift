@@ -88,10 +88,12 @@ final class ConvKernelWinogradTests: XCTestCase {
         checkAgainstNaive(channels: [1, 3, 64], seed: 12)
     }
 
-    /// Odd sizes with more rows / columns than one tile block, and c != cout in both directions.
+    /// Odd sizes with more rows / columns than one tile block, c != cout in both directions, and more than 256
+    /// channels (the GEMM's k blocking).
     func testOddShapesAndUnequalChannels() {
         var r = Rng(s: 13)
-        for (n, c, h, w, co) in [(2, 5, 9, 1, 7), (1, 64, 1, 45, 3), (3, 17, 13, 11, 40), (1, 2, 33, 31, 130)] {
+        for (n, c, h, w, co) in [(2, 5, 9, 1, 7), (1, 64, 1, 45, 3), (3, 17, 13, 11, 40), (1, 2, 33, 31, 130),
+                                 (2, 300, 6, 5, 9)] {
             let (ef, eb) = errors(n, c, h, w, co, threads: 2, rng: &r)
             XCTAssertLessThanOrEqual(ef, Self.tolerance, "forward \((n, c, h, w, co))")
             XCTAssertLessThanOrEqual(eb, Self.tolerance, "backward data \((n, c, h, w, co))")
