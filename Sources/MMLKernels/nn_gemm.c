@@ -4,7 +4,9 @@
  * MR-tall row panels [k][MR], both zero-padded; an MR x NR micro-kernel keeps the C tile in registers over kc.
  * AVX-512 micro-kernel: 8 x 32 (16 zmm accumulators; per k two B loads, eight broadcasts, sixteen FMAs).
  * The portable kernel has the same tile in plain C, which compilers vectorise for the baseline ISA.
- * Parallelism is the caller's business (the conv kernels split the batch), so results never depend on threads. */
+ * Parallelism is the caller's business (the conv kernels split the batch), so results never depend on threads.
+ * mml_nn_sgemm_prepacked runs the same micro-kernels on operands the caller packed itself over the whole of k
+ * (the Winograd conv writes its transformed weights and inputs straight into these layouts). */
 #include "nn_internal.h"
 #include "MMLKernels.h"
 #include <stdlib.h>
