@@ -1,4 +1,5 @@
-/* 3x3 stride-1 pad-1 convolution by Winograd minimal filtering F(2x2, 3x3) (Lavin & Gray 2016).
+/* 3x3 stride-1 pad-1 convolution by Winograd minimal filtering F(2x2, 3x3), and F(4x4, 3x3) as an option
+ * (Lavin & Gray 2016).
  *
  * The output is cut into 2x2 tiles; tile (ty, tx) reads the 4x4 patch d of the zero-padded input whose top-left
  * corner is padded pixel (2 ty, 2 tx), and
@@ -24,6 +25,10 @@
  * the same order on both paths; the GEMM micro-kernel (FMA or not) is what changes the rounding. On an AVX-512 core
  * at c = cout = 64, 42x42, a per-phase timer gave the GEMMs about 3/4 of the time (about 110 GFLOP/s) and the
  * transforms 1/4.
+ *
+ * F(4x4, 3x3) (tile 4, the *_tile_* entry points) uses the same blocking and GEMMs with 6x6 input tiles at padded
+ * (4 ty, 4 tx), 36 V_xi / M_xi, and B^T, G, A^T of Lavin & Gray applied as two passes of 1-D transforms
+ * (wg4_bt_run6 / wg4_at_run); its padding and transforms are plain loops on both paths.
  *
  * Backward data: dx = the same convolution of dy with the weight transposed in (cout, c) and rotated 180
  * degrees, so it runs the same machinery with the roles of c and cout exchanged.
@@ -101,6 +106,7 @@ static int64_t wg_round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 /* Geometry of one direction of the convolution: cin input channels -> cout output channels, h x w maps. */
 typedef struct {
     int64_t cin, cout, h, w;
+    int64_t m, a, nxi;     /* output tile m x m, input tile a x a (a = m + 2), nxi = a * a GEMMs */
     int64_t th, tw, tiles; /* tile rows, tile columns, tiles per image (tile t = ty * tw + tx) */
     int64_t tb;            /* tiles per block, a multiple of WG_NR */
     int64_t plane;         /* floats per de-interleaved plane (see wg_pad_rows) */
@@ -109,26 +115,27 @@ typedef struct {
     size_t u_floats, xp_floats, v_floats, m_floats, y_floats, per_thread;
 } wg_geom;
 
-static wg_geom wg_make_geom(int64_t cin, int64_t cout, int64_t h, int64_t w) {
+static wg_geom wg_make_geom(int64_t cin, int64_t cout, int64_t h, int64_t w, int64_t m) {
     wg_geom g;
     g.cin = cin; g.cout = cout; g.h = h; g.w = w;
-    g.th = (h + 1) / 2; g.tw = (w + 1) / 2; g.tiles = g.th * g.tw;
-    int64_t tb = WG_BLOCK_FLOATS / (16 * (cin + cout)) / WG_NR * WG_NR;
+    g.m = m; g.a = m + 2; g.nxi = g.a * g.a;
+    g.th = (h + m - 1) / m; g.tw = (w + m - 1) / m; g.tiles = g.th * g.tw;
+    int64_t tb = WG_BLOCK_FLOATS / (g.nxi * (cin + cout)) / WG_NR * WG_NR;
     if (tb < WG_NR) tb = WG_NR;
     int64_t all = wg_round_up(g.tiles, WG_NR);
     g.tb = tb < all ? tb : all;
     /* a block's tiles start inside their first tile row and read one tile row further (see wg_input_block) */
     g.plane = (int64_t)wg_align16((size_t)(g.tb + 3 * g.tw));
     g.mp = wg_round_up(cout, WG_MR);
-    g.u_floats = wg_align16((size_t)(16 * g.mp * cin));
-    g.xp_floats = (size_t)(8 * g.plane);
-    /* The 16 V_xi (and M_xi) are written (read) together, one stream each: one cache line more than their size
+    g.u_floats = wg_align16((size_t)(g.nxi * g.mp * cin));
+    g.xp_floats = (size_t)(m * g.a * g.plane);
+    /* The V_xi (and M_xi) are written (read) together, one stream each: one cache line more than their size
      * apart, so that the streams do not all fall in the same L1 set when the size is a multiple of 4 KiB. */
     g.vs = (size_t)(cin * g.tb) + 16; /* a multiple of 16 floats: every panel stays 64-byte aligned */
     g.ms = (size_t)(cout * g.tb) + 16;
-    g.v_floats = 16 * g.vs;
-    g.m_floats = 16 * g.ms;
-    g.y_floats = (size_t)(4 * g.tb);
+    g.v_floats = (size_t)g.nxi * g.vs;
+    g.m_floats = (size_t)g.nxi * g.ms;
+    g.y_floats = (size_t)(m * m * g.tb);
     g.per_thread = g.xp_floats + g.v_floats + g.m_floats + g.y_floats;
     return g;
 }
@@ -142,21 +149,32 @@ static int64_t wg_need(const wg_geom *g, int threads) {
     return (int64_t)(g->u_floats + g->per_thread * (size_t)threads + 16);
 }
 
-int64_t mml_conv3x3_winograd_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
-                                              int32_t nthreads) {
-    if (!wg_dims_ok(n, c, h, w, cout, nthreads)) return MML_ERR_ARGUMENT;
+int64_t mml_conv3x3_winograd_tile_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                                   int32_t tile, int32_t nthreads) {
+    if (!wg_dims_ok(n, c, h, w, cout, nthreads) || (tile != 2 && tile != 4)) return MML_ERR_ARGUMENT;
     int threads = mml_nn_thread_count(nthreads, n);
-    wg_geom f = wg_make_geom(c, cout, h, w), b = wg_make_geom(cout, c, h, w);
+    wg_geom f = wg_make_geom(c, cout, h, w, tile), b = wg_make_geom(cout, c, h, w, tile);
     int64_t nf = wg_need(&f, threads), nb = wg_need(&b, threads);
     return nf > nb ? nf : nb;
 }
+
+int64_t mml_conv3x3_winograd_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                              int32_t nthreads) {
+    return mml_conv3x3_winograd_tile_workspace_floats(n, c, h, w, cout, 2, nthreads);
+}
+
+/* G of F(2x2, 3x3) and of F(4x4, 3x3) (Lavin & Gray). */
+static const double wg_g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double wg_g4[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
 
 /* U_xi (cout x cin) = G g G^T for every (o, ch), written as packed A panels: u + xi * mp * cin holds
  * mp / MR panels of [ch][MR]; rows past cout are zero. transposed: the backward-data weight, i.e.
  * g(o, ch) = rot180(weight[ch][o]) with weight stored (cin, cout, 3, 3). */
 static void wg_transform_weights(float *u, const float *weight, const wg_geom *g, int transposed) {
     int64_t cin = g->cin, cout = g->cout, mp = g->mp;
-    memset(u, 0, (size_t)(16 * mp * cin) * sizeof(float));
+    memset(u, 0, (size_t)(g->nxi * mp * cin) * sizeof(float));
     for (int64_t o = 0; o < cout; o++)
         for (int64_t ch = 0; ch < cin; ch++) {
             double k[3][3];
@@ -169,21 +187,17 @@ static void wg_transform_weights(float *u, const float *weight, const wg_geom *g
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) k[i][j] = src[(2 - i) * 3 + (2 - j)];
             }
-            double t[4][3], r[4][4];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = k[0][j];
-                t[1][j] = 0.5 * (k[0][j] + k[1][j] + k[2][j]);
-                t[2][j] = 0.5 * (k[0][j] - k[1][j] + k[2][j]);
-                t[3][j] = k[2][j];
-            }
-            for (int i = 0; i < 4; i++) {
-                r[i][0] = t[i][0];
-                r[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
-                r[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
-                r[i][3] = t[i][2];
-            }
+            double t[6][3], r[6][6];
+            int64_t a = g->a;
+            const double *gm = g->m == 2 ? &wg_g2[0][0] : &wg_g4[0][0];
+            for (int64_t i = 0; i < a; i++)
+                for (int j = 0; j < 3; j++)
+                    t[i][j] = gm[i * 3] * k[0][j] + gm[i * 3 + 1] * k[1][j] + gm[i * 3 + 2] * k[2][j];
+            for (int64_t i = 0; i < a; i++)
+                for (int64_t j = 0; j < a; j++)
+                    r[i][j] = t[i][0] * gm[j * 3] + t[i][1] * gm[j * 3 + 1] + t[i][2] * gm[j * 3 + 2];
             float *dst = u + (o / WG_MR) * WG_MR * cin + ch * WG_MR + o % WG_MR;
-            for (int xi = 0; xi < 16; xi++) dst[(size_t)xi * (size_t)(mp * cin)] = (float)r[xi / 4][xi % 4];
+            for (int64_t xi = 0; xi < g->nxi; xi++) dst[(size_t)xi * (size_t)(mp * cin)] = (float)r[xi / a][xi % a];
         }
 }
 
@@ -345,6 +359,144 @@ static inline __attribute__((always_inline)) void wg_output_block(float *y, floa
     }
 }
 
+/* ---- F(4x4, 3x3): 6x6 input tiles at padded (4 ty, 4 tx), 4x4 outputs, 36 GEMMs. Portable loops only (the
+ * compiler vectorises them for whichever target the calling image function has). */
+
+/* Planes (rp, c) at xp + (rp * 6 + c) * plane, rp = 0..3, c = 0..5: padded pixel (4 ty + rp, 4 tx + c) at
+ * (ty - ty0) * tw + tx for ty = ty0 .. ty1 (at most th), then zeros up to len. Tile row r, column c is plane
+ * (r % 4, c) at t - ty0 * tw + (r / 4) * tw. */
+static inline __attribute__((always_inline)) void wg4_pad_rows(float *xp, const float *x, const wg_geom *g,
+                                                               int64_t ty0, int64_t ty1, int64_t len) {
+    int64_t h = g->h, w = g->w, tw = g->tw, plane = g->plane;
+    if (ty1 > g->th) ty1 = g->th;
+    int64_t used = (ty1 - ty0 + 1) * tw;
+    for (int64_t rp = 0; rp < 4; rp++) {
+        for (int64_t ty = ty0; ty <= ty1; ty++) {
+            int64_t y = 4 * ty + rp - 1;
+            for (int64_t c = 0; c < 6; c++) {
+                float *dst = xp + (rp * 6 + c) * plane + (ty - ty0) * tw;
+                if (y < 0 || y >= h) {
+                    memset(dst, 0, (size_t)tw * sizeof(float));
+                    continue;
+                }
+                const float *src = x + y * w + c - 1; /* dst[i] = src[4 i] where 0 <= 4 i + c - 1 < w */
+                int64_t lo = c == 0 ? 1 : 0;
+                int64_t hi = w - c >= 0 ? (w - c) / 4 + 1 : 0;
+                if (hi > tw) hi = tw;
+                if (lo > hi) lo = hi;
+                for (int64_t i = 0; i < lo; i++) dst[i] = 0.0f;
+                WG_VEC
+                for (int64_t i = lo; i < hi; i++) dst[i] = src[4 * i];
+                for (int64_t i = hi; i < tw; i++) dst[i] = 0.0f;
+            }
+        }
+        if (len > used)
+            for (int64_t c = 0; c < 6; c++)
+                memset(xp + (rp * 6 + c) * plane + used, 0, (size_t)(len - used) * sizeof(float));
+    }
+}
+
+/* o_k[i] = (B^T x)_k for i < n, x_k = in_k[i]: B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ * 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. in_k = x_k, out_k at out + k * os. */
+static inline __attribute__((always_inline)) void wg4_bt_run6(float *out, size_t os, const float *x0,
+                                                              const float *x1, const float *x2, const float *x3,
+                                                              const float *x4, const float *x5, int64_t n) {
+    float *o0 = out, *o1 = o0 + os, *o2 = o1 + os, *o3 = o2 + os, *o4 = o3 + os, *o5 = o4 + os;
+    WG_VEC
+    for (int64_t i = 0; i < n; i++) {
+        o0[i] = 4.0f * x0[i] - 5.0f * x2[i] + x4[i];
+        o1[i] = -4.0f * (x1[i] + x2[i]) + x3[i] + x4[i];
+        o2[i] = 4.0f * (x1[i] - x2[i]) - x3[i] + x4[i];
+        o3[i] = 2.0f * (x3[i] - x1[i]) - x2[i] + x4[i];
+        o4[i] = 2.0f * (x1[i] - x3[i]) - x2[i] + x4[i];
+        o5[i] = 4.0f * x1[i] - 5.0f * x3[i] + x5[i];
+    }
+}
+
+/* o_k[i] = (A^T x)_k, k = 0..3: A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+static inline __attribute__((always_inline)) void wg4_at_run(float *out, size_t os, const float *in, size_t is,
+                                                             int64_t n) {
+    const float *x0 = in, *x1 = x0 + is, *x2 = x1 + is, *x3 = x2 + is, *x4 = x3 + is, *x5 = x4 + is;
+    float *o0 = out, *o1 = o0 + os, *o2 = o1 + os, *o3 = o2 + os;
+    WG_VEC
+    for (int64_t i = 0; i < n; i++) {
+        float p12 = x1[i] + x2[i], m12 = x1[i] - x2[i], p34 = x3[i] + x4[i], m34 = x3[i] - x4[i];
+        o0[i] = x0[i] + p12 + p34;
+        o1[i] = m12 + 2.0f * m34;
+        o2[i] = p12 + 4.0f * p34;
+        o3[i] = m12 + 8.0f * m34 + x5[i];
+    }
+}
+
+/* V_xi (xi = r * 6 + c) for np panels of tiles from t0, as wg_input_block: B^T d B as B^T along the tile's
+ * columns into tmp, then along its rows. */
+static inline __attribute__((always_inline)) void wg4_input_block(float *v, float *xp, const float *x,
+                                                                  const wg_geom *g, int64_t t0, int64_t np) {
+    int64_t cin = g->cin, tw = g->tw, plane = g->plane, nc = np * WG_NR;
+    int64_t ty0 = t0 / tw, ty1 = (t0 + nc - 1) / tw + 1;
+    int64_t base = t0 - ty0 * tw;
+    size_t vs = g->vs;
+    float tmp[36 * WG_NR];
+    for (int64_t ch = 0; ch < cin; ch++) {
+        wg4_pad_rows(xp, x + ch * g->h * g->w, g, ty0, ty1, base + nc + tw);
+        for (int64_t pn = 0; pn < np; pn++) {
+            /* tile rows r = 0..3 are planes (r, c), rows 4 and 5 are planes (0, c) and (1, c) one tile row on:
+             * for a fixed column c, rows 0..3 are 6 * plane apart, and rows 4, 5 follow as rows 0, 1 + tw */
+            for (int c = 0; c < 6; c++) {
+                const float *col = xp + c * plane + base + pn * WG_NR;
+                size_t rs = (size_t)(6 * plane);
+                wg4_bt_run6(tmp + c * WG_NR, 6 * WG_NR, col, col + rs, col + 2 * rs, col + 3 * rs, col + tw,
+                            col + rs + tw, WG_NR);
+            }
+            /* tmp[(r * 6 + c) * NR + i] = (B^T d)[r][c] */
+            for (int r = 0; r < 6; r++) {
+                const float *t = tmp + r * 6 * WG_NR;
+                wg4_bt_run6(v + (size_t)(r * 6) * vs + pn * cin * WG_NR + ch * WG_NR, vs, t, t + WG_NR,
+                            t + 2 * WG_NR, t + 3 * WG_NR, t + 4 * WG_NR, t + 5 * WG_NR, WG_NR);
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void wg4_output_block(float *y, float *yt, const float *m,
+                                                                   const wg_geom *g, int64_t t0, int64_t nt,
+                                                                   int64_t nc) {
+    int64_t cout = g->cout, tw = g->tw, h = g->h, w = g->w, tb = g->tb;
+    size_t ms = g->ms;
+    float tmp[24 * WG_NR];
+    for (int64_t o = 0; o < cout; o++) {
+        for (int64_t i0 = 0; i0 < nc; i0 += WG_NR) {
+            /* A^T along the tile's columns: tmp[(r * 6 + c) * NR + i] for r = 0..3 */
+            for (int c = 0; c < 6; c++)
+                wg4_at_run(tmp + c * WG_NR, 6 * WG_NR, m + (size_t)c * ms + o * tb + i0, 6 * ms, WG_NR);
+            /* then along its rows: yt[(r * 4 + c) * tb + i] */
+            for (int r = 0; r < 4; r++) wg4_at_run(yt + (r * 4) * tb + i0, (size_t)tb, tmp + r * 6 * WG_NR, WG_NR, WG_NR);
+        }
+        float *yo = y + o * h * w;
+        for (int64_t t = t0; t < t0 + nt;) {
+            int64_t ty = t / tw, tx = t % tw, q = t - t0;
+            int64_t len = tw - tx;
+            if (len > t0 + nt - t) len = t0 + nt - t;
+            int64_t ncol = w - 4 * tx < 4 * len ? w - 4 * tx : 4 * len;
+            for (int64_t r = 0; r < 4 && 4 * ty + r < h; r++) {
+                float *row = yo + (4 * ty + r) * w + 4 * tx;
+                const float *a0 = yt + (r * 4) * tb + q, *a1 = a0 + tb, *a2 = a1 + tb, *a3 = a2 + tb;
+                int64_t full = ncol / 4;
+                WG_VEC
+                for (int64_t i = 0; i < full; i++) {
+                    row[4 * i] = a0[i];
+                    row[4 * i + 1] = a1[i];
+                    row[4 * i + 2] = a2[i];
+                    row[4 * i + 3] = a3[i];
+                }
+                const float *ac[4] = {a0, a1, a2, a3};
+                for (int64_t k = 4 * full; k < ncol; k++) row[k] = ac[k % 4][full];
+            }
+            t += len;
+        }
+    }
+}
+
 typedef struct {
     float *out;
     const float *in;
@@ -364,10 +516,16 @@ static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s,
     for (int64_t t0 = 0; t0 < g->tiles; t0 += g->tb) {
         int64_t nt = g->tiles - t0 < g->tb ? g->tiles - t0 : g->tb;
         int64_t nc = wg_round_up(nt, WG_NR); /* whole panels: the micro-kernel computes them anyway */
-        wg_input_block(v, xp, x, g, t0, nc / WG_NR, avx);
-        for (int xi = 0; xi < 16; xi++)
+        if (g->m == 2)
+            wg_input_block(v, xp, x, g, t0, nc / WG_NR, avx);
+        else
+            wg4_input_block(v, xp, x, g, t0, nc / WG_NR);
+        for (int64_t xi = 0; xi < g->nxi; xi++)
             mml_nn_sgemm_prepacked(g->cout, nc, g->cin, s->u + xi * us, v + xi * vs, m + xi * ms, g->tb);
-        wg_output_block(y, yt, m, g, t0, nt, nc, avx);
+        if (g->m == 2)
+            wg_output_block(y, yt, m, g, t0, nt, nc, avx);
+        else
+            wg4_output_block(y, yt, m, g, t0, nt, nc);
     }
 }
 
@@ -393,9 +551,11 @@ static void wg_task(void *ctx, int64_t img, int thread) {
 
 /* Shared driver: out (n, cout', h, w) from in (n, cin', h, w); transposed selects the backward-data weights. */
 static int wg_run(float *out, const float *in, const float *weight, int64_t n, int64_t c, int64_t h, int64_t w,
-                  int64_t cout, float *workspace, int64_t workspace_floats, int32_t nthreads, int transposed) {
-    if (!out || !in || !weight || !wg_dims_ok(n, c, h, w, cout, nthreads)) return MML_ERR_ARGUMENT;
-    int64_t need = mml_conv3x3_winograd_workspace_floats(n, c, h, w, cout, nthreads);
+                  int64_t cout, int32_t tile, float *workspace, int64_t workspace_floats, int32_t nthreads,
+                  int transposed) {
+    if (!out || !in || !weight || !wg_dims_ok(n, c, h, w, cout, nthreads) || (tile != 2 && tile != 4))
+        return MML_ERR_ARGUMENT;
+    int64_t need = mml_conv3x3_winograd_tile_workspace_floats(n, c, h, w, cout, tile, nthreads);
     float *owned = NULL;
     if (workspace) {
         if (workspace_floats < need) return MML_ERR_ARGUMENT;
@@ -406,7 +566,7 @@ static int wg_run(float *out, const float *in, const float *weight, int64_t n, i
     }
     wg_ctx s;
     memset(&s, 0, sizeof(s));
-    s.g = transposed ? wg_make_geom(cout, c, h, w) : wg_make_geom(c, cout, h, w);
+    s.g = transposed ? wg_make_geom(cout, c, h, w, tile) : wg_make_geom(c, cout, h, w, tile);
     float *base = (float *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
     wg_transform_weights(base, weight, &s.g, transposed);
     s.u = base;
@@ -422,11 +582,23 @@ static int wg_run(float *out, const float *in, const float *weight, int64_t n, i
 int mml_conv3x3_winograd_forward_f32(float *y, const float *x, const float *weight, int64_t n, int64_t c, int64_t h,
                                      int64_t w, int64_t cout, float *workspace, int64_t workspace_floats,
                                      int32_t nthreads) {
-    return wg_run(y, x, weight, n, c, h, w, cout, workspace, workspace_floats, nthreads, 0);
+    return wg_run(y, x, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 0);
 }
 
 int mml_conv3x3_winograd_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n, int64_t c,
                                            int64_t h, int64_t w, int64_t cout, float *workspace,
                                            int64_t workspace_floats, int32_t nthreads) {
-    return wg_run(dx, dy, weight, n, c, h, w, cout, workspace, workspace_floats, nthreads, 1);
+    return wg_run(dx, dy, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 1);
+}
+
+int mml_conv3x3_winograd_tile_forward_f32(float *y, const float *x, const float *weight, int64_t n, int64_t c,
+                                          int64_t h, int64_t w, int64_t cout, int32_t tile, float *workspace,
+                                          int64_t workspace_floats, int32_t nthreads) {
+    return wg_run(y, x, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 0);
+}
+
+int mml_conv3x3_winograd_tile_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n,
+                                                int64_t c, int64_t h, int64_t w, int64_t cout, int32_t tile,
+                                                float *workspace, int64_t workspace_floats, int32_t nthreads) {
+    return wg_run(dx, dy, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 1);
 }

@@ -8,10 +8,13 @@ import XCTest
 /// taps feeding one output channel) — a bound on any output's magnitude and the scale of the transforms' rounding
 /// (the transformed weights mix all nine taps, so a small output does not mean small errors). Measured max error / S
 /// over the shapes of testForwardAndBackwardDataMatchNaive (both code paths): 1.6e-7 forward, 1.4e-7 backward data.
+/// F(4x4, 3x3) (tile 4) rounds worse: tolerance 1e-5 * S, measured 2.7e-6 forward and 2.9e-6 backward data over
+/// the shapes of testTile4MatchesNaiveOnBothPaths.
 final class ConvKernelWinogradTests: XCTestCase {
     typealias Rng = ConvKernelTests.Rng
 
     static let tolerance = 1e-6
+    static let tolerance4 = 1e-5
     static let spatial = [(1, 1), (2, 2), (3, 5), (7, 6), (21, 21), (42, 42)]
 
     /// Max |a - b| / scale; infinity when an entry of a is not finite (the outputs start as NaN, so an entry the
@@ -43,26 +46,36 @@ final class ConvKernelWinogradTests: XCTestCase {
     }
 
     /// Runs forward and backward data for (n, c, h, w, cout) and returns both scaled errors.
-    func errors(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ co: Int, threads: Int32, rng r: inout Rng,
+    func errors(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ co: Int, threads: Int32, tile: Int32 = 2, rng r: inout Rng,
                 file: StaticString = #filePath, line: UInt = #line) -> (Double, Double) {
         let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
         let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(co))
         var y = [Float](repeating: .nan, count: n * co * h * w)
         var yr = [Double](repeating: 0, count: y.count)
         XCTAssertEqual(mml_conv2d_naive(&yr, x, wt, nil, N, C, H, W, CO, 3, 3, 1, 1), 0, file: file, line: line)
-        XCTAssertEqual(mml_conv3x3_winograd_forward_f32(&y, x, wt, N, C, H, W, CO, nil, 0, threads), 0,
-                       file: file, line: line)
+        if tile == 2 {
+            XCTAssertEqual(mml_conv3x3_winograd_forward_f32(&y, x, wt, N, C, H, W, CO, nil, 0, threads), 0,
+                           file: file, line: line)
+        } else {
+            XCTAssertEqual(mml_conv3x3_winograd_tile_forward_f32(&y, x, wt, N, C, H, W, CO, tile, nil, 0, threads), 0,
+                           file: file, line: line)
+        }
         var dx = [Float](repeating: .nan, count: x.count)
         var dxr = [Double](repeating: 0, count: x.count)
         XCTAssertEqual(mml_conv2d_backward_naive(&dxr, nil, nil, dy, x, wt, N, C, H, W, CO, 3, 3, 1, 1), 0,
                        file: file, line: line)
-        XCTAssertEqual(mml_conv3x3_winograd_backward_data_f32(&dx, dy, wt, N, C, H, W, CO, nil, 0, threads), 0,
-                       file: file, line: line)
+        if tile == 2 {
+            XCTAssertEqual(mml_conv3x3_winograd_backward_data_f32(&dx, dy, wt, N, C, H, W, CO, nil, 0, threads), 0,
+                           file: file, line: line)
+        } else {
+            XCTAssertEqual(mml_conv3x3_winograd_tile_backward_data_f32(&dx, dy, wt, N, C, H, W, CO, tile, nil, 0,
+                                                                       threads), 0, file: file, line: line)
+        }
         return (scaledError(y, yr, scale: outputScale(x, wt, c: c, cout: co, transposed: false)),
                 scaledError(dx, dxr, scale: outputScale(dy, wt, c: c, cout: co, transposed: true)))
     }
 
-    func checkAgainstNaive(channels: [Int], seed: UInt64) {
+    func checkAgainstNaive(channels: [Int], seed: UInt64, tile: Int32 = 2, tolerance: Double = tolerance) {
         var r = Rng(s: seed)
         var index = 0
         for c in channels {
@@ -70,9 +83,9 @@ final class ConvKernelWinogradTests: XCTestCase {
                 for (h, w) in Self.spatial {
                     let n = 1 + index % 3
                     index += 1
-                    let (ef, eb) = errors(n, c, h, w, co, threads: 2, rng: &r)
-                    XCTAssertLessThanOrEqual(ef, Self.tolerance, "forward n=\(n) c=\(c) \(h)x\(w) cout=\(co)")
-                    XCTAssertLessThanOrEqual(eb, Self.tolerance, "backward data n=\(n) c=\(c) \(h)x\(w) cout=\(co)")
+                    let (ef, eb) = errors(n, c, h, w, co, threads: 2, tile: tile, rng: &r)
+                    XCTAssertLessThanOrEqual(ef, tolerance, "tile \(tile) forward n=\(n) c=\(c) \(h)x\(w) cout=\(co)")
+                    XCTAssertLessThanOrEqual(eb, tolerance, "tile \(tile) backward data n=\(n) c=\(c) \(h)x\(w) cout=\(co)")
                 }
             }
         }
@@ -86,6 +99,52 @@ final class ConvKernelWinogradTests: XCTestCase {
         mml_layers_force_portable(1)
         defer { mml_layers_force_portable(0) }
         checkAgainstNaive(channels: [1, 3, 64], seed: 12)
+    }
+
+    func testTile4MatchesNaiveOnBothPaths() {
+        checkAgainstNaive(channels: [1, 3, 64], seed: 15, tile: 4, tolerance: Self.tolerance4)
+        mml_layers_force_portable(1)
+        defer { mml_layers_force_portable(0) }
+        checkAgainstNaive(channels: [1, 64], seed: 16, tile: 4, tolerance: Self.tolerance4)
+    }
+
+    /// Tile 2 through the tile-parameter entry points is the plain F(2x2, 3x3) kernel, bit for bit; tile 4 gives the
+    /// same bits on 1 and 2 threads; other tiles are refused.
+    func testTileParameter() {
+        var r = Rng(s: 17)
+        let (n, c, h, w, co) = (3, 5, 9, 10, 7)
+        let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(co))
+        let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
+        var y2 = [Float](repeating: 0, count: dy.count), y2t = y2
+        var dx2 = [Float](repeating: 0, count: x.count), dx2t = dx2
+        XCTAssertEqual(mml_conv3x3_winograd_forward_f32(&y2, x, wt, N, C, H, W, CO, nil, 0, 1), 0)
+        XCTAssertEqual(mml_conv3x3_winograd_tile_forward_f32(&y2t, x, wt, N, C, H, W, CO, 2, nil, 0, 1), 0)
+        XCTAssertEqual(mml_conv3x3_winograd_backward_data_f32(&dx2, dy, wt, N, C, H, W, CO, nil, 0, 1), 0)
+        XCTAssertEqual(mml_conv3x3_winograd_tile_backward_data_f32(&dx2t, dy, wt, N, C, H, W, CO, 2, nil, 0, 1), 0)
+        XCTAssertEqual(y2, y2t)
+        XCTAssertEqual(dx2, dx2t)
+        XCTAssertEqual(mml_conv3x3_winograd_tile_workspace_floats(N, C, H, W, CO, 2, 2),
+                       mml_conv3x3_winograd_workspace_floats(N, C, H, W, CO, 2))
+        var outs: [[Float]] = []
+        for t in [Int32(1), 2] {
+            var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 0, count: x.count)
+            XCTAssertEqual(mml_conv3x3_winograd_tile_forward_f32(&y, x, wt, N, C, H, W, CO, 4, nil, 0, t), 0)
+            XCTAssertEqual(mml_conv3x3_winograd_tile_backward_data_f32(&dx, dy, wt, N, C, H, W, CO, 4, nil, 0, t), 0)
+            outs.append(y + dx)
+        }
+        XCTAssertEqual(outs[0], outs[1], "tile 4: 1 and 2 threads must give the same bits")
+        let bad = Int32(MML_ERR_ARGUMENT)
+        for tile in [Int32(0), 1, 3, 6] {
+            XCTAssertEqual(mml_conv3x3_winograd_tile_workspace_floats(N, C, H, W, CO, tile, 1), Int64(bad))
+            XCTAssertEqual(mml_conv3x3_winograd_tile_forward_f32(&y2, x, wt, N, C, H, W, CO, tile, nil, 0, 1), bad)
+            XCTAssertEqual(mml_conv3x3_winograd_tile_backward_data_f32(&dx2, dy, wt, N, C, H, W, CO, tile, nil, 0, 1),
+                           bad)
+        }
+        // the tile-4 workspace differs from the tile-2 one; one float short is refused
+        let need4 = mml_conv3x3_winograd_tile_workspace_floats(N, C, H, W, CO, 4, 1)
+        var ws = [Float](repeating: 0, count: Int(need4))
+        XCTAssertEqual(mml_conv3x3_winograd_tile_forward_f32(&y2, x, wt, N, C, H, W, CO, 4, &ws, need4, 1), 0)
+        XCTAssertEqual(mml_conv3x3_winograd_tile_forward_f32(&y2, x, wt, N, C, H, W, CO, 4, &ws, need4 - 1, 1), bad)
     }
 
     /// Odd sizes with more rows / columns than one tile block, c != cout in both directions, and more than 256
