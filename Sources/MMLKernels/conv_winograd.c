@@ -470,7 +470,8 @@ static inline __attribute__((always_inline)) void wg4_output_block(float *y, flo
             for (int c = 0; c < 6; c++)
                 wg4_at_run(tmp + c * WG_NR, 6 * WG_NR, m + (size_t)c * ms + o * tb + i0, 6 * ms, WG_NR);
             /* then along its rows: yt[(r * 4 + c) * tb + i] */
-            for (int r = 0; r < 4; r++) wg4_at_run(yt + (r * 4) * tb + i0, (size_t)tb, tmp + r * 6 * WG_NR, WG_NR, WG_NR);
+            for (int r = 0; r < 4; r++)
+                wg4_at_run(yt + (r * 4) * tb + i0, (size_t)tb, tmp + r * 6 * WG_NR, WG_NR, WG_NR);
         }
         float *yo = y + o * h * w;
         for (int64_t t = t0; t < t0 + nt;) {

@@ -85,7 +85,8 @@ final class ConvKernelWinogradTests: XCTestCase {
                     index += 1
                     let (ef, eb) = errors(n, c, h, w, co, threads: 2, tile: tile, rng: &r)
                     XCTAssertLessThanOrEqual(ef, tolerance, "tile \(tile) forward n=\(n) c=\(c) \(h)x\(w) cout=\(co)")
-                    XCTAssertLessThanOrEqual(eb, tolerance, "tile \(tile) backward data n=\(n) c=\(c) \(h)x\(w) cout=\(co)")
+                    XCTAssertLessThanOrEqual(eb, tolerance,
+                                             "tile \(tile) backward data n=\(n) c=\(c) \(h)x\(w) cout=\(co)")
                 }
             }
         }
@@ -205,8 +206,10 @@ final class ConvKernelWinogradTests: XCTestCase {
         let x = [Float](repeating: 1, count: 3 * 4 * 4), wt = [Float](repeating: 1, count: 2 * 3 * 9)
         var y = [Float](repeating: 0, count: 2 * 4 * 4)
         // (n, c, h, w, cout, nthreads) with one bad entry each
-        for (n, c, h, w, co, t) in [(0, 3, 4, 4, 2, 1), (1, 0, 4, 4, 2, 1), (1, 3, 0, 4, 2, 1), (1, 3, 4, -1, 2, 1),
-                                    (1, 3, 4, 4, 0, 1), (1, 3, 4, 4, 2, -1)] as [(Int64, Int64, Int64, Int64, Int64, Int32)] {
+        let cases: [(Int64, Int64, Int64, Int64, Int64, Int32)] = [(0, 3, 4, 4, 2, 1), (1, 0, 4, 4, 2, 1),
+                                                                   (1, 3, 0, 4, 2, 1), (1, 3, 4, -1, 2, 1),
+                                                                   (1, 3, 4, 4, 0, 1), (1, 3, 4, 4, 2, -1)]
+        for (n, c, h, w, co, t) in cases {
             XCTAssertEqual(mml_conv3x3_winograd_workspace_floats(n, c, h, w, co, t), Int64(bad))
             XCTAssertEqual(mml_conv3x3_winograd_forward_f32(&y, x, wt, n, c, h, w, co, nil, 0, t), bad)
             XCTAssertEqual(mml_conv3x3_winograd_backward_data_f32(&y, x, wt, n, c, h, w, co, nil, 0, t), bad)

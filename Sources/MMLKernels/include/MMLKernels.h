@@ -270,7 +270,8 @@ int mml_conv2d_backward_naive(double *dx, double *dweight, double *dbias, const 
 /* 3x3 convolution, stride 1, zero padding 1, no bias, by Winograd minimal filtering F(2x2, 3x3) (conv_winograd.c):
  * the same result as mml_conv2d_forward_f32 with kh = kw = 3, stride 1, pad 1, bias NULL, up to float rounding
  * (the transforms add a little: measured max error 1.6e-7 of max|x| * max_o sum |weight[o]|, the scale of any
- * output, over the shapes of ConvKernelWinogradTests). x (n, c, h, w), weight (cout, c, 3, 3), y (n, cout, h, w); any h, w >= 1.
+ * output, over the shapes of ConvKernelWinogradTests). x (n, c, h, w), weight (cout, c, 3, 3), y (n, cout, h, w);
+ * any h, w >= 1.
  * Weights are transformed once per call; each image's input is transformed into 16 matrices (c x tiles) in the
  * GEMM's packed layout, multiplied by the 16 transformed weight matrices, and transformed back, in blocks of
  * tiles that stay in L2. Threads split the batch by image; 1 or 2 threads give identical bits.
