@@ -5,7 +5,7 @@ import MMLCore
 let args = Array(CommandLine.arguments.dropFirst())
 let json = args.contains("--json")
 let sections = args.filter { !$0.hasPrefix("--") }
-let known = ["kernels", "backbone", "data", "episode"]
+let known = ["kernels", "backbone", "data", "episode", "conv"]
 guard let section = sections.first, known.contains(section) else {
     fputs("usage: mml-bench <\(known.joined(separator: "|"))> [--json]\n", stderr)
     exit(2)
@@ -17,5 +17,6 @@ case "kernels": runKernelsBench(json: json, arguments: args)
 case "backbone": runBackboneBench(json: json, arguments: args)
 case "data": runDataBench(json: json, arguments: args)
 case "episode": runEpisodeBench(json: json, arguments: args)
+case "conv": runConvBench(json: json, arguments: args)
 default: break
 }

@@ -4,7 +4,9 @@
  * MR-tall row panels [k][MR], both zero-padded; an MR x NR micro-kernel keeps the C tile in registers over kc.
  * AVX-512 micro-kernel: 8 x 32 (16 zmm accumulators; per k two B loads, eight broadcasts, sixteen FMAs).
  * The portable kernel has the same tile in plain C, which compilers vectorise for the baseline ISA.
- * Parallelism is the caller's business (the conv kernels split the batch), so results never depend on threads. */
+ * Parallelism is the caller's business (the conv kernels split the batch), so results never depend on threads.
+ * mml_nn_sgemm_prepacked runs the same micro-kernels on operands the caller packed itself over the whole of k
+ * (the Winograd conv writes its transformed weights and inputs straight into these layouts). */
 #include "nn_internal.h"
 #include "MMLKernels.h"
 #include <stdlib.h>
@@ -195,6 +197,31 @@ void mml_nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, flo
     mml_nn_matrix am = {a, lda, trans_a}, bm = {b, ldb, trans_b};
     mml_nn_sgemm_packed(m, n, k, alpha, mml_nn_pack_a_matrix, &am, mml_nn_pack_b_matrix, &bm, beta, c, ldc,
                         scratch);
+}
+
+void mml_nn_sgemm_prepacked(int64_t m, int64_t n, int64_t k, const float *pa, const float *pb, float *c,
+                            int64_t ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    void (*ukr)(int64_t, const float *, const float *, float *, int64_t, int64_t, int64_t, float, float) =
+        ukernel_portable;
+#if defined(__x86_64__)
+    if (mml_nn_have_avx512()) ukr = ukernel_avx512;
+#endif
+    for (int64_t jr = 0; jr < n; jr += NR) {
+        int64_t nr = n - jr < NR ? n - jr : NR;
+        for (int64_t ir = 0; ir < m; ir += MR) {
+            int64_t mr = m - ir < MR ? m - ir : MR;
+            for (int64_t pc = 0; pc < k; pc += KC) {
+                int64_t kc = k - pc < KC ? k - pc : KC;
+                ukr(kc, pa + ir * k + pc * MR, pb + jr * k + pc * NR, c + ir * ldc + jr, ldc, mr, nr, 1.0f,
+                    pc == 0 ? 0.0f : 1.0f);
+            }
+        }
+    }
 }
 
 int mml_sgemm_f32(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,

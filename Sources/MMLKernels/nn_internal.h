@@ -55,6 +55,14 @@ typedef struct {
 /* Pack col (as op(B), K x P) or col (as op(A), K x P) straight from the image; src is a mml_im2col_src. */
 void mml_im2col_pack_b(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc);
 void mml_im2col_pack_a(float *pa, const void *src, int64_t i0, int64_t mc, int64_t p0, int64_t kc);
+/* C (m x n, row-major, ldc) = A B from operands the caller has already packed over the whole of k:
+ *   pa: ceil(m / MML_NN_MR) row panels, panel r at pa + r * MML_NN_MR * k, laid out [p][MML_NN_MR] (p < k);
+ *       rows past m must be finite (zero).
+ *   pb: ceil(n / MML_NN_NR) column panels, panel q at pb + q * MML_NN_NR * k, laid out [p][MML_NN_NR];
+ *       64-byte aligned; columns past n are read but never stored.
+ * C is overwritten (never read). Same micro-kernels and dispatch as mml_nn_sgemm, single-threaded, no scratch. */
+void mml_nn_sgemm_prepacked(int64_t m, int64_t n, int64_t k, const float *pa, const float *pb, float *c,
+                            int64_t ldc);
 
 /* Vectorised plane reductions (fixed summation order, see nn_reduce.c): s1 = sum a[i]; s2 = sum a[i] (b[i] - m)
  * when b != NULL, else sum (a[i] - m)^2. */

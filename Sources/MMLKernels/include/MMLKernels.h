@@ -277,6 +277,46 @@ int mml_conv2d_backward_naive(double *dx, double *dweight, double *dbias, const 
                               const float *weight, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
                               int64_t kh, int64_t kw, int64_t stride, int64_t pad);
 
+/* 3x3 convolution, stride 1, zero padding 1, no bias, by Winograd minimal filtering F(2x2, 3x3) (conv_winograd.c):
+ * the same result as mml_conv2d_forward_f32 with kh = kw = 3, stride 1, pad 1, bias NULL, up to float rounding
+ * (the transforms add a little: measured max error 1.6e-7 of max|x| * max_o sum |weight[o]|, the scale of any
+ * output, over the shapes of ConvKernelWinogradTests). x (n, c, h, w), weight (cout, c, 3, 3), y (n, cout, h, w);
+ * any h, w >= 1.
+ * Weights are transformed once per call; each image's input is transformed into 16 matrices (c x tiles) in the
+ * GEMM's packed layout, multiplied by the 16 transformed weight matrices, and transformed back, in blocks of
+ * tiles that stay in L2. Threads split the batch by image; 1 or 2 threads give identical bits.
+ * workspace: NULL (allocated per call) or at least mml_conv3x3_winograd_workspace_floats(...) floats; the same
+ * count serves the forward and the backward-data call for these sizes and nthreads.
+ * Errors: a NULL tensor, a size <= 0 or nthreads < 0 -> MML_ERR_ARGUMENT (the workspace function returns it);
+ * a workspace smaller than needed -> MML_ERR_ARGUMENT; allocation failure -> MML_ERR_NOMEM. */
+int64_t mml_conv3x3_winograd_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                              int32_t nthreads);
+int mml_conv3x3_winograd_forward_f32(float *y, const float *x, const float *weight, int64_t n, int64_t c, int64_t h,
+                                     int64_t w, int64_t cout, float *workspace, int64_t workspace_floats,
+                                     int32_t nthreads);
+/* Backward data of the above: dx (n, c, h, w, overwritten) = dL/dx given dy (n, cout, h, w), i.e. the same 3x3
+ * pad-1 convolution of dy with the weight transposed in (cout, c) and rotated by 180 degrees. Same sizes,
+ * workspace and errors as the forward. (dW is left to mml_conv2d_backward_f32.) */
+int mml_conv3x3_winograd_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n, int64_t c,
+                                           int64_t h, int64_t w, int64_t cout, float *workspace,
+                                           int64_t workspace_floats, int32_t nthreads);
+
+/* The same two kernels with the output tile size as a parameter: tile 2 is F(2x2, 3x3) (the functions above),
+ * tile 4 is F(4x4, 3x3): 6x6 input tiles, 36 GEMMs for 16 outputs per tile instead of 16 for 4 (1.8x fewer
+ * multiplications) but larger transform coefficients: measured max error 2.9e-6 of the output scale (tile 2:
+ * 1.6e-7; ConvKernelWinogradTests). Its transforms are plain C loops (no AVX-512 row copies) and cost about as
+ * much as the multiplications saved: on one AVX-512 core at c = cout = 64 it measured no faster than tile 2 at
+ * 42x42 and about 1.5x slower at 21x21 (6x6 tiles fill 32-column GEMM panels poorly there). Tile 2 is the default.
+ * tile other than 2 or 4 -> MML_ERR_ARGUMENT. The workspace count depends on the tile. */
+int64_t mml_conv3x3_winograd_tile_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                                   int32_t tile, int32_t nthreads);
+int mml_conv3x3_winograd_tile_forward_f32(float *y, const float *x, const float *weight, int64_t n, int64_t c,
+                                          int64_t h, int64_t w, int64_t cout, int32_t tile, float *workspace,
+                                          int64_t workspace_floats, int32_t nthreads);
+int mml_conv3x3_winograd_tile_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n,
+                                                int64_t c, int64_t h, int64_t w, int64_t cout, int32_t tile,
+                                                float *workspace, int64_t workspace_floats, int32_t nthreads);
+
 /* Per-channel mean and biased variance over (n, hw) of x (n, c, hw), accumulated in double. */
 int mml_batchnorm_stats_f32(float *mean, float *var, const float *x, int64_t n, int64_t c, int64_t hw,
                             int32_t nthreads);

@@ -1,0 +1,77 @@
+import Foundation
+import MMLKernels
+
+/// `mml-bench conv [--json] [--threads N]`: the 3x3 stride-1 pad-1 convolution of the Conv-64F / Conv-4 blocks
+/// (batch 80, 64 -> 64 channels at 42x42 and 21x21), im2col + packed SGEMM (mml_conv2d_*) against Winograd
+/// F(2x2, 3x3) (mml_conv3x3_winograd_*) and F(4x4, 3x3) (the *_tile_* entry points with tile 4), forward and
+/// backward data, each with a preallocated workspace as the layers use them. GFLOP/s count the direct
+/// convolution's 2 * n * cout * c * 9 * h * w for all; ratio is the im2col time over the Winograd time.
+func runConvBench(json: Bool, arguments: [String]) {
+    var threads: Int32 = 0
+    if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int32(arguments[i + 1]) {
+        threads = t
+    }
+    var rows: [BenchRow] = []
+    var r = ConvBenchRng(state: 7)
+    for (n, c, h, w, co) in [(80, 64, 42, 42, 64), (80, 64, 21, 21, 64)] {
+        let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(co))
+        let x = (0..<n * c * h * w).map { _ in r.float() }, wt = (0..<co * c * 9).map { _ in r.float() * 0.05 }
+        let dy = (0..<n * co * h * w).map { _ in r.float() }
+        var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 0, count: x.count)
+        let needI = mml_conv2d_workspace_floats(N, C, H, W, CO, 3, 3, 1, 1, threads)
+        let needW = mml_conv3x3_winograd_workspace_floats(N, C, H, W, CO, threads)
+        let need4 = mml_conv3x3_winograd_tile_workspace_floats(N, C, H, W, CO, 4, threads)
+        var wsI = [Float](repeating: 0, count: Int(needI)), wsW = [Float](repeating: 0, count: Int(needW))
+        var ws4 = [Float](repeating: 0, count: Int(need4))
+        let flops = 2.0 * Double(n * co * c * 9 * h * w)
+        let shape = "\(n)x\(c)x\(h)x\(w)->\(co)"
+        let repeats = 5
+        let fi = measure(repeats: repeats) {
+            _ = mml_conv2d_forward_f32(&y, x, wt, nil, N, C, H, W, CO, 3, 3, 1, 1, &wsI, needI, threads)
+        }
+        let fw = measure(repeats: repeats) {
+            _ = mml_conv3x3_winograd_forward_f32(&y, x, wt, N, C, H, W, CO, &wsW, needW, threads)
+        }
+        let bi = measure(repeats: repeats) {
+            _ = mml_conv2d_backward_f32(&dx, nil, nil, dy, x, wt, N, C, H, W, CO, 3, 3, 1, 1, &wsI, needI, threads)
+        }
+        let bw = measure(repeats: repeats) {
+            _ = mml_conv3x3_winograd_backward_data_f32(&dx, dy, wt, N, C, H, W, CO, &wsW, needW, threads)
+        }
+        let f4 = measure(repeats: repeats) {
+            _ = mml_conv3x3_winograd_tile_forward_f32(&y, x, wt, N, C, H, W, CO, 4, &ws4, need4, threads)
+        }
+        let b4 = measure(repeats: repeats) {
+            _ = mml_conv3x3_winograd_tile_backward_data_f32(&dx, dy, wt, N, C, H, W, CO, 4, &ws4, need4, threads)
+        }
+        rows.append(BenchRow(name: "conv3x3 fwd im2col+sgemm \(shape)", seconds: fi, gflops: flops / fi / 1e9,
+                             ratio: nil, items: n))
+        rows.append(BenchRow(name: "conv3x3 fwd winograd F(2x2,3x3) \(shape)", seconds: fw,
+                             gflops: flops / fw / 1e9, ratio: fi / fw, items: n))
+        rows.append(BenchRow(name: "conv3x3 fwd winograd F(4x4,3x3) \(shape)", seconds: f4,
+                             gflops: flops / f4 / 1e9, ratio: fi / f4, items: n))
+        rows.append(BenchRow(name: "conv3x3 bwd-data im2col+sgemm \(shape)", seconds: bi, gflops: flops / bi / 1e9,
+                             ratio: nil, items: n))
+        rows.append(BenchRow(name: "conv3x3 bwd-data winograd F(2x2,3x3) \(shape)", seconds: bw,
+                             gflops: flops / bw / 1e9, ratio: bi / bw, items: n))
+        rows.append(BenchRow(name: "conv3x3 bwd-data winograd F(4x4,3x3) \(shape)", seconds: b4,
+                             gflops: flops / b4 / 1e9, ratio: bi / b4, items: n))
+    }
+    if !json {
+        print("threads \(threads == 0 ? "all" : String(threads)); mml kernels \(String(cString: mml_kernels_isa())); "
+              + "GFLOP/s as direct convolution FLOPs; ratio = im2col time / winograd time")
+    }
+    printRows(rows, json: json)
+}
+
+/// splitmix64 for the benchmark inputs (values in [-1, 1)).
+private struct ConvBenchRng {
+    var state: UInt64
+    mutating func float() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24) * 2 - 1
+    }
+}
