@@ -38,6 +38,33 @@ final class LayerGradientTests: XCTestCase {
         checkLayer("conv 1x1", pw, input: LayerFD.random([3, 4, 5, 5], seed: 3))
     }
 
+    /// The Winograd path (3x3, stride 1, padding 1, no bias, >= 16 input channels): finite differences, and the same
+    /// forward, dL/dx and dL/dW as the im2col path up to float rounding.
+    func testWinogradConv2DGradientsAndAgreementWithIm2col() {
+        var g = TensorRNG(seed: 31)
+        let conv = Conv2D(inputChannels: 16, outputChannels: 6, kernelSize: 3, padding: 1,
+                          initialization: .normal(std: 0.1), generator: &g)
+        XCTAssertTrue(conv.usesWinograd)
+        checkLayer("winograd conv 3x3", conv, input: LayerFD.random([2, 16, 5, 7], seed: 32))
+        let x = LayerFD.random([3, 16, 9, 8], seed: 33)
+        var results: [[Float]] = []
+        for winograd in [true, false] {
+            Conv2D.winogradEnabled = winograd
+            defer { Conv2D.winogradEnabled = true }
+            XCTAssertEqual(conv.usesWinograd, winograd)
+            conv.zeroGradients()
+            let (y, c) = conv.forward(x, training: true)
+            let dx = conv.backward(LayerFD.weights(like: y, seed: 34), cache: c)
+            results.append(y.data + dx.data + conv.weight.grad.data)
+        }
+        let worst = zip(results[0], results[1]).map { abs($0 - $1) - 1e-5 - 1e-5 * abs($1) }.max()!
+        XCTAssertLessThanOrEqual(worst, 0, "winograd vs im2col")
+        let small = Conv2D(inputChannels: 15, outputChannels: 6, kernelSize: 3, padding: 1, generator: &g)
+        XCTAssertFalse(small.usesWinograd, "below 16 input channels the im2col path is used")
+        let strided = Conv2D(inputChannels: 16, outputChannels: 6, kernelSize: 3, stride: 2, padding: 1, generator: &g)
+        XCTAssertFalse(strided.usesWinograd)
+    }
+
     func testConv2DBackwardAccumulatesIntoGradients() {
         var g = TensorRNG(seed: 4)
         let conv = Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, generator: &g)

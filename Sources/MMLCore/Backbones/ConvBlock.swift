@@ -44,7 +44,8 @@ public final class ConvBlock: ParameterContainer {
     private var workspace: [Float] = []
 
     /// Inference: conv, folded BatchNorm, activation and pooling one image at a time in cache (C kernel
-    /// `mml_conv_block_forward_f32`), with no full-size intermediate maps.
+    /// `mml_conv_block_forward_f32`), with no full-size intermediate maps; for Winograd-eligible convs, the
+    /// Winograd conv over the batch followed by one fused pass for BN, activation and pooling.
     func inferenceForward(_ x: Tensor) -> Tensor {
         let d = x.nchw
         precondition(d.c == conv.inputChannels, "[convblock] input C=\(d.c) does not match \(conv.inputChannels)")
@@ -54,11 +55,28 @@ public final class ConvBlock: ParameterContainer {
             scale[o] = bn.gamma.value.data[o] / (bn.runningVariance.value.data[o] + bn.epsilon).squareRoot()
             shift[o] = bn.beta.value.data[o] - bn.runningMean.value.data[o] * scale[o]
         }
+        let pooled = pool != nil
+        if conv.usesWinograd {
+            // Winograd conv over the batch, then the folded BN + activation (+ pool) in one pass
+            let z = conv.forward(x, training: false).output
+            var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
+            let status = y.data.withUnsafeMutableBufferPointer { yp in
+                z.data.withUnsafeBufferPointer { zp in
+                    pooled
+                        ? mml_affine_leaky_maxpool2x2_f32(yp.baseAddress, nil, zp.baseAddress, scale, shift, Int64(d.n),
+                                                          Int64(co), Int64(d.h), Int64(d.w), negativeSlope,
+                                                          Int32(threads))
+                        : mml_channel_affine_f32(yp.baseAddress, zp.baseAddress, scale, shift, Int64(d.n), Int64(co),
+                                                 Int64(d.h * d.w), 1, negativeSlope, Int32(threads))
+                }
+            }
+            requireLayerKernel(status, "convblock")
+            return y
+        }
         let need = Int(mml_conv_block_workspace_floats(Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,
                                                        Int64(d.n), Int32(threads)))
         precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
         if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
-        let pooled = pool != nil
         var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
         let wsCount = Int64(workspace.count)
         let status = y.data.withUnsafeMutableBufferPointer { yp in

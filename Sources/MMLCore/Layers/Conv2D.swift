@@ -11,6 +11,9 @@ import MMLKernels
 
 /// 2-D convolution (cross-correlation as PyTorch's `Conv2d`) with zero padding.
 ///
+/// 3x3 / stride-1 / padding-1 layers without bias over >= 16 input channels run on Winograd F(2x2, 3x3) kernels
+/// (forward, dL/dx and dL/dW; `usesWinograd`), all others on im2col-free packed GEMMs.
+///
 /// `x: (N, C, H, W) -> (N, C', H', W')`, `H' = (H + 2 padding - k) / stride + 1`. Weight `(C', C, k, k)`,
 /// optional bias `(C')`. Implemented by im2col + a packed AVX-512 GEMM in C (`mml_conv2d_forward_f32`),
 /// split over images on `threads` threads; the workspace is allocated once and reused.
@@ -36,6 +39,7 @@ public final class Conv2D: Layer {
     public static let winogradMinimumChannels = 16
     private var workspace: [Float] = []
     private var winogradWorkspace: [Float] = []
+    private var weightGradientWorkspace: [Float] = []
 
     /// True when this layer's shape qualifies for the Winograd kernels (and they are enabled).
     public var usesWinograd: Bool {
@@ -91,11 +95,37 @@ public final class Conv2D: Layer {
         if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
     }
 
+    /// Grows the Winograd forward / backward-data workspace to fit `d`; returns its size in floats.
+    private func ensureWinogradWorkspace(_ d: (n: Int, c: Int, h: Int, w: Int)) -> Int64 {
+        let need = Int(mml_conv3x3_winograd_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                             Int64(outputChannels), Int32(max(threads, 0))))
+        precondition(need >= 0, "[conv2d] bad sizes \(d)")
+        if winogradWorkspace.count < need { winogradWorkspace = [Float](repeating: 0, count: need) }
+        return Int64(winogradWorkspace.count)
+    }
+
     /// `x: (N, C, H, W) -> (N, C', H', W')`.
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
         let d = checkInput(x)
         let (oh, ow) = outputSize(height: d.h, width: d.w)
         var y = Tensor(uninitializedShape: [d.n, outputChannels, oh, ow])
+        if usesWinograd {
+            let wsCount = ensureWinogradWorkspace(d)
+            let status = y.data.withUnsafeMutableBufferPointer { yp in
+                x.data.withUnsafeBufferPointer { xp in
+                    weight.value.data.withUnsafeBufferPointer { wp in
+                        winogradWorkspace.withUnsafeMutableBufferPointer { ws in
+                            mml_conv3x3_winograd_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress,
+                                                             Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                             Int64(outputChannels), ws.baseAddress, wsCount,
+                                                             Int32(max(threads, 0)))
+                        }
+                    }
+                }
+            }
+            requireLayerKernel(status, "conv2d winograd")
+            return (y, Cache(input: x))
+        }
         ensureWorkspace(d)
         let wsCount = Int64(workspace.count)
         let status = y.data.withUnsafeMutableBufferPointer { yp in
@@ -131,33 +161,48 @@ public final class Conv2D: Layer {
         precondition(dy.shape == [d.n, outputChannels, oh, ow],
                      "[conv2d] dy shape \(dy.shape) does not match output [\(d.n), \(outputChannels), \(oh), \(ow)]")
         var dx = inputGradient ? Tensor(uninitializedShape: x.shape) : Tensor(shape: [0])
-        let winograd = usesWinograd
-        if winograd {
+        if usesWinograd {
+            // dW by the Winograd weight-gradient kernel, dx by the Winograd backward-data kernel
             let need = Int(mml_conv3x3_wgrad_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
                                                               Int64(outputChannels), Int32(threads)))
             precondition(need >= 0, "[conv2d] bad sizes \(d)")
-            if winogradWorkspace.count < need { winogradWorkspace = [Float](repeating: 0, count: need) }
-            let wsCount = Int64(winogradWorkspace.count)
+            if weightGradientWorkspace.count < need { weightGradientWorkspace = [Float](repeating: 0, count: need) }
+            let wgCount = Int64(weightGradientWorkspace.count)
             let status = weight.grad.data.withUnsafeMutableBufferPointer { dwp in
                 dy.data.withUnsafeBufferPointer { dyp in
                     x.data.withUnsafeBufferPointer { xp in
-                        winogradWorkspace.withUnsafeMutableBufferPointer { ws in
+                        weightGradientWorkspace.withUnsafeMutableBufferPointer { ws in
                             mml_conv3x3_winograd_backward_weight_f32(dwp.baseAddress, dyp.baseAddress, xp.baseAddress,
                                                                      Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                                     Int64(outputChannels), ws.baseAddress, wsCount,
+                                                                     Int64(outputChannels), ws.baseAddress, wgCount,
                                                                      Int32(threads))
                         }
                     }
                 }
             }
             requireLayerKernel(status, "conv2d winograd weight gradient")
-            if !inputGradient { return nil }
+            guard inputGradient else { return nil }
+            let wsCount = ensureWinogradWorkspace(d)
+            let dstatus = dx.data.withUnsafeMutableBufferPointer { dxp in
+                dy.data.withUnsafeBufferPointer { dyp in
+                    weight.value.data.withUnsafeBufferPointer { wp in
+                        winogradWorkspace.withUnsafeMutableBufferPointer { ws in
+                            mml_conv3x3_winograd_backward_data_f32(dxp.baseAddress, dyp.baseAddress, wp.baseAddress,
+                                                                   Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                                   Int64(outputChannels), ws.baseAddress, wsCount,
+                                                                   Int32(max(threads, 0)))
+                        }
+                    }
+                }
+            }
+            requireLayerKernel(dstatus, "conv2d winograd backward data")
+            return dx
         }
         ensureWorkspace(d)
         let wsCount = Int64(workspace.count)
         let bias = self.bias
         let status = dx.data.withUnsafeMutableBufferPointer { dxp in
-            withLayerGradientPointer(winograd ? nil : weight) { dwp in
+            withLayerGradientPointer(weight) { dwp in
                 withLayerGradientPointer(bias) { dbp in
                     dy.data.withUnsafeBufferPointer { dyp in
                         x.data.withUnsafeBufferPointer { xp in

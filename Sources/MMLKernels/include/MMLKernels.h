@@ -296,7 +296,7 @@ int mml_conv3x3_winograd_forward_f32(float *y, const float *x, const float *weig
                                      int32_t nthreads);
 /* Backward data of the above: dx (n, c, h, w, overwritten) = dL/dx given dy (n, cout, h, w), i.e. the same 3x3
  * pad-1 convolution of dy with the weight transposed in (cout, c) and rotated by 180 degrees. Same sizes,
- * workspace and errors as the forward. (dW is left to mml_conv2d_backward_f32.) */
+ * workspace and errors as the forward. (dW: mml_conv3x3_winograd_backward_weight_f32, conv_wgrad.c.) */
 int mml_conv3x3_winograd_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n, int64_t c,
                                            int64_t h, int64_t w, int64_t cout, float *workspace,
                                            int64_t workspace_floats, int32_t nthreads);
