@@ -102,6 +102,17 @@ BNP_AVX512 static void bnp_plane_avx512(const float *x, float *y, int32_t *arg, 
 }
 #endif
 
+void mml_nn_affine_leaky_pool2x2_plane(const float *x, float *y, int32_t *arg, int64_t h, int64_t w, float a,
+                                       float b, float slope) {
+#if defined(__x86_64__)
+    if (mml_nn_have_avx512()) {
+        bnp_plane_avx512(x, y, arg, w, h / 2, w / 2, a, b, slope);
+        return;
+    }
+#endif
+    bnp_rows(x, y, arg, w, w / 2, h / 2, 0, a, b, slope);
+}
+
 static void bnp_fwd_task(void *ctx, int64_t plane, int thread) {
     (void)thread;
     bnp_ctx *s = (bnp_ctx *)ctx;

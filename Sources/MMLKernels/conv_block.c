@@ -5,6 +5,8 @@
 #include "nn_internal.h"
 #include <stdlib.h>
 #include <string.h>
+/* a * x + b rounded twice, as the other BatchNorm kernels */
+#pragma STDC FP_CONTRACT OFF
 
 static size_t al16(size_t f) { return (f + 15) & ~(size_t)15; }
 
@@ -39,22 +41,15 @@ static void blk_task(void *ctx, int64_t img, int thread) {
     float *yn = s->y + img * s->cout * ph * pw;
     for (int64_t o = 0; o < s->cout; o++) {
         float a = s->scale[o], b = s->shift[o], sl = s->slope;
-        float *zo = z + o * p;
-        for (int64_t i = 0; i < p; i++) {
-            float v = a * zo[i] + b;
-            zo[i] = v > 0.0f ? v : sl * v;
-        }
+        const float *zo = z + o * p;
         float *yo = yn + o * ph * pw;
-        if (!s->pool) {
-            memcpy(yo, zo, (size_t)p * sizeof(float));
-            continue;
-        }
-        for (int64_t oy = 0; oy < ph; oy++) {
-            const float *r0 = zo + 2 * oy * s->ow, *r1 = r0 + s->ow;
-            for (int64_t ox = 0; ox < pw; ox++) {
-                float m0 = r0[2 * ox] >= r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
-                float m1 = r1[2 * ox] >= r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
-                yo[oy * pw + ox] = m0 >= m1 ? m0 : m1;
+        if (s->pool) {
+            /* the training kernel's tail: same activation rounding and max-pool tie rule */
+            mml_nn_affine_leaky_pool2x2_plane(zo, yo, NULL, s->oh, s->ow, a, b, sl);
+        } else {
+            for (int64_t i = 0; i < p; i++) {
+                float v = a * zo[i] + b;
+                yo[i] = v > 0.0f ? v : sl * v;
             }
         }
     }

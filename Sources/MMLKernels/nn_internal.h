@@ -64,6 +64,11 @@ void mml_im2col_pack_a(float *pa, const void *src, int64_t i0, int64_t mc, int64
 void mml_nn_sgemm_prepacked(int64_t m, int64_t n, int64_t k, const float *pa, const float *pb, float *c,
                             int64_t ldc);
 
+/* One plane of mml_affine_leaky_maxpool2x2_f32 (bn_pool.c): y (h/2 x w/2) = maxpool2x2(leaky(a x + b)), argmax
+ * optional. */
+void mml_nn_affine_leaky_pool2x2_plane(const float *x, float *y, int32_t *arg, int64_t h, int64_t w, float a,
+                                       float b, float slope);
+
 /* Vectorised plane reductions (fixed summation order, see nn_reduce.c): s1 = sum a[i]; s2 = sum a[i] (b[i] - m)
  * when b != NULL, else sum (a[i] - m)^2. */
 void mml_nn_reduce(const float *a, const float *b, int64_t n, float m, float *s1, float *s2);
