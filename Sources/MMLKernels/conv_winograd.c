@@ -295,12 +295,39 @@ static inline __attribute__((always_inline)) void wg_input_block(float *v, float
     }
 }
 
+/* Optional epilogue of the forward (inference blocks): y = leaky(scale[o] * conv + shift[o]), then with pool a
+ * 2x2 / stride-2 max-pool, which is exactly one F(2x2) output tile (floor mode: tiles cut by the border dropped). */
+typedef struct {
+    const float *scale, *shift;
+    float slope;
+    int pool;
+} wg_epilogue;
+
+/* a * v + b rounded twice, and the max-pool tie rule, as mml_affine_leaky_maxpool2x2_f32 */
+static inline __attribute__((always_inline)) void wg_epilogue_act(float *y0, float *y1, float *y2, float *y3,
+                                                                  int64_t nc, float a, float b, float slope) {
+#pragma STDC FP_CONTRACT OFF
+    WG_VEC
+    for (int64_t i = 0; i < nc; i++) {
+        float v0 = a * y0[i] + b, v1 = a * y1[i] + b, v2 = a * y2[i] + b, v3 = a * y3[i] + b;
+        y0[i] = v0 > 0.0f ? v0 : slope * v0;
+        y1[i] = v1 > 0.0f ? v1 : slope * v1;
+        y2[i] = v2 > 0.0f ? v2 : slope * v2;
+        y3[i] = v3 > 0.0f ? v3 : slope * v3;
+    }
+}
+
+static inline __attribute__((always_inline)) float wg_max_first(float best, float v) {
+    int take = (v > best) | ((v != v) & (best == best));
+    return take ? v : best;
+}
+
 /* A^T m A for tiles t0 .. t0 + nt - 1: m + xi * ms + o * tb + q holds element xi of tile t0 + q for
  * output channel o (columns up to nc, a multiple of NR, are all computed). The 2x2 results go to yt (4 x tb),
  * then are cropped into the h x w output y. */
 static inline __attribute__((always_inline)) void wg_output_block(float *y, float *yt, const float *m,
                                                                   const wg_geom *g, int64_t t0, int64_t nt,
-                                                                  int64_t nc, int avx) {
+                                                                  int64_t nc, int avx, const wg_epilogue *ep) {
     int64_t cout = g->cout, tw = g->tw, h = g->h, w = g->w, tb = g->tb;
     size_t ms = g->ms;
     float *y0 = yt, *y1 = y0 + tb, *y2 = y1 + tb, *y3 = y2 + tb;
@@ -318,6 +345,20 @@ static inline __attribute__((always_inline)) void wg_output_block(float *y, floa
             y1[i] = s01 - s02 - s03;
             y2[i] = s10 + s11 + s12;
             y3[i] = s11 - s12 - s13;
+        }
+        if (ep) {
+            wg_epilogue_act(y0, y1, y2, y3, nc, ep->scale[o], ep->shift[o], ep->slope);
+            if (ep->pool) {
+                int64_t ph = h / 2, pw = w / 2;
+                float *po = y + o * ph * pw;
+                for (int64_t t = t0; t < t0 + nt; t++) {
+                    int64_t ty = t / tw, tx = t - (t / tw) * tw, q = t - t0;
+                    if (ty >= ph || tx >= pw) continue;
+                    float best = wg_max_first(wg_max_first(wg_max_first(y0[q], y1[q]), y2[q]), y3[q]);
+                    po[ty * pw + tx] = best;
+                }
+                continue;
+            }
         }
         float *yo = y + o * h * w;
         for (int64_t t = t0; t < t0 + nt;) {
@@ -505,6 +546,7 @@ typedef struct {
     float *thread_base;
     wg_geom g;
     int avx512;
+    wg_epilogue epilogue; /* scale == NULL: none */
 } wg_ctx;
 
 static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s, int64_t img, float *ws,
@@ -512,7 +554,8 @@ static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s,
     const wg_geom *g = &s->g;
     float *xp = ws, *v = xp + g->xp_floats, *m = v + g->v_floats, *yt = m + g->m_floats;
     const float *x = s->in + img * g->cin * g->h * g->w;
-    float *y = s->out + img * g->cout * g->h * g->w;
+    int64_t out_plane = s->epilogue.scale && s->epilogue.pool ? (g->h / 2) * (g->w / 2) : g->h * g->w;
+    float *y = s->out + img * g->cout * out_plane;
     size_t us = (size_t)(g->mp * g->cin), vs = g->vs, ms = g->ms;
     for (int64_t t0 = 0; t0 < g->tiles; t0 += g->tb) {
         int64_t nt = g->tiles - t0 < g->tb ? g->tiles - t0 : g->tb;
@@ -524,7 +567,7 @@ static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s,
         for (int64_t xi = 0; xi < g->nxi; xi++)
             mml_nn_sgemm_prepacked(g->cout, nc, g->cin, s->u + xi * us, v + xi * vs, m + xi * ms, g->tb);
         if (g->m == 2)
-            wg_output_block(y, yt, m, g, t0, nt, nc, avx);
+            wg_output_block(y, yt, m, g, t0, nt, nc, avx, s->epilogue.scale ? &s->epilogue : NULL);
         else
             wg4_output_block(y, yt, m, g, t0, nt, nc);
     }
@@ -553,7 +596,7 @@ static void wg_task(void *ctx, int64_t img, int thread) {
 /* Shared driver: out (n, cout', h, w) from in (n, cin', h, w); transposed selects the backward-data weights. */
 static int wg_run(float *out, const float *in, const float *weight, int64_t n, int64_t c, int64_t h, int64_t w,
                   int64_t cout, int32_t tile, float *workspace, int64_t workspace_floats, int32_t nthreads,
-                  int transposed) {
+                  int transposed, const wg_epilogue *ep) {
     if (!out || !in || !weight || !wg_dims_ok(n, c, h, w, cout, nthreads) || (tile != 2 && tile != 4))
         return MML_ERR_ARGUMENT;
     int64_t need = mml_conv3x3_winograd_tile_workspace_floats(n, c, h, w, cout, tile, nthreads);
@@ -575,6 +618,7 @@ static int wg_run(float *out, const float *in, const float *weight, int64_t n, i
     s.out = out;
     s.in = in;
     s.avx512 = mml_nn_have_avx512();
+    if (ep) s.epilogue = *ep;
     mml_nn_parallel_for(nthreads, n, wg_task, &s);
     free(owned);
     return MML_OK;
@@ -583,23 +627,32 @@ static int wg_run(float *out, const float *in, const float *weight, int64_t n, i
 int mml_conv3x3_winograd_forward_f32(float *y, const float *x, const float *weight, int64_t n, int64_t c, int64_t h,
                                      int64_t w, int64_t cout, float *workspace, int64_t workspace_floats,
                                      int32_t nthreads) {
-    return wg_run(y, x, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 0);
+    return wg_run(y, x, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 0, NULL);
 }
 
 int mml_conv3x3_winograd_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n, int64_t c,
                                            int64_t h, int64_t w, int64_t cout, float *workspace,
                                            int64_t workspace_floats, int32_t nthreads) {
-    return wg_run(dx, dy, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 1);
+    return wg_run(dx, dy, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 1, NULL);
 }
 
 int mml_conv3x3_winograd_tile_forward_f32(float *y, const float *x, const float *weight, int64_t n, int64_t c,
                                           int64_t h, int64_t w, int64_t cout, int32_t tile, float *workspace,
                                           int64_t workspace_floats, int32_t nthreads) {
-    return wg_run(y, x, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 0);
+    return wg_run(y, x, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 0, NULL);
 }
 
 int mml_conv3x3_winograd_tile_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n,
                                                 int64_t c, int64_t h, int64_t w, int64_t cout, int32_t tile,
                                                 float *workspace, int64_t workspace_floats, int32_t nthreads) {
-    return wg_run(dx, dy, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 1);
+    return wg_run(dx, dy, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 1, NULL);
+}
+
+int mml_conv3x3_winograd_forward_affine_leaky_f32(float *y, const float *x, const float *weight, const float *scale,
+                                                  const float *shift, float slope, int32_t pool, int64_t n, int64_t c,
+                                                  int64_t h, int64_t w, int64_t cout, float *workspace,
+                                                  int64_t workspace_floats, int32_t nthreads) {
+    if (!scale || !shift || (pool && (h < 2 || w < 2))) return MML_ERR_ARGUMENT;
+    wg_epilogue ep = {scale, shift, slope, pool != 0};
+    return wg_run(y, x, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 0, &ep);
 }

@@ -269,4 +269,42 @@ final class ConvKernelTests: XCTestCase {
             }
         }
     }
+
+    /// The Winograd forward with the folded block tail equals the Winograd forward followed by the separate tail
+    /// kernels, bit for bit (same arithmetic, same tie rule), pooled and not, odd sizes, both ISA paths.
+    func testWinogradForwardWithFoldedTailMatchesSeparateTail() {
+        var r = Rng(s: 91)
+        for portable in [false, true] {
+            mml_layers_force_portable(portable ? 1 : 0)
+            defer { mml_layers_force_portable(0) }
+            for (n, c, h, w, co) in [(2, 16, 7, 9, 5), (3, 20, 42, 42, 8), (1, 16, 2, 3, 3), (2, 17, 21, 21, 4)] {
+                let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9)
+                let scale = r.floats(co), shift = r.floats(co)
+                var z = [Float](repeating: 0, count: n * co * h * w)
+                XCTAssertEqual(mml_conv3x3_winograd_forward_f32(&z, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
+                                                                Int64(co), nil, 0, 2), 0)
+                for pool in [Int32(1), 0] {
+                    let count = pool == 1 ? n * co * (h / 2) * (w / 2) : z.count
+                    var expect = [Float](repeating: 0, count: count), got = [Float](repeating: .nan, count: count)
+                    if pool == 1 {
+                        XCTAssertEqual(mml_affine_leaky_maxpool2x2_f32(&expect, nil, z, scale, shift, Int64(n), Int64(co),
+                                                                       Int64(h), Int64(w), 0.2, 1), 0)
+                    } else {
+                        XCTAssertEqual(mml_channel_affine_f32(&expect, z, scale, shift, Int64(n), Int64(co), Int64(h * w),
+                                                              1, 0.2, 1), 0)
+                    }
+                    XCTAssertEqual(mml_conv3x3_winograd_forward_affine_leaky_f32(&got, x, wt, scale, shift, 0.2, pool,
+                                                                                 Int64(n), Int64(c), Int64(h), Int64(w),
+                                                                                 Int64(co), nil, 0, 2), 0)
+                    XCTAssertEqual(got, expect, "\((n, c, h, w, co)) pool \(pool) portable \(portable)")
+                }
+            }
+        }
+        var y = [Float](repeating: 0, count: 4)
+        let one: [Float] = [Float](repeating: 1, count: 16)
+        XCTAssertEqual(mml_conv3x3_winograd_forward_affine_leaky_f32(&y, one, one, nil, one, 0.2, 0, 1, 1, 2, 2, 1, nil,
+                                                                     0, 1), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_conv3x3_winograd_forward_affine_leaky_f32(&y, one, one, one, one, 0.2, 1, 1, 1, 1, 2, 1, nil,
+                                                                     0, 1), Int32(MML_ERR_ARGUMENT), "pooling a 1-row map")
+    }
 }

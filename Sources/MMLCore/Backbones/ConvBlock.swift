@@ -45,7 +45,7 @@ public final class ConvBlock: ParameterContainer {
 
     /// Inference: conv, folded BatchNorm, activation and pooling one image at a time in cache (C kernel
     /// `mml_conv_block_forward_f32`), with no full-size intermediate maps; for Winograd-eligible convs, the
-    /// Winograd conv over the batch followed by one fused pass for BN, activation and pooling.
+    /// Winograd conv with BN, activation and pooling folded into its output transform.
     func inferenceForward(_ x: Tensor) -> Tensor {
         let d = x.nchw
         precondition(d.c == conv.inputChannels, "[convblock] input C=\(d.c) does not match \(conv.inputChannels)")
@@ -57,20 +57,26 @@ public final class ConvBlock: ParameterContainer {
         }
         let pooled = pool != nil
         if conv.usesWinograd {
-            // Winograd conv over the batch, then the folded BN + activation (+ pool) in one pass
-            let z = conv.forward(x, training: false).output
+            // Winograd conv with BN, activation and pooling folded into its output transform
+            let need = Int(mml_conv3x3_winograd_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                                 Int64(co), Int32(max(threads, 0))))
+            precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
+            if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
             var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
+            let wsCount = Int64(workspace.count)
             let status = y.data.withUnsafeMutableBufferPointer { yp in
-                z.data.withUnsafeBufferPointer { zp in
-                    pooled
-                        ? mml_affine_leaky_maxpool2x2_f32(yp.baseAddress, nil, zp.baseAddress, scale, shift, Int64(d.n),
-                                                          Int64(co), Int64(d.h), Int64(d.w), negativeSlope,
-                                                          Int32(threads))
-                        : mml_channel_affine_f32(yp.baseAddress, zp.baseAddress, scale, shift, Int64(d.n), Int64(co),
-                                                 Int64(d.h * d.w), 1, negativeSlope, Int32(threads))
+                x.data.withUnsafeBufferPointer { xp in
+                    conv.weight.value.data.withUnsafeBufferPointer { wp in
+                        workspace.withUnsafeMutableBufferPointer { ws in
+                            mml_conv3x3_winograd_forward_affine_leaky_f32(
+                                yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift, negativeSlope,
+                                pooled ? 1 : 0, Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), ws.baseAddress,
+                                wsCount, Int32(max(threads, 0)))
+                        }
+                    }
                 }
             }
-            requireLayerKernel(status, "convblock")
+            requireLayerKernel(status, "convblock winograd")
             return y
         }
         let need = Int(mml_conv_block_workspace_floats(Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,

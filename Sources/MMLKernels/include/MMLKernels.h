@@ -301,6 +301,15 @@ int mml_conv3x3_winograd_backward_data_f32(float *dx, const float *dy, const flo
                                            int64_t h, int64_t w, int64_t cout, float *workspace,
                                            int64_t workspace_floats, int32_t nthreads);
 
+/* The F(2x2) forward with the inference block tail folded into its output transform: y = leaky(scale[o] * conv +
+ * shift[o], slope), then (pool != 0) a 2x2 / stride-2 max-pool (floor mode), y (n, cout, h/2, w/2); else y
+ * (n, cout, h, w). Same values as mml_conv3x3_winograd_forward_f32 followed by mml_affine_leaky_maxpool2x2_f32 /
+ * mml_channel_affine_f32, without writing the full-size conv output. Same workspace. */
+int mml_conv3x3_winograd_forward_affine_leaky_f32(float *y, const float *x, const float *weight, const float *scale,
+                                                  const float *shift, float slope, int32_t pool, int64_t n, int64_t c,
+                                                  int64_t h, int64_t w, int64_t cout, float *workspace,
+                                                  int64_t workspace_floats, int32_t nthreads);
+
 /* The same two kernels with the output tile size as a parameter: tile 2 is F(2x2, 3x3) (the functions above),
  * tile 4 is F(4x4, 3x3): 6x6 input tiles, 36 GEMMs for 16 outputs per tile instead of 16 for 4 (1.8x fewer
  * multiplications) but larger transform coefficients: measured max error 2.9e-6 of the output scale (tile 2:
