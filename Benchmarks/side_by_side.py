@@ -45,12 +45,14 @@ def main():
     ap.add_argument("--default-config", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="/tmp/mml-side-by-side.json")
+    ap.add_argument("--bench-args", default="", help="extra mml-bench arguments, e.g. '--kinds conv64f,conv4'")
     args = ap.parse_args()
 
     bench = os.path.join(ROOT, ".build", "release", "mml-bench")
     mml = {}
     for s in args.sections:
-        out = subprocess.run([bench, s, "--json"], check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([bench, s, "--json"] + args.bench_args.split(), check=True, capture_output=True,
+                             text=True).stdout
         mml[s] = json.loads(out[out.index("["):])
 
     peer_sections = sorted({p for s in args.sections for p in PEER_SECTIONS.get(s, "").split(",") if p})
