@@ -146,7 +146,7 @@ IM2COL_AVX512 static void im2col_pack_b_s1_avx512(float *pb, const mml_im2col_sr
         /* runs: lanes [t, t + len) are output row oy, columns a .. a + len - 1 */
         int64_t run_t[MML_NN_NR], run_oy[MML_NN_NR], run_a[MML_NN_NR], run_len[MML_NN_NR];
         int nruns = 0;
-        int64_t q = j0 + jr, oy = q / s->ow, ox = q - oy * s->ow;
+        int64_t q = s->q0 + j0 + jr, oy = q / s->ow, ox = q - oy * s->ow;
         for (int64_t t = 0; t < nr;) {
             int64_t len = s->ow - ox < nr - t ? s->ow - ox : nr - t;
             run_t[nruns] = t; run_oy[nruns] = oy; run_a[nruns] = ox; run_len[nruns] = len;
@@ -201,7 +201,7 @@ void mml_im2col_pack_b(float *pb, const void *src, int64_t p0, int64_t kc, int64
         float *panel = pb + jr * kc;
         for (int64_t p = 0; p < kc; p++) {
             float *d = panel + p * MML_NN_NR;
-            im2col_row(d, 1, s, p0 + p, j0 + jr, nr);
+            im2col_row(d, 1, s, p0 + p, s->q0 + j0 + jr, nr);
             for (int64_t u = nr; u < MML_NN_NR; u++) d[u] = 0.0f;
         }
     }
@@ -212,7 +212,7 @@ void mml_im2col_pack_a(float *pa, const void *src, int64_t i0, int64_t mc, int64
     for (int64_t ir = 0; ir < mc; ir += MML_NN_MR) {
         int64_t mr = mc - ir < MML_NN_MR ? mc - ir : MML_NN_MR;
         float *panel = pa + ir * kc;
-        for (int64_t r = 0; r < mr; r++) im2col_row(panel + r, MML_NN_MR, s, i0 + ir + r, p0, kc);
+        for (int64_t r = 0; r < mr; r++) im2col_row(panel + r, MML_NN_MR, s, i0 + ir + r, s->q0 + p0, kc);
         for (int64_t r = mr; r < MML_NN_MR; r++)
             for (int64_t p = 0; p < kc; p++) panel[p * MML_NN_MR + r] = 0.0f;
     }

@@ -47,10 +47,12 @@ void mml_nn_sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, mml_nn_pa
                          mml_nn_pack_b_fn pack_b, const void *bsrc, float beta, float *c, int64_t ldc,
                          float *scratch);
 
-/* One image (C, H, W) seen as its im2col matrix col (K = C*kh*kw rows, P = OH*OW columns) for packing. */
+/* One image (C, H, W) seen as its im2col matrix col (K = C*kh*kw rows, P = OH*OW columns) for packing; column j
+ * of the packed operand is output position q0 + j (q0 = 0: the whole image; else a band of output rows). */
 typedef struct {
     const float *x;
     int64_t c, h, w, kh, kw, stride, pad, oh, ow;
+    int64_t q0;
 } mml_im2col_src;
 /* Pack col (as op(B), K x P) or col (as op(A), K x P) straight from the image; src is a mml_im2col_src. */
 void mml_im2col_pack_b(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc);

@@ -4,9 +4,10 @@ import XCTest
 /// The fused inference block (conv -> per-channel affine -> leaky ReLU -> optional 2x2 max-pool) with K = 360 and
 /// odd sizes (the pool floors), against the naive conv in double followed by the same steps.
 extension ConvKernelTests {
-    private func checkConvBlock(seed: UInt64) {
+    private func checkConvBlock(seed: UInt64, shape: (Int, Int, Int, Int, Int) = (2, 40, 37, 23, 4)) {
         var r = Rng(s: seed)
-        let (n, c, h, w, co, slope) = (2, 40, 37, 23, 4, Float(0.2))
+        let (n, c, h, w, co) = shape
+        let slope = Float(0.2)
         let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9)
         let scale = r.floats(co), shift = r.floats(co)
         var z = [Double](repeating: 0, count: n * co * h * w)
@@ -30,7 +31,7 @@ extension ConvKernelTests {
                 var y = [Float](repeating: .nan, count: ref.count)
                 XCTAssertEqual(mml_conv_block_forward_f32(&y, x, wt, scale, shift, Int64(n), Int64(c), Int64(h), Int64(w),
                                                           Int64(co), 3, 1, slope, pool, nil, 0, threads), 0)
-                assertClose(y, ref, atol: 1e-3, rtol: 1e-4, "conv block pool=\(pool) t=\(threads)")
+                assertClose(y, ref, atol: 1e-3, rtol: 1e-4, "conv block \(shape) pool=\(pool) t=\(threads)")
                 bits.append(y.map(\.bitPattern))
             }
             XCTAssertEqual(bits[0], bits[1], "conv block: 1 and 2 threads must give the same bits")
@@ -39,8 +40,11 @@ extension ConvKernelTests {
 
     func testConvBlockMatchesNaiveOnOddSizes() {
         checkConvBlock(seed: 41)
+        // 64 x 84 outputs per row: bands of 12 output rows, the last band a single row (no pooled row of its own)
+        checkConvBlock(seed: 43, shape: (2, 3, 37, 84, 64))
         mml_layers_force_portable(1)
         defer { mml_layers_force_portable(0) }
         checkConvBlock(seed: 42)
+        checkConvBlock(seed: 44, shape: (1, 3, 26, 84, 64))
     }
 }
