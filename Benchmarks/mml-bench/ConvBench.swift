@@ -57,6 +57,36 @@ func runConvBench(json: Bool, arguments: [String]) {
         rows.append(BenchRow(name: "conv3x3 bwd-data winograd F(4x4,3x3) \(shape)", seconds: b4,
                              gflops: flops / b4 / 1e9, ratio: bi / b4, items: n))
     }
+    // The inference blocks of Conv-64F at 84x84, batch 80, as ConvBlock runs them: conv + folded BN + leaky ReLU
+    // (+ 2x2 max-pool), block 1 on the im2col-free GEMM in row bands (C = 3), blocks 2-4 on Winograd with the tail
+    // in the output transform.
+    for (c, h, pool) in [(3, 84, true), (64, 42, true), (64, 21, false)] {
+        let (n, co) = (80, 64)
+        let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(h), Int64(co))
+        let x = (0..<n * c * h * h).map { _ in r.float() }, wt = (0..<co * c * 9).map { _ in r.float() * 0.05 }
+        let scale = (0..<co).map { _ in r.float() }, shift = (0..<co).map { _ in r.float() }
+        var y = [Float](repeating: 0, count: n * co * (pool ? (h / 2) * (h / 2) : h * h))
+        let flops = 2.0 * Double(n * co * c * 9 * h * h)
+        let shape = "\(n)x\(c)x\(h)x\(h)->\(co)\(pool ? " +pool" : "")"
+        let t: Double
+        if c < 16 {
+            let need = mml_conv_block_workspace_floats(C, H, W, CO, 3, 1, N, threads)
+            var ws = [Float](repeating: 0, count: Int(need))
+            t = measure(repeats: 7) {
+                _ = mml_conv_block_forward_f32(&y, x, wt, scale, shift, N, C, H, W, CO, 3, 1, 0.2, pool ? 1 : 0, &ws,
+                                               need, threads)
+            }
+        } else {
+            let need = mml_conv3x3_winograd_workspace_floats(N, C, H, W, CO, threads)
+            var ws = [Float](repeating: 0, count: Int(need))
+            t = measure(repeats: 7) {
+                _ = mml_conv3x3_winograd_forward_affine_leaky_f32(&y, x, wt, scale, shift, 0.2, pool ? 1 : 0, N, C, H,
+                                                                  W, CO, &ws, need, threads)
+            }
+        }
+        rows.append(BenchRow(name: "inference block \(c < 16 ? "im2col-free" : "winograd") \(shape)", seconds: t,
+                             gflops: flops / t / 1e9, ratio: nil, items: n))
+    }
     if !json {
         print("threads \(threads == 0 ? "all" : String(threads)); mml kernels \(String(cString: mml_kernels_isa())); "
               + "GFLOP/s as direct convolution FLOPs; ratio = im2col time / winograd time")
