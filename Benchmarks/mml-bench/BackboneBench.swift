@@ -1,7 +1,7 @@
 import Foundation
 import MMLCore
 
-/// `mml-bench backbone [--json] [--threads N] [--quick] [--kinds conv64f,conv4,resnet12] [--breakdown]`: each backbone at 84x84 — inference forward img/s at batch
+/// `mml-bench backbone [--json] [--threads N] [--quick] [--kinds conv64f,conv4,resnet12] [--breakdown] [--forward-only]`: each backbone at 84x84 — inference forward img/s at batch
 /// 80 and 100, training step (forward, backward of mean(feature^2), SGD momentum step) img/s at batch 80 — with the
 /// peak resident memory of each measurement (VmHWM, reset through /proc/self/clear_refs before it).
 /// Rows name their PyTorch peer result, so `python3 Benchmarks/side_by_side.py backbone` runs the peer right after
@@ -34,7 +34,7 @@ func runBackboneBench(json: Bool, arguments: [String]) {
             rows.append(Row(name: "\(kind.rawValue) forward (inference) b\(batch)", ms: t * 1e3, imagesPerSecond: ips,
                             peakMiB: peakMemoryMiB(), peer: peerName[kind].map { "backbone/\($0)/fwd_eval/b\(batch)" },
                             batch: batch))
-            guard batch == 80 else { continue }
+            guard batch == 80, !arguments.contains("--forward-only") else { continue }
             resetPeakMemory()
             let ts = measure(repeats: repeats) {
                 backbone.zeroGradients()
