@@ -1,7 +1,7 @@
 import Foundation
 import MMLKernels
 
-/// `mml-bench conv [--json] [--threads N]`: the 3x3 stride-1 pad-1 convolution of the Conv-64F / Conv-4 blocks
+/// `mml-bench conv [--json] [--threads N] [--batch B (inference blocks, default 80)]`: the 3x3 stride-1 pad-1 convolution of the Conv-64F / Conv-4 blocks
 /// (batch 80, 64 -> 64 channels at 42x42 and 21x21), im2col + packed SGEMM (mml_conv2d_*) against Winograd
 /// F(2x2, 3x3) (mml_conv3x3_winograd_*) and F(4x4, 3x3) (the *_tile_* entry points with tile 4), forward and
 /// backward data, each with a preallocated workspace as the layers use them. GFLOP/s count the direct
@@ -61,7 +61,9 @@ func runConvBench(json: Bool, arguments: [String]) {
     // (+ 2x2 max-pool), block 1 on the im2col-free GEMM in row bands (C = 3), blocks 2-4 on Winograd with the tail
     // in the output transform.
     for (c, h, pool) in [(3, 84, true), (64, 42, true), (64, 21, false)] {
-        let (n, co) = (80, 64)
+        let co = 64
+        var n = 80
+        if let i = arguments.firstIndex(of: "--batch"), i + 1 < arguments.count, let b = Int(arguments[i + 1]) { n = b }
         let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(h), Int64(co))
         let x = (0..<n * c * h * h).map { _ in r.float() }, wt = (0..<co * c * 9).map { _ in r.float() * 0.05 }
         let scale = (0..<co).map { _ in r.float() }, shift = (0..<co).map { _ in r.float() }

@@ -254,8 +254,26 @@ NN_AVX512 static void maxpool2x2_plane_avx512(const float *x, float *y, int32_t 
             _mm512_storeu_ps(y + oy * ow + ox, best);
             if (arg) _mm512_storeu_si512((void *)(arg + oy * ow + ox), bi);
         }
+        if (full < ow) {
+            /* the last m < 16 outputs: masked loads of the 2m inputs of each row, masked stores */
+            int64_t ox = full, m = ow - full;
+            __mmask16 lo = (__mmask16)(2 * m >= 16 ? 0xFFFF : (1u << (2 * m)) - 1);
+            __mmask16 hi = (__mmask16)(2 * m > 16 ? (1u << (2 * m - 16)) - 1 : 0);
+            __mmask16 out = (__mmask16)((1u << m) - 1);
+            __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
+            __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
+            __m512i i00 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
+            __m512 best = _mm512_permutex2var_ps(a0, even, a1);
+            __m512i bi = i00;
+            pool_take16(_mm512_permutex2var_ps(a0, odd, a1), _mm512_add_epi32(i00, _mm512_set1_epi32(1)), &best, &bi);
+            pool_take16(_mm512_permutex2var_ps(b0, even, b1), _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w)),
+                        &best, &bi);
+            pool_take16(_mm512_permutex2var_ps(b0, odd, b1),
+                        _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w + 1)), &best, &bi);
+            _mm512_mask_storeu_ps(y + oy * ow + ox, out, best);
+            if (arg) _mm512_mask_storeu_epi32((void *)(arg + oy * ow + ox), out, bi);
+        }
     }
-    if (full < ow) maxpool2x2_rows(x, y, arg, w, ow, 0, oh, full);
 }
 #endif
 
