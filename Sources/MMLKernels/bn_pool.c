@@ -59,73 +59,14 @@ static void bnp_rows(const float *x, float *y, int32_t *arg, int64_t w, int64_t 
 }
 
 #if defined(__x86_64__)
-#define BNP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-
-BNP_AVX512 static inline __m512 act16(__m512 v, __m512 a, __m512 b, __m512 slope) {
-    __m512 z = _mm512_add_ps(_mm512_mul_ps(a, v), b);
-    __mmask16 pos = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ);
-    return _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, z), z);
-}
-
-BNP_AVX512 static inline void bnp_take16(__m512 v, __m512i vi, __m512 *best, __m512i *bi) {
-    __mmask16 take = _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) |
-                     (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(*best, *best, _CMP_ORD_Q));
-    *best = _mm512_mask_blend_ps(take, *best, v);
-    *bi = _mm512_mask_blend_epi32(take, *bi, vi);
-}
-
-BNP_AVX512 static void bnp_plane_avx512(const float *x, float *y, int32_t *arg, int64_t w, int64_t oh, int64_t ow,
-                                        float a, float b, float slope) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), vs = _mm512_set1_ps(slope);
-    const int64_t full = ow / 16 * 16;
-    for (int64_t oy = 0; oy < oh; oy++) {
-        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
-        for (int64_t ox = 0; ox < full; ox += 16) {
-            __m512 a0 = _mm512_loadu_ps(r0 + 2 * ox), a1 = _mm512_loadu_ps(r0 + 2 * ox + 16);
-            __m512 b0 = _mm512_loadu_ps(r1 + 2 * ox), b1 = _mm512_loadu_ps(r1 + 2 * ox + 16);
-            __m512i i00 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
-            __m512 best = act16(_mm512_permutex2var_ps(a0, even, a1), va, vb, vs);
-            __m512i bi = i00;
-            bnp_take16(act16(_mm512_permutex2var_ps(a0, odd, a1), va, vb, vs),
-                       _mm512_add_epi32(i00, _mm512_set1_epi32(1)), &best, &bi);
-            bnp_take16(act16(_mm512_permutex2var_ps(b0, even, b1), va, vb, vs),
-                       _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w)), &best, &bi);
-            bnp_take16(act16(_mm512_permutex2var_ps(b0, odd, b1), va, vb, vs),
-                       _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w + 1)), &best, &bi);
-            _mm512_storeu_ps(y + oy * ow + ox, best);
-            if (arg) _mm512_storeu_si512((void *)(arg + oy * ow + ox), bi);
-        }
-        if (full < ow) {
-            /* the last m < 16 outputs of the row: masked loads of the 2m inputs of each row, masked stores */
-            int64_t ox = full, m = ow - full;
-            __mmask16 lo = (__mmask16)(2 * m >= 16 ? 0xFFFF : (1u << (2 * m)) - 1);
-            __mmask16 hi = (__mmask16)(2 * m > 16 ? (1u << (2 * m - 16)) - 1 : 0);
-            __mmask16 out = (__mmask16)((1u << m) - 1);
-            __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
-            __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
-            __m512i i00 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
-            __m512 best = act16(_mm512_permutex2var_ps(a0, even, a1), va, vb, vs);
-            __m512i bi = i00;
-            bnp_take16(act16(_mm512_permutex2var_ps(a0, odd, a1), va, vb, vs),
-                       _mm512_add_epi32(i00, _mm512_set1_epi32(1)), &best, &bi);
-            bnp_take16(act16(_mm512_permutex2var_ps(b0, even, b1), va, vb, vs),
-                       _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w)), &best, &bi);
-            bnp_take16(act16(_mm512_permutex2var_ps(b0, odd, b1), va, vb, vs),
-                       _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)w + 1)), &best, &bi);
-            _mm512_mask_storeu_ps(y + oy * ow + ox, out, best);
-            if (arg) _mm512_mask_storeu_epi32((void *)(arg + oy * ow + ox), out, bi);
-        }
-    }
-}
+#include "pool2x2_avx512.h"
 #endif
 
 void mml_nn_affine_leaky_pool2x2_plane(const float *x, float *y, int32_t *arg, int64_t h, int64_t w, float a,
                                        float b, float slope) {
 #if defined(__x86_64__)
     if (mml_nn_have_avx512()) {
-        bnp_plane_avx512(x, y, arg, w, h / 2, w / 2, a, b, slope);
+        pool2x2_plane_avx512(x, y, arg, w, h / 2, w / 2, 1, a, b, slope);
         return;
     }
 #endif
@@ -141,7 +82,7 @@ static void bnp_fwd_task(void *ctx, int64_t plane, int thread) {
     int32_t *arg = s->arg ? s->arg + plane * s->oh * s->ow : NULL;
 #if defined(__x86_64__)
     if (mml_nn_have_avx512()) {
-        bnp_plane_avx512(x, y, arg, s->w, s->oh, s->ow, s->scale[ch], s->shift[ch], s->slope);
+        pool2x2_plane_avx512(x, y, arg, s->w, s->oh, s->ow, 1, s->scale[ch], s->shift[ch], s->slope);
         return;
     }
 #endif
