@@ -292,9 +292,7 @@ static conv_ctx make_ctx(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cou
     return s;
 }
 
-/* The caller's workspace when it is large enough, else an owned allocation (*owned, freed by the caller).
- * Returns MML_OK, MML_ERR_ARGUMENT (workspace given but too small) or MML_ERR_NOMEM. */
-static int conv_acquire_workspace(float **workspace, float **owned, int64_t workspace_floats, int64_t need) {
+int mml_nn_acquire_workspace(float **workspace, float **owned, int64_t workspace_floats, int64_t need) {
     *owned = NULL;
     if (*workspace) return workspace_floats < need ? MML_ERR_ARGUMENT : MML_OK;
     *owned = malloc((size_t)need * sizeof(float));
@@ -309,7 +307,7 @@ int mml_conv2d_forward_f32(float *y, const float *x, const float *weight, const 
     if (!y || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
     int64_t need = mml_conv2d_workspace_floats(n, c, h, w, cout, kh, kw, stride, pad, nthreads);
     float *owned;
-    int ws = conv_acquire_workspace(&workspace, &owned, workspace_floats, need);
+    int ws = mml_nn_acquire_workspace(&workspace, &owned, workspace_floats, need);
     if (ws != MML_OK) return ws;
     conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
     s.y = y; s.x = x; s.wt = weight; s.bias = bias;
@@ -361,7 +359,7 @@ int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float
     if (!dy || !x || !weight || !conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
     int64_t need = mml_conv2d_workspace_floats(n, c, h, w, cout, kh, kw, stride, pad, nthreads);
     float *owned;
-    int ws = conv_acquire_workspace(&workspace, &owned, workspace_floats, need);
+    int ws = mml_nn_acquire_workspace(&workspace, &owned, workspace_floats, need);
     if (ws != MML_OK) return ws;
     conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
     s.dx = dx; s.dw = dweight; s.db = dbias; s.dy = dy; s.x = x; s.wt = weight;

@@ -80,14 +80,9 @@ int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, co
     if (!y || !x || !weight || !scale || !shift) return MML_ERR_ARGUMENT;
     int64_t need = mml_conv_block_workspace_floats(c, h, w, cout, k, pad, n, nthreads);
     if (need < 0) return MML_ERR_ARGUMENT;
-    float *owned = NULL;
-    if (!workspace) {
-        owned = malloc((size_t)need * sizeof(float));
-        if (!owned) return MML_ERR_NOMEM;
-        workspace = owned;
-    } else if (workspace_floats < need) {
-        return MML_ERR_ARGUMENT;
-    }
+    float *owned;
+    int acquired = mml_nn_acquire_workspace(&workspace, &owned, workspace_floats, need);
+    if (acquired != MML_OK) return acquired;
     blk_ctx s;
     memset(&s, 0, sizeof(s));
     s.y = y; s.ws = workspace; s.x = x; s.wt = weight; s.scale = scale; s.shift = shift;

@@ -256,14 +256,9 @@ int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, co
     if (!dweight || !dy || !x) return MML_ERR_ARGUMENT;
     int64_t need = mml_conv3x3_wgrad_workspace_floats(n, c, h, w, cout, nthreads);
     if (need < 0) return MML_ERR_ARGUMENT;
-    float *owned = NULL;
-    if (!workspace) {
-        owned = malloc((size_t)need * sizeof(float));
-        if (!owned) return MML_ERR_NOMEM;
-        workspace = owned;
-    } else if (workspace_floats < need) {
-        return MML_ERR_ARGUMENT;
-    }
+    float *owned;
+    int acquired = mml_nn_acquire_workspace(&workspace, &owned, workspace_floats, need);
+    if (acquired != MML_OK) return acquired;
     wg_ctx s;
     memset(&s, 0, sizeof(s));
     s.x = x; s.dy = dy; s.ws = workspace;

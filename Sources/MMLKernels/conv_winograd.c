@@ -600,14 +600,9 @@ static int wg_run(float *out, const float *in, const float *weight, int64_t n, i
     if (!out || !in || !weight || !wg_dims_ok(n, c, h, w, cout, nthreads) || (tile != 2 && tile != 4))
         return MML_ERR_ARGUMENT;
     int64_t need = mml_conv3x3_winograd_tile_workspace_floats(n, c, h, w, cout, tile, nthreads);
-    float *owned = NULL;
-    if (workspace) {
-        if (workspace_floats < need) return MML_ERR_ARGUMENT;
-    } else {
-        owned = malloc((size_t)need * sizeof(float));
-        if (!owned) return MML_ERR_NOMEM;
-        workspace = owned;
-    }
+    float *owned;
+    int acquired = mml_nn_acquire_workspace(&workspace, &owned, workspace_floats, need);
+    if (acquired != MML_OK) return acquired;
     wg_ctx s;
     memset(&s, 0, sizeof(s));
     s.g = transposed ? wg_make_geom(cout, c, h, w, tile) : wg_make_geom(c, cout, h, w, tile);

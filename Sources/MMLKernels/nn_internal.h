@@ -14,6 +14,10 @@ int mml_nn_parallel_for(int32_t nthreads, int64_t ntasks, void (*fn)(void *ctx, 
 /* The thread count mml_nn_parallel_for would use for ntasks tasks. */
 int mml_nn_thread_count(int32_t nthreads, int64_t ntasks);
 
+/* A kernel's workspace: the caller's when it is given (MML_ERR_ARGUMENT if smaller than need floats), else an
+ * allocation of need floats returned in *owned for the kernel to free. Returns MML_OK or MML_ERR_NOMEM. */
+int mml_nn_acquire_workspace(float **workspace, float **owned, int64_t workspace_floats, int64_t need);
+
 /* True when the AVX-512 kernels can run on this CPU (checked once). */
 int mml_nn_have_avx512(void);
 
