@@ -125,14 +125,10 @@ static void bnp_bwd_task(void *ctx, int64_t ch, int thread) {
         sdy += p1;
         sdyx += p2;
     }
-    sdyx *= is;
-    if (s->dbeta) s->dbeta[ch] += (float)sdy;
-    if (s->dgamma) s->dgamma[ch] += (float)sdyx;
+    mml_nn_bn_grad gr = mml_nn_bn_backward_channel(sdy, sdyx, is, g, (double)(s->n * hw), s->batch_stats,
+                                                   s->dgamma ? s->dgamma + ch : NULL, s->dbeta ? s->dbeta + ch : NULL);
     if (!s->dx) return;
-    double cnt = (double)(s->n * hw);
-    float k0 = g * is;
-    float mdy = s->batch_stats ? (float)(sdy / cnt) : 0.0f;
-    float mdyx = s->batch_stats ? (float)(sdyx / cnt) : 0.0f;
+    float k0 = gr.k0, mdy = gr.mdy, mdyx = gr.mdyx;
     /* dx = k0 (scattered g - mdy - xhat mdyx) = c0 + c1 x + k0 scattered g */
     float c1 = -k0 * is * mdyx, c0 = -k0 * mdy - c1 * mu;
     for (int64_t b = 0; b < s->n; b++) {

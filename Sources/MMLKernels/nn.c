@@ -109,16 +109,12 @@ static void bn_bwd_task(void *ctx, int64_t ch, int thread) {
         sdy += p1;
         sdyx += p2;
     }
-    sdyx *= is;
-    if (s->dbeta) s->dbeta[ch] += (float)sdy;
-    if (s->dgamma) s->dgamma[ch] += (float)sdyx;
-    if (!s->dx) return;
     /* batch statistics: dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat));
      * fixed statistics: dx = gamma * invstd * dy */
-    double cnt = (double)(s->n * s->hw);
-    float k0 = g * is;
-    float mdy = s->batch_stats ? (float)(sdy / cnt) : 0.0f;
-    float mdyx = s->batch_stats ? (float)(sdyx / cnt) : 0.0f;
+    mml_nn_bn_grad gr = mml_nn_bn_backward_channel(sdy, sdyx, is, g, (double)(s->n * s->hw), s->batch_stats,
+                                                   s->dgamma ? s->dgamma + ch : NULL, s->dbeta ? s->dbeta + ch : NULL);
+    if (!s->dx) return;
+    float k0 = gr.k0, mdy = gr.mdy, mdyx = gr.mdyx;
     for (int64_t b = 0; b < s->n; b++) {
         const float *x = s->x + (b * s->c + ch) * s->hw, *dy = s->dy + (b * s->c + ch) * s->hw;
         float *dx = s->dx + (b * s->c + ch) * s->hw;

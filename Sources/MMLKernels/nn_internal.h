@@ -75,6 +75,24 @@ void mml_nn_sgemm_prepacked(int64_t m, int64_t n, int64_t k, const float *pa, co
 void mml_nn_affine_leaky_pool2x2_plane(const float *x, float *y, int32_t *arg, int64_t h, int64_t w, float a,
                                        float b, float slope);
 
+/* The per-channel step shared by the BatchNorm backward kernels (nn.c, bn_pool.c), from the channel's sums
+ * sdy = sum dy and sdyxc = sum dy (x - mu) over count elements: adds dbeta += sdy and dgamma += sdyxc * invstd
+ * (either may be NULL), and gives dx = k0 (dy - mdy - xhat mdyx) with k0 = gamma invstd and, with batch
+ * statistics, mdy = mean(dy), mdyx = mean(dy xhat) (0 with fixed statistics). */
+typedef struct {
+    float k0, mdy, mdyx;
+} mml_nn_bn_grad;
+static inline mml_nn_bn_grad mml_nn_bn_backward_channel(double sdy, double sdyxc, float invstd, float gamma,
+                                                        double count, int batch_stats, float *dgamma,
+                                                        float *dbeta) {
+    double sdyx = sdyxc * invstd;
+    if (dbeta) *dbeta += (float)sdy;
+    if (dgamma) *dgamma += (float)sdyx;
+    mml_nn_bn_grad r = {gamma * invstd, batch_stats ? (float)(sdy / count) : 0.0f,
+                        batch_stats ? (float)(sdyx / count) : 0.0f};
+    return r;
+}
+
 /* Vectorised plane reductions (fixed summation order, see nn_reduce.c): s1 = sum a[i]; s2 = sum a[i] (b[i] - m)
  * when b != NULL, else sum (a[i] - m)^2. */
 void mml_nn_reduce(const float *a, const float *b, int64_t n, float m, float *s1, float *s2);
