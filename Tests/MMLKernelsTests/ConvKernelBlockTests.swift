@@ -42,9 +42,16 @@ extension ConvKernelTests {
         checkConvBlock(seed: 41)
         // 64 x 84 outputs per row: bands of 12 output rows, the last band a single row (no pooled row of its own)
         checkConvBlock(seed: 43, shape: (2, 3, 37, 84, 64))
+        // few input channels (the direct path on AVX-512): partial and several 64-channel groups, odd and narrow
+        // widths (a tile past the last column), a height of 3 (one pooled row, one odd row left over)
+        checkConvBlock(seed: 45, shape: (3, 1, 9, 5, 20))
+        checkConvBlock(seed: 46, shape: (2, 3, 12, 33, 70))
+        checkConvBlock(seed: 47, shape: (1, 8, 3, 16, 16))
+        checkConvBlock(seed: 48, shape: (1, 2, 31, 301, 3)) // several bands, pooled and not
         mml_layers_force_portable(1)
         defer { mml_layers_force_portable(0) }
         checkConvBlock(seed: 42)
         checkConvBlock(seed: 44, shape: (1, 3, 26, 84, 64))
+        checkConvBlock(seed: 49, shape: (2, 3, 12, 33, 70))
     }
 }
