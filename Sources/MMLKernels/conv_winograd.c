@@ -97,6 +97,54 @@ WG_AVX512 static void wg_interleave_avx512(float *row, const float *a, const flo
         _mm512_mask_storeu_ps(row + 2 * k0 + 16, wg_lanes(0, left - 16), _mm512_permutex2var_ps(va, hi, vb));
     }
 }
+
+/* F(4x4): one image row into the six plane rows p[c] (c = 0..5, see wg4_pad_rows): p[c][i] = src[4 i + c - 1],
+ * zero outside the row. 64 + 2 floats per 16 tiles: four loads split by stride 4 in two rounds of two-source
+ * permutes, and columns 4, 5 (the next tile's 0, 1) shifted in from a fifth load. */
+WG_AVX512 static void wg4_pad_row_avx512(float *const p[6], const float *src, int64_t w, int64_t tw) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i n0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+    const __m512i n1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+    for (int64_t i0 = 0; i0 < tw; i0 += 16) {
+        __mmask16 st = wg_lanes(0, tw - i0);
+        int64_t s = 4 * i0 - 1;
+        __m512 l0 = wg_load_row(src, s, w), l1 = wg_load_row(src, s + 16, w), l2 = wg_load_row(src, s + 32, w),
+               l3 = wg_load_row(src, s + 48, w), l4 = wg_load_row(src, s + 64, w);
+        __m512 e01 = _mm512_permutex2var_ps(l0, ev, l1), o01 = _mm512_permutex2var_ps(l0, od, l1);
+        __m512 e23 = _mm512_permutex2var_ps(l2, ev, l3), o23 = _mm512_permutex2var_ps(l2, od, l3);
+        __m512 q0 = _mm512_permutex2var_ps(e01, ev, e23), q2 = _mm512_permutex2var_ps(e01, od, e23);
+        __m512 q1 = _mm512_permutex2var_ps(o01, ev, o23), q3 = _mm512_permutex2var_ps(o01, od, o23);
+        _mm512_mask_storeu_ps(p[0] + i0, st, q0);
+        _mm512_mask_storeu_ps(p[1] + i0, st, q1);
+        _mm512_mask_storeu_ps(p[2] + i0, st, q2);
+        _mm512_mask_storeu_ps(p[3] + i0, st, q3);
+        _mm512_mask_storeu_ps(p[4] + i0, st, _mm512_permutex2var_ps(q0, n0, l4));
+        _mm512_mask_storeu_ps(p[5] + i0, st, _mm512_permutex2var_ps(q1, n1, l4));
+    }
+}
+
+/* row[4k + j] = a_j[k] (j = 0..3) for the first ncol columns (ncol <= 4 len), len tiles. */
+WG_AVX512 static void wg4_interleave_avx512(float *row, const float *a0, const float *a1, const float *a2,
+                                            const float *a3, int64_t len, int64_t ncol) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i q0 = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    const __m512i q1 = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+    for (int64_t k0 = 0; k0 < len; k0 += 16) {
+        __mmask16 ld = wg_lanes(0, len - k0);
+        __m512 v0 = _mm512_maskz_loadu_ps(ld, a0 + k0), v1 = _mm512_maskz_loadu_ps(ld, a1 + k0);
+        __m512 v2 = _mm512_maskz_loadu_ps(ld, a2 + k0), v3 = _mm512_maskz_loadu_ps(ld, a3 + k0);
+        __m512 p01l = _mm512_permutex2var_ps(v0, lo, v1), p01h = _mm512_permutex2var_ps(v0, hi, v1);
+        __m512 p23l = _mm512_permutex2var_ps(v2, lo, v3), p23h = _mm512_permutex2var_ps(v2, hi, v3);
+        int64_t left = ncol - 4 * k0;
+        float *r = row + 4 * k0;
+        _mm512_mask_storeu_ps(r, wg_lanes(0, left), _mm512_permutex2var_ps(p01l, q0, p23l));
+        _mm512_mask_storeu_ps(r + 16, wg_lanes(0, left - 16), _mm512_permutex2var_ps(p01l, q1, p23l));
+        _mm512_mask_storeu_ps(r + 32, wg_lanes(0, left - 32), _mm512_permutex2var_ps(p01h, q0, p23h));
+        _mm512_mask_storeu_ps(r + 48, wg_lanes(0, left - 48), _mm512_permutex2var_ps(p01h, q1, p23h));
+    }
+}
 #endif
 
 static size_t wg_align16(size_t f) { return (f + 15) & ~(size_t)15; }
@@ -407,13 +455,22 @@ static inline __attribute__((always_inline)) void wg_output_block(float *y, floa
  * (ty - ty0) * tw + tx for ty = ty0 .. ty1 (at most th), then zeros up to len. Tile row r, column c is plane
  * (r % 4, c) at t - ty0 * tw + (r / 4) * tw. */
 static inline __attribute__((always_inline)) void wg4_pad_rows(float *xp, const float *x, const wg_geom *g,
-                                                               int64_t ty0, int64_t ty1, int64_t len) {
+                                                               int64_t ty0, int64_t ty1, int64_t len, int avx) {
     int64_t h = g->h, w = g->w, tw = g->tw, plane = g->plane;
     if (ty1 > g->th) ty1 = g->th;
     int64_t used = (ty1 - ty0 + 1) * tw;
     for (int64_t rp = 0; rp < 4; rp++) {
         for (int64_t ty = ty0; ty <= ty1; ty++) {
             int64_t y = 4 * ty + rp - 1;
+#if defined(__x86_64__)
+            if (avx && y >= 0 && y < h) {
+                float *const p[6] = {xp + (rp * 6) * plane + (ty - ty0) * tw, xp + (rp * 6 + 1) * plane + (ty - ty0) * tw,
+                                     xp + (rp * 6 + 2) * plane + (ty - ty0) * tw, xp + (rp * 6 + 3) * plane + (ty - ty0) * tw,
+                                     xp + (rp * 6 + 4) * plane + (ty - ty0) * tw, xp + (rp * 6 + 5) * plane + (ty - ty0) * tw};
+                wg4_pad_row_avx512(p, x + y * w, w, tw);
+                continue;
+            }
+#endif
             for (int64_t c = 0; c < 6; c++) {
                 float *dst = xp + (rp * 6 + c) * plane + (ty - ty0) * tw;
                 if (y < 0 || y >= h) {
@@ -472,14 +529,14 @@ static inline __attribute__((always_inline)) void wg4_at_run(float *out, size_t 
 /* V_xi (xi = r * 6 + c) for np panels of tiles from t0, as wg_input_block: B^T d B as B^T along the tile's
  * columns into tmp, then along its rows. */
 static inline __attribute__((always_inline)) void wg4_input_block(float *v, float *xp, const float *x,
-                                                                  const wg_geom *g, int64_t t0, int64_t np) {
+                                                                  const wg_geom *g, int64_t t0, int64_t np, int avx) {
     int64_t cin = g->cin, tw = g->tw, plane = g->plane, nc = np * WG_NR;
     int64_t ty0 = t0 / tw, ty1 = (t0 + nc - 1) / tw + 1;
     int64_t base = t0 - ty0 * tw;
     size_t vs = g->vs;
     float tmp[36 * WG_NR];
     for (int64_t ch = 0; ch < cin; ch++) {
-        wg4_pad_rows(xp, x + ch * g->h * g->w, g, ty0, ty1, base + nc + tw);
+        wg4_pad_rows(xp, x + ch * g->h * g->w, g, ty0, ty1, base + nc + tw, avx);
         for (int64_t pn = 0; pn < np; pn++) {
             /* tile rows r = 0..3 are planes (r, c), rows 4 and 5 are planes (0, c) and (1, c) one tile row on:
              * for a fixed column c, rows 0..3 are 6 * plane apart, and rows 4, 5 follow as rows 0, 1 + tw */
@@ -499,9 +556,12 @@ static inline __attribute__((always_inline)) void wg4_input_block(float *v, floa
     }
 }
 
+/* A^T m A for tiles t0 .. t0 + nt - 1 as wg_output_block: the 4x4 results go to yt (16 x tb), then (with an
+ * epilogue: activation, and with pool the tile's four 2x2 windows, the pooled 2x2 kept in yt rows 0, 2, 8, 10)
+ * are cropped into y. */
 static inline __attribute__((always_inline)) void wg4_output_block(float *y, float *yt, const float *m,
                                                                    const wg_geom *g, int64_t t0, int64_t nt,
-                                                                   int64_t nc) {
+                                                                   int64_t nc, int avx, const wg_epilogue *ep) {
     int64_t cout = g->cout, tw = g->tw, h = g->h, w = g->w, tb = g->tb;
     size_t ms = g->ms;
     float tmp[24 * WG_NR];
@@ -514,6 +574,44 @@ static inline __attribute__((always_inline)) void wg4_output_block(float *y, flo
             for (int r = 0; r < 4; r++)
                 wg4_at_run(yt + (r * 4) * tb + i0, (size_t)tb, tmp + r * 6 * WG_NR, WG_NR, WG_NR);
         }
+        if (ep) {
+            for (int r = 0; r < 4; r++)
+                wg_epilogue_act(yt + (r * 4) * tb, yt + (r * 4 + 1) * tb, yt + (r * 4 + 2) * tb, yt + (r * 4 + 3) * tb,
+                                nc, ep->scale[o], ep->shift[o], ep->slope);
+            if (ep->pool) {
+                /* window (pr, pc) covers tile rows 2 pr, 2 pr + 1 and columns 2 pc, 2 pc + 1; its max goes to yt row
+                 * (2 pr) * 4 + 2 pc, the window's first element */
+                for (int pr = 0; pr < 2; pr++)
+                    for (int pc = 0; pc < 2; pc++) {
+                        float *e0 = yt + ((2 * pr) * 4 + 2 * pc) * tb, *e1 = e0 + tb, *e2 = e0 + 4 * tb,
+                              *e3 = e2 + tb;
+                        WG_VEC
+                        for (int64_t i = 0; i < nc; i++)
+                            e0[i] = wg_max_first(wg_max_first(wg_max_first(e0[i], e1[i]), e2[i]), e3[i]);
+                    }
+                int64_t ph = h / 2, pw = w / 2;
+                float *po = y + o * ph * pw;
+                for (int64_t t = t0; t < t0 + nt;) {
+                    int64_t ty = t / tw, tx = t % tw, q = t - t0;
+                    int64_t len = tw - tx;
+                    if (len > t0 + nt - t) len = t0 + nt - t;
+                    int64_t ncol = pw - 2 * tx < 2 * len ? pw - 2 * tx : 2 * len;
+                    for (int64_t pr = 0; pr < 2 && 2 * ty + pr < ph && ncol > 0; pr++) {
+                        float *row = po + (2 * ty + pr) * pw + 2 * tx;
+                        const float *a = yt + (2 * pr) * 4 * tb + q, *b = a + 2 * tb;
+#if defined(__x86_64__)
+                        if (avx) {
+                            wg_interleave_avx512(row, a, b, len, ncol);
+                            continue;
+                        }
+#endif
+                        for (int64_t k = 0; k < ncol; k++) row[k] = (k & 1 ? b : a)[k / 2];
+                    }
+                    t += len;
+                }
+                continue;
+            }
+        }
         float *yo = y + o * h * w;
         for (int64_t t = t0; t < t0 + nt;) {
             int64_t ty = t / tw, tx = t % tw, q = t - t0;
@@ -523,6 +621,12 @@ static inline __attribute__((always_inline)) void wg4_output_block(float *y, flo
             for (int64_t r = 0; r < 4 && 4 * ty + r < h; r++) {
                 float *row = yo + (4 * ty + r) * w + 4 * tx;
                 const float *a0 = yt + (r * 4) * tb + q, *a1 = a0 + tb, *a2 = a1 + tb, *a3 = a2 + tb;
+#if defined(__x86_64__)
+                if (avx) {
+                    wg4_interleave_avx512(row, a0, a1, a2, a3, len, ncol);
+                    continue;
+                }
+#endif
                 int64_t full = ncol / 4;
                 WG_VEC
                 for (int64_t i = 0; i < full; i++) {
@@ -563,13 +667,13 @@ static inline __attribute__((always_inline)) void wg_image_body(const wg_ctx *s,
         if (g->m == 2)
             wg_input_block(v, xp, x, g, t0, nc / WG_NR, avx);
         else
-            wg4_input_block(v, xp, x, g, t0, nc / WG_NR);
+            wg4_input_block(v, xp, x, g, t0, nc / WG_NR, avx);
         for (int64_t xi = 0; xi < g->nxi; xi++)
             mml_nn_sgemm_prepacked(g->cout, nc, g->cin, s->u + xi * us, v + xi * vs, m + xi * ms, g->tb);
         if (g->m == 2)
             wg_output_block(y, yt, m, g, t0, nt, nc, avx, s->epilogue.scale ? &s->epilogue : NULL);
         else
-            wg4_output_block(y, yt, m, g, t0, nt, nc);
+            wg4_output_block(y, yt, m, g, t0, nt, nc, avx, s->epilogue.scale ? &s->epilogue : NULL);
     }
 }
 
@@ -643,11 +747,27 @@ int mml_conv3x3_winograd_tile_backward_data_f32(float *dx, const float *dy, cons
     return wg_run(dx, dy, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 1, NULL);
 }
 
+int mml_conv3x3_winograd_tile_forward_affine_leaky_f32(float *y, const float *x, const float *weight,
+                                                       const float *scale, const float *shift, float slope,
+                                                       int32_t pool, int64_t n, int64_t c, int64_t h, int64_t w,
+                                                       int64_t cout, int32_t tile, float *workspace,
+                                                       int64_t workspace_floats, int32_t nthreads) {
+    if (!scale || !shift || (pool && (h < 2 || w < 2))) return MML_ERR_ARGUMENT;
+    wg_epilogue ep = {scale, shift, slope, pool != 0};
+    return wg_run(y, x, weight, n, c, h, w, cout, tile, workspace, workspace_floats, nthreads, 0, &ep);
+}
+
 int mml_conv3x3_winograd_forward_affine_leaky_f32(float *y, const float *x, const float *weight, const float *scale,
                                                   const float *shift, float slope, int32_t pool, int64_t n, int64_t c,
                                                   int64_t h, int64_t w, int64_t cout, float *workspace,
                                                   int64_t workspace_floats, int32_t nthreads) {
-    if (!scale || !shift || (pool && (h < 2 || w < 2))) return MML_ERR_ARGUMENT;
-    wg_epilogue ep = {scale, shift, slope, pool != 0};
-    return wg_run(y, x, weight, n, c, h, w, cout, 2, workspace, workspace_floats, nthreads, 0, &ep);
+    return mml_conv3x3_winograd_tile_forward_affine_leaky_f32(y, x, weight, scale, shift, slope, pool, n, c, h, w,
+                                                              cout, 2, workspace, workspace_floats, nthreads);
+}
+
+int32_t mml_conv3x3_winograd_preferred_tile(int64_t h, int64_t w) {
+    if (h <= 0 || w <= 0) return 2;
+    int64_t t2 = wg_round_up(((h + 1) / 2) * ((w + 1) / 2), WG_NR) * 16;
+    int64_t t4 = wg_round_up(((h + 3) / 4) * ((w + 3) / 4), WG_NR) * 36;
+    return 5 * t4 <= 4 * t2 ? 4 : 2;
 }

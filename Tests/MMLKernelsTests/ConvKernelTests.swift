@@ -271,18 +271,20 @@ final class ConvKernelTests: XCTestCase {
     }
 
     /// The Winograd forward with the folded block tail equals the Winograd forward followed by the separate tail
-    /// kernels, bit for bit (same arithmetic, same tie rule), pooled and not, odd sizes, both ISA paths.
+    /// kernels, bit for bit (same arithmetic, same tie rule), pooled and not, odd sizes, both ISA paths, both tiles
+    /// (F(4x4): pool windows inside a 4x4 tile, tiles cut by the border, more than 16 tiles per row).
     func testWinogradForwardWithFoldedTailMatchesSeparateTail() {
         var r = Rng(s: 91)
-        for portable in [false, true] {
+        for portable in [false, true] { for tile in [Int32(2), 4] {
             mml_layers_force_portable(portable ? 1 : 0)
             defer { mml_layers_force_portable(0) }
-            for (n, c, h, w, co) in [(2, 16, 7, 9, 5), (3, 20, 42, 42, 8), (1, 16, 2, 3, 3), (2, 17, 21, 21, 4)] {
+            for (n, c, h, w, co) in [(2, 16, 7, 9, 5), (3, 20, 42, 42, 8), (1, 16, 2, 3, 3), (2, 17, 21, 21, 4),
+                                     (1, 16, 11, 70, 3), (1, 16, 6, 5, 2)] {
                 let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9)
                 let scale = r.floats(co), shift = r.floats(co)
                 var z = [Float](repeating: 0, count: n * co * h * w)
-                XCTAssertEqual(mml_conv3x3_winograd_forward_f32(&z, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
-                                                                Int64(co), nil, 0, 2), 0)
+                XCTAssertEqual(mml_conv3x3_winograd_tile_forward_f32(&z, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
+                                                                     Int64(co), tile, nil, 0, 2), 0)
                 for pool in [Int32(1), 0] {
                     let count = pool == 1 ? n * co * (h / 2) * (w / 2) : z.count
                     var expect = [Float](repeating: 0, count: count), got = [Float](repeating: .nan, count: count)
@@ -293,13 +295,24 @@ final class ConvKernelTests: XCTestCase {
                         XCTAssertEqual(mml_channel_affine_f32(&expect, z, scale, shift, Int64(n), Int64(co), Int64(h * w),
                                                               1, 0.2, 1), 0)
                     }
-                    XCTAssertEqual(mml_conv3x3_winograd_forward_affine_leaky_f32(&got, x, wt, scale, shift, 0.2, pool,
-                                                                                 Int64(n), Int64(c), Int64(h), Int64(w),
-                                                                                 Int64(co), nil, 0, 2), 0)
-                    XCTAssertEqual(got, expect, "\((n, c, h, w, co)) pool \(pool) portable \(portable)")
+                    XCTAssertEqual(mml_conv3x3_winograd_tile_forward_affine_leaky_f32(
+                        &got, x, wt, scale, shift, 0.2, pool, Int64(n), Int64(c), Int64(h), Int64(w), Int64(co), tile,
+                        nil, 0, 2), 0)
+                    XCTAssertEqual(got, expect, "\((n, c, h, w, co)) pool \(pool) portable \(portable) tile \(tile)")
+                    if tile == 2 {
+                        var plain = [Float](repeating: .nan, count: count)
+                        XCTAssertEqual(mml_conv3x3_winograd_forward_affine_leaky_f32(
+                            &plain, x, wt, scale, shift, 0.2, pool, Int64(n), Int64(c), Int64(h), Int64(w), Int64(co),
+                            nil, 0, 2), 0)
+                        XCTAssertEqual(plain, got, "the tile-2 entry point is the F(2x2) kernel")
+                    }
                 }
             }
-        }
+        } }
+        XCTAssertEqual(mml_conv3x3_winograd_preferred_tile(42, 42), 4)
+        XCTAssertEqual(mml_conv3x3_winograd_preferred_tile(84, 84), 4)
+        XCTAssertEqual(mml_conv3x3_winograd_preferred_tile(21, 21), 2)
+        XCTAssertEqual(mml_conv3x3_winograd_preferred_tile(10, 10), 2)
         var y = [Float](repeating: 0, count: 4)
         let one: [Float] = [Float](repeating: 1, count: 16)
         XCTAssertEqual(mml_conv3x3_winograd_forward_affine_leaky_f32(&y, one, one, nil, one, 0.2, 0, 1, 1, 2, 2, 1, nil,

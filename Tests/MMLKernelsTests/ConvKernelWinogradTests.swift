@@ -104,6 +104,13 @@ final class ConvKernelWinogradTests: XCTestCase {
 
     func testTile4MatchesNaiveOnBothPaths() {
         checkAgainstNaive(channels: [1, 3, 64], seed: 15, tile: 4, tolerance: Self.tolerance4)
+        // more than 16 tiles per row (the AVX-512 row split loops) and a partial last tile
+        var r = Rng(s: 17)
+        for (h, w) in [(9, 70), (5, 130)] {
+            let (ef, eb) = errors(1, 3, h, w, 5, threads: 2, tile: 4, rng: &r)
+            XCTAssertLessThanOrEqual(ef, Self.tolerance4, "tile 4 forward \(h)x\(w)")
+            XCTAssertLessThanOrEqual(eb, Self.tolerance4, "tile 4 backward data \(h)x\(w)")
+        }
         mml_layers_force_portable(1)
         defer { mml_layers_force_portable(0) }
         checkAgainstNaive(channels: [1, 64], seed: 16, tile: 4, tolerance: Self.tolerance4)

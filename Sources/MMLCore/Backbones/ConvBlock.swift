@@ -58,8 +58,9 @@ public final class ConvBlock: ParameterContainer {
         let pooled = pool != nil
         if conv.usesWinograd {
             // Winograd conv with BN, activation and pooling folded into its output transform
-            let need = Int(mml_conv3x3_winograd_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                                 Int64(co), Int32(max(threads, 0))))
+            let tile = Conv2D.winogradTile(height: d.h, width: d.w)
+            let need = Int(mml_conv3x3_winograd_tile_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
+                                                                      Int64(co), tile, Int32(max(threads, 0))))
             precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
             if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
             var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
@@ -68,10 +69,10 @@ public final class ConvBlock: ParameterContainer {
                 x.data.withUnsafeBufferPointer { xp in
                     conv.weight.value.data.withUnsafeBufferPointer { wp in
                         workspace.withUnsafeMutableBufferPointer { ws in
-                            mml_conv3x3_winograd_forward_affine_leaky_f32(
+                            mml_conv3x3_winograd_tile_forward_affine_leaky_f32(
                                 yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift, negativeSlope,
-                                pooled ? 1 : 0, Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), ws.baseAddress,
-                                wsCount, Int32(max(threads, 0)))
+                                pooled ? 1 : 0, Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), tile,
+                                ws.baseAddress, wsCount, Int32(max(threads, 0)))
                         }
                     }
                 }

@@ -11,8 +11,9 @@ import MMLKernels
 
 /// 2-D convolution (cross-correlation as PyTorch's `Conv2d`) with zero padding.
 ///
-/// 3x3 / stride-1 / padding-1 layers without bias over >= 16 input channels run on Winograd F(2x2, 3x3) kernels
-/// (forward, dL/dx and dL/dW; `usesWinograd`), all others on im2col-free packed GEMMs.
+/// 3x3 / stride-1 / padding-1 layers without bias over >= 16 input channels run on Winograd kernels (forward and
+/// dL/dx on F(4x4, 3x3) at 42x42 and larger maps, F(2x2, 3x3) below; dL/dW on F(2x2, 3x3); `usesWinograd`), all
+/// others on im2col-free packed GEMMs.
 ///
 /// `x: (N, C, H, W) -> (N, C', H', W')`, `H' = (H + 2 padding - k) / stride + 1`. Weight `(C', C, k, k)`,
 /// optional bias `(C')`. Implemented by im2col + a packed AVX-512 GEMM in C (`mml_conv2d_forward_f32`),
@@ -37,6 +38,21 @@ public final class Conv2D: Layer {
         ProcessInfo_environmentValue("MML_CONV") != "im2col"
     /// Below this many input channels the transforms cost more than they save (Conv-64F's RGB input layer).
     public static let winogradMinimumChannels = 16
+    /// The Winograd output tile: nil (the default) picks per map size (`mml_conv3x3_winograd_preferred_tile`:
+    /// F(4x4, 3x3) at 42x42 and larger, F(2x2, 3x3) below); 2 or 4 forces one. `MML_WINOGRAD_TILE=2|4` in the
+    /// environment sets it.
+    nonisolated(unsafe) public static var winogradTileOverride: Int32? = {
+        switch ProcessInfo_environmentValue("MML_WINOGRAD_TILE") {
+        case "2": return 2
+        case "4": return 4
+        default: return nil
+        }
+    }()
+
+    /// The Winograd output tile used on an `h x w` map.
+    public static func winogradTile(height h: Int, width w: Int) -> Int32 {
+        winogradTileOverride ?? mml_conv3x3_winograd_preferred_tile(Int64(h), Int64(w))
+    }
     private var workspace: [Float] = []
     private var winogradWorkspace: [Float] = []
     private var weightGradientWorkspace: [Float] = []
@@ -97,8 +113,9 @@ public final class Conv2D: Layer {
 
     /// Grows the Winograd forward / backward-data workspace to fit `d`; returns its size in floats.
     private func ensureWinogradWorkspace(_ d: (n: Int, c: Int, h: Int, w: Int)) -> Int64 {
-        let need = Int(mml_conv3x3_winograd_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                             Int64(outputChannels), Int32(max(threads, 0))))
+        let need = Int(mml_conv3x3_winograd_tile_workspace_floats(
+            Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(outputChannels),
+            Conv2D.winogradTile(height: d.h, width: d.w), Int32(max(threads, 0))))
         precondition(need >= 0, "[conv2d] bad sizes \(d)")
         if winogradWorkspace.count < need { winogradWorkspace = [Float](repeating: 0, count: need) }
         return Int64(winogradWorkspace.count)
@@ -115,10 +132,10 @@ public final class Conv2D: Layer {
                 x.data.withUnsafeBufferPointer { xp in
                     weight.value.data.withUnsafeBufferPointer { wp in
                         winogradWorkspace.withUnsafeMutableBufferPointer { ws in
-                            mml_conv3x3_winograd_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress,
-                                                             Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                             Int64(outputChannels), ws.baseAddress, wsCount,
-                                                             Int32(max(threads, 0)))
+                            mml_conv3x3_winograd_tile_forward_f32(
+                                yp.baseAddress, xp.baseAddress, wp.baseAddress, Int64(d.n), Int64(d.c), Int64(d.h),
+                                Int64(d.w), Int64(outputChannels), Conv2D.winogradTile(height: d.h, width: d.w),
+                                ws.baseAddress, wsCount, Int32(max(threads, 0)))
                         }
                     }
                 }
@@ -187,10 +204,10 @@ public final class Conv2D: Layer {
                 dy.data.withUnsafeBufferPointer { dyp in
                     weight.value.data.withUnsafeBufferPointer { wp in
                         winogradWorkspace.withUnsafeMutableBufferPointer { ws in
-                            mml_conv3x3_winograd_backward_data_f32(dxp.baseAddress, dyp.baseAddress, wp.baseAddress,
-                                                                   Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                                   Int64(outputChannels), ws.baseAddress, wsCount,
-                                                                   Int32(max(threads, 0)))
+                            mml_conv3x3_winograd_tile_backward_data_f32(
+                                dxp.baseAddress, dyp.baseAddress, wp.baseAddress, Int64(d.n), Int64(d.c), Int64(d.h),
+                                Int64(d.w), Int64(outputChannels), Conv2D.winogradTile(height: d.h, width: d.w),
+                                ws.baseAddress, wsCount, Int32(max(threads, 0)))
                         }
                     }
                 }

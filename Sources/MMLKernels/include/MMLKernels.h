@@ -310,12 +310,11 @@ int mml_conv3x3_winograd_forward_affine_leaky_f32(float *y, const float *x, cons
                                                   int64_t h, int64_t w, int64_t cout, float *workspace,
                                                   int64_t workspace_floats, int32_t nthreads);
 
-/* The same two kernels with the output tile size as a parameter: tile 2 is F(2x2, 3x3) (the functions above),
+/* The same kernels with the output tile size as a parameter: tile 2 is F(2x2, 3x3) (the functions above),
  * tile 4 is F(4x4, 3x3): 6x6 input tiles, 36 GEMMs for 16 outputs per tile instead of 16 for 4 (1.8x fewer
  * multiplications) but larger transform coefficients: measured max error 2.9e-6 of the output scale (tile 2:
- * 1.6e-7; ConvKernelWinogradTests). Its transforms are plain C loops (no AVX-512 row copies) and cost about as
- * much as the multiplications saved: on one AVX-512 core at c = cout = 64 it measured no faster than tile 2 at
- * 42x42 and about 1.5x slower at 21x21 (6x6 tiles fill 32-column GEMM panels poorly there). Tile 2 is the default.
+ * 1.6e-7; ConvKernelWinogradTests). Tiles are packed 32 to a GEMM panel per image, so tile 4 pays off where an
+ * image has many tiles: mml_conv3x3_winograd_preferred_tile says which one to use.
  * tile other than 2 or 4 -> MML_ERR_ARGUMENT. The workspace count depends on the tile. */
 int64_t mml_conv3x3_winograd_tile_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
                                                    int32_t tile, int32_t nthreads);
@@ -325,6 +324,14 @@ int mml_conv3x3_winograd_tile_forward_f32(float *y, const float *x, const float 
 int mml_conv3x3_winograd_tile_backward_data_f32(float *dx, const float *dy, const float *weight, int64_t n,
                                                 int64_t c, int64_t h, int64_t w, int64_t cout, int32_t tile,
                                                 float *workspace, int64_t workspace_floats, int32_t nthreads);
+int mml_conv3x3_winograd_tile_forward_affine_leaky_f32(float *y, const float *x, const float *weight,
+                                                       const float *scale, const float *shift, float slope,
+                                                       int32_t pool, int64_t n, int64_t c, int64_t h, int64_t w,
+                                                       int64_t cout, int32_t tile, float *workspace,
+                                                       int64_t workspace_floats, int32_t nthreads);
+/* 4 when F(4x4) needs at most 0.8 times the GEMM work of F(2x2) on an h x w map (counting the 32-tile panels
+ * padded), else 2: 4 at 42x42 and 84x84, 2 at 21x21 and below. */
+int32_t mml_conv3x3_winograd_preferred_tile(int64_t h, int64_t w);
 
 /* Per-channel mean and biased variance over (n, hw) of x (n, c, hw), accumulated in double. */
 int mml_batchnorm_stats_f32(float *mean, float *var, const float *x, int64_t n, int64_t c, int64_t hw,
