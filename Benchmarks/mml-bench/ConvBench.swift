@@ -58,8 +58,9 @@ func runConvBench(json: Bool, arguments: [String]) {
                              gflops: flops / b4 / 1e9, ratio: bi / b4, items: n))
     }
     // The inference blocks of Conv-64F at 84x84, batch 80, as ConvBlock runs them: conv + folded BN + leaky ReLU
-    // (+ 2x2 max-pool), block 1 on the im2col-free GEMM in row bands (C = 3), blocks 2-4 on Winograd with the tail
-    // in the output transform.
+    // (+ 2x2 max-pool), block 1 (C = 3) on the direct kernel (AVX-512; elsewhere the im2col-free GEMM in row
+    // bands), blocks 2-4 on Winograd with the tail in the output transform, both tiles (ConvBlock picks
+    // mml_conv3x3_winograd_preferred_tile: F(4x4) at 42x42, F(2x2) at 21x21).
     for (c, h, pool) in [(3, 84, true), (64, 42, true), (64, 21, false)] {
         let co = 64
         var n = 80
@@ -70,24 +71,28 @@ func runConvBench(json: Bool, arguments: [String]) {
         var y = [Float](repeating: 0, count: n * co * (pool ? (h / 2) * (h / 2) : h * h))
         let flops = 2.0 * Double(n * co * c * 9 * h * h)
         let shape = "\(n)x\(c)x\(h)x\(h)->\(co)\(pool ? " +pool" : "")"
-        let t: Double
         if c < 16 {
             let need = mml_conv_block_workspace_floats(C, H, W, CO, 3, 1, N, threads)
             var ws = [Float](repeating: 0, count: Int(need))
-            t = measure(repeats: 7) {
+            let t = measure(repeats: 7) {
                 _ = mml_conv_block_forward_f32(&y, x, wt, scale, shift, N, C, H, W, CO, 3, 1, 0.2, pool ? 1 : 0, &ws,
                                                need, threads)
             }
-        } else {
-            let need = mml_conv3x3_winograd_workspace_floats(N, C, H, W, CO, threads)
-            var ws = [Float](repeating: 0, count: Int(need))
-            t = measure(repeats: 7) {
-                _ = mml_conv3x3_winograd_forward_affine_leaky_f32(&y, x, wt, scale, shift, 0.2, pool ? 1 : 0, N, C, H,
-                                                                  W, CO, &ws, need, threads)
-            }
+            rows.append(BenchRow(name: "inference direct \(shape)", seconds: t, gflops: flops / t / 1e9,
+                                 ratio: nil, items: n))
+            continue
         }
-        rows.append(BenchRow(name: "inference block \(c < 16 ? "im2col-free" : "winograd") \(shape)", seconds: t,
-                             gflops: flops / t / 1e9, ratio: nil, items: n))
+        for tile in [Int32(2), 4] {
+            let need = mml_conv3x3_winograd_tile_workspace_floats(N, C, H, W, CO, tile, threads)
+            var ws = [Float](repeating: 0, count: Int(need))
+            let t = measure(repeats: 7) {
+                _ = mml_conv3x3_winograd_tile_forward_affine_leaky_f32(&y, x, wt, scale, shift, 0.2, pool ? 1 : 0, N, C,
+                                                                       H, W, CO, tile, &ws, need, threads)
+            }
+            let picked = mml_conv3x3_winograd_preferred_tile(H, W) == tile ? " [used]" : ""
+            rows.append(BenchRow(name: "inference winograd F(\(tile)x\(tile)) \(shape)\(picked)", seconds: t,
+                                 gflops: flops / t / 1e9, ratio: nil, items: n))
+        }
     }
     if !json {
         print("threads \(threads == 0 ? "all" : String(threads)); mml kernels \(String(cString: mml_kernels_isa())); "

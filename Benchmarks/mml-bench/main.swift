@@ -1,14 +1,50 @@
 import Foundation
 import MMLCore
 
-// `mml-bench <section> [--json]`: speed and memory, measured side by side with a reference in one run.
+// `mml-bench <section> [options] [--json]`: speed and memory, measured side by side with a reference in one run.
 let args = Array(CommandLine.arguments.dropFirst())
 let json = args.contains("--json")
-let sections = args.filter { !$0.hasPrefix("--") }
-let known = ["kernels", "backbone", "data", "episode", "conv"]
-guard let section = sections.first, known.contains(section) else {
-    fputs("usage: mml-bench <\(known.joined(separator: "|"))> [--json]\n", stderr)
+/// Each section's options: name -> whether it takes a value.
+let sectionOptions: [(section: String, options: [(String, Bool)], help: String)] = [
+    ("kernels", [], "pixel-level top-k and Gaussian (W2, KL) kernels against the naive / OpenBLAS references"),
+    ("backbone", [("--kinds", true), ("--threads", true), ("--quick", false), ("--forward-only", false),
+                  ("--breakdown", false)],
+     "Conv-64F / Conv-4 / ResNet-12 forward (batch 80, 100) and training step (batch 80); --kinds conv64f,conv4,"
+         + "resnet12; --breakdown times each layer of a Conv-64F step"),
+    ("data", [("--images", true), ("--repeats", true)], "image decoding and episode assembly"),
+    ("episode", [("--episodes", true)], "whole evaluation episodes (5-way 1-shot and 5-shot)"),
+    ("conv", [("--threads", true), ("--batch", true)],
+     "the 3x3 convolution kernels (im2col, Winograd F(2x2) and F(4x4)) and the inference blocks"),
+]
+func usage() -> String {
+    var s = "usage: mml-bench <section> [options] [--json]\n"
+    for (section, options, help) in sectionOptions {
+        let opts = options.map { $0.1 ? "\($0.0) V" : $0.0 }.joined(separator: " ")
+        s += "  \(section)\(opts.isEmpty ? "" : " [\(opts)]")\n      \(help)\n"
+    }
+    return s
+}
+if args.contains("--help") || args.contains("-h") {
+    print(usage(), terminator: "")
+    exit(0)
+}
+guard let section = args.first, let spec = sectionOptions.first(where: { $0.section == section }) else {
+    fputs("mml-bench: the first argument must be a section\n" + usage(), stderr)
     exit(2)
+}
+var position = 1
+while position < args.count {
+    let a = args[position]
+    if a == "--json" { position += 1; continue }
+    guard let option = spec.options.first(where: { $0.0 == a }) else {
+        fputs("mml-bench \(section): unknown argument '\(a)'; run mml-bench --help for the options\n", stderr)
+        exit(2)
+    }
+    if option.1 && position + 1 >= args.count {
+        fputs("mml-bench \(section): \(a) needs a value\n", stderr)
+        exit(2)
+    }
+    position += option.1 ? 2 : 1
 }
 BLASRuntime.reexecIfNeeded()
 AllocatorTuning.apply()

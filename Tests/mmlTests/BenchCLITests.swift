@@ -1,0 +1,53 @@
+import Foundation
+import XCTest
+
+/// `mml-bench`'s argument checking: help, unknown sections and options, a missing value. Runs the binary built
+/// beside the test bundle (`swift build` builds it; `make test` does so first).
+final class BenchCLITests: XCTestCase {
+    private func runBench(_ arguments: [String]) throws -> (Int32, String, String) {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let binary = exe.deletingLastPathComponent().appendingPathComponent("mml-bench")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path),
+                          "mml-bench is not built beside the tests (run swift build first)")
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func testHelpListsEverySectionAndItsOptions() throws {
+        let (code, out, _) = try runBench(["--help"])
+        XCTAssertEqual(code, 0)
+        for word in ["kernels", "backbone [--kinds V --threads V --quick --forward-only --breakdown]", "data", "episode",
+                     "conv [--threads V --batch V]"] {
+            XCTAssertTrue(out.contains(word), "'\(word)' missing from: \(out)")
+        }
+        let (code2, out2, _) = try runBench(["backbone", "-h"])
+        XCTAssertEqual(code2, 0)
+        XCTAssertEqual(out2, out)
+    }
+
+    func testBadArgumentsAreRefusedBeforeAnyMeasuring() throws {
+        let cases: [([String], String)] = [
+            ([], "the first argument must be a section"),
+            (["speed"], "the first argument must be a section"),
+            (["--json", "kernels"], "the first argument must be a section"),
+            (["backbone", "--bogus"], "mml-bench backbone: unknown argument '--bogus'"),
+            (["conv", "--kinds", "conv4"], "mml-bench conv: unknown argument '--kinds'"),
+            (["conv", "--batch"], "mml-bench conv: --batch needs a value"),
+            (["episode", "--episodes", "5", "extra"], "mml-bench episode: unknown argument 'extra'"),
+        ]
+        for (args, message) in cases {
+            let (code, out, err) = try runBench(args)
+            XCTAssertEqual(code, 2, "\(args): \(err)")
+            XCTAssertTrue(err.contains(message), "\(args): expected '\(message)' in: \(err)")
+            XCTAssertEqual(out, "", "\(args) must not print results")
+        }
+    }
+}
