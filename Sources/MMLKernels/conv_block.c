@@ -29,7 +29,7 @@ static int64_t band_rows(int64_t cout, int64_t ow) {
  * read straight from a zero-padded copy of the image, 16 FMAs. The tile's affine, leaky ReLU and (pool) 2x2 max -
  * the pool window is the tile - run in registers; the results of one row pair are staged [pixel][channel] and
  * transposed 16 x 16 into the NCHW output. Taps are summed in the GEMM's order (ch, ky, kx), one FMA each from
- * zero, and the tail rounds as the GEMM path's, so both paths give the same bits. */
+ * zero, and the tail rounds as the GEMM path's (a multiply, then an add). */
 #define DIR_MAXC 8
 #define DIR_G 64
 

@@ -31,8 +31,8 @@ public final class Conv2D: Layer {
     /// Threads for the kernel: 0 = all cores, 1 = the calling thread.
     public var threads: Int = 0
     /// Whether 3x3 / stride-1 / padding-1 convolutions without bias over at least `winogradMinimumChannels` input
-    /// channels use the Winograd F(2x2, 3x3) kernels (the same results up to float rounding, 2.25x fewer
-    /// multiplies). On by default; `MML_CONV=im2col` in the environment, or setting this to false, selects the
+    /// channels use the Winograd kernels (F(2x2, 3x3) or F(4x4, 3x3) by map size, see `winogradTile`; the same
+    /// results up to float rounding, 2.25x or 4x fewer multiplies). On by default; `MML_CONV=im2col` in the environment, or setting this to false, selects the
     /// im2col + GEMM path everywhere (for comparisons).
     nonisolated(unsafe) public static var winogradEnabled: Bool =
         ProcessInfo_environmentValue("MML_CONV") != "im2col"

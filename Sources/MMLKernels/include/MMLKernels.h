@@ -385,7 +385,9 @@ int mml_avgpool2d_backward_f32(float *dx, const float *dy, int64_t planes, int64
 
 /* Inference block, one image at a time in cache: y = maxpool2x2?(leaky(scale[o] * conv(x, weight) + shift[o])),
  * a stride-1 k x k conv with zero padding `pad` (the folded BatchNorm: scale = gamma / sqrt(var + eps),
- * shift = beta - mean * scale). pool != 0 halves H and W (floor). Workspace as for the conv (NULL: per call). */
+ * shift = beta - mean * scale). pool != 0 halves H and W (floor). Workspace as for the conv (NULL: per call).
+ * With AVX-512, k = 3, pad = 1 and c <= 8 (a network's first layer) it runs a direct kernel with the tail in
+ * registers; otherwise an im2col-free GEMM per band of output rows with the tail applied while the band is in L2. */
 int64_t mml_conv_block_workspace_floats(int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
                                         int64_t n, int32_t nthreads);
 int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, const float *scale, const float *shift,
