@@ -151,6 +151,12 @@ static size_t wg_align16(size_t f) { return (f + 15) & ~(size_t)15; }
 
 static int64_t wg_round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
+/* Tiles from t (at column tx of its tile row) to the end of that row or of the block [.., end), whichever is first:
+ * one run of consecutive tiles whose outputs are consecutive in the image rows. */
+static inline int64_t wg_run_len(int64_t t, int64_t tx, int64_t end, int64_t tw) {
+    return tw - tx < end - t ? tw - tx : end - t;
+}
+
 /* Geometry of one direction of the convolution: cin input channels -> cout output channels, h x w maps. */
 typedef struct {
     int64_t cin, cout, h, w;
@@ -411,8 +417,7 @@ static inline __attribute__((always_inline)) void wg_output_block(float *y, floa
         float *yo = y + o * h * w;
         for (int64_t t = t0; t < t0 + nt;) {
             int64_t ty = t / tw, tx = t % tw, q = t - t0;
-            int64_t len = tw - tx;
-            if (len > t0 + nt - t) len = t0 + nt - t;
+            int64_t len = wg_run_len(t, tx, t0 + nt, tw);
             float *row0 = yo + 2 * ty * w + 2 * tx, *row1 = row0 + w;
             /* tiles whose two columns are both inside the image; at most one (the last of an odd-width row)
              * keeps only its left column, and the last tile row of an odd height only its top row */
@@ -593,8 +598,7 @@ static inline __attribute__((always_inline)) void wg4_output_block(float *y, flo
                 float *po = y + o * ph * pw;
                 for (int64_t t = t0; t < t0 + nt;) {
                     int64_t ty = t / tw, tx = t % tw, q = t - t0;
-                    int64_t len = tw - tx;
-                    if (len > t0 + nt - t) len = t0 + nt - t;
+                    int64_t len = wg_run_len(t, tx, t0 + nt, tw);
                     int64_t ncol = pw - 2 * tx < 2 * len ? pw - 2 * tx : 2 * len;
                     for (int64_t pr = 0; pr < 2 && 2 * ty + pr < ph && ncol > 0; pr++) {
                         float *row = po + (2 * ty + pr) * pw + 2 * tx;
@@ -615,8 +619,7 @@ static inline __attribute__((always_inline)) void wg4_output_block(float *y, flo
         float *yo = y + o * h * w;
         for (int64_t t = t0; t < t0 + nt;) {
             int64_t ty = t / tw, tx = t % tw, q = t - t0;
-            int64_t len = tw - tx;
-            if (len > t0 + nt - t) len = t0 + nt - t;
+            int64_t len = wg_run_len(t, tx, t0 + nt, tw);
             int64_t ncol = w - 4 * tx < 4 * len ? w - 4 * tx : 4 * len;
             for (int64_t r = 0; r < 4 && 4 * ty + r < h; r++) {
                 float *row = yo + (4 * ty + r) * w + 4 * tx;

@@ -56,49 +56,33 @@ public final class ConvBlock: ParameterContainer {
             shift[o] = bn.beta.value.data[o] - bn.runningMean.value.data[o] * scale[o]
         }
         let pooled = pool != nil
-        if conv.usesWinograd {
-            // Winograd conv with BN, activation and pooling folded into its output transform
-            let tile = Conv2D.winogradTile(height: d.h, width: d.w)
-            let need = Int(mml_conv3x3_winograd_tile_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                                      Int64(co), tile, Int32(max(threads, 0))))
-            precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
-            if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
-            var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
-            let wsCount = Int64(workspace.count)
-            let status = y.data.withUnsafeMutableBufferPointer { yp in
-                x.data.withUnsafeBufferPointer { xp in
-                    conv.weight.value.data.withUnsafeBufferPointer { wp in
-                        workspace.withUnsafeMutableBufferPointer { ws in
-                            mml_conv3x3_winograd_tile_forward_affine_leaky_f32(
-                                yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift, negativeSlope,
-                                pooled ? 1 : 0, Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), tile,
-                                ws.baseAddress, wsCount, Int32(max(threads, 0)))
-                        }
-                    }
-                }
-            }
-            requireLayerKernel(status, "convblock winograd")
-            return y
-        }
-        let need = Int(mml_conv_block_workspace_floats(Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,
-                                                       Int64(d.n), Int32(threads)))
+        // Winograd-eligible convs: the Winograd conv with BN, activation and pooling folded into its output
+        // transform; others (the first layer): the conv-block kernel
+        let winograd = conv.usesWinograd
+        let tile = Conv2D.winogradTile(height: d.h, width: d.w), nthreads = Int32(max(threads, 0))
+        let (n, c, h, w, cout) = (Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co))
+        let need = Int(winograd ? mml_conv3x3_winograd_tile_workspace_floats(n, c, h, w, cout, tile, nthreads)
+                                : mml_conv_block_workspace_floats(c, h, w, cout, 3, 1, n, nthreads))
         precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
         if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
         var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
-        let wsCount = Int64(workspace.count)
+        let wsCount = Int64(workspace.count), slope = negativeSlope, poolFlag: Int32 = pooled ? 1 : 0
         let status = y.data.withUnsafeMutableBufferPointer { yp in
             x.data.withUnsafeBufferPointer { xp in
                 conv.weight.value.data.withUnsafeBufferPointer { wp in
                     workspace.withUnsafeMutableBufferPointer { ws in
-                        mml_conv_block_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift,
-                                                   Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co), 3, 1,
-                                                   negativeSlope, pooled ? 1 : 0, ws.baseAddress, wsCount,
-                                                   Int32(threads))
+                        winograd
+                            ? mml_conv3x3_winograd_tile_forward_affine_leaky_f32(
+                                yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift, slope, poolFlag, n, c, h,
+                                w, cout, tile, ws.baseAddress, wsCount, nthreads)
+                            : mml_conv_block_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift,
+                                                         n, c, h, w, cout, 3, 1, slope, poolFlag, ws.baseAddress,
+                                                         wsCount, nthreads)
                     }
                 }
             }
         }
-        requireLayerKernel(status, "convblock")
+        requireLayerKernel(status, winograd ? "convblock winograd" : "convblock")
         return y
     }
 

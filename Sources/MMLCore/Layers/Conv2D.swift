@@ -121,26 +121,35 @@ public final class Conv2D: Layer {
         return Int64(winogradWorkspace.count)
     }
 
+    /// The Winograd forward or backward-data kernel (same signature: output, input, weight, sizes of the forward
+    /// direction, tile, workspace, threads) from `input` into `output`, with this layer's weight and workspace.
+    private func runWinograd(
+        _ kernel: (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int64, Int64, Int64,
+                   Int64, Int64, Int32, UnsafeMutablePointer<Float>?, Int64, Int32) -> Int32,
+        into output: inout Tensor, from input: Tensor, _ d: (n: Int, c: Int, h: Int, w: Int), _ op: String
+    ) {
+        let wsCount = ensureWinogradWorkspace(d)
+        let tile = Conv2D.winogradTile(height: d.h, width: d.w)
+        let status = output.data.withUnsafeMutableBufferPointer { outp in
+            input.data.withUnsafeBufferPointer { ip in
+                weight.value.data.withUnsafeBufferPointer { wp in
+                    winogradWorkspace.withUnsafeMutableBufferPointer { ws in
+                        kernel(outp.baseAddress, ip.baseAddress, wp.baseAddress, Int64(d.n), Int64(d.c), Int64(d.h),
+                               Int64(d.w), Int64(outputChannels), tile, ws.baseAddress, wsCount, Int32(max(threads, 0)))
+                    }
+                }
+            }
+        }
+        requireLayerKernel(status, op)
+    }
+
     /// `x: (N, C, H, W) -> (N, C', H', W')`.
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
         let d = checkInput(x)
         let (oh, ow) = outputSize(height: d.h, width: d.w)
         var y = Tensor(uninitializedShape: [d.n, outputChannels, oh, ow])
         if usesWinograd {
-            let wsCount = ensureWinogradWorkspace(d)
-            let status = y.data.withUnsafeMutableBufferPointer { yp in
-                x.data.withUnsafeBufferPointer { xp in
-                    weight.value.data.withUnsafeBufferPointer { wp in
-                        winogradWorkspace.withUnsafeMutableBufferPointer { ws in
-                            mml_conv3x3_winograd_tile_forward_f32(
-                                yp.baseAddress, xp.baseAddress, wp.baseAddress, Int64(d.n), Int64(d.c), Int64(d.h),
-                                Int64(d.w), Int64(outputChannels), Conv2D.winogradTile(height: d.h, width: d.w),
-                                ws.baseAddress, wsCount, Int32(max(threads, 0)))
-                        }
-                    }
-                }
-            }
-            requireLayerKernel(status, "conv2d winograd")
+            runWinograd(mml_conv3x3_winograd_tile_forward_f32, into: &y, from: x, d, "conv2d winograd")
             return (y, Cache(input: x))
         }
         ensureWorkspace(d)
@@ -199,20 +208,8 @@ public final class Conv2D: Layer {
             }
             requireLayerKernel(status, "conv2d winograd weight gradient")
             guard inputGradient else { return nil }
-            let wsCount = ensureWinogradWorkspace(d)
-            let dstatus = dx.data.withUnsafeMutableBufferPointer { dxp in
-                dy.data.withUnsafeBufferPointer { dyp in
-                    weight.value.data.withUnsafeBufferPointer { wp in
-                        winogradWorkspace.withUnsafeMutableBufferPointer { ws in
-                            mml_conv3x3_winograd_tile_backward_data_f32(
-                                dxp.baseAddress, dyp.baseAddress, wp.baseAddress, Int64(d.n), Int64(d.c), Int64(d.h),
-                                Int64(d.w), Int64(outputChannels), Conv2D.winogradTile(height: d.h, width: d.w),
-                                ws.baseAddress, wsCount, Int32(max(threads, 0)))
-                        }
-                    }
-                }
-            }
-            requireLayerKernel(dstatus, "conv2d winograd backward data")
+            runWinograd(mml_conv3x3_winograd_tile_backward_data_f32, into: &dx, from: dy, d,
+                        "conv2d winograd backward data")
             return dx
         }
         ensureWorkspace(d)
