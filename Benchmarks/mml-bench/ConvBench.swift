@@ -1,4 +1,5 @@
 import Foundation
+import MMLCore
 import MMLKernels
 
 /// `mml-bench conv [--json] [--threads N] [--batch B (inference blocks, default 80)]`: the 3x3 stride-1 pad-1 convolution of the Conv-64F / Conv-4 blocks
@@ -44,18 +45,14 @@ func runConvBench(json: Bool, arguments: [String]) {
         let b4 = measure(repeats: repeats) {
             _ = mml_conv3x3_winograd_tile_backward_data_f32(&dx, dy, wt, N, C, H, W, CO, 4, &ws4, need4, threads)
         }
-        rows.append(BenchRow(name: "conv3x3 fwd im2col+sgemm \(shape)", seconds: fi, gflops: flops / fi / 1e9,
-                             ratio: nil, items: n))
-        rows.append(BenchRow(name: "conv3x3 fwd winograd F(2x2,3x3) \(shape)", seconds: fw,
-                             gflops: flops / fw / 1e9, ratio: fi / fw, items: n))
-        rows.append(BenchRow(name: "conv3x3 fwd winograd F(4x4,3x3) \(shape)", seconds: f4,
-                             gflops: flops / f4 / 1e9, ratio: fi / f4, items: n))
-        rows.append(BenchRow(name: "conv3x3 bwd-data im2col+sgemm \(shape)", seconds: bi, gflops: flops / bi / 1e9,
-                             ratio: nil, items: n))
-        rows.append(BenchRow(name: "conv3x3 bwd-data winograd F(2x2,3x3) \(shape)", seconds: bw,
-                             gflops: flops / bw / 1e9, ratio: bi / bw, items: n))
-        rows.append(BenchRow(name: "conv3x3 bwd-data winograd F(4x4,3x3) \(shape)", seconds: b4,
-                             gflops: flops / b4 / 1e9, ratio: bi / b4, items: n))
+        for (direction, im2col, winograd) in [("fwd", fi, [fw, f4]), ("bwd-data", bi, [bw, b4])] {
+            rows.append(BenchRow(name: "conv3x3 \(direction) im2col+sgemm \(shape)", seconds: im2col,
+                                 gflops: flops / im2col / 1e9, ratio: nil, items: n))
+            for (tile, t) in zip(["F(2x2,3x3)", "F(4x4,3x3)"], winograd) {
+                rows.append(BenchRow(name: "conv3x3 \(direction) winograd \(tile) \(shape)", seconds: t,
+                                     gflops: flops / t / 1e9, ratio: im2col / t, items: n))
+            }
+        }
     }
     // The inference blocks of Conv-64F at 84x84, batch 80, as ConvBlock runs them: conv + folded BN + leaky ReLU
     // (+ 2x2 max-pool), block 1 (C = 3) on the direct kernel (AVX-512; elsewhere the im2col-free GEMM in row
@@ -101,14 +98,9 @@ func runConvBench(json: Bool, arguments: [String]) {
     printRows(rows, json: json)
 }
 
-/// splitmix64 for the benchmark inputs (values in [-1, 1)).
+/// Benchmark inputs uniform in [-1, 1) from MMLCore's seeded generator.
 private struct ConvBenchRng {
-    var state: UInt64
-    mutating func float() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24) * 2 - 1
-    }
+    var generator: TensorRNG
+    init(state: UInt64) { generator = TensorRNG(seed: state) }
+    mutating func float() -> Float { TensorRNG.uniform(using: &generator) * 2 - 1 }
 }

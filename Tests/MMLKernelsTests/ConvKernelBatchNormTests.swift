@@ -30,7 +30,7 @@ extension ConvKernelTests {
     }
 
     private func checkBatchNormKernels(seed: UInt64) {
-        var r = Rng(s: seed)
+        var r = Rng(seed: seed)
         for (n, c, hw) in Self.planeSizes {
             // offset and an extreme value at the last index of the last plane
             var x = r.floats(n * c * hw).map { $0 * 3 + 50 }

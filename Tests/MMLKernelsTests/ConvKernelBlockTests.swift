@@ -5,7 +5,7 @@ import XCTest
 /// odd sizes (the pool floors), against the naive conv in double followed by the same steps.
 extension ConvKernelTests {
     private func checkConvBlock(seed: UInt64, shape: (Int, Int, Int, Int, Int) = (2, 40, 37, 23, 4)) {
-        var r = Rng(s: seed)
+        var r = Rng(seed: seed)
         let (n, c, h, w, co) = shape
         let slope = Float(0.2)
         let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9)

@@ -5,7 +5,7 @@ import XCTest
 /// col2im as the exact adjoint: <im2col(x), c> == <x, col2im(c)>.
 extension ConvKernelTests {
     private func checkIm2col(seed: UInt64) {
-        var r = Rng(s: seed)
+        var r = Rng(seed: seed)
         // (c, h, w, k, stride, pad): widths around 16-lane chunks, k > w with padding, stride 2
         let shapes = [(1, 1, 1, 1, 1, 0), (2, 5, 3, 3, 1, 1), (3, 7, 17, 3, 1, 1), (2, 6, 33, 5, 1, 2),
                       (1, 4, 16, 3, 1, 0), (2, 3, 2, 3, 1, 2), (2, 9, 21, 3, 2, 1), (1, 2, 40, 1, 1, 0)]

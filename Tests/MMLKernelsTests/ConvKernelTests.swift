@@ -3,18 +3,8 @@ import XCTest
 
 /// The layer kernels (GEMM, conv, BatchNorm statistics, pooling) against their naive double-precision twins.
 final class ConvKernelTests: XCTestCase {
-    struct Rng {
-        var s: UInt64
-        mutating func next() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-        mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
-    }
+    /// The target's seeded generator (TestSupport.swift).
+    typealias Rng = TestRNG
 
     func assertClose(_ a: [Float], _ b: [Double], atol: Double, rtol: Double, _ what: String,
                      file: StaticString = #filePath, line: UInt = #line) {
@@ -41,7 +31,7 @@ final class ConvKernelTests: XCTestCase {
     }
 
     func checkSGEMM() {
-        var r = Rng(s: 1)
+        var r = Rng(seed: 1)
         let shapes = [(1, 1, 1), (7, 33, 5), (8, 32, 256), (13, 70, 300), (64, 1764, 27), (129, 65, 513), (3, 2049, 2)]
         for (m, n, k) in shapes {
             for ta in [Int32(0), 1] {
@@ -63,7 +53,7 @@ final class ConvKernelTests: XCTestCase {
     }
 
     func testConvForwardBackwardMatchNaive() {
-        var r = Rng(s: 2)
+        var r = Rng(seed: 2)
         // (n, c, h, w, cout, k, stride, pad)
         let cases = [(1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 7, 5, 4, 3, 1, 1), (3, 2, 9, 11, 5, 3, 2, 1), (2, 5, 6, 6, 7, 1, 1, 0),
                      (5, 4, 13, 13, 9, 3, 1, 0), (1, 3, 8, 8, 2, 5, 2, 2), (4, 17, 10, 10, 33, 3, 1, 1),
@@ -101,7 +91,7 @@ final class ConvKernelTests: XCTestCase {
     }
 
     func testConvBackwardIdenticalOnOneAndTwoThreads() {
-        var r = Rng(s: 3)
+        var r = Rng(seed: 3)
         let (n, c, h, w, co) = (7, 5, 12, 12, 6)
         let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
         var outs: [[Float]] = []
@@ -125,7 +115,7 @@ final class ConvKernelTests: XCTestCase {
     }
 
     func testBatchNormStatisticsMatchNaive() {
-        var r = Rng(s: 4)
+        var r = Rng(seed: 4)
         for (n, c, hw) in [(1, 1, 1), (3, 5, 7), (4, 2, 441)] {
             // a large common offset checks the two-pass variance
             let x = r.floats(n * c * hw).map { $0 + 100 }
@@ -154,7 +144,7 @@ final class ConvKernelTests: XCTestCase {
     /// The 2x2 stride-2 fast paths (AVX-512 and portable) against a plain scan of each window: values from a small
     /// set (many ties) with NaNs, widths that hit the 16-wide blocks and the scalar tail, odd heights and widths.
     func testMaxPool2x2FastPathsMatchWindowScan() {
-        var r = Rng(s: 17)
+        var r = Rng(seed: 17)
         for portable in [false, true] {
             mml_layers_force_portable(portable ? 1 : 0)
             defer { mml_layers_force_portable(0) }
@@ -187,7 +177,7 @@ final class ConvKernelTests: XCTestCase {
     /// odd and even sizes (partial edge tiles), 16-tile blocks and their tails; accumulation into dW; thread counts.
     /// Measured worst excess over the bound below: 0 (errors ~1e-6 relative to the gradient's scale).
     func testWinogradWeightGradientMatchesNaive() {
-        var r = Rng(s: 41)
+        var r = Rng(seed: 41)
         // (n, c, h, w, cout)
         let cases = [(1, 1, 1, 1, 1), (2, 3, 2, 2, 4), (3, 2, 3, 5, 3), (2, 4, 7, 6, 5), (1, 5, 21, 21, 7),
                      (5, 8, 42, 42, 6), (2, 3, 9, 70, 2), (6, 64, 11, 11, 64)]
@@ -225,7 +215,7 @@ final class ConvKernelTests: XCTestCase {
     /// (affine, max-pool, max-pool+leaky backward, BatchNorm backward), with batch and fixed statistics, odd sizes,
     /// on the AVX-512 and portable paths; a corrupt argmax is refused.
     func testFusedBatchNormLeakyMaxPoolMatchesUnfused() {
-        var r = Rng(s: 77)
+        var r = Rng(seed: 77)
         for portable in [false, true] {
             mml_layers_force_portable(portable ? 1 : 0)
             defer { mml_layers_force_portable(0) }
@@ -274,7 +264,7 @@ final class ConvKernelTests: XCTestCase {
     /// kernels, bit for bit (same arithmetic, same tie rule), pooled and not, odd sizes, both ISA paths, both tiles
     /// (F(4x4): pool windows inside a 4x4 tile, tiles cut by the border, more than 16 tiles per row).
     func testWinogradForwardWithFoldedTailMatchesSeparateTail() {
-        var r = Rng(s: 91)
+        var r = Rng(seed: 91)
         for portable in [false, true] { for tile in [Int32(2), 4] {
             mml_layers_force_portable(portable ? 1 : 0)
             defer { mml_layers_force_portable(0) }

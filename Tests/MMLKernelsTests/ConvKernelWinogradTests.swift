@@ -76,7 +76,7 @@ final class ConvKernelWinogradTests: XCTestCase {
     }
 
     func checkAgainstNaive(channels: [Int], seed: UInt64, tile: Int32 = 2, tolerance: Double = tolerance) {
-        var r = Rng(s: seed)
+        var r = Rng(seed: seed)
         var index = 0
         for c in channels {
             for co in [1, 64] {
@@ -105,7 +105,7 @@ final class ConvKernelWinogradTests: XCTestCase {
     func testTile4MatchesNaiveOnBothPaths() {
         checkAgainstNaive(channels: [1, 3, 64], seed: 15, tile: 4, tolerance: Self.tolerance4)
         // more than 16 tiles per row (the AVX-512 row split loops) and a partial last tile
-        var r = Rng(s: 17)
+        var r = Rng(seed: 17)
         for (h, w) in [(9, 70), (5, 130)] {
             let (ef, eb) = errors(1, 3, h, w, 5, threads: 2, tile: 4, rng: &r)
             XCTAssertLessThanOrEqual(ef, Self.tolerance4, "tile 4 forward \(h)x\(w)")
@@ -119,7 +119,7 @@ final class ConvKernelWinogradTests: XCTestCase {
     /// Tile 2 through the tile-parameter entry points is the plain F(2x2, 3x3) kernel, bit for bit; tile 4 gives the
     /// same bits on 1 and 2 threads; other tiles are refused.
     func testTileParameter() {
-        var r = Rng(s: 17)
+        var r = Rng(seed: 17)
         let (n, c, h, w, co) = (3, 5, 9, 10, 7)
         let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(co))
         let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
@@ -158,7 +158,7 @@ final class ConvKernelWinogradTests: XCTestCase {
     /// Odd sizes with more rows / columns than one tile block, c != cout in both directions, and more than 256
     /// channels (the GEMM's k blocking).
     func testOddShapesAndUnequalChannels() {
-        var r = Rng(s: 13)
+        var r = Rng(seed: 13)
         for (n, c, h, w, co) in [(2, 5, 9, 1, 7), (1, 64, 1, 45, 3), (3, 17, 13, 11, 40), (1, 2, 33, 31, 130),
                                  (2, 300, 6, 5, 9)] {
             let (ef, eb) = errors(n, c, h, w, co, threads: 2, rng: &r)
@@ -184,7 +184,7 @@ final class ConvKernelWinogradTests: XCTestCase {
     }
 
     func testOneAndTwoThreadsGiveIdenticalBits() {
-        var r = Rng(s: 14)
+        var r = Rng(seed: 14)
         for (n, c, h, w, co) in [(3, 64, 21, 21, 64), (5, 3, 7, 6, 64), (4, 64, 42, 42, 1)] {
             let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(co))
             let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
