@@ -1,19 +1,13 @@
 import MMLCore
 import XCTest
 
-/// A tiny deterministic generator for test inputs.
+/// A tiny deterministic generator for test inputs: MMLCore's SplitMix64 `TensorRNG` with test helpers.
 struct TestRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var generator: TensorRNG
+    init(_ seed: UInt64) { generator = TensorRNG(seed: seed) }
+    mutating func next() -> UInt64 { generator.next() }
     /// Uniform in [-1, 1).
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    mutating func uniform() -> Float { TensorRNG.uniform(using: &generator) * 2 - 1 }
     mutating func tensor(_ shape: [Int], scale: Float = 1, offset: Float = 0) -> Tensor {
         Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in uniform() * scale + offset })
     }
