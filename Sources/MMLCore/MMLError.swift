@@ -1,5 +1,9 @@
 /// Every error a user can cause: a missing file, a corrupt image, a class with too few images, a singular
 /// covariance, NaN in features. The message says what was wrong, where (file, class, numbers) and what to do.
+///
+/// The core knows no command line: a message names a configuration field in backquotes (`` `episodesPerEpoch` ``),
+/// and a front end renders it in its own words with `rendered(naming:)` (the CLI as `--episodes-per-epoch`, a
+/// Python binding as `episodes_per_epoch`). `message` itself shows the bare field names.
 public struct MMLError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A coarse category, for programs that react to errors.
     public enum Kind: String, Sendable {
@@ -7,13 +11,50 @@ public struct MMLError: Error, CustomStringConvertible, Equatable, Sendable {
         case numerical, kernel, io, config
     }
     public let kind: Kind
-    /// The full human-readable message: what, where, and what to do.
-    public let message: String
+    /// The message as written, configuration fields in backquotes.
+    public let template: String
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
-        self.message = message
+        self.template = message
+    }
+
+    /// The full human-readable message: what, where, and what to do, with the bare names of the fields.
+    public var message: String { rendered { $0 } }
+
+    /// The configuration fields the message names, in order of appearance.
+    public var fields: [String] {
+        var out: [String] = []
+        forEachField { out.append($0) }
+        return out
+    }
+
+    /// The message with every backquoted field name replaced by `name(field)` (e.g. the command-line flag).
+    public func rendered(naming name: (String) -> String) -> String {
+        var out = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "`") {
+            let after = rest.index(after: open)
+            guard let close = rest[after...].firstIndex(of: "`"), Self.isField(rest[after..<close]) else {
+                out += rest[...open]
+                rest = rest[after...]
+                continue
+            }
+            out += rest[..<open] + name(String(rest[after..<close]))
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
     }
 
     public var description: String { message }
+
+    private func forEachField(_ body: (String) -> Void) {
+        _ = rendered { body($0); return $0 }
+    }
+
+    /// A field name: a dotted path of identifiers (`training.way`, `pixelNeighbours`).
+    private static func isField(_ s: Substring) -> Bool {
+        !s.isEmpty && s.allSatisfy { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" }
+            && s.first!.isLetter
+    }
 }

@@ -86,27 +86,16 @@ public final class EpisodicTrainer {
         onEvent?(.checkpoint(path: p, episode: state.episodesDone))
     }
 
-    private func appendLog(_ object: [String: Any]) {
-        guard let p = path("log.jsonl"),
-              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        if !FileManager.default.fileExists(atPath: p) { _ = FileManager.default.createFile(atPath: p, contents: nil) }
-        if let h = FileHandle(forWritingAtPath: p) {
-            h.seekToEndOfFile()
-            h.write(data + Data("\n".utf8))
-            try? h.close()
-        }
+    private func appendLog(_ object: [String: Any]) throws {
+        guard let p = path("log.jsonl") else { return }
+        try JSONLLog(path: p, fresh: false).append(object)
     }
 
     /// Drops log lines written after the checkpoint being resumed (they will be written again).
     public func truncateLog() {
-        guard let p = path("log.jsonl"), let text = try? String(contentsOfFile: p, encoding: .utf8) else { return }
-        let keep = text.split(separator: "\n").filter { line in
-            guard let d = line.data(using: .utf8),
-                  let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-                  let e = o["episode"] as? Int else { return false }
-            return e <= state.episodesDone
-        }
-        try? AtomicFile.write(keep.map { $0 + "\n" }.joined(), to: p)
+        guard let p = path("log.jsonl"), FileManager.default.fileExists(atPath: p) else { return }
+        let done = state.episodesDone
+        try? JSONLLog(path: p, fresh: false).retain { ($0["episode"] as? Int).map { $0 <= done } ?? false }
     }
 
     /// One training episode: forward, cross-entropy on the fused logits, backward (gradients scaled by
@@ -166,7 +155,7 @@ public final class EpisodicTrainer {
             if state.episodesDone % c.logEvery == 0 {
                 let n = Double(max(state.windowEpisodes, 1))
                 let (ml, ma) = (state.windowLoss / n, state.windowAccuracy / n)
-                appendLog(["event": "train", "episode": state.episodesDone, "epoch": epoch + 1, "loss": ml,
+                try appendLog(["event": "train", "episode": state.episodesDone, "epoch": epoch + 1, "loss": ml,
                            "accuracy": ma, "lr": Double(lr), "elapsed": state.elapsedSeconds])
                 onEvent?(.log(episode: state.episodesDone, epoch: epoch, loss: ml, accuracy: ma, learningRate: lr,
                               elapsed: state.elapsedSeconds))
@@ -203,7 +192,7 @@ public final class EpisodicTrainer {
             var o: [String: Any] = ["event": "validation", "episode": state.episodesDone, "epoch": epoch,
                                     "accuracy": record.accuracy, "ci95": record.ci95, "best": isBest]
             for (k, v) in record.levels { o["accuracy_" + k] = v }
-            appendLog(o)
+            try appendLog(o)
         }
         onEvent?(.validation(record, isBest: isBest))
     }

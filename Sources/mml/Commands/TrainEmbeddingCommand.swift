@@ -96,7 +96,7 @@ struct TrainEmbeddingCommand: ParsableCommand {
             let pk = try PKSampler(dataset: train, classesPerBatch: p, imagesPerClass: k, seed: seed)
             for w in pk.warnings { warn(w) }
             let schedule = LearningRateSchedule.cosine(total: iterations, minimum: 0)
-            let log = try JSONLLog.inOutputDirectory(out)
+            let log = try JSONLLog(path: out + "/log.jsonl", fresh: true)
             progressLine("train-embedding \(train.name): \(pk.eligibleClasses.count) classes, P \(p) x K \(k), "
                          + "\(loss.rawValue) loss (alpha \(margin)), \(positives.rawValue) positives, "
                          + "\(negatives.rawValue) negatives, \(config.backbone.rawValue), dim "
@@ -139,7 +139,7 @@ struct TrainEmbeddingCommand: ParsableCommand {
             var extra: [(name: String, tensor: Tensor)] = []
             if let linear { extra += linear.namedParameters(prefix: "embedding").map { ($0.name, $0.parameter.value) } }
             if loss == .margin { extra.append((name: "loss.beta", tensor: lossFn.beta.value)) }
-            let state = jsonLine(["iterations": iterations, "loss": loss.rawValue, "positives": positives.rawValue,
+            let state = JSONLLog.line(["iterations": iterations, "loss": loss.rawValue, "positives": positives.rawValue,
                                   "negatives": negatives.rawValue, "margin": Double(margin), "dim": dim])
             try Checkpoint.save(model, extra: extra, state: state, to: out + "/embedding.safetensors")
             progressLine("wrote \(out)/embedding.safetensors")
@@ -177,6 +177,6 @@ struct TrainEmbeddingCommand: ParsableCommand {
                 record["fewshot_5way_\(shot)shot_ci95"] = r.summary.ci95
             }
         }
-        progressLine("result " + jsonLine(record))
+        progressLine("result " + JSONLLog.line(record))
     }
 }

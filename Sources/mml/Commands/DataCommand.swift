@@ -11,59 +11,6 @@ struct DataCommand: ParsableCommand {
     )
 }
 
-extension DatasetLayout: ExpressibleByArgument {}
-
-/// Where a dataset is and how to read it; shared by the subcommands that open datasets.
-struct DatasetOptions: ParsableArguments {
-    @Argument(help: "Dataset root, or 'synthetic' for the built-in generated data.")
-    var path: String = "synthetic"
-
-    @Option(help: "Layout: folder, csv, omniglot, omniglot-vinyals or synthetic (detected when omitted).")
-    var layout: DatasetLayout?
-
-    @Option(help: "Split: csv/synthetic train|val|test; omniglot background|evaluation|all; omniglot-vinyals train|val|test|trainval; folder: a subfolder.")
-    var split: String?
-
-    @Option(help: "Synthetic data: generator seed.")
-    var syntheticSeed: UInt64 = 0
-
-    @Option(help: "Synthetic data: image side in pixels (default 84, or a checkpoint's image size).")
-    var syntheticSize: Int?
-
-    @Option(help: "Synthetic data: channels, 1 or 3 (default 3, or a checkpoint's channels).")
-    var syntheticChannels: Int?
-
-    @Option(help: "Synthetic data: images per class.")
-    var syntheticImages = 100
-
-    /// The dataset these options name.
-    /// - Parameter image: a model's image configuration, the default size and channels of synthetic data.
-    func open(image: ImageConfig? = nil) throws -> any FewShotDataset {
-        let opts = SyntheticDataset.Options(seed: syntheticSeed, imagesPerClass: syntheticImages,
-                                            size: syntheticSize ?? image?.size ?? 84,
-                                            channels: syntheticChannels ?? image?.channels ?? 3)
-        return try Datasets.open(path: path, layout: layout, split: split, synthetic: opts)
-    }
-
-    /// This dataset restricted to another split.
-    func with(split: String) -> DatasetOptions {
-        var d = self
-        d.split = split
-        return d
-    }
-
-    /// The layout (given or detected).
-    var resolvedLayout: DatasetLayout { layout ?? DatasetLayout.detect(path: path, split: split) }
-}
-
-/// Runs `body`, printing an `MMLError` as "error: ..." and exiting non-zero.
-func runReportingErrors(_ body: () throws -> Void) throws {
-    do { try body() } catch let e as MMLError {
-        FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
-        throw ExitCode(1)
-    }
-}
-
 struct DataInspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",

@@ -104,7 +104,7 @@ struct PretrainCommand: ParsableCommand {
                 }
                 return p
             }
-            let log = try JSONLLog.inOutputDirectory(out)
+            let log = try JSONLLog(path: out + "/log.jsonl", fresh: true)
             progressLine("pretrain \(train.name) [\(trainSplit)]: \(train.classCount) classes, \(train.totalItems) "
                          + "images, \(perEpoch) batches of \(batchSize) per epoch; \(config.backbone.rawValue) "
                          + "\(config.image.size)x\(config.image.size)x\(config.inputChannels), head \(loss.rawValue) "
@@ -144,7 +144,7 @@ struct PretrainCommand: ParsableCommand {
                 var line = String(format: "epoch %d/%d  loss %.4f  acc %.2f%%  %.1f s", epoch + 1, epochs,
                                   lossSum / Double(seen), accSum / Double(seen) * 100, trainSeconds)
                 let extra = head.namedParameters(prefix: "head").map { (name: $0.name, tensor: $0.parameter.value) }
-                let state = jsonLine(["epoch": epoch + 1, "loss": loss.rawValue, "margin": Double(head.margin),
+                let state = JSONLLog.line(["epoch": epoch + 1, "loss": loss.rawValue, "margin": Double(head.margin),
                                       "scale": Double(head.scale), "classes": train.classCount])
                 if let (vl, vs) = validation {
                     let v = try evaluateFrozenFeatures(model: model, loader: vl, sampler: vs, episodes: valEpisodes,

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import MMLCore
+
+extension BackboneKind: ExpressibleByArgument {}
+extension BackboneInitialization: ExpressibleByArgument {}
+extension FusionNormalization: ExpressibleByArgument {}
+
+/// The metric's options, shared by train, ablate and score. Every option is nil when not given; the defaults are
+/// `MetricConfiguration()`'s (METHOD.md section 2), so they live in one place.
+struct MetricOptions: ParsableArguments {
+    @Option(help: "Metric levels: all, or a comma-separated subset of pixel, part, distribution (default all).")
+    var levels: String?
+
+    @Option(name: .customLong("pixel-k"), help: "Pixel level: neighbours K (default 1; MML trains with 1, DN4 with 3).")
+    var pixelK: Int?
+
+    @Option(help: "Part level: grid:G1,G2,... (pooled regions over G x G grids, MML v4; needs H, W >= every G) or channels (MML v1). Default grid:3,2.")
+    var partForm: String?
+
+    @Option(name: .customLong("part-k"), help: "Part level: neighbours K (default 1).")
+    var partK: Int?
+
+    @Option(help: "Distribution level: kl (query||class), kl-cq, kl-sym, w2 or mml-v1 (default kl).")
+    var distance: String?
+
+    @Option(help: "Distribution level: covariance ridge eps (default 0.01).")
+    var distributionEps: Float?
+
+    @Option(help: "Fusion: learned (per-level normalisation + learned weights; the default) or fixed (MML v4).")
+    var fusion: String?
+
+    @Option(help: "Learned fusion normaliser: per-level (default) or per-position (ties the model to its n-way).")
+    var fusionNormalization: FusionNormalization?
+
+    @Option(help: "Fixed fusion: comma-separated weights, one per enabled level (default 1, 0.5, 0.5).")
+    var fixedWeights: String?
+
+    /// The flags given on the command line, spelled as the user types them (for "cannot be combined" errors).
+    var givenFlags: [String] {
+        let given: [(String, Bool)] = [
+            ("--levels", levels != nil), ("--pixel-k", pixelK != nil), ("--part-form", partForm != nil),
+            ("--part-k", partK != nil), ("--distance", distance != nil), ("--distribution-eps", distributionEps != nil),
+            ("--fusion", fusion != nil), ("--fusion-normalization", fusionNormalization != nil),
+            ("--fixed-weights", fixedWeights != nil),
+        ]
+        return given.filter(\.1).map(\.0)
+    }
+
+    /// The configuration these options give. - Throws: `MMLError(.config)`.
+    func configuration(way: Int) throws -> MetricConfiguration {
+        var c = MetricConfiguration(way: way)
+        if let levels { c.levels = try MetricConfiguration.parseLevels(levels).sorted() }
+        if let pixelK { c.pixelNeighbours = pixelK }
+        if let partForm { c.partForm = partForm }
+        if let partK { c.partNeighbours = partK }
+        if let distance { c.distance = distance }
+        if let distributionEps { c.distributionEps = distributionEps }
+        if let fusion { c.fusion = fusion }
+        if let fusionNormalization { c.fusionNormalization = fusionNormalization }
+        if let w = fixedWeights {
+            c.fixedWeights = try w.split(separator: ",").map {
+                guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
+                    throw MMLError(.config, "--fixed-weights '\(w)': '\($0)' is not a number")
+                }
+                return v
+            }
+        }
+        try c.validate()
+        return c
+    }
+}
+
+extension AugmentationKind: ExpressibleByArgument {}
+
+/// Image size / channels / augmentation (`ImageSettings` in the core), with defaults that follow the dataset.
+struct ImageOptions: ParsableArguments {
+    @Option(help: "Image side in pixels (default: 28 for Omniglot, the synthetic size, else 84).")
+    var imageSize: Int?
+
+    @Option(help: "Image channels, 1 or 3 (default: 1 for Omniglot, the synthetic channels, else 3).")
+    var channels: Int?
+
+    @Option(help: "Training augmentation: none, or mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4).")
+    var augment: AugmentationKind = .none
+
+    /// The core's image settings.
+    var settings: ImageSettings { ImageSettings(size: imageSize, channels: channels, augmentation: augment) }
+}
+
+/// Backbone options (`BackboneSettings` in the core) for every command that builds a model (train, ablate
+/// --retrain, pretrain, train-embedding). Where the default differs between commands the option is nil when not
+/// given, and `BackboneSettings.Defaults` says what it is.
+struct BackboneOptions: ParsableArguments {
+    @Option(help: "Backbone: conv64f (DN4/MML), conv4 or resnet12 (default: conv64f; conv4 for pretrain and train-embedding).")
+    var backbone: BackboneKind?
+
+    @Option(help: "Backbone widths, 4 comma-separated channel counts (default: the architecture's own).")
+    var widths: String?
+
+    @Option(help: "Weight initialisation: mml (N(0, 0.02)) or kaiming (default: mml; kaiming for pretrain and train-embedding).")
+    var initialization: BackboneInitialization?
+
+    @Option(help: "Seed of the initial weights (default: 0; pretrain and train-embedding: their --seed).")
+    var initSeed: UInt64?
+
+    /// The parsed `--widths`. - Throws: `MMLError(.config)` for a malformed list.
+    func resolvedWidths() throws -> [Int]? {
+        guard let widths else { return nil }
+        let w = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard w.count == 4, w.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw MMLError(.config, "--widths '\(widths)' must be comma-separated positive integers; give 4 positive "
+                           + "channel counts, e.g. 64,64,64,64")
+        }
+        return w.map { $0! }
+    }
+
+    /// The core's backbone settings. - Throws: `MMLError(.config)` for malformed widths.
+    func settings() throws -> BackboneSettings {
+        BackboneSettings(kind: backbone, widths: try resolvedWidths(), initialization: initialization, seed: initSeed)
+    }
+
+    /// The configuration of a fresh model of `kind` for `dataset`, with these options, `image` and `metric`.
+    func modelConfiguration(kind: String, dataset: DatasetOptions, image: ImageOptions,
+                            defaults: BackboneSettings.Defaults,
+                            metric: MetricConfiguration? = nil) throws -> ModelConfiguration {
+        try settings().modelConfiguration(kind: kind, dataset: dataset.source, image: image.settings,
+                                          defaults: defaults, metric: metric)
+    }
+}
