@@ -30,54 +30,30 @@ struct DataInspectCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let ds = try dataset.open()
-            let counts = ds.itemCounts
-            print("dataset     \(ds.name)")
-            print("classes     \(ds.classCount)")
-            print("images      \(counts.reduce(0, +))")
-            if let lo = counts.min(), let hi = counts.max() {
-                let sorted = counts.sorted()
-                print("per class   min \(lo)  median \(sorted[sorted.count / 2])  max \(hi)")
-            }
-            var sizes: [String: Int] = [:]
-            var problems: [String] = []
-            for c in 0..<ds.classCount {
-                for i in 0..<counts[c] {
-                    do {
-                        let key: String
-                        if ds is SyntheticDataset || decode {
-                            let img = try ds.loadImage(ofClass: c, item: i, channels: 3)
-                            key = "\(img.width)x\(img.height)"
-                        } else {
-                            let path = ds.itemPath(ofClass: c, item: i)
-                            let info = try ImageCodec.probe(try ImageCodec.readFile(path), source: path)
-                            key = "\(info.width)x\(info.height) \(info.format.rawValue) \(info.channels)ch \(info.bitDepth)-bit"
-                        }
-                        sizes[key, default: 0] += 1
-                    } catch let e as MMLError { problems.append(e.message) }
-                    if ds is SyntheticDataset && i >= 1 { break } // generated: the size is the same for all
-                }
-            }
-            print("image sizes" + (ds is SyntheticDataset ? " (sampled)" : ""))
-            for (k, n) in sizes.sorted(by: { $0.value > $1.value }) { print("  \(k): \(n)") }
-            if classes {
-                for c in 0..<ds.classCount { print("  \(ds.classNames[c]): \(counts[c])") }
-            }
-            let empty = counts.indices.filter { counts[$0] == 0 }.map { ds.classNames[$0] }
-            if !empty.isEmpty { problems.append("\(empty.count) class(es) have no images: \(empty.prefix(10).joined(separator: ", "))") }
-            problems = ds.warnings + problems
-            print("skipped     \(ds.skippedFiles.count) file(s) that are not PNG/JPEG")
-            print("problems    \(problems.count)")
-            for p in problems.prefix(50) { print("  \(p)") }
-            if problems.count > 50 { print("  ... and \(problems.count - 50) more") }
-            if let dir = writeSamples {
-                for c in 0..<min(10, ds.classCount) where counts[c] > 0 {
-                    let img = try ds.loadImage(ofClass: c, item: 0, channels: 3)
-                    try ImageCodec.write(img, to: "\(dir)/class\(c).png")
-                }
-                print("samples     written to \(dir)")
-            }
+            let config = DatasetInspectionConfiguration(dataset: dataset.source, decode: decode,
+                                                        samplesDirectory: writeSamples)
+            render(try DatasetInspection(config).run())
         }
+    }
+
+    private func render(_ r: DatasetInspectionReport) {
+        print("dataset     \(r.name)")
+        print("classes     \(r.classCount)")
+        print("images      \(r.imageCount)")
+        if let lo = r.imagesPerClass.min(), let hi = r.imagesPerClass.max() {
+            let sorted = r.imagesPerClass.sorted()
+            print("per class   min \(lo)  median \(sorted[sorted.count / 2])  max \(hi)")
+        }
+        print("image sizes" + (r.sampled ? " (sampled)" : ""))
+        for k in r.imageKinds { print("  \(k.description): \(k.count)") }
+        if classes {
+            for (name, n) in zip(r.classNames, r.imagesPerClass) { print("  \(name): \(n)") }
+        }
+        print("skipped     \(r.skippedFiles) file(s) that are not PNG/JPEG")
+        print("problems    \(r.problems.count)")
+        for p in r.problems.prefix(50) { print("  \(p)") }
+        if r.problems.count > 50 { print("  ... and \(r.problems.count - 50) more") }
+        if let dir = r.samplesDirectory { print("samples     written to \(dir)") }
     }
 }
 
