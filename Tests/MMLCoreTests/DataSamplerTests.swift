@@ -76,7 +76,7 @@ final class DataSamplerTests: XCTestCase {
         assertThrowsMessage(try EpisodeSampler(dataset: ds, way: 5, shot: 1, query: 1, seed: 0),
                             contains: ["4 class(es)", "5-way"])
         assertThrowsMessage(try EpisodeSampler(dataset: ds, way: 2, shot: 5, query: 15, seed: 0),
-                            contains: ["'class0' (10 images)", "5-shot + 15 queries = 20", "--drop-small-classes"])
+                            contains: ["'class0' (10 images)", "5-shot + 15 queries = 20", "dropSmallClasses"])
         assertThrowsMessage(try EpisodeSampler(dataset: ds, way: 0, shot: 1, query: 1, seed: 0), contains: ["way 0"])
     }
 

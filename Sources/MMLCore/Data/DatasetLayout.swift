@@ -53,7 +53,7 @@ public enum Datasets {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
             throw MMLError(.fileNotFound, "dataset root \(path) does not exist or is not a directory; check the path "
-                           + "(for the built-in data use --layout synthetic)")
+                           + "(for the built-in data use `layout` synthetic)")
         }
         let root = URL(fileURLWithPath: path).standardizedFileURL.path
         switch layout {
@@ -148,7 +148,7 @@ public enum Datasets {
         case "all": parts = ["images_background", "images_evaluation"]
         default:
             throw MMLError(.invalidArgument, "unknown Omniglot split '\(split)'; use background (train), evaluation "
-                           + "(test) or all (or --layout omniglot-vinyals for train/val/test)")
+                           + "(test) or all (or `layout` omniglot-vinyals for train/val/test)")
         }
         var classes: [FileClass] = [], skipped: [String] = []
         for part in parts {

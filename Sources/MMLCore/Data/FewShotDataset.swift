@@ -120,8 +120,8 @@ public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClas
         if !dropSmallClasses {
             throw MMLError(.datasetTooSmall,
                            "\(small.count) class(es) of \(dataset.name) have fewer images than \(shot)-shot + \(query) "
-                           + "queries = \(perClass): \(listed)\(more); lower --shot/--query, add images, or pass "
-                           + "--drop-small-classes to skip them")
+                           + "queries = \(perClass): \(listed)\(more); lower `shot`/`query`, add images, or pass "
+                           + "`dropSmallClasses` to skip them")
         }
         let keep = counts.indices.filter { counts[$0] >= perClass }
         result = ClassSubset(base: dataset, classIndices: keep,
@@ -130,7 +130,7 @@ public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClas
     if result.classCount < way {
         throw MMLError(.datasetTooSmall,
                        "\(dataset.name) has \(result.classCount) class(es) with at least \(perClass) images, but "
-                       + "\(way)-way episodes need \(way); lower --way or use a larger split")
+                       + "\(way)-way episodes need \(way); lower `way` or use a larger split")
     }
     return result
 }

@@ -54,7 +54,7 @@ public enum Checkpoint {
         guard let json = contents.metadata[modelKey] else {
             throw MMLError(.unsupportedFormat, "\(path) is a safetensors file without an mml model configuration "
                            + "(metadata '\(modelKey)'); it was not written by mml. Load plain weights with "
-                           + "Safetensors.load(into:) or `mml train --init` instead")
+                           + "Safetensors.load(into:) or as an initialisation (`initFrom`) instead")
         }
         do {
             return try JSONDecoder().decode(ModelConfiguration.self, from: Data(json.utf8))
@@ -105,7 +105,7 @@ public enum Checkpoint {
                                + "\(other.inputChannels) input channel(s) and widths "
                                + "\(other.backboneConfiguration.resolvedWidths), but this model is "
                                + "\(mine.backbone.rawValue) with \(mine.inputChannels) and "
-                               + "\(mine.backboneConfiguration.resolvedWidths); use the same --backbone and data")
+                               + "\(mine.backboneConfiguration.resolvedWidths); use the same `backbone` and data")
             }
         }
         try Safetensors.load(into: model.backbone, prefix: "backbone", from: path, allowExtra: true)
