@@ -6,6 +6,14 @@ public enum AugmentationKind: String, Codable, Sendable, CaseIterable {
     case none
     /// MML's: resize to 100/84 of the size, random crop, horizontal flip, colour jitter 0.4.
     case mml
+
+    /// The kind named `name` (`none`, `mml`). - Throws: `MMLError(.config)` naming `augmentation` otherwise.
+    public static func parse(_ name: String) throws -> AugmentationKind {
+        guard let kind = AugmentationKind(rawValue: name) else {
+            throw MMLError(.config, "`augmentation` \(name): use none or mml")
+        }
+        return kind
+    }
 }
 
 /// Image size, channels and augmentation of a run, with defaults that follow the dataset (the part of a run's

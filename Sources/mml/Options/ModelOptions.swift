@@ -71,8 +71,6 @@ struct MetricOptions: ParsableArguments {
     }
 }
 
-extension AugmentationKind: ExpressibleByArgument {}
-
 /// Image size / channels / augmentation (`ImageSettings` in the core), with defaults that follow the dataset.
 struct ImageOptions: ParsableArguments {
     @Option(help: "Image side in pixels (default: 28 for Omniglot, the synthetic size, else 84).")
@@ -82,10 +80,12 @@ struct ImageOptions: ParsableArguments {
     var channels: Int?
 
     @Option(help: "Training augmentation: none, or mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4).")
-    var augment: AugmentationKind = .none
+    var augment: String = AugmentationKind.none.rawValue
 
-    /// The core's image settings.
-    var settings: ImageSettings { ImageSettings(size: imageSize, channels: channels, augmentation: augment) }
+    /// The core's image settings. - Throws: `MMLError(.config)` for an unknown augmentation.
+    func settings() throws -> ImageSettings {
+        ImageSettings(size: imageSize, channels: channels, augmentation: try AugmentationKind.parse(augment))
+    }
 }
 
 /// Backbone options (`BackboneSettings` in the core) for every command that builds a model (train, ablate
@@ -124,7 +124,7 @@ struct BackboneOptions: ParsableArguments {
     func modelConfiguration(kind: String, dataset: DatasetOptions, image: ImageOptions,
                             defaults: BackboneSettings.Defaults,
                             metric: MetricConfiguration? = nil) throws -> ModelConfiguration {
-        try settings().modelConfiguration(kind: kind, dataset: dataset.source, image: image.settings,
+        try settings().modelConfiguration(kind: kind, dataset: dataset.source, image: try image.settings(),
                                           defaults: defaults, metric: metric)
     }
 }
