@@ -25,8 +25,11 @@ let package = Package(
         .systemLibrary(name: "CLibPNG", path: "Sources/CLibPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
 
-        // C kernels over OpenBLAS + LAPACKE: similarity top-K, Gaussian statistics and distances.
+        // C kernels over OpenBLAS + LAPACKE, one folder per family (common, topk, gauss, nn, conv) with one public
+        // header each under include/ (MMLKernels.h is the umbrella). Every family reaches common/'s parallel-for,
+        // and conv/ the layer internals of nn/, through the two header search paths.
         .target(name: "MMLKernels", dependencies: ["COpenBLAS"],
+                cSettings: [.headerSearchPath("common"), .headerSearchPath("nn")],
                 linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("lapacke"), .linkedLibrary("m"),
                                  .linkedLibrary("pthread")]),
         // C image decoding over libjpeg-turbo and libpng, with setjmp-based error recovery.
