@@ -47,9 +47,12 @@ let package = Package(
         .executableTarget(name: "mml-bench", dependencies: ["MMLCore", "MMLKernels", "COpenBLAS"],
                           path: "Benchmarks/mml-bench"),
 
-        .testTarget(name: "MMLKernelsTests", dependencies: ["MMLKernels"]),
-        .testTarget(name: "MMLCoreTests", dependencies: ["MMLCore", "MMLKernels"]),
-        .testTarget(name: "mmlTests", dependencies: ["mml", "MMLCore"]),
+        // What every test target shares (seeded generator, tolerances, temporary directories, finite differences);
+        // a plain library target of the tests, not a product.
+        .target(name: "MMLTestSupport", dependencies: ["MMLCore", "MMLKernels"], path: "Tests/MMLTestSupport"),
+        .testTarget(name: "MMLKernelsTests", dependencies: ["MMLKernels", "MMLTestSupport"]),
+        .testTarget(name: "MMLCoreTests", dependencies: ["MMLCore", "MMLKernels", "MMLTestSupport"]),
+        .testTarget(name: "mmlTests", dependencies: ["mml", "MMLCore", "MMLTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

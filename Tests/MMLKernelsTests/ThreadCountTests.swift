@@ -1,4 +1,5 @@
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// Every kernel family that runs on common/'s parallel-for gives the same bits on 1, 2, 3 and all cores (and
