@@ -25,8 +25,11 @@ let package = Package(
         .systemLibrary(name: "CLibPNG", path: "Sources/CLibPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
 
-        // C kernels over OpenBLAS + LAPACKE: similarity top-K, Gaussian statistics and distances.
+        // C kernels over OpenBLAS + LAPACKE, one folder per family (common, topk, gauss, nn, conv) with one public
+        // header each under include/ (MMLKernels.h is the umbrella). Every family reaches common/'s parallel-for,
+        // and conv/ the layer internals of nn/, through the two header search paths.
         .target(name: "MMLKernels", dependencies: ["COpenBLAS"],
+                cSettings: [.headerSearchPath("common"), .headerSearchPath("nn")],
                 linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("lapacke"), .linkedLibrary("m"),
                                  .linkedLibrary("pthread")]),
         // C image decoding over libjpeg-turbo and libpng, with setjmp-based error recovery.
@@ -44,9 +47,12 @@ let package = Package(
         .executableTarget(name: "mml-bench", dependencies: ["MMLCore", "MMLKernels", "COpenBLAS"],
                           path: "Benchmarks/mml-bench"),
 
-        .testTarget(name: "MMLKernelsTests", dependencies: ["MMLKernels"]),
-        .testTarget(name: "MMLCoreTests", dependencies: ["MMLCore", "MMLKernels"]),
-        .testTarget(name: "mmlTests", dependencies: ["mml", "MMLCore"]),
+        // What every test target shares (seeded generator, tolerances, temporary directories, finite differences);
+        // a plain library target of the tests, not a product.
+        .target(name: "MMLTestSupport", dependencies: ["MMLCore", "MMLKernels"], path: "Tests/MMLTestSupport"),
+        .testTarget(name: "MMLKernelsTests", dependencies: ["MMLKernels", "MMLTestSupport"]),
+        .testTarget(name: "MMLCoreTests", dependencies: ["MMLCore", "MMLKernels", "MMLTestSupport"]),
+        .testTarget(name: "mmlTests", dependencies: ["mml", "MMLCore", "MMLTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// Whole backbones: shapes at 84x84 / 28x28, finite-difference gradients on small widths, names, seeding, threads.

@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// A small image whose pixels encode (class, index) so that loads can be checked: the top-left pixel is

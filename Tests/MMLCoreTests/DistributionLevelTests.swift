@@ -1,4 +1,5 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 final class DistributionLevelTests: XCTestCase {
@@ -13,7 +14,7 @@ final class DistributionLevelTests: XCTestCase {
     }
 
     func testKLScoreMatchesClosedFormInTwoDimensions() throws {
-        var rng = TestRNG(31)
+        var rng = TestRNG(seed: 31)
         let support = rng.tensor([4, 2, 3, 3]), query = rng.tensor([3, 2, 3, 3])
         let labels = [0, 1, 1, 0]
         let head = DistributionLevel(distance: .kl(.queryClass), eps: 0.01, threads: 1)
@@ -39,7 +40,7 @@ final class DistributionLevelTests: XCTestCase {
     }
 
     func testGradientsMatchFiniteDifferencesForEachDistance() throws {
-        var rng = TestRNG(32)
+        var rng = TestRNG(seed: 32)
         let support = rng.tensor([3, 3, 2, 2]), query = rng.tensor([2, 3, 2, 2])
         let labels = [0, 1, 0]
         let r = rng.tensor([2, 2])
@@ -66,7 +67,7 @@ final class DistributionLevelTests: XCTestCase {
 
     func testDegenerateCovarianceIsAClearError() {
         // One query map of a single position: n = 1 descriptor cannot give a covariance.
-        var rng = TestRNG(33)
+        var rng = TestRNG(seed: 33)
         let s = rng.tensor([2, 3, 1, 1]), q = rng.tensor([1, 3, 1, 1])
         XCTAssertThrowsError(try DistributionLevel().forward(support: s, labels: [0, 1], query: q, way: 2)) {
             XCTAssertNotNil($0 as? MMLError, "\($0)")

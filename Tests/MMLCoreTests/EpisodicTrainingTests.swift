@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// The episodic trainer: a tiny run learns, a resumed run equals the uninterrupted one bit for bit, checkpoints

@@ -1,12 +1,13 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// scoreEpisode, the (N, M, C) layout, per-episode fusion statistics, FeatureSet episodes and the closure-backbone
 /// evaluation.
 final class FeatureEvaluationTests: XCTestCase {
     func testMatchesMetricForwardWithStoredStatistics() throws {
-        var rng = TestRNG(3)
+        var rng = TestRNG(seed: 3)
         let s = rng.tensor([4, 6, 3, 3]), q = rng.tensor([5, 6, 3, 3])
         let labels = [0, 1, 0, 1]
         var metric = try MetricConfiguration().makeMetric(threads: 1)
@@ -31,7 +32,7 @@ final class FeatureEvaluationTests: XCTestCase {
     }
 
     func testEpisodeStatisticsNormaliseEachLevelOverTheEpisode() throws {
-        var rng = TestRNG(4)
+        var rng = TestRNG(seed: 4)
         let s = rng.tensor([3, 5, 2, 2]), q = rng.tensor([4, 5, 2, 2])
         let metric = try MetricConfiguration(levels: [.pixel, .distribution]).makeMetric(threads: 1)
         let r = try scoreEpisode(metric: metric, support: s, labels: [0, 1, 2], query: q, way: 3, fusionStatistics: .episode)
@@ -50,7 +51,7 @@ final class FeatureEvaluationTests: XCTestCase {
     func testDescriptorSetsAreTransposedToChannelMajor() throws {
         // (N, M, C) descriptors; the pixel score is checked against a brute-force image-to-class top-1 cosine sum
         // over the descriptors as given.
-        var rng = TestRNG(5)
+        var rng = TestRNG(seed: 5)
         let n = 4, m = 3, c = 5
         let s = rng.tensor([n, m, c]), q = rng.tensor([2, m, c])
         let labels = [0, 1, 1, 0]
@@ -81,7 +82,7 @@ final class FeatureEvaluationTests: XCTestCase {
     }
 
     func testBadEpisodesGiveClearErrors() throws {
-        var rng = TestRNG(6)
+        var rng = TestRNG(seed: 6)
         let s = rng.tensor([4, 6, 3, 3]), q = rng.tensor([2, 6, 3, 3])
         let metric = try MetricConfiguration(levels: [.pixel, .part]).makeMetric(threads: 1)
         assertThrows(try scoreEpisode(metric: metric, support: s, labels: [0, 1, 2, 1], query: q, way: 2),
@@ -120,7 +121,7 @@ final class FeatureEvaluationTests: XCTestCase {
     }
 
     func testFeatureSetEpisodesMatchScoreEpisode() throws {
-        var rng = TestRNG(7)
+        var rng = TestRNG(seed: 7)
         // 4 classes with labels 9, 2, 5, 7 (unsorted, non-contiguous), 5 rows each, interleaved.
         let classLabels = [9, 2, 5, 7]
         var labels: [Int] = []

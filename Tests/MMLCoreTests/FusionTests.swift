@@ -1,17 +1,6 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
-
-/// A tiny deterministic generator for test inputs: MMLCore's SplitMix64 `TensorRNG` with test helpers.
-struct TestRNG {
-    var generator: TensorRNG
-    init(_ seed: UInt64) { generator = TensorRNG(seed: seed) }
-    mutating func next() -> UInt64 { generator.next() }
-    /// Uniform in [-1, 1).
-    mutating func uniform() -> Float { TensorRNG.uniform(using: &generator) * 2 - 1 }
-    mutating func tensor(_ shape: [Int], scale: Float = 1, offset: Float = 0) -> Tensor {
-        Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in uniform() * scale + offset })
-    }
-}
 
 final class FusionTests: XCTestCase {
     /// L = sum(r * logits) so dL/dlogits = r.
@@ -20,7 +9,7 @@ final class FusionTests: XCTestCase {
     }
 
     func checkLearned(_ norm: FusionNormalization) {
-        var rng = TestRNG(7)
+        var rng = TestRNG(seed: 7)
         let q = 6, w = 4
         // Levels with very different scales, as in the real heads (top-K sums vs negated KL).
         let scores = [rng.tensor([q, w], scale: 50, offset: 300), rng.tensor([q, w], scale: 2),
@@ -59,7 +48,7 @@ final class FusionTests: XCTestCase {
     func testLearnedFusionGradientsPerPosition() { checkLearned(.perPosition) }
 
     func testTrainingNormalisesAndInferenceUsesRunningStatistics() {
-        var rng = TestRNG(3)
+        var rng = TestRNG(seed: 3)
         let s = rng.tensor([10, 5], scale: 4, offset: 100)
         var fusion = LearnedFusion(levels: 1)
         let (logits, _) = fusion.forward([s], training: true)
@@ -78,7 +67,7 @@ final class FusionTests: XCTestCase {
     }
 
     func testFixedFusionMatchesMixtureAndGradients() {
-        var rng = TestRNG(11)
+        var rng = TestRNG(seed: 11)
         let q = 3, w = 5
         let scores = [rng.tensor([q, w], scale: 3), rng.tensor([q, w], scale: 3)]
         let fusion = FixedFusion(weights: [1, 0.5])

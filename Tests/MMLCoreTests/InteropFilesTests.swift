@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// Interchange files from other frameworks: NumPy-written `.npy` (committed fixtures and, when NumPy is installed,

@@ -1,4 +1,5 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// BatchNorm's training / inference / frozen behaviour against statistics computed here in double.

@@ -1,4 +1,5 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// Softmax cross-entropy: value against a direct double formula, gradient against finite differences, errors,

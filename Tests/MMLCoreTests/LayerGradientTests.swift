@@ -1,4 +1,5 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// Every layer's backward against central finite differences (see `FD` for the tolerance).

@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 final class NPYTests: XCTestCase {
@@ -20,7 +21,7 @@ final class NPYTests: XCTestCase {
     }
 
     func testRoundTrip() throws {
-        var rng = TestRNG(1)
+        var rng = TestRNG(seed: 1)
         let t = rng.tensor([2, 3, 4, 5])
         let p = try makeTempDir(self) + "/rt.npy"
         try NPY.write(t, to: p)

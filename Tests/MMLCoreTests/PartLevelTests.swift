@@ -1,4 +1,5 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 final class PartLevelTests: XCTestCase {
@@ -45,7 +46,7 @@ final class PartLevelTests: XCTestCase {
     }
 
     func testBothFormsMatchBruteForceAndGradients() throws {
-        var rng = TestRNG(41)
+        var rng = TestRNG(seed: 41)
         let labels = [0, 1, 2, 1], way = 3
         let support = rng.tensor([4, 3, 5, 4]), query = rng.tensor([2, 3, 5, 4])
         let r = rng.tensor([2, way])
@@ -74,7 +75,7 @@ final class PartLevelTests: XCTestCase {
     }
 
     func testGridLargerThanMapIsAClearError() {
-        var rng = TestRNG(42)
+        var rng = TestRNG(seed: 42)
         let s = rng.tensor([2, 3, 2, 2]), q = rng.tensor([1, 3, 2, 2])
         XCTAssertThrowsError(try PartLevel(form: .grid([3])).forward(support: s, labels: [0, 1], query: q, way: 2)) {
             XCTAssertTrue(($0 as? MMLError)?.message.contains("grid sizes [3]") ?? false, "\($0)")

@@ -1,4 +1,5 @@
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 final class PixelLevelTests: XCTestCase {
@@ -27,7 +28,7 @@ final class PixelLevelTests: XCTestCase {
     }
 
     func testScoresMatchBruteForce() throws {
-        var rng = TestRNG(21)
+        var rng = TestRNG(seed: 21)
         for (way, shot, k, c, h) in [(3, 2, 3, 5, 3), (2, 1, 1, 7, 2), (4, 1, 4, 3, 2)] {
             let labels = (0..<(way * shot)).map { $0 % way }
             let support = rng.tensor([way * shot, c, h, h]), query = rng.tensor([5, c, h, h])
@@ -39,7 +40,7 @@ final class PixelLevelTests: XCTestCase {
     }
 
     func testGradientsMatchFiniteDifferences() throws {
-        var rng = TestRNG(22)
+        var rng = TestRNG(seed: 22)
         let way = 2, labels = [0, 1, 0], c = 4, h = 2
         let support = rng.tensor([3, c, h, h]), query = rng.tensor([2, c, h, h])
         let head = PixelLevel(neighbours: 2, threads: 1)
@@ -64,7 +65,7 @@ final class PixelLevelTests: XCTestCase {
     }
 
     func testUserErrors() {
-        var rng = TestRNG(23)
+        var rng = TestRNG(seed: 23)
         let s = rng.tensor([2, 3, 2, 2]), q = rng.tensor([1, 3, 2, 2])
         let head = PixelLevel(neighbours: 1)
         XCTAssertThrowsError(try head.forward(support: s, labels: [0], query: q, way: 2)) {

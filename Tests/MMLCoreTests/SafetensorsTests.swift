@@ -1,15 +1,12 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// Safetensors: round trip, the exact byte layout, load-time checks and malformed input.
 final class SafetensorsTests: XCTestCase {
     var dir: String!
-    override func setUp() {
-        dir = NSTemporaryDirectory() + "mml-st-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+    override func setUpWithError() throws { dir = try makeTempDir(self, prefix: "mml-st") }
 
     func testBackboneRoundTripWithBuffersAndMetadata() throws {
         let a = try makeBackbone(BackboneConfiguration(kind: .conv4, widths: [4, 5, 6, 7], seed: 1))

@@ -2,19 +2,6 @@ import Foundation
 import MMLCore
 import XCTest
 
-/// A fresh temporary directory, removed when the test ends.
-func makeTempDir(_ test: XCTestCase, prefix: String = "mml") throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-    return dir
-}
-
-/// The package root, from this file's path (Tests/MMLCoreTests/...).
-func packageRoot() -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-}
-
 /// The path of a committed `.npy` fixture in Tests/MMLCoreTests/Fixtures/npy.
 func npyFixture(_ name: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/npy/" + name).path

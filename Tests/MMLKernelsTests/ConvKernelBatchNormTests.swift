@@ -1,4 +1,5 @@
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// BatchNorm statistics / backward (vectorised plane reductions in nn_reduce.c) against double-precision references,

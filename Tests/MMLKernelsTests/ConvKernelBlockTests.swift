@@ -1,4 +1,5 @@
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// The fused inference block (conv -> per-channel affine -> leaky ReLU -> optional 2x2 max-pool) with K = 360 and

@@ -1,21 +1,11 @@
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// The layer kernels (GEMM, conv, BatchNorm statistics, pooling) against their naive double-precision twins.
 final class ConvKernelTests: XCTestCase {
     /// The target's seeded generator (TestSupport.swift).
     typealias Rng = TestRNG
-
-    func assertClose(_ a: [Float], _ b: [Double], atol: Double, rtol: Double, _ what: String,
-                     file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        var worst = 0.0, at = -1
-        for i in 0..<min(a.count, b.count) {
-            let excess = abs(Double(a[i]) - b[i]) - (atol + rtol * abs(b[i]))
-            if excess > worst { worst = excess; at = i }
-        }
-        XCTAssertLessThanOrEqual(worst, 0, "\(what): index \(at) off by \(worst) beyond tolerance", file: file, line: line)
-    }
 
     func testSGEMMMatchesNaiveOnOddShapes() {
         checkSGEMM()

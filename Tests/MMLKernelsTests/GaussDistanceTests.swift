@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// W2, KL and mmlv1 against their naive double twins, closed forms and identities, and thread-count independence.

@@ -1,4 +1,5 @@
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// The Gaussian fit from channel-major maps against its naive double twin, its backward against finite

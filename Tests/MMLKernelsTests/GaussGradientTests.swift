@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// Backward passes of W2, KL (3 directions) and mmlv1 against central finite differences of the naive double

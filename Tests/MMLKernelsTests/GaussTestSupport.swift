@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// A random orthogonal d x d matrix (Gram-Schmidt on a Gaussian matrix), row-major.
@@ -49,28 +50,4 @@ func randomSPD(count n: Int, d: Int, condition: Double, scale: Double = 1, _ rng
         out += spdFloat(eigenvalues: ev, basis: q)
     }
     return out
-}
-
-/// |a - b| <= atol + rtol * |ref| elementwise, with the worst offender in the message.
-func assertClose(_ a: [Float], _ ref: [Double], atol: Double, rtol: Double, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.count, ref.count, "\(what): counts", file: file, line: line)
-    var worst = 0.0, at = -1
-    for i in 0..<min(a.count, ref.count) {
-        let err = abs(Double(a[i]) - ref[i]) - (atol + rtol * abs(ref[i]))
-        if !(err <= 0) && (at < 0 || !(err <= worst)) { worst = err; at = i }
-    }
-    if at >= 0 {
-        XCTFail("\(what): element \(at) is \(a[at]), expected \(ref[at]) (atol \(atol), rtol \(rtol))",
-                file: file, line: line)
-    }
-}
-
-/// Bitwise equality of two float arrays (for thread-count independence).
-func assertBitwiseEqual(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.count, b.count, file: file, line: line)
-    for i in 0..<min(a.count, b.count) where a[i].bitPattern != b[i].bitPattern {
-        XCTFail("\(what): element \(i) differs: \(a[i]) vs \(b[i])", file: file, line: line)
-        return
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// Row L2 normalisation, its backward, and CHW maps to rows, against plain double loops.
@@ -13,10 +14,10 @@ final class NormalizeTests: XCTestCase {
             var ref = [Double](repeating: .nan, count: rows * d)
             XCTAssertEqual(mml_l2_normalize_rows_f32(&y, &norms, x, Int64(rows), Int64(d), 1e-6), 0)
             XCTAssertEqual(mml_l2_normalize_rows_naive(&ref, x, Int64(rows), Int64(d), 1e-6), 0)
-            for i in 0..<(rows * d) { XCTAssertTrue(close(Double(y[i]), ref[i], atol: 1e-6, rtol: 1e-5), "y[\(i)]") }
+            for i in 0..<(rows * d) { XCTAssertTrue(isClose(Double(y[i]), ref[i], atol: 1e-6, rtol: 1e-5), "y[\(i)]") }
             for i in 0..<rows {
                 let n = (0..<d).map { Double(x[i * d + $0]) * Double(x[i * d + $0]) }.reduce(0, +).squareRoot()
-                XCTAssertTrue(close(Double(norms[i]), n, atol: 1e-7, rtol: 1e-6), "norm[\(i)]")
+                XCTAssertTrue(isClose(Double(norms[i]), n, atol: 1e-7, rtol: 1e-6), "norm[\(i)]")
             }
             // in place gives the same bits
             var z = x
@@ -32,8 +33,8 @@ final class NormalizeTests: XCTestCase {
         var y = [Float](repeating: 0, count: 2), ref = [Double](repeating: 0, count: 2)
         XCTAssertEqual(mml_l2_normalize_rows_f32(&y, nil, x, 1, 2, 1e-3), 0)
         XCTAssertEqual(mml_l2_normalize_rows_naive(&ref, x, 1, 2, 1e-3), 0)
-        XCTAssertTrue(close(Double(y[0]), ref[0], atol: 1e-7, rtol: 1e-5))
-        XCTAssertTrue(close(ref[0], 0.3, atol: 1e-6, rtol: 0))  // 3e-4 / 1e-3, not 3/5
+        XCTAssertTrue(isClose(Double(y[0]), ref[0], atol: 1e-7, rtol: 1e-5))
+        XCTAssertTrue(isClose(ref[0], 0.3, atol: 1e-6, rtol: 0))  // 3e-4 / 1e-3, not 3/5
     }
 
     func testBackwardMatchesFiniteDifferences() {
@@ -58,7 +59,7 @@ final class NormalizeTests: XCTestCase {
                 xp[e] += h
                 xm[e] -= h
                 let fd = (loss(xp) - loss(xm)) / (Double(xp[e]) - Double(xm[e]))
-                XCTAssertTrue(close(Double(dx[e]), fd, atol: 2e-3, rtol: 2e-3), "dx[\(e)] \(dx[e]) vs \(fd)")
+                XCTAssertTrue(isClose(Double(dx[e]), fd, atol: 2e-3, rtol: 2e-3), "dx[\(e)] \(dx[e]) vs \(fd)")
             }
         }
     }
@@ -97,10 +98,10 @@ final class NormalizeTests: XCTestCase {
             XCTAssertEqual(raw.map(\.bitPattern), t.map(\.bitPattern), "a plain transpose copies exactly")
             var ref = [Double](repeating: 0, count: t.count)
             XCTAssertEqual(mml_l2_normalize_rows_naive(&ref, t, Int64(count * hw), Int64(d), 1e-6), 0)
-            for i in 0..<t.count { XCTAssertTrue(close(Double(normed[i]), ref[i], atol: 1e-6, rtol: 1e-5)) }
+            for i in 0..<t.count { XCTAssertTrue(isClose(Double(normed[i]), ref[i], atol: 1e-6, rtol: 1e-5)) }
             for row in 0..<(count * hw) {
                 let n = (0..<d).map { Double(t[row * d + $0]) * Double(t[row * d + $0]) }.reduce(0, +).squareRoot()
-                XCTAssertTrue(close(Double(norms[row]), n, atol: 1e-7, rtol: 1e-6))
+                XCTAssertTrue(isClose(Double(norms[row]), n, atol: 1e-7, rtol: 1e-6))
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// mml_group_topk_sim_backward_f32 against a brute-force accumulation and against central finite differences
@@ -30,8 +31,8 @@ final class TopKBackwardTests: XCTestCase {
                         }
                     }
                 }
-                for i in 0..<(m * d) { XCTAssertTrue(close(Double(dq[i]), eq[i], atol: 1e-4, rtol: 1e-5), "dQ[\(i)]") }
-                for i in 0..<(n * d) { XCTAssertTrue(close(Double(dr[i]), er[i], atol: 1e-4, rtol: 1e-5), "dR[\(i)]") }
+                for i in 0..<(m * d) { XCTAssertTrue(isClose(Double(dq[i]), eq[i], atol: 1e-4, rtol: 1e-5), "dQ[\(i)]") }
+                for i in 0..<(n * d) { XCTAssertTrue(isClose(Double(dr[i]), er[i], atol: 1e-4, rtol: 1e-5), "dR[\(i)]") }
                 // NULL skips a gradient
                 var dq2 = dq0
                 XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq2, nil, dout, fwd.idx, q, Int64(m), r, Int64(n),
@@ -69,7 +70,7 @@ final class TopKBackwardTests: XCTestCase {
                 let hm = isQ ? Double(q[e]) - Double(qm[e]) : Double(r[e]) - Double(rm[e])
                 let fd = (lp - lm) / (hp + hm)
                 let an = Double(isQ ? dq[e] : dr[e])
-                XCTAssertTrue(close(an, fd, atol: 1e-4, rtol: 1e-3), "\(isQ ? "dQ" : "dR")[\(e)]: \(an) vs \(fd)")
+                XCTAssertTrue(isClose(an, fd, atol: 1e-4, rtol: 1e-3), "\(isQ ? "dQ" : "dR")[\(e)]: \(an) vs \(fd)")
                 checked += 1
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// Every status code of the grouped top-K kernels, on both paths.

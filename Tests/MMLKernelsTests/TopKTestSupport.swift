@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// Runs `body` once per kernel path: the dispatched one (AVX-512 here) and the portable one, by setting
@@ -51,8 +52,6 @@ func dotDouble(_ q: [Float], _ i: Int, _ r: [Float], _ j: Int, _ d: Int) -> Doub
     for p in 0..<d { s += Double(q[i * d + p]) * Double(r[j * d + p]) }
     return s
 }
-
-func close(_ a: Double, _ b: Double, atol: Double, rtol: Double) -> Bool { abs(a - b) <= atol + rtol * abs(b) }
 
 /// Groups of the given sizes, contiguous (0,0,..,1,1,..) or shuffled with `rng`.
 func makeGroups(_ sizes: [Int], shuffled: Bool, rng: inout TestRNG) -> [Int32] {

@@ -1,5 +1,6 @@
 import Foundation
 import MMLKernels
+import MMLTestSupport
 import XCTest
 
 /// mml_group_topk_sim_f32 against its double-precision naive twin, on both kernel paths.
@@ -20,7 +21,7 @@ final class TopKTests: XCTestCase {
         for i in 0..<m {
             for c in 0..<g {
                 let s = i * g + c
-                if !close(Double(f.out[s]), ref.out[s], atol: atol, rtol: rtol) { bad += 1 }
+                if !isClose(Double(f.out[s]), ref.out[s], atol: atol, rtol: rtol) { bad += 1 }
                 var seen = Set<Int32>()
                 for t in 0..<k {
                     let j = Int(f.idx[s * k + t])
@@ -28,8 +29,8 @@ final class TopKTests: XCTestCase {
                     if group[j] != Int32(c) || seen.contains(Int32(j)) { bad += 1 }
                     seen.insert(Int32(j))
                     let own = dotDouble(q, i, r, j, d)
-                    if !close(Double(f.val[s * k + t]), own, atol: atol / Double(k), rtol: rtol) { bad += 1 }
-                    if !close(Double(f.val[s * k + t]), ref.val[s * k + t], atol: atol / Double(k), rtol: rtol) {
+                    if !isClose(Double(f.val[s * k + t]), own, atol: atol / Double(k), rtol: rtol) { bad += 1 }
+                    if !isClose(Double(f.val[s * k + t]), ref.val[s * k + t], atol: atol / Double(k), rtol: rtol) {
                         bad += 1
                     }
                     if t > 0 && f.val[s * k + t] > f.val[s * k + t - 1] { bad += 1 }
@@ -165,7 +166,7 @@ final class TopKTests: XCTestCase {
         unsetenv("MML_KERNELS_ISA")
         XCTAssertEqual(a.status, 0)
         XCTAssertEqual(b.status, 0)
-        for s in 0..<(m * g) { XCTAssertTrue(close(Double(a.out[s]), Double(b.out[s]), atol: 1e-4, rtol: 1e-5)) }
+        for s in 0..<(m * g) { XCTAssertTrue(isClose(Double(a.out[s]), Double(b.out[s]), atol: 1e-4, rtol: 1e-5)) }
     }
 
     func testSelectionsAreOptional() {

@@ -19,14 +19,6 @@ func runMML(_ arguments: [String], environment: [String: String]? = nil) throws 
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
-/// A fresh temporary directory, removed when the test ends.
-func makeTempDir(_ test: XCTestCase, prefix: String = "mml-cli") throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-    return dir
-}
-
 /// Runs `mml args` and asserts that it fails with `message` on stderr and without a trap. With `reported`, also that
 /// it is an error mml reported itself: exit code 1 and an `error: ` line (argument-parser's own errors are not).
 func assertMMLFails(_ args: [String], _ message: String, reported: Bool = false, file: StaticString = #filePath,

@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// `mml eval --protocol metric|prototype|cosine-classifier` on small checkpoints of every kind (written by
@@ -12,13 +13,6 @@ final class EvalProtocolCLITests: XCTestCase {
     /// The same data for mml eval (the test split by default).
     let data = ["synthetic", "--synthetic-size", "28", "--synthetic-channels", "1", "--synthetic-images", "20",
                 "--threads", "1"]
-
-    func tempDir() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mml-proto-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
 
     /// The test split of the synthetic data above, and a loader for `model`'s images.
     func testSplit(for model: FewShotModel) throws -> (any FewShotDataset, EpisodeLoader) {
@@ -61,7 +55,7 @@ final class EvalProtocolCLITests: XCTestCase {
     }
 
     func testPretrainCheckpointDefaultsToPrototypeAndMatchesPretrainAndLibrary() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-proto")
         var (code, out, err) = try runMML(["pretrain"] + train + ["--epochs", "1", "--batch-size", "16",
                                           "--max-batches", "2", "--val-split", "none", "--test-episodes", "3",
                                           "--seed", "3", "--out", dir])
@@ -117,7 +111,7 @@ final class EvalProtocolCLITests: XCTestCase {
     }
 
     func testCosineClassifierOptionsSeedAndEpisodeList() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-proto")
         let ckpt = dir + "/pre.safetensors"
         let model = try saveModel(kind: "pretrained", metric: nil, to: ckpt)
         let (ds, loader) = try testSplit(for: model)
@@ -185,7 +179,7 @@ final class EvalProtocolCLITests: XCTestCase {
     }
 
     func testEmbeddingCheckpointIsEvaluatedWithItsEmbedding() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-proto")
         let (code, out, err) = try runMML(["train-embedding"] + train + ["--dim", "8", "--iterations", "3",
                                           "--classes-per-batch", "4", "--images-per-class", "3", "--eval-episodes", "3",
                                           "--seed", "4", "--out", dir])
@@ -224,7 +218,7 @@ final class EvalProtocolCLITests: XCTestCase {
     }
 
     func testMetricCheckpointDefaultsToMetricAndAcceptsFrozenProtocols() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-proto")
         let ckpt = dir + "/mml.safetensors"
         let model = try saveModel(kind: "episodic", backbone: .conv64F, metric: MetricConfiguration(way: 3), to: ckpt)
         let (ds, loader) = try testSplit(for: model)
@@ -255,7 +249,7 @@ final class EvalProtocolCLITests: XCTestCase {
     }
 
     func testProtocolErrors() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-proto")
         let pre = dir + "/pre.safetensors"
         _ = try saveModel(kind: "pretrained", metric: nil, to: pre)
         func fails(_ args: [String], _ needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -309,7 +303,7 @@ final class EvalProtocolCLITests: XCTestCase {
     /// too small to move a float32 weight, the trained model's backbone weights are the pre-trained ones, bit for bit;
     /// a backbone of another shape is refused with the shapes named.
     func testTrainInitFromPretrainedBackbone() throws {
-        let dir = try tempDir()
+        let dir = try makeTempDir(self, prefix: "mml-proto")
         var (code, out, err) = try runMML(["pretrain"] + train + ["--backbone", "conv64f", "--epochs", "1",
                                           "--batch-size", "8", "--max-batches", "2", "--val-split", "none",
                                           "--out", dir + "/pre"])

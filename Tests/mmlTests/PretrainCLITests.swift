@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// `mml pretrain` and `mml train-embedding` on the built-in synthetic data at small sizes.

@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// `mml score`: its scores equal the library's on the same episode, and bad input gives clear messages.

@@ -1,5 +1,6 @@
 import Foundation
 import MMLCore
+import MMLTestSupport
 import XCTest
 
 /// `mml train`, `mml eval` and `mml ablate` end to end on small generated data: exit codes, files, output shapes,

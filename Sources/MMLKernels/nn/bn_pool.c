@@ -96,7 +96,7 @@ int mml_affine_leaky_maxpool2x2_f32(float *y, int32_t *argmax, const float *x, c
     memset(&s, 0, sizeof(s));
     s.y = y; s.arg = argmax; s.x = x; s.scale = scale; s.shift = shift;
     s.n = n; s.c = c; s.h = h; s.w = w; s.oh = h / 2; s.ow = w / 2; s.slope = slope;
-    mml_nn_parallel_for(nthreads, n * c, bnp_fwd_task, &s);
+    mml_parallel_for(n * c, nthreads, bnp_fwd_task, &s);
     return MML_OK;
 }
 
@@ -157,6 +157,6 @@ int mml_maxpool_leaky_batchnorm_backward_f32(float *dx, float *dgamma, float *db
     s.dx = dx; s.dgamma = dgamma; s.dbeta = dbeta; s.dy = dy; s.carg = argmax; s.pooled = pooled; s.x = x;
     s.mean = mean; s.invstd = invstd; s.gamma = gamma;
     s.n = n; s.c = c; s.h = h; s.w = w; s.oh = h / 2; s.ow = w / 2; s.slope = slope; s.batch_stats = batch_stats;
-    mml_nn_parallel_for(nthreads, c, bnp_bwd_task, &s);
+    mml_parallel_for(c, nthreads, bnp_bwd_task, &s);
     return s.bad ? MML_ERR_ARGUMENT : MML_OK;
 }

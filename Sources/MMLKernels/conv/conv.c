@@ -225,8 +225,8 @@ int64_t mml_conv2d_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, 
     if (!conv_dims_ok(n, c, h, w, cout, kh, kw, stride, pad)) return MML_ERR_ARGUMENT;
     int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
     int64_t k = c * kh * kw, p = oh * ow;
-    int threads = mml_nn_thread_count(nthreads, n < CONV_CHUNKS ? n : CONV_CHUNKS);
-    int tf = mml_nn_thread_count(nthreads, n);
+    int threads = mml_thread_count(nthreads, n < CONV_CHUNKS ? n : CONV_CHUNKS);
+    int tf = mml_thread_count(nthreads, n);
     if (tf > threads) threads = tf;
     size_t per_thread = align16((size_t)(2 * k * p)) + align16(mml_nn_sgemm_scratch_floats());
     size_t partial = (size_t)CONV_CHUNKS * align16((size_t)(cout * k + cout));
@@ -311,7 +311,7 @@ int mml_conv2d_forward_f32(float *y, const float *x, const float *weight, const 
     if (ws != MML_OK) return ws;
     conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
     s.y = y; s.x = x; s.wt = weight; s.bias = bias;
-    mml_nn_parallel_for(nthreads, n, conv_fwd_task, &s);
+    mml_parallel_for(n, nthreads, conv_fwd_task, &s);
     free(owned);
     return MML_OK;
 }
@@ -363,7 +363,7 @@ int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float
     if (ws != MML_OK) return ws;
     conv_ctx s = make_ctx(n, c, h, w, cout, kh, kw, stride, pad, workspace);
     s.dx = dx; s.dw = dweight; s.db = dbias; s.dy = dy; s.x = x; s.wt = weight;
-    mml_nn_parallel_for(nthreads, s.chunks, conv_bwd_task, &s);
+    mml_parallel_for(s.chunks, nthreads, conv_bwd_task, &s);
     /* partials summed in chunk order: the same bits for any thread count */
     for (int64_t ch = 0; ch < s.chunks; ch++) {
         const float *pdw = chunk_partial(&s, ch), *pdb = pdw + cout * s.k;

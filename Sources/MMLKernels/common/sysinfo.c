@@ -1,4 +1,4 @@
-/* CPU features (CPUID), OpenBLAS facts and status strings. */
+/* CPU features (CPUID), OpenBLAS facts, status strings and glibc allocator control. */
 #include "MMLKernels.h"
 #include <cblas.h>
 #include <stdlib.h>
@@ -105,5 +105,11 @@ int mml_tune_allocator(long mmap_threshold, long trim_threshold, long top_pad) {
 #else
     (void)mmap_threshold; (void)trim_threshold; (void)top_pad;
     return 0;
+#endif
+}
+
+void mml_release_freed_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
 #endif
 }

@@ -242,7 +242,7 @@ static void dir_run(float *y, const float *x, const float *weight, const float *
     s.thread_base = base + dir_shared_floats(c, cout);
     s.c = c; s.h = h; s.w = w; s.cout = cout; s.slope = slope; s.pool = pool;
     s.per = dir_thread_floats(c, h, w, pool);
-    mml_nn_parallel_for(nthreads, n, dir_task, &s);
+    mml_parallel_for(n, nthreads, dir_task, &s);
 }
 
 int64_t mml_conv_block_workspace_floats(int64_t c, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t pad,
@@ -251,7 +251,7 @@ int64_t mml_conv_block_workspace_floats(int64_t c, int64_t h, int64_t w, int64_t
     int64_t oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
     if (oh <= 0 || ow <= 0) return MML_ERR_ARGUMENT;
     size_t per = al16((size_t)(cout * band_rows(cout, ow) * ow)) + al16(mml_nn_sgemm_scratch_floats());
-    size_t threads = (size_t)mml_nn_thread_count(nthreads, n), need = per * threads;
+    size_t threads = (size_t)mml_thread_count(nthreads, n), need = per * threads;
     if (dir_eligible(c, k, pad)) {
         size_t direct = dir_shared_floats(c, cout) +
                         (dir_thread_floats(c, h, w, 0) > dir_thread_floats(c, h, w, 1) ? dir_thread_floats(c, h, w, 0)
@@ -332,7 +332,7 @@ int mml_conv_block_forward_f32(float *y, const float *x, const float *weight, co
     s.slope = slope;
     s.pool = pool != 0;
     s.per = al16((size_t)(cout * band_rows(cout, s.ow) * s.ow)) + al16(mml_nn_sgemm_scratch_floats());
-    mml_nn_parallel_for(nthreads, n, blk_task, &s);
+    mml_parallel_for(n, nthreads, blk_task, &s);
     free(owned);
     return MML_OK;
 }

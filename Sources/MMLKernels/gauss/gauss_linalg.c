@@ -1,5 +1,5 @@
 /* Runtime dispatch of the dense double kernels in gauss_kern_body.h: one AVX-512 build (selected when the CPU and
- * the OS support it, see mml_kernels_isa) and one portable build. */
+ * the OS support it, see mml_kernels_isa) and one portable build; and the finite check of the inputs. */
 #include "gauss_internal.h"
 #include "MMLKernels.h"
 #include <float.h>
@@ -167,4 +167,15 @@ double mml_gauss_logdet_chol(const double *L, int64_t n) {
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) s += log(L[i * n + i]);
     return 2.0 * s;
+}
+
+int mml_gauss_all_finite(const float *x, int64_t count) {
+    /* NaN and Inf are the floats whose exponent bits are all ones; an integer OR-reduction vectorises. */
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < count; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
 }

@@ -2,16 +2,15 @@
  *     out[i, g] = sum of the k largest <Q_i, R_j> over the reference rows j of group g.
  *
  * The m x n product is never stored. R is packed once by group into 64-column panels (topk_internal.h); query
- * rows are cut into blocks that threads take from a shared counter; a thread runs every panel over its block
+ * rows are cut into blocks, the tasks of mml_parallel_for (common/); a thread runs every panel over its block
  * with a register-blocked micro-kernel and keeps the running top-k per (row, group). Each (i, j) product is
  * computed the same way whichever thread or block holds row i, and candidates reach a (row, group) in
  * ascending j, so results are identical for every thread count.
  */
 #include "topk_internal.h"
-#include <pthread.h>
+#include "mml_parallel.h"
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, const int32_t *perm,
                       int32_t col0) {
@@ -109,15 +108,12 @@ typedef struct {
     int64_t m, d, block;
     int32_t G, k, avx512;
     const topk_packed *pk;
+    /* per thread: running top-k state and sort buffer, allocated by the thread's first block */
+    topk_state *state;
+    float **pairs;
     /* shared, updated */
-    int64_t next_block; /* taken with __atomic_fetch_add */
-    int status;         /* first error, set with a compare-and-swap */
+    int status; /* first error, kept with mml_keep_first_status */
 } topk_job;
-
-typedef struct {
-    topk_job *job;
-    pthread_t thread;
-} topk_worker;
 
 static int cmp_desc(const void *a, const void *b) {
     const float *x = a, *y = b; /* (value, index) pairs stored as two floats' worth of bytes */
@@ -163,61 +159,54 @@ static int finalize_block(topk_job *job, topk_state *st, int64_t r0, int64_t row
     return MML_OK;
 }
 
-static void set_status(topk_job *job, int status) {
-    int expected = MML_OK;
-    __atomic_compare_exchange_n(&job->status, &expected, status, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+/* The thread's state, allocated on its first block (so each thread touches its own memory first). */
+static int thread_state(topk_job *job, int thread, topk_state **state, float **pairs) {
+    topk_state *st = &job->state[thread];
+    const int64_t slots = job->block * job->G, k = job->k;
+    if (st->k == 0) { /* first block of this thread */
+        st->n_groups = job->G;
+        st->k = job->k;
+        st->val = malloc((size_t)(slots * k) * sizeof(float));
+        st->idx = malloc((size_t)(slots * k) * sizeof(int32_t));
+        st->count = malloc((size_t)slots * sizeof(int32_t));
+        st->thr = malloc((size_t)slots * sizeof(float));
+        if (k > TOPK_SORTED_MAX) job->pairs[thread] = malloc((size_t)k * 2 * sizeof(float));
+    }
+    if (!st->val || !st->idx || !st->count || !st->thr || (k > TOPK_SORTED_MAX && !job->pairs[thread]))
+        return MML_ERR_NOMEM;
+    *state = st;
+    *pairs = job->pairs[thread];
+    return MML_OK;
 }
 
-static void *topk_worker_main(void *arg) {
-    topk_job *job = arg;
-    const int64_t slots = job->block * job->G, k = job->k, d = job->d;
-    topk_state st = {.n_groups = job->G, .k = job->k};
-    st.val = malloc((size_t)(slots * k) * sizeof(float));
-    st.idx = malloc((size_t)(slots * k) * sizeof(int32_t));
-    st.count = malloc((size_t)slots * sizeof(int32_t));
-    st.thr = malloc((size_t)slots * sizeof(float));
-    float *pairs = k > TOPK_SORTED_MAX ? malloc((size_t)k * 2 * sizeof(float)) : NULL;
-    if (!st.val || !st.idx || !st.count || !st.thr || (k > TOPK_SORTED_MAX && !pairs)) {
-        set_status(job, MML_ERR_NOMEM);
-        goto done;
+/* Task b: query rows [b * block, (b + 1) * block) against every panel. */
+static void topk_block_task(void *ctx, int64_t b, int thread) {
+    topk_job *job = ctx;
+    if (__atomic_load_n(&job->status, __ATOMIC_ACQUIRE) != MML_OK) return;
+    topk_state *st;
+    float *pairs;
+    int status = thread_state(job, thread, &st, &pairs);
+    if (status != MML_OK) {
+        mml_keep_first_status(&job->status, status);
+        return;
     }
-    const int64_t n_blocks = (job->m + job->block - 1) / job->block;
-    for (;;) {
-        if (__atomic_load_n(&job->status, __ATOMIC_ACQUIRE) != MML_OK) break;
-        int64_t b = __atomic_fetch_add(&job->next_block, 1, __ATOMIC_ACQ_REL);
-        if (b >= n_blocks) break;
-        int64_t r0 = b * job->block;
-        int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
-        const float *q = job->Q + r0 * d;
-        int bad = job->avx512 ? topk_has_nonfinite_avx512(q, rows * d) : topk_has_nonfinite_portable(q, rows * d);
-        if (bad) {
-            set_status(job, MML_ERR_NONFINITE);
-            break;
-        }
-        for (int64_t s = 0; s < rows * job->G; s++) {
-            st.count[s] = 0;
-            st.thr[s] = -INFINITY;
-        }
-        if (job->avx512) topk_block_avx512(&st, q, rows, job->pk);
-        else topk_block_portable(&st, q, rows, job->pk);
-        int status = finalize_block(job, &st, r0, rows, pairs);
-        if (status != MML_OK) {
-            set_status(job, status);
-            break;
-        }
+    const int64_t d = job->d;
+    int64_t r0 = b * job->block;
+    int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
+    const float *q = job->Q + r0 * d;
+    int bad = job->avx512 ? topk_has_nonfinite_avx512(q, rows * d) : topk_has_nonfinite_portable(q, rows * d);
+    if (bad) {
+        mml_keep_first_status(&job->status, MML_ERR_NONFINITE);
+        return;
     }
-done:
-    free(st.val);
-    free(st.idx);
-    free(st.count);
-    free(st.thr);
-    free(pairs);
-    return NULL;
-}
-
-static int online_cores(void) {
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c < 1 ? 1 : (int)c;
+    for (int64_t s = 0; s < rows * job->G; s++) {
+        st->count[s] = 0;
+        st->thr[s] = -INFINITY;
+    }
+    if (job->avx512) topk_block_avx512(st, q, rows, job->pk);
+    else topk_block_portable(st, q, rows, job->pk);
+    status = finalize_block(job, st, r0, rows, pairs);
+    if (status != MML_OK) mml_keep_first_status(&job->status, status);
 }
 
 int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
@@ -248,27 +237,26 @@ int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const f
 
     topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = d,
                     .G = n_groups, .k = k, .avx512 = topk_use_avx512(), .pk = &pk,
-                    .next_block = 0, .status = MML_OK};
+                    .status = MML_OK};
     /* Query rows per block: a multiple of the micro-kernel's 6 rows, about 24 KiB of Q (L1/L2 resident while a
      * chunk of R panels is reused by every 6-row slice); at least 6 rows. */
     int64_t block = (6144 / d) / TOPK_MR * TOPK_MR;
     job.block = block < TOPK_MR ? TOPK_MR : block;
     int64_t n_blocks = (m + job.block - 1) / job.block;
-    int workers = nthreads == 0 ? online_cores() : nthreads;
-    if (workers > n_blocks) workers = (int)n_blocks;
-
-    topk_worker *pool = workers > 1 ? calloc((size_t)workers - 1, sizeof(topk_worker)) : NULL;
-    int started = 0;
-    if (pool) {
-        for (int w = 0; w < workers - 1; w++) {
-            pool[w].job = &job;
-            if (pthread_create(&pool[w].thread, NULL, topk_worker_main, &job) != 0) break;
-            started++;
-        }
+    int threads = mml_thread_count(nthreads, n_blocks);
+    job.state = calloc((size_t)threads, sizeof(topk_state));
+    job.pairs = calloc((size_t)threads, sizeof(float *));
+    if (job.state && job.pairs) mml_parallel_for(n_blocks, threads, topk_block_task, &job);
+    else job.status = MML_ERR_NOMEM;
+    for (int t = 0; job.state && t < threads; t++) {
+        free(job.state[t].val);
+        free(job.state[t].idx);
+        free(job.state[t].count);
+        free(job.state[t].thr);
     }
-    topk_worker_main(&job); /* the calling thread works too; fewer helpers only means slower */
-    for (int w = 0; w < started; w++) pthread_join(pool[w].thread, NULL);
-    free(pool);
+    for (int t = 0; job.pairs && t < threads; t++) free(job.pairs[t]);
+    free(job.state);
+    free(job.pairs);
     packed_free(&pk);
     return job.status;
 }

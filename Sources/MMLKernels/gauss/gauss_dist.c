@@ -58,7 +58,7 @@ static void prep_task(void *vctx, int64_t g, int tid) {
     double *tmp = c->scratch + (size_t)tid * 2 * (size_t)dd;
     double *L = s->chol ? s->chol + idx * dd : tmp;
     if (mml_gauss_cholesky_f(L, S, d) != 0) {
-        mml_gauss_set_status(&c->status, MML_ERR_LAPACK);
+        mml_keep_first_status(&c->status, MML_ERR_LAPACK);
         return;
     }
     s->logdet[idx] = mml_gauss_logdet_chol(L, d);
@@ -74,11 +74,11 @@ static void prep_task(void *vctx, int64_t g, int tid) {
 
 int mml_gauss_prepare(mml_gauss_side *a, mml_gauss_side *b, const float *sigma_a, int64_t n_a, const float *sigma_b,
                       int64_t n_b, int64_t d, int nthreads) {
-    int nt = mml_gauss_resolve_threads(nthreads, n_a + n_b);
+    int nt = mml_thread_count(nthreads, n_a + n_b);
     prep_ctx c = {a, b, sigma_a, sigma_b, n_a, d, NULL, MML_OK};
     c.scratch = (double *)malloc(sizeof(double) * 2 * (size_t)(d * d) * (size_t)nt);
     if (!c.scratch) return MML_ERR_NOMEM;
-    mml_gauss_parallel(nt, n_a + n_b, prep_task, &c);
+    mml_parallel_for(n_a + n_b, nt, prep_task, &c);
     free(c.scratch);
     return c.status;
 }
@@ -184,7 +184,7 @@ static void w2_group_task(void *vctx, int64_t grp, int tid) {
         mml_gauss_tridiag(M, d, w[k], e[k], work);
     }
     if (mml_gauss_ql_values(w, e, d, count) != 0) {
-        mml_gauss_set_status(&c->status, MML_ERR_LAPACK);
+        mml_keep_first_status(&c->status, MML_ERR_LAPACK);
         return;
     }
     for (int k = 0; k < count; k++) {
@@ -207,7 +207,7 @@ static int run_pairs(float *out, const float *mu_a, const float *sigma_a, int64_
     c.out = out, c.mu_a = mu_a, c.sigma_a = sigma_a, c.mu_b = mu_b, c.sigma_b = sigma_b;
     c.n_a = n_a, c.n_b = n_b, c.d = d, c.kind = kind, c.dir = dir;
     int64_t ntasks = kind == DIST_W2 ? (n_a * n_b + W2_GROUP - 1) / W2_GROUP : n_a * n_b;
-    int nt = mml_gauss_resolve_threads(nthreads, ntasks);
+    int nt = mml_thread_count(nthreads, ntasks);
     if (kind != DIST_MMLV1) {
         int inv_a = kind == DIST_KL && dir != MML_KL_QUERY_CLASS, inv_b = kind == DIST_KL && dir != MML_KL_CLASS_QUERY;
         if (mml_gauss_side_alloc(&c.a, n_a, d, 0, 0, inv_a) || mml_gauss_side_alloc(&c.b, n_b, d, kind == DIST_W2, 0, inv_b)) {
@@ -221,7 +221,7 @@ static int run_pairs(float *out, const float *mu_a, const float *sigma_a, int64_
         if (!c.scratch) st = MML_ERR_NOMEM;
     }
     if (st == MML_OK) {
-        mml_gauss_parallel(nt, ntasks, kind == DIST_W2 ? w2_group_task : pair_task, &c);
+        mml_parallel_for(ntasks, nt, kind == DIST_W2 ? w2_group_task : pair_task, &c);
         st = c.status;
     }
     free(c.scratch);

@@ -1,6 +1,6 @@
 /*
- * Internal helpers of the Gaussian kernels (gauss_*.c): a small pthread work queue and dense double-precision
- * linear algebra on d x d row-major matrices, with an AVX-512 and a portable build of the hot loops.
+ * Internal helpers of the Gaussian kernels (gauss_*.c): dense double-precision linear algebra on d x d row-major
+ * matrices, with an AVX-512 and a portable build of the hot loops. Threads: mml_parallel_for (common/).
  * Not part of the public API.
  */
 #ifndef MML_GAUSS_INTERNAL_H
@@ -8,16 +8,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
-
-/* ---- work queue: task t of [0, ntasks) runs exactly once, on some thread tid in [0, nthreads). */
-typedef void (*mml_gauss_task_fn)(void *ctx, int64_t task, int tid);
-/* 0 -> online cores; clamp to [1, ntasks]. */
-int mml_gauss_resolve_threads(int32_t nthreads, int64_t ntasks);
-/* Runs the tasks on up to `nthreads` threads (the caller is thread 0). A thread that cannot be started is simply
- * not used: the others (at least the caller) take its tasks, so the work is always done. */
-void mml_gauss_parallel(int nthreads, int64_t ntasks, mml_gauss_task_fn fn, void *ctx);
-/* Keeps the first non-zero status (thread-safe). */
-void mml_gauss_set_status(int *status, int value);
+#include "mml_parallel.h" /* common/: mml_parallel_for, mml_thread_count, mml_keep_first_status */
 
 /* ---- dense linear algebra, double, n x n row-major. "sym" inputs are read in full. */
 

@@ -61,7 +61,7 @@ static void w2b_row(void *vctx, int64_t r, int tid) {
         const double *L = c->b.chol + j * dd;
         mml_gauss_lt_s_l(M, L, Sa, d, B); /* B: 2 d^2 of scratch, overlapping Zt (written only afterwards) */
         if (mml_gauss_sym_eig(M, d, w, Zt, work) != 0) {
-            mml_gauss_set_status(&c->status, MML_ERR_LAPACK);
+            mml_keep_first_status(&c->status, MML_ERR_LAPACK);
             return;
         }
         double top = 0.0;
@@ -149,7 +149,7 @@ int mml_gaussian_w2_backward_f32(float *dmu_a, float *dsigma_a, float *dmu_b, fl
     int64_t chunk = (int64_t)((64u << 20) / ((size_t)n_b * (size_t)dd * sizeof(double)));
     if (chunk < 1) chunk = 1;
     if (chunk > n_a) chunk = n_a;
-    int nt = mml_gauss_resolve_threads(nthreads, n_a > n_b ? n_a : n_b);
+    int nt = mml_thread_count(nthreads, n_a > n_b ? n_a : n_b);
     st = mml_gauss_prepare(&a, &c.b, sigma_a, n_a, sigma_b, n_b, d, nthreads);
     if (st == MML_OK) {
         c.scratch = (double *)malloc(sizeof(double) * (size_t)(8 * dd + 6 * d) * (size_t)nt);
@@ -162,12 +162,12 @@ int mml_gaussian_w2_backward_f32(float *dmu_a, float *dsigma_a, float *dmu_b, fl
     for (int64_t r0 = 0; st == MML_OK && r0 < n_a; r0 += chunk) {
         c.row0 = r0;
         c.rows = r0 + chunk <= n_a ? chunk : n_a - r0;
-        mml_gauss_parallel(mml_gauss_resolve_threads(nt, c.rows), c.rows, w2b_row, &c);
+        mml_parallel_for(c.rows, nt, w2b_row, &c);
         st = c.status;
-        if (st == MML_OK && c.pairs) mml_gauss_parallel(mml_gauss_resolve_threads(nt, n_b), n_b, w2b_class_sum, &c);
+        if (st == MML_OK && c.pairs) mml_parallel_for(n_b, nt, w2b_class_sum, &c);
     }
     if (st == MML_OK && (dmu_b || dsigma_b))
-        mml_gauss_parallel(mml_gauss_resolve_threads(nt, n_b), n_b, w2b_class_final, &c);
+        mml_parallel_for(n_b, nt, w2b_class_final, &c);
     free(c.scratch), free(c.pairs), free(c.accb);
     mml_gauss_side_free(&a);
     mml_gauss_side_free(&c.b);
@@ -280,7 +280,7 @@ static int side_backward(bw_kind kind, float *dmu_a, float *dsigma_a, float *dmu
         }
         st = mml_gauss_prepare(&a, &b, sigma_a, n_a, sigma_b, n_b, d, nthreads);
     }
-    int nt = mml_gauss_resolve_threads(nthreads, n_a > n_b ? n_a : n_b);
+    int nt = mml_thread_count(nthreads, n_a > n_b ? n_a : n_b);
     double *scratch = NULL;
     if (st == MML_OK) {
         scratch = (double *)malloc(sizeof(double) * (size_t)(4 * d * d + 3 * d) * (size_t)nt);
@@ -291,8 +291,8 @@ static int side_backward(bw_kind kind, float *dmu_a, float *dsigma_a, float *dmu
                        scratch};
         side_ctx cb = {kind, dmu_b, dsigma_b, mu_b, sigma_b, mu_a, sigma_a, &b, &a, dout, 0, dir, n_b, n_a, n_b, d,
                        scratch};
-        if (dmu_a || dsigma_a) mml_gauss_parallel(mml_gauss_resolve_threads(nt, n_a), n_a, side_task, &ca);
-        if (dmu_b || dsigma_b) mml_gauss_parallel(mml_gauss_resolve_threads(nt, n_b), n_b, side_task, &cb);
+        if (dmu_a || dsigma_a) mml_parallel_for(n_a, nt, side_task, &ca);
+        if (dmu_b || dsigma_b) mml_parallel_for(n_b, nt, side_task, &cb);
     }
     free(scratch);
     mml_gauss_side_free(&a);

@@ -4,21 +4,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Run fn(ctx, task, thread) for task = 0 .. ntasks-1 on up to nthreads threads (0 = all online cores).
- * Tasks are taken dynamically; `thread` (0 .. used-1) selects per-thread scratch. Results must depend only on
- * the task index, never on the thread, so that any thread count gives identical numbers.
- * Returns the number of threads used (>= 1), or MML_ERR_NOMEM... never: falls back to the calling thread. */
-int mml_nn_parallel_for(int32_t nthreads, int64_t ntasks, void (*fn)(void *ctx, int64_t task, int thread),
-                        void *ctx);
-/* The thread count mml_nn_parallel_for would use for ntasks tasks. */
-int mml_nn_thread_count(int32_t nthreads, int64_t ntasks);
+#include "mml_parallel.h" /* common/: mml_parallel_for, mml_thread_count */
 
 /* A kernel's workspace: the caller's when it is given (MML_ERR_ARGUMENT if smaller than need floats), else an
  * allocation of need floats returned in *owned for the kernel to free. Returns MML_OK or MML_ERR_NOMEM. */
 int mml_nn_acquire_workspace(float **workspace, float **owned, int64_t workspace_floats, int64_t need);
 
-/* True when the AVX-512 kernels can run on this CPU (checked once). */
+/* True when the AVX-512 kernels can run on this CPU (checked once; nn_dispatch.c). */
 int mml_nn_have_avx512(void);
 
 /* Floats of scratch that mml_nn_sgemm needs. */

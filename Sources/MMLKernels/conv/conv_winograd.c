@@ -206,7 +206,7 @@ static int64_t wg_need(const wg_geom *g, int threads) {
 int64_t mml_conv3x3_winograd_tile_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
                                                    int32_t tile, int32_t nthreads) {
     if (!wg_dims_ok(n, c, h, w, cout, nthreads) || (tile != 2 && tile != 4)) return MML_ERR_ARGUMENT;
-    int threads = mml_nn_thread_count(nthreads, n);
+    int threads = mml_thread_count(nthreads, n);
     wg_geom f = wg_make_geom(c, cout, h, w, tile), b = wg_make_geom(cout, c, h, w, tile);
     int64_t nf = wg_need(&f, threads), nb = wg_need(&b, threads);
     return nf > nb ? nf : nb;
@@ -721,7 +721,7 @@ static int wg_run(float *out, const float *in, const float *weight, int64_t n, i
     s.in = in;
     s.avx512 = mml_nn_have_avx512();
     if (ep) s.epilogue = *ep;
-    mml_nn_parallel_for(nthreads, n, wg_task, &s);
+    mml_parallel_for(n, nthreads, wg_task, &s);
     free(owned);
     return MML_OK;
 }

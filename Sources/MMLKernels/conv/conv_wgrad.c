@@ -209,7 +209,7 @@ int64_t mml_conv3x3_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int6
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || cout <= 0) return MML_ERR_ARGUMENT;
     int64_t th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw;
     int64_t chunks = n < CONV_WG_CHUNKS ? n : CONV_WG_CHUNKS;
-    int threads = mml_nn_thread_count(nthreads, chunks);
+    int threads = mml_thread_count(nthreads, chunks);
     size_t per_thread = al16((size_t)(16 * c * t)) + al16((size_t)(16 * cout * t)) +
                         al16((size_t)(4 * (2 * tw + 34))) + al16(mml_nn_sgemm_scratch_floats());
     size_t partial = al16((size_t)(16 * cout * c));
@@ -268,7 +268,7 @@ int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, co
     s.per_thread = al16((size_t)(16 * c * s.t)) + al16((size_t)(16 * cout * s.t)) + al16((size_t)(4 * (2 * s.tw + 34))) +
                    al16(mml_nn_sgemm_scratch_floats());
     s.partial = al16((size_t)(16 * cout * c));
-    mml_nn_parallel_for(nthreads, s.chunks, wg_task, &s);
+    mml_parallel_for(s.chunks, nthreads, wg_task, &s);
     /* dU summed over chunks in order, then dW_oc += G^T dU_oc G, G^T = [[1, .5, .5, 0], [0, .5, -.5, 0],
      * [0, .5, .5, 1]] */
     for (int64_t o = 0; o < cout; o++)

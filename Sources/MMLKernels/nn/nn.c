@@ -44,7 +44,7 @@ int mml_batchnorm_stats_f32(float *mean, float *var, const float *x, int64_t n, 
     if (!mean || !var || !x || n <= 0 || c <= 0 || hw <= 0) return MML_ERR_ARGUMENT;
     bn_ctx s = {0};
     s.mean = mean; s.var = var; s.x = x; s.n = n; s.c = c; s.hw = hw;
-    mml_nn_parallel_for(nthreads, c, bn_stats_task, &s);
+    mml_parallel_for(c, nthreads, bn_stats_task, &s);
     return MML_OK;
 }
 
@@ -91,7 +91,7 @@ int mml_channel_affine_f32(float *y, const float *x, const float *scale, const f
     bn_ctx s = {0};
     s.y = y; s.x = x; s.scale = scale; s.shift = shift; s.n = n; s.c = c; s.hw = hw;
     s.act = activation; s.slope = slope;
-    mml_nn_parallel_for(nthreads, n * c, affine_task, &s);
+    mml_parallel_for(n * c, nthreads, affine_task, &s);
     return MML_OK;
 }
 
@@ -132,7 +132,7 @@ int mml_batchnorm_backward_f32(float *dx, float *dgamma, float *dbeta, const flo
     bn_ctx s = {0};
     s.dx = dx; s.dgamma = dgamma; s.dbeta = dbeta; s.dy = dy; s.x = x; s.mu = mean; s.invstd = invstd;
     s.gamma = gamma; s.n = n; s.c = c; s.hw = hw; s.batch_stats = batch_stats;
-    mml_nn_parallel_for(nthreads, c, bn_bwd_task, &s);
+    mml_parallel_for(c, nthreads, bn_bwd_task, &s);
     return MML_OK;
 }
 
@@ -170,14 +170,14 @@ static int ew_threads(int64_t count) { return count >= 4 * EW_CHUNK ? 0 : 1; }
 int mml_leaky_relu_f32(float *y, const float *x, int64_t count, float slope) {
     if (!y || !x || count < 0) return MML_ERR_ARGUMENT;
     ew_ctx s = {y, x, NULL, count, slope};
-    mml_nn_parallel_for(ew_threads(count), (count + EW_CHUNK - 1) / EW_CHUNK, leaky_task, &s);
+    mml_parallel_for((count + EW_CHUNK - 1) / EW_CHUNK, ew_threads(count), leaky_task, &s);
     return MML_OK;
 }
 
 int mml_leaky_relu_backward_f32(float *dx, const float *dy, const float *x, int64_t count, float slope) {
     if (!dx || !dy || !x || count < 0) return MML_ERR_ARGUMENT;
     ew_ctx s = {dx, dy, x, count, slope};
-    mml_nn_parallel_for(ew_threads(count), (count + EW_CHUNK - 1) / EW_CHUNK, leaky_bwd_task, &s);
+    mml_parallel_for((count + EW_CHUNK - 1) / EW_CHUNK, ew_threads(count), leaky_bwd_task, &s);
     return MML_OK;
 }
 
@@ -262,7 +262,7 @@ int mml_maxpool2d_f32(float *y, int32_t *argmax, const float *x, int64_t planes,
     s.y = y; s.arg = argmax; s.x = x; s.h = h; s.w = w; s.k = k; s.stride = stride;
     s.oh = (h - k) / stride + 1;
     s.ow = (w - k) / stride + 1;
-    mml_nn_parallel_for(nthreads, planes, maxpool_task, &s);
+    mml_parallel_for(planes, nthreads, maxpool_task, &s);
     return MML_OK;
 }
 
@@ -294,7 +294,7 @@ int mml_maxpool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax
                                int64_t w, int64_t oh, int64_t ow) {
     if (!dx || !dy || !argmax || planes <= 0 || h <= 0 || w <= 0 || oh <= 0 || ow <= 0) return MML_ERR_ARGUMENT;
     mpb_ctx s = {dx, dy, argmax, h * w, oh * ow, 0};
-    mml_nn_parallel_for(planes * h * w >= 4 * 65536 ? 0 : 1, planes, maxpool_bwd_task, &s);
+    mml_parallel_for(planes, planes * h * w >= 4 * 65536 ? 0 : 1, maxpool_bwd_task, &s);
     return s.bad ? MML_ERR_ARGUMENT : MML_OK;
 }
 
@@ -369,6 +369,6 @@ int mml_maxpool2d_leaky_backward_f32(float *dz, const float *dy, const int32_t *
     if (!dz || !dy || !argmax || !activated || planes <= 0 || h <= 0 || w <= 0 || oh <= 0 || ow <= 0)
         return MML_ERR_ARGUMENT;
     mplb_ctx s = {dz, dy, activated, argmax, h * w, oh * ow, slope, 0};
-    mml_nn_parallel_for(nthreads, planes, maxpool_leaky_bwd_task, &s);
+    mml_parallel_for(planes, nthreads, maxpool_leaky_bwd_task, &s);
     return s.bad ? MML_ERR_ARGUMENT : MML_OK;
 }

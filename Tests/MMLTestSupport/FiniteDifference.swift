@@ -1,30 +1,34 @@
 import MMLCore
 import XCTest
 
-/// Finite-difference helpers shared by the layer, backbone and loss tests.
+/// The finite-difference gradient checker of the layer, backbone, loss and checkpoint tests.
 ///
 /// The loss is L = sum_i w_i y_i with fixed random weights w, accumulated in double, so dL/dy = w.
 /// Central differences in float with eps = 1e-2 on inputs of order 1; tolerance |a - b| <= 2e-3 + 3e-2 |b|
 /// (float rounding of a sum over up to a few thousand terms divided by 2 eps).
-enum LayerFD {
-    nonisolated(unsafe) static var eps: Float = 1e-2
-    nonisolated(unsafe) static var atol = 2e-3
-    nonisolated(unsafe) static var rtol = 3e-2
+public enum LayerFD {
+    /// The central-difference step.
+    nonisolated(unsafe) public static var eps: Float = 1e-2
+    /// Absolute and relative tolerance of a probe.
+    nonisolated(unsafe) public static var atol = 2e-3
+    nonisolated(unsafe) public static var rtol = 3e-2
 
-    static func weights(like t: Tensor, seed: UInt64) -> Tensor {
-        var g = TensorRNG(seed: seed)
+    /// Standard normal weights w of the loss, shaped like `t`.
+    public static func weights(like t: Tensor, seed: UInt64) -> Tensor {
+        var g = CoreGenerator.seeded(seed)
         return Tensor(shape: t.shape, normalMean: 0, std: 1, generator: &g)
     }
 
-    static func dot(_ a: Tensor, _ b: Tensor) -> Double {
+    /// sum_i a_i b_i in double.
+    public static func dot(_ a: Tensor, _ b: Tensor) -> Double {
         var s = 0.0
         for i in 0..<a.count { s += Double(a.data[i]) * Double(b.data[i]) }
         return s
     }
 
     /// Indices to probe: first, last and a few random ones.
-    static func probes(_ count: Int, _ k: Int, seed: UInt64) -> [Int] {
-        var g = TensorRNG(seed: seed)
+    public static func probes(_ count: Int, _ k: Int, seed: UInt64) -> [Int] {
+        var g = CoreGenerator.seeded(seed)
         var idx = [0, count - 1]
         for _ in 0..<k { idx.append(Int(g.next() % UInt64(count))) }
         return idx
@@ -34,8 +38,9 @@ enum LayerFD {
     /// With several `epsilons` the probe passes when any of them agrees: a deep piecewise-linear network (ReLU
     /// kinks, max-pool switches) makes some central differences jump across a kink, and a different step avoids it;
     /// a wrong analytic value agrees with none.
-    static func check(_ name: String, analytic: Tensor, probes: [Int], get: (Int) -> Float, set: (Int, Float) -> Void,
-                      loss: () -> Double, epsilons: [Float]? = nil, file: StaticString = #filePath, line: UInt = #line) {
+    public static func check(_ name: String, analytic: Tensor, probes: [Int], get: (Int) -> Float,
+                             set: (Int, Float) -> Void, loss: () -> Double, epsilons: [Float]? = nil,
+                             file: StaticString = #filePath, line: UInt = #line) {
         for i in probes {
             let v = get(i)
             let a = Double(analytic.data[i])
@@ -55,8 +60,9 @@ enum LayerFD {
         }
     }
 
-    static func random(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
-        var g = TensorRNG(seed: seed)
+    /// A normal tensor with mean 0 and standard deviation `std`.
+    public static func random(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
+        var g = CoreGenerator.seeded(seed)
         return Tensor(shape: shape, normalMean: 0, std: std, generator: &g)
     }
 }

@@ -79,11 +79,11 @@ int mml_gaussian_fit_maps_f32(float *mu, float *sigma, const float *maps, int64_
     int st = check_sets(maps, n_images, d, hw, image_index, set_offsets, n_sets, &most);
     if (st) return st;
     if (!mml_gauss_all_finite(maps, n_images * d * hw)) return MML_ERR_NONFINITE;
-    int nt = mml_gauss_resolve_threads(nthreads, n_sets);
+    int nt = mml_thread_count(nthreads, n_sets);
     fit_ctx c = {mu, sigma, maps, d, hw, image_index, set_offsets, eps, NULL, d * most * hw};
     c.scratch = (float *)malloc(sizeof(float) * (size_t)c.scratch_stride * (size_t)nt);
     if (!c.scratch) return MML_ERR_NOMEM;
-    mml_gauss_parallel(nt, n_sets, fit_task, &c);
+    mml_parallel_for(n_sets, nt, fit_task, &c);
     free(c.scratch);
     return MML_OK;
 }
@@ -175,7 +175,7 @@ int mml_gaussian_fit_maps_backward_f32(float *dmaps, const float *dmu, const flo
     int64_t *use_start = (int64_t *)calloc((size_t)(n_images + 1), sizeof(int64_t));
     int64_t *use_set = (int64_t *)malloc(sizeof(int64_t) * (size_t)(total > 0 ? total : 1));
     int64_t *fill = (int64_t *)calloc((size_t)n_images, sizeof(int64_t));
-    int nt = mml_gauss_resolve_threads(nthreads, n_images);
+    int nt = mml_thread_count(nthreads, n_images);
     float *scratch = (float *)malloc(sizeof(float) * (size_t)(d * d + d * hw) * (size_t)nt);
     if (!use_start || !use_set || !fill || !scratch) {
         free(use_start), free(use_set), free(fill), free(scratch);
@@ -190,7 +190,7 @@ int mml_gaussian_fit_maps_backward_f32(float *dmaps, const float *dmu, const flo
             use_set[use_start[im] + fill[im]++] = s;
         }
     fitb_ctx c = {dmaps, dmu, dsigma, maps, mu, d, hw, set_offsets, use_start, use_set, scratch};
-    mml_gauss_parallel(nt, n_images, fitb_task, &c);
+    mml_parallel_for(n_images, nt, fitb_task, &c);
     free(use_start), free(use_set), free(fill), free(scratch);
     return MML_OK;
 }
