@@ -12,7 +12,7 @@ enum LayerFD {
     nonisolated(unsafe) static var rtol = 3e-2
 
     static func weights(like t: Tensor, seed: UInt64) -> Tensor {
-        var g = TensorRNG(seed: seed)
+        var g = SeededRNG(state: seed)
         return Tensor(shape: t.shape, normalMean: 0, std: 1, generator: &g)
     }
 
@@ -24,7 +24,7 @@ enum LayerFD {
 
     /// Indices to probe: first, last and a few random ones.
     static func probes(_ count: Int, _ k: Int, seed: UInt64) -> [Int] {
-        var g = TensorRNG(seed: seed)
+        var g = SeededRNG(state: seed)
         var idx = [0, count - 1]
         for _ in 0..<k { idx.append(Int(g.next() % UInt64(count))) }
         return idx
@@ -56,7 +56,7 @@ enum LayerFD {
     }
 
     static func random(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
-        var g = TensorRNG(seed: seed)
+        var g = SeededRNG(state: seed)
         return Tensor(shape: shape, normalMean: 0, std: std, generator: &g)
     }
 }
