@@ -26,7 +26,7 @@ func runBackboneBench(json: Bool, arguments: [String]) {
         backbone.threads = threads
         let repeats = quick || kind == .resnet12 ? 3 : 7
         for batch in [80, 100] {
-            var g = TensorRNG(seed: 2)
+            var g = SeededRNG(state: 2)
             let x = Tensor(shape: [batch, 3, 84, 84], normalMean: 0, std: 1, generator: &g)
             resetPeakMemory()
             let t = measure(repeats: repeats) { _ = backbone.forward(x, training: false) }

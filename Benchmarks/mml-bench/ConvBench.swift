@@ -100,7 +100,7 @@ func runConvBench(json: Bool, arguments: [String]) {
 
 /// Benchmark inputs uniform in [-1, 1) from MMLCore's seeded generator.
 private struct ConvBenchRng {
-    var generator: TensorRNG
-    init(state: UInt64) { generator = TensorRNG(seed: state) }
-    mutating func float() -> Float { TensorRNG.uniform(using: &generator) * 2 - 1 }
+    var generator: SeededRNG
+    init(state: UInt64) { generator = SeededRNG(state: state) }
+    mutating func float() -> Float { generator.nextFloat() * 2 - 1 }
 }

@@ -5,7 +5,7 @@ import MMLCore
 /// time, layer by layer: each block's conv forward, BatchNorm+LeakyReLU forward, max-pool forward, and the
 /// matching backward passes (conv: dL/dx and dL/dW; the first conv: dL/dW only), medians of 5 runs.
 func runLayerBreakdown(threads: Int) {
-    var g = TensorRNG(seed: 3)
+    var g = SeededRNG(state: 3)
     let batch = 80
     // (input channels, spatial size, pool after)
     let blocks: [(c: Int, size: Int, pool: Bool)] = [(3, 84, true), (64, 42, true), (64, 21, false), (64, 21, false)]

@@ -46,7 +46,10 @@ while position < args.count {
     }
     position += option.1 ? 2 : 1
 }
-BLASRuntime.reexecIfNeeded()
+// Faster OpenBLAS kernels need OPENBLAS_CORETYPE before the process starts: run again with it (as `mml` does).
+let blas = BLASRuntime.check()
+_ = BLASRuntime.reexecPlan(for: blas)?.withCStrings { execve($0, $1, $2) }
+BLASRuntime.warnIfUnchosen(blas)
 AllocatorTuning.apply()
 switch section {
 case "kernels": runKernelsBench(json: json, arguments: args)

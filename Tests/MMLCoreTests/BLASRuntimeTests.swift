@@ -55,4 +55,33 @@ final class BLASRuntimeTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(BLASRuntime.threads, 1)
         XCTAssertTrue(["avx512", "portable"].contains(BLASRuntime.kernelISA))
     }
+
+    /// The library only plans the re-execution: the executable's own `execve` runs it.
+    func testReexecPlanAddsTheCoreAndTheMarker() {
+        let d = BLASRuntime.decide(corename: "Prescott", features: avx512, environment: [:])
+        let plan = BLASRuntime.reexecPlan(for: d, arguments: ["mml", "eval", "--episodes", "5"],
+                                          environment: ["PATH": "/usr/bin", "HOME": "/root"])
+        XCTAssertEqual(plan, BLASReexecPlan(executable: "/proc/self/exe", arguments: ["mml", "eval", "--episodes", "5"],
+                                            environment: ["HOME=/root", "MML_BLAS_REEXEC=1", "OPENBLAS_CORETYPE=SkylakeX",
+                                                          "PATH=/usr/bin"]))
+        let seen = plan!.withCStrings { path, argv, envp -> [String] in
+            var out = [String(cString: path)]
+            var i = 0
+            while let a = argv[i] { out.append(String(cString: a)); i += 1 }
+            i = 0
+            while let e = envp[i] { out.append(String(cString: e)); i += 1 }
+            return out
+        }
+        XCTAssertEqual(seen, ["/proc/self/exe", "mml", "eval", "--episodes", "5", "HOME=/root", "MML_BLAS_REEXEC=1",
+                              "OPENBLAS_CORETYPE=SkylakeX", "PATH=/usr/bin"])
+        let keep = BLASRuntime.decide(corename: "SkylakeX", features: avx512, environment: [:])
+        XCTAssertNil(BLASRuntime.reexecPlan(for: keep, arguments: ["mml"], environment: [:]))
+    }
+
+    func testOnlyUnchosenSlowKernelsWarnAfterLaunch() {
+        let user = BLASRuntime.decide(corename: "Haswell", features: avx512, environment: ["OPENBLAS_CORETYPE": "Haswell"])
+        XCTAssertNil(BLASRuntime.warnIfUnchosen(user))
+        XCTAssertNil(BLASRuntime.warnIfUnchosen(BLASRuntime.decide(corename: "SkylakeX", features: avx512,
+                                                                   environment: [:])))
+    }
 }

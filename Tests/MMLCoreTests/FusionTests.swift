@@ -17,7 +17,7 @@ final class FusionTests: XCTestCase {
         var fusion = LearnedFusion(levels: 3, normalization: norm, way: w)
         fusion.weights = [0.7, -1.3, 2.1]
         let r = rng.tensor([q, w])
-        var probe = fusion
+        var probe = fusion.copy()
         let (logits, cache) = probe.forward(scores, training: true)
         var grads = LearnedFusion.Gradients(levels: 3)
         let ds = fusion.backward(r, cache: cache!, grads: &grads)
@@ -28,7 +28,7 @@ final class FusionTests: XCTestCase {
                 var plus = scores, minus = scores
                 plus[l].data[i] += h
                 minus[l].data[i] -= h
-                var f1 = fusion, f2 = fusion
+                var f1 = fusion.copy(), f2 = fusion.copy()
                 let lp = loss(f1.forward(plus, training: true).0, r)
                 let lm = loss(f2.forward(minus, training: true).0, r)
                 let fd = (lp - lm) / (2 * Double(h))
@@ -36,7 +36,7 @@ final class FusionTests: XCTestCase {
             }
         }
         for l in 0..<3 {
-            var fp = fusion, fm = fusion
+            var fp = fusion.copy(), fm = fusion.copy()
             fp.weights[l] += 1e-2
             fm.weights[l] -= 1e-2
             let fd = (loss(fp.forward(scores, training: true).0, r) - loss(fm.forward(scores, training: true).0, r)) / 2e-2

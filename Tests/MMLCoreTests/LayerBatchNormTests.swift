@@ -5,7 +5,7 @@ import XCTest
 /// BatchNorm's training / inference / frozen behaviour against statistics computed here in double.
 final class LayerBatchNormTests: XCTestCase {
     func testTrainingUsesBatchStatisticsAndMovesRunningOnes() {
-        var g = TensorRNG(seed: 1)
+        var g = SeededRNG(state: 1)
         let bn = BatchNorm2D(channels: 2, momentum: 0.1, gammaStd: 0, generator: &g)
         let x = LayerFD.random([3, 2, 4, 4], seed: 2, std: 2)
         let y = bn.forward(x, training: true).output
@@ -28,7 +28,7 @@ final class LayerBatchNormTests: XCTestCase {
     }
 
     func testInferenceAndFrozenUseRunningStatisticsWithoutUpdating() {
-        var g = TensorRNG(seed: 3)
+        var g = SeededRNG(state: 3)
         let bn = BatchNorm2D(channels: 2, gammaStd: 0, generator: &g)
         bn.runningMean.value = Tensor(shape: [2], data: [1, -1])
         bn.runningVariance.value = Tensor(shape: [2], data: [4, 0.25])
@@ -53,7 +53,7 @@ final class LayerBatchNormTests: XCTestCase {
     }
 
     func testMMLInitialisation() {
-        var g = TensorRNG(seed: 5)
+        var g = SeededRNG(state: 5)
         let bn = BatchNorm2D(channels: 4000, gammaStd: 0.02, generator: &g)
         let gm = bn.gamma.value.data.map(Double.init)
         let mean = gm.reduce(0, +) / Double(gm.count)

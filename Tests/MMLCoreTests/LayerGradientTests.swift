@@ -31,7 +31,7 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testConv2DGradients() {
-        var g = TensorRNG(seed: 1)
+        var g = SeededRNG(state: 1)
         let conv = Conv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, stride: 2, padding: 1, bias: true,
                           initialization: .normal(std: 0.3), generator: &g)
         checkLayer("conv 3x3/2", conv, input: LayerFD.random([2, 3, 7, 6], seed: 2))
@@ -42,7 +42,7 @@ final class LayerGradientTests: XCTestCase {
     /// The Winograd path (3x3, stride 1, padding 1, no bias, >= 16 input channels): finite differences, and the same
     /// forward, dL/dx and dL/dW as the im2col path up to float rounding.
     func testWinogradConv2DGradientsAndAgreementWithIm2col() {
-        var g = TensorRNG(seed: 31)
+        var g = SeededRNG(state: 31)
         let conv = Conv2D(inputChannels: 16, outputChannels: 6, kernelSize: 3, padding: 1,
                           initialization: .normal(std: 0.1), generator: &g)
         XCTAssertTrue(conv.usesWinograd)
@@ -67,7 +67,7 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testConv2DBackwardAccumulatesIntoGradients() {
-        var g = TensorRNG(seed: 4)
+        var g = SeededRNG(state: 4)
         let conv = Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, generator: &g)
         let x = LayerFD.random([2, 2, 5, 5], seed: 5)
         let (y, c) = conv.forward(x, training: true)
@@ -81,7 +81,7 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testBatchNormGradientsWithBatchAndFrozenStatistics() {
-        var g = TensorRNG(seed: 7)
+        var g = SeededRNG(state: 7)
         let bn = BatchNorm2D(channels: 3, gammaStd: 0.3, generator: &g)
         checkLayer("bn train", bn, input: LayerFD.random([4, 3, 3, 2], seed: 8))
         bn.freezesStatistics = true
@@ -102,7 +102,7 @@ final class LayerGradientTests: XCTestCase {
     func testPoolingGradients() {
         // distinct values so that no window has a near-tie that eps could flip
         var x = Tensor(shape: [2, 3, 5, 6])
-        var g = TensorRNG(seed: 12)
+        var g = SeededRNG(state: 12)
         var perm = Array(0..<x.count)
         perm.shuffle(using: &g)
         for i in 0..<x.count { x.data[i] = Float(perm[i]) * 0.1 }
@@ -114,7 +114,7 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testLinearAndFlattenGradients() {
-        var g = TensorRNG(seed: 16)
+        var g = SeededRNG(state: 16)
         checkLayer("linear", Linear(inputFeatures: 7, outputFeatures: 4, initialization: .normal(std: 0.3), generator: &g),
                    input: LayerFD.random([5, 7], seed: 17))
         checkLayer("flatten", Flatten(), input: LayerFD.random([3, 2, 2, 2], seed: 18))

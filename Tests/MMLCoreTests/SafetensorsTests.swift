@@ -111,7 +111,7 @@ final class SafetensorsTests: XCTestCase {
         let good = Safetensors.encode([("a", LayerFD.random([3, 2], seed: 1)), ("b", LayerFD.random([4], seed: 2))],
                                       metadata: ["k": "v\u{1}\"é"])
         XCTAssertNoThrow(try Safetensors.parse(good))
-        var g = TensorRNG(seed: 42)
+        var g = SeededRNG(state: 42)
         var errors = 0
         for _ in 0..<3000 {
             var b = good

@@ -15,7 +15,7 @@ public enum LayerFD {
 
     /// Standard normal weights w of the loss, shaped like `t`.
     public static func weights(like t: Tensor, seed: UInt64) -> Tensor {
-        var g = CoreGenerator.seeded(seed)
+        var g = SeededRNG(state: seed)
         return Tensor(shape: t.shape, normalMean: 0, std: 1, generator: &g)
     }
 
@@ -28,7 +28,7 @@ public enum LayerFD {
 
     /// Indices to probe: first, last and a few random ones.
     public static func probes(_ count: Int, _ k: Int, seed: UInt64) -> [Int] {
-        var g = CoreGenerator.seeded(seed)
+        var g = SeededRNG(state: seed)
         var idx = [0, count - 1]
         for _ in 0..<k { idx.append(Int(g.next() % UInt64(count))) }
         return idx
@@ -62,7 +62,7 @@ public enum LayerFD {
 
     /// A normal tensor with mean 0 and standard deviation `std`.
     public static func random(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
-        var g = CoreGenerator.seeded(seed)
+        var g = SeededRNG(state: seed)
         return Tensor(shape: shape, normalMean: 0, std: std, generator: &g)
     }
 }

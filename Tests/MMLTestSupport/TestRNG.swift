@@ -1,23 +1,14 @@
 import Foundation
 import MMLCore
 
-/// MMLCore's seeded generator (SplitMix64), named in this file only: the test generator below and the
-/// finite-difference helpers draw from it.
-public typealias CoreGenerator = TensorRNG
-
-extension CoreGenerator {
-    /// MMLCore's generator whose whole sequence is fixed by `seed`.
-    public static func seeded(_ seed: UInt64) -> CoreGenerator { CoreGenerator(seed: seed) }
-}
-
-/// The tests' seeded generator: MMLCore's SplitMix64 (`CoreGenerator`) with the draws the tests use. An explicit
+/// The tests' seeded generator: MMLCore's SplitMix64 `SeededRNG` with the draws the tests use. An explicit
 /// seed, no global state; the same seed gives the same values in every test target.
 public struct TestRNG {
     /// The wrapped MMLCore generator.
-    public var generator: CoreGenerator
+    public var generator: SeededRNG
 
     /// A generator whose whole sequence is fixed by `seed`.
-    public init(seed: UInt64) { generator = .seeded(seed) }
+    public init(seed: UInt64) { generator = SeededRNG(state: seed) }
 
     /// The next 64 random bits.
     public mutating func next() -> UInt64 { generator.next() }

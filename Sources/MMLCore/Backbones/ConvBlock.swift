@@ -124,7 +124,7 @@ public final class ConvNet: Backbone {
         precondition(configuration.kind != .resnet12, "[convnet] configuration is for \(configuration.kind)")
         kind = configuration.kind
         inputChannels = configuration.inputChannels
-        var g = TensorRNG(seed: configuration.seed)
+        var g = SeededRNG(state: configuration.seed)
         let widths = configuration.resolvedWidths
         var c = configuration.inputChannels
         var blocks: [ConvBlock] = []

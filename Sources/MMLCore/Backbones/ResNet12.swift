@@ -100,7 +100,7 @@ public final class ResNet12: Backbone {
 
     public init(_ configuration: BackboneConfiguration) {
         inputChannels = configuration.inputChannels
-        var g = TensorRNG(seed: configuration.seed)
+        var g = SeededRNG(state: configuration.seed)
         var c = configuration.inputChannels
         var blocks: [ResidualBlock] = []
         for (i, w) in configuration.resolvedWidths.enumerated() {

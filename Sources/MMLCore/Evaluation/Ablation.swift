@@ -49,7 +49,7 @@ public enum FusionRefit {
                            + "must have been trained with that level")
         }
         let way = first.scores[levels[0]]!.shape[1]
-        var fusion = LearnedFusion(levels: levels.count, normalization: normalization, way: way)
+        let fusion = LearnedFusion(levels: levels.count, normalization: normalization, way: way)
         // Statistics over every episode.
         for (li, l) in levels.enumerated() {
             let groups = normalization == .perLevel ? 1 : way

@@ -158,7 +158,7 @@ public func scoreEpisode(metric: MultiLevelMetric, support: Tensor, labels: [Int
     }
     var fused = out.logits
     if m.fixedFusion == nil && fusionStatistics == .episode {
-        var fusion = metric.fusion  // a copy: its running statistics are not kept
+        var fusion = metric.fusion.copy()  // its running statistics are not kept
         fused = fusion.forward(m.levels.map { out.levelScores[$0]! }, training: true).0
     }
     return EpisodeScores(levels: m.levels, levelScores: out.levelScores, fused: fused)
@@ -167,13 +167,5 @@ public func scoreEpisode(metric: MultiLevelMetric, support: Tensor, labels: [Int
 extension FewShotModel {
     /// The model's metric with its current fusion weights and running statistics (for `scoreEpisode` with
     /// `.stored` statistics after `Checkpoint.load`); nil for a model without a metric.
-    public var scoringMetric: MultiLevelMetric? {
-        guard var m = metric else { return nil }
-        if let w = fusionWeight, let mean = fusionMean, let v = fusionVar {
-            m.fusion.weights = w.value.data
-            m.fusion.runningMean = mean.value.data
-            m.fusion.runningVar = v.value.data
-        }
-        return m
-    }
+    public var scoringMetric: MultiLevelMetric? { metric }
 }

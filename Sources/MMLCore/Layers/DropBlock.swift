@@ -11,7 +11,7 @@ public final class DropBlock: Layer {
     public let blockSize: Int
     /// The fraction of units to drop; may be changed between steps (a linear ramp is common).
     public var rate: Float
-    private var generator: TensorRNG
+    private var generator: SeededRNG
 
     /// What backward needs: the mask already multiplied by the scale (nil when nothing was dropped).
     public struct Cache { public let scaledMask: [Float]? }
@@ -21,12 +21,12 @@ public final class DropBlock: Layer {
         precondition(blockSize > 0 && rate >= 0 && rate < 1, "[dropblock] bad block \(blockSize) or rate \(rate)")
         self.blockSize = blockSize
         self.rate = rate
-        self.generator = TensorRNG(seed: seed)
+        self.generator = SeededRNG(state: seed)
     }
     public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {}
 
     /// Restarts the mask generator from `seed` (trainers reseed per episode so a resumed run draws the same masks).
-    public func reseed(_ seed: UInt64) { generator = TensorRNG(seed: seed) }
+    public func reseed(_ seed: UInt64) { generator = SeededRNG(state: seed) }
 
     /// `(N, C, H, W) -> (N, C, H, W)`.
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
@@ -39,7 +39,7 @@ public final class DropBlock: Layer {
         var mask = [Float](repeating: 1, count: x.count)
         for p in 0..<(d.n * d.c) {
             for sy in 0..<vh {
-                for sx in 0..<vw where Double(TensorRNG.uniform(using: &generator)) < gamma {
+                for sx in 0..<vw where Double(generator.nextFloat()) < gamma {
                     for i in sy..<(sy + b) {
                         for j in sx..<(sx + b) { mask[p * hw + i * d.w + j] = 0 }
                     }

@@ -18,17 +18,22 @@ public enum FusionNormalization: String, Sendable, Codable, CaseIterable {
 /// BN_l normalises with batch statistics in training (and updates running statistics with `momentum`) and with the
 /// running statistics in inference. There is no affine term: the weight is the scale and a shared shift does not
 /// change a softmax. A disabled level is absent from the sum (construct the fusion over the enabled levels only).
-public struct LearnedFusion: Sendable, Codable, Equatable {
+///
+/// The weight and the running statistics are `Parameter`s (`weight`, `running_mean`, `running_var` in
+/// `visitParameters`), the only copy of them: a `FewShotModel` visits them as `fusion.*`, so its optimiser and its
+/// checkpoints read and write them directly. Like a layer's parameters they are shared by copies of the fusion;
+/// `copy()` gives an independent one.
+public struct LearnedFusion: Codable, Equatable {
     /// Number of fused levels.
     public let levels: Int
     /// The normaliser's pooling.
     public let normalization: FusionNormalization
-    /// One weight per level.
-    public var weights: [Float]
-    /// Running means: `levels` values (per-level) or `levels * way` (per-position).
-    public var runningMean: [Float]
-    /// Running variances, same layout as `runningMean`.
-    public var runningVar: [Float]
+    /// One weight per level (trainable).
+    public let weight: Parameter
+    /// Running means (buffer): `levels` values (per-level) or `levels * way` (per-position).
+    public let runningMeanParameter: Parameter
+    /// Running variances (buffer), same layout as the means.
+    public let runningVarParameter: Parameter
     /// The n-way the per-position statistics were made for (0 for per-level).
     public let way: Int
     /// Running-statistics momentum (PyTorch convention: new = (1 - m) * old + m * batch).
@@ -45,10 +50,90 @@ public struct LearnedFusion: Sendable, Codable, Equatable {
         self.levels = levels
         self.normalization = normalization
         self.way = normalization == .perPosition ? way : 0
-        weights = [Float](repeating: 1, count: levels)
+        weight = Parameter(Tensor(shape: [levels], data: [Float](repeating: 1, count: levels)))
         let stats = normalization == .perLevel ? levels : levels * way
-        runningMean = [Float](repeating: 0, count: stats)
-        runningVar = [Float](repeating: 1, count: stats)
+        runningMeanParameter = Parameter(Tensor(shape: [stats]), trainable: false)
+        runningVarParameter = Parameter(Tensor(shape: [stats], data: [Float](repeating: 1, count: stats)),
+                                        trainable: false)
+    }
+
+    /// One weight per level (the values of `weight`).
+    public var weights: [Float] {
+        get { weight.value.data }
+        nonmutating set { weight.value.data = newValue }
+    }
+    /// The running means (the values of `runningMeanParameter`).
+    public var runningMean: [Float] {
+        get { runningMeanParameter.value.data }
+        nonmutating set { runningMeanParameter.value.data = newValue }
+    }
+    /// The running variances (the values of `runningVarParameter`).
+    public var runningVar: [Float] {
+        get { runningVarParameter.value.data }
+        nonmutating set { runningVarParameter.value.data = newValue }
+    }
+
+    /// Visits `weight`, `running_mean` and `running_var` under `prefix`, in that order.
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+        visit(parameterName(prefix, "weight"), weight)
+        visit(parameterName(prefix, "running_mean"), runningMeanParameter)
+        visit(parameterName(prefix, "running_var"), runningVarParameter)
+    }
+
+    /// An independent fusion with the same configuration, values and weight gradient.
+    public func copy() -> LearnedFusion {
+        var f = LearnedFusion(levels: levels, normalization: normalization, way: max(way, 1))
+        f.momentum = momentum
+        f.eps = eps
+        f.weights = weights
+        f.weight.grad = weight.grad
+        f.runningMean = runningMean
+        f.runningVar = runningVar
+        return f
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case levels, normalization, weights, runningMean, runningVar, way, momentum, eps
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let levels = try c.decode(Int.self, forKey: .levels)
+        let normalization = try c.decode(FusionNormalization.self, forKey: .normalization)
+        let way = try c.decode(Int.self, forKey: .way)
+        let weights = try c.decode([Float].self, forKey: .weights)
+        let mean = try c.decode([Float].self, forKey: .runningMean), variance = try c.decode([Float].self, forKey: .runningVar)
+        let stats = normalization == .perLevel ? levels : levels * way
+        guard levels >= 1, normalization == .perLevel || way >= 1, weights.count == levels, mean.count == stats,
+              variance.count == stats else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
+                "learned fusion: \(weights.count) weights and \(mean.count)/\(variance.count) statistics do not fit "
+                + "\(levels) level(s), \(normalization.rawValue), way \(way)"))
+        }
+        self.init(levels: levels, normalization: normalization, way: way)
+        momentum = try c.decodeIfPresent(Float.self, forKey: .momentum) ?? 0.1
+        eps = try c.decodeIfPresent(Float.self, forKey: .eps) ?? 1e-5
+        self.weights = weights
+        runningMean = mean
+        runningVar = variance
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(levels, forKey: .levels)
+        try c.encode(normalization, forKey: .normalization)
+        try c.encode(weights, forKey: .weights)
+        try c.encode(runningMean, forKey: .runningMean)
+        try c.encode(runningVar, forKey: .runningVar)
+        try c.encode(way, forKey: .way)
+        try c.encode(momentum, forKey: .momentum)
+        try c.encode(eps, forKey: .eps)
+    }
+
+    /// Equal configuration and values (whether or not the parameters are shared).
+    public static func == (a: LearnedFusion, b: LearnedFusion) -> Bool {
+        a.levels == b.levels && a.normalization == b.normalization && a.way == b.way && a.momentum == b.momentum
+            && a.eps == b.eps && a.weights == b.weights && a.runningMean == b.runningMean && a.runningVar == b.runningVar
     }
 
     /// What `backward` needs from a training-mode forward.
@@ -75,7 +160,7 @@ public struct LearnedFusion: Sendable, Codable, Equatable {
         }
     }
 
-    /// Fuse per-level scores.
+    /// Fuse per-level scores (a training forward writes the running statistics).
     /// - Parameters:
     ///   - scores: one (queries x way) tensor per level, in the order the fusion was built for.
     ///   - training: batch statistics (and running-statistics update) when true.
@@ -90,6 +175,8 @@ public struct LearnedFusion: Sendable, Codable, Equatable {
             precondition(w == way, "[fusion] per-position statistics were made for \(way)-way, got \(w)-way")
         }
         let gs = groups(queries: q, way: w)
+        let weights = self.weights
+        var runningMean = self.runningMean, runningVar = self.runningVar
         var logits = [Float](repeating: 0, count: q * w)
         var normalized: [[Float]] = []
         var invStds: [[Float]] = []
@@ -125,6 +212,10 @@ public struct LearnedFusion: Sendable, Codable, Equatable {
             normalized.append(xhat)
             invStds.append(inv)
         }
+        if training {
+            self.runningMean = runningMean
+            self.runningVar = runningVar
+        }
         let out = Tensor(shape: [q, w], data: logits)
         return (out, training ? Cache(normalized: normalized, invStd: invStds, queries: q, way: w) : nil)
     }
@@ -138,6 +229,7 @@ public struct LearnedFusion: Sendable, Codable, Equatable {
         let q = cache.queries, w = cache.way
         precondition(dLogits.shape == [q, w], "[fusion] dLogits \(dLogits.shape) vs \([q, w])")
         let gs = groups(queries: q, way: w)
+        let weights = self.weights
         var result: [Tensor] = []
         for l in 0..<levels {
             let xhat = cache.normalized[l]

@@ -10,13 +10,14 @@ public enum MetricLevel: String, Sendable, Codable, CaseIterable, Comparable {
 
 /// The multi-level metric: the enabled heads score every (query, class) pair and a fusion combines them.
 /// A disabled level is absent (its head is not run and the fusion has no weight for it), not zeroed.
-public struct MultiLevelMetric: Sendable {
+public struct MultiLevelMetric {
     /// The enabled levels, in canonical order (pixel, part, distribution).
     public let levels: [MetricLevel]
     public var pixel: PixelLevel
     public var part: PartLevel
     public var distribution: DistributionLevel
-    /// The learned fusion over `levels` (used unless `fixedFusion` is set).
+    /// The learned fusion over `levels` (used unless `fixedFusion` is set). Its weight and statistics are
+    /// `Parameter`s, shared by copies of the metric (`fusion.copy()` for an independent fusion).
     public var fusion: LearnedFusion
     /// When set, the fixed-weight fusion of MML v4 (one weight per enabled level) replaces the learned one.
     public var fixedFusion: FixedFusion?

@@ -61,17 +61,14 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
 
 /// A backbone with an optional multi-level metric: the unit `mml train` trains, checkpoints and `mml eval` loads.
 ///
-/// Parameters are visited as `backbone.*` and, with a learned fusion, `fusion.weight` (trainable) and the
-/// `fusion.running_mean` / `fusion.running_var` buffers, so one optimiser and one safetensors file cover it all.
+/// Parameters are visited as `backbone.*` and, with a learned fusion, the fusion's own `fusion.weight` (trainable)
+/// and `fusion.running_mean` / `fusion.running_var` buffers, so one optimiser and one safetensors file cover it all.
 public final class FewShotModel: ParameterContainer {
     public let configuration: ModelConfiguration
     public let backbone: any Backbone
-    /// The metric (nil for a backbone-only model). Its fusion weights and statistics mirror the parameters below;
-    /// use `forward` / `backward` here, which keep the two in step.
+    /// The metric (nil for a backbone-only model). Its learned fusion holds the fusion parameters the model visits
+    /// (a copy of the metric shares them; `metric.fusion.copy()` gives an independent fusion).
     public private(set) var metric: MultiLevelMetric?
-    let fusionWeight: Parameter?
-    let fusionMean: Parameter?
-    let fusionVar: Parameter?
 
     /// Builds a freshly initialised model. - Throws: `MMLError(.config)` for an invalid configuration.
     /// - Parameter threads: threads for the layer and head kernels (0 = all cores).
@@ -81,46 +78,14 @@ public final class FewShotModel: ParameterContainer {
         let b = try makeBackbone(configuration.backboneConfiguration)
         b.threads = threads
         backbone = b
-        if let mc = configuration.metric {
-            let m = try mc.makeMetric(threads: threads)
-            metric = m
-            if m.fixedFusion == nil {
-                fusionWeight = Parameter(Tensor(shape: [m.fusion.weights.count], data: m.fusion.weights))
-                fusionMean = Parameter(Tensor(shape: [m.fusion.runningMean.count], data: m.fusion.runningMean),
-                                       trainable: false)
-                fusionVar = Parameter(Tensor(shape: [m.fusion.runningVar.count], data: m.fusion.runningVar),
-                                      trainable: false)
-            } else {
-                fusionWeight = nil; fusionMean = nil; fusionVar = nil
-            }
-        } else {
-            metric = nil
-            fusionWeight = nil; fusionMean = nil; fusionVar = nil
-        }
+        metric = try configuration.metric?.makeMetric(threads: threads)
     }
 
     public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
         backbone.visitParameters(prefix: parameterName(prefix, "backbone"), visit)
-        if let w = fusionWeight, let m = fusionMean, let v = fusionVar {
-            visit(parameterName(prefix, "fusion.weight"), w)
-            visit(parameterName(prefix, "fusion.running_mean"), m)
-            visit(parameterName(prefix, "fusion.running_var"), v)
+        if let metric, metric.fixedFusion == nil {
+            metric.fusion.visitParameters(prefix: parameterName(prefix, "fusion"), visit)
         }
-    }
-
-    /// Copies the fusion parameters into the metric.
-    private func pushFusion() {
-        guard let w = fusionWeight, let m = fusionMean, let v = fusionVar, metric != nil else { return }
-        metric!.fusion.weights = w.value.data
-        metric!.fusion.runningMean = m.value.data
-        metric!.fusion.runningVar = v.value.data
-    }
-
-    /// Copies the metric's running statistics (updated by a training forward) back into the buffers.
-    private func pullFusionStatistics() {
-        guard let m = fusionMean, let v = fusionVar, let metric else { return }
-        m.value.data = metric.fusion.runningMean
-        v.value.data = metric.fusion.runningVar
     }
 
     /// Backbone features of a batch of images `(N, C_in, H, W) -> (N, C, h, w)` in inference mode, in chunks of
@@ -173,9 +138,7 @@ public final class FewShotModel: ParameterContainer {
         let rest = Array(f.shape.dropFirst())
         let s = Tensor(shape: [ns] + rest, data: Array(f.data[0..<(ns * per)]))
         let q = Tensor(shape: [f.shape[0] - ns] + rest, data: Array(f.data[(ns * per)...]))
-        pushFusion()
         let (out, mc) = try metric!.forward(support: s, labels: labels, query: q, way: way, training: training)
-        if training { pullFusionStatistics() }
         return (out, training ? EpisodeCache(backbone: bc, metric: mc, supportCount: ns) : nil)
     }
 
@@ -184,7 +147,8 @@ public final class FewShotModel: ParameterContainer {
         guard let metric else { preconditionFailure("[model] backward without a metric") }
         var fg = LearnedFusion.Gradients(levels: metric.levels.count)
         let (ds, dq) = try metric.backward(dLogits, cache: cache.metric, fusionGradients: &fg)
-        if let w = fusionWeight {
+        if metric.fixedFusion == nil {
+            let w = metric.fusion.weight
             for i in 0..<fg.weights.count { w.grad.data[i] += fg.weights[i] }
         }
         var df = ds

@@ -42,8 +42,9 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
 ///
 /// Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) picks its kernels when the library loads. On CPUs it does not
 /// recognise it falls back to "Prescott" (SSE3) kernels, about 5x slower than its AVX-512 ones. The only fix is
-/// `OPENBLAS_CORETYPE` in the environment *before* the process starts, so `mml` re-executes itself once with it
-/// set. A value the user set is never overridden.
+/// `OPENBLAS_CORETYPE` in the environment *before* the process starts, so `mml` and `mml-bench` re-execute
+/// themselves once with it set (`BLASRuntime.reexecPlan(for:)`; the library never re-executes a process). A value
+/// the user set is never overridden.
 public struct BLASCoreDecision: Equatable, Sendable {
     public enum Action: Equatable, Sendable {
         /// Leave things as they are.
@@ -56,11 +57,37 @@ public struct BLASCoreDecision: Equatable, Sendable {
     public let warning: String?
 }
 
+/// What an executable runs instead of itself to get faster OpenBLAS kernels: `execve(executable, arguments,
+/// environment)`, the environment being this process's plus `OPENBLAS_CORETYPE` and the re-exec marker.
+public struct BLASReexecPlan: Equatable, Sendable {
+    /// The program to execute (this process's own executable).
+    public let executable: String
+    /// The full command line, program name first.
+    public let arguments: [String]
+    /// `NAME=value` entries, sorted by name.
+    public let environment: [String]
+
+    public init(executable: String, arguments: [String], environment: [String]) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+    }
+
+    /// Calls `body` with the plan as C strings (path, NULL-terminated argv and envp), for `execve`; frees them
+    /// afterwards, so when the exec fails the caller simply goes on.
+    public func withCStrings<R>(_ body: (UnsafePointer<CChar>, UnsafePointer<UnsafeMutablePointer<CChar>?>,
+                                         UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        let argv = arguments.map { strdup($0) } + [nil], envp = environment.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        return executable.withCString { path in body(path, argv, envp) }
+    }
+}
+
 /// OpenBLAS kernel selection and facts about the BLAS in use.
 public enum BLASRuntime {
     /// The environment variable OpenBLAS reads.
     public static let coretypeVariable = "OPENBLAS_CORETYPE"
-    /// Set by `mml` on its re-executed child, so it never re-executes twice.
+    /// Set on the re-executed child, so it never re-executes twice.
     public static let reexecMarker = "MML_BLAS_REEXEC"
     /// Set to 1 to forbid the re-execution.
     public static let optOutVariable = "MML_NO_BLAS_REEXEC"
@@ -130,24 +157,33 @@ public enum BLASRuntime {
         return w
     }
 
-    /// For executables: when OpenBLAS runs slower kernels than the CPU supports and the user did not choose them,
-    /// re-execute this process (same arguments) with `OPENBLAS_CORETYPE` set. Returns only when no re-execution
-    /// happened (nothing to do, opted out, or exec failed); prints a warning to standard error when slow kernels
-    /// remain that the user did not choose.
-    public static func reexecIfNeeded() {
-        let d = check()
-        if case .reexec(let core) = d.action {
-            setenv(coretypeVariable, core, 1)
-            setenv(reexecMarker, "1", 1)
-            var cargs: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
-            cargs.append(nil)
-            execv("/proc/self/exe", &cargs)
-            // exec failed: undo and go on with slow kernels.
-            unsetenv(coretypeVariable)
-            unsetenv(reexecMarker)
-        }
-        // A value the user chose is their business: `mml env` reports it; only unchosen slow kernels warn here.
-        if let w = d.warning, w.hasPrefix("warning:") { warnOnce(w) }
+    /// For executables: how to re-execute this process with `OPENBLAS_CORETYPE` set, when `decision` asks for it
+    /// (nil otherwise). MMLCore never re-executes a process itself; the executable performs the `execve`:
+    ///
+    ///     let blas = BLASRuntime.check()
+    ///     _ = BLASRuntime.reexecPlan(for: blas)?.withCStrings { execve($0, $1, $2) }  // returns only without exec
+    ///     BLASRuntime.warnIfUnchosen(blas)
+    /// - Parameters:
+    ///   - arguments: the command line to run again (this process's by default).
+    ///   - environment: the environment to extend (this process's by default).
+    public static func reexecPlan(for decision: BLASCoreDecision, arguments: [String] = CommandLine.arguments,
+                                  environment: [String: String] = processEnvironment()) -> BLASReexecPlan? {
+        guard case .reexec(let core) = decision.action else { return nil }
+        var env = environment
+        env[coretypeVariable] = core
+        env[reexecMarker] = "1"
+        return BLASReexecPlan(executable: "/proc/self/exe", arguments: arguments,
+                              environment: env.keys.sorted().map { "\($0)=\(env[$0]!)" })
+    }
+
+    /// For executables, after the re-execution did not happen (nothing to do, opted out, or exec failed): prints the
+    /// decision's warning to standard error once when slow kernels remain that the user did not choose. A value the
+    /// user chose is their business (`mml env` reports it). Returns the warning printed, or nil.
+    @discardableResult
+    public static func warnIfUnchosen(_ decision: BLASCoreDecision) -> String? {
+        guard let w = decision.warning, w.hasPrefix("warning:") else { return nil }
+        warnOnce(w)
+        return w
     }
 
     /// The core name OpenBLAS chose when it loaded.

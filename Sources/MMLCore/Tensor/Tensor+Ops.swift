@@ -9,7 +9,7 @@ extension Tensor {
     public init<G: RandomNumberGenerator>(shape: [Int], normalMean mean: Float, std: Float,
                                           generator: inout G) {
         self.init(shape: shape)
-        for i in 0..<data.count { data[i] = mean + std * TensorRNG.normal(using: &generator) }
+        for i in 0..<data.count { data[i] = mean + std * generator.nextNormal() }
     }
 
     /// The same elements under another shape with the same element count.

@@ -5,6 +5,9 @@ import Foundation
 /// mml keeps no global random state: everything random takes one of these, created from an explicit seed.
 /// Streams are counter-based: `SeededRNG(seed: s, stream: i)` hashes (s, i) into an independent state, so the
 /// i-th episode, batch or augmentation is a pure function of (seed, i), whatever order or thread computes it.
+/// `SeededRNG(state: s)` starts from the raw state `s` (no mixing): parameter initialisation, DropBlock masks and
+/// test inputs use it, so a backbone's weights are fixed by its configuration seed.
+/// The same seed gives the same numbers on any machine and thread count.
 ///
 ///     var rng = SeededRNG(seed: 42, stream: UInt64(episodeIndex))
 ///     let picks = rng.sample(5, from: 64)      // 5 distinct indices in 0..<64
@@ -12,7 +15,12 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
     /// The internal 64-bit state; advanced by the golden-ratio increment on every draw.
     public var state: UInt64
 
-    /// A generator whose sequence is fully determined by `seed`.
+    /// A generator that starts from the raw state `state`: its first draw is `mix(state)`.
+    public init(state: UInt64) {
+        self.state = state
+    }
+
+    /// A generator whose sequence is fully determined by `seed` (the state is `mix(seed)`).
     public init(seed: UInt64) {
         state = SeededRNG.mix(seed)
     }
@@ -64,17 +72,13 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
         Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
     }
 
-    /// A uniform Float in [0, 1) with 24 random bits.
-    @inlinable public mutating func nextFloat() -> Float {
-        Float(next() >> 40) * (1.0 / 16_777_216.0)
-    }
-
     /// A uniform Float in [lo, hi).
     @inlinable public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
         lo + (hi - lo) * nextFloat()
     }
 
-    /// A standard normal deviate (Box-Muller; one of the pair is discarded to keep the state simple).
+    /// A standard normal deviate in Double (Box-Muller with u1 = max(nextDouble(), 1e-300); one of the pair is
+    /// discarded). `nextNormal()` is the Float sampler the tensors and layers draw from.
     public mutating func nextGaussian() -> Double {
         let u1 = max(nextDouble(), 1e-300), u2 = nextDouble()
         return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
@@ -111,5 +115,21 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
         for i in stride(from: array.count - 1, to: 0, by: -1) {
             array.swapAt(i, nextInt(below: i + 1))
         }
+    }
+}
+
+/// Uniform and normal samples from any generator (the tensor and layer initialisers are generic over it).
+extension RandomNumberGenerator {
+    /// A uniform Float in [0, 1) with 24 random bits.
+    @inlinable public mutating func nextFloat() -> Float {
+        Float(next() >> 40) * (1.0 / 16_777_216.0)
+    }
+
+    /// A standard normal Float by the Box-Muller transform in Double (one sample per two draws, the sine discarded):
+    /// u1 = (bits53 + 1) / 2^53 in (0, 1] so that log(u1) is finite, u2 = bits53 / 2^53.
+    public mutating func nextNormal() -> Float {
+        let u1 = (Double(next() >> 11) + 1) * (1.0 / 9_007_199_254_740_992.0)
+        let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }
