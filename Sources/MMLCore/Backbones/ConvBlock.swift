@@ -1,5 +1,3 @@
-import MMLKernels
-
 /// Conv3x3 (padding 1) -> BatchNorm -> (Leaky)ReLU -> optional 2x2 max-pool: the block of Conv-64F and Conv-4.
 ///
 /// `x: (N, C, H, W) -> (N, C', H, W)` or `(N, C', H / 2, W / 2)` with pooling. BN, the activation and the pooling run as one
@@ -43,47 +41,24 @@ public final class ConvBlock: ParameterContainer {
 
     private var workspace: [Float] = []
 
-    /// Inference: conv, folded BatchNorm, activation and pooling one image at a time in cache (C kernel
-    /// `mml_conv_block_forward_f32`), with no full-size intermediate maps; for Winograd-eligible convs, the
-    /// Winograd conv with BN, activation and pooling folded into its output transform.
+    /// Inference: conv, folded BatchNorm, activation and pooling one image at a time in cache (the direct
+    /// conv-block kernel), with no full-size intermediate maps; for Winograd-eligible convs, the Winograd conv with
+    /// BN, activation and pooling folded into its output transform.
     func inferenceForward(_ x: Tensor) -> Tensor {
         let d = x.nchw
         precondition(d.c == conv.inputChannels, "[convblock] input C=\(d.c) does not match \(conv.inputChannels)")
-        let co = conv.outputChannels
-        var scale = [Float](repeating: 0, count: co), shift = scale
-        for o in 0..<co {
-            scale[o] = bn.gamma.value.data[o] / (bn.runningVariance.value.data[o] + bn.epsilon).squareRoot()
-            shift[o] = bn.beta.value.data[o] - bn.runningMean.value.data[o] * scale[o]
-        }
-        let pooled = pool != nil
+        let (scale, shift) = bn.foldedAffine()
         // Winograd-eligible convs: the Winograd conv with BN, activation and pooling folded into its output
         // transform; others (the first layer): the conv-block kernel
-        let winograd = conv.usesWinograd
-        let tile = Conv2D.winogradTile(height: d.h, width: d.w), nthreads = Int32(max(threads, 0))
-        let (n, c, h, w, cout) = (Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(co))
-        let need = Int(winograd ? mml_conv3x3_winograd_tile_workspace_floats(n, c, h, w, cout, tile, nthreads)
-                                : mml_conv_block_workspace_floats(c, h, w, cout, 3, 1, n, nthreads))
-        precondition(need >= 0, "[convblock] bad sizes \(x.shape)")
-        if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
-        var y = Tensor(uninitializedShape: [d.n, co, pooled ? d.h / 2 : d.h, pooled ? d.w / 2 : d.w])
-        let wsCount = Int64(workspace.count), slope = negativeSlope, poolFlag: Int32 = pooled ? 1 : 0
-        let status = y.data.withUnsafeMutableBufferPointer { yp in
-            x.data.withUnsafeBufferPointer { xp in
-                conv.weight.value.data.withUnsafeBufferPointer { wp in
-                    workspace.withUnsafeMutableBufferPointer { ws in
-                        winograd
-                            ? mml_conv3x3_winograd_tile_forward_affine_leaky_f32(
-                                yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift, slope, poolFlag, n, c, h,
-                                w, cout, tile, ws.baseAddress, wsCount, nthreads)
-                            : mml_conv_block_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, scale, shift,
-                                                         n, c, h, w, cout, 3, 1, slope, poolFlag, ws.baseAddress,
-                                                         wsCount, nthreads)
-                    }
-                }
-            }
+        if conv.usesWinograd {
+            return ConvKernels.winogradBlockForward(x, weight: conv.weight.value, scale: scale, shift: shift,
+                                                    negativeSlope: negativeSlope, pooled: pool != nil,
+                                                    tile: Conv2D.winogradTile(height: d.h, width: d.w),
+                                                    workspace: &workspace, threads: threads)
         }
-        requireLayerKernel(status, winograd ? "convblock winograd" : "convblock")
-        return y
+        return ConvKernels.directBlockForward(x, weight: conv.weight.value, scale: scale, shift: shift,
+                                              negativeSlope: negativeSlope, pooled: pool != nil,
+                                              workspace: &workspace, threads: threads)
     }
 
     func forward(_ x: Tensor, training: Bool) -> (Tensor, Cache) {

@@ -1,5 +1,4 @@
 import Foundation
-import MMLKernels
 
 /// Retrieval metrics of an embedding on held-out classes (METHOD.md section 4; Musgrave et al. 2020 for MAP@R).
 public struct RetrievalMetrics: Sendable, Equatable, Codable {
@@ -61,11 +60,8 @@ public func retrievalMetrics(embeddings: Tensor, labels: [Int], recallKs: [Int] 
     let work = { (b: Int) in
         let lo = b * block, hi = min(n, lo + block), rows = hi - lo
         var dots = [Float](repeating: 0, count: rows * n)
-        let status = embeddings.data.withUnsafeBufferPointer { e in
-            mml_sgemm_f32(0, 1, Int64(rows), Int64(n), Int64(d), 1, e.baseAddress! + lo * d, Int64(d),
-                          e.baseAddress!, Int64(d), 0, &dots, Int64(n))
-        }
-        requireLayerKernel(status, "retrieval")
+        NNKernels.gemm("retrieval", transposeB: true, m: rows, n: n, k: d, a: embeddings.data, aOffset: lo * d,
+                       lda: d, b: embeddings.data, ldb: d, beta: 0, c: &dots, ldc: n)
         var local: [[Int]] = []
         for r in 0..<rows {
             let q = lo + r

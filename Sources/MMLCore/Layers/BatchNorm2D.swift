@@ -1,5 +1,3 @@
-import MMLKernels
-
 /// Batch normalisation over the channels of NCHW maps (Ioffe & Szegedy 2015), as PyTorch's `BatchNorm2d`.
 ///
 /// `x: (N, C, H, W) -> (N, C, H, W)`, `y = gamma (x - mu) / sqrt(var + eps) + beta` per channel.
@@ -61,12 +59,7 @@ public final class BatchNorm2D: Layer {
         let d = x.nchw
         precondition(d.c == channels, "[batchnorm2d] channels \(channels) do not match input C=\(d.c)")
         if training && !freezesStatistics {
-            var mean = [Float](repeating: 0, count: channels), variance = mean
-            let status = x.data.withUnsafeBufferPointer { xp in
-                mml_batchnorm_stats_f32(&mean, &variance, xp.baseAddress, Int64(d.n), Int64(d.c),
-                                        Int64(d.h * d.w), Int32(threads))
-            }
-            requireLayerKernel(status, "batchnorm2d stats")
+            let (mean, variance) = NNKernels.batchNormStatistics(x, threads: threads)
             let m = d.n * d.h * d.w
             let unbias = m > 1 ? Float(m) / Float(m - 1) : 1
             for c in 0..<channels {
@@ -79,6 +72,33 @@ public final class BatchNorm2D: Layer {
         return (runningMean.value.data, runningVariance.value.data.map { 1 / ($0 + epsilon).squareRoot() }, false)
     }
 
+    /// The affine map `y = scale x + shift` per channel that normalising with `mean` and `inverseStd`
+    /// (1 / sqrt(var + eps)) and then applying gamma and beta amounts to: `scale = gamma invstd`,
+    /// `shift = beta - mean scale`; `(C)` each. The forward passes use it with the statistics they normalise with.
+    public func affine(mean: [Float], inverseStd: [Float]) -> (scale: [Float], shift: [Float]) {
+        precondition(mean.count == channels && inverseStd.count == channels,
+                     "[batchnorm2d] statistics of \(mean.count), \(inverseStd.count) channels for \(channels)")
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for c in 0..<channels {
+            scale[c] = gamma.value.data[c] * inverseStd[c]
+            shift[c] = beta.value.data[c] - mean[c] * scale[c]
+        }
+        return (scale, shift)
+    }
+
+    /// The inference fold with the running statistics, for kernels that apply BatchNorm inside a conv's output:
+    /// `scale = gamma / sqrt(running_var + eps)`, `shift = beta - running_mean scale`; `(C)` each. (It divides by
+    /// the square root, where `affine(mean:inverseStd:)` multiplies by its reciprocal: the two can differ in the
+    /// last bit, and each path keeps the rounding it has always had.)
+    public func foldedAffine() -> (scale: [Float], shift: [Float]) {
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for c in 0..<channels {
+            scale[c] = gamma.value.data[c] / (runningVariance.value.data[c] + epsilon).squareRoot()
+            shift[c] = beta.value.data[c] - runningMean.value.data[c] * scale[c]
+        }
+        return (scale, shift)
+    }
+
     /// `x: (N, C, H, W) -> (N, C, H, W)`.
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
         let (y, cache) = forward(x, training: training, leakySlope: nil)
@@ -88,22 +108,9 @@ public final class BatchNorm2D: Layer {
     /// The forward pass with an optional fused leaky ReLU (`leakySlope`, 0 for ReLU) applied after the affine map,
     /// so that BN + activation costs one pass over memory. The cache is BatchNorm's alone.
     public func forward(_ x: Tensor, training: Bool, leakySlope: Float?) -> (output: Tensor, cache: Cache) {
-        let d = x.nchw
         let (mean, invstd, batch) = statistics(x, training: training)
-        var scale = [Float](repeating: 0, count: channels), shift = scale
-        for c in 0..<channels {
-            scale[c] = gamma.value.data[c] * invstd[c]
-            shift[c] = beta.value.data[c] - mean[c] * scale[c]
-        }
-        var y = Tensor(uninitializedShape: x.shape)
-        let status = y.data.withUnsafeMutableBufferPointer { yp in
-            x.data.withUnsafeBufferPointer { xp in
-                mml_channel_affine_f32(yp.baseAddress, xp.baseAddress, scale, shift, Int64(d.n), Int64(d.c),
-                                       Int64(d.h * d.w), leakySlope == nil ? 0 : 1, leakySlope ?? 0,
-                                       Int32(threads))
-            }
-        }
-        requireLayerKernel(status, "batchnorm2d")
+        let (scale, shift) = affine(mean: mean, inverseStd: invstd)
+        let y = NNKernels.channelAffine(x, scale: scale, shift: shift, leakySlope: leakySlope, threads: threads)
         return (y, Cache(input: x, mean: mean, inverseStd: invstd, usedBatchStatistics: batch))
     }
 
@@ -116,23 +123,9 @@ public final class BatchNorm2D: Layer {
         let d = x.nchw
         precondition(d.h >= 2 && d.w >= 2, "[batchnorm2d] pooled input \(d.h)x\(d.w) is smaller than 2x2")
         let (mean, invstd, batch) = statistics(x, training: training)
-        var scale = [Float](repeating: 0, count: channels), shift = scale
-        for c in 0..<channels {
-            scale[c] = gamma.value.data[c] * invstd[c]
-            shift[c] = beta.value.data[c] - mean[c] * scale[c]
-        }
-        var y = Tensor(uninitializedShape: [d.n, d.c, d.h / 2, d.w / 2])
-        var arg = [Int32](unsafeUninitializedCapacity: y.count) { _, c in c = y.count }
-        let status = y.data.withUnsafeMutableBufferPointer { yp in
-            arg.withUnsafeMutableBufferPointer { ap in
-                x.data.withUnsafeBufferPointer { xp in
-                    mml_affine_leaky_maxpool2x2_f32(yp.baseAddress, ap.baseAddress, xp.baseAddress, scale, shift,
-                                                    Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), leakySlope,
-                                                    Int32(threads))
-                }
-            }
-        }
-        requireLayerKernel(status, "batchnorm2d+leaky+maxpool")
+        let (scale, shift) = affine(mean: mean, inverseStd: invstd)
+        let (y, arg) = NNKernels.affineLeakyMaxPool2x2(x, scale: scale, shift: shift, leakySlope: leakySlope,
+                                                       threads: threads)
         return (y, arg, Cache(input: x, mean: mean, inverseStd: invstd, usedBatchStatistics: batch))
     }
 
@@ -145,50 +138,19 @@ public final class BatchNorm2D: Layer {
         let d = x.nchw
         precondition(dy.shape == [d.n, d.c, d.h / 2, d.w / 2] && pooled.shape == dy.shape && argmax.count == dy.count,
                      "[batchnorm2d] pooled dy shape \(dy.shape) does not match input \(x.shape)")
-        var dx = Tensor(uninitializedShape: x.shape)
-        let status = dx.data.withUnsafeMutableBufferPointer { dxp in
-            gamma.grad.data.withUnsafeMutableBufferPointer { dg in
-                beta.grad.data.withUnsafeMutableBufferPointer { db in
-                    dy.data.withUnsafeBufferPointer { dyp in
-                        pooled.data.withUnsafeBufferPointer { pp in
-                            x.data.withUnsafeBufferPointer { xp in
-                                mml_maxpool_leaky_batchnorm_backward_f32(
-                                    dxp.baseAddress, dg.baseAddress, db.baseAddress, dyp.baseAddress, argmax,
-                                    pp.baseAddress, xp.baseAddress, cache.mean, cache.inverseStd, gamma.value.data,
-                                    Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), leakySlope,
-                                    cache.usedBatchStatistics ? 1 : 0, Int32(threads))
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        requireLayerKernel(status, "batchnorm2d+leaky+maxpool backward")
-        return dx
+        return NNKernels.maxPoolLeakyBatchNormBackward(
+            dy, argmax: argmax, pooled: pooled, input: x, mean: cache.mean, inverseStd: cache.inverseStd,
+            gamma: gamma.value, gammaGradient: &gamma.grad, betaGradient: &beta.grad, leakySlope: leakySlope,
+            batchStatistics: cache.usedBatchStatistics, threads: threads)
     }
 
     /// dL/dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) with batch statistics (gamma invstd dy with fixed
     /// ones); adds dL/dgamma = sum dy xhat and dL/dbeta = sum dy.
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
         let x = cache.input
-        let d = x.nchw
         precondition(dy.shape == x.shape, "[batchnorm2d] dy shape \(dy.shape) does not match input \(x.shape)")
-        var dx = Tensor(uninitializedShape: x.shape)
-        let status = dx.data.withUnsafeMutableBufferPointer { dxp in
-            gamma.grad.data.withUnsafeMutableBufferPointer { dg in
-                beta.grad.data.withUnsafeMutableBufferPointer { db in
-                    dy.data.withUnsafeBufferPointer { dyp in
-                        x.data.withUnsafeBufferPointer { xp in
-                            mml_batchnorm_backward_f32(dxp.baseAddress, dg.baseAddress, db.baseAddress,
-                                                       dyp.baseAddress, xp.baseAddress, cache.mean, cache.inverseStd,
-                                                       gamma.value.data, Int64(d.n), Int64(d.c), Int64(d.h * d.w),
-                                                       cache.usedBatchStatistics ? 1 : 0, Int32(threads))
-                        }
-                    }
-                }
-            }
-        }
-        requireLayerKernel(status, "batchnorm2d backward")
-        return dx
+        return NNKernels.batchNormBackward(dy, input: x, mean: cache.mean, inverseStd: cache.inverseStd,
+                                           gamma: gamma.value, gammaGradient: &gamma.grad, betaGradient: &beta.grad,
+                                           batchStatistics: cache.usedBatchStatistics, threads: threads)
     }
 }

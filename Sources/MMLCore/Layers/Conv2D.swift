@@ -1,13 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import MMLKernels
-
-/// Traps with the op name when a layer kernel rejects its arguments: the Swift side checks shapes first, so a
-/// failing status is a broken internal contract, never user input.
-@inline(__always) func requireLayerKernel(_ status: Int32, _ op: String) {
-    precondition(status == 0, "[\(op)] kernel failed: \(String(cString: mml_status_string(status)))")
-}
 
 /// 2-D convolution (cross-correlation as PyTorch's `Conv2d`) with zero padding.
 ///
@@ -16,7 +9,7 @@ import MMLKernels
 /// others on im2col-free packed GEMMs.
 ///
 /// `x: (N, C, H, W) -> (N, C', H', W')`, `H' = (H + 2 padding - k) / stride + 1`. Weight `(C', C, k, k)`,
-/// optional bias `(C')`. Implemented by im2col + a packed AVX-512 GEMM in C (`mml_conv2d_forward_f32`),
+/// optional bias `(C')`. Implemented by im2col + a packed AVX-512 GEMM in C (`ConvKernels.forward`),
 /// split over images on `threads` threads; the workspace is allocated once and reused.
 public final class Conv2D: Layer {
     public let inputChannels: Int
@@ -38,7 +31,7 @@ public final class Conv2D: Layer {
         ProcessInfo_environmentValue("MML_CONV") != "im2col"
     /// Below this many input channels the transforms cost more than they save (Conv-64F's RGB input layer).
     public static let winogradMinimumChannels = 16
-    /// The Winograd output tile: nil (the default) picks per map size (`mml_conv3x3_winograd_preferred_tile`:
+    /// The Winograd output tile: nil (the default) picks per map size (`ConvKernels.preferredWinogradTile`:
     /// F(4x4, 3x3) at 42x42 and larger, F(2x2, 3x3) below); 2 or 4 forces one. `MML_WINOGRAD_TILE=2|4` in the
     /// environment sets it.
     nonisolated(unsafe) public static var winogradTileOverride: Int32? = {
@@ -51,7 +44,7 @@ public final class Conv2D: Layer {
 
     /// The Winograd output tile used on an `h x w` map.
     public static func winogradTile(height h: Int, width w: Int) -> Int32 {
-        winogradTileOverride ?? mml_conv3x3_winograd_preferred_tile(Int64(h), Int64(w))
+        winogradTileOverride ?? ConvKernels.preferredWinogradTile(height: h, width: w)
     }
     private var workspace: [Float] = []
     private var winogradWorkspace: [Float] = []
@@ -103,73 +96,14 @@ public final class Conv2D: Layer {
         return d
     }
 
-    private func ensureWorkspace(_ d: (n: Int, c: Int, h: Int, w: Int)) {
-        let need = Int(mml_conv2d_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                   Int64(outputChannels), Int64(kernelSize), Int64(kernelSize),
-                                                   Int64(stride), Int64(padding), Int32(threads)))
-        precondition(need >= 0, "[conv2d] bad sizes \(d)")
-        if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
-    }
-
-    /// Grows the Winograd forward / backward-data workspace to fit `d`; returns its size in floats.
-    private func ensureWinogradWorkspace(_ d: (n: Int, c: Int, h: Int, w: Int)) -> Int64 {
-        let need = Int(mml_conv3x3_winograd_tile_workspace_floats(
-            Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w), Int64(outputChannels),
-            Conv2D.winogradTile(height: d.h, width: d.w), Int32(max(threads, 0))))
-        precondition(need >= 0, "[conv2d] bad sizes \(d)")
-        if winogradWorkspace.count < need { winogradWorkspace = [Float](repeating: 0, count: need) }
-        return Int64(winogradWorkspace.count)
-    }
-
-    /// The Winograd forward or backward-data kernel (same signature: output, input, weight, sizes of the forward
-    /// direction, tile, workspace, threads) from `input` into `output`, with this layer's weight and workspace.
-    private func runWinograd(
-        _ kernel: (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int64, Int64, Int64,
-                   Int64, Int64, Int32, UnsafeMutablePointer<Float>?, Int64, Int32) -> Int32,
-        into output: inout Tensor, from input: Tensor, _ d: (n: Int, c: Int, h: Int, w: Int), _ op: String
-    ) {
-        let wsCount = ensureWinogradWorkspace(d)
-        let tile = Conv2D.winogradTile(height: d.h, width: d.w)
-        let status = output.data.withUnsafeMutableBufferPointer { outp in
-            input.data.withUnsafeBufferPointer { ip in
-                weight.value.data.withUnsafeBufferPointer { wp in
-                    winogradWorkspace.withUnsafeMutableBufferPointer { ws in
-                        kernel(outp.baseAddress, ip.baseAddress, wp.baseAddress, Int64(d.n), Int64(d.c), Int64(d.h),
-                               Int64(d.w), Int64(outputChannels), tile, ws.baseAddress, wsCount, Int32(max(threads, 0)))
-                    }
-                }
-            }
-        }
-        requireLayerKernel(status, op)
-    }
-
     /// `x: (N, C, H, W) -> (N, C', H', W')`.
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {
         let d = checkInput(x)
-        let (oh, ow) = outputSize(height: d.h, width: d.w)
-        var y = Tensor(uninitializedShape: [d.n, outputChannels, oh, ow])
-        if usesWinograd {
-            runWinograd(mml_conv3x3_winograd_tile_forward_f32, into: &y, from: x, d, "conv2d winograd")
-            return (y, Cache(input: x))
-        }
-        ensureWorkspace(d)
-        let wsCount = Int64(workspace.count)
-        let status = y.data.withUnsafeMutableBufferPointer { yp in
-            x.data.withUnsafeBufferPointer { xp in
-                weight.value.data.withUnsafeBufferPointer { wp in
-                    workspace.withUnsafeMutableBufferPointer { ws in
-                        withLayerOptionalPointer(bias?.value.data) { bp in
-                            mml_conv2d_forward_f32(yp.baseAddress, xp.baseAddress, wp.baseAddress, bp,
-                                                   Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                   Int64(outputChannels), Int64(kernelSize), Int64(kernelSize),
-                                                   Int64(stride), Int64(padding), ws.baseAddress, wsCount,
-                                                   Int32(threads))
-                        }
-                    }
-                }
-            }
-        }
-        requireLayerKernel(status, "conv2d")
+        let y = usesWinograd
+            ? ConvKernels.winogradForward(x, weight: weight.value, tile: Conv2D.winogradTile(height: d.h, width: d.w),
+                                          workspace: &winogradWorkspace, threads: threads)
+            : ConvKernels.forward(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
+                                  workspace: &workspace, threads: threads)
         return (y, Cache(input: x))
     }
 
@@ -186,74 +120,26 @@ public final class Conv2D: Layer {
         let (oh, ow) = outputSize(height: d.h, width: d.w)
         precondition(dy.shape == [d.n, outputChannels, oh, ow],
                      "[conv2d] dy shape \(dy.shape) does not match output [\(d.n), \(outputChannels), \(oh), \(ow)]")
-        var dx = inputGradient ? Tensor(uninitializedShape: x.shape) : Tensor(shape: [0])
         if usesWinograd {
             // dW by the Winograd weight-gradient kernel, dx by the Winograd backward-data kernel
-            let need = Int(mml_conv3x3_wgrad_workspace_floats(Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                              Int64(outputChannels), Int32(threads)))
-            precondition(need >= 0, "[conv2d] bad sizes \(d)")
-            if weightGradientWorkspace.count < need { weightGradientWorkspace = [Float](repeating: 0, count: need) }
-            let wgCount = Int64(weightGradientWorkspace.count)
-            let status = weight.grad.data.withUnsafeMutableBufferPointer { dwp in
-                dy.data.withUnsafeBufferPointer { dyp in
-                    x.data.withUnsafeBufferPointer { xp in
-                        weightGradientWorkspace.withUnsafeMutableBufferPointer { ws in
-                            mml_conv3x3_winograd_backward_weight_f32(dwp.baseAddress, dyp.baseAddress, xp.baseAddress,
-                                                                     Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                                     Int64(outputChannels), ws.baseAddress, wgCount,
-                                                                     Int32(threads))
-                        }
-                    }
-                }
-            }
-            requireLayerKernel(status, "conv2d winograd weight gradient")
+            ConvKernels.winogradWeightGradient(dy, input: x, into: &weight.grad, workspace: &weightGradientWorkspace,
+                                               threads: threads)
             guard inputGradient else { return nil }
-            runWinograd(mml_conv3x3_winograd_tile_backward_data_f32, into: &dx, from: dy, d,
-                        "conv2d winograd backward data")
-            return dx
+            return ConvKernels.winogradBackwardData(dy, inputShape: x.shape, weight: weight.value,
+                                                    tile: Conv2D.winogradTile(height: d.h, width: d.w),
+                                                    workspace: &winogradWorkspace, threads: threads)
         }
-        ensureWorkspace(d)
-        let wsCount = Int64(workspace.count)
-        let bias = self.bias
-        let status = dx.data.withUnsafeMutableBufferPointer { dxp in
-            withLayerGradientPointer(weight) { dwp in
-                withLayerGradientPointer(bias) { dbp in
-                    dy.data.withUnsafeBufferPointer { dyp in
-                        x.data.withUnsafeBufferPointer { xp in
-                            weight.value.data.withUnsafeBufferPointer { wp in
-                                workspace.withUnsafeMutableBufferPointer { ws in
-                                    mml_conv2d_backward_f32(inputGradient ? dxp.baseAddress : nil, dwp,
-                                                            dbp, dyp.baseAddress, xp.baseAddress, wp.baseAddress,
-                                                            Int64(d.n), Int64(d.c), Int64(d.h), Int64(d.w),
-                                                            Int64(outputChannels), Int64(kernelSize),
-                                                            Int64(kernelSize), Int64(stride), Int64(padding),
-                                                            ws.baseAddress, wsCount, Int32(threads))
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        requireLayerKernel(status, "conv2d backward")
-        return inputGradient ? dx : nil
+        var biasGradient = bias?.grad
+        let dx = ConvKernels.backward(dy, input: x, weight: weight.value, stride: stride, padding: padding,
+                                      inputGradient: inputGradient, weightGradient: &weight.grad,
+                                      biasGradient: &biasGradient, workspace: &workspace, threads: threads)
+        if let bias, let biasGradient { bias.grad = biasGradient }
+        return dx
     }
-}
-
-/// Calls `body` with the base address of `array`, or nil when there is no array.
-func withLayerOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 /// The value of an environment variable (without Foundation), or nil.
 func ProcessInfo_environmentValue(_ name: String) -> String? {
     guard let v = getenv(name) else { return nil }
     return String(cString: v)
-}
-
-/// Calls `body` with the base address of the parameter's gradient storage, or nil when there is none.
-func withLayerGradientPointer<R>(_ p: Parameter?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
-    guard let p else { return body(nil) }
-    return p.grad.data.withUnsafeMutableBufferPointer { body($0.baseAddress) }
 }

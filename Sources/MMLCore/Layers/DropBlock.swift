@@ -7,7 +7,7 @@
 /// each seed zeroes the block whose top-left corner it is, and the kept values are scaled by
 /// (elements) / (kept elements) so the expected sum is unchanged. Inference, or rate 0: the identity.
 /// The masks come from the layer's own generator, seeded at construction, so a run is reproducible.
-public final class DropBlock: Layer {
+public final class DropBlock: ParameterFreeLayer {
     public let blockSize: Int
     /// The fraction of units to drop; may be changed between steps (a linear ramp is common).
     public var rate: Float
@@ -23,7 +23,6 @@ public final class DropBlock: Layer {
         self.rate = rate
         self.generator = SeededRNG(state: seed)
     }
-    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {}
 
     /// Restarts the mask generator from `seed` (trainers reseed per episode so a resumed run draws the same masks).
     public func reseed(_ seed: UInt64) { generator = SeededRNG(state: seed) }

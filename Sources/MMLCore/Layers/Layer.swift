@@ -88,3 +88,17 @@ public enum WeightInitialization: Sendable, Equatable {
 
 /// The thread count the layer kernels use when none is given: all online cores.
 public let defaultLayerThreads = 0
+
+/// A layer without parameters or buffers (activations, pooling, reshapes): it has nothing to visit.
+public protocol ParameterFreeLayer: Layer {}
+
+extension ParameterFreeLayer {
+    /// Visits nothing: the layer owns no parameters.
+    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {}
+}
+
+/// The cache of a layer whose backward needs only the input's shape.
+public struct InputShapeCache {
+    /// The shape of the forward pass's input.
+    public let inputShape: [Int]
+}

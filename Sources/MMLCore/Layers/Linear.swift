@@ -1,5 +1,3 @@
-import MMLKernels
-
 /// A fully connected layer, `y = x W^T + b` (PyTorch `Linear`): `x: (N, in) -> (N, out)`, W `(out, in)`, b `(out)`.
 ///
 /// Uses mml's own single-threaded GEMM rather than OpenBLAS: an OpenBLAS call leaves its worker threads spinning
@@ -41,9 +39,9 @@ public final class Linear: Layer {
             for i in 0..<n { for j in 0..<outputFeatures { y.data[i * outputFeatures + j] = bias.value.data[j] } }
         }
         if n > 0 {
-            requireLayerKernel(mml_sgemm_f32(0, 1, Int64(n), Int64(outputFeatures), Int64(inputFeatures), 1, x.data,
-                                        Int64(inputFeatures), weight.value.data, Int64(inputFeatures), 1, &y.data,
-                                        Int64(outputFeatures)), "linear")
+            NNKernels.gemm("linear", transposeB: true, m: n, n: outputFeatures, k: inputFeatures, a: x.data,
+                           lda: inputFeatures, b: weight.value.data, ldb: inputFeatures, beta: 1, c: &y.data,
+                           ldc: outputFeatures)
         }
         return (y, Cache(input: x))
     }
@@ -55,12 +53,11 @@ public final class Linear: Layer {
         precondition(dy.shape == [n, outputFeatures], "[linear] dy shape \(dy.shape) does not match [\(n), \(outputFeatures)]")
         var dx = Tensor(shape: x.shape)
         guard n > 0 else { return dx }
-        requireLayerKernel(mml_sgemm_f32(0, 0, Int64(n), Int64(inputFeatures), Int64(outputFeatures), 1, dy.data,
-                                    Int64(outputFeatures), weight.value.data, Int64(inputFeatures), 0, &dx.data,
-                                    Int64(inputFeatures)), "linear backward")
-        requireLayerKernel(mml_sgemm_f32(1, 0, Int64(outputFeatures), Int64(inputFeatures), Int64(n), 1, dy.data,
-                                    Int64(outputFeatures), x.data, Int64(inputFeatures), 1, &weight.grad.data,
-                                    Int64(inputFeatures)), "linear backward")
+        NNKernels.gemm("linear backward", m: n, n: inputFeatures, k: outputFeatures, a: dy.data, lda: outputFeatures,
+                       b: weight.value.data, ldb: inputFeatures, beta: 0, c: &dx.data, ldc: inputFeatures)
+        NNKernels.gemm("linear backward", transposeA: true, m: outputFeatures, n: inputFeatures, k: n, a: dy.data,
+                       lda: outputFeatures, b: x.data, ldb: inputFeatures, beta: 1, c: &weight.grad.data,
+                       ldc: inputFeatures)
         if let bias {
             for i in 0..<n { for j in 0..<outputFeatures { bias.grad.data[j] += dy.data[i * outputFeatures + j] } }
         }
@@ -69,11 +66,10 @@ public final class Linear: Layer {
 }
 
 /// Flattens all dimensions after the first: `(N, d1, d2, ...) -> (N, d1 * d2 * ...)`.
-public final class Flatten: Layer {
+public final class Flatten: ParameterFreeLayer {
     /// What backward needs: the input shape.
-    public struct Cache { public let inputShape: [Int] }
+    public typealias Cache = InputShapeCache
     public init() {}
-    public func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {}
 
     /// `(N, ...) -> (N, prod(...))`.
     public func forward(_ x: Tensor, training: Bool) -> (output: Tensor, cache: Cache) {

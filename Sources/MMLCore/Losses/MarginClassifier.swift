@@ -1,5 +1,3 @@
-import MMLKernels
-
 #if canImport(Glibc)
 import Glibc
 #else
@@ -185,17 +183,17 @@ public final class MarginClassifier: ParameterContainer {
     /// C (n, k) += A (n, d) * W (k, d)^T.
     private func gemm(_ a: [Float], _ w: [Float], _ c: inout [Float], n: Int, k: Int, d: Int) {
         guard n > 0 else { return }
-        requireLayerKernel(mml_sgemm_f32(0, 1, Int64(n), Int64(k), Int64(d), 1, a, Int64(d), w, Int64(d), 1, &c,
-                                         Int64(k)), "classifier head")
+        NNKernels.gemm("classifier head", transposeB: true, m: n, n: k, k: d, a: a, lda: d, b: w, ldb: d, beta: 1,
+                       c: &c, ldc: k)
     }
 
     /// dA = G W, dW += G^T A for C = A W^T.
     private func gemmBackward(_ g: [Float], a: [Float], w: [Float], da: inout [Float], dw: inout [Float],
                               n: Int, k: Int, d: Int) {
         guard n > 0 else { return }
-        requireLayerKernel(mml_sgemm_f32(0, 0, Int64(n), Int64(d), Int64(k), 1, g, Int64(k), w, Int64(d), 0, &da,
-                                         Int64(d)), "classifier head backward")
-        requireLayerKernel(mml_sgemm_f32(1, 0, Int64(k), Int64(d), Int64(n), 1, g, Int64(k), a, Int64(d), 1, &dw,
-                                         Int64(d)), "classifier head backward")
+        NNKernels.gemm("classifier head backward", m: n, n: d, k: k, a: g, lda: k, b: w, ldb: d, beta: 0, c: &da,
+                       ldc: d)
+        NNKernels.gemm("classifier head backward", transposeA: true, m: k, n: d, k: n, a: g, lda: k, b: a, ldb: d,
+                       beta: 1, c: &dw, ldc: d)
     }
 }

@@ -35,26 +35,34 @@ public struct PartLevel: Sendable {
     /// Adaptive pooling bounds: region i of g over n cells is floor(i n / g) ..< ceil((i + 1) n / g).
     static func bounds(_ i: Int, _ g: Int, _ n: Int) -> Range<Int> { (i * n / g)..<(((i + 1) * n + g - 1) / g) }
 
+    /// Calls `body(region, rows, columns, 1 / area)` for every region of the g x g grids over an `h x w` map, in
+    /// region order (grid by grid, row-major inside a grid).
+    static func forEachRegion(_ grids: [Int], height h: Int, width w: Int,
+                              _ body: (Int, Range<Int>, Range<Int>, Float) -> Void) {
+        var region = 0
+        for g in grids {
+            for gy in 0..<g {
+                for gx in 0..<g {
+                    let ys = bounds(gy, g, h), xs = bounds(gx, g, w)
+                    body(region, ys, xs, 1 / Float(ys.count * xs.count))
+                    region += 1
+                }
+            }
+        }
+    }
+
     /// Regions (count * R, C) of maps (count, C, H, W), unnormalised.
     func pooledRegions(_ maps: Tensor, grids: [Int]) -> [Float] {
         let n = maps.shape[0], c = maps.shape[1], h = maps.shape[2], w = maps.shape[3]
         let r = grids.reduce(0) { $0 + $1 * $1 }
         var out = [Float](repeating: 0, count: n * r * c)
         for img in 0..<n {
-            var region = 0
-            for g in grids {
-                for gy in 0..<g {
-                    for gx in 0..<g {
-                        let ys = Self.bounds(gy, g, h), xs = Self.bounds(gx, g, w)
-                        let inv = 1 / Float(ys.count * xs.count)
-                        for ch in 0..<c {
-                            var s: Float = 0
-                            let base = (img * c + ch) * h * w
-                            for y in ys { for x in xs { s += maps.data[base + y * w + x] } }
-                            out[(img * r + region) * c + ch] = s * inv
-                        }
-                        region += 1
-                    }
+            Self.forEachRegion(grids, height: h, width: w) { region, ys, xs, inv in
+                for ch in 0..<c {
+                    var s: Float = 0
+                    let base = (img * c + ch) * h * w
+                    for y in ys { for x in xs { s += maps.data[base + y * w + x] } }
+                    out[(img * r + region) * c + ch] = s * inv
                 }
             }
         }
@@ -90,8 +98,7 @@ public struct PartLevel: Sendable {
         let r = try SimilarityKernels.groupTopK(queries: qParts, rows: nq * perImage, references: sParts,
                                                 referenceRows: ns * perImage, dimension: dim, groups: groups,
                                                 groupCount: way, k: neighbours, selections: keepCache, threads: threads)
-        var scores = [Float](repeating: 0, count: nq * way)
-        for i in 0..<nq { for p in 0..<perImage { for j in 0..<way { scores[i * way + j] += r.sums[(i * perImage + p) * way + j] } } }
+        let scores = EpisodeShapes.sumOverParts(r.sums, queries: nq, parts: perImage, way: way)
         let cache = keepCache ? Cache(queryParts: qParts, supportParts: sParts, queryAux: qAux, supportAux: sAux,
                                       queryNormalized: qNorm, supportNormalized: sNorm, selected: r.selectedIndices ?? [],
                                       queryShape: query.shape, supportShape: support.shape, way: way,
@@ -103,13 +110,10 @@ public struct PartLevel: Sendable {
     public func backward(_ dScores: Tensor, cache: Cache) -> (support: Tensor, query: Tensor) {
         let nq = cache.queryShape[0], ns = cache.supportShape[0], way = cache.way
         let per = cache.partsPerImage, dim = cache.partDimension
-        precondition(dScores.shape == [nq, way], "[part] dScores \(dScores.shape) vs \([nq, way])")
-        var dSums = [Float](repeating: 0, count: nq * per * way)
-        for i in 0..<nq { for p in 0..<per { for j in 0..<way { dSums[(i * per + p) * way + j] = dScores.data[i * way + j] } } }
-        var dq = [Float](repeating: 0, count: nq * per * dim), ds = [Float](repeating: 0, count: ns * per * dim)
-        SimilarityKernels.groupTopKBackward(dQueries: &dq, dReferences: &ds, dSums: dSums, selectedIndices: cache.selected,
-                                            queries: cache.queryParts, rows: nq * per, references: cache.supportParts,
-                                            referenceRows: ns * per, dimension: dim, groupCount: way, k: neighbours)
+        let (dq, ds) = EpisodeShapes.partGradients(dScores, "part", queryParts: cache.queryParts,
+                                                   supportParts: cache.supportParts, queries: nq, supports: ns,
+                                                   parts: per, dimension: dim, way: way, k: neighbours,
+                                                   selected: cache.selected)
         func toMaps(_ dParts: [Float], parts: [Float], aux: [Float], normalized: [Float], shape: [Int]) -> [Float] {
             let n = shape[0], c = shape[1], m = shape.dropFirst(2).reduce(1, *)
             switch form {
@@ -118,19 +122,11 @@ public struct PartLevel: Sendable {
                 var out = [Float](repeating: 0, count: n * c * m)
                 let h = shape[2], w = shape[3]
                 for img in 0..<n {
-                    var region = 0
-                    for g in grids {
-                        for gy in 0..<g {
-                            for gx in 0..<g {
-                                let ys = Self.bounds(gy, g, h), xs = Self.bounds(gx, g, w)
-                                let inv = 1 / Float(ys.count * xs.count)
-                                for ch in 0..<c {
-                                    let v = dRegions[(img * per + region) * c + ch] * inv
-                                    let base = (img * c + ch) * h * w
-                                    for y in ys { for x in xs { out[base + y * w + x] += v } }
-                                }
-                                region += 1
-                            }
+                    Self.forEachRegion(grids, height: h, width: w) { region, ys, xs, inv in
+                        for ch in 0..<c {
+                            let v = dRegions[(img * per + region) * c + ch] * inv
+                            let base = (img * c + ch) * h * w
+                            for y in ys { for x in xs { out[base + y * w + x] += v } }
                         }
                     }
                 }

@@ -49,13 +49,7 @@ public struct PixelLevel: Sendable {
         let r = try SimilarityKernels.groupTopK(queries: qRows, rows: nq * m, references: sRows, referenceRows: ns * m,
                                                 dimension: c, groups: groups, groupCount: way, k: neighbours,
                                                 selections: keepCache, threads: threads)
-        var scores = [Float](repeating: 0, count: nq * way)
-        for i in 0..<nq {
-            for p in 0..<m {
-                let base = (i * m + p) * way
-                for j in 0..<way { scores[i * way + j] += r.sums[base + j] }
-            }
-        }
+        let scores = EpisodeShapes.sumOverParts(r.sums, queries: nq, parts: m, way: way)
         let cache = keepCache ? Cache(queryRows: qRows, queryNorms: qNorms, supportRows: sRows, supportNorms: sNorms,
                                       selected: r.selectedIndices ?? [], queryShape: query.shape,
                                       supportShape: support.shape, way: way) : nil
@@ -66,14 +60,11 @@ public struct PixelLevel: Sendable {
     public func backward(_ dScores: Tensor, cache: Cache) -> (support: Tensor, query: Tensor) {
         let nq = cache.queryShape[0], ns = cache.supportShape[0], c = cache.queryShape[1]
         let m = cache.queryShape.dropFirst(2).reduce(1, *), way = cache.way
-        precondition(dScores.shape == [nq, way], "[pixel] dScores \(dScores.shape) vs \([nq, way])")
         // Each descriptor's top-K sum enters its image's score with weight 1.
-        var dSums = [Float](repeating: 0, count: nq * m * way)
-        for i in 0..<nq { for p in 0..<m { for j in 0..<way { dSums[(i * m + p) * way + j] = dScores.data[i * way + j] } } }
-        var dq = [Float](repeating: 0, count: nq * m * c), ds = [Float](repeating: 0, count: ns * m * c)
-        SimilarityKernels.groupTopKBackward(dQueries: &dq, dReferences: &ds, dSums: dSums, selectedIndices: cache.selected,
-                                            queries: cache.queryRows, rows: nq * m, references: cache.supportRows,
-                                            referenceRows: ns * m, dimension: c, groupCount: way, k: neighbours)
+        let (dq, ds) = EpisodeShapes.partGradients(dScores, "pixel", queryParts: cache.queryRows,
+                                                   supportParts: cache.supportRows, queries: nq, supports: ns,
+                                                   parts: m, dimension: c, way: way, k: neighbours,
+                                                   selected: cache.selected)
         let dqRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: dq, y: cache.queryRows, norms: cache.queryNorms,
                                                               rows: nq * m, dimension: c, eps: eps)
         let dsRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: ds, y: cache.supportRows, norms: cache.supportNorms,
@@ -104,6 +95,45 @@ enum EpisodeShapes {
             throw MMLError(.invalidArgument, "class \(c) of the \(way)-way episode has no support map")
         }
         return (support.shape[0], support.shape[1], support.shape.dropFirst(2).reduce(1, *))
+    }
+
+    /// An image's score is the sum of its parts' (descriptors', regions', channels') top-K sums:
+    /// `scores[i, j] = sum_p sums[(i, p), j]` over (queries, parts, way) sums, parts in order.
+    static func sumOverParts(_ sums: [Float], queries nq: Int, parts: Int, way: Int) -> [Float] {
+        var scores = [Float](repeating: 0, count: nq * way)
+        for i in 0..<nq {
+            for p in 0..<parts {
+                let base = (i * parts + p) * way
+                for j in 0..<way { scores[i * way + j] += sums[base + j] }
+            }
+        }
+        return scores
+    }
+
+    /// The backward of `sumOverParts` and the top-K rule with the selection held fixed: dL/d(query parts)
+    /// ((queries * parts) x dimension) and dL/d(support parts) ((supports * parts) x dimension) from dL/dscores
+    /// (queries x way). `op` names the head in the shape check.
+    static func partGradients(_ dScores: Tensor, _ op: String, queryParts: [Float], supportParts: [Float],
+                              queries nq: Int, supports ns: Int, parts: Int, dimension: Int, way: Int, k: Int,
+                              selected: [Int32]) -> (query: [Float], support: [Float]) {
+        precondition(dScores.shape == [nq, way], "[\(op)] dScores \(dScores.shape) vs \([nq, way])")
+        let dSums = spreadOverParts(dScores.data, queries: nq, parts: parts, way: way)
+        var dq = [Float](repeating: 0, count: nq * parts * dimension)
+        var ds = [Float](repeating: 0, count: ns * parts * dimension)
+        SimilarityKernels.groupTopKBackward(dQueries: &dq, dReferences: &ds, dSums: dSums, selectedIndices: selected,
+                                            queries: queryParts, rows: nq * parts, references: supportParts,
+                                            referenceRows: ns * parts, dimension: dimension, groupCount: way, k: k)
+        return (dq, ds)
+    }
+
+    /// The backward of `sumOverParts`: each part's sum enters its image's score with weight 1, so
+    /// `dSums[(i, p), j] = dScores[i, j]`.
+    static func spreadOverParts(_ dScores: [Float], queries nq: Int, parts: Int, way: Int) -> [Float] {
+        var dSums = [Float](repeating: 0, count: nq * parts * way)
+        for i in 0..<nq {
+            for p in 0..<parts { for j in 0..<way { dSums[(i * parts + p) * way + j] = dScores[i * way + j] } }
+        }
+        return dSums
     }
 
     /// (count, positions, dimension) rows back to (count, dimension, positions) maps.

@@ -1,5 +1,3 @@
-import MMLKernels
-
 /// The few tensor operations the layers, backbones and optimisers need.
 extension Tensor {
     /// A tensor of zeros with the same shape.
@@ -22,31 +20,18 @@ extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         precondition(a.shape == b.shape, "[tensor] + shapes \(a.shape) and \(b.shape) differ")
         var r = a
-        r.data.withUnsafeMutableBufferPointer { rp in
-            b.data.withUnsafeBufferPointer { bp in
-                for i in 0..<rp.count { rp[i] += bp[i] }
-            }
-        }
+        NNKernels.add(b.data, into: &r.data)
         return r
     }
 
     /// Adds `other` into this tensor (`self += scale * other`); shapes must match.
     public mutating func add(_ other: Tensor, scaledBy scale: Float = 1) {
         precondition(shape == other.shape, "[tensor] add shapes \(shape) and \(other.shape) differ")
-        data.withUnsafeMutableBufferPointer { rp in
-            other.data.withUnsafeBufferPointer { bp in
-                for i in 0..<rp.count { rp[i] += scale * bp[i] }
-            }
-        }
+        NNKernels.add(other.data, scaledBy: scale, into: &data)
     }
 
     /// Sets every element to zero, keeping the shape and the storage.
-    public mutating func zero() {
-        data.withUnsafeMutableBufferPointer { p in
-            guard let base = p.baseAddress else { return }
-            base.update(repeating: 0, count: p.count)
-        }
-    }
+    public mutating func zero() { NNKernels.zero(&data) }
 
     /// The dimensions of an NCHW tensor; precondition: rank 4.
     public var nchw: (n: Int, c: Int, h: Int, w: Int) {
@@ -67,7 +52,7 @@ extension Tensor {
     public init(uninitializedShape shape: [Int]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "[tensor] negative dimension in shape \(shape)")
         let n = shape.reduce(1, *)
-        self.init(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { _, count in count = n })
+        self.init(shape: shape, data: CommonKernels.uninitializedFloats(n))
     }
 }
 
@@ -78,5 +63,5 @@ public enum TensorMemory {
     /// The same as `AllocatorTuning.apply()`.
     public static func keepFreedMemoryForReuse() { AllocatorTuning.apply() }
     /// Returns the retained free memory to the system now (for example before measuring a peak).
-    public static func releaseFreedMemory() { mml_release_freed_memory() }
+    public static func releaseFreedMemory() { CommonKernels.releaseFreedMemory() }
 }

@@ -49,21 +49,9 @@ public final class Adam: Optimizer {
             moments[name] = nil  // keep the arrays uniquely referenced while updating in place
             precondition(m.count == n, "[adam] parameter \(name) changed size")
             let c1 = Float(1 - pow(Double(b1), Double(t))), c2 = Float(1 - pow(Double(b2), Double(t)))
-            p.value.data.withUnsafeMutableBufferPointer { w in
-                p.grad.data.withUnsafeBufferPointer { gr in
-                    m.withUnsafeMutableBufferPointer { mp in
-                        v.withUnsafeMutableBufferPointer { vp in
-                            for i in 0..<n {
-                                var g = gr[i]
-                                if decoupled { w[i] *= 1 - lr * wd } else { g += wd * w[i] }
-                                mp[i] = b1 * mp[i] + (1 - b1) * g
-                                vp[i] = b2 * vp[i] + (1 - b2) * g * g
-                                w[i] -= lr * (mp[i] / c1) / ((vp[i] / c2).squareRoot() + eps)
-                            }
-                        }
-                    }
-                }
-            }
+            NNKernels.adamStep(values: &p.value.data, gradient: p.grad.data, m: &m, v: &v, learningRate: lr,
+                               beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd, decoupled: decoupled, c1: c1,
+                               c2: c2)
             moments[name] = (m, v)
         }
     }

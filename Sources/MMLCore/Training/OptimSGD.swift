@@ -43,20 +43,8 @@ public final class SGD: Optimizer {
             var buf = buffers[name] ?? [Float](repeating: 0, count: n)
             buffers[name] = nil  // keep the array uniquely referenced so the update is in place, not a copy
             precondition(buf.count == n, "[sgd] parameter \(name) changed size")
-            p.value.data.withUnsafeMutableBufferPointer { w in
-                p.grad.data.withUnsafeBufferPointer { gr in
-                    buf.withUnsafeMutableBufferPointer { b in
-                        for i in 0..<n {
-                            var g = gr[i] + wd * w[i]
-                            if mu != 0 {
-                                b[i] = first ? g : mu * b[i] + (1 - damp) * g
-                                g = nest ? g + mu * b[i] : b[i]
-                            }
-                            w[i] -= lr * g
-                        }
-                    }
-                }
-            }
+            NNKernels.sgdStep(values: &p.value.data, gradient: p.grad.data, buffer: &buf, firstStep: first,
+                              learningRate: lr, momentum: mu, dampening: damp, weightDecay: wd, nesterov: nest)
             if mu != 0 { buffers[name] = buf }
         }
     }
