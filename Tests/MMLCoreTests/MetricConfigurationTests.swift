@@ -23,22 +23,50 @@ final class MetricConfigurationTests: XCTestCase {
         XCTAssertTrue(message { _ = try MetricConfiguration.parseLevels(" , ") }.contains("no metric level"))
         var c = MetricConfiguration()
         XCTAssertEqual(c.levels, [.pixel, .part, .distribution])
-        c.partForm = "grid:3,0"
-        XCTAssertTrue(message { try c.validate() }.contains("part form 'grid:3,0'"))
-        c.partForm = "grid:1,2,3"
-        XCTAssertEqual(try c.resolvedPartForm(), .grid([1, 2, 3]))
-        c.partForm = "channels"
-        XCTAssertEqual(try c.resolvedPartForm(), .channels)
-        c.distance = "hellinger"
-        XCTAssertTrue(message { try c.validate() }.contains("unknown distribution distance 'hellinger'"))
-        c.distance = "kl-sym"
-        XCTAssertEqual(try c.resolvedDistance(), .kl(.symmetric))
+        // Typed fields, parsed once; errors name the field.
+        func fields(_ body: () throws -> Void) -> [String] {
+            do { try body(); return [] } catch { return (error as? MMLError)?.fields ?? ["not an MMLError"] }
+        }
+        XCTAssertTrue(message { _ = try PartLevel.Form.parse("grid:3,0") }.contains("partForm 'grid:3,0'"))
+        XCTAssertEqual(fields { _ = try PartLevel.Form.parse("grid:x") }, ["partForm"])
+        c.partForm = .grid([3, 0])
+        XCTAssertTrue(message { try c.validate() }.contains("partForm 'grid:3,0'"))
+        XCTAssertEqual(try PartLevel.Form.parse("grid:1,2,3"), .grid([1, 2, 3]))
+        XCTAssertEqual(try PartLevel.Form.parse(" Grid:3, 2"), .grid([3, 2]))
+        XCTAssertEqual(try PartLevel.Form.parse("2,1"), .grid([2, 1]))
+        c.partForm = try PartLevel.Form.parse("channels")
+        XCTAssertEqual(c.partForm, .channels)
+        XCTAssertTrue(message { _ = try DistributionDistance.parse("hellinger") }
+            .contains("unknown distribution distance 'hellinger'"))
+        XCTAssertEqual(fields { _ = try DistributionDistance.parse("hellinger") }, ["distance"])
+        c.distance = try DistributionDistance.parse("kl-sym")
+        XCTAssertEqual(c.distance.kernelDistance, .kl(.symmetric))
+        XCTAssertEqual(try DistributionDistance.parse("KL-QC"), .kl)
+        XCTAssertEqual(try DistributionDistance.parse("wasserstein"), .w2)
+        XCTAssertEqual(try DistributionDistance.parse("mml-v1").kernelDistance, .mmlv1)
+        XCTAssertTrue(message { _ = try FusionKind.parse("average") }.contains("unknown fusion 'average'"))
+        XCTAssertEqual(fields { _ = try FusionKind.parse("average") }, ["fusion"])
+        XCTAssertEqual(fields { _ = try MetricConfiguration.parseWeights("1,x") }, ["fixedWeights"])
+        XCTAssertEqual(try MetricConfiguration.parseWeights("1, 0.5"), [1, 0.5])
+        // The JSON of existing checkpoints (strings, as the user typed them) still decodes; encoding writes the
+        // canonical names (today's raw values).
+        let old = #"{"levels":["pixel","part","distribution"],"pixelNeighbours":1,"partForm":"grid:3, 2","#
+            + #""partNeighbours":1,"distance":"wasserstein","distributionEps":0.01,"fusion":"fixed","#
+            + #""fusionNormalization":"per-level","way":5}"#
+        let decoded = try JSONDecoder().decode(MetricConfiguration.self, from: Data(old.utf8))
+        XCTAssertEqual(decoded.partForm, .grid([3, 2]))
+        XCTAssertEqual(decoded.distance, .w2)
+        XCTAssertEqual(decoded.fusion, .fixed)
+        let text = String(decoding: try JSONEncoder().encode(decoded), as: UTF8.self)
+        XCTAssertTrue(text.contains(#""partForm":"grid:3,2""#) && text.contains(#""distance":"w2""#)
+                      && text.contains(#""fusion":"fixed""#), text)
+        XCTAssertThrowsError(try JSONDecoder().decode(MetricConfiguration.self, from: Data(
+            old.replacingOccurrences(of: "wasserstein", with: "hellinger").utf8)))
         c.pixelNeighbours = 0
         XCTAssertTrue(message { try c.validate() }.contains("pixel neighbours K = 0"))
+        XCTAssertEqual(fields { try c.validate() }, ["pixelNeighbours"])
         c.pixelNeighbours = 3
-        c.fusion = "average"
-        XCTAssertTrue(message { try c.validate() }.contains("unknown fusion 'average'"))
-        c.fusion = "fixed"
+        c.fusion = .fixed
         c.fixedWeights = [1, 2]
         XCTAssertTrue(message { try c.validate() }.contains("give 3 non-negative weights"))
         c.fixedWeights = [1, 0.5, 0.5]
@@ -51,8 +79,8 @@ final class MetricConfigurationTests: XCTestCase {
     }
 
     func testMakeMetricMatchesHandBuiltHeads() throws {
-        var c = MetricConfiguration(levels: [.pixel, .part, .distribution], pixelNeighbours: 2, partForm: "grid:2,1",
-                                    partNeighbours: 1, distance: "w2")
+        var c = MetricConfiguration(levels: [.pixel, .part, .distribution], pixelNeighbours: 2, partForm: .grid([2, 1]),
+                                    partNeighbours: 1, distance: .w2)
         c.distributionEps = 0.05
         var m = try c.makeMetric(threads: 1)
         let s = maps(4, seed: 1), q = maps(3, seed: 2), y = [0, 1, 0, 1]
@@ -66,7 +94,7 @@ final class MetricConfigurationTests: XCTestCase {
     }
 
     func testFixedFusionInsideTheMetric() throws {
-        var c = MetricConfiguration(levels: [.pixel, .distribution], fusion: "fixed")
+        var c = MetricConfiguration(levels: [.pixel, .distribution], fusion: .fixed)
         var m = try c.makeMetric(threads: 1)
         let s = maps(4, seed: 3), q = maps(2, seed: 4), y = [0, 1, 1, 0]
         let (out, cache) = try m.forward(support: s, labels: y, query: q, way: 2, training: true)
