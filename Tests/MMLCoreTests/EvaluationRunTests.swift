@@ -11,7 +11,7 @@ final class EvaluationRunTests: XCTestCase {
     /// A small untrained checkpoint of `kind` with `metric`.
     func saveModel(_ path: String, kind: String = "episodic",
                    metric: MetricConfiguration? = MetricConfiguration(partForm: .grid([2]))) throws -> FewShotModel {
-        let config = ModelConfiguration(kind: kind, backbone: .conv4, inputChannels: 1, widths: [8, 8, 8, 8],
+        let config = ModelConfiguration(kind: kind, backbone: .conv64F, inputChannels: 1, widths: [8, 8, 8, 8],
                                         initialization: .kaiming, seed: 3, image: ImageConfig(size: 20, channels: 1),
                                         metric: metric)
         let model = try FewShotModel(config, threads: 1)
@@ -50,6 +50,8 @@ final class EvaluationRunTests: XCTestCase {
         XCTAssertEqual(result.split, "test")
         XCTAssertEqual(result.model, model.configuration)
         XCTAssertNil(result.cosineClassifier)
+        let given = try EvaluationRun(config, checkpoint: Checkpoint.load(dir + "/m.safetensors", threads: 1)).run()
+        XCTAssertEqual(given.results.map(\.accuracy), result.results.map(\.accuracy))
         // The same numbers as the evaluator on the same episodes.
         let ds = try data.with(split: "test").open(image: model.configuration.image)
         let loader = try EpisodeLoader(dataset: ds, config: model.configuration.image.forEvaluation)

@@ -162,11 +162,14 @@ public struct EvaluationRunResult: Codable, Sendable {
 /// `evaluated`.
 public final class EvaluationRun {
     public let configuration: EvaluationRunConfiguration
+    private let loaded: Checkpoint.Loaded?
 
+    /// - Parameter loaded: the checkpoint `configuration.checkpoint` names, already loaded (nil: the run loads it).
     /// - Throws: `MMLError` naming the invalid field.
-    public init(_ configuration: EvaluationRunConfiguration) throws {
+    public init(_ configuration: EvaluationRunConfiguration, checkpoint loaded: Checkpoint.Loaded? = nil) throws {
         try configuration.validate()
         self.configuration = configuration
+        self.loaded = loaded
     }
 
     /// Loads the checkpoint and evaluates every setting. - Throws: `MMLError`.
@@ -177,7 +180,7 @@ public final class EvaluationRun {
 
     private func evaluate(events: @escaping (RunEvent) -> Void) throws -> EvaluationRunResult {
         let c = configuration
-        let loaded = try Checkpoint.load(c.checkpoint, threads: c.threads)
+        let loaded = try self.loaded ?? Checkpoint.load(c.checkpoint, threads: c.threads)
         let model = loaded.model
         let proto = try EvaluationProtocol.resolve(c.evaluationProtocol, model: model.configuration,
                                                    checkpoint: c.checkpoint)

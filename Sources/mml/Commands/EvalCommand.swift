@@ -45,13 +45,14 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            let loaded = try Checkpoint.load(checkpoint, threads: threads)  // its errors come first, as they always have
             let config = EvaluationRunConfiguration(
                 checkpoint: checkpoint, dataset: dataset.source,
                 evaluationProtocol: try protocolName.map(EvaluationProtocol.parse), cosineClassifier: classifier.settings,
                 ways: try parseIntList(way, option: "--way"), shots: try parseIntList(shot, option: "--shot"),
                 query: query, episodes: episodes, seed: seed, episodeList: episodeList, threads: threads)
             var progress = ProgressLine(plainEvery: 100)
-            let result = try EvaluationRun(config).run { event in
+            let result = try EvaluationRun(config, checkpoint: loaded).run { event in
                 switch event {
                 case .progress(_, let done, let total):
                     if !json { progress.update(done: done, total: total, text: "episodes") }
