@@ -15,7 +15,7 @@ func runEpisodeBench(json: Bool, arguments: [String]) {
         let loader = try EpisodeLoader(dataset: data, config: ImageConfig(size: 84, channels: 3))
         let model = try FewShotModel(ModelConfiguration(
             backbone: .conv64F, inputChannels: 3, seed: 1, image: ImageConfig(size: 84, channels: 3),
-            metric: MetricConfiguration(pixelNeighbours: 3, partForm: "grid:3,2", partNeighbours: 1, distance: "kl")))
+            metric: MetricConfiguration(pixelNeighbours: 3, partForm: .grid([3, 2]), partNeighbours: 1, distance: .kl)))
         for shot in [1, 5] {
             let sampler = try EpisodeSampler(dataset: data, way: 5, shot: shot, query: 15, seed: 1)
             try loader.prefetch(sampler.episodes(episodes))  // decode once; the timing is the model's

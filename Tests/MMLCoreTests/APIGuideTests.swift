@@ -10,8 +10,8 @@ final class APIGuideTests: XCTestCase {
         // 1. A metric from a configuration.
         var config = MetricConfiguration(levels: [.pixel, .part, .distribution])
         config.pixelNeighbours = 3
-        config.partForm = "grid:2"
-        config.distance = "kl"
+        config.partForm = .grid([2])
+        config.distance = .kl
         let metric = try config.makeMetric()
 
         // 2. One 2-way episode of precomputed (N, C, H, W) feature maps.

@@ -7,7 +7,7 @@ import XCTest
 /// round-trip, and the optimiser state survives export / import.
 final class EpisodicTrainingTests: XCTestCase {
     func tinyModelConfiguration(levels: Set<MetricLevel> = Set(MetricLevel.allCases), size: Int = 20,
-                                fusion: String = "learned") -> ModelConfiguration {
+                                fusion: FusionKind = .learned) -> ModelConfiguration {
         ModelConfiguration(kind: "episodic", backbone: .conv64F, inputChannels: 3, widths: [8, 8, 8, 8], seed: 5,
                            image: ImageConfig(size: size, channels: 3, mean: [0.5], std: [0.25]),
                            metric: MetricConfiguration(levels: levels, fusion: fusion))

@@ -112,7 +112,7 @@ final class FeatureEvaluationTests: XCTestCase {
         var hugeS = s, hugeQ = q
         for i in 0..<hugeS.count { hugeS.data[i] = 1.5e19 }
         for i in 0..<hugeQ.count { hugeQ.data[i] = -1.5e19 }
-        let dist = try MetricConfiguration(levels: [.distribution], distance: "w2").makeMetric(threads: 1)
+        let dist = try MetricConfiguration(levels: [.distribution], distance: .w2).makeMetric(threads: 1)
         assertThrows(try scoreEpisode(metric: dist, support: hugeS, labels: [0, 1, 1, 0], query: hugeQ, way: 2),
                      contains: "the distribution level's score of query 0, class 0 is -inf")
         let r = try scoreEpisode(metric: metric, support: s, labels: [0, 1, 1, 0], query: q, way: 2)

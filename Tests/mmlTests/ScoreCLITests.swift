@@ -67,7 +67,7 @@ final class ScoreCLITests: XCTestCase {
         XCTAssertEqual(code, 0, err)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
         XCTAssertEqual(obj["classes"] as? [Int], [7, 3, 9])
-        let config = MetricConfiguration(pixelNeighbours: 2, partForm: "channels", distance: "w2", fusion: "fixed")
+        let config = MetricConfiguration(pixelNeighbours: 2, partForm: .channels, distance: .w2, fusion: .fixed)
         let lib = try scoreEpisode(metric: try config.makeMetric(threads: 1), support: e.support, labels: e.supportLabels,
                                    query: e.query, way: 3)
         func tensor(_ rows: Any?) throws -> Tensor {
@@ -91,7 +91,7 @@ final class ScoreCLITests: XCTestCase {
                                                         "--fixed-weights", "0.25,2", "--distribution-eps", "0.5"])
         XCTAssertEqual(code, 0, err)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
-        let config = MetricConfiguration(levels: [.pixel, .distribution], distributionEps: 0.5, fusion: "fixed",
+        let config = MetricConfiguration(levels: [.pixel, .distribution], distributionEps: 0.5, fusion: .fixed,
                                          fixedWeights: [0.25, 2])
         let lib = try scoreEpisode(metric: try config.makeMetric(threads: 1), support: e.support, labels: e.supportLabels,
                                    query: e.query, way: 3)
@@ -118,7 +118,7 @@ final class ScoreCLITests: XCTestCase {
     func testCheckpointMetricAndTrainedFusion() throws {
         let e = try writeEpisode()
         let config = ModelConfiguration(backbone: .conv4, inputChannels: 1, seed: 1, image: ImageConfig(size: 28, channels: 1),
-                                        metric: MetricConfiguration(levels: [.pixel, .distribution], distance: "kl-sym"))
+                                        metric: MetricConfiguration(levels: [.pixel, .distribution], distance: .klSymmetric))
         let model = try FewShotModel(config, threads: 1)
         for (name, p) in model.namedParameters() {
             if name == "fusion.weight" { p.value.data = [0.5, 2] }

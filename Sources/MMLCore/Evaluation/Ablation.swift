@@ -27,9 +27,10 @@ public func collectLevelScores(_ model: FewShotModel, loader: EpisodeLoader, epi
 
 /// Re-fits a learned fusion over a subset of levels on cached per-level scores (validation episodes), with the
 /// backbone and heads frozen: the normaliser's statistics are the mean and variance of each level's scores over all
-/// the episodes (per level, or per class position), and the weights minimise the mean cross-entropy of the fused
-/// logits, a convex problem in the weights once the scores are normalised, solved by full-batch gradient descent
-/// with Adam steps from w = 1 (deterministic).
+/// the episodes (per level, or per class position), and the weights minimise the mean cross-entropy
+/// (`SoftmaxCrossEntropy`) over all queries of the fused logits (`LearnedFusion.forward` with those statistics), a
+/// convex problem in the weights once the scores are normalised, solved by full-batch gradient descent
+/// (`LearnedFusion.backward`) with `Adam` steps from w = 1 (deterministic).
 public enum FusionRefit {
     /// - Parameters:
     ///   - levels: the subset (non-empty; every episode must hold scores for each).
@@ -42,7 +43,7 @@ public enum FusionRefit {
         let levels = levels.sorted()
         guard !levels.isEmpty else { throw MMLError(.config, "fusion refit: no level given") }
         guard let first = episodes.first else {
-            throw MMLError(.invalidArgument, "fusion refit: no validation episodes; give --refit-episodes >= 1")
+            throw MMLError(.invalidArgument, "fusion refit: no validation episodes; give `refitEpisodes` >= 1")
         }
         for l in levels where first.scores[l] == nil {
             throw MMLError(.invalidArgument, "fusion refit: the episodes hold no \(l.rawValue)-level scores; the model "
@@ -71,52 +72,44 @@ public enum FusionRefit {
                 fusion.runningVar[li * groups + g] = Float(variance)
             }
         }
-        // Normalised scores, fixed from here on.
-        var xhat: [[[Double]]] = []  // [episode][level][q * way]
-        for e in episodes {
-            var per: [[Double]] = []
-            for (li, l) in levels.enumerated() {
-                let s = e.scores[l]!
-                let w = s.shape[1]
-                per.append((0..<s.count).map { i in
-                    let k = normalization == .perLevel ? li : li * way + i % w
-                    return (Double(s.data[i]) - Double(fusion.runningMean[k]))
-                        / (Double(fusion.runningVar[k]) + Double(fusion.eps)).squareRoot()
-                })
+        // The episodes' scores stacked by n-way: the fusion scores each query on its own (inference statistics), so
+        // one forward over a stack is the forward of each episode.
+        var stacks: [(scores: [Tensor], labels: [Int])] = []
+        for w in Set(episodes.map { $0.scores[levels[0]]!.shape[1] }).sorted() {
+            let group = episodes.filter { $0.scores[levels[0]]!.shape[1] == w }
+            let scores = levels.map { l in
+                Tensor(shape: [group.reduce(0) { $0 + $1.scores[l]!.shape[0] }, w],
+                       data: group.flatMap { $0.scores[l]!.data })
             }
-            xhat.append(per)
+            stacks.append((scores, group.flatMap(\.labels)))
         }
-        var w = [Double](repeating: 1, count: levels.count)
-        var m = [Double](repeating: 0, count: levels.count), v = m
-        let b1 = 0.9, b2 = 0.999
-        for t in 1...max(iterations, 1) {
-            var grad = [Double](repeating: 0, count: levels.count)
-            var count = 0.0
-            for (ei, e) in episodes.enumerated() {
-                let wy = e.scores[levels[0]]!.shape[1]
-                for (qi, y) in e.labels.enumerated() {
-                    var z = [Double](repeating: 0, count: wy)
-                    for c in 0..<wy { for li in levels.indices { z[c] += w[li] * xhat[ei][li][qi * wy + c] } }
-                    let mx = z.max()!
-                    let ex = z.map { exp($0 - mx) }
-                    let zs = ex.reduce(0, +)
-                    for c in 0..<wy {
-                        let d = ex[c] / zs - (c == y ? 1 : 0)
-                        for li in levels.indices { grad[li] += d * xhat[ei][li][qi * wy + c] }
-                    }
-                    count += 1
-                }
+        let queries = Float(stacks.reduce(0) { $0 + $1.labels.count })
+        let parameters = FusionParameters(fusion)
+        let adam = try Adam(learningRate: Float(learningRate), beta1: 0.9, beta2: 0.999, epsilon: 1e-8)
+        var f = fusion
+        for _ in 1...max(iterations, 1) {
+            var grads = LearnedFusion.Gradients(levels: levels.count)
+            for stack in stacks {
+                let (logits, cache) = f.forward(stack.scores, training: false, keepCache: true)
+                let ce = try SoftmaxCrossEntropy.forward(logits: logits, labels: stack.labels)
+                // The mean over all queries: each stack's mean weighted by its share of the queries.
+                let dLogits = SoftmaxCrossEntropy.backward(ce, scale: Float(stack.labels.count) / queries)
+                _ = f.backward(dLogits, cache: cache!, grads: &grads)
             }
-            for li in levels.indices {
-                let g = grad[li] / max(count, 1)
-                m[li] = b1 * m[li] + (1 - b1) * g
-                v[li] = b2 * v[li] + (1 - b2) * g * g
-                let mh = m[li] / (1 - pow(b1, Double(t))), vh = v[li] / (1 - pow(b2, Double(t)))
-                w[li] -= learningRate * mh / (vh.squareRoot() + 1e-8)
-            }
+            fusion.weight.grad.data = grads.weights
+            adam.step(parameters)
         }
-        fusion.weights = w.map { Float($0) }
+        fusion.weight.grad.data = [Float](repeating: 0, count: levels.count)
         return fusion
+    }
+
+    /// The fusion's parameters as a container an optimiser steps.
+    private final class FusionParameters: ParameterContainer {
+        let fusion: LearnedFusion
+        init(_ fusion: LearnedFusion) { self.fusion = fusion }
+        func visitParameters(prefix: String, _ visit: (String, Parameter) -> Void) {
+            fusion.visitParameters(prefix: prefix, visit)
+        }
     }
 }
 
@@ -141,7 +134,7 @@ public func allLevelSubsets() -> [[MetricLevel]] {
 }
 
 /// One row of an ablation: a level subset's accuracy on the test episodes and its paired difference to the full model.
-public struct AblationRow: Sendable {
+public struct AblationRow: Sendable, Codable {
     public var name: String
     public var levels: [MetricLevel]
     public var accuracy: AccuracySummary
@@ -155,6 +148,45 @@ public struct AblationRow: Sendable {
         self.name = name; self.levels = levels; self.accuracy = accuracy; self.differenceToFull = differenceToFull
         self.perEpisode = perEpisode; self.weights = weights
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, levels, accuracy, weights
+        case differenceToFull = "difference_to_full", perEpisode = "per_episode"
+    }
+
+    /// A summary as the ablation report gives it: mean, ci95 and std (the count is the row's episodes).
+    private struct Summary: Codable {
+        var mean, ci95, std: Double
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        levels = try c.decode([MetricLevel].self, forKey: .levels)
+        perEpisode = try c.decode([Double].self, forKey: .perEpisode)
+        let a = try c.decode(Summary.self, forKey: .accuracy), d = try c.decode(Summary.self, forKey: .differenceToFull)
+        accuracy = AccuracySummary(count: perEpisode.count, mean: a.mean, std: a.std, ci95: a.ci95)
+        differenceToFull = AccuracySummary(count: perEpisode.count, mean: d.mean, std: d.std, ci95: d.ci95)
+        weights = try c.decodeIfPresent([Double].self, forKey: .weights)?.map { Float($0) }
+    }
+
+    /// Encodes the keys of `ablation.json`: `name`, `levels`, `accuracy` and `difference_to_full` (mean, ci95,
+    /// std), `per_episode`, and `weights` when there are.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(levels, forKey: .levels)
+        try c.encode(Summary(mean: accuracy.mean, ci95: accuracy.ci95, std: accuracy.std), forKey: .accuracy)
+        try c.encode(Summary(mean: differenceToFull.mean, ci95: differenceToFull.ci95, std: differenceToFull.std),
+                     forKey: .differenceToFull)
+        try c.encode(perEpisode, forKey: .perEpisode)
+        try c.encodeIfPresent(weights?.map(Double.init), forKey: .weights)
+    }
+}
+
+extension AblationRow {
+    /// A subset's row name: its levels joined by `+` (`pixel+part`).
+    public static func name(_ levels: [MetricLevel]) -> String { levels.map(\.rawValue).joined(separator: "+") }
 }
 
 /// An ablation table as Markdown.

@@ -140,7 +140,7 @@ public func scoreEpisode(metric: MultiLevelMetric, support: Tensor, labels: [Int
         let why = support.rank == 3 ? "(N, M, C) descriptor sets have no spatial grid"
                                     : "the maps are only \(s.shape[2]) x \(s.shape[3])"
         throw MMLError(.invalidArgument, "the part level pools over grid sizes \(grids) but \(why); use channel parts "
-                       + "(part form channels, `--part-form channels`), smaller grids, or disable the part level")
+                       + "(`partForm` channels), smaller grids, or disable the part level")
     }
     if metric.fixedFusion == nil, metric.fusion.normalization == .perPosition, metric.fusion.way != way {
         throw MMLError(.invalidArgument, "this metric's fusion has per-position statistics for \(metric.fusion.way)-way "

@@ -26,6 +26,14 @@ public struct AccuracySummary: Sendable, Equatable, Codable {
         ci95 = 1.96 * std / Double(values.count).squareRoot()
     }
 
+    /// A summary with the given values (e.g. decoded from a report).
+    public init(count: Int, mean: Double, std: Double, ci95: Double) {
+        self.count = count
+        self.mean = mean
+        self.std = std
+        self.ci95 = ci95
+    }
+
     /// "98.71 +- 0.21" in percent.
     public var percentString: String { String(format: "%.2f +- %.2f", mean * 100, ci95 * 100) }
 }

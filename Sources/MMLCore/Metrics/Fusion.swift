@@ -164,8 +164,11 @@ public struct LearnedFusion: Codable, Equatable {
     /// - Parameters:
     ///   - scores: one (queries x way) tensor per level, in the order the fusion was built for.
     ///   - training: batch statistics (and running-statistics update) when true.
-    /// - Returns: logits (queries x way) and the cache for `backward` (nil in inference).
-    public mutating func forward(_ scores: [Tensor], training: Bool) -> (Tensor, Cache?) {
+    ///   - keepCache: return the cache in inference too (default: only in training), for the weights' gradient
+    ///     under fixed statistics (`FusionRefit`): `backward`'s weight gradients are then exact, its score gradients
+    ///     assume batch statistics and do not apply.
+    /// - Returns: logits (queries x way) and the cache for `backward` (nil in inference unless `keepCache`).
+    public mutating func forward(_ scores: [Tensor], training: Bool, keepCache: Bool? = nil) -> (Tensor, Cache?) {
         precondition(scores.count == levels, "[fusion] built for \(levels) levels, got \(scores.count)")
         let q = scores[0].shape[0], w = scores[0].shape[1]
         for s in scores {
@@ -217,7 +220,8 @@ public struct LearnedFusion: Codable, Equatable {
             self.runningVar = runningVar
         }
         let out = Tensor(shape: [q, w], data: logits)
-        return (out, training ? Cache(normalized: normalized, invStd: invStds, queries: q, way: w) : nil)
+        let cached = keepCache ?? training
+        return (out, cached ? Cache(normalized: normalized, invStd: invStds, queries: q, way: w) : nil)
     }
 
     /// Backward of a training-mode forward.

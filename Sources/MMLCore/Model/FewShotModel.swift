@@ -126,7 +126,7 @@ public final class FewShotModel: ParameterContainer {
                         training: Bool) throws -> (output: MultiLevelMetric.Output, cache: EpisodeCache?) {
         guard metric != nil else {
             throw MMLError(.config, "this \(configuration.kind) model has no metric head; evaluate it with the "
-                           + "frozen-feature protocols (--protocol prototype or cosine-classifier)")
+                           + "frozen-feature protocols (`evaluationProtocol` prototype or cosine-classifier)")
         }
         try validateBackboneInput(backbone, shape: support.shape)
         try validateBackboneInput(backbone, shape: query.shape)

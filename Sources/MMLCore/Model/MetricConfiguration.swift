@@ -1,10 +1,116 @@
 import Foundation
 
+/// The distribution level's distance between Gaussians, as a configuration names it. Parsing accepts the aliases
+/// `kl-qc` (= `kl`) and `wasserstein` (= `w2`) and any letter case; encoding writes the canonical name, decoding
+/// accepts every spelling `parse(_:)` does (checkpoints store what the user typed).
+public enum DistributionDistance: String, Codable, Sendable, CaseIterable {
+    /// KL(query || class) (ADM).
+    case kl
+    /// KL(class || query) (the MML v1 code).
+    case klClassQuery = "kl-cq"
+    /// Symmetric KL.
+    case klSymmetric = "kl-sym"
+    /// Squared 2-Wasserstein.
+    case w2
+    /// The MML v1 code's distance.
+    case mmlV1 = "mml-v1"
+
+    /// Parses a name or alias. - Throws: `MMLError(.config)` naming `distance` for an unknown name.
+    public static func parse(_ text: String) throws -> DistributionDistance {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        switch t {
+        case "kl-qc": return .kl
+        case "wasserstein": return .w2
+        default:
+            guard let d = DistributionDistance(rawValue: t) else {
+                throw MMLError(.config, "unknown distribution distance '\(text)' (`distance`); use kl, kl-cq, kl-sym, "
+                               + "w2 or mml-v1")
+            }
+            return d
+        }
+    }
+
+    /// The kernels' distance.
+    public var kernelDistance: GaussianKernels.Distance {
+        switch self {
+        case .kl: return .kl(.queryClass)
+        case .klClassQuery: return .kl(.classQuery)
+        case .klSymmetric: return .kl(.symmetric)
+        case .w2: return .wasserstein2
+        case .mmlV1: return .mmlv1
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { self = try Self.parse(text) } catch let e as MMLError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.message))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+}
+
+/// How the multi-level metric fuses its levels' scores.
+public enum FusionKind: String, Codable, Sendable, CaseIterable {
+    /// Per-level normalisation + one learned weight per level (MML v1 / ADM).
+    case learned
+    /// MML v4: log of the weighted sum of per-level softmax outputs.
+    case fixed
+
+    /// Parses `learned` or `fixed`. - Throws: `MMLError(.config)` naming `fusion` for another name.
+    public static func parse(_ text: String) throws -> FusionKind {
+        guard let f = FusionKind(rawValue: text) else {
+            throw MMLError(.config, "unknown fusion '\(text)' (`fusion`); use learned or fixed")
+        }
+        return f
+    }
+}
+
+extension PartLevel.Form: Codable {
+    /// Parses `channels`, `grid:G1,G2,...` or `G1,G2,...` (any letter case and spaces).
+    /// - Throws: `MMLError(.config)` naming `partForm` for a malformed form or a grid size below 1.
+    public static func parse(_ text: String) throws -> PartLevel.Form {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if t == "channels" { return .channels }
+        let body = t.hasPrefix("grid:") ? String(t.dropFirst(5)) : t
+        let sizes = body.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw MMLError(.config, "`partForm` '\(text)' is not understood; use channels or grid:G1,G2,... with "
+                           + "positive grid sizes (MML v4 uses grid:3,2)")
+        }
+        return .grid(sizes.map { $0! })
+    }
+
+    /// The canonical spelling: `channels` or `grid:3,2`.
+    public var name: String {
+        switch self {
+        case .channels: return "channels"
+        case .grid(let sizes): return "grid:" + sizes.map(String.init).joined(separator: ",")
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { self = try Self.parse(text) } catch let e as MMLError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.message))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(name)
+    }
+}
+
 /// Everything that defines a multi-level metric, in a form that round-trips through JSON (checkpoints, `--json`
 /// reports) and command-line flags. `makeMetric()` builds the `MultiLevelMetric` it describes.
 ///
 ///     var config = MetricConfiguration(levels: [.pixel, .distribution])
-///     config.distance = "w2"
+///     config.distance = .w2
 ///     var metric = try config.makeMetric()
 ///     let (out, _) = try metric.forward(support: s, labels: y, query: q, way: 5, training: false)
 public struct MetricConfiguration: Codable, Sendable, Equatable {
@@ -12,19 +118,19 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
     public var levels: [MetricLevel]
     /// Pixel level: neighbours K of the image-to-class top-K rule (MML's training scripts use 1, DN4 uses 3).
     public var pixelNeighbours: Int
-    /// Part level: `grid:3,2` (MML v4 pooled regions over a 3x3 and a 2x2 grid; any list of grid sizes) or
-    /// `channels` (MML v1 channel parts).
-    public var partForm: String
+    /// Part level: `.grid([3, 2])` (MML v4 pooled regions over a 3x3 and a 2x2 grid; any list of grid sizes) or
+    /// `.channels` (MML v1 channel parts). Encoded as `grid:3,2` / `channels`.
+    public var partForm: PartLevel.Form
     /// Part level: neighbours K.
     public var partNeighbours: Int
     /// Distribution level: `kl` (KL(query || class), ADM), `kl-cq` (KL(class || query), MML v1 code), `kl-sym`,
     /// `w2` (squared 2-Wasserstein) or `mml-v1` (the MML v1 code's distance).
-    public var distance: String
+    public var distance: DistributionDistance
     /// Distribution level: the ridge eps added to every covariance.
     public var distributionEps: Float
     /// `learned` (per-level normalisation + one weight per level, MML v1 / ADM) or `fixed` (MML v4: weighted sum
     /// of per-level softmax outputs).
-    public var fusion: String
+    public var fusion: FusionKind
     /// Learned fusion: `per-level` (default; any n-way at test time) or `per-position` (official code; ties the
     /// model to its n-way).
     public var fusionNormalization: FusionNormalization
@@ -37,8 +143,8 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
     /// The defaults of METHOD.md section 2: all three levels, K = 1 at the pixel level, Grid-3,2 parts with K = 1,
     /// KL(query || class) with eps 0.01, learned per-level fusion.
     public init(levels: Set<MetricLevel> = Set(MetricLevel.allCases), pixelNeighbours: Int = 1,
-                partForm: String = "grid:3,2", partNeighbours: Int = 1, distance: String = "kl",
-                distributionEps: Float = 0.01, fusion: String = "learned",
+                partForm: PartLevel.Form = .grid([3, 2]), partNeighbours: Int = 1,
+                distance: DistributionDistance = .kl, distributionEps: Float = 0.01, fusion: FusionKind = .learned,
                 fusionNormalization: FusionNormalization = .perLevel, fixedWeights: [Float]? = nil, way: Int = 5) {
         self.levels = levels.sorted()
         self.pixelNeighbours = pixelNeighbours
@@ -61,7 +167,7 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
     }
 
     /// Parses a level list: `all`, or names separated by commas or `+` (`pixel,distribution`, `part+pixel`).
-    /// - Throws: `MMLError(.config)` for an unknown name or an empty list.
+    /// - Throws: `MMLError(.config)` naming `levels` for an unknown name or an empty list.
     public static func parseLevels(_ text: String) throws -> Set<MetricLevel> {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         if t == "all" { return Set(MetricLevel.allCases) }
@@ -71,74 +177,62 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
             let aliases: [String: MetricLevel] = ["pixel": .pixel, "part": .part, "distribution": .distribution,
                                                   "dist": .distribution, "p": .pixel]
             guard let level = aliases[name] else {
-                throw MMLError(.config, "unknown metric level '\(name)' in '\(text)'; use pixel, part, distribution "
-                               + "(comma-separated) or all")
+                throw MMLError(.config, "unknown metric level '\(name)' in `levels` '\(text)'; use pixel, part, "
+                               + "distribution (comma-separated) or all")
             }
             out.insert(level)
         }
         guard !out.isEmpty else {
-            throw MMLError(.config, "no metric level in '\(text)'; name at least one of pixel, part, distribution")
+            throw MMLError(.config, "no metric level in `levels` '\(text)'; name at least one of pixel, part, "
+                           + "distribution")
         }
         return out
     }
 
-    /// The part form this configuration names. - Throws: `MMLError(.config)` for a malformed `partForm`.
-    public func resolvedPartForm() throws -> PartLevel.Form {
-        let t = partForm.trimmingCharacters(in: .whitespaces).lowercased()
-        if t == "channels" { return .channels }
-        let body = t.hasPrefix("grid:") ? String(t.dropFirst(5)) : t
-        let sizes = body.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw MMLError(.config, "part form '\(partForm)' is not understood; use channels or grid:G1,G2,... with "
-                           + "positive grid sizes (MML v4 uses grid:3,2)")
-        }
-        return .grid(sizes.map { $0! })
-    }
-
-    /// The Gaussian distance this configuration names. - Throws: `MMLError(.config)` for an unknown name.
-    public func resolvedDistance() throws -> GaussianKernels.Distance {
-        switch distance.lowercased() {
-        case "kl", "kl-qc": return .kl(.queryClass)
-        case "kl-cq": return .kl(.classQuery)
-        case "kl-sym": return .kl(.symmetric)
-        case "w2", "wasserstein": return .wasserstein2
-        case "mml-v1": return .mmlv1
-        default:
-            throw MMLError(.config, "unknown distribution distance '\(distance)'; use kl, kl-cq, kl-sym, w2 or mml-v1")
+    /// Parses comma-separated fixed fusion weights (`1,0.5,0.5`).
+    /// - Throws: `MMLError(.config)` naming `fixedWeights` for an entry that is not a number.
+    public static func parseWeights(_ text: String) throws -> [Float] {
+        try text.split(separator: ",").map {
+            guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
+                throw MMLError(.config, "`fixedWeights` '\(text)': '\($0)' is not a number")
+            }
+            return v
         }
     }
 
     /// Checks every field. - Throws: `MMLError(.config)` naming the field, its value and the allowed range.
     public func validate() throws {
         guard !levels.isEmpty else {
-            throw MMLError(.config, "no metric level enabled; enable at least one of pixel, part, distribution")
+            throw MMLError(.config, "no metric level enabled in `levels`; enable at least one of pixel, part, "
+                           + "distribution")
         }
         guard pixelNeighbours >= 1 else {
-            throw MMLError(.config, "pixel neighbours K = \(pixelNeighbours); K must be at least 1")
+            throw MMLError(.config, "pixel neighbours K = \(pixelNeighbours) (`pixelNeighbours`); K must be at least 1")
         }
         guard partNeighbours >= 1 else {
-            throw MMLError(.config, "part neighbours K = \(partNeighbours); K must be at least 1")
+            throw MMLError(.config, "part neighbours K = \(partNeighbours) (`partNeighbours`); K must be at least 1")
         }
-        _ = try resolvedPartForm()
-        _ = try resolvedDistance()
+        if case .grid(let sizes) = partForm, sizes.isEmpty || sizes.contains(where: { $0 < 1 }) {
+            throw MMLError(.config, "`partForm` '\(partForm.name)' is not understood; use channels or grid:G1,G2,... "
+                           + "with positive grid sizes (MML v4 uses grid:3,2)")
+        }
         guard distributionEps.isFinite, distributionEps > 0 else {
-            throw MMLError(.config, "distribution eps = \(distributionEps); it must be a positive number (0.01 is the "
-                           + "METHOD.md default)")
+            throw MMLError(.config, "distribution eps = \(distributionEps) (`distributionEps`); it must be a positive "
+                           + "number (0.01 is the METHOD.md default)")
         }
         switch fusion {
-        case "learned":
+        case .learned:
             if fusionNormalization == .perPosition && way < 1 {
-                throw MMLError(.config, "per-position fusion needs the n-way (got \(way))")
+                throw MMLError(.config, "per-position fusion needs the n-way (`way` \(way))")
             }
-        case "fixed":
+        case .fixed:
             if let w = fixedWeights {
                 guard w.count == levels.count, w.allSatisfy({ $0.isFinite && $0 >= 0 }), w.contains(where: { $0 > 0 }) else {
                     throw MMLError(.config, "fixed fusion weights \(w): give \(levels.count) non-negative weights (one "
-                                   + "per enabled level: \(levels.map(\.rawValue).joined(separator: ", "))), one positive")
+                                   + "per enabled level: \(levels.map(\.rawValue).joined(separator: ", "))), one "
+                                   + "positive, in `fixedWeights`")
                 }
             }
-        default:
-            throw MMLError(.config, "unknown fusion '\(fusion)'; use learned or fixed")
         }
     }
 
@@ -153,12 +247,12 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
     public func makeMetric(threads: Int = 0) throws -> MultiLevelMetric {
         try validate()
         var m = try MultiLevelMetric(levels: Set(levels), pixel: PixelLevel(neighbours: pixelNeighbours, threads: threads),
-                                     part: PartLevel(form: try resolvedPartForm(), neighbours: partNeighbours,
+                                     part: PartLevel(form: partForm, neighbours: partNeighbours,
                                                      threads: threads),
-                                     distribution: DistributionLevel(distance: try resolvedDistance(),
+                                     distribution: DistributionLevel(distance: distance.kernelDistance,
                                                                      eps: distributionEps, threads: threads),
                                      normalization: fusionNormalization, way: way)
-        if fusion == "fixed" { m.fixedFusion = FixedFusion(weights: resolvedFixedWeights) }
+        if fusion == .fixed { m.fixedFusion = FixedFusion(weights: resolvedFixedWeights) }
         return m
     }
 
@@ -167,11 +261,11 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
         let parts = levels.map { l -> String in
             switch l {
             case .pixel: return "pixel(K=\(pixelNeighbours))"
-            case .part: return "part(\(partForm),K=\(partNeighbours))"
-            case .distribution: return "distribution(\(distance))"
+            case .part: return "part(\(partForm.name),K=\(partNeighbours))"
+            case .distribution: return "distribution(\(distance.rawValue))"
             }
         }
-        let f = fusion == "fixed" ? "fixed fusion \(resolvedFixedWeights)" : "learned \(fusionNormalization.rawValue) fusion"
+        let f = fusion == .fixed ? "fixed fusion \(resolvedFixedWeights)" : "learned \(fusionNormalization.rawValue) fusion"
         return parts.joined(separator: "+") + ", " + f
     }
 }

@@ -15,4 +15,13 @@ public enum RunEvent: Sendable {
     case warning(String)
     /// A line of information in the run's own words (the CLI prints it as it is).
     case note(String)
+
+    // evaluation runs (`EvaluationRun`, `AblationRun`)
+    /// An evaluation finished one (way, shot) setting: its accuracies, as they go into the result.
+    case evaluated(EvaluationRunResult.Setting)
+    /// An ablation's retraining of one level subset (`levels`) into `directory`: `reused` when a finished run was
+    /// found there, else its training is about to start.
+    case ablationSubsetStarted(levels: [MetricLevel], directory: String, reused: Bool)
+    /// An ablation finished training one level subset: `episodes` training episodes in `seconds`.
+    case ablationSubsetTrained(levels: [MetricLevel], episodes: Int, seconds: Double)
 }

@@ -34,136 +34,36 @@ struct AblateCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            guard episodes >= 1, refitEpisodes >= 1 else {
-                throw MMLError(.invalidArgument, "--episodes \(episodes) and --refit-episodes \(refitEpisodes) must be >= 1")
-            }
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            let testData = dataset.with(split: dataset.split ?? "test")
-            var rows: [AblationRow] = []
-            var mode: String
-            if retrain {
-                mode = "one model per subset (--retrain)"
-                rows = try retrainRows(testData: testData)
-            } else {
-                guard let checkpoint else {
-                    throw MMLError(.invalidArgument, "give --checkpoint (a model trained with all levels) or --retrain")
+            let config = AblationRunConfiguration(
+                checkpoint: checkpoint, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,
+                way: way, shot: shot, query: query, episodes: episodes, seed: seed, out: out, threads: threads,
+                retrain: retrain, retrainMetric: retrain ? try metric.configuration(way: training.way) : nil)
+            var progress: (phase: String, line: ProgressLine)?
+            let run = try AblationRun(config, trainer: retrain ? train : nil, naming: FlagNames.flag)
+            let result = try run.run { event in
+                switch event {
+                case .progress(let phase, let done, let total):
+                    if progress?.phase != phase { progress = (phase, ProgressLine(plainEvery: 200)) }
+                    progress!.line.update(done: done, total: total, text: phase)
+                    if done == total { progress!.line.finish() }
+                case .ablationSubsetStarted(let levels, let dir, let reused):
+                    print("\(AblationRow.name(levels)): " + (reused ? "using the finished run in \(dir)" : "training into \(dir)"))
+                case .ablationSubsetTrained(_, let episodes, let seconds):
+                    print(String(format: "    %d episodes in %@", episodes, formatDuration(seconds)))
+                default: break
                 }
-                mode = "one model (\(checkpoint)), fusion re-fitted per subset on \(refitEpisodes) \(refitSplit) episodes"
-                rows = try refitRows(checkpoint: checkpoint, testData: testData)
             }
-            let title = "Ablation: \(way)-way \(shot)-shot, \(query) queries, \(episodes) episodes (seed \(seed)), \(mode)"
-            let md = ablationMarkdown(rows, title: title)
-            print(md)
-            try AtomicFile.write(md, to: path("ablation.md"))
-            func summary(_ s: AccuracySummary) -> [String: Any] { ["mean": s.mean, "ci95": s.ci95, "std": s.std] }
-            let obj: [String: Any] = [
-                "way": way, "shot": shot, "query": query, "episodes": episodes, "seed": seed, "mode": mode,
-                "rows": rows.map { r -> [String: Any] in
-                    var o: [String: Any] = ["name": r.name, "levels": r.levels.map(\.rawValue),
-                                            "accuracy": summary(r.accuracy), "difference_to_full": summary(r.differenceToFull),
-                                            "per_episode": r.perEpisode]
-                    if let w = r.weights { o["weights"] = w.map(Double.init) }
-                    return o
-                },
-            ]
-            try AtomicFile.write(try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted]),
-                                 to: path("ablation.json"))
-            let svg = SVGChart.bars(title: "\(way)-way \(shot)-shot accuracy by level subset (95% CI)",
-                                    yLabel: "accuracy (%)", labels: rows.map(\.name),
-                                    values: rows.map { $0.accuracy.mean * 100 }, errors: rows.map { $0.accuracy.ci95 * 100 })
-            try AtomicFile.write(svg, to: path("ablation.svg"))
-            print("wrote \(path("ablation.md")), ablation.json, ablation.svg")
+            print(result.markdown)
+            print("wrote \(config.outputPath("ablation.md")), ablation.json, ablation.svg")
         }
     }
 
-    func path(_ name: String) -> String { URL(fileURLWithPath: out).appendingPathComponent(name).path }
-
-    static func name(_ levels: [MetricLevel]) -> String { levels.map(\.rawValue).joined(separator: "+") }
-
-    /// One model: scores once, fusion re-fitted per subset on validation episodes.
-    func refitRows(checkpoint: String, testData: DatasetOptions) throws -> [AblationRow] {
-        let model = try Checkpoint.load(checkpoint, threads: threads).model
-        guard let mc = model.configuration.metric else {
-            throw MMLError(.config, "\(checkpoint) has no metric head; ablate a model trained with mml train")
-        }
-        guard mc.levels.count == 3 else {
-            throw MMLError(.config, "\(checkpoint) was trained with levels \(mc.levels.map(\.rawValue)); the ablation "
-                           + "from one model needs all three (or use --retrain)")
-        }
-        let image = model.configuration.image.forEvaluation
-        let testSet = try testData.open(image: image)
-        let testEpisodes = try EpisodeSampler(dataset: testSet, way: way, shot: shot, query: query, seed: seed)
-            .episodes(episodes)
-        let progress = ProgressLine(plainEvery: 200)
-        let test = try collectLevelScores(model, loader: try EpisodeLoader(dataset: testSet, config: image),
-                                          episodes: testEpisodes) { progress.update(done: $0, total: episodes, text: "test episodes") }
-        progress.finish()
-        var rows: [AblationRow] = []
-        if mc.fusion == "fixed" {
-            for subset in allLevelSubsets() {
-                let idx = subset.map { mc.levels.firstIndex(of: $0)! }
-                let w = idx.map { mc.resolvedFixedWeights[$0] }
-                let acc = fusedAccuracies(test, levels: subset, fixed: FixedFusion(weights: w))
-                rows.append(AblationRow(name: Self.name(subset), levels: subset, accuracy: AccuracySummary(acc),
-                                        differenceToFull: AccuracySummary([]), perEpisode: acc, weights: w))
-            }
-        } else {
-            let valSet = try dataset.with(split: refitSplit).open(image: image)
-            let valEpisodes = try EpisodeSampler(dataset: valSet, way: way, shot: shot, query: query, seed: seed &+ 1)
-                .episodes(refitEpisodes)
-            let vp = ProgressLine(plainEvery: 200)
-            let val = try collectLevelScores(model, loader: try EpisodeLoader(dataset: valSet, config: image),
-                                             episodes: valEpisodes) { vp.update(done: $0, total: refitEpisodes, text: "refit episodes") }
-            vp.finish()
-            // The trained model's own fusion, for reference.
-            let trained = model.metric!.fusion
-            let own = fusedAccuracies(test, levels: mc.levels, fusion: trained)
-            for subset in allLevelSubsets() {
-                let f = try FusionRefit.fit(levels: subset, on: val, normalization: mc.fusionNormalization)
-                let acc = fusedAccuracies(test, levels: subset, fusion: f)
-                rows.append(AblationRow(name: Self.name(subset), levels: subset, accuracy: AccuracySummary(acc),
-                                        differenceToFull: AccuracySummary([]), perEpisode: acc, weights: f.weights))
-            }
-            rows.append(AblationRow(name: "all (trained fusion)", levels: mc.levels, accuracy: AccuracySummary(own),
-                                    differenceToFull: AccuracySummary([]), perEpisode: own, weights: trained.weights))
-        }
-        let full = rows[0].perEpisode
-        for i in rows.indices { rows[i].differenceToFull = pairedDifference(rows[i].perEpisode, full) }
-        return rows
-    }
-
-    /// One model per subset, each trained with the training flags, evaluated on identical test episodes.
-    func retrainRows(testData: DatasetOptions) throws -> [AblationRow] {
-        var rows: [AblationRow] = []
-        for subset in allLevelSubsets() {
-            let dir = path("retrain-" + Self.name(subset))
-            let best = URL(fileURLWithPath: dir).appendingPathComponent("best.safetensors").path
-            if FileManager.default.fileExists(atPath: best) {
-                print("\(Self.name(subset)): using the finished run in \(dir)")
-            } else {
-                print("\(Self.name(subset)): training into \(dir)")
-                var mc = try metric.configuration(way: training.way).with(levels: Set(subset))
-                if mc.fusion == "fixed" { mc.fixedWeights = nil }
-                let run = TrainingRun(dataset: dataset, backbone: backboneOptions, image: image, metric: mc,
-                                      training: training, out: dir,
-                                      resume: FileManager.default.fileExists(atPath: URL(fileURLWithPath: dir)
-                                        .appendingPathComponent("last.safetensors").path),
-                                      initFrom: nil, threads: threads, stopAfter: nil, verbose: false)
-                let s = try run.execute()
-                print(String(format: "    %d episodes in %@", s.episodesDone, formatDuration(s.elapsedSeconds)))
-            }
-            let model = try Checkpoint.load(best, threads: threads).model
-            let image = model.configuration.image.forEvaluation
-            let testSet = try testData.open(image: image)
-            let sampler = try EpisodeSampler(dataset: testSet, way: way, shot: shot, query: query, seed: seed)
-            let r = try evaluateModel(model, loader: try EpisodeLoader(dataset: testSet, config: image), sampler: sampler,
-                                      episodes: episodes)
-            rows.append(AblationRow(name: Self.name(subset), levels: subset, accuracy: r.fused,
-                                    differenceToFull: AccuracySummary([]), perEpisode: r.fusedPerEpisode,
-                                    weights: model.metric?.fixedFusion == nil ? model.metric?.fusion.weights : nil))
-        }
-        let full = rows[0].perEpisode
-        for i in rows.indices { rows[i].differenceToFull = pairedDifference(rows[i].perEpisode, full) }
-        return rows
+    /// `mml ablate --retrain`: trains one subset's model as `mml train` does, with the training flags.
+    func train(metric: MetricConfiguration, directory: String, resume: Bool) throws -> (episodes: Int, seconds: Double) {
+        let run = TrainingRun(dataset: dataset, backbone: backboneOptions, image: image, metric: metric,
+                              training: training, out: directory, resume: resume, initFrom: nil, threads: threads,
+                              stopAfter: nil, verbose: false)
+        let s = try run.execute()
+        return (s.episodesDone, s.elapsedSeconds)
     }
 }

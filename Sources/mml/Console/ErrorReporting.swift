@@ -34,10 +34,23 @@ enum FlagNames {
         "imagesPerClass": "--images-per-class",
         "augmentation": "--augment",
         "out": "--out",
+        // evaluation runs (`EvaluationRun`, `AblationRun`, `EpisodeScoringRun`): dotted paths are looked up whole.
+        "evaluationProtocol": "--protocol",
+        "ways": "--way",
+        "shots": "--shot",
+        "cosineClassifier.passes": "--classifier-passes",
+        "cosineClassifier.batchSize": "--classifier-batch-size",
+        "cosineClassifier.learningRate": "--classifier-lr",
+        "cosineClassifier.momentum": "--classifier-momentum",
+        "cosineClassifier.dampening": "--classifier-dampening",
+        "cosineClassifier.weightDecay": "--classifier-weight-decay",
+        "cosineClassifier.scale": "--classifier-scale",
+        "cosineClassifier.seed": "--classifier-seed",
     ]
 
     /// The flag for a configuration field.
     static func flag(_ field: String) -> String {
+        if let f = exceptions[field] { return f }  // a whole dotted path (evaluation runs)
         let name = field.split(separator: ".").last.map(String.init) ?? field
         if let f = exceptions[name] { return f }
         var out = "--"

@@ -47,25 +47,19 @@ struct MetricOptions: ParsableArguments {
         return given.filter(\.1).map(\.0)
     }
 
-    /// The configuration these options give. - Throws: `MMLError(.config)`.
+    /// The configuration these options give; the core parses each text once (`PartLevel.Form.parse`,
+    /// `DistributionDistance.parse`, `FusionKind.parse`). - Throws: `MMLError(.config)` naming the field.
     func configuration(way: Int) throws -> MetricConfiguration {
         var c = MetricConfiguration(way: way)
         if let levels { c.levels = try MetricConfiguration.parseLevels(levels).sorted() }
         if let pixelK { c.pixelNeighbours = pixelK }
-        if let partForm { c.partForm = partForm }
+        if let partForm { c.partForm = try PartLevel.Form.parse(partForm) }
         if let partK { c.partNeighbours = partK }
-        if let distance { c.distance = distance }
+        if let distance { c.distance = try DistributionDistance.parse(distance) }
         if let distributionEps { c.distributionEps = distributionEps }
-        if let fusion { c.fusion = fusion }
+        if let fusion { c.fusion = try FusionKind.parse(fusion) }
         if let fusionNormalization { c.fusionNormalization = fusionNormalization }
-        if let w = fixedWeights {
-            c.fixedWeights = try w.split(separator: ",").map {
-                guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
-                    throw MMLError(.config, "--fixed-weights '\(w)': '\($0)' is not a number")
-                }
-                return v
-            }
-        }
+        if let fixedWeights { c.fixedWeights = try MetricConfiguration.parseWeights(fixedWeights) }
         try c.validate()
         return c
     }

@@ -1,0 +1,249 @@
+import Foundation
+
+/// What `AblationRun` compares: every non-empty subset of the metric levels on identical test episodes, from one
+/// trained model (its fusion re-fitted per subset) or from one model trained per subset (`retrain`).
+public struct AblationRunConfiguration: Codable, Sendable, Equatable {
+    /// A checkpoint trained with all three levels (not used with `retrain`).
+    public var checkpoint: String?
+    /// The data; a nil split is `test` for the test episodes (and `train` for retraining).
+    public var dataset: DatasetSource
+    /// The split of the fusion refit's validation episodes.
+    public var refitSplit: String
+    /// Validation episodes of the fusion refit (seed `seed + 1`).
+    public var refitEpisodes: Int
+    /// Classes per test episode.
+    public var way: Int
+    /// Support images per class in test episodes.
+    public var shot: Int
+    /// Query images per class.
+    public var query: Int
+    /// Test episodes.
+    public var episodes: Int
+    /// Seed of the test episodes.
+    public var seed: UInt64
+    /// Directory of `ablation.md`, `ablation.json`, `ablation.svg` (and the retrained runs, `retrain-<levels>`).
+    public var out: String
+    /// Kernel threads (0: all cores).
+    public var threads: Int
+    /// Train one model per subset instead of re-fitting the fusion of one model.
+    public var retrain: Bool
+    /// With `retrain`: the metric whose levels each subset's model replaces (nil: `MetricConfiguration()`).
+    public var retrainMetric: MetricConfiguration?
+
+    public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
+                refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
+                seed: UInt64 = 0, out: String = "runs/ablation", threads: Int = 0, retrain: Bool = false,
+                retrainMetric: MetricConfiguration? = nil) {
+        self.checkpoint = checkpoint
+        self.dataset = dataset
+        self.refitSplit = refitSplit
+        self.refitEpisodes = refitEpisodes
+        self.way = way
+        self.shot = shot
+        self.query = query
+        self.episodes = episodes
+        self.seed = seed
+        self.out = out
+        self.threads = threads
+        self.retrain = retrain
+        self.retrainMetric = retrainMetric
+    }
+
+    /// - Throws: `MMLError` naming the field: episode counts below 1, no checkpoint without `retrain`.
+    public func validate() throws {
+        guard episodes >= 1, refitEpisodes >= 1 else {
+            throw MMLError(.invalidArgument, "`episodes` \(episodes) and `refitEpisodes` \(refitEpisodes) must be >= 1")
+        }
+        if !retrain && checkpoint == nil {
+            throw MMLError(.invalidArgument, "give `checkpoint` (a model trained with all levels) or `retrain`")
+        }
+        try retrainMetric?.validate()
+    }
+
+    /// The path of `name` in `out`.
+    public func outputPath(_ name: String) -> String { URL(fileURLWithPath: out).appendingPathComponent(name).path }
+}
+
+/// An ablation's table; encoded (sorted keys) it is `ablation.json`.
+public struct AblationRunResult: Codable, Sendable {
+    public var way: Int
+    public var shot: Int
+    public var query: Int
+    public var episodes: Int
+    public var seed: UInt64
+    /// How the subsets were obtained, in words.
+    public var mode: String
+    /// One row per subset (the full set first), and for a re-fitted model the trained fusion's row last.
+    public var rows: [AblationRow]
+
+    /// The table's title.
+    public var title: String {
+        "Ablation: \(way)-way \(shot)-shot, \(query) queries, \(episodes) episodes (seed \(seed)), \(mode)"
+    }
+
+    /// The table as Markdown (`ablation.md`).
+    public var markdown: String { ablationMarkdown(rows, title: title) }
+
+    /// The table as pretty-printed JSON with sorted keys (`ablation.json`).
+    public func jsonText() throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return String(decoding: try enc.encode(self), as: UTF8.self)
+    }
+
+    /// The accuracies as a bar chart with 95% intervals (`ablation.svg`).
+    public var svg: String {
+        SVGChart.bars(title: "\(way)-way \(shot)-shot accuracy by level subset (95% CI)", yLabel: "accuracy (%)",
+                      labels: rows.map(\.name), values: rows.map { $0.accuracy.mean * 100 },
+                      errors: rows.map { $0.accuracy.ci95 * 100 })
+    }
+}
+
+/// The accuracy of every non-empty subset of the metric levels on identical test episodes, with paired
+/// differences to the full set; writes `ablation.md`, `ablation.json` and `ablation.svg` into `out`.
+///
+/// From one model, each level's scores are computed once per episode and each subset's learned fusion is re-fitted
+/// on validation episodes (`FusionRefit`; a fixed fusion keeps its weights). With `retrain`, `trainer` trains one
+/// model per subset into `out/retrain-<levels>` (a finished run there is reused) and each is evaluated.
+///
+/// Events: `progress` (`test episodes`, then `refit episodes`) or per subset `ablationSubsetStarted` and
+/// `ablationSubsetTrained`; then `wrote` for each file.
+public final class AblationRun {
+    /// Trains (or resumes, `resume`) one episodic model with `metric` into `directory`, leaving `best.safetensors`
+    /// there; returns the training episodes done and the seconds it took.
+    public typealias SubsetTrainer = (_ metric: MetricConfiguration, _ directory: String, _ resume: Bool) throws
+        -> (episodes: Int, seconds: Double)
+
+    public let configuration: AblationRunConfiguration
+    private let trainer: SubsetTrainer?
+    private let naming: (String) -> String
+
+    /// - Parameters:
+    ///   - trainer: trains a subset's model (needed with `retrain`).
+    ///   - naming: how the result's words name a configuration field (the CLI: its flag); default the bare name.
+    /// - Throws: `MMLError` naming the invalid field.
+    public init(_ configuration: AblationRunConfiguration, trainer: SubsetTrainer? = nil,
+                naming: @escaping (String) -> String = { $0 }) throws {
+        try configuration.validate()
+        if configuration.retrain && trainer == nil {
+            throw MMLError(.config, "`retrain` needs a trainer for the subsets' models")
+        }
+        self.configuration = configuration
+        self.trainer = trainer
+        self.naming = naming
+    }
+
+    /// Scores the subsets and writes the report. - Throws: `MMLError`.
+    public func run(events: (RunEvent) -> Void = { _ in }) throws -> AblationRunResult {
+        // The score collector takes an optional (escaping) progress callback; none outlives the run.
+        try withoutActuallyEscaping(events) { try ablate(events: $0) }
+    }
+
+    private func ablate(events: @escaping (RunEvent) -> Void) throws -> AblationRunResult {
+        let c = configuration
+        try FileManager.default.createDirectory(atPath: c.out, withIntermediateDirectories: true)
+        let testData = c.dataset.withDefaultSplit("test")
+        let mode: String, rows: [AblationRow]
+        if c.retrain {
+            mode = "one model per subset (\(naming("retrain")))"
+            rows = try retrainRows(testData: testData, events: events)
+        } else {
+            mode = "one model (\(c.checkpoint!)), fusion re-fitted per subset on \(c.refitEpisodes) \(c.refitSplit) "
+                + "episodes"
+            rows = try refitRows(checkpoint: c.checkpoint!, testData: testData, events: events)
+        }
+        let result = AblationRunResult(way: c.way, shot: c.shot, query: c.query, episodes: c.episodes, seed: c.seed,
+                                       mode: mode, rows: rows)
+        try AtomicFile.write(result.markdown, to: c.outputPath("ablation.md"))
+        events(.wrote(path: c.outputPath("ablation.md"), what: "ablation table (Markdown)"))
+        try AtomicFile.write(try result.jsonText(), to: c.outputPath("ablation.json"))
+        events(.wrote(path: c.outputPath("ablation.json"), what: "ablation table (JSON)"))
+        try AtomicFile.write(result.svg, to: c.outputPath("ablation.svg"))
+        events(.wrote(path: c.outputPath("ablation.svg"), what: "ablation chart"))
+        return result
+    }
+
+    /// Every row's paired difference to the first (full) row.
+    private static func withDifferences(_ rows: [AblationRow]) -> [AblationRow] {
+        var rows = rows
+        let full = rows[0].perEpisode
+        for i in rows.indices { rows[i].differenceToFull = pairedDifference(rows[i].perEpisode, full) }
+        return rows
+    }
+
+    /// One model: scores once, fusion re-fitted per subset on validation episodes.
+    private func refitRows(checkpoint: String, testData: DatasetSource,
+                           events: @escaping (RunEvent) -> Void) throws -> [AblationRow] {
+        let c = configuration
+        let model = try Checkpoint.load(checkpoint, threads: c.threads).model
+        guard let mc = model.configuration.metric else {
+            throw MMLError(.config, "\(checkpoint) has no metric head; ablate a model trained with mml train")
+        }
+        guard mc.levels.count == 3 else {
+            throw MMLError(.config, "\(checkpoint) was trained with levels \(mc.levels.map(\.rawValue)); the ablation "
+                           + "from one model needs all three (or use `retrain`)")
+        }
+        let image = model.configuration.image.forEvaluation
+        func scores(_ data: DatasetSource, seed: UInt64, count: Int, phase: String) throws -> [LevelScores] {
+            let set = try data.open(image: image)
+            let episodes = try EpisodeSampler(dataset: set, way: c.way, shot: c.shot, query: c.query, seed: seed)
+                .episodes(count)
+            return try collectLevelScores(model, loader: try EpisodeLoader(dataset: set, config: image),
+                                          episodes: episodes) { events(.progress(phase: phase, done: $0, total: count)) }
+        }
+        let test = try scores(testData, seed: c.seed, count: c.episodes, phase: "test episodes")
+        var rows: [AblationRow] = []
+        func row(_ subset: [MetricLevel], _ name: String, _ acc: [Double], _ weights: [Float]) {
+            rows.append(AblationRow(name: name, levels: subset, accuracy: AccuracySummary(acc),
+                                    differenceToFull: AccuracySummary([]), perEpisode: acc, weights: weights))
+        }
+        if mc.fusion == .fixed {
+            for subset in allLevelSubsets() {
+                let w = subset.map { mc.resolvedFixedWeights[mc.levels.firstIndex(of: $0)!] }
+                row(subset, AblationRow.name(subset), fusedAccuracies(test, levels: subset, fixed: FixedFusion(weights: w)), w)
+            }
+        } else {
+            let val = try scores(c.dataset.with(split: c.refitSplit), seed: c.seed &+ 1, count: c.refitEpisodes,
+                                 phase: "refit episodes")
+            for subset in allLevelSubsets() {
+                let f = try FusionRefit.fit(levels: subset, on: val, normalization: mc.fusionNormalization)
+                row(subset, AblationRow.name(subset), fusedAccuracies(test, levels: subset, fusion: f), f.weights)
+            }
+            // The trained model's own fusion, for reference.
+            let trained = model.metric!.fusion
+            row(mc.levels, "all (trained fusion)", fusedAccuracies(test, levels: mc.levels, fusion: trained),
+                trained.weights)
+        }
+        return Self.withDifferences(rows)
+    }
+
+    /// One model per subset, each trained by `trainer`, evaluated on identical test episodes.
+    private func retrainRows(testData: DatasetSource, events: (RunEvent) -> Void) throws -> [AblationRow] {
+        let c = configuration
+        var rows: [AblationRow] = []
+        for subset in allLevelSubsets() {
+            let dir = c.outputPath("retrain-" + AblationRow.name(subset))
+            let best = URL(fileURLWithPath: dir).appendingPathComponent("best.safetensors").path
+            let reused = FileManager.default.fileExists(atPath: best)
+            events(.ablationSubsetStarted(levels: subset, directory: dir, reused: reused))
+            if !reused {
+                var mc = (c.retrainMetric ?? MetricConfiguration()).with(levels: Set(subset))
+                if mc.fusion == .fixed { mc.fixedWeights = nil }
+                let resume = FileManager.default.fileExists(atPath: URL(fileURLWithPath: dir)
+                    .appendingPathComponent("last.safetensors").path)
+                let done = try trainer!(mc, dir, resume)
+                events(.ablationSubsetTrained(levels: subset, episodes: done.episodes, seconds: done.seconds))
+            }
+            let model = try Checkpoint.load(best, threads: c.threads).model
+            let image = model.configuration.image.forEvaluation
+            let testSet = try testData.open(image: image)
+            let sampler = try EpisodeSampler(dataset: testSet, way: c.way, shot: c.shot, query: c.query, seed: c.seed)
+            let r = try evaluateModel(model, loader: try EpisodeLoader(dataset: testSet, config: image),
+                                      sampler: sampler, episodes: c.episodes)
+            rows.append(AblationRow(name: AblationRow.name(subset), levels: subset, accuracy: r.fused,
+                                    differenceToFull: AccuracySummary([]), perEpisode: r.fusedPerEpisode,
+                                    weights: model.metric?.fixedFusion == nil ? model.metric?.fusion.weights : nil))
+        }
+        return Self.withDifferences(rows)
+    }
+}

@@ -1,0 +1,268 @@
+import Foundation
+
+/// What `EvaluationRun` evaluates: a checkpoint on few-shot episodes of a split, every (way, shot) combination, with
+/// the checkpoint's metric or a frozen-feature protocol.
+public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
+    /// The checkpoint (`.safetensors` of an episodic, pretrained or embedding model).
+    public var checkpoint: String
+    /// The data; a nil split is `test`.
+    public var dataset: DatasetSource
+    /// The protocol (nil: metric when the checkpoint has one, else prototype).
+    public var evaluationProtocol: EvaluationProtocol?
+    /// The cosine-classifier protocol's settings (only with that protocol).
+    public var cosineClassifier: CosineClassifierSettings
+    /// Classes per episode; each value is evaluated (with each shot).
+    public var ways: [Int]
+    /// Support images per class; each value is evaluated.
+    public var shots: [Int]
+    /// Query images per class.
+    public var query: Int
+    /// Episodes per setting.
+    public var episodes: Int
+    /// Seed of the episodes.
+    public var seed: UInt64
+    /// Evaluate the episodes of this list file (`mml data episodes`) instead of sampling (ways, shots, query,
+    /// episodes and seed are then the list's).
+    public var episodeList: String?
+    /// Kernel threads (0: all cores).
+    public var threads: Int
+
+    public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
+                evaluationProtocol: EvaluationProtocol? = nil,
+                cosineClassifier: CosineClassifierSettings = CosineClassifierSettings(), ways: [Int] = [5],
+                shots: [Int] = [1], query: Int = 15, episodes: Int = 600, seed: UInt64 = 0, episodeList: String? = nil,
+                threads: Int = 0) {
+        self.checkpoint = checkpoint
+        self.dataset = dataset
+        self.evaluationProtocol = evaluationProtocol
+        self.cosineClassifier = cosineClassifier
+        self.ways = ways
+        self.shots = shots
+        self.query = query
+        self.episodes = episodes
+        self.seed = seed
+        self.episodeList = episodeList
+        self.threads = threads
+    }
+
+    /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint
+    /// when the run starts). - Throws: `MMLError` naming the field.
+    public func validate() throws {
+        guard episodeList == nil else { return }
+        for (field, values) in [("ways", ways), ("shots", shots)] where values.isEmpty || values.contains(where: { $0 < 1 }) {
+            throw MMLError(.config, "`\(field)` \(values): give positive integers")
+        }
+        guard episodes >= 1 else {
+            throw MMLError(.invalidArgument, "`episodes` \(episodes): evaluate at least 1 episode")
+        }
+    }
+}
+
+/// What `EvaluationRun` found; encoded (sorted keys) it is the report of `mml eval --json`.
+public struct EvaluationRunResult: Codable, Sendable {
+    /// An accuracy over episodes with its 95% interval.
+    public struct Summary: Codable, Sendable, Equatable {
+        public var mean: Double
+        public var ci95: Double
+        public var std: Double
+        public var episodes: Int
+
+        public init(_ s: AccuracySummary) {
+            mean = s.mean
+            ci95 = s.ci95
+            std = s.std
+            episodes = s.count
+        }
+
+        /// "98.71 +- 0.21" in percent.
+        public var percentString: String { String(format: "%.2f +- %.2f", mean * 100, ci95 * 100) }
+    }
+
+    /// One (way, shot) setting.
+    public struct Setting: Codable, Sendable {
+        public var way: Int
+        public var shot: Int
+        public var query: Int
+        public var episodes: Int
+        public var seed: UInt64
+        public var evaluationProtocol: EvaluationProtocol
+        /// The reported accuracy: fused (metric) or the protocol's.
+        public var accuracy: Summary
+        /// Metric protocol: the fused accuracy (= `accuracy`).
+        public var fused: Summary?
+        /// Metric protocol: each level's accuracy, by level name.
+        public var levels: [String: Summary]?
+        public var seconds: Double
+        public var episodesPerSecond: Double
+
+        enum CodingKeys: String, CodingKey {
+            case way, shot, query, episodes, seed, accuracy, fused, levels, seconds
+            case evaluationProtocol = "protocol", episodesPerSecond = "episodes_per_second"
+        }
+
+        /// The levels' accuracies in canonical order (pixel, part, distribution).
+        public var orderedLevels: [(level: MetricLevel, summary: Summary)] {
+            MetricLevel.allCases.compactMap { l in levels?[l.rawValue].map { (l, $0) } }
+        }
+    }
+
+    /// The cosine-classifier settings used, as reported.
+    public struct CosineClassifierReport: Codable, Sendable, Equatable {
+        public var scale, learningRate, momentum, dampening, weightDecay: Double
+        public var passes, batchSize: Int
+        public var seed: UInt64
+
+        public init(_ o: CosineClassifierProtocolOptions) {
+            scale = Double(o.scale)
+            learningRate = Double(o.learningRate)
+            momentum = Double(o.momentum)
+            dampening = Double(o.dampening)
+            weightDecay = Double(o.weightDecay)
+            passes = o.passes
+            batchSize = o.batchSize
+            seed = o.seed
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case scale, momentum, dampening, passes, seed
+            case learningRate = "learning_rate", weightDecay = "weight_decay", batchSize = "batch_size"
+        }
+    }
+
+    public var checkpoint: String
+    /// The dataset's name.
+    public var dataset: String
+    public var split: String
+    /// The checkpoint's model configuration.
+    public var model: ModelConfiguration
+    public var evaluationProtocol: EvaluationProtocol
+    /// Whether the settings hold per-level accuracies (metric protocol).
+    public var perLevel: Bool
+    public var results: [Setting]
+    /// The classifier settings (cosine-classifier protocol only).
+    public var cosineClassifier: CosineClassifierReport?
+
+    enum CodingKeys: String, CodingKey {
+        case checkpoint, dataset, split, model, results
+        case evaluationProtocol = "protocol", perLevel = "per_level", cosineClassifier = "cosine_classifier"
+    }
+
+    /// The report as pretty-printed JSON with sorted keys (what `mml eval --json` prints).
+    public func jsonText() throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return String(decoding: try enc.encode(self), as: UTF8.self)
+    }
+}
+
+/// Few-shot accuracy of a checkpoint: fused and per level (metric protocol) or with a frozen-feature protocol, with
+/// 95% intervals, on the same episodes for every checkpoint (episodes are a pure function of seed and index).
+///
+/// Events: `started` (facts `checkpoint`, `data`, `protocol`), then per setting `progress` (`episodes`) and
+/// `evaluated`.
+public final class EvaluationRun {
+    public let configuration: EvaluationRunConfiguration
+    private let loaded: Checkpoint.Loaded?
+
+    /// - Parameter loaded: the checkpoint `configuration.checkpoint` names, already loaded (nil: the run loads it).
+    /// - Throws: `MMLError` naming the invalid field.
+    public init(_ configuration: EvaluationRunConfiguration, checkpoint loaded: Checkpoint.Loaded? = nil) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.loaded = loaded
+    }
+
+    /// Loads the checkpoint and evaluates every setting. - Throws: `MMLError`.
+    public func run(events: (RunEvent) -> Void = { _ in }) throws -> EvaluationRunResult {
+        // The evaluators take optional (escaping) progress callbacks; none outlives the run.
+        try withoutActuallyEscaping(events) { try evaluate(events: $0) }
+    }
+
+    private func evaluate(events: @escaping (RunEvent) -> Void) throws -> EvaluationRunResult {
+        let c = configuration
+        let loaded = try self.loaded ?? Checkpoint.load(c.checkpoint, threads: c.threads)
+        let model = loaded.model
+        let proto = try EvaluationProtocol.resolve(c.evaluationProtocol, model: model.configuration,
+                                                   checkpoint: c.checkpoint)
+        if proto != .cosineClassifier, let field = c.cosineClassifier.givenFields.first {
+            throw MMLError(.invalidArgument, "`\(field)` only applies to `evaluationProtocol` cosine-classifier (this "
+                           + "run uses `evaluationProtocol` \(proto.rawValue))")
+        }
+        let features = try proto.frozen.map { _ in try frozenFeatureFunction(of: loaded, path: c.checkpoint) }
+        let image = model.configuration.image.forEvaluation
+        let data = c.dataset.withDefaultSplit("test")
+        let ds = try data.open(image: image)
+        let loader = try EpisodeLoader(dataset: ds, config: image)
+        let jobs = try episodeJobs(ds)
+        // The classifier seed follows the episodes' seed (the list's own seed for an episode list), so a listed
+        // episode is scored exactly as the sampled one.
+        let classifier = proto == .cosineClassifier ? try c.cosineClassifier.options(episodeSeed: jobs[0].seed) : nil
+        let mc = model.configuration
+        let how: String
+        switch proto {
+        case .metric: how = "metric (the checkpoint's fused and per-level scores)"
+        case .prototype: how = "prototype (frozen features, cosine to the class means; no per-level scores)"
+        case .cosineClassifier:
+            how = "cosine-classifier (frozen features, a cosine classifier per episode: \(classifier!.summary); no "
+                + "per-level scores)"
+        }
+        events(.started(run: "evaluation", facts: [
+            ("checkpoint", "\(c.checkpoint) (\(mc.kind), \(mc.backbone.rawValue), \(mc.metric?.summary ?? "no metric"))"),
+            ("data", "\(ds.name) split \(data.split ?? "-"), \(ds.classCount) classes"),
+            ("protocol", how),
+        ]))
+        var settings: [EvaluationRunResult.Setting] = []
+        for job in jobs {
+            let onEpisode: (Int) -> Void = { events(.progress(phase: "episodes", done: $0, total: job.episodes.count)) }
+            var s = EvaluationRunResult.Setting(
+                way: job.way, shot: job.shot, query: job.query, episodes: job.episodes.count, seed: job.seed,
+                evaluationProtocol: proto, accuracy: .init(AccuracySummary([])), fused: nil, levels: nil, seconds: 0,
+                episodesPerSecond: 0)
+            if let frozen = proto.frozen, let features {
+                let r = try evaluateFrozenFeatures(features: features, loader: loader, episodes: job.episodes,
+                                                  protocol: frozen, options: classifier ?? .init(), progress: onEpisode)
+                s.accuracy = .init(r.summary)
+                s.seconds = r.seconds
+                s.episodesPerSecond = Double(job.episodes.count) / max(r.seconds, 1e-9)
+            } else {
+                let r = try evaluateModel(model, loader: loader, episodes: job.episodes, progress: onEpisode)
+                s.accuracy = .init(r.fused)
+                s.fused = .init(r.fused)
+                s.levels = Dictionary(uniqueKeysWithValues: r.levels.map { ($0.key.rawValue, .init($0.value)) })
+                s.seconds = r.seconds
+                s.episodesPerSecond = r.episodesPerSecond
+            }
+            events(.evaluated(s))
+            settings.append(s)
+        }
+        return EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
+                                   evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
+                                   cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init))
+    }
+
+    /// The episodes of each setting: the list's, or every (way, shot) sampled from `ds`.
+    private func episodeJobs(_ ds: any FewShotDataset) throws
+        -> [(way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode])] {
+        let c = configuration
+        if let path = c.episodeList {
+            let list = try EpisodeList.read(from: path)
+            return [(list.way, list.shot, list.query, list.seed, try list.resolve(in: ds))]
+        }
+        var jobs: [(way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode])] = []
+        for w in c.ways {
+            for k in c.shots {
+                let sampler = try EpisodeSampler(dataset: ds, way: w, shot: k, query: c.query, seed: c.seed)
+                jobs.append((w, k, c.query, c.seed, sampler.episodes(c.episodes)))
+            }
+        }
+        return jobs
+    }
+}
+
+extension CosineClassifierProtocolOptions {
+    /// "s 5.0, SGD lr 0.01 momentum 0.9 dampening 0.9 weight decay 0.001, 100 passes in batches of 4, seed 7".
+    public var summary: String {
+        "s \(scale), SGD lr \(learningRate) momentum \(momentum) dampening \(dampening) weight decay \(weightDecay), "
+            + "\(passes) passes in batches of \(batchSize), seed \(seed)"
+    }
+}
