@@ -15,4 +15,8 @@ public enum RunEvent: Sendable {
     case warning(String)
     /// A line of information in the run's own words (the CLI prints it as it is).
     case note(String)
+
+    // training runs (PretrainingRun, EmbeddingTrainingRun, RetrievalEvaluationRun)
+    /// An event of pre-training, embedding training or retrieval evaluation.
+    case supervised(SupervisedTrainingEvent)
 }
