@@ -51,7 +51,15 @@ final class EpisodicTrainingRunTests: XCTestCase {
         XCTAssertEqual(result.state.validations.count, 2)
         XCTAssertNotNil(result.best)
         XCTAssertTrue(FileManager.default.fileExists(atPath: result.last))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: result.log))
+        // The log's records decode as the Codable records that wrote them.
+        let lines = try String(contentsOfFile: result.log, encoding: .utf8).split(separator: "\n")
+        let train = try lines.filter { $0.contains("\"event\":\"train\"") }
+            .map { try JSONDecoder().decode(EpisodicTrainLogRecord.self, from: Data($0.utf8)) }
+        XCTAssertEqual(train.map(\.episode), [2, 4, 6, 8])
+        let validations = try lines.filter { $0.contains("\"event\":\"validation\"") }
+            .map { try JSONDecoder().decode(EpisodicValidationLogRecord.self, from: Data($0.utf8)) }
+        XCTAssertEqual(validations.map(\.accuracy), result.state.validations.map(\.accuracy))
+        XCTAssertEqual(validations.first?.levels, result.state.validations.first?.levels)
         // Starting again in the same directory without resume is refused, naming the fields.
         XCTAssertThrowsError(try EpisodicTrainingRun(config).run()) {
             XCTAssertEqual(($0 as? MMLError)?.fields, ["resume", "out"])

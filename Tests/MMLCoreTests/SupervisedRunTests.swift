@@ -69,7 +69,17 @@ final class SupervisedRunTests: XCTestCase {
         XCTAssertEqual(saved.model.configuration.widths, [8, 8, 8, 8])
         XCTAssertEqual(saved.extra.map(\.name), ["head.weight"])
         // The log has one record per epoch and one for the test.
-        XCTAssertEqual(try JSONLLog(path: dir + "/log.jsonl", fresh: false).records().count, 3)
+        let lines = try String(contentsOfFile: dir + "/log.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        let epoch = try JSONDecoder().decode(PretrainingEpochLogRecord.self, from: Data(lines[1].utf8))
+        XCTAssertEqual(epoch.epoch, 2)
+        XCTAssertEqual(epoch.validationAccuracy, result.epochs[1].validation?.mean)
+        XCTAssertEqual(epoch.lr, Double(result.epochs[1].learningRate))
+        let test = try JSONDecoder().decode(PretrainingTestLogRecord.self, from: Data(lines[2].utf8))
+        XCTAssertEqual(test.checkpoint, dir + "/best.safetensors")
+        XCTAssertEqual(Set(test.scores.keys), ["prototype_5way_1shot", "prototype_5way_1shot_ci95",
+                                               "prototype_5way_5shot", "prototype_5way_5shot_ci95"])
+        XCTAssertEqual(test.scores["prototype_5way_5shot"], result.tests[1].summary.mean)
     }
 
     func testPretrainingConfigurationErrorsNameTheField() {

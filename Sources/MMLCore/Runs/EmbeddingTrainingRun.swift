@@ -161,11 +161,10 @@ public final class EmbeddingTrainingRun {
             activeSum += Double(r.activeTuples) / Double(max(r.tuples.count, 1))
             seen += 1
             if (c.logEvery > 0 && (it + 1) % c.logEvery == 0) || it + 1 == c.iterations {
-                let rec: [String: Any] = ["iteration": it + 1, "loss": lossSum / Double(seen),
-                                          "active_fraction": activeSum / Double(seen),
-                                          "beta": Double(lossFn.beta.value.data[0]),
-                                          "lr": Double(opt.learningRate), "seconds": Date().timeIntervalSince(t0)]
-                try log.append(rec)
+                try log.append(encoded: EmbeddingIterationLogRecord(
+                    iteration: it + 1, loss: lossSum / Double(seen), activeFraction: activeSum / Double(seen),
+                    beta: Double(lossFn.beta.value.data[0]), lr: Double(opt.learningRate),
+                    seconds: Date().timeIntervalSince(t0)))
                 events(.supervised(.iteration(iteration: it + 1, iterations: c.iterations, loss: lossSum / Double(seen),
                                               activeFraction: activeSum / Double(seen),
                                               beta: lossFn.beta.value.data[0], learningRate: opt.learningRate,

@@ -193,9 +193,9 @@ public final class PretrainingRun {
                 }
             }
             let trainSeconds = Date().timeIntervalSince(t0)
-            var record: [String: Any] = ["epoch": epoch + 1, "loss": lossSum / Double(seen),
-                                         "accuracy": accSum / Double(seen), "lr": Double(opt.learningRate),
-                                         "seconds": trainSeconds]
+            var record = PretrainingEpochLogRecord(epoch: epoch + 1, loss: lossSum / Double(seen),
+                                                   accuracy: accSum / Double(seen), lr: Double(opt.learningRate),
+                                                   seconds: trainSeconds)
             let extra = head.namedParameters(prefix: "head").map { (name: $0.name, tensor: $0.parameter.value) }
             let state = JSONLLog.line(["epoch": epoch + 1, "loss": c.loss.rawValue, "margin": Double(head.margin),
                                        "scale": Double(head.scale), "classes": train.classCount])
@@ -204,8 +204,8 @@ public final class PretrainingRun {
             if let (vl, vs) = validation {
                 let v = try evaluateFrozenFeatures(model: model, loader: vl, sampler: vs, episodes: c.validationEpisodes,
                                                    protocol: .prototype)
-                record["val_accuracy"] = v.summary.mean
-                record["val_ci95"] = v.summary.ci95
+                record.validationAccuracy = v.summary.mean
+                record.validationCI95 = v.summary.ci95
                 summary = v.summary
                 if v.summary.mean > best {
                     best = v.summary.mean
@@ -214,7 +214,7 @@ public final class PretrainingRun {
                 }
             }
             try Checkpoint.save(model, extra: extra, state: state, to: last)
-            try log.append(record)
+            try log.append(encoded: record)
             result.epochs.append(.init(epoch: epoch + 1, loss: lossSum / Double(seen),
                                        accuracy: accSum / Double(seen), learningRate: opt.learningRate,
                                        validation: summary))
@@ -235,7 +235,7 @@ public final class PretrainingRun {
         let chosen = try Checkpoint.load(file, threads: c.threads).model
         let test = try c.dataset.with(split: c.testSplit).open()
         let testLoader = try EpisodeLoader(dataset: test, config: evalImage)
-        var record: [String: Any] = ["test_split": c.testSplit, "checkpoint": file]
+        var record = PretrainingTestLogRecord(testSplit: c.testSplit, checkpoint: file)
         for shot in [1, 5] {
             let ts = try fiveWayEpisodes(test, shot: shot, seed: c.seed)
             for proto in c.testProtocols {
@@ -243,12 +243,12 @@ public final class PretrainingRun {
                                                    episodes: c.testEpisodes, protocol: proto)
                 events(.supervised(.test(split: c.testSplit, shot: shot, protocol: proto, episodes: c.testEpisodes,
                                          summary: r.summary, seconds: r.seconds)))
-                record["\(proto.rawValue)_5way_\(shot)shot"] = r.summary.mean
-                record["\(proto.rawValue)_5way_\(shot)shot_ci95"] = r.summary.ci95
+                record.scores["\(proto.rawValue)_5way_\(shot)shot"] = r.summary.mean
+                record.scores["\(proto.rawValue)_5way_\(shot)shot_ci95"] = r.summary.ci95
                 result.tests.append(.init(shot: shot, protocol: proto, summary: r.summary))
             }
         }
         result.testedCheckpoint = file
-        try log.append(record)
+        try log.append(encoded: record)
     }
 }

@@ -91,9 +91,9 @@ public final class EpisodicTrainer {
         onEvent?(.checkpoint(path: p, episode: state.episodesDone))
     }
 
-    private func appendLog(_ object: [String: Any]) throws {
+    private func appendLog<Record: Encodable>(_ record: Record) throws {
         guard let p = path("log.jsonl") else { return }
-        try JSONLLog(path: p, fresh: false).append(object)
+        try JSONLLog(path: p, fresh: false).append(encoded: record)
     }
 
     /// Drops log lines written after the checkpoint being resumed (they will be written again).
@@ -162,8 +162,8 @@ public final class EpisodicTrainer {
             if state.episodesDone % c.logEvery == 0 {
                 let n = Double(max(state.windowEpisodes, 1))
                 let (ml, ma) = (state.windowLoss / n, state.windowAccuracy / n)
-                try appendLog(["event": "train", "episode": state.episodesDone, "epoch": epoch + 1, "loss": ml,
-                           "accuracy": ma, "lr": Double(lr), "elapsed": state.elapsedSeconds])
+                try appendLog(EpisodicTrainLogRecord(episode: state.episodesDone, epoch: epoch + 1, loss: ml,
+                                                     accuracy: ma, lr: Double(lr), elapsed: state.elapsedSeconds))
                 onEvent?(.log(episode: state.episodesDone, epoch: epoch, loss: ml, accuracy: ma, learningRate: lr,
                               elapsed: state.elapsedSeconds))
                 state.windowLoss = 0; state.windowAccuracy = 0; state.windowEpisodes = 0
@@ -196,10 +196,9 @@ public final class EpisodicTrainer {
             if let p = path("best.safetensors") { try Checkpoint.save(model, state: state.jsonString(), to: p) }
         }
         if eval != nil {
-            var o: [String: Any] = ["event": "validation", "episode": state.episodesDone, "epoch": epoch,
-                                    "accuracy": record.accuracy, "ci95": record.ci95, "best": isBest]
-            for (k, v) in record.levels { o["accuracy_" + k] = v }
-            try appendLog(o)
+            try appendLog(EpisodicValidationLogRecord(episode: state.episodesDone, epoch: epoch,
+                                                      accuracy: record.accuracy, ci95: record.ci95, best: isBest,
+                                                      levels: record.levels))
         }
         onEvent?(.validation(record, isBest: isBest))
     }
