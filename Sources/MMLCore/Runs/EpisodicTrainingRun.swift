@@ -81,10 +81,9 @@ public final class EpisodicTrainingRun {
     /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
     /// - Throws: `MMLError` when `out` holds a run and `resume` is off (or none and it is on), for a checkpoint
     ///   trained with other settings, unreadable data or unwritable files.
-    public func run(events: @escaping (RunEvent) -> Void = { _ in }) throws -> EpisodicTrainingRunResult {
+    public func run(events: (RunEvent) -> Void = { _ in }) throws -> EpisodicTrainingRunResult {
         let c = configuration
-        let config = c.effectiveTraining
-        let t = config
+        let config = c.effectiveTraining, t = config
         let dir = URL(fileURLWithPath: c.out)
         let lastPath = dir.appendingPathComponent("last.safetensors").path
         let exists = FileManager.default.fileExists(atPath: lastPath)
@@ -144,9 +143,11 @@ public final class EpisodicTrainingRun {
                 + "\(t.episodesPerStep) per step, \(t.optimizer.rawValue) lr \(t.learningRate) (\(t.schedule.rawValue))"),
             ("data", "train \(trainSet.classCount) classes" + valFacts),
         ]))
-        trainer.onEvent = { events(.training($0)) }
-        try trainer.run(stopAfter: c.stopAfter)
-        trainer.onEvent = nil
+        try withoutActuallyEscaping(events) { events in
+            trainer.onEvent = { events(.training($0)) }
+            defer { trainer.onEvent = nil }
+            try trainer.run(stopAfter: c.stopAfter)
+        }
         let s = trainer.state
         return EpisodicTrainingRunResult(
             state: s, totalEpisodes: config.totalEpisodes, last: lastPath,
