@@ -149,7 +149,10 @@ final class EpisodicTrainingTests: XCTestCase {
         other.learningRate = 0.01
         let state = EpisodicTrainingState(training: other).jsonString()
         XCTAssertThrowsError(try tr.restore(state: state, optimizerTensors: [])) {
-            XCTAssertTrue("\($0)".contains("different configuration"), "\($0)")
+            // Each differing setting is named with both values, fields in backquotes for the front end.
+            XCTAssertTrue("\($0)".contains("different settings: learningRate 0.01 (checkpoint) vs 0.001 (now); "
+                                          + "resume with the same options"), "\($0)")
+            XCTAssertEqual(($0 as? MMLError)?.fields, ["resume", "learningRate", "out"])
         }
         XCTAssertThrowsError(try tr.restore(state: "{oops", optimizerTensors: [])) {
             XCTAssertTrue("\($0)".contains("training state cannot be read"), "\($0)")
@@ -160,11 +163,23 @@ final class EpisodicTrainingTests: XCTestCase {
         func message(_ c: EpisodicTrainingConfiguration) -> String {
             do { try c.validate(); return "" } catch { return "\(error)" }
         }
-        XCTAssertTrue(message(.init(way: 1)).contains("--way 1"))
-        XCTAssertTrue(message(.init(shot: 0)).contains("--shot 0"))
-        XCTAssertTrue(message(.init(optimizer: "rmsprop")).contains("use adam or sgd"))
-        XCTAssertTrue(message(.init(schedule: "poly")).contains("--schedule poly"))
-        XCTAssertTrue(message(.init(learningRate: -1)).contains("--lr"))
+        func fields(_ c: EpisodicTrainingConfiguration) -> [String] {
+            do { try c.validate(); return [] } catch { return (error as? MMLError)?.fields ?? [] }
+        }
+        // Messages name configuration fields (the CLI spells them as flags).
+        XCTAssertTrue(message(.init(way: 1)).contains("way 1"))
+        XCTAssertEqual(fields(.init(way: 1)), ["way"])
+        XCTAssertTrue(message(.init(shot: 0)).contains("shot 0"))
+        XCTAssertEqual(fields(.init(shot: 0)), ["shot"])
+        XCTAssertThrowsError(try OptimizerKind.parse("rmsprop")) {
+            XCTAssertEqual(($0 as? MMLError)?.message, "optimizer rmsprop: use adam or sgd")
+            XCTAssertEqual(($0 as? MMLError)?.fields, ["optimizer"])
+        }
+        XCTAssertThrowsError(try ScheduleKind.parse("poly")) {
+            XCTAssertTrue("\($0)".contains("schedule poly"), "\($0)")
+            XCTAssertEqual(($0 as? MMLError)?.fields, ["schedule"])
+        }
+        XCTAssertEqual(fields(.init(learningRate: -1)), ["learningRate"])
         XCTAssertEqual(message(.init()), "")
         // The step schedule halves every 10 epochs (METHOD.md 2.5).
         let c = EpisodicTrainingConfiguration(episodesPerEpoch: 100)

@@ -26,13 +26,24 @@ public final class JSONLLog {
     }
 
     /// Appends one record. - Throws: `MMLError(.io)` when the file cannot be written.
-    public func append(_ object: [String: Any]) throws {
+    public func append(_ object: [String: Any]) throws { try append(line: Self.line(object)) }
+
+    /// Appends one Codable record, encoded compactly with sorted keys (the same text `line(_:)` gives).
+    /// - Throws: `MMLError(.io)` when the record cannot be encoded or the file cannot be written.
+    public func append<Record: Encodable>(encoded record: Record) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(record) else { throw MMLError(.io, "cannot encode a record of \(path)") }
+        try append(line: String(decoding: data, as: UTF8.self))
+    }
+
+    private func append(line: String) throws {
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw MMLError(.io, "cannot append to the log \(path); check that its directory is writable")
         }
         defer { try? h.close() }
         h.seekToEndOfFile()
-        h.write(Data((Self.line(object) + "\n").utf8))
+        h.write(Data((line + "\n").utf8))
     }
 
     /// The records of the log, in order (lines that are not JSON objects are skipped).

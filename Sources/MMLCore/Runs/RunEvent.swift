@@ -24,4 +24,8 @@ public enum RunEvent: Sendable {
     case ablationSubsetStarted(levels: [MetricLevel], directory: String, reused: Bool)
     /// An ablation finished training one level subset: `episodes` training episodes in `seconds`.
     case ablationSubsetTrained(levels: [MetricLevel], episodes: Int, seconds: Double)
+
+    // training runs (PretrainingRun, EmbeddingTrainingRun, RetrievalEvaluationRun)
+    /// An event of pre-training, embedding training or retrieval evaluation.
+    case supervised(SupervisedTrainingEvent)
 }

@@ -2,8 +2,11 @@ import Foundation
 
 /// What a trainer reports while it runs (for progress bars and logs).
 public enum TrainingEvent: Sendable {
-    /// After each training episode.
-    case episode(index: Int, epoch: Int, loss: Double, accuracy: Double, learningRate: Float)
+    /// Before the first episode of `run`: where it starts (episodes done and training seconds so far; both 0 unless
+    /// resumed).
+    case begin(episode: Int, elapsed: Double)
+    /// After each training episode; `elapsed` is the training time before this episode's.
+    case episode(index: Int, epoch: Int, loss: Double, accuracy: Double, learningRate: Float, elapsed: Double)
     /// Every `logEvery` episodes: the window's mean loss and accuracy.
     case log(episode: Int, epoch: Int, loss: Double, accuracy: Double, learningRate: Float, elapsed: Double)
     /// After each epoch's validation.
@@ -65,8 +68,10 @@ public final class EpisodicTrainer {
             throw MMLError(.corruptFile, "the checkpoint's training state cannot be read (\(error))")
         }
         guard s.training == configuration else {
-            throw MMLError(.config, "--resume: the checkpoint was trained with a different configuration; resume with "
-                           + "the same options (or start a new --out directory). Checkpoint: \(s.training)")
+            let diff = s.training.differences(from: configuration)
+                .map { "`\($0.field)` \($0.this) (checkpoint) vs \($0.other) (now)" }.joined(separator: "; ")
+            throw MMLError(.config, "`resume`: the checkpoint was trained with different settings: \(diff); resume "
+                           + "with the same options or start a new `out` directory")
         }
         state = s
         let prefix = "optimizer."
@@ -86,9 +91,9 @@ public final class EpisodicTrainer {
         onEvent?(.checkpoint(path: p, episode: state.episodesDone))
     }
 
-    private func appendLog(_ object: [String: Any]) throws {
+    private func appendLog<Record: Encodable>(_ record: Record) throws {
         guard let p = path("log.jsonl") else { return }
-        try JSONLLog(path: p, fresh: false).append(object)
+        try JSONLLog(path: p, fresh: false).append(encoded: record)
     }
 
     /// Drops log lines written after the checkpoint being resumed (they will be written again).
@@ -132,6 +137,7 @@ public final class EpisodicTrainer {
         var lastCheckpoint = state.episodesDone
         var clock = DispatchTime.now().uptimeNanoseconds
         model.zeroGradients()
+        onEvent?(.begin(episode: state.episodesDone, elapsed: state.elapsedSeconds))
         while state.episodesDone < end {
             let e = state.episodesDone
             let epoch = e / c.episodesPerEpoch
@@ -141,7 +147,8 @@ public final class EpisodicTrainer {
             let (loss, acc) = try trainEpisode(e)
             state.episodesDone += 1
             state.windowLoss += loss; state.windowAccuracy += acc; state.windowEpisodes += 1
-            onEvent?(.episode(index: e, epoch: epoch, loss: loss, accuracy: acc, learningRate: lr))
+            onEvent?(.episode(index: e, epoch: epoch, loss: loss, accuracy: acc, learningRate: lr,
+                               elapsed: state.elapsedSeconds))
             let stepBoundary = state.episodesDone % c.episodesPerStep == 0 || state.episodesDone == c.totalEpisodes
             if stepBoundary {
                 optimizer.learningRate = lr
@@ -155,8 +162,8 @@ public final class EpisodicTrainer {
             if state.episodesDone % c.logEvery == 0 {
                 let n = Double(max(state.windowEpisodes, 1))
                 let (ml, ma) = (state.windowLoss / n, state.windowAccuracy / n)
-                try appendLog(["event": "train", "episode": state.episodesDone, "epoch": epoch + 1, "loss": ml,
-                           "accuracy": ma, "lr": Double(lr), "elapsed": state.elapsedSeconds])
+                try appendLog(EpisodicTrainLogRecord(episode: state.episodesDone, epoch: epoch + 1, loss: ml,
+                                                     accuracy: ma, lr: Double(lr), elapsed: state.elapsedSeconds))
                 onEvent?(.log(episode: state.episodesDone, epoch: epoch, loss: ml, accuracy: ma, learningRate: lr,
                               elapsed: state.elapsedSeconds))
                 state.windowLoss = 0; state.windowAccuracy = 0; state.windowEpisodes = 0
@@ -189,10 +196,9 @@ public final class EpisodicTrainer {
             if let p = path("best.safetensors") { try Checkpoint.save(model, state: state.jsonString(), to: p) }
         }
         if eval != nil {
-            var o: [String: Any] = ["event": "validation", "episode": state.episodesDone, "epoch": epoch,
-                                    "accuracy": record.accuracy, "ci95": record.ci95, "best": isBest]
-            for (k, v) in record.levels { o["accuracy_" + k] = v }
-            try appendLog(o)
+            try appendLog(EpisodicValidationLogRecord(episode: state.episodesDone, epoch: epoch,
+                                                      accuracy: record.accuracy, ci95: record.ci95, best: isBest,
+                                                      levels: record.levels))
         }
         onEvent?(.validation(record, isBest: isBest))
     }

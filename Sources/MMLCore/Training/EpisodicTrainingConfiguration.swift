@@ -11,8 +11,8 @@ public struct EpisodicTrainingConfiguration: Codable, Sendable, Equatable {
     public var epochs: Int
     /// Gradients of this many episodes are averaged into one optimiser step (MML v1: 4).
     public var episodesPerStep: Int
-    /// `adam` or `sgd`.
-    public var optimizer: String
+    /// Adam or SGD (encoded `adam` / `sgd`).
+    public var optimizer: OptimizerKind
     public var learningRate: Float
     /// Adam betas (MML v1: 0.5, 0.9).
     public var beta1: Float
@@ -21,7 +21,7 @@ public struct EpisodicTrainingConfiguration: Codable, Sendable, Equatable {
     public var momentum: Float
     public var weightDecay: Float
     /// `step` (times `lrFactor` every `lrStepEpochs` epochs), `cosine` (over all steps) or `constant`.
-    public var schedule: String
+    public var schedule: ScheduleKind
     public var lrStepEpochs: Int
     public var lrFactor: Float
     /// BatchNorm running statistics are frozen (used and kept in training) after this many epochs; 0 = never.
@@ -40,8 +40,8 @@ public struct EpisodicTrainingConfiguration: Codable, Sendable, Equatable {
     public var logEvery: Int
 
     public init(way: Int = 5, shot: Int = 1, query: Int = 15, episodesPerEpoch: Int = 10_000, epochs: Int = 30,
-                episodesPerStep: Int = 4, optimizer: String = "adam", learningRate: Float = 1e-3, beta1: Float = 0.5,
-                beta2: Float = 0.9, momentum: Float = 0.9, weightDecay: Float = 0, schedule: String = "step",
+                episodesPerStep: Int = 4, optimizer: OptimizerKind = .adam, learningRate: Float = 1e-3, beta1: Float = 0.5,
+                beta2: Float = 0.9, momentum: Float = 0.9, weightDecay: Float = 0, schedule: ScheduleKind = .step,
                 lrStepEpochs: Int = 10, lrFactor: Float = 0.5, freezeBatchNormAfterEpochs: Int = 1, seed: UInt64 = 1,
                 validationEpisodes: Int = 200, validationSeed: UInt64 = 2, checkpointEvery: Int = 1000,
                 logEvery: Int = 50) {
@@ -63,39 +63,47 @@ public struct EpisodicTrainingConfiguration: Codable, Sendable, Equatable {
     /// Checks every field. - Throws: `MMLError(.config)` naming the field and what is allowed.
     public func validate() throws {
         func need(_ ok: Bool, _ what: String) throws { if !ok { throw MMLError(.config, what) } }
-        try need(way >= 2, "--way \(way): an episode needs at least 2 classes")
-        try need(shot >= 1, "--shot \(shot): at least 1 support image per class")
-        try need(query >= 1, "--query \(query): at least 1 query image per class")
-        try need(episodesPerEpoch >= 1 && epochs >= 1, "--episodes-per-epoch \(episodesPerEpoch) and --epochs "
+        try need(way >= 2, "`way` \(way): an episode needs at least 2 classes")
+        try need(shot >= 1, "`shot` \(shot): at least 1 support image per class")
+        try need(query >= 1, "`query` \(query): at least 1 query image per class")
+        try need(episodesPerEpoch >= 1 && epochs >= 1, "`episodesPerEpoch` \(episodesPerEpoch) and `epochs` "
                  + "\(epochs) must be at least 1")
-        try need(episodesPerStep >= 1, "--episodes-per-step \(episodesPerStep) must be at least 1")
-        try need(["adam", "sgd"].contains(optimizer), "--optimizer \(optimizer): use adam or sgd")
-        try need(["step", "cosine", "constant"].contains(schedule), "--schedule \(schedule): use step, cosine or constant")
-        try need(learningRate.isFinite && learningRate > 0, "--lr \(learningRate) must be a positive number")
-        try need(lrStepEpochs >= 1 && lrFactor > 0 && lrFactor <= 1, "--lr-step \(lrStepEpochs) must be >= 1 and "
-                 + "--lr-factor \(lrFactor) in (0, 1]")
-        try need(freezeBatchNormAfterEpochs >= 0, "--freeze-bn-after \(freezeBatchNormAfterEpochs) must be >= 0 (0: never)")
-        try need(validationEpisodes >= 0, "--val-episodes \(validationEpisodes) must be >= 0")
-        try need(checkpointEvery >= 1 && logEvery >= 1, "--checkpoint-every and --log-every must be at least 1")
+        try need(episodesPerStep >= 1, "`episodesPerStep` \(episodesPerStep) must be at least 1")
+        try need(learningRate.isFinite && learningRate > 0, "`learningRate` \(learningRate) must be a positive number")
+        try need(lrStepEpochs >= 1 && lrFactor > 0 && lrFactor <= 1, "`lrStepEpochs` \(lrStepEpochs) must be >= 1 "
+                 + "and `lrFactor` \(lrFactor) in (0, 1]")
+        try need(freezeBatchNormAfterEpochs >= 0,
+                 "`freezeBatchNormAfterEpochs` \(freezeBatchNormAfterEpochs) must be >= 0 (0: never)")
+        try need(validationEpisodes >= 0, "`validationEpisodes` \(validationEpisodes) must be >= 0")
+        try need(checkpointEvery >= 1 && logEvery >= 1, "`checkpointEvery` and `logEvery` must be at least 1")
     }
 
     /// The learning rate for an optimiser step taken after `episodesDone` episodes.
     public func learningRate(afterEpisodes episodesDone: Int) -> Float {
         switch schedule {
-        case "cosine":
+        case .cosine:
             return LearningRateSchedule.cosine(total: totalSteps, minimum: 0)
                 .learningRate(base: learningRate, step: episodesDone / episodesPerStep)
-        case "constant":
+        case .constant:
             return learningRate
-        default:
+        case .step:
             return LearningRateSchedule.step(every: lrStepEpochs, factor: lrFactor)
                 .learningRate(base: learningRate, step: episodesDone / episodesPerEpoch)
         }
     }
 
+    /// The fields whose values differ between `self` and `other`, in declaration order, with both values as text.
+    public func differences(from other: EpisodicTrainingConfiguration) -> [(field: String, this: String, other: String)] {
+        zip(Mirror(reflecting: self).children, Mirror(reflecting: other).children).compactMap { a, b in
+            let (x, y) = ("\(a.value)", "\(b.value)")
+            guard let name = a.label, x != y else { return nil }
+            return (name, x, y)
+        }
+    }
+
     /// The optimiser this configuration names.
     public func makeOptimizer() throws -> any Optimizer {
-        optimizer == "sgd"
+        optimizer == .sgd
             ? try SGD(learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
             : try Adam(learningRate: learningRate, beta1: beta1, beta2: beta2, weightDecay: weightDecay)
     }

@@ -8,66 +8,69 @@ extension PositiveSelection: ExpressibleByArgument {}
 extension NegativeSelection: ExpressibleByArgument {}
 extension FrozenFeatureProtocol: ExpressibleByArgument {}
 
-/// What `mml pretrain` and `mml train-embedding` set up before their training loops: the training split, a fresh
-/// model of `kind` built from the shared option groups with the supervised defaults (`BackboneSettings.Defaults`),
-/// the loader of its training images and the optimiser named by `--optimizer`.
-struct SupervisedTrainingSetup {
-    let trainSplit: String
-    let train: any FewShotDataset
-    let model: FewShotModel
-    /// Training images (with any `--augment`).
-    let loader: EpisodeLoader
-    /// The image configuration for validation and evaluation (no augmentation).
-    let evalImage: ImageConfig
-    let optimizer: any Optimizer
-
-    init(kind: String, dataset: DatasetOptions, backbone: BackboneOptions, image: ImageOptions, seed: UInt64,
-         threads: Int, optimizer name: String, learningRate: Float, weightDecay: Float) throws {
-        trainSplit = dataset.split ?? "train"
-        let data = dataset.with(split: trainSplit)
-        train = try data.open()
-        let config = try backbone.modelConfiguration(kind: kind, dataset: data, image: image,
-                                                     defaults: .supervised(seed: seed))
-        model = try FewShotModel(config, threads: threads)
-        loader = try EpisodeLoader(dataset: train, config: config.image)
-        evalImage = config.image.forEvaluation
-        optimizer = try makeOptimizer(name, learningRate: learningRate, weightDecay: weightDecay)
+/// The lines `mml pretrain` and `mml train-embedding` print for the events of `PretrainingRun`,
+/// `EmbeddingTrainingRun` and `RetrievalEvaluationRun` (standard output, flushed per line; warnings on stderr).
+enum SupervisedRunPrinter {
+    static func print(_ event: RunEvent) {
+        switch event {
+        case .started(let run, let facts):
+            let f = Dictionary(facts, uniquingKeysWith: { a, _ in a })
+            progressLine(run == "pretrain" ? pretrainHeader(f) : embeddingHeader(f))
+        case .warning(let text):
+            warn(text)
+        case .wrote(let path, _):
+            progressLine("wrote \(path)")
+        case .note(let text):
+            progressLine(text)
+        case .supervised(let e):
+            progressLine(line(e))
+        case .progress, .training:
+            break
+        }
     }
-}
 
-/// The frozen-feature few-shot episodes of pretrain and train-embedding (validation and final evaluation): 5-way
-/// `shot`-shot with 15 queries per class, classes with too few images left out.
-func fiveWayEpisodes(_ data: any FewShotDataset, shot: Int, seed: UInt64) throws -> EpisodeSampler {
-    try EpisodeSampler(dataset: data, way: 5, shot: shot, query: 15, seed: seed, dropSmallClasses: true)
-}
-
-/// The optimiser named by `--optimizer` (sgd: momentum 0.9; adam), with weight decay.
-func makeOptimizer(_ name: String, learningRate: Float, weightDecay: Float) throws -> any Optimizer {
-    switch name {
-    case "sgd": return try SGD(learningRate: learningRate, momentum: 0.9, weightDecay: weightDecay)
-    case "adam": return try Adam(learningRate: learningRate, weightDecay: weightDecay)
-    default:
-        throw MMLError(.invalidArgument, "--optimizer '\(name)' is unknown; use sgd or adam")
+    static func pretrainHeader(_ f: [String: String]) -> String {
+        "pretrain \(f["data"]!) [\(f["split"]!)]: \(f["classes"]!) classes, \(f["images"]!) images, \(f["batches"]!) "
+            + "batches of \(f["batchSize"]!) per epoch; \(f["backbone"]!) \(f["image"]!), head \(f["loss"]!) "
+            + "s=\(f["scale"]!) m=\(f["margin"]!), \(f["optimizer"]!) lr \(f["learningRate"]!)"
     }
-}
 
-/// Linear warm-up over `warmup` steps then cosine annealing to 0 over the rest of `total` steps.
-func warmupCosineSchedule(total: Int, warmup: Int) -> LearningRateSchedule {
-    let rest = max(total - warmup, 1)
-    return warmup > 0 ? .warmup(steps: warmup, then: .cosine(total: rest, minimum: 0)) : .cosine(total: rest, minimum: 0)
-}
-
-/// Images of `refs` as a tensor through `loader` in chunks, mapped by `body` and concatenated along dim 0.
-func mapInChunks(_ refs: [ItemRef], loader: EpisodeLoader, chunk: Int = 256,
-                 _ body: (Tensor) throws -> Tensor) throws -> Tensor {
-    var out: Tensor?
-    var start = 0
-    while start < refs.count {
-        let end = min(refs.count, start + chunk)
-        let y = try body(try loader.tensor(for: Array(refs[start..<end])))
-        if out == nil { out = Tensor(shape: [refs.count] + Array(y.shape.dropFirst())); out!.data = [] }
-        out!.data += y.data
-        start = end
+    static func embeddingHeader(_ f: [String: String]) -> String {
+        "train-embedding \(f["data"]!): \(f["classes"]!) classes, P \(f["classesPerBatch"]!) x K \(f["imagesPerClass"]!), "
+            + "\(f["loss"]!) loss (alpha \(f["margin"]!)), \(f["positives"]!) positives, \(f["negatives"]!) negatives, "
+            + "\(f["backbone"]!), dim \(f["dim"]!), \(f["optimizer"]!) lr \(f["learningRate"]!)"
     }
-    return out ?? Tensor(shape: [0])
+
+    static func line(_ e: SupervisedTrainingEvent) -> String {
+        switch e {
+        case .batch(let epoch, let batch, let batches, let loss, let acc, let lr, let seconds):
+            return String(format: "  epoch %d batch %d/%d  loss %.4f  acc %.2f%%  lr %.5f  %.1f s", epoch, batch,
+                          batches, loss, acc * 100, lr, seconds)
+        case .epoch(let epoch, let epochs, let loss, let acc, let seconds, let validation, let isBest):
+            var line = String(format: "epoch %d/%d  loss %.4f  acc %.2f%%  %.1f s", epoch, epochs, loss, acc * 100,
+                              seconds)
+            if let validation { line += "  val 5-way 1-shot " + validation.percentString + "%" }
+            return line + (isBest ? " (best)" : "")
+        case .checkpoints(let last, let best):
+            return "wrote \(last)" + (best.map { " and \($0)" } ?? "")
+        case .test(let split, let shot, let proto, let episodes, let summary, let seconds):
+            return "test \(split) 5-way \(shot)-shot \(proto.rawValue) (\(episodes) episodes): "
+                + summary.percentString + String(format: "%%  (%.1f s)", seconds)
+        case .iteration(let it, let iterations, let loss, let active, let beta, let lr, let seconds):
+            return String(format: "  iter %d/%d  loss %.4f  active %.2f  beta %.3f  lr %.2e  %.1f s", it, iterations,
+                          loss, active, beta, lr, seconds)
+        case .retrieval(let name, let split, let classes, let m, let seconds):
+            return "retrieval on \(name) [\(split)]: \(classes) classes, \(m.queries) queries: " + m.summary
+                + String(format: "  (%.1f s)", seconds)
+        case .fewShot(let shot, let episodes, let summary):
+            return "few-shot 5-way \(shot)-shot (\(episodes) episodes, nearest prototype): " + summary.percentString + "%"
+        }
+    }
+
+    /// The `result {...}` line: the evaluation's Codable result, compact with sorted keys.
+    static func resultLine(_ r: RetrievalEvaluationRunResult) throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return "result " + String(decoding: try enc.encode(r), as: UTF8.self)
+    }
 }

@@ -2,45 +2,99 @@ import ArgumentParser
 import Foundation
 import MMLCore
 
-/// The episodic training flags, shared by `mml train` and `mml ablate --retrain`.
+/// The episodic training flags, shared by `mml train` and `mml ablate --retrain`. Every flag is nil when not given:
+/// the defaults are `EpisodicTrainingConfiguration()`'s (shown in the help), or, with `mml train --config FILE`,
+/// the saved run's. `configuration(over:)` applies the given ones.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Validation split ('none' for no validation; the last epoch is then kept as best).")
-    var valSplit = "val"
+    private static let d = EpisodicTrainingConfiguration()
+    private static func help(_ text: String, _ value: Any) -> ArgumentHelp { "\(text) (default: \(value))" }
 
-    @Option(help: "Classes per training episode.") var way = 5
-    @Option(help: "Support images per class.") var shot = 1
-    @Option(help: "Query images per class.") var query = 15
-    @Option(help: "Episodes per epoch.") var episodesPerEpoch = 10_000
-    @Option(help: "Epochs.") var epochs = 30
-    @Option(help: "Episodes whose gradients are averaged into one optimiser step.") var episodesPerStep = 4
-    @Option(help: "Optimiser: adam or sgd.") var optimizer = "adam"
-    @Option(help: "Learning rate.") var lr: Float = 1e-3
-    @Option(help: "Adam beta1.") var beta1: Float = 0.5
-    @Option(help: "Adam beta2.") var beta2: Float = 0.9
-    @Option(help: "SGD momentum.") var momentum: Float = 0.9
-    @Option(help: "Weight decay.") var weightDecay: Float = 0
-    @Option(help: "Schedule: step (x lr-factor every lr-step epochs), cosine or constant.") var schedule = "step"
-    @Option(help: "Epochs between learning-rate steps.") var lrStep = 10
-    @Option(help: "Learning-rate step factor.") var lrFactor: Float = 0.5
-    @Option(help: "Freeze BatchNorm statistics after this many epochs (0: never).") var freezeBnAfter = 1
-    @Option(help: "Seed of the training episodes, augmentation and DropBlock masks.") var seed: UInt64 = 1
-    @Option(help: "Validation episodes after each epoch.") var valEpisodes = 200
+    @Option(help: help("Validation split ('none' for no validation; the last epoch is then kept as best).", "val"))
+    var valSplit: String?
+
+    @Option(help: help("Classes per training episode.", d.way)) var way: Int?
+    @Option(help: help("Support images per class.", d.shot)) var shot: Int?
+    @Option(help: help("Query images per class.", d.query)) var query: Int?
+    @Option(help: help("Episodes per epoch.", d.episodesPerEpoch)) var episodesPerEpoch: Int?
+    @Option(help: help("Epochs.", d.epochs)) var epochs: Int?
+    @Option(help: help("Episodes whose gradients are averaged into one optimiser step.", d.episodesPerStep))
+    var episodesPerStep: Int?
+    @Option(help: help("Optimiser: adam or sgd.", d.optimizer.rawValue)) var optimizer: String?
+    @Option(help: help("Learning rate.", d.learningRate)) var lr: Float?
+    @Option(help: help("Adam beta1.", d.beta1)) var beta1: Float?
+    @Option(help: help("Adam beta2.", d.beta2)) var beta2: Float?
+    @Option(help: help("SGD momentum.", d.momentum)) var momentum: Float?
+    @Option(help: help("Weight decay.", d.weightDecay)) var weightDecay: Float?
+    @Option(help: help("Schedule: step (x lr-factor every lr-step epochs), cosine or constant.", d.schedule.rawValue))
+    var schedule: String?
+    @Option(help: help("Epochs between learning-rate steps.", d.lrStepEpochs)) var lrStep: Int?
+    @Option(help: help("Learning-rate step factor.", d.lrFactor)) var lrFactor: Float?
+    @Option(help: help("Freeze BatchNorm statistics after this many epochs (0: never).", d.freezeBatchNormAfterEpochs))
+    var freezeBnAfter: Int?
+    @Option(help: help("Seed of the training episodes, augmentation and DropBlock masks.", d.seed)) var seed: UInt64?
+    @Option(help: help("Validation episodes after each epoch.", d.validationEpisodes)) var valEpisodes: Int?
     @Option(help: "Validation n-way (default: --way).") var valWay: Int?
     @Option(help: "Validation k-shot (default: --shot).") var valShot: Int?
-    @Option(help: "Validation queries per class.") var valQuery = 15
-    @Option(help: "Seed of the validation episodes.") var valSeed: UInt64 = 2
-    @Option(help: "Write last.safetensors every this many episodes.") var checkpointEvery = 1000
-    @Option(help: "Log averages every this many episodes.") var logEvery = 50
+    @Option(help: help("Validation queries per class.", 15)) var valQuery: Int?
+    @Option(help: help("Seed of the validation episodes.", d.validationSeed)) var valSeed: UInt64?
+    @Option(help: help("Write last.safetensors every this many episodes.", d.checkpointEvery)) var checkpointEvery: Int?
+    @Option(help: help("Log averages every this many episodes.", d.logEvery)) var logEvery: Int?
 
-    /// The configuration these flags give. - Throws: `MMLError(.config)`.
-    func configuration() throws -> EpisodicTrainingConfiguration {
-        let c = EpisodicTrainingConfiguration(
-            way: way, shot: shot, query: query, episodesPerEpoch: episodesPerEpoch, epochs: epochs,
-            episodesPerStep: episodesPerStep, optimizer: optimizer, learningRate: lr, beta1: beta1, beta2: beta2,
-            momentum: momentum, weightDecay: weightDecay, schedule: schedule, lrStepEpochs: lrStep,
-            lrFactor: lrFactor, freezeBatchNormAfterEpochs: freezeBnAfter, seed: seed,
-            validationEpisodes: valSplit == "none" ? 0 : valEpisodes, validationSeed: valSeed,
-            checkpointEvery: checkpointEvery, logEvery: logEvery)
+    /// `base` with every given flag applied. - Throws: `MMLError(.config)` for an unknown optimiser or schedule.
+    func configuration(over base: EpisodicTrainingConfiguration = EpisodicTrainingConfiguration()) throws
+        -> EpisodicTrainingConfiguration {
+        var c = base
+        func set<T>(_ value: T?, _ field: WritableKeyPath<EpisodicTrainingConfiguration, T>) {
+            if let value { c[keyPath: field] = value }
+        }
+        set(way, \.way); set(shot, \.shot); set(query, \.query); set(episodesPerEpoch, \.episodesPerEpoch)
+        set(epochs, \.epochs); set(episodesPerStep, \.episodesPerStep)
+        set(try optimizer.map(OptimizerKind.parse), \.optimizer)
+        set(lr, \.learningRate); set(beta1, \.beta1); set(beta2, \.beta2); set(momentum, \.momentum)
+        set(weightDecay, \.weightDecay); set(try schedule.map(ScheduleKind.parse), \.schedule)
+        set(lrStep, \.lrStepEpochs); set(lrFactor, \.lrFactor); set(freezeBnAfter, \.freezeBatchNormAfterEpochs)
+        set(seed, \.seed); set(valEpisodes, \.validationEpisodes); set(valSeed, \.validationSeed)
+        set(checkpointEvery, \.checkpointEvery); set(logEvery, \.logEvery)
+        return c
+    }
+
+    /// The run configuration of `mml train` / `mml ablate --retrain` from these flags over `base`'s training
+    /// settings (the validation split, way, shot and queries are not saved in checkpoints: flags or defaults).
+    func apply(to run: inout EpisodicTrainingRunConfiguration) throws {
+        run.training = try configuration(over: run.training)
+        run.validationSplit = valSplit ?? "val"
+        run.validationWay = valWay
+        run.validationShot = valShot
+        run.validationQuery = valQuery ?? 15
+    }
+}
+
+extension MetricOptions {
+    /// The metric for an optional `--way` (nil: the default way), as `mml ablate` builds it.
+    func configuration(way: Int?) throws -> MetricConfiguration {
+        try configuration(way: way ?? EpisodicTrainingConfiguration().way)
+    }
+
+    /// `base` with every given metric flag applied, for `way`. - Throws: `MMLError(.config)`.
+    func configuration(over base: MetricConfiguration, way: Int) throws -> MetricConfiguration {
+        var c = base
+        c.way = way
+        if let levels { c.levels = try MetricConfiguration.parseLevels(levels).sorted() }
+        if let pixelK { c.pixelNeighbours = pixelK }
+        if let partForm { c.partForm = partForm }
+        if let partK { c.partNeighbours = partK }
+        if let distance { c.distance = distance }
+        if let distributionEps { c.distributionEps = distributionEps }
+        if let fusion { c.fusion = fusion }
+        if let fusionNormalization { c.fusionNormalization = fusionNormalization }
+        if let w = fixedWeights {
+            c.fixedWeights = try w.split(separator: ",").map {
+                guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
+                    throw MMLError(.config, "--fixed-weights '\(w)': '\($0)' is not a number")
+                }
+                return v
+            }
+        }
         try c.validate()
         return c
     }

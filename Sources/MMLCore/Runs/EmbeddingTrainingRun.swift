@@ -1,0 +1,186 @@
+import Foundation
+
+/// Metric learning (METHOD.md section 4; Levi et al. 2021): an embedding trained with a triplet or margin loss on
+/// P x K batches, then evaluated by `RetrievalEvaluationRun` on held-out classes. With `evalOnly` the run only
+/// evaluates a saved embedding.
+public struct EmbeddingTrainingRunConfiguration: Codable, Sendable, Equatable {
+    /// The training data (split nil: `train`).
+    public var dataset: DatasetSource
+    public var image: ImageSettings
+    /// The backbone (defaults: `BackboneSettings.Defaults.supervised(seed:)`).
+    public var backbone: BackboneSettings
+    /// Loss, positive and negative selection and margin alpha.
+    public var loss: EmbeddingLossConfiguration
+    /// Initial beta of the margin loss.
+    public var beta0: Float
+    /// Embedding size: a linear layer from the pooled features to this size (0: no layer).
+    public var dim: Int
+    /// P: classes per batch.
+    public var classesPerBatch: Int
+    /// K: images per class in a batch.
+    public var imagesPerClass: Int
+    /// Training iterations (batches).
+    public var iterations: Int
+    /// Base learning rate (cosine schedule to 0).
+    public var learningRate: Float
+    public var optimizer: OptimizerKind
+    public var weightDecay: Float
+    /// Held-out split of the evaluation.
+    public var evalSplit: String
+    /// Few-shot episodes of the evaluation (0 or less: retrieval only).
+    public var evalEpisodes: Int
+    /// Evaluate this embedding checkpoint instead of training.
+    public var evalOnly: String?
+    /// Seed of weights, batches, tuple sampling and evaluation episodes.
+    public var seed: UInt64
+    public var threads: Int
+    /// An `.iteration` event (and log record) every this many iterations, and at the last.
+    public var logEvery: Int
+    /// Output directory (required unless `evalOnly`): embedding.safetensors, log.jsonl.
+    public var out: String?
+
+    public init(dataset: DatasetSource, image: ImageSettings = ImageSettings(), backbone: BackboneSettings = .init(),
+                loss: EmbeddingLossConfiguration = .init(loss: .triplet, positives: .easy, negatives: .semiHard,
+                                                         margin: 0.2),
+                beta0: Float = 1.2, dim: Int = 0, classesPerBatch: Int = 16, imagesPerClass: Int = 4,
+                iterations: Int = 1000, learningRate: Float = 1e-3, optimizer: OptimizerKind = .adam,
+                weightDecay: Float = 0, evalSplit: String = "test", evalEpisodes: Int = 600, evalOnly: String? = nil,
+                seed: UInt64 = 0, threads: Int = 0, logEvery: Int = 100, out: String?) {
+        self.dataset = dataset; self.image = image; self.backbone = backbone; self.loss = loss
+        self.beta0 = beta0; self.dim = dim; self.classesPerBatch = classesPerBatch
+        self.imagesPerClass = imagesPerClass; self.iterations = iterations; self.learningRate = learningRate
+        self.optimizer = optimizer; self.weightDecay = weightDecay; self.evalSplit = evalSplit
+        self.evalEpisodes = evalEpisodes; self.evalOnly = evalOnly; self.seed = seed; self.threads = threads
+        self.logEvery = logEvery; self.out = out
+    }
+
+    /// Checks the fields training needs (nothing for `evalOnly`). - Throws: `MMLError(.config)` naming the field.
+    public func validate() throws {
+        guard evalOnly == nil else { return }
+        guard out != nil else {
+            throw MMLError(.config, "`out` DIR is required to train (or give `evalOnly` CKPT)")
+        }
+        try requireAtLeastOne(iterations, "iterations")
+        guard dim >= 0 else { throw MMLError(.config, "`dim` must be >= 0 (0: no linear layer), got \(dim)") }
+        guard classesPerBatch >= 2, imagesPerClass >= 2 else {
+            throw MMLError(.config, "`classesPerBatch` and `imagesPerClass` must be >= 2 (a batch needs positives "
+                           + "and negatives), got P \(classesPerBatch), K \(imagesPerClass)")
+        }
+        guard learningRate.isFinite, learningRate > 0 else {
+            throw MMLError(.config, "`learningRate` must be > 0, got \(learningRate)")
+        }
+    }
+
+    /// The evaluation this run ends with.
+    public var evaluation: RetrievalEvaluationRunConfiguration {
+        RetrievalEvaluationRunConfiguration(dataset: dataset, split: evalSplit, fewShotEpisodes: max(evalEpisodes, 0),
+                                            seed: seed, threads: threads)
+    }
+}
+
+/// What an embedding run did: the checkpoint it wrote (nil for `evalOnly`) and the evaluation.
+public struct EmbeddingTrainingRunResult: Codable, Sendable {
+    public var checkpoint: String?
+    public var evaluation: RetrievalEvaluationRunResult
+}
+
+/// An embedding training run: `EmbeddingTrainingRun(config).run { event in ... }`.
+public final class EmbeddingTrainingRun {
+    public let configuration: EmbeddingTrainingRunConfiguration
+
+    /// - Throws: `MMLError(.config)` for an invalid configuration.
+    public init(_ configuration: EmbeddingTrainingRunConfiguration) throws {
+        try configuration.validate()
+        self.configuration = configuration
+    }
+
+    /// Trains (unless `evalOnly`), writes embedding.safetensors and log.jsonl, then evaluates. Events: `.started`,
+    /// `.warning` for classes left out, `.supervised(.iteration)` per log window, `.wrote` for the checkpoint, then
+    /// the `RetrievalEvaluationRun` events.
+    /// - Throws: `MMLError` for unreadable data, a batch the data cannot fill or unwritable files.
+    public func run(events: (RunEvent) -> Void = { _ in }) throws -> EmbeddingTrainingRunResult {
+        let c = configuration
+        let evaluation = try RetrievalEvaluationRun(c.evaluation)
+        if let path = c.evalOnly {
+            let (model, linear) = try RetrievalEvaluationRun.loadEmbedding(path, threads: c.threads, field: "evalOnly")
+            return EmbeddingTrainingRunResult(checkpoint: nil,
+                                              evaluation: try evaluation.run(model: model, linear: linear,
+                                                                             events: events))
+        }
+        let (model, linear, path) = try train(events: events)
+        return EmbeddingTrainingRunResult(checkpoint: path,
+                                          evaluation: try evaluation.run(model: model, linear: linear, events: events))
+    }
+
+    private func train(events: (RunEvent) -> Void) throws -> (FewShotModel, Linear?, String) {
+        let c = configuration
+        let out = c.out!
+        let lossFn = try EmbeddingLoss(c.loss, beta0: c.beta0)
+        let setup = try SupervisedTrainingSetup(kind: "embedding", dataset: c.dataset, backbone: c.backbone,
+                                                image: c.image, seed: c.seed, threads: c.threads,
+                                                optimizer: c.optimizer, learningRate: c.learningRate,
+                                                weightDecay: c.weightDecay)
+        let (train, model, loader, opt) = (setup.train, setup.model, setup.loader, setup.optimizer)
+        var rng = SeededRNG(seed: c.seed, stream: 2)
+        let linear = c.dim > 0 ? Linear(inputFeatures: model.backbone.outputChannels, outputFeatures: c.dim,
+                                        initialization: .kaimingNormal(negativeSlope: 1), generator: &rng) : nil
+        let pk = try PKSampler(dataset: train, classesPerBatch: c.classesPerBatch, imagesPerClass: c.imagesPerClass,
+                               seed: c.seed)
+        for w in pk.warnings { events(.warning(w)) }
+        let schedule = LearningRateSchedule.cosine(total: c.iterations, minimum: 0)
+        let log = try JSONLLog(path: out + "/log.jsonl", fresh: true)
+        events(.started(run: "train-embedding", facts: [
+            ("data", train.name), ("classes", "\(pk.eligibleClasses.count)"), ("classesPerBatch", "\(c.classesPerBatch)"),
+            ("imagesPerClass", "\(c.imagesPerClass)"), ("loss", c.loss.loss.rawValue), ("margin", "\(c.loss.margin)"),
+            ("positives", c.loss.positives.rawValue), ("negatives", c.loss.negatives.rawValue),
+            ("backbone", model.configuration.backbone.rawValue),
+            ("dim", c.dim > 0 ? String(c.dim) : "\(model.backbone.outputChannels) (pooled)"),
+            ("optimizer", c.optimizer.rawValue), ("learningRate", "\(c.learningRate)"),
+        ]))
+        var params: [any ParameterContainer] = [model, lossFn]
+        if let linear { params.append(linear) }
+        let t0 = Date()
+        var lossSum = 0.0, activeSum = 0.0, seen = 0
+        for it in 0..<c.iterations {
+            opt.learningRate = schedule.learningRate(base: c.learningRate, step: it)
+            let refs = pk.batch(it)
+            let x = try loader.tensor(for: refs, augmentationSeed: c.seed, stream: [UInt64(it)])
+            for p in params { p.zeroGradients() }
+            let (fmap, cache) = model.backbone.forward(x, training: true)
+            let pooled = GlobalAveragePool.forward(fmap)
+            let projected = linear.map { $0.forward(pooled, training: true) }
+            let (e, ncache) = L2Normalize.forward(projected?.output ?? pooled)
+            let r = try lossFn.compute(e, labels: refs.map(\.classIndex),
+                                       seed: SeededRNG(seed: c.seed, path: [3, UInt64(it)]).state)
+            var g = L2Normalize.backward(r.gradient, cache: ncache)
+            if let linear, let projected { g = linear.backward(g, cache: projected.cache) }
+            _ = model.backbone.backward(GlobalAveragePool.backward(g, inputShape: fmap.shape), cache: cache,
+                                        inputGradient: false)
+            opt.step(params)
+            lossSum += r.loss
+            activeSum += Double(r.activeTuples) / Double(max(r.tuples.count, 1))
+            seen += 1
+            if (c.logEvery > 0 && (it + 1) % c.logEvery == 0) || it + 1 == c.iterations {
+                try log.append(encoded: EmbeddingIterationLogRecord(
+                    iteration: it + 1, loss: lossSum / Double(seen), activeFraction: activeSum / Double(seen),
+                    beta: Double(lossFn.beta.value.data[0]), lr: Double(opt.learningRate),
+                    seconds: Date().timeIntervalSince(t0)))
+                events(.supervised(.iteration(iteration: it + 1, iterations: c.iterations, loss: lossSum / Double(seen),
+                                              activeFraction: activeSum / Double(seen),
+                                              beta: lossFn.beta.value.data[0], learningRate: opt.learningRate,
+                                              seconds: Date().timeIntervalSince(t0))))
+                lossSum = 0; activeSum = 0; seen = 0
+            }
+        }
+        var extra: [(name: String, tensor: Tensor)] = []
+        if let linear { extra += linear.namedParameters(prefix: "embedding").map { ($0.name, $0.parameter.value) } }
+        if c.loss.loss == .margin { extra.append((name: "loss.beta", tensor: lossFn.beta.value)) }
+        let state = JSONLLog.line(["iterations": c.iterations, "loss": c.loss.loss.rawValue,
+                                   "positives": c.loss.positives.rawValue, "negatives": c.loss.negatives.rawValue,
+                                   "margin": Double(c.loss.margin), "dim": c.dim])
+        let path = out + "/embedding.safetensors"
+        try Checkpoint.save(model, extra: extra, state: state, to: path)
+        events(.wrote(path: path, what: "embedding"))
+        return (model, linear, path)
+    }
+}
