@@ -138,10 +138,47 @@ final class EvaluationRunTests: XCTestCase {
         XCTAssertTrue(result.mode.contains("fusion re-fitted per subset on 3 val episodes"), result.mode)
     }
 
+    /// Without a trainer, `retraining` trains each subset's model with `EpisodicTrainingRun`: its events arrive
+    /// between the subset's start and end, each subset's checkpoint has exactly the subset's levels, and a second
+    /// run reuses every finished model with identical per-episode results.
+    func testAblationRunRetrainTrainsEachSubsetWithEpisodicTrainingRun() throws {
+        let dir = try makeTempDir(self, prefix: "mml-ablretrain")
+        let t = EpisodicTrainingConfiguration(way: 2, shot: 1, query: 2, episodesPerEpoch: 2, epochs: 1,
+                                              episodesPerStep: 1, seed: 5, validationEpisodes: 1, checkpointEvery: 2,
+                                              logEvery: 2)
+        let template = EpisodicTrainingRunConfiguration(
+            dataset: data, backbone: BackboneSettings(widths: [8, 8, 8, 8]),
+            metric: MetricConfiguration(partForm: .grid([2]), way: 2), training: t, validationQuery: 2, threads: 1)
+        let config = AblationRunConfiguration(dataset: data, way: 2, shot: 1, query: 2, episodes: 2, out: dir,
+                                              threads: 1, retrain: true, retraining: template)
+        var log: [String] = []
+        let events: (RunEvent) -> Void = { event in
+            switch event {
+            case .ablationSubsetStarted(_, _, let reused): log.append(reused ? "reused" : "start")
+            case .ablationSubsetTrained(_, let episodes, _): log.append("trained \(episodes)")
+            case .training(.episode): if log.last != "episode" { log.append("episode") }
+            default: break
+            }
+        }
+        let first = try AblationRun(config).run(events: events)
+        XCTAssertEqual(log, Array(repeating: ["start", "episode", "trained 2"], count: 7).flatMap { $0 })
+        XCTAssertEqual(first.rows.count, 7)
+        for subset in allLevelSubsets() {
+            let best = dir + "/retrain-" + AblationRow.name(subset) + "/best.safetensors"
+            XCTAssertEqual(try Checkpoint.load(best, threads: 1).model.configuration.metric?.levels, subset)
+        }
+        log = []
+        let second = try AblationRun(config).run(events: events)
+        XCTAssertEqual(log, Array(repeating: "reused", count: 7))
+        XCTAssertEqual(second.rows.map(\.perEpisode), first.rows.map(\.perEpisode))
+    }
+
     func testAblationRunRetrainUsesTheTrainerAndReusesFinishedRuns() throws {
         let dir = try makeTempDir(self, prefix: "mml-ablrun")
         var config = AblationRunConfiguration(dataset: data, way: 2, shot: 1, query: 3, episodes: 2, out: dir,
-                                              threads: 1, retrain: true, retrainMetric: MetricConfiguration(partForm: .grid([2])))
+                                              threads: 1, retrain: true,
+                                              retraining: EpisodicTrainingRunConfiguration(
+                                                  dataset: data, metric: MetricConfiguration(partForm: .grid([2]))))
         var trained: [[MetricLevel]] = []
         let trainer: AblationRun.SubsetTrainer = { metric, directory, resume in
             XCTAssertFalse(resume)
@@ -171,7 +208,9 @@ final class EvaluationRunTests: XCTestCase {
         XCTAssertEqual(second.rows.map(\.perEpisode), first.rows.map(\.perEpisode))
         XCTAssertEqual(second.mode, "one model per subset (retrain)")
         // Invalid configurations name their fields.
-        XCTAssertEqual(fields { _ = try AblationRun(config) }, ["retrain"])
+        var untrained = config
+        untrained.retraining = nil
+        XCTAssertEqual(fields { _ = try AblationRun(untrained) }, ["retrain", "retraining"])
         config.episodes = 0
         XCTAssertEqual(fields { _ = try AblationRun(config, trainer: trainer) }, ["episodes", "refitEpisodes"])
         XCTAssertEqual(fields { _ = try AblationRun(AblationRunConfiguration()) }, ["checkpoint", "retrain"])

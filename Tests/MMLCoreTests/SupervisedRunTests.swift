@@ -25,6 +25,7 @@ final class SupervisedRunTests: XCTestCase {
         case .wrote(_, let what): return "wrote:" + what
         case .warning: return "warning"
         case .note: return "note"
+        case .evaluated, .ablationSubsetStarted, .ablationSubsetTrained: return "evaluation"
         case .supervised(let s):
             switch s {
             case .batch: return "batch"

@@ -27,13 +27,14 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     public var threads: Int
     /// Train one model per subset instead of re-fitting the fusion of one model.
     public var retrain: Bool
-    /// With `retrain`: the metric whose levels each subset's model replaces (nil: `MetricConfiguration()`).
-    public var retrainMetric: MetricConfiguration?
+    /// With `retrain`: how each subset's model is trained (`EpisodicTrainingRun`); its `metric` is the one whose
+    /// levels each subset replaces, its `out` and `resume` are set per subset (`out/retrain-<levels>`).
+    public var retraining: EpisodicTrainingRunConfiguration?
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
                 refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
                 seed: UInt64 = 0, out: String = "runs/ablation", threads: Int = 0, retrain: Bool = false,
-                retrainMetric: MetricConfiguration? = nil) {
+                retraining: EpisodicTrainingRunConfiguration? = nil) {
         self.checkpoint = checkpoint
         self.dataset = dataset
         self.refitSplit = refitSplit
@@ -46,7 +47,7 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
         self.out = out
         self.threads = threads
         self.retrain = retrain
-        self.retrainMetric = retrainMetric
+        self.retraining = retraining
     }
 
     /// - Throws: `MMLError` naming the field: episode counts below 1, no checkpoint without `retrain`.
@@ -57,7 +58,7 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
         if !retrain && checkpoint == nil {
             throw MMLError(.invalidArgument, "give `checkpoint` (a model trained with all levels) or `retrain`")
         }
-        try retrainMetric?.validate()
+        try retraining?.validate()
     }
 
     /// The path of `name` in `out`.
@@ -103,11 +104,13 @@ public struct AblationRunResult: Codable, Sendable {
 /// differences to the full set; writes `ablation.md`, `ablation.json` and `ablation.svg` into `out`.
 ///
 /// From one model, each level's scores are computed once per episode and each subset's learned fusion is re-fitted
-/// on validation episodes (`FusionRefit`; a fixed fusion keeps its weights). With `retrain`, `trainer` trains one
-/// model per subset into `out/retrain-<levels>` (a finished run there is reused) and each is evaluated.
+/// on validation episodes (`FusionRefit`; a fixed fusion keeps its weights). With `retrain`, one model per subset is
+/// trained into `out/retrain-<levels>` (an `EpisodicTrainingRun` from `retraining`, or a caller's `trainer`; a
+/// finished run there is reused) and each is evaluated.
 ///
 /// Events: `progress` (`test episodes`, then `refit episodes`) or per subset `ablationSubsetStarted` and
-/// `ablationSubsetTrained`; then `wrote` for each file.
+/// `ablationSubsetTrained` with the subset's training events (`training`, ...) between them; then `wrote` for each
+/// file.
 public final class AblationRun {
     /// Trains (or resumes, `resume`) one episodic model with `metric` into `directory`, leaving `best.safetensors`
     /// there; returns the training episodes done and the seconds it took.
@@ -119,14 +122,14 @@ public final class AblationRun {
     private let naming: (String) -> String
 
     /// - Parameters:
-    ///   - trainer: trains a subset's model (needed with `retrain`).
+    ///   - trainer: trains a subset's model instead of an `EpisodicTrainingRun` from `retraining` (optional).
     ///   - naming: how the result's words name a configuration field (the CLI: its flag); default the bare name.
     /// - Throws: `MMLError` naming the invalid field.
     public init(_ configuration: AblationRunConfiguration, trainer: SubsetTrainer? = nil,
                 naming: @escaping (String) -> String = { $0 }) throws {
         try configuration.validate()
-        if configuration.retrain && trainer == nil {
-            throw MMLError(.config, "`retrain` needs a trainer for the subsets' models")
+        if configuration.retrain && trainer == nil && configuration.retraining == nil {
+            throw MMLError(.config, "`retrain` needs `retraining`: how to train the subsets' models")
         }
         self.configuration = configuration
         self.trainer = trainer
@@ -217,7 +220,8 @@ public final class AblationRun {
         return Self.withDifferences(rows)
     }
 
-    /// One model per subset, each trained by `trainer`, evaluated on identical test episodes.
+    /// One model per subset, each trained by `trainer` or an `EpisodicTrainingRun`, evaluated on identical test
+    /// episodes.
     private func retrainRows(testData: DatasetSource, events: (RunEvent) -> Void) throws -> [AblationRow] {
         let c = configuration
         var rows: [AblationRow] = []
@@ -227,11 +231,19 @@ public final class AblationRun {
             let reused = FileManager.default.fileExists(atPath: best)
             events(.ablationSubsetStarted(levels: subset, directory: dir, reused: reused))
             if !reused {
-                var mc = (c.retrainMetric ?? MetricConfiguration()).with(levels: Set(subset))
+                var mc = (c.retraining?.metric ?? MetricConfiguration()).with(levels: Set(subset))
                 if mc.fusion == .fixed { mc.fixedWeights = nil }
                 let resume = FileManager.default.fileExists(atPath: URL(fileURLWithPath: dir)
                     .appendingPathComponent("last.safetensors").path)
-                let done = try trainer!(mc, dir, resume)
+                let done: (episodes: Int, seconds: Double)
+                if let trainer {
+                    done = try trainer(mc, dir, resume)
+                } else {
+                    var run = c.retraining!
+                    (run.metric, run.out, run.resume) = (mc, dir, resume)
+                    let state = try EpisodicTrainingRun(run).run(events: events).state
+                    done = (state.episodesDone, state.elapsedSeconds)
+                }
                 events(.ablationSubsetTrained(levels: subset, episodes: done.episodes, seconds: done.seconds))
             }
             let model = try Checkpoint.load(best, threads: c.threads).model

@@ -37,9 +37,10 @@ struct AblateCommand: ParsableCommand {
             let config = AblationRunConfiguration(
                 checkpoint: checkpoint, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,
                 way: way, shot: shot, query: query, episodes: episodes, seed: seed, out: out, threads: threads,
-                retrain: retrain, retrainMetric: retrain ? try metric.configuration(way: training.way) : nil)
+                retrain: retrain, retraining: retrain ? try retraining() : nil)
             var progress: (phase: String, line: ProgressLine)?
-            let run = try AblationRun(config, trainer: retrain ? train : nil, naming: FlagNames.flag)
+            var printer: EpisodicRunPrinter?
+            let run = try AblationRun(config, naming: FlagNames.flag)
             let result = try run.run { event in
                 switch event {
                 case .progress(let phase, let done, let total):
@@ -47,9 +48,11 @@ struct AblateCommand: ParsableCommand {
                     progress!.line.update(done: done, total: total, text: phase)
                     if done == total { progress!.line.finish() }
                 case .ablationSubsetStarted(let levels, let dir, let reused):
+                    printer = config.retraining.map { EpisodicRunPrinter($0, verbose: false) }
                     print("\(AblationRow.name(levels)): " + (reused ? "using the finished run in \(dir)" : "training into \(dir)"))
                 case .ablationSubsetTrained(_, let episodes, let seconds):
                     print(String(format: "    %d episodes in %@", episodes, formatDuration(seconds)))
+                case .training: printer?.print(event)
                 default: break
                 }
             }
@@ -58,12 +61,12 @@ struct AblateCommand: ParsableCommand {
         }
     }
 
-    /// `mml ablate --retrain`: trains one subset's model as `mml train` does, with the training flags.
-    func train(metric: MetricConfiguration, directory: String, resume: Bool) throws -> (episodes: Int, seconds: Double) {
-        let run = TrainingRun(dataset: dataset, backbone: backboneOptions, image: image, metric: metric,
-                              training: training, out: directory, resume: resume, initFrom: nil, threads: threads,
-                              stopAfter: nil, verbose: false)
-        let s = try run.execute()
-        return (s.episodesDone, s.elapsedSeconds)
+    /// How `--retrain` trains each subset's model: as `mml train` does, with the training flags.
+    func retraining() throws -> EpisodicTrainingRunConfiguration {
+        var c = EpisodicTrainingRunConfiguration(dataset: dataset.source, image: try image.settings(),
+                                                 backbone: try backboneOptions.settings(),
+                                                 metric: try metric.configuration(way: training.way), threads: threads)
+        try training.apply(to: &c)
+        return c
     }
 }

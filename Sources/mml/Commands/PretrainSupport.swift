@@ -24,7 +24,7 @@ enum SupervisedRunPrinter {
             progressLine(text)
         case .supervised(let e):
             progressLine(line(e))
-        case .progress, .training:
+        case .progress, .training, .evaluated, .ablationSubsetStarted, .ablationSubsetTrained:
             break
         }
     }

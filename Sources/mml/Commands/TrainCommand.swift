@@ -14,7 +14,7 @@ struct TrainCommand: ParsableCommand {
 
             --config FILE starts a new run with the settings of a saved one: FILE is the .json that mml train \
             writes beside every checkpoint (e.g. runs/mml/last.json; model, metric and training settings). Any \
-            flag given on the command line overrides the file's value (--augment only when it is not none). The \
+            flag given on the command line overrides the file's value. The \
             data, --val-split, --val-way, --val-shot, --val-query and --out are not saved: give them as usual.
             """
     )
@@ -64,11 +64,11 @@ struct TrainCommand: ParsableCommand {
 }
 
 extension ImageOptions {
-    /// `base` with the given image flags applied (`--augment` when it is not `none`, its default).
+    /// `base` with the given image flags applied.
     func settings(over base: ImageSettings) throws -> ImageSettings {
         let given = try settings()
         return ImageSettings(size: given.size ?? base.size, channels: given.channels ?? base.channels,
-                             augmentation: given.augmentation == .none ? base.augmentation : given.augmentation)
+                             augmentation: augment == nil ? base.augmentation : given.augmentation)
     }
 }
 
@@ -79,34 +79,6 @@ extension BackboneOptions {
         return BackboneSettings(kind: given.kind ?? base.kind, widths: given.widths ?? base.widths,
                                 initialization: given.initialization ?? base.initialization,
                                 seed: given.seed ?? base.seed)
-    }
-}
-
-/// One training run as `mml ablate --retrain` does it with the shared option groups.
-struct TrainingRun {
-    var dataset: DatasetOptions
-    var backbone: BackboneOptions
-    var image: ImageOptions
-    var metric: MetricConfiguration
-    var training: TrainingOptions
-    var out: String
-    var resume = false
-    var initFrom: String?
-    var threads = 0
-    var stopAfter: Int?
-    var verbose = true
-
-    /// Trains (or resumes) and returns the final trainer state. - Throws: `MMLError`.
-    func execute() throws -> EpisodicTrainingState {
-        var c = EpisodicTrainingRunConfiguration(dataset: dataset.source, image: try image.settings(),
-                                                 backbone: try backbone.settings(), metric: metric, out: out,
-                                                 resume: resume, initFrom: initFrom, threads: threads,
-                                                 stopAfter: stopAfter)
-        try training.apply(to: &c)
-        let printer = EpisodicRunPrinter(c, verbose: verbose)
-        let result = try EpisodicTrainingRun(c).run(events: printer.print)
-        printer.finish(result, out: out)
-        return result.state
     }
 }
 
@@ -136,7 +108,7 @@ final class EpisodicRunPrinter {
             for (key, value) in facts { Swift.print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value) }
         case .training(let e):
             training(e)
-        case .progress, .wrote, .warning, .supervised:
+        case .progress, .wrote, .warning, .supervised, .evaluated, .ablationSubsetStarted, .ablationSubsetTrained:
             break
         }
     }

@@ -50,7 +50,14 @@ struct MetricOptions: ParsableArguments {
     /// The configuration these options give; the core parses each text once (`PartLevel.Form.parse`,
     /// `DistributionDistance.parse`, `FusionKind.parse`). - Throws: `MMLError(.config)` naming the field.
     func configuration(way: Int) throws -> MetricConfiguration {
-        var c = MetricConfiguration(way: way)
+        try configuration(over: MetricConfiguration(way: way), way: way)
+    }
+
+    /// `base` with every given metric flag applied, for `way` (`mml train --config` keeps the rest of `base`).
+    /// - Throws: `MMLError(.config)` naming the field.
+    func configuration(over base: MetricConfiguration, way: Int) throws -> MetricConfiguration {
+        var c = base
+        c.way = way
         if let levels { c.levels = try MetricConfiguration.parseLevels(levels).sorted() }
         if let pixelK { c.pixelNeighbours = pixelK }
         if let partForm { c.partForm = try PartLevel.Form.parse(partForm) }
@@ -73,12 +80,12 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "Image channels, 1 or 3 (default: 1 for Omniglot, the synthetic channels, else 3).")
     var channels: Int?
 
-    @Option(help: "Training augmentation: none, or mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4).")
-    var augment: String = AugmentationKind.none.rawValue
+    @Option(help: "Training augmentation: none, or mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4) (default: none).")
+    var augment: String?
 
-    /// The core's image settings. - Throws: `MMLError(.config)` for an unknown augmentation.
+    /// The core's image settings (no `--augment`: none). - Throws: `MMLError(.config)` for an unknown augmentation.
     func settings() throws -> ImageSettings {
-        ImageSettings(size: imageSize, channels: channels, augmentation: try AugmentationKind.parse(augment))
+        ImageSettings(size: imageSize, channels: channels, augmentation: try augment.map(AugmentationKind.parse) ?? .none)
     }
 }
 

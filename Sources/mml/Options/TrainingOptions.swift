@@ -74,28 +74,4 @@ extension MetricOptions {
     func configuration(way: Int?) throws -> MetricConfiguration {
         try configuration(way: way ?? EpisodicTrainingConfiguration().way)
     }
-
-    /// `base` with every given metric flag applied, for `way`. - Throws: `MMLError(.config)`.
-    func configuration(over base: MetricConfiguration, way: Int) throws -> MetricConfiguration {
-        var c = base
-        c.way = way
-        if let levels { c.levels = try MetricConfiguration.parseLevels(levels).sorted() }
-        if let pixelK { c.pixelNeighbours = pixelK }
-        if let partForm { c.partForm = partForm }
-        if let partK { c.partNeighbours = partK }
-        if let distance { c.distance = distance }
-        if let distributionEps { c.distributionEps = distributionEps }
-        if let fusion { c.fusion = fusion }
-        if let fusionNormalization { c.fusionNormalization = fusionNormalization }
-        if let w = fixedWeights {
-            c.fixedWeights = try w.split(separator: ",").map {
-                guard let v = Float($0.trimmingCharacters(in: .whitespaces)) else {
-                    throw MMLError(.config, "--fixed-weights '\(w)': '\($0)' is not a number")
-                }
-                return v
-            }
-        }
-        try c.validate()
-        return c
-    }
 }
