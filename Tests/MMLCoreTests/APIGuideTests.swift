@@ -43,6 +43,22 @@ final class APIGuideTests: XCTestCase {
         let viaClosure = try evaluateEpisodes(backbone: { x in conv.forward(x, training: false).output },
                                               metric: metric, loader: loader, sampler: images, episodes: 2,
                                               fusionStatistics: .episode)
+
+        // 4. Whole runs, as `mml train` and `mml eval` start them: one configuration value, events, a Codable result.
+        let out = NSTemporaryDirectory() + "mml-api-guide-run"
+        let training = EpisodicTrainingConfiguration(way: 3, shot: 1, query: 2, episodesPerEpoch: 4, epochs: 1,
+                                                     seed: 7, validationEpisodes: 2)
+        let run = EpisodicTrainingRunConfiguration(
+            dataset: DatasetSource(path: "synthetic", syntheticSize: 20, syntheticImages: 12),
+            backbone: BackboneSettings(widths: [8, 8, 8, 8]), metric: MetricConfiguration(way: 3),
+            training: training, validationQuery: 2, out: out)
+        var episodesSeen = 0
+        let trained = try EpisodicTrainingRun(run).run { event in
+            if case .training(.episode) = event { episodesSeen += 1 }
+        }
+        let evaluation = try EvaluationRun(EvaluationRunConfiguration(
+            checkpoint: trained.last, dataset: run.dataset, ways: [3], shots: [1], query: 2, episodes: 5)).run()
+        print(evaluation.results[0].accuracy.percentString)   // JSONEncoder().encode(evaluation) is `mml eval --json`
         // END API.md snippet
 
         XCTAssertEqual(pixel.shape, [3, 2])
@@ -51,6 +67,10 @@ final class APIGuideTests: XCTestCase {
         XCTAssertTrue((0...1).contains(acc.fused))
         XCTAssertEqual(result.fused.count, 10)
         XCTAssertEqual(viaClosure.fusedPerEpisode.count, 2)
+        XCTAssertEqual(episodesSeen, 4)
+        XCTAssertEqual(trained.state.episodesDone, 4)
+        XCTAssertEqual(evaluation.results.map(\.accuracy.episodes), [5])
+        try? FileManager.default.removeItem(atPath: out)
 
         let source = try String(contentsOfFile: #filePath, encoding: .utf8)
         let begin = try XCTUnwrap(source.range(of: "// BEGIN API.md snippet\n"))
