@@ -58,3 +58,22 @@ public struct MMLError: Error, CustomStringConvertible, Equatable, Sendable {
             && s.first!.isLetter
     }
 }
+
+/// A setting with a fixed set of names (its raw values), parsed once from text by the core: an unknown name is an
+/// `MMLError` naming the configuration field, which each front end renders in its own words.
+public protocol NamedChoice: RawRepresentable, CaseIterable where RawValue == String {
+    /// The configuration field the choice sets (named in errors).
+    static var field: String { get }
+}
+
+extension NamedChoice {
+    /// The case named `text`. - Throws: `MMLError(.config)` naming `field` and the names to use.
+    public static func parse(_ text: String) throws -> Self {
+        guard let value = Self(rawValue: text) else {
+            let names = allCases.map(\.rawValue)
+            let list = names.count < 2 ? names.joined() : names.dropLast().joined(separator: ", ") + " or " + names.last!
+            throw MMLError(.config, "`\(field)` \(text): use \(list)")
+        }
+        return value
+    }
+}

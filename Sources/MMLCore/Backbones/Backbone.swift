@@ -71,12 +71,8 @@ public struct BackboneConfiguration: Sendable {
     public init(kind: BackboneKind, inputChannels: Int = 3, widths: [Int]? = nil,
                 initialization: BackboneInitialization = .mml, seed: UInt64 = 0, dropBlockRate: Float = 0.1,
                 dropBlockSize: Int = 5) {
-        self.kind = kind
-        self.inputChannels = inputChannels
-        self.widths = widths
-        self.initialization = initialization
-        self.seed = seed
-        self.dropBlockRate = dropBlockRate
+        self.kind = kind; self.inputChannels = inputChannels; self.widths = widths
+        self.initialization = initialization; self.seed = seed; self.dropBlockRate = dropBlockRate
         self.dropBlockSize = dropBlockSize
     }
 

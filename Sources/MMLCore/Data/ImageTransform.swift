@@ -22,13 +22,9 @@ public struct Augmentation: Sendable, Codable, Equatable {
     public init(randomCrop: Bool = false, randomResizedCropScale: ClosedRange<Float>? = nil,
                 randomResizedCropRatio: ClosedRange<Float> = 0.75...(4.0 / 3.0), horizontalFlip: Bool = false,
                 brightness: Float = 0, contrast: Float = 0, saturation: Float = 0) {
-        self.randomCrop = randomCrop
-        self.randomResizedCropScale = randomResizedCropScale
-        self.randomResizedCropRatio = randomResizedCropRatio
-        self.horizontalFlip = horizontalFlip
-        self.brightness = brightness
-        self.contrast = contrast
-        self.saturation = saturation
+        self.randomCrop = randomCrop; self.randomResizedCropScale = randomResizedCropScale
+        self.randomResizedCropRatio = randomResizedCropRatio; self.horizontalFlip = horizontalFlip
+        self.brightness = brightness; self.contrast = contrast; self.saturation = saturation
     }
 
     /// No augmentation (evaluation).
@@ -63,11 +59,7 @@ public struct ImageConfig: Sendable, Codable, Equatable {
     /// A configuration; mean 0 / std 1 (pixels in [0, 1]) unless given.
     public init(size: Int, channels: Int, resize: Int? = nil, mean: [Float] = [0], std: [Float] = [1],
                 augmentation: Augmentation = .none) {
-        self.size = size
-        self.channels = channels
-        self.resize = resize
-        self.mean = mean
-        self.std = std
+        self.size = size; self.channels = channels; self.resize = resize; self.mean = mean; self.std = std
         self.augmentation = augmentation
     }
 

@@ -32,12 +32,8 @@ public struct SyntheticDataset: FewShotDataset {
 
         public init(seed: UInt64 = 0, trainClasses: Int = 64, valClasses: Int = 16, testClasses: Int = 20,
                     imagesPerClass: Int = 100, size: Int = 84, channels: Int = 3) {
-            self.seed = seed
-            self.trainClasses = trainClasses
-            self.valClasses = valClasses
-            self.testClasses = testClasses
-            self.imagesPerClass = imagesPerClass
-            self.size = size
+            self.seed = seed; self.trainClasses = trainClasses; self.valClasses = valClasses
+            self.testClasses = testClasses; self.imagesPerClass = imagesPerClass; self.size = size
             self.channels = channels
         }
     }

@@ -49,12 +49,8 @@ public struct EmbeddingLossConfiguration: Sendable, Codable, Equatable {
     public init(loss: EmbeddingLossKind = .triplet, positives: PositiveSelection = .easy,
                 negatives: NegativeSelection = .semiHard, margin: Float = 0.2, cutoff: Float = 0.5,
                 nonzeroLossCutoff: Float = 1.4) {
-        self.loss = loss
-        self.positives = positives
-        self.negatives = negatives
-        self.margin = margin
-        self.cutoff = cutoff
-        self.nonzeroLossCutoff = nonzeroLossCutoff
+        self.loss = loss; self.positives = positives; self.negatives = negatives; self.margin = margin
+        self.cutoff = cutoff; self.nonzeroLossCutoff = nonzeroLossCutoff
     }
 }
 

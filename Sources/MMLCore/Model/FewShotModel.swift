@@ -23,16 +23,9 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public init(kind: String = "episodic", backbone: BackboneKind, inputChannels: Int, widths: [Int]? = nil,
                 initialization: BackboneInitialization = .mml, seed: UInt64, dropBlockRate: Float = 0.1,
                 dropBlockSize: Int = 5, image: ImageConfig, metric: MetricConfiguration?) {
-        self.kind = kind
-        self.backbone = backbone
-        self.inputChannels = inputChannels
-        self.widths = widths
-        self.initialization = initialization
-        self.seed = seed
-        self.dropBlockRate = dropBlockRate
-        self.dropBlockSize = dropBlockSize
-        self.image = image
-        self.metric = metric
+        self.kind = kind; self.backbone = backbone; self.inputChannels = inputChannels; self.widths = widths
+        self.initialization = initialization; self.seed = seed; self.dropBlockRate = dropBlockRate
+        self.dropBlockSize = dropBlockSize; self.image = image; self.metric = metric
     }
 
     /// The backbone part.

@@ -35,18 +35,9 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
                 refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
                 seed: UInt64 = 0, out: String = "runs/ablation", threads: Int = 0, retrain: Bool = false,
                 retraining: EpisodicTrainingRunConfiguration? = nil) {
-        self.checkpoint = checkpoint
-        self.dataset = dataset
-        self.refitSplit = refitSplit
-        self.refitEpisodes = refitEpisodes
-        self.way = way
-        self.shot = shot
-        self.query = query
-        self.episodes = episodes
-        self.seed = seed
-        self.out = out
-        self.threads = threads
-        self.retrain = retrain
+        self.checkpoint = checkpoint; self.dataset = dataset; self.refitSplit = refitSplit
+        self.refitEpisodes = refitEpisodes; self.way = way; self.shot = shot; self.query = query
+        self.episodes = episodes; self.seed = seed; self.out = out; self.threads = threads; self.retrain = retrain
         self.retraining = retraining
     }
 
@@ -111,13 +102,12 @@ public struct AblationRunResult: Codable, Sendable {
 /// Events: `progress` (`test episodes`, then `refit episodes`) or per subset `ablationSubsetStarted` and
 /// `ablationSubsetTrained` with the subset's training events (`training`, ...) between them; then `wrote` for each
 /// file.
-public final class AblationRun {
+public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
     /// Trains (or resumes, `resume`) one episodic model with `metric` into `directory`, leaving `best.safetensors`
     /// there; returns the training episodes done and the seconds it took.
     public typealias SubsetTrainer = (_ metric: MetricConfiguration, _ directory: String, _ resume: Bool) throws
         -> (episodes: Int, seconds: Double)
 
-    public let configuration: AblationRunConfiguration
     private let trainer: SubsetTrainer?
     private let naming: (String) -> String
 
@@ -127,13 +117,12 @@ public final class AblationRun {
     /// - Throws: `MMLError` naming the invalid field.
     public init(_ configuration: AblationRunConfiguration, trainer: SubsetTrainer? = nil,
                 naming: @escaping (String) -> String = { $0 }) throws {
-        try configuration.validate()
+        self.trainer = trainer
+        self.naming = naming
+        try super.init(configuration)
         if configuration.retrain && trainer == nil && configuration.retraining == nil {
             throw MMLError(.config, "`retrain` needs `retraining`: how to train the subsets' models")
         }
-        self.configuration = configuration
-        self.trainer = trainer
-        self.naming = naming
     }
 
     /// Scores the subsets and writes the report. - Throws: `MMLError`.

@@ -24,12 +24,8 @@ public struct DatasetSource: Codable, Sendable, Equatable {
     public init(path: String = "synthetic", layout: DatasetLayout? = nil, split: String? = nil,
                 syntheticSeed: UInt64 = 0, syntheticSize: Int? = nil, syntheticChannels: Int? = nil,
                 syntheticImages: Int = 100) {
-        self.path = path
-        self.layout = layout
-        self.split = split
-        self.syntheticSeed = syntheticSeed
-        self.syntheticSize = syntheticSize
-        self.syntheticChannels = syntheticChannels
+        self.path = path; self.layout = layout; self.split = split; self.syntheticSeed = syntheticSeed
+        self.syntheticSize = syntheticSize; self.syntheticChannels = syntheticChannels
         self.syntheticImages = syntheticImages
     }
 

@@ -85,15 +85,7 @@ public struct EmbeddingTrainingRunResult: Codable, Sendable {
 }
 
 /// An embedding training run: `EmbeddingTrainingRun(config).run { event in ... }`.
-public final class EmbeddingTrainingRun {
-    public let configuration: EmbeddingTrainingRunConfiguration
-
-    /// - Throws: `MMLError(.config)` for an invalid configuration.
-    public init(_ configuration: EmbeddingTrainingRunConfiguration) throws {
-        try configuration.validate()
-        self.configuration = configuration
-    }
-
+public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfiguration> {
     /// Trains (unless `evalOnly`), writes embedding.safetensors and log.jsonl, then evaluates. Events: `.started`,
     /// `.warning` for classes left out, `.supervised(.iteration)` per log window, `.wrote` for the checkpoint, then
     /// the `RetrievalEvaluationRun` events.

@@ -24,15 +24,8 @@ public struct EpisodeScoringRunConfiguration: Codable, Sendable, Equatable {
 
     public init(support: String, supportLabels: String, query: String, queryLabels: String? = nil, way: Int? = nil,
                 metric: MetricConfiguration? = nil, checkpoint: String? = nil, out: String? = nil, threads: Int = 0) {
-        self.support = support
-        self.supportLabels = supportLabels
-        self.query = query
-        self.queryLabels = queryLabels
-        self.way = way
-        self.metric = metric
-        self.checkpoint = checkpoint
-        self.out = out
-        self.threads = threads
+        self.support = support; self.supportLabels = supportLabels; self.query = query; self.queryLabels = queryLabels
+        self.way = way; self.metric = metric; self.checkpoint = checkpoint; self.out = out; self.threads = threads
     }
 
     /// - Throws: `MMLError` naming the field: a metric together with a checkpoint, an invalid metric.
@@ -81,15 +74,7 @@ public struct EpisodeScoringRunResult: Codable, Sendable {
 /// mapping, predictions and (with query labels) accuracy; writes the scores as `.npy` files when `out` is set.
 ///
 /// Events: `wrote` for each file written.
-public final class EpisodeScoringRun {
-    public let configuration: EpisodeScoringRunConfiguration
-
-    /// - Throws: `MMLError` naming the invalid field.
-    public init(_ configuration: EpisodeScoringRunConfiguration) throws {
-        try configuration.validate()
-        self.configuration = configuration
-    }
-
+public final class EpisodeScoringRun: ConfiguredRun<EpisodeScoringRunConfiguration> {
     /// Reads the inputs, scores the episode and writes the scores. - Throws: `MMLError` saying which input is wrong.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> EpisodeScoringRunResult {
         let c = configuration

@@ -68,15 +68,7 @@ public struct EpisodicTrainingRunResult: Codable, Sendable {
 }
 
 /// An episodic training run: `EpisodicTrainingRun(config).run { event in ... }`.
-public final class EpisodicTrainingRun {
-    public let configuration: EpisodicTrainingRunConfiguration
-
-    /// - Throws: `MMLError(.config)` for an invalid configuration.
-    public init(_ configuration: EpisodicTrainingRunConfiguration) throws {
-        try configuration.validate()
-        self.configuration = configuration
-    }
-
+public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfiguration> {
     /// Trains (or resumes) until the run's end or `stopAfter`. Events: `.note` (backbone initialised, resuming),
     /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
     /// - Throws: `MMLError` when `out` holds a run and `resume` is off (or none and it is on), for a checkpoint

@@ -70,14 +70,8 @@ public struct CosineClassifierSettings: Codable, Sendable, Equatable {
 
     public init(passes: Int? = nil, batchSize: Int? = nil, learningRate: Float? = nil, momentum: Float? = nil,
                 dampening: Float? = nil, weightDecay: Float? = nil, scale: Float? = nil, seed: UInt64? = nil) {
-        self.passes = passes
-        self.batchSize = batchSize
-        self.learningRate = learningRate
-        self.momentum = momentum
-        self.dampening = dampening
-        self.weightDecay = weightDecay
-        self.scale = scale
-        self.seed = seed
+        self.passes = passes; self.batchSize = batchSize; self.learningRate = learningRate; self.momentum = momentum
+        self.dampening = dampening; self.weightDecay = weightDecay; self.scale = scale; self.seed = seed
     }
 
     /// The fields that are set, as dotted field names (`cosineClassifier.passes`, ...), in declaration order.

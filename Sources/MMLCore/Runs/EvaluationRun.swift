@@ -32,17 +32,9 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
                 cosineClassifier: CosineClassifierSettings = CosineClassifierSettings(), ways: [Int] = [5],
                 shots: [Int] = [1], query: Int = 15, episodes: Int = 600, seed: UInt64 = 0, episodeList: String? = nil,
                 threads: Int = 0) {
-        self.checkpoint = checkpoint
-        self.dataset = dataset
-        self.evaluationProtocol = evaluationProtocol
-        self.cosineClassifier = cosineClassifier
-        self.ways = ways
-        self.shots = shots
-        self.query = query
-        self.episodes = episodes
-        self.seed = seed
-        self.episodeList = episodeList
-        self.threads = threads
+        self.checkpoint = checkpoint; self.dataset = dataset; self.evaluationProtocol = evaluationProtocol
+        self.cosineClassifier = cosineClassifier; self.ways = ways; self.shots = shots; self.query = query
+        self.episodes = episodes; self.seed = seed; self.episodeList = episodeList; self.threads = threads
     }
 
     /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint
@@ -160,16 +152,14 @@ public struct EvaluationRunResult: Codable, Sendable {
 ///
 /// Events: `started` (facts `checkpoint`, `data`, `protocol`), then per setting `progress` (`episodes`) and
 /// `evaluated`.
-public final class EvaluationRun {
-    public let configuration: EvaluationRunConfiguration
+public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
     private let loaded: Checkpoint.Loaded?
 
     /// - Parameter loaded: the checkpoint `configuration.checkpoint` names, already loaded (nil: the run loads it).
     /// - Throws: `MMLError` naming the invalid field.
     public init(_ configuration: EvaluationRunConfiguration, checkpoint loaded: Checkpoint.Loaded? = nil) throws {
-        try configuration.validate()
-        self.configuration = configuration
         self.loaded = loaded
+        try super.init(configuration)
     }
 
     /// Loads the checkpoint and evaluates every setting. - Throws: `MMLError`.

@@ -1,19 +1,14 @@
 import Foundation
 
 /// Training augmentation of a run's images.
-public enum AugmentationKind: String, Codable, Sendable, CaseIterable {
+public enum AugmentationKind: String, Codable, Sendable, CaseIterable, NamedChoice {
     /// No augmentation.
     case none
     /// MML's: resize to 100/84 of the size, random crop, horizontal flip, colour jitter 0.4.
     case mml
 
-    /// The kind named `name` (`none`, `mml`). - Throws: `MMLError(.config)` naming `augmentation` otherwise.
-    public static func parse(_ name: String) throws -> AugmentationKind {
-        guard let kind = AugmentationKind(rawValue: name) else {
-            throw MMLError(.config, "`augmentation` \(name): use none or mml")
-        }
-        return kind
-    }
+    /// The configuration field named in parse errors.
+    public static let field = "augmentation"
 }
 
 /// Image size, channels and augmentation of a run, with defaults that follow the dataset (the part of a run's
@@ -67,10 +62,7 @@ public struct BackboneSettings: Codable, Sendable, Equatable {
 
     public init(kind: BackboneKind? = nil, widths: [Int]? = nil, initialization: BackboneInitialization? = nil,
                 seed: UInt64? = nil) {
-        self.kind = kind
-        self.widths = widths
-        self.initialization = initialization
-        self.seed = seed
+        self.kind = kind; self.widths = widths; self.initialization = initialization; self.seed = seed
     }
 
     /// The defaults of the fields above that differ between runs.

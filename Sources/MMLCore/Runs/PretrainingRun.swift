@@ -122,15 +122,7 @@ public struct PretrainingRunResult: Codable, Sendable {
 }
 
 /// A supervised pre-training run: `PretrainingRun(config).run { event in ... }`.
-public final class PretrainingRun {
-    public let configuration: PretrainingRunConfiguration
-
-    /// - Throws: `MMLError(.config)` for an invalid configuration.
-    public init(_ configuration: PretrainingRunConfiguration) throws {
-        try configuration.validate()
-        self.configuration = configuration
-    }
-
+public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
     /// Trains, writes the checkpoints and the log, and evaluates. Events: `.started`, `.supervised(.batch)` and
     /// `.supervised(.epoch)` per epoch, `.supervised(.checkpoints)`, then `.supervised(.test)` per evaluation.
     /// - Throws: `MMLError` for unreadable data, a non-finite loss or unwritable files.

@@ -19,12 +19,8 @@ public struct RetrievalEvaluationRunConfiguration: Codable, Sendable, Equatable 
 
     public init(dataset: DatasetSource, split: String = "test", checkpoint: String? = nil, fewShotEpisodes: Int = 600,
                 seed: UInt64 = 0, threads: Int = 0) {
-        self.dataset = dataset
-        self.split = split
-        self.checkpoint = checkpoint
-        self.fewShotEpisodes = fewShotEpisodes
-        self.seed = seed
-        self.threads = threads
+        self.dataset = dataset; self.split = split; self.checkpoint = checkpoint
+        self.fewShotEpisodes = fewShotEpisodes; self.seed = seed; self.threads = threads
     }
 
     /// Checks every field. - Throws: `MMLError(.config)` naming the field.
@@ -53,10 +49,7 @@ public struct RetrievalEvaluationRunResult: Codable, Sendable, Equatable {
     }
 
     public init(split: String, classes: Int, metrics: RetrievalMetrics, fewShot: [Int: FewShotAccuracy] = [:]) {
-        self.split = split
-        self.classes = classes
-        self.metrics = metrics
-        self.fewShot = fewShot
+        self.split = split; self.classes = classes; self.metrics = metrics; self.fewShot = fewShot
     }
 
     private struct Key: CodingKey {
@@ -109,15 +102,7 @@ public struct RetrievalEvaluationRunResult: Codable, Sendable, Equatable {
 
 /// A retrieval evaluation: of the checkpoint in the configuration (`run(events:)`), or of a model in memory
 /// (`run(model:linear:events:)`, as `EmbeddingTrainingRun` does after training).
-public final class RetrievalEvaluationRun {
-    public let configuration: RetrievalEvaluationRunConfiguration
-
-    /// - Throws: `MMLError(.config)` for an invalid configuration.
-    public init(_ configuration: RetrievalEvaluationRunConfiguration) throws {
-        try configuration.validate()
-        self.configuration = configuration
-    }
-
+public final class RetrievalEvaluationRun: ConfiguredRun<RetrievalEvaluationRunConfiguration> {
     /// Evaluates `configuration.checkpoint`.
     /// - Throws: `MMLError` when there is no checkpoint, it is not an embedding, or the data cannot be read.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> RetrievalEvaluationRunResult {

@@ -2,23 +2,18 @@ import Foundation
 
 /// The optimiser of a training run. Encoded as its raw value (`adam`, `sgd`), as checkpoints' training states
 /// always held it.
-public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable, NamedChoice {
     /// Adam (betas from the run's configuration).
     case adam
     /// SGD with momentum.
     case sgd
 
-    /// The kind named `name`. - Throws: `MMLError(.config)` naming `optimizer` otherwise.
-    public static func parse(_ name: String) throws -> OptimizerKind {
-        guard let kind = OptimizerKind(rawValue: name) else {
-            throw MMLError(.config, "`optimizer` \(name): use adam or sgd")
-        }
-        return kind
-    }
+    /// The configuration field named in parse errors.
+    public static let field = "optimizer"
 }
 
 /// The learning-rate schedule of episodic training. Encoded as its raw value (`step`, `cosine`, `constant`).
-public enum ScheduleKind: String, Codable, Sendable, CaseIterable {
+public enum ScheduleKind: String, Codable, Sendable, CaseIterable, NamedChoice {
     /// Times `lrFactor` every `lrStepEpochs` epochs.
     case step
     /// Cosine annealing to 0 over all optimiser steps.
@@ -26,13 +21,8 @@ public enum ScheduleKind: String, Codable, Sendable, CaseIterable {
     /// The base rate throughout.
     case constant
 
-    /// The kind named `name`. - Throws: `MMLError(.config)` naming `schedule` otherwise.
-    public static func parse(_ name: String) throws -> ScheduleKind {
-        guard let kind = ScheduleKind(rawValue: name) else {
-            throw MMLError(.config, "`schedule` \(name): use step, cosine or constant")
-        }
-        return kind
-    }
+    /// The configuration field named in parse errors.
+    public static let field = "schedule"
 }
 
 /// What `PretrainingRun`, `EmbeddingTrainingRun` and `RetrievalEvaluationRun` report while they work
