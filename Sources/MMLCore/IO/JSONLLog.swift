@@ -25,8 +25,6 @@ public final class JSONLLog {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Appends one record. - Throws: `MMLError(.io)` when the file cannot be written.
-    public func append(_ object: [String: Any]) throws { try append(line: Self.line(object)) }
 
     /// Appends one Codable record, encoded compactly with sorted keys (the same text `line(_:)` gives).
     /// - Throws: `MMLError(.io)` when the record cannot be encoded or the file cannot be written.

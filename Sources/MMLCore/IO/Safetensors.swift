@@ -158,13 +158,13 @@ public enum Safetensors {
         var parts: [String] = []
         if !metadata.isEmpty {
             let kv = metadata.sorted { $0.key < $1.key }
-                .map { safetensorsJSONQuote($0.key) + ":" + safetensorsJSONQuote($0.value) }
+                .map { jsonQuoted($0.key) + ":" + jsonQuoted($0.value) }
             parts.append("\"__metadata__\":{" + kv.joined(separator: ",") + "}")
         }
         var offset = 0
         for (name, t) in tensors {
             let end = offset + 4 * t.count
-            parts.append(safetensorsJSONQuote(name) + ":{\"dtype\":\"F32\",\"shape\":["
+            parts.append(jsonQuoted(name) + ":{\"dtype\":\"F32\",\"shape\":["
                          + t.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }

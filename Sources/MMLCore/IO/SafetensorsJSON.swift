@@ -204,8 +204,8 @@ enum SafetensorsJSON: Equatable {
     }
 }
 
-/// JSON string literal with the escapes JSON requires.
-func safetensorsJSONQuote(_ s: String) -> String {
+/// A JSON string literal for `s`, with the escapes JSON requires (control characters as \\uXXXX).
+public func jsonQuoted(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
         switch u {

@@ -41,17 +41,9 @@ public enum DistributionDistance: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do { self = try Self.parse(text) } catch let e as MMLError {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.message))
-        }
-    }
+    public init(from decoder: Decoder) throws { self = try TextCoding.decode(decoder, parse: Self.parse) }
 
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
+    public func encode(to encoder: Encoder) throws { try TextCoding.encode(rawValue, to: encoder) }
 }
 
 /// How the multi-level metric fuses its levels' scores.
@@ -93,17 +85,9 @@ extension PartLevel.Form: Codable {
         }
     }
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do { self = try Self.parse(text) } catch let e as MMLError {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.message))
-        }
-    }
+    public init(from decoder: Decoder) throws { self = try TextCoding.decode(decoder, parse: Self.parse) }
 
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(name)
-    }
+    public func encode(to encoder: Encoder) throws { try TextCoding.encode(name, to: encoder) }
 }
 
 /// Everything that defines a multi-level metric, in a form that round-trips through JSON (checkpoints, `--json`
@@ -267,5 +251,21 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
         }
         let f = fusion == .fixed ? "fixed fusion \(resolvedFixedWeights)" : "learned \(fusionNormalization.rawValue) fusion"
         return parts.joined(separator: "+") + ", " + f
+    }
+}
+
+/// The JSON of a setting written as text: decoded through its `parse` (so aliases and older spellings still load,
+/// and a bad one is a `DecodingError` with mml's message), encoded as its canonical text.
+enum TextCoding {
+    static func decode<T>(_ decoder: Decoder, parse: (String) throws -> T) throws -> T {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { return try parse(text) } catch let e as MMLError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.message))
+        }
+    }
+
+    static func encode(_ text: String, to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(text)
     }
 }

@@ -38,7 +38,7 @@ struct EnvCommand: ParsableCommand {
             ("warning", decision.warning ?? ""),
         ]
         if json {
-            let body = fields.map { "  \"\($0.0)\": \(jsonString($0.1))" }.joined(separator: ",\n")
+            let body = fields.map { "  \"\($0.0)\": \(jsonQuoted($0.1))" }.joined(separator: ",\n")
             print("{\n\(body)\n}")
         } else {
             for (k, v) in fields where !(k == "warning" && v.isEmpty) {

@@ -44,22 +44,6 @@ final class ProgressLine {
     func finish() { if isTTY { FileHandle.standardError.write(Data("\n".utf8)) } }
 }
 
-/// A JSON string literal for `s`.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
-        }
-    }
-    return out + "\""
-}
-
 /// Prints a line on standard output immediately (progress lines of long runs).
 func progressLine(_ text: String) {
     print(text)
