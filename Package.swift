@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // mml: few-shot image recognition by multi-level metric learning.
-// This file is the table of contents: system libraries, the two C targets, the Swift engine,
-// the command-line tool, the benchmark executable and one test target per source target.
+// This file is the table of contents: system libraries, the two C targets, the Swift engine, its MPI
+// process group, the command-line tool, the benchmark executable and one test target per source target.
 import PackageDescription
 
 let package = Package(
@@ -24,6 +24,9 @@ let package = Package(
                        providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CLibPNG", path: "Sources/CLibPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        // Open MPI (Debian's), for data-parallel training under mpirun; only MMLDistributed imports it.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // C kernels over OpenBLAS + LAPACKE, one folder per family (common, topk, gauss, nn, conv) with one public
         // header each under include/ (MMLKernels.h is the umbrella). Every family reaches common/'s parallel-for,
@@ -39,9 +42,12 @@ let package = Package(
         // The Swift engine: tensors, layers, backbones, metrics, data, training, evaluation, IO.
         .target(name: "MMLCore", dependencies: ["MMLKernels", "MMLImageIO", "COpenBLAS"]),
 
+        // MMLCore's ProcessGroup over MPI (the core itself knows nothing of MPI).
+        .target(name: "MMLDistributed", dependencies: ["MMLCore", "CMPI"]),
+
         // The command-line tool.
         .executableTarget(name: "mml", dependencies: [
-            "MMLCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "MMLCore", "MMLDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks: `swift run -c release mml-bench <section> [--json]`.
         .executableTarget(name: "mml-bench", dependencies: ["MMLCore", "MMLKernels", "COpenBLAS"],

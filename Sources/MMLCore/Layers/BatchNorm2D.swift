@@ -62,11 +62,8 @@ public final class BatchNorm2D: Layer {
             let (mean, variance) = NNKernels.batchNormStatistics(x, threads: threads)
             let m = d.n * d.h * d.w
             let unbias = m > 1 ? Float(m) / Float(m - 1) : 1
-            for c in 0..<channels {
-                runningMean.value.data[c] = (1 - momentum) * runningMean.value.data[c] + momentum * mean[c]
-                runningVariance.value.data[c] = (1 - momentum) * runningVariance.value.data[c]
-                    + momentum * variance[c] * unbias
-            }
+            runningMean.movingAverage(toward: mean, momentum: momentum)
+            runningVariance.movingAverage(toward: variance.map { $0 * unbias }, momentum: momentum)
             return (mean, variance.map { 1 / ($0 + epsilon).squareRoot() }, true)
         }
         return (runningMean.value.data, runningVariance.value.data.map { 1 / ($0 + epsilon).squareRoot() }, false)

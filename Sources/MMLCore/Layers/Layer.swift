@@ -20,6 +20,25 @@ public final class Parameter {
 
     /// Sets the gradient to zero.
     public func zeroGradient() { if isTrainable { grad.zero() } }
+
+    /// When non-nil, `movingAverage(toward:momentum:)` records its updates here (momentum, target) instead of
+    /// applying them, for `applyMovingAverage` to apply later in a chosen order: the trainer applies every episode's
+    /// running-statistics updates in episode order, whichever process computed the episode.
+    public var deferredUpdates: [(momentum: Float, target: [Float])]?
+
+    /// The running-statistics update `value = (1 - momentum) value + momentum target` (or, while
+    /// `deferredUpdates` is set, its record).
+    public func movingAverage(toward target: [Float], momentum: Float) {
+        if deferredUpdates != nil { deferredUpdates!.append((momentum, target)); return }
+        applyMovingAverage(toward: target, momentum: momentum)
+    }
+
+    /// Applies one running-statistics update now: `value = (1 - momentum) value + momentum target`, elementwise.
+    public func applyMovingAverage(toward target: [Float], momentum: Float) {
+        precondition(target.count == value.count, "[parameter] moving average of \(target.count) values for \(value.count)")
+        let keep = 1 - momentum
+        for i in 0..<target.count { value.data[i] = keep * value.data[i] + momentum * target[i] }
+    }
 }
 
 /// Anything that owns parameters: it lists them by name, in a fixed order, without reflection.

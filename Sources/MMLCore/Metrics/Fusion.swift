@@ -179,7 +179,9 @@ public struct LearnedFusion: Codable, Equatable {
         }
         let gs = groups(queries: q, way: w)
         let weights = self.weights
-        var runningMean = self.runningMean, runningVar = self.runningVar
+        let runningMean = self.runningMean, runningVar = self.runningVar
+        // The batch statistics a training forward moves the running ones toward (one update per statistic).
+        var meanTarget = runningMean, varTarget = runningVar
         var logits = [Float](repeating: 0, count: q * w)
         var normalized: [[Float]] = []
         var invStds: [[Float]] = []
@@ -199,8 +201,8 @@ public struct LearnedFusion: Codable, Equatable {
                     mean = Float(m)
                     variance = Float(ss / Double(g.count))
                     let unbiased = g.count > 1 ? Float(ss / Double(g.count - 1)) : variance
-                    runningMean[statIndex] = (1 - momentum) * runningMean[statIndex] + momentum * mean
-                    runningVar[statIndex] = (1 - momentum) * runningVar[statIndex] + momentum * unbiased
+                    meanTarget[statIndex] = mean
+                    varTarget[statIndex] = unbiased
                 } else {
                     mean = runningMean[statIndex]
                     variance = runningVar[statIndex]
@@ -216,8 +218,8 @@ public struct LearnedFusion: Codable, Equatable {
             invStds.append(inv)
         }
         if training {
-            self.runningMean = runningMean
-            self.runningVar = runningVar
+            runningMeanParameter.movingAverage(toward: meanTarget, momentum: momentum)
+            runningVarParameter.movingAverage(toward: varTarget, momentum: momentum)
         }
         let out = Tensor(shape: [q, w], data: logits)
         let cached = keepCache ?? training

@@ -65,10 +65,17 @@ public struct EpisodicTrainingRunResult: Codable, Sendable {
     public var last: String
     public var best: String?
     public var log: String
+    /// What exchanging gradients between processes cost in this process (nil with one process).
+    public var exchange: ExchangeStatistics?
 }
 
 /// An episodic training run: `EpisodicTrainingRun(config).run { event in ... }`.
 public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfiguration> {
+    /// The processes training together (default: this one alone). With N processes every one runs this same run;
+    /// the episodes of each step are split between them, rank 0 writes the files, and the result is the same, bit
+    /// for bit, for every N (`EpisodicTrainer`, docs/DISTRIBUTED.md).
+    public var group: any ProcessGroup = SingleProcessGroup()
+
     /// Trains (or resumes) until the run's end or `stopAfter`. Events: `.note` (backbone initialised, resuming),
     /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
     /// - Throws: `MMLError` when `out` holds a run and `resume` is off (or none and it is on), for a checkpoint
@@ -86,6 +93,9 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
             throw MMLError(.invalidArgument, "\(c.out) already holds a run (last.safetensors); pass `resume` to "
                            + "continue it, or choose another `out`")
         }
+        try EpisodicTrainer.checkSplit(config, processes: group.size)
+        // Every process has looked at `out` before rank 0 writes anything there.
+        try group.barrier()
         let trainData = c.dataset.withDefaultSplit("train")
         let fresh = try c.backbone.modelConfiguration(kind: "episodic", dataset: trainData, image: c.image,
                                                       defaults: .episodic, metric: c.metric)
@@ -115,7 +125,7 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
             validation = (try EpisodeLoader(dataset: valSet, config: evalImages), s)
         }
         let trainer = try EpisodicTrainer(model: model, configuration: config, train: (trainLoader, trainSampler),
-                                          validation: validation, directory: c.out)
+                                          validation: validation, directory: c.out, group: group)
         if let loaded {
             guard let state = loaded.state else {
                 throw MMLError(.corruptFile, "\(lastPath) holds no training state; it is not a training checkpoint")
@@ -144,6 +154,6 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         return EpisodicTrainingRunResult(
             state: s, totalEpisodes: config.totalEpisodes, last: lastPath,
             best: s.bestEpoch == nil ? nil : dir.appendingPathComponent("best.safetensors").path,
-            log: dir.appendingPathComponent("log.jsonl").path)
+            log: dir.appendingPathComponent("log.jsonl").path, exchange: group.size > 1 ? trainer.exchange : nil)
     }
 }

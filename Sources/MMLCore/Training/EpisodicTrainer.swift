@@ -22,6 +22,15 @@ public enum TrainingEvent: Sendable {
 /// Writes into `directory` (when set): `last.safetensors` (weights, optimiser moments, state) every
 /// `checkpointEvery` episodes and at each epoch's end, `best.safetensors` at each new best validation accuracy, and
 /// `log.jsonl` (one JSON object per log window and per validation).
+///
+/// The gradient of an optimiser step is reduced one canonical way, in one process or many (docs/DISTRIBUTED.md):
+/// each episode's gradient is computed into zeroed buffers, and the step's gradient is their sum in episode order
+/// (plain float additions, left to right from zero); each episode's running-statistics updates (BatchNorm, fusion
+/// normaliser) are recorded and applied in episode order. With a `ProcessGroup` of N processes the episodes of a
+/// step are split into N contiguous blocks, every process computes its block, all exchange their per-episode
+/// gradients, updates, losses and accuracies, and every process then does exactly what one process would: the
+/// weights, optimiser state and running statistics are bit-identical for every N (and every thread count).
+/// Only rank 0 writes files.
 public final class EpisodicTrainer {
     public let model: FewShotModel
     public let configuration: EpisodicTrainingConfiguration
@@ -33,20 +42,35 @@ public final class EpisodicTrainer {
     public let directory: String?
     /// Receives progress events.
     public var onEvent: ((TrainingEvent) -> Void)?
+    /// The processes training together (`SingleProcessGroup` unless given); rank 0 alone writes files.
+    public let group: any ProcessGroup
+    /// What the exchanges between processes cost so far in this process (all zero with one process).
+    public private(set) var exchange = ExchangeStatistics()
     let optimizer: any Optimizer
+    /// The trainable parameters and the buffers (running statistics), in visiting order.
+    private let trainables: [Parameter]
+    private let buffers: [Parameter]
 
     /// - Parameters:
     ///   - train: loader and sampler of training episodes (the sampler's way/shot/query and seed are used).
     ///   - validation: loader and sampler of validation episodes (nil: none).
-    ///   - directory: where checkpoints and the log go (nil: nowhere).
-    /// - Throws: `MMLError(.config)` for an invalid configuration or a model without a metric.
+    ///   - directory: where checkpoints and the log go (nil: nowhere); only rank 0 of `group` writes there.
+    ///   - group: the processes training together (default: this one alone); see `EpisodicTrainer`.
+    /// - Throws: `MMLError(.config)` for an invalid configuration, a model without a metric, or a process count
+    ///   that does not divide `episodesPerStep`.
     public init(model: FewShotModel, configuration: EpisodicTrainingConfiguration,
                 train: (loader: EpisodeLoader, sampler: EpisodeSampler),
-                validation: (loader: EpisodeLoader, sampler: EpisodeSampler)?, directory: String?) throws {
+                validation: (loader: EpisodeLoader, sampler: EpisodeSampler)?, directory: String?,
+                group: any ProcessGroup = SingleProcessGroup()) throws {
         try configuration.validate()
+        try Self.checkSplit(configuration, processes: group.size)
         guard model.metric != nil else {
             throw MMLError(.config, "episodic training needs a model with a metric head")
         }
+        self.group = group
+        let named = model.namedParameters().map(\.parameter)
+        trainables = named.filter(\.isTrainable)
+        buffers = named.filter { !$0.isTrainable }
         self.model = model
         self.configuration = configuration
         self.state = EpisodicTrainingState(training: configuration)
@@ -79,8 +103,21 @@ public final class EpisodicTrainer {
             .map { (name: String($0.name.dropFirst(prefix.count)), tensor: $0.tensor) })
     }
 
+    /// Checks that `processes` divides the configuration's `episodesPerStep` (each process computes the same
+    /// number of episodes per step). - Throws: `MMLError(.config)` naming both numbers.
+    public static func checkSplit(_ configuration: EpisodicTrainingConfiguration, processes: Int) throws {
+        let e = configuration.episodesPerStep
+        guard processes >= 1, e % processes != 0 else { return }
+        let divisors = (1...e).filter { e % $0 == 0 }.map(String.init).joined(separator: ", ")
+        throw MMLError(.config, "`episodesPerStep` \(e) cannot be split evenly over \(processes) processes: run "
+                       + "with a process count that divides it (\(divisors)) or set `episodesPerStep` to a multiple "
+                       + "of \(processes)")
+    }
+
+    /// A file in `directory`, on rank 0 only (nil: nothing to write).
     private func path(_ name: String) -> String? {
-        directory.map { URL(fileURLWithPath: $0).appendingPathComponent(name).path }
+        guard group.rank == 0 else { return nil }
+        return directory.map { URL(fileURLWithPath: $0).appendingPathComponent(name).path }
     }
 
     /// Writes `last.safetensors` with the optimiser moments and the state.
@@ -104,7 +141,7 @@ public final class EpisodicTrainer {
     }
 
     /// One training episode: forward, cross-entropy on the fused logits, backward (gradients scaled by
-    /// 1 / episodesPerStep and accumulated). Returns the loss and query accuracy.
+    /// 1 / episodesPerStep and added into the parameters' gradients). Returns the loss and query accuracy.
     func trainEpisode(_ index: Int) throws -> (loss: Double, accuracy: Double) {
         let c = configuration
         let episode = trainSampler.episode(index)
@@ -124,58 +161,208 @@ public final class EpisodicTrainer {
         guard let loader = validationLoader, let sampler = validationSampler, configuration.validationEpisodes > 0 else {
             return nil
         }
-        return try evaluateModel(model, loader: loader, sampler: sampler, episodes: configuration.validationEpisodes)
+        let n = configuration.validationEpisodes
+        if group.size == 1 { return try evaluateModel(model, loader: loader, sampler: sampler, episodes: n) }
+        // Each rank evaluates a contiguous block of the episodes; the per-episode accuracies are gathered in
+        // episode order and summarised exactly as one process would.
+        let start = DispatchTime.now().uptimeNanoseconds
+        let mine = group.share(of: 0..<n)
+        var w = ExchangeWriter()
+        if !mine.isEmpty {
+            let local = try evaluateModel(model, loader: loader, episodes: Array(sampler.episodes(n)[mine]))
+            w.append(local.fusedPerEpisode)
+            let levels = MetricLevel.allCases.filter { local.levelsPerEpisode[$0] != nil }
+            w.append(levels.count)
+            for level in levels {
+                w.append(MetricLevel.allCases.firstIndex(of: level)!)
+                w.append(local.levelsPerEpisode[level]!)
+            }
+        }
+        var fused: [Double] = [], perLevel: [MetricLevel: [Double]] = [:]
+        for (r, bytes) in try group.allGather(w.bytes).enumerated() where !group.share(of: 0..<n, rank: r).isEmpty {
+            var reader = ExchangeReader(bytes)
+            fused += try reader.doubles()
+            for _ in 0..<(try reader.int()) {
+                let i = try reader.int()
+                guard MetricLevel.allCases.indices.contains(i) else {
+                    throw MMLError(.corruptFile, "rank \(r) sent validation scores of an unknown level \(i)")
+                }
+                perLevel[MetricLevel.allCases[i], default: []] += try reader.doubles()
+            }
+        }
+        guard fused.count == n else {
+            throw MMLError(.corruptFile, "the ranks returned \(fused.count) validation episodes, expected \(n)")
+        }
+        return EpisodeEvaluation(fused: AccuracySummary(fused), levels: perLevel.mapValues { AccuracySummary($0) },
+                                 fusedPerEpisode: fused, levelsPerEpisode: perLevel,
+                                 seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+    }
+
+    /// What one training episode contributes to its step: its loss and accuracy, its gradient (computed into
+    /// zeroed buffers; all trainable parameters in visiting order) and its running-statistics updates (per buffer,
+    /// in the order they were made).
+    struct EpisodeOutcome {
+        var loss: Double
+        var accuracy: Double
+        var gradient: [Float]
+        var updates: [[(momentum: Float, target: [Float])]]
+    }
+
+    private func computeEpisode(_ index: Int) throws -> EpisodeOutcome {
+        model.zeroGradients()
+        let (loss, acc) = try trainEpisode(index)
+        var g: [Float] = []
+        g.reserveCapacity(trainables.reduce(0) { $0 + $1.grad.count })
+        for p in trainables { g += p.grad.data }
+        let updates = buffers.map { b -> [(momentum: Float, target: [Float])] in
+            defer { b.deferredUpdates = [] }
+            return b.deferredUpdates ?? []
+        }
+        return EpisodeOutcome(loss: loss, accuracy: acc, gradient: g, updates: updates)
+    }
+
+    /// The canonical reduction: `sum += gradient`, element by element (the same code for every process count).
+    private static func accumulate(_ sum: inout [Float], _ gradient: [Float]) {
+        precondition(sum.count == gradient.count, "[trainer] gradient of \(gradient.count) values for \(sum.count)")
+        for i in 0..<sum.count { sum[i] += gradient[i] }
+    }
+
+    /// Computes the episodes of `chunk` (this process's block of them), exchanges them with the other processes
+    /// and adds every episode's gradient to `sum` in episode order. Returns the outcomes in episode order (their
+    /// gradients already added and dropped).
+    private func computeChunk(_ chunk: Range<Int>, into sum: inout [Float]) throws -> [EpisodeOutcome] {
+        var outcomes: [EpisodeOutcome] = []
+        if group.size == 1 {
+            for e in chunk {
+                var o = try computeEpisode(e)
+                Self.accumulate(&sum, o.gradient)
+                o.gradient = []
+                outcomes.append(o)
+            }
+            return outcomes
+        }
+        let mine = group.share(of: chunk)
+        let computeStart = DispatchTime.now().uptimeNanoseconds
+        var w = ExchangeWriter()
+        w.append(mine.count)
+        for e in mine {
+            let o = try computeEpisode(e)
+            w.append(o.loss); w.append(o.accuracy); w.append(o.gradient)
+            for u in o.updates {
+                w.append(u.count)
+                for x in u { w.append([x.momentum]); w.append(x.target) }
+            }
+        }
+        let exchangeStart = DispatchTime.now().uptimeNanoseconds
+        let all = try group.allGather(w.bytes)
+        let exchangeEnd = DispatchTime.now().uptimeNanoseconds
+        exchange.computeSeconds += Double(exchangeStart - computeStart) * 1e-9
+        exchange.seconds += Double(exchangeEnd - exchangeStart) * 1e-9
+        exchange.exchanges += 1
+        exchange.bytesSent += w.bytes.count
+        exchange.bytesGathered += all.reduce(0) { $0 + $1.count }
+        for (r, bytes) in all.enumerated() {
+            var reader = ExchangeReader(bytes)
+            let expected = group.share(of: chunk, rank: r).count
+            guard try reader.int() == expected else {
+                throw MMLError(.corruptFile, "rank \(r) sent a different number of episodes than its \(expected)")
+            }
+            for _ in 0..<expected {
+                let loss = try reader.double(), acc = try reader.double()
+                let g = try reader.floats()
+                Self.accumulate(&sum, g)
+                var updates: [[(momentum: Float, target: [Float])]] = []
+                for _ in buffers {
+                    var u: [(momentum: Float, target: [Float])] = []
+                    for _ in 0..<(try reader.int()) {
+                        let m = try reader.floats()
+                        guard m.count == 1 else { throw MMLError(.corruptFile, "rank \(r) sent a malformed update") }
+                        u.append((m[0], try reader.floats()))
+                    }
+                    updates.append(u)
+                }
+                outcomes.append(EpisodeOutcome(loss: loss, accuracy: acc, gradient: [], updates: updates))
+            }
+            guard reader.atEnd else { throw MMLError(.corruptFile, "rank \(r) sent \(bytes.count) bytes, more than read") }
+        }
+        return outcomes
+    }
+
+    /// Every buffer records its running-statistics updates (true) or applies them at once (false).
+    private func deferBufferUpdates(_ on: Bool) {
+        for b in buffers { b.deferredUpdates = on ? [] : nil }
     }
 
     /// Trains until `stopAfter` episodes in total (default: the whole run), then writes `last.safetensors`.
     /// Stops only at optimiser-step boundaries so the checkpoint holds no half-accumulated gradient.
+    ///
+    /// Episodes are computed in chunks: the episodes of one step that lie in one epoch (a whole step unless the
+    /// epoch ends inside it). Each chunk is computed (split over the processes), exchanged, and then its episodes are
+    /// taken in order: running-statistics updates applied, progress recorded, at a step's last episode the summed
+    /// gradient applied by the optimiser, at an epoch's last the validation.
     public func run(stopAfter: Int? = nil) throws {
         let c = configuration
         let end = min(stopAfter.map { (($0 + c.episodesPerStep - 1) / c.episodesPerStep) * c.episodesPerStep }
                           ?? c.totalEpisodes, c.totalEpisodes)
-        if let d = directory { try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        if group.rank == 0, let d = directory {
+            try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        }
         var lastCheckpoint = state.episodesDone
-        var clock = DispatchTime.now().uptimeNanoseconds
-        model.zeroGradients()
+        var stepGradient = [Float](repeating: 0, count: trainables.reduce(0) { $0 + $1.grad.count })
+        deferBufferUpdates(true)
+        defer { deferBufferUpdates(false) }
         onEvent?(.begin(episode: state.episodesDone, elapsed: state.elapsedSeconds))
         while state.episodesDone < end {
-            let e = state.episodesDone
-            let epoch = e / c.episodesPerEpoch
+            let first = state.episodesDone
+            let stepEnd = min((first / c.episodesPerStep + 1) * c.episodesPerStep, c.totalEpisodes)
+            let chunk = first..<min(stepEnd, (first / c.episodesPerEpoch + 1) * c.episodesPerEpoch)
             model.backbone.freezesBatchNormStatistics = c.freezeBatchNormAfterEpochs > 0
-                && epoch >= c.freezeBatchNormAfterEpochs
-            let lr = c.learningRate(afterEpisodes: e)
-            let (loss, acc) = try trainEpisode(e)
-            state.episodesDone += 1
-            state.windowLoss += loss; state.windowAccuracy += acc; state.windowEpisodes += 1
-            onEvent?(.episode(index: e, epoch: epoch, loss: loss, accuracy: acc, learningRate: lr,
-                               elapsed: state.elapsedSeconds))
-            let stepBoundary = state.episodesDone % c.episodesPerStep == 0 || state.episodesDone == c.totalEpisodes
-            if stepBoundary {
-                optimizer.learningRate = lr
-                optimizer.step(model)
-                model.zeroGradients()
-                state.stepsDone += 1
-            }
-            let now = DispatchTime.now().uptimeNanoseconds
-            state.elapsedSeconds += Double(now - clock) * 1e-9
-            clock = now
-            if state.episodesDone % c.logEvery == 0 {
-                let n = Double(max(state.windowEpisodes, 1))
-                let (ml, ma) = (state.windowLoss / n, state.windowAccuracy / n)
-                try appendLog(EpisodicTrainLogRecord(episode: state.episodesDone, epoch: epoch + 1, loss: ml,
-                                                     accuracy: ma, lr: Double(lr), elapsed: state.elapsedSeconds))
-                onEvent?(.log(episode: state.episodesDone, epoch: epoch, loss: ml, accuracy: ma, learningRate: lr,
-                              elapsed: state.elapsedSeconds))
-                state.windowLoss = 0; state.windowAccuracy = 0; state.windowEpisodes = 0
-            }
-            let epochEnd = state.episodesDone % c.episodesPerEpoch == 0
-            if epochEnd {
-                try finishEpoch(epoch + 1)
-                clock = DispatchTime.now().uptimeNanoseconds
-            }
-            if stepBoundary && (epochEnd || state.episodesDone - lastCheckpoint >= c.checkpointEvery) {
-                try writeCheckpoint()
-                lastCheckpoint = state.episodesDone
+                && first / c.episodesPerEpoch >= c.freezeBatchNormAfterEpochs
+            let clock = DispatchTime.now().uptimeNanoseconds
+            let outcomes = try computeChunk(chunk, into: &stepGradient)
+            let perEpisode = Double(DispatchTime.now().uptimeNanoseconds - clock) * 1e-9 / Double(chunk.count)
+            exchange.episodes += chunk.count
+            for (e, o) in zip(chunk, outcomes) {
+                for (b, updates) in zip(buffers, o.updates) {
+                    for u in updates { b.applyMovingAverage(toward: u.target, momentum: u.momentum) }
+                }
+                let epoch = e / c.episodesPerEpoch
+                let lr = c.learningRate(afterEpisodes: e)
+                state.episodesDone += 1
+                state.windowLoss += o.loss; state.windowAccuracy += o.accuracy; state.windowEpisodes += 1
+                onEvent?(.episode(index: e, epoch: epoch, loss: o.loss, accuracy: o.accuracy, learningRate: lr,
+                                   elapsed: state.elapsedSeconds))
+                state.elapsedSeconds += perEpisode
+                let stepBoundary = state.episodesDone % c.episodesPerStep == 0 || state.episodesDone == c.totalEpisodes
+                if stepBoundary {
+                    var offset = 0
+                    for p in trainables {
+                        let n = p.grad.count
+                        p.grad.data.replaceSubrange(0..<n, with: stepGradient[offset..<(offset + n)])
+                        offset += n
+                    }
+                    optimizer.learningRate = lr
+                    optimizer.step(model)
+                    model.zeroGradients()
+                    for i in stepGradient.indices { stepGradient[i] = 0 }
+                    state.stepsDone += 1
+                    exchange.steps += 1
+                }
+                if state.episodesDone % c.logEvery == 0 {
+                    let n = Double(max(state.windowEpisodes, 1))
+                    let (ml, ma) = (state.windowLoss / n, state.windowAccuracy / n)
+                    try appendLog(EpisodicTrainLogRecord(episode: state.episodesDone, epoch: epoch + 1, loss: ml,
+                                                         accuracy: ma, lr: Double(lr), elapsed: state.elapsedSeconds))
+                    onEvent?(.log(episode: state.episodesDone, epoch: epoch, loss: ml, accuracy: ma, learningRate: lr,
+                                  elapsed: state.elapsedSeconds))
+                    state.windowLoss = 0; state.windowAccuracy = 0; state.windowEpisodes = 0
+                }
+                let epochEnd = state.episodesDone % c.episodesPerEpoch == 0
+                if epochEnd { try finishEpoch(epoch + 1) }
+                if stepBoundary && (epochEnd || state.episodesDone - lastCheckpoint >= c.checkpointEvery) {
+                    try writeCheckpoint()
+                    lastCheckpoint = state.episodesDone
+                }
             }
         }
         if lastCheckpoint != state.episodesDone { try writeCheckpoint() }
@@ -219,4 +406,23 @@ public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, episodes
     try evaluateEpisodeList(episodes, loader: loader, progress: progress) { b, way in
         try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way, training: false).output
     }
+}
+
+/// What the exchanges of a distributed training run cost in one process (all zero with one process).
+public struct ExchangeStatistics: Codable, Sendable, Equatable {
+    /// Training episodes taken (by all processes together) and optimiser steps.
+    public var episodes = 0
+    public var steps = 0
+    /// Gradient exchanges (one per step, two when an epoch ends inside a step).
+    public var exchanges = 0
+    /// Bytes this process contributed, and bytes of every process's contribution together (what each received
+    /// plus its own), summed over the exchanges.
+    public var bytesSent = 0
+    public var bytesGathered = 0
+    /// Seconds spent computing this process's episodes, and inside the exchanges (waiting for the slowest
+    /// process included).
+    public var computeSeconds = 0.0
+    public var seconds = 0.0
+
+    public init() {}
 }

@@ -38,8 +38,13 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let configuration = try runConfiguration()
+            Launch.checkSplit(configuration)
             let printer = EpisodicRunPrinter(configuration, verbose: true)
-            let result = try EpisodicTrainingRun(configuration).run(events: printer.print)
+            let run = try EpisodicTrainingRun(configuration)
+            run.group = Launch.group
+            // Under mpirun only rank 0 prints.
+            let result = try run.run(events: Launch.isLeader ? printer.print : { _ in })
+            guard Launch.isLeader else { return }
             printer.finish(result, out: out)
             if let plot {
                 try TrainingPlot.write(logPath: result.log, to: plot)
@@ -160,5 +165,12 @@ final class EpisodicRunPrinter {
             Swift.print(String(format: "best        epoch %d, validation %.2f%% -> %@/best.safetensors", e, b * 100, out))
         }
         Swift.print("checkpoint  \(out)/last.safetensors; log \(out)/log.jsonl")
+        if let x = result.exchange, x.steps > 0 {
+            let steps = Double(x.steps)
+            Swift.print(String(format: "exchange    %d steps: %.0f bytes gathered per step (%.0f sent by rank 0), "
+                               + "%.3f ms exchange and %.3f ms compute per step on rank 0", x.steps,
+                               Double(x.bytesGathered) / steps, Double(x.bytesSent) / steps,
+                               x.seconds * 1e3 / steps, x.computeSeconds * 1e3 / steps))
+        }
     }
 }

@@ -6,7 +6,10 @@ import MMLCore
 /// exiting non-zero.
 func runReportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let e as MMLError {
+        // One rank of several: name it and end the whole job (the other ranks may be waiting for this one).
+        if let mpi = Launch.mpi, mpi.size > 1 { mpi.abort(message: "error: \(FlagNames.render(e))") }
         FileHandle.standardError.write(Data("error: \(FlagNames.render(e))\n".utf8))
+        Launch.finish()
         throw ExitCode(1)
     }
 }
