@@ -120,6 +120,9 @@ public final class EpisodicTrainer {
         return directory.map { URL(fileURLWithPath: $0).appendingPathComponent(name).path }
     }
 
+    /// The optimiser's state (moments and step counts) as named tensors, as `last.safetensors` holds them.
+    public var optimizerState: [(name: String, tensor: Tensor)] { optimizer.exportState() }
+
     /// Writes `last.safetensors` with the optimiser moments and the state.
     public func writeCheckpoint() throws {
         guard let p = path("last.safetensors") else { return }
