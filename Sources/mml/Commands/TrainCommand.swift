@@ -30,7 +30,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("init"), help: "Initialise the backbone from a checkpoint (e.g. from mml pretrain).")
     var initFrom: String?
     @Option(help: "Write the loss / accuracy curves as SVG to this path.") var plot: String?
-    @Option(help: "Threads for the kernels (0: all cores).") var threads = 0
+    @Option(help: "Threads for the kernels (0: all cores; under mpirun, the cores divided by the ranks on each machine).")
+    var threads = 0
     @Option(help: "Stop after this many episodes in total (the run stays resumable).") var stopAfter: Int?
     @Option(help: "Start from the settings saved beside a checkpoint (e.g. runs/mml/last.json); given flags override them.")
     var config: String?
@@ -57,7 +58,7 @@ struct TrainCommand: ParsableCommand {
     /// - Throws: `MMLError` for an unreadable `--config` file or invalid options.
     func runConfiguration() throws -> EpisodicTrainingRunConfiguration {
         var c = EpisodicTrainingRunConfiguration(dataset: dataset.source, out: out, resume: resume, initFrom: initFrom,
-                                                 threads: threads, stopAfter: stopAfter)
+                                                 threads: Launch.threads(threads), stopAfter: stopAfter)
         let saved = try config.map { try SavedEpisodicSettings(contentsOf: $0) }
         if let saved { (c.image, c.backbone, c.training) = (saved.image, saved.backbone, saved.training) }
         try training.apply(to: &c)

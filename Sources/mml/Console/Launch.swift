@@ -22,6 +22,15 @@ enum Launch {
     /// True on the rank that prints and writes (rank 0, or a process started without mpirun).
     static var isLeader: Bool { (mpi?.rank ?? 0) == 0 }
 
+    /// The kernel threads of this process for `--threads given`: with 0 (all cores) under mpirun, the machine's
+    /// cores divided by the ranks on this machine (`OMPI_COMM_WORLD_LOCAL_SIZE`), at least 1; else `given`.
+    static func threads(_ given: Int) -> Int {
+        guard given == 0, mpi != nil,
+              let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init),
+              local > 1 else { return given }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / local)
+    }
+
     /// Ends MPI before a normal exit.
     static func finish() { mpi?.finalize() }
 
