@@ -15,6 +15,11 @@ struct ExchangeWriter {
         append(v.count)
         v.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
+    /// Several float arrays as one: the total count, then each array's bytes in turn (read back by `floats()`).
+    mutating func append(_ parts: [[Float]]) {
+        append(parts.reduce(0) { $0 + $1.count })
+        for v in parts { v.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+    }
     mutating func append(_ v: [Double]) {
         append(v.count)
         v.withUnsafeBytes { bytes.append(contentsOf: $0) }

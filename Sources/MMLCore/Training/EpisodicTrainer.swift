@@ -201,46 +201,50 @@ public final class EpisodicTrainer {
                                  seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     }
 
-    /// What one training episode contributes to its step: its loss and accuracy, its gradient (computed into
-    /// zeroed buffers; all trainable parameters in visiting order) and its running-statistics updates (per buffer,
-    /// in the order they were made).
+    /// What one training episode contributes to its step besides its gradient (which stays in the parameters'
+    /// gradient buffers, computed from zero): its loss and accuracy and its running-statistics updates (per
+    /// buffer, in the order they were made).
     struct EpisodeOutcome {
         var loss: Double
         var accuracy: Double
-        var gradient: [Float]
         var updates: [[(momentum: Float, target: [Float])]]
     }
 
+    /// Runs one training episode with zeroed gradients: afterwards the parameters' gradients are the episode's own.
     private func computeEpisode(_ index: Int) throws -> EpisodeOutcome {
         model.zeroGradients()
         let (loss, acc) = try trainEpisode(index)
-        var g: [Float] = []
-        g.reserveCapacity(trainables.reduce(0) { $0 + $1.grad.count })
-        for p in trainables { g += p.grad.data }
         let updates = buffers.map { b -> [(momentum: Float, target: [Float])] in
             defer { b.deferredUpdates = [] }
             return b.deferredUpdates ?? []
         }
-        return EpisodeOutcome(loss: loss, accuracy: acc, gradient: g, updates: updates)
+        return EpisodeOutcome(loss: loss, accuracy: acc, updates: updates)
     }
 
-    /// The canonical reduction: `sum += gradient`, element by element (the same code for every process count).
-    private static func accumulate(_ sum: inout [Float], _ gradient: [Float]) {
-        precondition(sum.count == gradient.count, "[trainer] gradient of \(gradient.count) values for \(sum.count)")
-        for i in 0..<sum.count { sum[i] += gradient[i] }
+    /// The canonical reduction: `sum[offset + i] += gradient[i]`, element by element (the same code for every
+    /// process count; the step's sum runs over the episodes in episode order).
+    private static func accumulate(_ sum: inout [Float], at offset: Int, _ gradient: [Float]) {
+        precondition(offset + gradient.count <= sum.count, "[trainer] gradient beyond the step's \(sum.count) values")
+        for i in 0..<gradient.count { sum[offset + i] += gradient[i] }
+    }
+
+    /// Adds the episode gradient now in the parameters (all trainable tensors in visiting order) to `sum`.
+    private func accumulateParameterGradients(into sum: inout [Float]) {
+        var offset = 0
+        for p in trainables {
+            Self.accumulate(&sum, at: offset, p.grad.data)
+            offset += p.grad.count
+        }
     }
 
     /// Computes the episodes of `chunk` (this process's block of them), exchanges them with the other processes
-    /// and adds every episode's gradient to `sum` in episode order. Returns the outcomes in episode order (their
-    /// gradients already added and dropped).
+    /// and adds every episode's gradient to `sum` in episode order. Returns the outcomes in episode order.
     private func computeChunk(_ chunk: Range<Int>, into sum: inout [Float]) throws -> [EpisodeOutcome] {
         var outcomes: [EpisodeOutcome] = []
         if group.size == 1 {
             for e in chunk {
-                var o = try computeEpisode(e)
-                Self.accumulate(&sum, o.gradient)
-                o.gradient = []
-                outcomes.append(o)
+                outcomes.append(try computeEpisode(e))
+                accumulateParameterGradients(into: &sum)
             }
             return outcomes
         }
@@ -250,7 +254,8 @@ public final class EpisodicTrainer {
         w.append(mine.count)
         for e in mine {
             let o = try computeEpisode(e)
-            w.append(o.loss); w.append(o.accuracy); w.append(o.gradient)
+            w.append(o.loss); w.append(o.accuracy)
+            w.append(trainables.map(\.grad.data))
             for u in o.updates {
                 w.append(u.count)
                 for x in u { w.append([x.momentum]); w.append(x.target) }
@@ -273,7 +278,10 @@ public final class EpisodicTrainer {
             for _ in 0..<expected {
                 let loss = try reader.double(), acc = try reader.double()
                 let g = try reader.floats()
-                Self.accumulate(&sum, g)
+                guard g.count == sum.count else {
+                    throw MMLError(.corruptFile, "rank \(r) sent a gradient of \(g.count) values, expected \(sum.count)")
+                }
+                Self.accumulate(&sum, at: 0, g)
                 var updates: [[(momentum: Float, target: [Float])]] = []
                 for _ in buffers {
                     var u: [(momentum: Float, target: [Float])] = []
@@ -284,7 +292,7 @@ public final class EpisodicTrainer {
                     }
                     updates.append(u)
                 }
-                outcomes.append(EpisodeOutcome(loss: loss, accuracy: acc, gradient: [], updates: updates))
+                outcomes.append(EpisodeOutcome(loss: loss, accuracy: acc, updates: updates))
             }
             guard reader.atEnd else { throw MMLError(.corruptFile, "rank \(r) sent \(bytes.count) bytes, more than read") }
         }
