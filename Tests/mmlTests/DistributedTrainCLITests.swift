@@ -67,7 +67,10 @@ final class DistributedTrainCLITests: XCTestCase {
 
     func testOneTwoThreeRanksGiveTheBitsOfOneProcess() throws {
         let dir = try makeTempDir(self, prefix: "mml-mpi")
-        var (code, _, err) = try runMML(["train"] + data + small + ["--out", dir + "/plain"])
+        // One process with 2 kernel threads against ranks with 1 thread each.
+        let twoThreads = data.map { $0 == "1" ? "2" : $0 }
+        XCTAssertEqual(twoThreads.suffix(2), ["--threads", "2"])
+        var (code, _, err) = try runMML(["train"] + twoThreads + small + ["--out", dir + "/plain"])
         XCTAssertEqual(code, 0, err)
         // After the first step (a run stopped there) too, not only at the end.
         (code, _, err) = try runMML(["train"] + data + small + ["--out", dir + "/plain-1step", "--stop-after", "6"])
