@@ -198,7 +198,7 @@ class Model:
     def metric(self):
         """The trained metric (MMLError for a model without a metric head)."""
         if self._metric is None:
-                out = ctypes.c_void_p()
+            out = ctypes.c_void_p()
             _core.check(_core.lib.mml_model_metric(self._live(), ctypes.byref(out)))
             self._metric = Metric._adopt(out.value)
         return self._metric
@@ -272,8 +272,10 @@ def evaluate(checkpoint, dataset="synthetic", ways=(5,), shots=(1,), query=15, e
              episode_list=None, split=None, layout=None, threads=0, **fields):
     """Evaluates a checkpoint as `mml eval` does and returns its JSON report as a dict. `episode_list` evaluates
     the episodes of a list file (mml data episodes / mml.episodes_json(out=...)). Other evaluation configuration
-    fields (evaluationProtocol, cosineClassifier) may be given by their JSON names."""
-    config = {"checkpoint": str(checkpoint), "dataset": _dataset(dataset, split, layout, {}), "ways": list(ways),
+    fields (evaluationProtocol, cosineClassifier) and the built-in data's settings (syntheticImages, ...) may be
+    given by their JSON names."""
+    synthetic = {k: fields.pop(k) for k in list(fields) if k.startswith("synthetic")}
+    config = {"checkpoint": str(checkpoint), "dataset": _dataset(dataset, split, layout, synthetic), "ways": list(ways),
               "shots": list(shots), "query": query, "episodes": episodes, "seed": seed, "threads": _threads(threads)}
     if episode_list is not None:
         config["episodeList"] = str(episode_list)

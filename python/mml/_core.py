@@ -31,7 +31,16 @@ class MMLError(ValueError):
         return STATUS.get(self.status, "unknown")
 
 
+_metric_fields = None
+
+
 def _python_name(field):
+    """The keyword argument of mml.Metric for one of the metric configuration's fields; other names unchanged."""
+    global _metric_fields
+    if _metric_fields is None:
+        _metric_fields = set(default_configuration("metric"))
+    if field not in _metric_fields:
+        return field
     if field in _FIELD_NAMES:
         return _FIELD_NAMES[field]
     return re.sub(r"(?<!^)([A-Z])", r"_\1", field).lower()
