@@ -86,6 +86,7 @@ def test_model_errors(checkpoint):
     raises(lambda: model.features(np.zeros((2, c, 20), np.float32)), "image_shape has rank 3; it must be 4")
     raises(lambda: model.features(np.zeros((2, c + 2, 20, 20), np.float32)), "channel")
     raises(lambda: model.features(np.full((1, c, 20, 20), np.nan, np.float32)), "images must be finite", status=4)
+    raises(lambda: model.features(np.zeros((1, c, 3, 3), np.float32)), "input 3x3 is too small", status=1)
     model.close()
     raises(lambda: model.features(np.zeros((1, c, 20, 20), np.float32)), "this model is closed")
 

@@ -54,3 +54,16 @@ def test_two_threads_two_metrics_and_errors_stay_per_thread():
     assert all("C = 16" in msg for msg in results[0])
     for got in results[1]:
         assert np.array_equal(got["fused"], serial["fused"])
+
+
+def test_two_threads_one_model(checkpoint):
+    model = mml.load(checkpoint)
+    side = model.configuration["image"]["size"]
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((3, model.configuration["inputChannels"], side, side)).astype(np.float32)
+          for _ in range(2)]
+    serial = [model.features(x) for x in xs]
+    results = run_threads([lambda: model.features(xs[0]), lambda: model.features(xs[1])])
+    for ref, rounds in zip(serial, results):
+        for got in rounds:
+            assert np.array_equal(ref, got)
