@@ -86,7 +86,7 @@ final class EpisodeScorerTests: XCTestCase {
         assertThrows(try decode(#"{"wya": 3}"#), contains: "has no field wya; known fields: dataset, dropSmallClasses")
         assertThrows(try decode(#"{"dataset": {"pth": "x"}}"#), contains: "has no field dataset.pth")
         assertThrows(try decode(#"{"way": "five"}"#), contains: "way in the episode configuration must be an integer")
-        assertThrows(try decode(#"{"dataset": {"syntheticImages": 1.5}}"#), contains: "dataset.syntheticImages")
+        assertThrows(try decode(#"{"dataset": {"syntheticImages": 1.5}}"#), contains: "the episode configuration cannot be read")
         assertThrows(try ConfigurationJSON.decode(MetricConfiguration.self, from: #"{"fusion": "sum"}"#,
                                                   over: MetricConfiguration(), what: "metric configuration"),
                      contains: "unknown fusion 'sum'")

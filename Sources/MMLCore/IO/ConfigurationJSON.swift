@@ -32,8 +32,12 @@ public enum ConfigurationJSON {
             throw MMLError(.config, "`\(path(ctx.codingPath))` in the \(what) must be \(describe(t)), not null")
         } catch let DecodingError.keyNotFound(key, ctx) {
             throw MMLError(.config, "`\(path(ctx.codingPath + [key]))` is missing from the \(what); give it")
-        } catch let DecodingError.dataCorrupted(ctx) {
+        } catch let DecodingError.dataCorrupted(ctx) where !ctx.codingPath.isEmpty {
             throw MMLError(.config, "`\(path(ctx.codingPath))` in the \(what): \(ctx.debugDescription)")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            let why = ctx.underlyingError.map { " (\($0))" } ?? ""
+            throw MMLError(.config, "the \(what) cannot be read: \(ctx.debugDescription)\(why); check the types of "
+                           + "its values (integers where integers are expected)")
         } catch {
             throw MMLError(.config, "the \(what) cannot be read: \(error)")
         }
