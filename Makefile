@@ -38,7 +38,7 @@ test: deps
 	@echo "== the whole suite"
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 	$(MAKE) capi-test python-test
-	@echo "== example harness (Python + NumPy calling mml score)"
+	@echo "== example harnesses (the Python package; the PyTorch one skips without torch)"
 	CONFIG=$(CONFIG) examples/run-harness.sh
 
 # The C ABI from C: every status and last-error string, the handle registry, threads (Tests/CAPI/capi_test.c).

@@ -115,36 +115,42 @@ class Handle {
     class var kind: String { "handle" }
 }
 
-/// Live handles by address: a call with a freed (or never created) handle is refused with `invalidHandle`, not
-/// undefined behaviour. A call looks its handle up under the lock and keeps a strong reference while it runs, so
-/// freeing a handle while another thread uses it is safe (the object goes once that call returns).
+/// Live handles by id: every handle is a fresh, never reused number (shown to C as an opaque pointer), so a call
+/// with a freed (or never created) handle is refused with `invalidHandle`, not undefined behaviour, however many
+/// handles were made since. A call looks its handle up under the lock and keeps a strong reference while it runs,
+/// so freeing a handle while another thread uses it is safe (the object goes once that call returns).
 enum Registry {
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var live: [UnsafeMutableRawPointer: Handle] = [:]
+    nonisolated(unsafe) private static var live: [UInt: Handle] = [:]
+    /// The last id handed out; ids step by 16 so that they look like aligned pointers to debuggers.
+    nonisolated(unsafe) private static var lastID: UInt = 0x6d6d_6c00_0000
 
     static func register(_ h: Handle) -> OpaquePointer {
-        let p = Unmanaged.passUnretained(h).toOpaque()
-        lock.lock(); live[p] = h; lock.unlock()
-        return OpaquePointer(p)
+        lock.lock()
+        lastID += 16
+        let id = lastID
+        live[id] = h
+        lock.unlock()
+        return OpaquePointer(bitPattern: id)!
     }
 
     static func lookup<H: Handle>(_ p: OpaquePointer?, as expected: H.Type, role: String) throws -> H {
         guard let p else { throw CAPIError(.invalidArgument, "\(role) is NULL; pass a handle made by mml_\(H.kind)_*") }
-        let raw = UnsafeMutableRawPointer(p)
-        lock.lock(); let h = live[raw]; lock.unlock()
+        let id = UInt(bitPattern: p)
+        lock.lock(); let h = live[id]; lock.unlock()
         guard let h else {
-            throw CAPIError(.invalidHandle, "\(role) \(raw) is not a live handle (already freed, or not made by mml); "
+            throw CAPIError(.invalidHandle, "\(role) \(p) is not a live handle (already freed, or not made by mml); "
                             + "do not use a handle after its free function")
         }
         guard let typed = h as? H else {
-            throw CAPIError(.invalidHandle, "\(role) \(raw) is a \(type(of: h).kind) handle, not a \(H.kind) handle")
+            throw CAPIError(.invalidHandle, "\(role) \(p) is a \(type(of: h).kind) handle, not a \(H.kind) handle")
         }
         return typed
     }
 
     static func release<H: Handle>(_ p: OpaquePointer?, as expected: H.Type, role: String) throws {
         _ = try lookup(p, as: expected, role: role)
-        lock.lock(); let removed = live.removeValue(forKey: UnsafeMutableRawPointer(p!)); lock.unlock()
+        lock.lock(); let removed = live.removeValue(forKey: UInt(bitPattern: p)); lock.unlock()
         guard removed != nil else { throw CAPIError(.invalidHandle, "\(role) was freed by another thread meanwhile") }
     }
 }

@@ -201,7 +201,10 @@ int main(void) {
     CHECK(mml_metric_free(metric) == MML_OK, "free");
     EXPECT_ERROR(mml_score_episode(metric, support, sshape, labels, query, qshape, 4, 0, &scores), MML_ERR_INVALID_HANDLE, "not a live handle");
     EXPECT_ERROR(mml_metric_free(metric), MML_ERR_INVALID_HANDLE, "not a live handle");
+    mml_metric *stale = metric;
     CHECK(mml_metric_create(NULL, 0, &metric) == MML_OK, "again");
+    CHECK(metric != stale, "handle values are not reused");
+    EXPECT_ERROR(mml_metric_describe(stale, &text), MML_ERR_INVALID_HANDLE, "not a live handle");
     CHECK(mml_score_episode(metric, support, sshape, labels, query, qshape, 4, 0, &scores) == MML_OK, "again");
     EXPECT_ERROR(mml_metric_describe((mml_metric *)scores, &text), MML_ERR_INVALID_HANDLE, "is a scores handle, not a metric handle");
     mml_scores_free(scores);

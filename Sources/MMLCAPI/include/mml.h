@@ -13,9 +13,8 @@
  * - Handles (mml_metric, mml_model, mml_scores, mml_tensor) are opaque and owned by the caller until their
  *   *_free function. The library keeps a registry of live handles: a call with a freed, never-created or
  *   wrong-kind handle returns MML_ERR_INVALID_HANDLE (it is not undefined behaviour), and so does a second free.
- *   (Handles are recognised by address: once a newer handle of the same kind reuses a freed one's address, the old
- *   value names the new object. Set freed handles to NULL.) Freeing a handle while another thread uses it is safe:
- *   the object goes when that call returns.
+ *   Handle values are never reused, so a stale handle is always recognised. Freeing a handle while another thread
+ *   uses it is safe: the object goes when that call returns.
  * - Strings returned through char **out are malloc'ed; free them with mml_string_free.
  * - Inputs are caller-owned float32 / int64 buffers in C order (row-major, contiguous), read during the call only.
  *   The library copies them once into its own tensors; it never writes to them and keeps no pointer to them.
