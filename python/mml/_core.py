@@ -127,12 +127,13 @@ def shape_array(shape):
 
 # ---- Results ------------------------------------------------------------------------------------------------------
 
-def _array(p, count, dtype):
-    if not p:
-        check(1)
-    ctype = ctypes.c_float if dtype == np.float32 else ctypes.c_int64
-    buf = ctypes.cast(p, ctypes.POINTER(ctype * count)).contents
-    return np.frombuffer(buf, dtype=dtype, count=count).copy()
+def _array(address, count, dtype):
+    """A new array of `count` elements copied from a result's memory (one memmove)."""
+    if not address:
+        check(5)
+    a = np.empty(count, dtype=dtype)
+    ctypes.memmove(a.ctypes.data, address, a.nbytes)
+    return a
 
 
 def scores_dict(handle):

@@ -42,6 +42,7 @@ c_strout = ctypes.POINTER(ctypes.c_void_p)  # char **, read back as an address t
 
 
 def _declare(lib):
+    # Result pointers come back as plain addresses (c_void_p): the package copies from them with one memmove.
     sig = {
         "mml_version": (c_str, []),
         "mml_last_error": (c_str, []),
@@ -58,10 +59,10 @@ def _declare(lib):
         "mml_scores_way": (c_i64, [c_void]),
         "mml_scores_level_count": (c_int, [c_void]),
         "mml_scores_level_name": (c_str, [c_void, c_int]),
-        "mml_scores_level": (c_f32p, [c_void, c_int]),
-        "mml_scores_fused": (c_f32p, [c_void]),
-        "mml_scores_classes": (c_i64p, [c_void]),
-        "mml_scores_predictions": (c_i64p, [c_void]),
+        "mml_scores_level": (c_void, [c_void, c_int]),
+        "mml_scores_fused": (c_void, [c_void]),
+        "mml_scores_classes": (c_void, [c_void]),
+        "mml_scores_predictions": (c_void, [c_void]),
         "mml_scores_free": (c_int, [c_void]),
         "mml_model_load": (c_int, [c_str, c_int, c_out]),
         "mml_model_describe": (c_int, [c_void, c_strout]),
@@ -70,7 +71,7 @@ def _declare(lib):
         "mml_model_free": (c_int, [c_void]),
         "mml_tensor_rank": (c_int, [c_void]),
         "mml_tensor_shape": (c_i64p, [c_void]),
-        "mml_tensor_data": (c_f32p, [c_void]),
+        "mml_tensor_data": (c_void, [c_void]),
         "mml_tensor_free": (c_int, [c_void]),
         "mml_episodes": (c_int, [c_str, c_strout]),
         "mml_evaluate": (c_int, [c_str, c_strout]),
