@@ -1,8 +1,12 @@
-# The two set-up commands: `make demo` (the main job on built-in data) and `make test` (the whole test suite).
+# The two set-up commands: `make demo` (the main job on built-in data) and `make test` (the whole test suite);
+# `make python` installs the Python package (`import mml`) with the C library inside.
 SWIFT ?= swift
 CONFIG ?= release
+PYTHON ?= python3
+# The C compiler for the C ABI's test program: cc, else the Swift toolchain's clang.
+CAPI_CC ?= $(shell command -v cc 2>/dev/null || command -v clang 2>/dev/null)
 
-.PHONY: demo test build deps bench clean
+.PHONY: demo test build deps bench clean python capi-test python-test
 
 deps:
 	@scripts/install-deps.sh
@@ -33,8 +37,28 @@ test: deps
 	MML_KERNELS_ISA=portable $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter 'Gauss|TopK|Normalize|SimilarityKernels'
 	@echo "== the whole suite"
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
-	@echo "== example harness (Python + NumPy calling mml score)"
+	$(MAKE) capi-test python-test
+	@echo "== example harnesses (the Python package; the PyTorch one skips without torch)"
 	CONFIG=$(CONFIG) examples/run-harness.sh
+
+# The C ABI from C: every status and last-error string, the handle registry, threads (Tests/CAPI/capi_test.c).
+capi-test:
+	@echo "== C ABI test program"
+	$(CAPI_CC) -std=c11 -O1 -Wall -Werror -o .build/$(CONFIG)/capi_test Tests/CAPI/capi_test.c -I Sources/MMLCAPI/include \
+	    -L .build/$(CONFIG) -lmmlc -lpthread -lm -Wl,-rpath,$(CURDIR)/.build/$(CONFIG)
+	.build/$(CONFIG)/capi_test
+
+# The Python package's tests (pytest), importing python/ with this build's library and CLI (nothing installed).
+python-test:
+	@echo "== Python package tests"
+	MML_LIBRARY=$(CURDIR)/.build/$(CONFIG)/libmmlc.so MML=$(CURDIR)/.build/$(CONFIG)/mml PYTHONPATH=$(CURDIR)/python \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
+
+# Build the C library in release and pip-install the Python package with the library copied inside it.
+python: deps
+	$(SWIFT) build -c release --product mmlc
+	cp .build/release/libmmlc.so python/mml/libmmlc.so
+	$(PYTHON) -m pip install $(PIP_FLAGS) ./python
 
 bench: build
 	.build/$(CONFIG)/mml-bench kernels

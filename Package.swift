@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // mml: few-shot image recognition by multi-level metric learning.
 // This file is the table of contents: system libraries, the two C targets, the Swift engine, its MPI
-// process group, the command-line tool, the benchmark executable and one test target per source target.
+// process group, the command-line tool, the C ABI (libmmlc), the benchmark executable and one test target per
+// source target.
 import PackageDescription
 
 let package = Package(
@@ -11,6 +12,8 @@ let package = Package(
         .library(name: "MMLKernels", targets: ["MMLKernels"]),
         .executable(name: "mml", targets: ["mml"]),
         .executable(name: "mml-bench", targets: ["mml-bench"]),
+        // The C ABI: libmmlc.so with the one header Sources/MMLCAPI/include/mml.h (the Python package loads it).
+        .library(name: "mmlc", type: .dynamic, targets: ["MMLCAPI"]),
     ],
     dependencies: [
         // Only the command-line tool uses it; MMLCore and MMLKernels have no package dependencies.
@@ -49,6 +52,8 @@ let package = Package(
         .executableTarget(name: "mml", dependencies: [
             "MMLCore", "MMLDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The C ABI, a thin front end over MMLCore (`@_cdecl` functions declared in include/mml.h).
+        .target(name: "MMLCAPI", dependencies: ["MMLCore"], exclude: ["include"]),
         // Benchmarks: `swift run -c release mml-bench <section> [--json]`.
         .executableTarget(name: "mml-bench", dependencies: ["MMLCore", "MMLKernels", "COpenBLAS"],
                           path: "Benchmarks/mml-bench"),

@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
-"""A comparison harness calling mml from Python: features written with NumPy, scored by `mml score`, read back.
+"""A comparison harness calling mml from Python in-process: `import mml`, score NumPy episodes, no files.
 
-    python3 examples/harness.py            # uses $MML or .build/release/mml
+    make python && python3 examples/harness.py          # with the package installed
+    PYTHONPATH=python python3 examples/harness.py       # from the repository (finds .build/release/libmmlc.so)
 
 Each episode has `WAY` classes with labels chosen like a real harness's (arbitrary integers). Class c's feature
 maps are noise plus a class-specific channel pattern, so the classes are separable and a working metric must beat
 chance by far. Prints per-episode and mean accuracy (fused and per level) and exits non-zero when the mean fused
-accuracy is not well above chance or when mml fails.
+accuracy is not well above chance or when mml fails. (`mml score` does the same from .npy files, for harnesses that
+cannot load a library: docs/API.md.)
 """
-import json
-import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
+
+import mml
 
 WAY, SHOT, QUERY, EPISODES = 5, 2, 6, 4
 C, H, W = 32, 5, 5
@@ -36,38 +36,26 @@ def episode(rng):
 
 
 def main():
-    mml = os.environ.get("MML", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "mml"))
-    if not os.access(mml, os.X_OK):
-        print(f"harness: mml binary not found at {mml}; build it (swift build -c release) or set MML", file=sys.stderr)
-        return 2
     rng = np.random.default_rng(SEED)
+    metric = mml.Metric()                   # all three levels, learned fusion normalised over each episode
+    print(f"mml {mml.__version__} (library {mml.library_path}): {metric.description['description']}")
     fused_acc, level_acc = [], {}
-    with tempfile.TemporaryDirectory(prefix="mml-harness-") as d:
-        for e in range(EPISODES):
-            s, sl, q, ql = episode(rng)
-            paths = {k: os.path.join(d, f"{k}.npy") for k in ("s", "sl", "q", "ql")}
-            for k, a in zip(("s", "sl", "q", "ql"), (s, sl, q, ql)):
-                np.save(paths[k], a)
-            out = os.path.join(d, f"scores{e}.npy")
-            cmd = [mml, "score", "--support", paths["s"], "--support-labels", paths["sl"], "--query", paths["q"],
-                   "--query-labels", paths["ql"], "--out", out, "--json"]
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                print(f"harness: mml score failed ({r.returncode}): {r.stderr.strip()}", file=sys.stderr)
-                return 1
-            report = json.loads(r.stdout)
-            # Our own accuracy from the .npy scores: column j is class report["classes"][j].
-            fused = np.load(out)
-            classes = np.array(report["classes"])
-            assert fused.shape == (len(ql), WAY), fused.shape
-            acc = float(np.mean(classes[fused.argmax(axis=1)] == ql))
-            assert abs(acc - report["accuracy"]["fused"]) < 1e-9, (acc, report["accuracy"])
-            fused_acc.append(acc)
-            for level in report["levels"]:
-                lv = np.load(out[:-4] + f".{level}.npy")
-                level_acc.setdefault(level, []).append(float(np.mean(classes[lv.argmax(axis=1)] == ql)))
-            print(f"episode {e}: fused accuracy {acc:.3f}  " +
-                  "  ".join(f"{k} {v[-1]:.3f}" for k, v in level_acc.items()))
+    for e in range(EPISODES):
+        s, sl, q, ql = episode(rng)
+        try:
+            scores = metric.score(s, sl, q, way=WAY)
+        except mml.MMLError as err:
+            print(f"harness: mml failed: {err}", file=sys.stderr)
+            return 1
+        classes = scores["classes"]                            # column j is class classes[j]
+        assert scores["fused"].shape == (len(ql), WAY), scores["fused"].shape
+        acc = float(np.mean(scores["predictions"] == ql))
+        assert acc == float(np.mean(classes[scores["fused"].argmax(axis=1)] == ql))
+        fused_acc.append(acc)
+        for level in metric.levels:
+            level_acc.setdefault(level, []).append(float(np.mean(classes[scores[level].argmax(axis=1)] == ql)))
+        print(f"episode {e}: fused accuracy {acc:.3f}  " +
+              "  ".join(f"{k} {v[-1]:.3f}" for k, v in level_acc.items()))
     mean = float(np.mean(fused_acc))
     chance = 1.0 / WAY
     print(f"mean fused accuracy {mean:.3f} over {EPISODES} episodes ({WAY}-way {SHOT}-shot; chance {chance:.3f})")

@@ -2,7 +2,8 @@
 # Install the Debian packages mml needs, when missing. As root it runs apt-get; otherwise it prints the
 # exact command to run and fails.
 set -euo pipefail
-pkgs=(libopenblas-dev liblapacke-dev libjpeg62-turbo-dev libpng-dev pkg-config libopenmpi-dev openmpi-bin)
+pkgs=(libopenblas-dev liblapacke-dev libjpeg62-turbo-dev libpng-dev pkg-config python3-numpy python3-pytest
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,9 @@ let sectionOptions: [(section: String, options: [(String, Bool)], help: String)]
     ("episode", [("--episodes", true)], "whole evaluation episodes (5-way 1-shot and 5-shot)"),
     ("conv", [("--threads", true), ("--batch", true)],
      "the 3x3 convolution kernels (im2col, Winograd F(2x2) and F(4x4)) and the inference blocks"),
+    ("api", [("--calls", true), ("--rounds", true)],
+     "the Swift API's cost per call (a tiny episode; the 5-way 5-shot pixel-level episode), the baseline of "
+         + "Benchmarks/python_overhead.py"),
 ]
 func usage() -> String {
     var s = "usage: mml-bench <section> [options] [--json]\n"
@@ -57,5 +60,6 @@ case "backbone": runBackboneBench(json: json, arguments: args)
 case "data": runDataBench(json: json, arguments: args)
 case "episode": runEpisodeBench(json: json, arguments: args)
 case "conv": runConvBench(json: json, arguments: args)
+case "api": runApiBench(json: json, arguments: args)
 default: break
 }

@@ -60,6 +60,10 @@ public enum FusionKind: String, Codable, Sendable, CaseIterable {
         }
         return f
     }
+
+    public init(from decoder: Decoder) throws { self = try TextCoding.decode(decoder, parse: Self.parse) }
+
+    public func encode(to encoder: Encoder) throws { try TextCoding.encode(rawValue, to: encoder) }
 }
 
 extension PartLevel.Form: Codable {

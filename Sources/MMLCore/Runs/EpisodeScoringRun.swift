@@ -91,27 +91,19 @@ public final class EpisodeScoringRun: ConfiguredRun<EpisodeScoringRunConfigurati
                            + "backbone")
         }
         let rawSupport = try Self.readLabels(c.supportLabels, count: s.shape[0], of: c.support, role: "support")
-        var classes: [Int] = []
-        var column: [Int: Int] = [:]
-        for l in rawSupport where column[l] == nil { column[l] = classes.count; classes.append(l) }
+        let classes = EpisodeScorer.columns(of: rawSupport).classes
         if let way = c.way, way != classes.count {
             throw MMLError(.invalidArgument, "\(c.supportLabels) has \(classes.count) distinct labels \(classes) but "
                            + "`way` is \(way); give support items of exactly \(way) classes")
         }
-        let (metric, stats, description) = try makeMetric(way: classes.count)
+        let scorer = try c.checkpoint.map { try EpisodeScorer(checkpoint: $0, threads: c.threads) }
+            ?? EpisodeScorer(metric: c.metric ?? MetricConfiguration(), threads: c.threads)
         var mappedQuery: [Int]?
         if let path = c.queryLabels {
             let raw = try Self.readLabels(path, count: q.shape[0], of: c.query, role: "query")
-            mappedQuery = try raw.enumerated().map { i, l in
-                guard let k = column[l] else {
-                    throw MMLError(.invalidArgument, "\(path): query \(i) has label \(l), which no support item has "
-                                   + "(support labels: \(classes)); every query class needs support items")
-                }
-                return k
-            }
+            mappedQuery = try EpisodeScorer.queryColumns(raw, classes: classes, source: path)
         }
-        let scores = try scoreEpisode(metric: metric, support: s, labels: rawSupport.map { column[$0]! }, query: q,
-                                      way: classes.count, fusionStatistics: stats)
+        let scores = try scorer.score(support: s, labels: rawSupport, query: q).scores
         let accuracy = try mappedQuery.map { try scores.accuracy(queryLabels: $0) }
         if let out = c.out {
             let stem = out.hasSuffix(".npy") ? String(out.dropLast(4)) : out
@@ -129,7 +121,7 @@ public final class EpisodeScoringRun: ConfiguredRun<EpisodeScoringRunConfigurati
         }
         return EpisodeScoringRunResult(
             way: classes.count, support: s.shape[0], query: q.shape[0], classes: classes,
-            levels: scores.levels.map(\.rawValue), metric: description,
+            levels: scores.levels.map(\.rawValue), metric: scorer.description,
             scores: Dictionary(uniqueKeysWithValues: scores.levels.map { ($0.rawValue, rows(scores.levelScores[$0]!)) }),
             fused: rows(scores.fused), predictions: scores.predictions.map { classes[$0] },
             accuracy: accuracy.map { a in
@@ -137,30 +129,6 @@ public final class EpisodeScoringRun: ConfiguredRun<EpisodeScoringRunConfigurati
                 for (l, v) in a.levels { out[l.rawValue] = v }
                 return out
             })
-    }
-
-    /// The metric the configuration (or the checkpoint) describes for a `way`-way episode, the statistics its
-    /// learned fusion uses, and a description of both.
-    private func makeMetric(way: Int) throws -> (MultiLevelMetric, FusionStatistics, String) {
-        let c = configuration
-        if let checkpoint = c.checkpoint {
-            let loaded = try Checkpoint.load(checkpoint, threads: c.threads)
-            guard let m = loaded.model.scoringMetric, let config = loaded.model.configuration.metric else {
-                throw MMLError(.invalidArgument, "\(checkpoint) is a \(loaded.model.configuration.kind) model without a "
-                               + "metric head; give metric settings (`levels`, ...) instead of `checkpoint`")
-            }
-            let f = m.fixedFusion != nil ? "fixed fusion \(config.resolvedFixedWeights)"
-                                         : "learned fusion with the checkpoint's weights and statistics"
-            return (m, .stored, config.summary + "; " + f)
-        }
-        var config = c.metric ?? MetricConfiguration()
-        config.way = way
-        let m = try config.makeMetric(threads: c.threads)
-        let f = config.fusion == .fixed
-            ? "fixed fusion: log of the \(config.resolvedFixedWeights)-weighted sum of per-level softmax outputs"
-            : "learned fusion without trained statistics: each level normalised by its mean/std over this episode, "
-                + "equal weights"
-        return (m, .episode, config.summary + "; " + f)
     }
 
     /// Reads a 1-D integer label file with `count` entries.

@@ -82,14 +82,13 @@ struct DataEpisodesCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            guard episodes >= 1 else { throw MMLError(.invalidArgument, "--episodes must be >= 1, got \(episodes)") }
-            let ds = try dataset.open()
-            let sampler = try EpisodeSampler(dataset: ds, way: way, shot: shot, query: query, seed: seed,
-                                             dropSmallClasses: dropSmallClasses)
-            for w in sampler.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
-            let list = EpisodeList(episodes: sampler.episodes(episodes), sampler: sampler, split: dataset.split)
-            try list.write(to: output)
-            print("wrote \(episodes) episodes (\(way)-way \(shot)-shot, \(query) queries, seed \(seed)) of \(ds.name) to \(output)")
+            let config = EpisodeListingConfiguration(dataset: dataset.source, way: way, shot: shot, query: query,
+                                                     episodes: episodes, seed: seed,
+                                                     dropSmallClasses: dropSmallClasses, out: output)
+            let list = try EpisodeListingRun(config).run { event in
+                if case .warning(let w) = event { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            }
+            print("wrote \(episodes) episodes (\(way)-way \(shot)-shot, \(query) queries, seed \(seed)) of \(list.dataset) to \(output)")
         }
     }
 }
