@@ -11,8 +11,9 @@ struct MML: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mml",
         abstract: "Few-shot image recognition by multi-level metric learning.",
+        discussion: "Also: mml eval merge DIR... and mml ablate merge DIR... (the report of a sharded run's files).",
         subcommands: [EnvCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, AblateCommand.self,
-                      PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self]
+                      CompareCommand.self, PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self]
     )
 }
 
@@ -22,4 +23,13 @@ let blas = BLASRuntime.check()
 _ = BLASRuntime.reexecPlan(for: blas)?.withCStrings { execve($0, $1, $2) }
 BLASRuntime.warnIfUnchosen(blas)
 AllocatorTuning.apply()
-MML.main()
+// `mml eval merge` / `mml ablate merge` are dispatched here: argument-parser decodes a parent command before its
+// subcommands, and eval's and ablate's positional dataset path would take the word `merge`.
+let argv = Array(CommandLine.arguments.dropFirst())
+if argv.count >= 2, argv[1] == "merge", argv[0] == "eval" {
+    EvalMergeCommand.main(Array(argv.dropFirst(2)))
+} else if argv.count >= 2, argv[1] == "merge", argv[0] == "ablate" {
+    AblateMergeCommand.main(Array(argv.dropFirst(2)))
+} else {
+    MML.main()
+}
