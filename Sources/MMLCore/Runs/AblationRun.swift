@@ -33,7 +33,8 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     /// Evaluate only this shard's test episodes (`ShardSpec`); the shard writes its per-episode file only, and
     /// `mml ablate merge` makes the table of all shards. Not with `retrain`.
     public var shard: ShardSpec?
-    /// The per-episode file (nil: `out/episodes.jsonl`, or `out/episodes-shard-<i>-of-<n>.jsonl` for a shard).
+    /// The per-episode file (nil: `out/episodes.jsonl`, or `out/episodes-shard-<i>-of-<n>.jsonl` for a shard; a
+    /// directory gets that name inside it).
     public var episodesOut: String?
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
@@ -48,7 +49,9 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     }
 
     /// Where the per-episode file goes.
-    public var episodesPath: String { episodesOut ?? outputPath(shard?.fileName ?? "episodes.jsonl") }
+    public var episodesPath: String {
+        episodesOut.map { EpisodeFileFormat.outputPath($0, shard: shard) } ?? outputPath(shard?.fileName ?? "episodes.jsonl")
+    }
 
     /// - Throws: `MMLError` naming the field: episode counts below 1, no checkpoint without `retrain`.
     public func validate() throws {

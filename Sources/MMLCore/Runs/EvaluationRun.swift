@@ -29,7 +29,8 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     /// Evaluate only this shard's episodes (`ShardSpec`: position % count == index in each setting); needs
     /// `episodesOut`, and `mml eval merge` makes the report of all shards.
     public var shard: ShardSpec?
-    /// Write the per-episode results to this file (`EpisodeFile`, docs/EPISODES.md).
+    /// Write the per-episode results to this file (`EpisodeFile`, docs/EPISODES.md); a directory (existing, or
+    /// ending in `/`) gets `episodes.jsonl` or the shard's `ShardSpec.fileName`.
     public var episodesOut: String?
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
@@ -253,7 +254,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         let result = EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
                                          evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
                                          cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init))
-        if let path = c.episodesOut {
+        if let given = c.episodesOut {
+            let path = EpisodeFileFormat.outputPath(given, shard: c.shard)
             var manifest = [
                 "command": "eval", "checkpoint_hash": try FNV1a64.ofFile(c.checkpoint), "dataset": ds.name,
                 "split": data.split ?? "", "layout": data.resolvedLayout.rawValue, "data": data.episodeDataIdentity,
