@@ -82,7 +82,7 @@ final class ShardedEvaluationTests: XCTestCase {
     func testShardedEvaluationMergesToTheUnshardedReport() throws {
         let dir = try makeTempDir(self, prefix: "mml-shard")
         try saveModel(dir + "/m.safetensors")
-        for proto in [EvaluationProtocol.metric, .prototype] {
+        for proto in [EvaluationProtocol.metric, .prototype, .cosineClassifier] {
             var config = EvaluationRunConfiguration(checkpoint: dir + "/m.safetensors", dataset: data,
                                                     evaluationProtocol: proto, ways: [2, 3], shots: [1], query: 2,
                                                     episodes: 7, seed: 5, threads: 1)
@@ -110,6 +110,33 @@ final class ShardedEvaluationTests: XCTestCase {
             XCTAssertEqual(fullFile.records.filter { $0.way == 3 }.map(\.index), Array(0..<7))
             XCTAssertEqual(fullFile.records.first?.levels != nil, proto == .metric)
         }
+    }
+
+    /// An episode list is sharded by position in the list; a directory as `episodesOut` gets the default name.
+    func testShardedEpisodeListAndDefaultFileNames() throws {
+        let dir = try makeTempDir(self, prefix: "mml-shardlist")
+        try saveModel(dir + "/m.safetensors")
+        let ds = try data.with(split: "test").open(image: ImageConfig(size: 20, channels: 1))
+        let sampler = try EpisodeSampler(dataset: ds, way: 3, shot: 2, query: 2, seed: 11)
+        // Not in index order: positions, not episode indices, decide the shard.
+        try EpisodeList(episodes: [4, 0, 9, 2, 7].map(sampler.episode), sampler: sampler, split: "test")
+            .write(to: dir + "/list.json")
+        var config = EvaluationRunConfiguration(checkpoint: dir + "/m.safetensors", dataset: data,
+                                                episodeList: dir + "/list.json", threads: 1, episodesOut: dir + "/full/")
+        let full = try EvaluationRun(config).run()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/full/episodes.jsonl"))
+        for i in 0..<2 {
+            config.shard = ShardSpec(index: i, count: 2)
+            config.episodesOut = dir + "/shards/"
+            _ = try EvaluationRun(config).run()
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/shards").sorted(),
+                       ["episodes-shard-0-of-2.jsonl", "episodes-shard-1-of-2.jsonl"])
+        let (merged, file) = try EvaluationRunResult.merged([dir + "/shards"])
+        XCTAssertEqual(try untimed(merged), try untimed(full))
+        XCTAssertEqual(file.records.map(\.index), Array(0..<5))
+        XCTAssertEqual(file.records.map(\.hash), try EvaluationEpisodeFile.read(dir + "/full/episodes.jsonl").records.map(\.hash))
+        XCTAssertNotEqual(file.header.manifest["episode_list"], "none")
     }
 
     func testShardedAblationMergesToTheUnshardedTable() throws {
