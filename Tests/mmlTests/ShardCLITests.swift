@@ -141,7 +141,8 @@ final class ShardCLITests: XCTestCase {
         let dir = try makeTempDir(self, prefix: "mml-slurm")
         let root = packageRoot().appendingPathComponent("examples/slurm").path
         let names = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
-        XCTAssertEqual(names, ["eval-array.sbatch", "eval-merge.sbatch", "submit-eval.sh", "train-mpi.sbatch"])
+        XCTAssertTrue(Set(names).isSuperset(of: ["eval-array.sbatch", "eval-merge.sbatch", "submit-eval.sh",
+                                                 "train-mpi.sbatch"]), "\(names)")
         func bash(_ args: [String], env: [String: String]) throws -> (Int32, String, String) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/bash")
@@ -154,7 +155,7 @@ final class ShardCLITests: XCTestCase {
             p.waitUntilExit()
             return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
         }
-        for n in names {
+        for n in names where n.hasSuffix(".sbatch") || n.hasSuffix(".sh") {
             let r = try bash(["-n", root + "/" + n], env: [:])
             XCTAssertEqual(r.0, 0, "\(n): \(r.2)")
         }

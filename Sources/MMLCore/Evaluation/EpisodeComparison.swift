@@ -48,8 +48,8 @@ public struct EpisodeComparison: Codable, Sendable {
                                + "compare complete runs (merge shards first)")
             }
             if let k = ra.indices.first(where: { ra[$0].hash != rb[$0].hash }) {
-                throw MMLError(.invalidArgument, "episode \(ra[k].index) of \(setting.name) differs: hash \(ra[k].hash) "
-                               + "in \(a) vs \(rb[k].hash) in \(b); the runs were not on the same episodes (another "
+                throw MMLError(.invalidArgument, "episode \(ra[k].index) of \(setting.name) differs: hash "
+                               + "\(ra[k].hash) in \(a) vs \(rb[k].hash) in \(b); the runs were not on the same episodes (another "
                                + "seed, dataset, split or episode list)")
             }
             var measures: [Measure] = []

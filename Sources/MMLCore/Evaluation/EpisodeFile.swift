@@ -206,8 +206,8 @@ public struct EpisodeFile<Report: Codable & Sendable>: Sendable {
         let missing = (0..<n).filter { byIndex[$0] == nil }
         if !missing.isEmpty {
             throw MMLError(.invalidArgument, "shard(s) \(missing.map { "\($0)/\(n)" }.joined(separator: ", ")) missing "
-                           + "(given: \(shards.map(\.description).joined(separator: ", "))); wait for every task of the "
-                           + "array to finish, or run the missing shards with --shard")
+                           + "(given: \(shards.map(\.description).joined(separator: ", "))); wait for every task "
+                           + "of the array to finish, or run the missing shards with --shard")
         }
         // Episodes: each of each setting exactly once, in the shard it belongs to.
         var records: [EpisodeRecord] = []
@@ -224,8 +224,8 @@ public struct EpisodeFile<Report: Codable & Sendable>: Sendable {
                                        + "belong to shard \(shard)")
                     }
                     if let prior = slot[r.index] {
-                        throw MMLError(.invalidArgument, "episode \(r.index) of \(setting.name) appears twice (\(prior.path) "
-                                       + "and \(path))")
+                        throw MMLError(.invalidArgument, "episode \(r.index) of \(setting.name) appears twice "
+                                       + "(\(prior.path) and \(path))")
                     }
                     slot[r.index] = (r, path)
                 }

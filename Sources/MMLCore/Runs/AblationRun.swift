@@ -50,7 +50,8 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
 
     /// Where the per-episode file goes.
     public var episodesPath: String {
-        episodesOut.map { EpisodeFileFormat.outputPath($0, shard: shard) } ?? outputPath(shard?.fileName ?? "episodes.jsonl")
+        episodesOut.map { EpisodeFileFormat.outputPath($0, shard: shard) }
+            ?? outputPath(shard?.fileName ?? "episodes.jsonl")
     }
 
     /// - Throws: `MMLError` naming the field: episode counts below 1, no checkpoint without `retrain`.
@@ -202,7 +203,8 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
                                 datasetName: String, seconds: Double)
 
     /// This run's share of the test episodes (all without a shard), with their positions and content hashes.
-    private func testEpisodes(_ sampler: EpisodeSampler) -> (episodes: [Episode], ids: [(position: Int, hash: String)]) {
+    private func testEpisodes(_ sampler: EpisodeSampler)
+        -> (episodes: [Episode], ids: [(position: Int, hash: String)]) {
         let c = configuration
         let positions = (0..<c.episodes).filter { c.shard?.contains($0) ?? true }
         let episodes = positions.map(sampler.episode)
@@ -242,7 +244,9 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
             var episodes = sampler.episodes(count)
             if test { (episodes, ids) = testEpisodes(sampler); testName = set.name }
             return try collectLevelScores(model, loader: try EpisodeLoader(dataset: set, config: image),
-                                          episodes: episodes) { events(.progress(phase: phase, done: $0, total: episodes.count)) }
+                                          episodes: episodes) {
+                events(.progress(phase: phase, done: $0, total: episodes.count))
+            }
         }
         let test = try scores(testData, seed: c.seed, count: 0, phase: "test episodes", test: true)
         var rows: [AblationRow] = []

@@ -265,17 +265,21 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
             let header = EpisodeFileHeader(
                 command: "eval", manifest: manifest,
-                settings: jobs.map { EpisodeSetting(way: $0.way, shot: $0.shot, query: $0.query, episodes: $0.episodes.count) },
+                settings: jobs.map {
+                    EpisodeSetting(way: $0.way, shot: $0.shot, query: $0.query, episodes: $0.episodes.count)
+                },
                 shard: c.shard, seconds: settings.reduce(0) { $0 + $1.seconds }, facts: facts.map { [$0.0, $0.1] },
                 report: result)
             try EpisodeFile(header: header, records: records).write(to: path)
-            events(.wrote(path: path, what: c.shard.map { "per-episode results of shard \($0)" } ?? "per-episode results"))
+            events(.wrote(path: path, what: c.shard.map { "per-episode results of shard \($0)" }
+                          ?? "per-episode results"))
         }
         return result
     }
 
     /// One setting's episodes and the dataset their indices point into.
-    private typealias Job = (way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode], dataset: any FewShotDataset)
+    private typealias Job = (way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode],
+                             dataset: any FewShotDataset)
 
     /// The episodes of each setting: the list's, or every (way, shot) sampled from `ds`.
     private func episodeJobs(_ ds: any FewShotDataset) throws -> [Job] {
