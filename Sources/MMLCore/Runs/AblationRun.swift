@@ -67,7 +67,8 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
             try shard.validate()
             if retrain {
                 throw MMLError(.invalidArgument, "`shard` does not work with `retrain` (every shard would train the "
-                               + "seven models); retrain in one run, or shard the ablation of one trained checkpoint")
+                               + "seven models); retrain in one run (in a job array: `shard` 0/1), or shard the "
+                               + "ablation of one trained checkpoint")
             }
             try shard.validate(episodes: episodes, setting: "the ablation")
         }

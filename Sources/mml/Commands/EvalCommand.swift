@@ -70,8 +70,10 @@ struct EvalCommand: ParsableCommand {
                     if !json { Self.render(setting) }
                 case .started(_, let facts):
                     if !json { for f in facts { Self.render(fact: f.key, f.value) } }
-                    if !json, let shard { print("shard".padding(toLength: 12, withPad: " ", startingAt: 0)
-                                               + "\(shard): every \(shard.count)th episode from \(shard.index)") }
+                    if !json, let shard {
+                        Self.render(fact: "shard", "\(shard): the episodes at positions p with p % \(shard.count) == "
+                                    + "\(shard.index)")
+                    }
                 case .wrote(let path, let what):
                     if !json { print("wrote \(path) (\(what))") }
                 default: break
