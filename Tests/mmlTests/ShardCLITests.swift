@@ -131,6 +131,10 @@ final class ShardCLITests: XCTestCase {
                        try String(contentsOfFile: dir + "/full/ablation.json", encoding: .utf8))
         let cmp = try ok(["compare", dir + "/full", dir + "/sh/episodes.jsonl"])
         XCTAssertTrue(cmp.contains("pixel+part") && cmp.contains("all (trained fusion)"), cmp)
+        // The shard directory now also holds the merged episodes.jsonl: merging it again takes the shards.
+        XCTAssertEqual(untimed(try ok(["ablate", "merge", dir + "/sh"])), untimed(full))
+        XCTAssertEqual(try ok(["compare", dir + "/full", dir + "/sh"]), cmp.replacingOccurrences(
+            of: "B: \(dir)/sh/episodes.jsonl", with: "B: \(dir)/sh"))
         try assertMMLFails(ablate + ["--out", dir + "/r", "--retrain", "--shard", "0/2"],
                            "--shard does not work with --retrain", reported: true)
     }

@@ -129,8 +129,8 @@ public struct EpisodeFile<Report: Codable & Sendable>: Sendable {
         return EpisodeFile(header: header, records: records)
     }
 
-    /// The per-episode files named by `inputs`: each a file, or a directory whose `episodes*.jsonl` files are taken
-    /// (sorted by name). - Throws: `MMLError(.fileNotFound)` naming an input that does not exist or a directory
+    /// The per-episode files named by `inputs`: each a file, or a directory whose `episodes-shard-*.jsonl` files are
+    /// taken (sorted by name), or when it has none its `episodes*.jsonl` files. - Throws: `MMLError(.fileNotFound)` naming an input that does not exist or a directory
     /// without such files.
     public static func paths(_ inputs: [String]) throws -> [String] {
         guard !inputs.isEmpty else {
@@ -144,8 +144,12 @@ public struct EpisodeFile<Report: Codable & Sendable>: Sendable {
                                + "holding them")
             }
             guard isDir.boolValue else { out.append(input); continue }
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? [])
+            var names = ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? [])
                 .filter { $0.hasPrefix("episodes") && $0.hasSuffix(".jsonl") }.sorted()
+            // A shard directory that also holds the merged file (`mml ablate merge` writes episodes.jsonl beside
+            // the shards): the shards, so merging again or comparing the directory works.
+            let shards = names.filter { $0.hasPrefix("episodes-shard-") }
+            if !shards.isEmpty { names = shards }
             guard !names.isEmpty else {
                 throw MMLError(.fileNotFound, "\(input) holds no per-episode files (episodes*.jsonl); give the "
                                + "directory the shards wrote to")
