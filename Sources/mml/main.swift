@@ -11,8 +11,9 @@ struct MML: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mml",
         abstract: "Few-shot image recognition by multi-level metric learning.",
+        discussion: "Also: mml eval merge DIR... and mml ablate merge DIR... (the report of a sharded run's files).",
         subcommands: [EnvCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, AblateCommand.self,
-                      PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self]
+                      CompareCommand.self, PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self]
     )
 }
 
@@ -24,6 +25,17 @@ BLASRuntime.warnIfUnchosen(blas)
 AllocatorTuning.apply()
 // Under mpirun: MPI starts here, only `mml train` runs distributed, and every rank leaves MPI before exiting.
 Launch.start()
+// `mml eval merge` / `mml ablate merge` are dispatched here: argument-parser decodes a parent command before its
+// subcommands, and eval's and ablate's positional dataset path would take the word `merge`.
+let argv = Array(CommandLine.arguments.dropFirst())
+if argv.count >= 2, argv[1] == "merge", argv[0] == "eval" || argv[0] == "ablate" {
+    Launch.refuseUnlessDistributed("\(argv[0]) merge")
+    Launch.finish()
+    if argv[0] == "eval" { EvalMergeCommand.main(Array(argv.dropFirst(2))) } else {
+        AblateMergeCommand.main(Array(argv.dropFirst(2)))
+    }
+    exit(0)
+}
 let parsed: ParsableCommand
 do { parsed = try MML.parseAsRoot() } catch {
     // Every rank parses the same arguments: only rank 0 prints the error (or the help).

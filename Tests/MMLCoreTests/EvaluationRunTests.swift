@@ -123,7 +123,7 @@ final class EvaluationRunTests: XCTestCase {
             }
         }
         XCTAssertEqual(log, (1...4).map { "test episodes \($0)/4" } + (1...3).map { "refit episodes \($0)/3" }
-                       + ["wrote ablation.md", "wrote ablation.json", "wrote ablation.svg"])
+                       + ["wrote episodes.jsonl", "wrote ablation.md", "wrote ablation.json", "wrote ablation.svg"])
         XCTAssertEqual(result.rows.map(\.name), ["pixel+part+distribution", "pixel+part", "pixel+distribution",
                                                  "part+distribution", "pixel", "part", "distribution",
                                                  "all (trained fusion)"])

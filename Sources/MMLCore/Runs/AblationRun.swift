@@ -30,15 +30,28 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     /// With `retrain`: how each subset's model is trained (`EpisodicTrainingRun`); its `metric` is the one whose
     /// levels each subset replaces, its `out` and `resume` are set per subset (`out/retrain-<levels>`).
     public var retraining: EpisodicTrainingRunConfiguration?
+    /// Evaluate only this shard's test episodes (`ShardSpec`); the shard writes its per-episode file only, and
+    /// `mml ablate merge` makes the table of all shards. Not with `retrain`.
+    public var shard: ShardSpec?
+    /// The per-episode file (nil: `out/episodes.jsonl`, or `out/episodes-shard-<i>-of-<n>.jsonl` for a shard; a
+    /// directory gets that name inside it).
+    public var episodesOut: String?
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
                 refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
                 seed: UInt64 = 0, out: String = "runs/ablation", threads: Int = 0, retrain: Bool = false,
-                retraining: EpisodicTrainingRunConfiguration? = nil) {
+                retraining: EpisodicTrainingRunConfiguration? = nil, shard: ShardSpec? = nil,
+                episodesOut: String? = nil) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.refitSplit = refitSplit
         self.refitEpisodes = refitEpisodes; self.way = way; self.shot = shot; self.query = query
         self.episodes = episodes; self.seed = seed; self.out = out; self.threads = threads; self.retrain = retrain
-        self.retraining = retraining
+        self.retraining = retraining; self.shard = shard; self.episodesOut = episodesOut
+    }
+
+    /// Where the per-episode file goes.
+    public var episodesPath: String {
+        episodesOut.map { EpisodeFileFormat.outputPath($0, shard: shard) }
+            ?? outputPath(shard?.fileName ?? "episodes.jsonl")
     }
 
     /// - Throws: `MMLError` naming the field: episode counts below 1, no checkpoint without `retrain`.
@@ -50,6 +63,15 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
             throw MMLError(.invalidArgument, "give `checkpoint` (a model trained with all levels) or `retrain`")
         }
         try retraining?.validate()
+        if let shard {
+            try shard.validate()
+            if retrain {
+                throw MMLError(.invalidArgument, "`shard` does not work with `retrain` (every shard would train the "
+                               + "seven models); retrain in one run (in a job array: `shard` 0/1), or shard the "
+                               + "ablation of one trained checkpoint")
+            }
+            try shard.validate(episodes: episodes, setting: "the ablation")
+        }
     }
 
     /// The path of `name` in `out`.
@@ -135,24 +157,62 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         let c = configuration
         try FileManager.default.createDirectory(atPath: c.out, withIntermediateDirectories: true)
         let testData = c.dataset.withDefaultSplit("test")
-        let mode: String, rows: [AblationRow]
+        let mode: String, scored: Scored
+        var manifest = [
+            "command": "ablate", "dataset": "", "split": testData.split ?? "",
+            "layout": testData.resolvedLayout.rawValue, "data": testData.episodeDataIdentity, "seed": "\(c.seed)",
+        ]
         if c.retrain {
             mode = "one model per subset (\(naming("retrain")))"
-            rows = try retrainRows(testData: testData, events: events)
+            scored = try retrainRows(testData: testData, events: events)
         } else {
             mode = "one model (\(c.checkpoint!)), fusion re-fitted per subset on \(c.refitEpisodes) \(c.refitSplit) "
                 + "episodes"
-            rows = try refitRows(checkpoint: c.checkpoint!, testData: testData, events: events)
+            scored = try refitRows(checkpoint: c.checkpoint!, testData: testData, events: events)
+            manifest["refit"] = "\(c.refitEpisodes) \(c.refitSplit) episodes (seed \(c.seed &+ 1))"
         }
-        let result = AblationRunResult(way: c.way, shot: c.shot, query: c.query, episodes: c.episodes, seed: c.seed,
-                                       mode: mode, rows: rows)
-        try AtomicFile.write(result.markdown, to: c.outputPath("ablation.md"))
-        events(.wrote(path: c.outputPath("ablation.md"), what: "ablation table (Markdown)"))
-        try AtomicFile.write(try result.jsonText(), to: c.outputPath("ablation.json"))
-        events(.wrote(path: c.outputPath("ablation.json"), what: "ablation table (JSON)"))
-        try AtomicFile.write(result.svg, to: c.outputPath("ablation.svg"))
-        events(.wrote(path: c.outputPath("ablation.svg"), what: "ablation chart"))
+        manifest["checkpoint_hash"] = scored.checkpointHash
+        manifest["dataset"] = scored.datasetName
+        manifest["mode"] = c.retrain ? "retrain" : "refit"
+        manifest["weights"] = scored.rows.map { r in
+            r.name + ": " + (r.weights?.map { String(format: "%.9g", $0) }.joined(separator: ",") ?? "-")
+        }.joined(separator: "; ")
+        // The records: each episode's accuracy under every row; the table is made from them (as a merge makes it).
+        let records = scored.episodes.enumerated().map { k, e in
+            EpisodeRecord(way: c.way, shot: c.shot, index: e.position, hash: e.hash,
+                          accuracy: scored.rows[0].perEpisode[k],
+                          subsets: Dictionary(uniqueKeysWithValues: scored.rows.map { ($0.name, $0.perEpisode[k]) }))
+        }
+        let result = try AblationRunResult(way: c.way, shot: c.shot, query: c.query, episodes: records.count,
+                                           seed: c.seed, mode: mode, rows: scored.rows)
+            .withRows(from: records, source: "ablation")
+        let header = EpisodeFileHeader(
+            command: "ablate", manifest: manifest,
+            settings: [EpisodeSetting(way: c.way, shot: c.shot, query: c.query, episodes: c.episodes)],
+            shard: c.shard, seconds: scored.seconds, facts: [], report: result)
+        try EpisodeFile(header: header, records: records).write(to: c.episodesPath)
+        events(.wrote(path: c.episodesPath, what: c.shard.map { "per-episode results of shard \($0)" }
+                      ?? "per-episode results"))
+        // A shard's table covers only its episodes: `mml ablate merge` writes the run's table.
+        if c.shard == nil { try result.writeFiles(into: c.out, events: events) }
         return result
+    }
+
+    /// Rows with their per-episode accuracies, each test episode's position and content hash, the checkpoints' hash
+    /// and the test data's name.
+    private typealias Scored = (rows: [AblationRow], episodes: [(position: Int, hash: String)], checkpointHash: String,
+                                datasetName: String, seconds: Double)
+
+    /// This run's share of the test episodes (all without a shard), with their positions and content hashes.
+    private func testEpisodes(_ sampler: EpisodeSampler)
+        -> (episodes: [Episode], ids: [(position: Int, hash: String)]) {
+        let c = configuration
+        let positions = (0..<c.episodes).filter { c.shard?.contains($0) ?? true }
+        let episodes = positions.map(sampler.episode)
+        let ids = zip(positions, episodes).map { p, e in
+            (p, EpisodeRecord.contentHash(of: e, in: sampler.dataset, dataIdentity: c.dataset.episodeDataIdentity))
+        }
+        return (episodes, ids)
     }
 
     /// Every row's paired difference to the first (full) row.
@@ -165,8 +225,9 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
 
     /// One model: scores once, fusion re-fitted per subset on validation episodes.
     private func refitRows(checkpoint: String, testData: DatasetSource,
-                           events: @escaping (RunEvent) -> Void) throws -> [AblationRow] {
+                           events: @escaping (RunEvent) -> Void) throws -> Scored {
         let c = configuration
+        let start = Date()
         let model = try Checkpoint.load(checkpoint, threads: c.threads).model
         guard let mc = model.configuration.metric else {
             throw MMLError(.config, "\(checkpoint) has no metric head; ablate a model trained with mml train")
@@ -176,14 +237,19 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
                            + "from one model needs all three (or use `retrain`)")
         }
         let image = model.configuration.image.forEvaluation
-        func scores(_ data: DatasetSource, seed: UInt64, count: Int, phase: String) throws -> [LevelScores] {
+        var ids: [(position: Int, hash: String)] = [], testName = ""
+        func scores(_ data: DatasetSource, seed: UInt64, count: Int, phase: String, test: Bool = false) throws
+            -> [LevelScores] {
             let set = try data.open(image: image)
-            let episodes = try EpisodeSampler(dataset: set, way: c.way, shot: c.shot, query: c.query, seed: seed)
-                .episodes(count)
+            let sampler = try EpisodeSampler(dataset: set, way: c.way, shot: c.shot, query: c.query, seed: seed)
+            var episodes = sampler.episodes(count)
+            if test { (episodes, ids) = testEpisodes(sampler); testName = set.name }
             return try collectLevelScores(model, loader: try EpisodeLoader(dataset: set, config: image),
-                                          episodes: episodes) { events(.progress(phase: phase, done: $0, total: count)) }
+                                          episodes: episodes) {
+                events(.progress(phase: phase, done: $0, total: episodes.count))
+            }
         }
-        let test = try scores(testData, seed: c.seed, count: c.episodes, phase: "test episodes")
+        let test = try scores(testData, seed: c.seed, count: 0, phase: "test episodes", test: true)
         var rows: [AblationRow] = []
         func row(_ subset: [MetricLevel], _ name: String, _ acc: [Double], _ weights: [Float]) {
             rows.append(AblationRow(name: name, levels: subset, accuracy: AccuracySummary(acc),
@@ -206,14 +272,16 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
             row(mc.levels, "all (trained fusion)", fusedAccuracies(test, levels: mc.levels, fusion: trained),
                 trained.weights)
         }
-        return Self.withDifferences(rows)
+        return (Self.withDifferences(rows), ids, try FNV1a64.ofFile(checkpoint), testName,
+                Date().timeIntervalSince(start))
     }
 
     /// One model per subset, each trained by `trainer` or an `EpisodicTrainingRun`, evaluated on identical test
     /// episodes.
-    private func retrainRows(testData: DatasetSource, events: (RunEvent) -> Void) throws -> [AblationRow] {
+    private func retrainRows(testData: DatasetSource, events: (RunEvent) -> Void) throws -> Scored {
         let c = configuration
-        var rows: [AblationRow] = []
+        var rows: [AblationRow] = [], ids: [(position: Int, hash: String)] = [], testName = "", seconds = 0.0
+        var checkpoints = FNV1a64()
         for subset in allLevelSubsets() {
             let dir = c.outputPath("retrain-" + AblationRow.name(subset))
             let best = URL(fileURLWithPath: dir).appendingPathComponent("best.safetensors").path
@@ -236,15 +304,19 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
                 events(.ablationSubsetTrained(levels: subset, episodes: done.episodes, seconds: done.seconds))
             }
             let model = try Checkpoint.load(best, threads: c.threads).model
+            checkpoints.add(AblationRow.name(subset) + "=" + (try FNV1a64.ofFile(best)) + ";")
             let image = model.configuration.image.forEvaluation
             let testSet = try testData.open(image: image)
             let sampler = try EpisodeSampler(dataset: testSet, way: c.way, shot: c.shot, query: c.query, seed: c.seed)
+            let mine = testEpisodes(sampler)
+            (ids, testName) = (mine.ids, testSet.name)
             let r = try evaluateModel(model, loader: try EpisodeLoader(dataset: testSet, config: image),
-                                      sampler: sampler, episodes: c.episodes)
+                                      episodes: mine.episodes)
+            seconds += r.seconds
             rows.append(AblationRow(name: AblationRow.name(subset), levels: subset, accuracy: r.fused,
                                     differenceToFull: AccuracySummary([]), perEpisode: r.fusedPerEpisode,
                                     weights: model.metric?.fixedFusion == nil ? model.metric?.fusion.weights : nil))
         }
-        return Self.withDifferences(rows)
+        return (Self.withDifferences(rows), ids, "fnv1a64-of-subsets:" + checkpoints.hex, testName, seconds)
     }
 }

@@ -26,20 +26,34 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     public var episodeList: String?
     /// Kernel threads (0: all cores).
     public var threads: Int
+    /// Evaluate only this shard's episodes (`ShardSpec`: position % count == index in each setting); needs
+    /// `episodesOut`, and `mml eval merge` makes the report of all shards.
+    public var shard: ShardSpec?
+    /// Write the per-episode results to this file (`EpisodeFile`, docs/EPISODES.md); a directory (existing, or
+    /// ending in `/`) gets `episodes.jsonl` or the shard's `ShardSpec.fileName`.
+    public var episodesOut: String?
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
                 evaluationProtocol: EvaluationProtocol? = nil,
                 cosineClassifier: CosineClassifierSettings = CosineClassifierSettings(), ways: [Int] = [5],
                 shots: [Int] = [1], query: Int = 15, episodes: Int = 600, seed: UInt64 = 0, episodeList: String? = nil,
-                threads: Int = 0) {
+                threads: Int = 0, shard: ShardSpec? = nil, episodesOut: String? = nil) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.evaluationProtocol = evaluationProtocol
         self.cosineClassifier = cosineClassifier; self.ways = ways; self.shots = shots; self.query = query
         self.episodes = episodes; self.seed = seed; self.episodeList = episodeList; self.threads = threads
+        self.shard = shard; self.episodesOut = episodesOut
     }
 
     /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint
     /// when the run starts). - Throws: `MMLError` naming the field.
     public func validate() throws {
+        if let shard {
+            try shard.validate()
+            if episodesOut == nil {
+                throw MMLError(.invalidArgument, "`shard` \(shard): a shard's results go to a per-episode file; give "
+                               + "`episodesOut` (a file, or a directory for \(shard.fileName))")
+            }
+        }
         guard episodeList == nil else { return }
         for (field, values) in [("ways", ways), ("shots", shots)] where values.isEmpty || values.contains(where: { $0 < 1 }) {
             throw MMLError(.config, "`\(field)` \(values): give positive integers")
@@ -196,53 +210,89 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             how = "cosine-classifier (frozen features, a cosine classifier per episode: \(classifier!.summary); no "
                 + "per-level scores)"
         }
-        events(.started(run: "evaluation", facts: [
+        let facts: [(key: String, value: String)] = [
             ("checkpoint", "\(c.checkpoint) (\(mc.kind), \(mc.backbone.rawValue), \(mc.metric?.summary ?? "no metric"))"),
             ("data", "\(ds.name) split \(data.split ?? "-"), \(ds.classCount) classes"),
             ("protocol", how),
-        ]))
-        var settings: [EvaluationRunResult.Setting] = []
-        for job in jobs {
-            let onEpisode: (Int) -> Void = { events(.progress(phase: "episodes", done: $0, total: job.episodes.count)) }
-            var s = EvaluationRunResult.Setting(
-                way: job.way, shot: job.shot, query: job.query, episodes: job.episodes.count, seed: job.seed,
-                evaluationProtocol: proto, accuracy: .init(AccuracySummary([])), fused: nil, levels: nil, seconds: 0,
-                episodesPerSecond: 0)
-            if let frozen = proto.frozen, let features {
-                let r = try evaluateFrozenFeatures(features: features, loader: loader, episodes: job.episodes,
-                                                  protocol: frozen, options: classifier ?? .init(), progress: onEpisode)
-                s.accuracy = .init(r.summary)
-                s.seconds = r.seconds
-                s.episodesPerSecond = Double(job.episodes.count) / max(r.seconds, 1e-9)
-            } else {
-                let r = try evaluateModel(model, loader: loader, episodes: job.episodes, progress: onEpisode)
-                s.accuracy = .init(r.fused)
-                s.fused = .init(r.fused)
-                s.levels = Dictionary(uniqueKeysWithValues: r.levels.map { ($0.key.rawValue, .init($0.value)) })
-                s.seconds = r.seconds
-                s.episodesPerSecond = r.episodesPerSecond
+        ]
+        events(.started(run: "evaluation", facts: facts))
+        if let shard = c.shard {
+            for job in jobs {
+                try shard.validate(episodes: job.episodes.count, setting: "\(job.way)-way \(job.shot)-shot")
             }
+        }
+        var settings: [EvaluationRunResult.Setting] = [], records: [EpisodeRecord] = []
+        for job in jobs {
+            // This shard's share (all episodes without one), with each episode's position in its setting.
+            let mine = job.episodes.indices.filter { c.shard?.contains($0) ?? true }
+            let episodes = mine.map { job.episodes[$0] }
+            let onEpisode: (Int) -> Void = { events(.progress(phase: "episodes", done: $0, total: episodes.count)) }
+            var fused: [Double], levels: [MetricLevel: [Double]] = [:], seconds: Double
+            if let frozen = proto.frozen, let features {
+                let r = try evaluateFrozenFeatures(features: features, loader: loader, episodes: episodes,
+                                                  protocol: frozen, options: classifier ?? .init(), progress: onEpisode)
+                (fused, seconds) = (r.perEpisode, r.seconds)
+            } else {
+                let r = try evaluateModel(model, loader: loader, episodes: episodes, progress: onEpisode)
+                (fused, levels, seconds) = (r.fusedPerEpisode, r.levelsPerEpisode, r.seconds)
+            }
+            let identity = data.episodeDataIdentity
+            let mineRecords = mine.enumerated().map { k, position in
+                EpisodeRecord(way: job.way, shot: job.shot, index: position,
+                              hash: EpisodeRecord.contentHash(of: job.episodes[position], in: job.dataset,
+                                                              dataIdentity: identity),
+                              accuracy: fused[k],
+                              levels: proto == .metric ? Dictionary(uniqueKeysWithValues: levels.map {
+                                  ($0.key.rawValue, $0.value[k]) }) : nil)
+            }
+            let s = EvaluationRunResult.Setting(way: job.way, shot: job.shot, query: job.query, seed: job.seed,
+                                                evaluationProtocol: proto, records: mineRecords, seconds: seconds)
             events(.evaluated(s))
             settings.append(s)
+            records += mineRecords
         }
-        return EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
-                                   evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
-                                   cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init))
+        let result = EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
+                                         evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
+                                         cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init))
+        if let given = c.episodesOut {
+            let path = EpisodeFileFormat.outputPath(given, shard: c.shard)
+            var manifest = [
+                "command": "eval", "checkpoint_hash": try FNV1a64.ofFile(c.checkpoint), "dataset": ds.name,
+                "split": data.split ?? "", "layout": data.resolvedLayout.rawValue, "data": data.episodeDataIdentity,
+                "protocol": proto.rawValue, "metric": mc.metric?.summary ?? "none",
+                "cosine_classifier": classifier?.summary ?? "none", "seed": "\(jobs[0].seed)",
+            ]
+            manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
+            let header = EpisodeFileHeader(
+                command: "eval", manifest: manifest,
+                settings: jobs.map {
+                    EpisodeSetting(way: $0.way, shot: $0.shot, query: $0.query, episodes: $0.episodes.count)
+                },
+                shard: c.shard, seconds: settings.reduce(0) { $0 + $1.seconds }, facts: facts.map { [$0.0, $0.1] },
+                report: result)
+            try EpisodeFile(header: header, records: records).write(to: path)
+            events(.wrote(path: path, what: c.shard.map { "per-episode results of shard \($0)" }
+                          ?? "per-episode results"))
+        }
+        return result
     }
 
+    /// One setting's episodes and the dataset their indices point into.
+    private typealias Job = (way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode],
+                             dataset: any FewShotDataset)
+
     /// The episodes of each setting: the list's, or every (way, shot) sampled from `ds`.
-    private func episodeJobs(_ ds: any FewShotDataset) throws
-        -> [(way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode])] {
+    private func episodeJobs(_ ds: any FewShotDataset) throws -> [Job] {
         let c = configuration
         if let path = c.episodeList {
             let list = try EpisodeList.read(from: path)
-            return [(list.way, list.shot, list.query, list.seed, try list.resolve(in: ds))]
+            return [(list.way, list.shot, list.query, list.seed, try list.resolve(in: ds), ds)]
         }
-        var jobs: [(way: Int, shot: Int, query: Int, seed: UInt64, episodes: [Episode])] = []
+        var jobs: [Job] = []
         for w in c.ways {
             for k in c.shots {
                 let sampler = try EpisodeSampler(dataset: ds, way: w, shot: k, query: c.query, seed: c.seed)
-                jobs.append((w, k, c.query, c.seed, sampler.episodes(c.episodes)))
+                jobs.append((w, k, c.query, c.seed, sampler.episodes(c.episodes), sampler.dataset))
             }
         }
         return jobs

@@ -11,7 +11,12 @@ struct AblateCommand: ParsableCommand {
             From one trained model (--checkpoint): each level's scores are computed once per episode; each subset's \
             learned fusion is re-fitted on --refit-episodes validation episodes (frozen backbone and heads), then \
             evaluated on the test episodes. With --retrain: one model per subset, trained with the training flags \
-            into --out/retrain-<levels>. Writes ablation.md, ablation.json and ablation.svg into --out.
+            into --out/retrain-<levels>. Writes ablation.md, ablation.json, ablation.svg and the per-episode \
+            results episodes.jsonl into --out.
+
+            --shard i/n (or a SLURM job array) evaluates every n-th test episode (each shard re-fits the fusion \
+            identically) and writes only its per-episode file; `mml ablate merge DIR...` writes the table of all \
+            shards, equal in every number to an unsharded run.
             """
     )
 
@@ -31,13 +36,16 @@ struct AblateCommand: ParsableCommand {
     @OptionGroup var image: ImageOptions
     @OptionGroup var metric: MetricOptions
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var sharding: ShardOptions
 
     func run() throws {
         try runReportingErrors {
+            let shard = try sharding.resolvedShard()
             let config = AblationRunConfiguration(
                 checkpoint: checkpoint, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,
                 way: way, shot: shot, query: query, episodes: episodes, seed: seed, out: out, threads: threads,
-                retrain: retrain, retraining: retrain ? try retraining() : nil)
+                retrain: retrain, retraining: retrain ? try retraining() : nil, shard: shard,
+                episodesOut: sharding.episodesPath(shard: shard))
             var progress: (phase: String, line: ProgressLine)?
             var printer: EpisodicRunPrinter?
             let run = try AblationRun(config, naming: FlagNames.flag)
@@ -56,8 +64,13 @@ struct AblateCommand: ParsableCommand {
                 default: break
                 }
             }
-            print(result.markdown)
-            print("wrote \(config.outputPath("ablation.md")), ablation.json, ablation.svg")
+            if let shard {
+                print("shard \(shard): \(result.episodes) of \(episodes) test episodes; wrote \(config.episodesPath)")
+                print("make the table of all shards with: mml ablate merge \(config.out)")
+            } else {
+                print(result.markdown)
+                print("wrote \(config.outputPath("ablation.md")), ablation.json, ablation.svg, \(config.episodesPath)")
+            }
         }
     }
 
@@ -68,5 +81,41 @@ struct AblateCommand: ParsableCommand {
                                                  metric: try metric.configuration(way: training.way), threads: threads)
         try training.apply(to: &c)
         return c
+    }
+}
+
+/// `mml ablate merge`: the table of all shards of one sharded `mml ablate` run.
+struct AblateMergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mml ablate merge",
+        abstract: "Merge the per-episode files of a sharded mml ablate into its table (equal to an unsharded run's).",
+        discussion: """
+            Checks that the files come from one run (same checkpoint, data, settings, seed and re-fitted weights), \
+            that every shard is there once and every episode once, then writes ablation.md, ablation.json, \
+            ablation.svg and the merged episodes.jsonl into --out (default: the first input's directory).
+            """
+    )
+
+    @Argument(help: "Per-episode files of the shards, or directories holding them.") var inputs: [String]
+    @Option(help: "Output directory (default: the first input if a directory, else the first file's directory).")
+    var out: String?
+
+    func run() throws {
+        try runReportingErrors {
+            let (result, file) = try AblationRunResult.merged(inputs)
+            let dir = out ?? Self.defaultOut(inputs.first ?? ".")
+            try result.writeFiles(into: dir) { _ in }
+            let merged = URL(fileURLWithPath: dir).appendingPathComponent("episodes.jsonl").path
+            try file.write(to: merged)
+            print(result.markdown)
+            print("wrote \(URL(fileURLWithPath: dir).appendingPathComponent("ablation.md").path), ablation.json, "
+                  + "ablation.svg, \(merged)")
+        }
+    }
+
+    static func defaultOut(_ input: String) -> String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: input, isDirectory: &isDir), isDir.boolValue { return input }
+        return URL(fileURLWithPath: input).deletingLastPathComponent().path
     }
 }

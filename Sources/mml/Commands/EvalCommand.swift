@@ -22,6 +22,11 @@ struct EvalCommand: ParsableCommand {
             negative-margin protocol, a fresh cosine classifier per episode trained on the support features (SGD \
             lr 0.01, momentum 0.9, dampening 0.9, weight decay 1e-3, 100 passes in mini-batches of 4, s = 5; the \
             --classifier-* options change these).
+
+            Clusters: --shard i/n (or a SLURM job array) evaluates every n-th episode and writes its per-episode \
+            results with --episodes-out; `mml eval merge DIR...` makes the report of all shards, equal in every \
+            number to an unsharded run (timing: the shards' summed time). Any run can write --episodes-out; \
+            `mml compare A B` pairs two such files episode by episode.
             """
     )
 
@@ -42,15 +47,18 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Threads for the kernels (0: all cores).") var threads = 0
     @Flag(help: "Print a JSON report on standard output (for harnesses).") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
+    @OptionGroup var sharding: ShardOptions
 
     func run() throws {
         try runReportingErrors {
             let loaded = try Checkpoint.load(checkpoint, threads: threads)  // its errors come first, as they always have
+            let shard = try sharding.resolvedShard()
             let config = EvaluationRunConfiguration(
                 checkpoint: checkpoint, dataset: dataset.source,
                 evaluationProtocol: try protocolName.map(EvaluationProtocol.parse), cosineClassifier: classifier.settings,
                 ways: try parseIntList(way, option: "--way"), shots: try parseIntList(shot, option: "--shot"),
-                query: query, episodes: episodes, seed: seed, episodeList: episodeList, threads: threads)
+                query: query, episodes: episodes, seed: seed, episodeList: episodeList, threads: threads,
+                shard: shard, episodesOut: sharding.episodesPath(shard: shard))
             var progress = ProgressLine(plainEvery: 100)
             let result = try EvaluationRun(config, checkpoint: loaded).run { event in
                 switch event {
@@ -61,7 +69,13 @@ struct EvalCommand: ParsableCommand {
                     progress = ProgressLine(plainEvery: 100)
                     if !json { Self.render(setting) }
                 case .started(_, let facts):
-                    if !json { for f in facts { print(f.key.padding(toLength: 12, withPad: " ", startingAt: 0) + f.value) } }
+                    if !json { for f in facts { Self.render(fact: f.key, f.value) } }
+                    if !json, let shard {
+                        Self.render(fact: "shard", "\(shard): the episodes at positions p with p % \(shard.count) == "
+                                    + "\(shard.index)")
+                    }
+                case .wrote(let path, let what):
+                    if !json { print("wrote \(path) (\(what))") }
                 default: break
                 }
             }
@@ -69,6 +83,11 @@ struct EvalCommand: ParsableCommand {
             if json { print(text) }
             if let report { try AtomicFile.write(text + "\n", to: report) }
         }
+    }
+
+    /// A fact line of the run's start (`checkpoint`, `data`, `protocol`).
+    static func render(fact key: String, _ value: String) {
+        print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value)
     }
 
     /// The lines of one evaluated setting.
@@ -83,6 +102,44 @@ struct EvalCommand: ParsableCommand {
         print(head + String(format: "fused %@%%  (%.2f episodes/s)", s.accuracy.percentString, s.episodesPerSecond))
         for (l, summary) in s.orderedLevels {
             print("    \(l.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)) \(summary.percentString)%")
+        }
+    }
+}
+
+/// `mml eval merge`: the report of all shards of one sharded `mml eval` run.
+struct EvalMergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mml eval merge",
+        abstract: "Merge the per-episode files of a sharded mml eval into its report (equal to an unsharded run's).",
+        discussion: """
+            Takes the shards' files (or directories holding episodes*.jsonl), checks that they come from one run \
+            (same checkpoint, data, protocol, settings and seed), that every shard 0..<n is there once and every \
+            episode once, and prints the report exactly as an unsharded mml eval does; every accuracy and interval \
+            is equal, the episodes/s figure is over the shards' summed time.
+            """
+    )
+
+    @Argument(help: "Per-episode files of the shards, or directories holding them.") var inputs: [String]
+    @Flag(help: "Print the JSON report on standard output.") var json = false
+    @Option(help: "Also write the JSON report to this file.") var report: String?
+    @Option(help: "Also write the merged per-episode file (one file for mml compare).") var episodesOut: String?
+
+    func run() throws {
+        try runReportingErrors {
+            let (result, file) = try EvaluationRunResult.merged(inputs)
+            printError("merged \(file.records.count) episodes of \(file.header.settings.count) setting(s)")
+            if !json {
+                for f in file.header.facts where f.count == 2 { EvalCommand.render(fact: f[0], f[1]) }
+                for s in result.results { EvalCommand.render(s) }
+            }
+            let text = try result.jsonText()
+            if json { print(text) }
+            if let report { try AtomicFile.write(text + "\n", to: report) }
+            if let episodesOut {
+                let path = EpisodeFileFormat.outputPath(episodesOut, shard: nil)
+                try file.write(to: path)
+                if !json { print("wrote \(path) (per-episode results)") }
+            }
         }
     }
 }
