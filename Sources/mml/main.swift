@@ -12,7 +12,7 @@ struct MML: ParsableCommand {
         commandName: "mml",
         abstract: "Few-shot image recognition by multi-level metric learning.",
         subcommands: [EnvCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, AblateCommand.self,
-                      PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self]
+                      PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self, ImportCommand.self]
     )
 }
 
