@@ -120,7 +120,7 @@ final class PreprocessingTests: XCTestCase {
                 XCTAssertTrue((e as! MMLError).message.contains(message), "\((e as! MMLError).message)", line: line)
             }
         }
-        fails(Preprocessing(mean: [0.1, 0.2, 0.3]), "mean has 3 values")
+        fails(Preprocessing(mean: [0.1, 0.2, 0.3]), "mean has 3 values [0.1, 0.2, 0.3]; the images have 1 channel")
         fails(Preprocessing(std: [0]), "std values must be positive")
         XCTAssertEqual(try Preprocessing.parseValues("0.485, 0.456,0.406", field: "mean"), [0.485, 0.456, 0.406])
         for bad in ["", "a", "1,2,3,4", "1,,2"] {

@@ -62,7 +62,9 @@ public struct Preprocessing: Codable, Sendable, Equatable {
         if let mean { c.mean = mean }
         if let std { c.std = std }
         for (field, v) in [("mean", c.mean), ("std", c.std)] where v.count != 1 && v.count != c.channels {
-            throw MMLError(.config, "`\(field)` has \(v.count) values \(v); give 1 or \(c.channels) (one per channel)")
+            throw MMLError(.config, "`\(field)` has \(v.count) values \(v); "
+                           + (c.channels == 1 ? "the images have 1 channel, give 1 value"
+                                              : "give 1 or \(c.channels) (one per channel)"))
         }
         if c.std.contains(where: { !($0 > 0) }) || c.mean.contains(where: { !$0.isFinite }) {
             throw MMLError(.config, "`std` values must be positive and `mean` values finite, got mean \(c.mean), "

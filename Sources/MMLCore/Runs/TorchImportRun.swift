@@ -303,6 +303,12 @@ public final class TorchImportRun: ConfiguredRun<TorchImportConfiguration> {
                                    + "(\(prefixes.sorted().map { "'\($0)'" }.joined(separator: ", "))); give a "
                                    + "`nameMap` naming the tensors to import")
                 }
+                if c.convention != .auto {
+                    throw MMLError(.invalidArgument, "\(c.input): the \(c.backbone.rawValue) tensors in the "
+                                   + "\(conv.rawValue) convention are missing: "
+                                   + required.prefix(4).map { "'\($0.source)'" }.joined(separator: ", ")
+                                   + ", ...; check `backbone` and `convention`, or give a `nameMap`")
+                }
                 reasons.append("\(conv.rawValue): no '\(first)'")
                 continue
             }
