@@ -104,6 +104,8 @@ final class ImportCLITests: XCTestCase {
             XCTAssertTrue(sidecar.contains(s), "\(s) in \(sidecar)")
         }
         try assertMMLFails(["train", "synthetic", "--ink", "black"], "black")
+        try assertMMLFails(["ablate", "--checkpoint", dir + "/run/last.safetensors", "synthetic", "--ink", "ink-one"],
+                           "without --retrain the checkpoint's own preprocessing is used", reported: true)
         try assertMMLFails(["train", "synthetic", "--std", "0", "--out", dir + "/bad"], "--std values must be positive", reported: true)
     }
 }
