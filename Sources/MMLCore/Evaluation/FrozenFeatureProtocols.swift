@@ -170,12 +170,15 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
                                       protocol: proto, options: options, progress: progress)
 }
 
-/// `evaluateFrozenFeatures` with the model's globally average-pooled backbone features (`pooledFeatures`).
+/// `evaluateFrozenFeatures` with the model's globally average-pooled backbone features (`pooledFeatures`), or for
+/// `protonet` the flattened maps (`flattenedFeatures`).
 public func evaluateFrozenFeatures(model: FewShotModel, loader: EpisodeLoader, sampler: EpisodeSampler,
                                    episodes: Int, protocol proto: FrozenFeatureProtocol,
                                    options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
                                    progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
-    try evaluateFrozenFeatures(features: { try pooledFeatures(model: model, images: $0) }, loader: loader,
+    let features: (Tensor) throws -> Tensor = proto == .protonet
+        ? { try flattenedFeatures(model: model, images: $0) } : { try pooledFeatures(model: model, images: $0) }
+    return try evaluateFrozenFeatures(features: features, loader: loader,
                                sampler: sampler, episodes: episodes, protocol: proto, options: options,
                                progress: progress)
 }
