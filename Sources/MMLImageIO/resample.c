@@ -1,10 +1,16 @@
-/* Separable resampling with the triangle filter, widened when shrinking (antialias).
+/* Separable resampling with the triangle filter, widened when shrinking (antialias), or the area filter.
  *
  * Output pixel i along an axis samples the source at its centre c_i = b0 + (i + 1/2) s, s = (b1 - b0) / n_out.
  * Source pixel j (centre j + 1/2) gets weight tri((j + 1/2 - c_i) / f), tri(t) = max(0, 1 - |t|), f = max(s, 1):
  * plain bilinear interpolation when enlarging (f = 1), and a triangle as wide as the footprint when shrinking,
  * so every source pixel contributes (close to area averaging; no aliasing of 1-bit strokes). Taps outside the
- * image are dropped and the remaining weights renormalised to sum 1. */
+ * image are dropped and the remaining weights renormalised to sum 1.
+ *
+ * Area filter (MML_RESAMPLE_AREA): output pixel i is the mean of the piecewise-constant source over its footprint
+ * [c_i - s/2, c_i + s/2] (clipped to the image): source pixel j gets weight |[j, j + 1] ∩ footprint| / |footprint|.
+ * At integer shrink factors this is PIL's BOX and OpenCV's INTER_AREA (the plain mean of s x s blocks); at other
+ * factors the edge pixels count with their covered fraction (PIL's BOX instead takes the pixels whose centres fall
+ * inside the footprint with weight 1). */
 #include "MMLImageIO.h"
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +24,40 @@ typedef struct {
 
 static void taps_free(taps_t *t) { free(t->start); free(t->count); free(t->w); }
 
-static int taps_build(taps_t *t, int n_src, int n_out, float b0, float b1) {
+/* Area taps: exact overlap of each source pixel [j, j + 1] with the footprint, renormalised over the image. */
+static void area_taps(taps_t *t, int n_src, int n_out, double b0, double s) {
+    for (int i = 0; i < n_out; i++) {
+        double c = b0 + (i + 0.5) * s;
+        double a = c - 0.5 * s, b = c + 0.5 * s;
+        if (a < 0) a = 0;
+        if (b > n_src) b = n_src;
+        float *w = t->w + (size_t)i * t->max_taps;
+        if (!(b > a)) {
+            /* The footprint misses the image (a crop box beyond the border): take the nearest pixel. */
+            int j = (int)floor(c);
+            if (j < 0) j = 0;
+            if (j > n_src - 1) j = n_src - 1;
+            t->start[i] = j; t->count[i] = 1; w[0] = 1.0f;
+            continue;
+        }
+        int lo = (int)floor(a), hi = (int)ceil(b) - 1;
+        if (hi > n_src - 1) hi = n_src - 1;
+        if (hi < lo) hi = lo;
+        int n = 0;
+        double sum = 0;
+        for (int j = lo; j <= hi && n < t->max_taps; j++) {
+            double l = j > a ? j : a, r = j + 1 < b ? j + 1 : b;
+            double wt = r > l ? r - l : 0.0;
+            w[n++] = (float)wt;
+            sum += wt;
+        }
+        for (int k = 0; k < n; k++) w[k] = (float)(w[k] / sum);
+        t->start[i] = lo;
+        t->count[i] = n;
+    }
+}
+
+static int taps_build(taps_t *t, int n_src, int n_out, float b0, float b1, int filter) {
     double s = ((double)b1 - (double)b0) / n_out;
     double f = s > 1.0 ? s : 1.0;
     t->max_taps = (int)ceil(f) * 2 + 2;
@@ -26,6 +65,7 @@ static int taps_build(taps_t *t, int n_src, int n_out, float b0, float b1) {
     t->count = (int *)malloc(sizeof(int) * (size_t)n_out);
     t->w = (float *)malloc(sizeof(float) * (size_t)n_out * (size_t)t->max_taps);
     if (!t->start || !t->count || !t->w) { taps_free(t); return MML_IMG_ERR_NOMEM; }
+    if (filter == MML_RESAMPLE_AREA) { area_taps(t, n_src, n_out, b0, s); return MML_IMG_OK; }
     for (int i = 0; i < n_out; i++) {
         double c = b0 + (i + 0.5) * s;
         int lo = (int)floor(c - f - 0.5), hi = (int)ceil(c + f - 0.5);
@@ -61,15 +101,15 @@ static int taps_build(taps_t *t, int n_src, int n_out, float b0, float b1) {
 /* The shared core: returns a malloc'd dh x dw x c float image (values 0..255), or NULL. Inlined into an
  * AVX-512 and a portable entry point (runtime dispatch below), so the compiler vectorises the tap loops for each. */
 static inline __attribute__((always_inline)) float *resample_body(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1, float y1,
-                            int dw, int dh, int *status) {
+                            int dw, int dh, int filter, int *status) {
     *status = MML_IMG_OK;
-    if (!src || sw <= 0 || sh <= 0 || c <= 0 || dw <= 0 || dh <= 0 || !(x1 > x0) || !(y1 > y0)
+    if ((filter != MML_RESAMPLE_TRIANGLE && filter != MML_RESAMPLE_AREA) || !src || sw <= 0 || sh <= 0 || c <= 0 || dw <= 0 || dh <= 0 || !(x1 > x0) || !(y1 > y0)
         || !isfinite(x0) || !isfinite(x1) || !isfinite(y0) || !isfinite(y1)) {
         *status = MML_IMG_ERR_ARGUMENT;
         return NULL;
     }
     taps_t tx = {0}, ty = {0};
-    if (taps_build(&tx, sw, dw, x0, x1) || taps_build(&ty, sh, dh, y0, y1)) {
+    if (taps_build(&tx, sw, dw, x0, x1, filter) || taps_build(&ty, sh, dh, y0, y1, filter)) {
         taps_free(&tx); taps_free(&ty);
         *status = MML_IMG_ERR_NOMEM;
         return NULL;
@@ -122,8 +162,8 @@ static inline __attribute__((always_inline)) float *resample_body(const uint8_t 
 }
 
 #define RESAMPLE_ARGS const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1, float y1, int dw, \
-                      int dh, int *status
-#define RESAMPLE_PASS src, sw, sh, c, x0, y0, x1, y1, dw, dh, status
+                      int dh, int filter, int *status
+#define RESAMPLE_PASS src, sw, sh, c, x0, y0, x1, y1, dw, dh, filter, status
 
 static float *resample_portable(RESAMPLE_ARGS) { return resample_body(RESAMPLE_PASS); }
 
@@ -147,9 +187,14 @@ static float *resample_core(RESAMPLE_ARGS) {
 
 int mml_image_resample_u8(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1, float y1,
                           int flip, uint8_t *dst, int dw, int dh) {
+    return mml_image_resample_filtered_u8(src, sw, sh, c, x0, y0, x1, y1, flip, dst, dw, dh, MML_RESAMPLE_TRIANGLE);
+}
+
+int mml_image_resample_filtered_u8(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1,
+                                   float y1, int flip, uint8_t *dst, int dw, int dh, int filter) {
     if (!dst) return MML_IMG_ERR_ARGUMENT;
     int status;
-    float *f = resample_core(src, sw, sh, c, x0, y0, x1, y1, dw, dh, &status);
+    float *f = resample_core(src, sw, sh, c, x0, y0, x1, y1, dw, dh, filter, &status);
     if (!f) return status;
     for (int y = 0; y < dh; y++)
         for (int x = 0; x < dw; x++) {
@@ -172,7 +217,12 @@ static int is_aligned_window(int sw, int sh, float x0, float y0, float x1, float
 
 int mml_image_resample_f32(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1, float y1,
                            int flip, float *dst, int dw, int dh) {
-    if (!dst) return MML_IMG_ERR_ARGUMENT;
+    return mml_image_resample_filtered_f32(src, sw, sh, c, x0, y0, x1, y1, flip, dst, dw, dh, MML_RESAMPLE_TRIANGLE);
+}
+
+int mml_image_resample_filtered_f32(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1,
+                                    float y1, int flip, float *dst, int dw, int dh, int filter) {
+    if (!dst || (filter != MML_RESAMPLE_TRIANGLE && filter != MML_RESAMPLE_AREA)) return MML_IMG_ERR_ARGUMENT;
     if (src && c > 0 && dw > 0 && dh > 0 && is_aligned_window(sw, sh, x0, y0, x1, y1, dw, dh)) {
         const float k = 1.0f / 255.0f;
         size_t plane = (size_t)dw * dh;
@@ -187,7 +237,7 @@ int mml_image_resample_f32(const uint8_t *src, int sw, int sh, int c, float x0, 
         return MML_IMG_OK;
     }
     int status;
-    float *f = resample_core(src, sw, sh, c, x0, y0, x1, y1, dw, dh, &status);
+    float *f = resample_core(src, sw, sh, c, x0, y0, x1, y1, dw, dh, filter, &status);
     if (!f) return status;
     const float k = 1.0f / 255.0f;
     size_t plane = (size_t)dw * dh;

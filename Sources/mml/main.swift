@@ -13,7 +13,8 @@ struct MML: ParsableCommand {
         abstract: "Few-shot image recognition by multi-level metric learning.",
         discussion: "Also: mml eval merge DIR... and mml ablate merge DIR... (the report of a sharded run's files).",
         subcommands: [EnvCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, AblateCommand.self,
-                      CompareCommand.self, PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self]
+                      CompareCommand.self, PretrainCommand.self, TrainEmbeddingCommand.self, ScoreCommand.self,
+                      ImportCommand.self]
     )
 }
 

@@ -92,8 +92,7 @@ final class EvaluationRunTests: XCTestCase {
         XCTAssertEqual(cc.cosineClassifier?.seed, CosineClassifierSettings.derivedSeed(episodeSeed: 0))
         XCTAssertEqual(cc.results[0].episodes, 3)
         config.evaluationProtocol = .metric
-        XCTAssertEqual(fields { _ = try EvaluationRun(config).run() }, ["evaluationProtocol", "evaluationProtocol",
-                                                                         "evaluationProtocol"])
+        XCTAssertEqual(fields { _ = try EvaluationRun(config).run() }, ["evaluationProtocol", "evaluationProtocol"])
         XCTAssertEqual(fields { _ = try EvaluationProtocol.parse("knn") }, ["evaluationProtocol"])
         XCTAssertEqual(try EvaluationProtocol.parse("cosine-classifier"), .cosineClassifier)
         config.evaluationProtocol = .cosineClassifier

@@ -259,8 +259,8 @@ final class EvalProtocolCLITests: XCTestCase {
             XCTAssertFalse(err.contains("Fatal error"), err, file: file, line: line)
         }
         try fails(["--protocol", "metric"], "--protocol metric: \(pre) is a 'pretrained' checkpoint and has no metric "
-                  + "head; evaluate its frozen features with --protocol prototype or --protocol cosine-classifier")
-        try fails(["--protocol", "knn"], "--protocol 'knn' is unknown; use metric, prototype or cosine-classifier")
+                  + "head; evaluate its frozen features with --protocol prototype, cosine-classifier or protonet")
+        try fails(["--protocol", "knn"], "--protocol 'knn' is unknown; use metric, prototype, cosine-classifier or protonet")
         try fails(["--classifier-passes", "5"],
                   "--classifier-passes only applies to --protocol cosine-classifier (this run uses --protocol prototype)")
         try fails(["--protocol", "prototype", "--classifier-seed", "1"], "--classifier-seed only applies")
@@ -278,7 +278,7 @@ final class EvalProtocolCLITests: XCTestCase {
         _ = try saveModel(kind: "episodic", backbone: .conv64F, metric: MetricConfiguration(), to: mml)
         let (code, _, err) = try runMML(["eval", "--checkpoint", mml] + data + ["--protocol", "proto"])
         XCTAssertNotEqual(code, 0)
-        XCTAssertTrue(err.contains("--protocol 'proto' is unknown; use metric, prototype or cosine-classifier"), err)
+        XCTAssertTrue(err.contains("--protocol 'proto' is unknown; use metric, prototype, cosine-classifier or protonet"), err)
         // mml ablate needs a metric too.
         let (acode, _, aerr) = try runMML(["ablate", "--checkpoint", pre] + data + ["--episodes", "2",
                                            "--out", dir + "/abl"])

@@ -31,7 +31,8 @@ public final class EpisodeLoader: @unchecked Sendable {
         try config.validate()
         self.dataset = dataset
         self.config = config
-        self.cache = try ImageCache(dataset: dataset, side: config.baseSize, channels: config.channels, file: cacheFile)
+        self.cache = try ImageCache(dataset: dataset, side: config.baseSize, channels: config.channels,
+                                    filter: config.resizeFilter, file: cacheFile)
     }
 
     /// Decodes every image the episodes use, in parallel on all cores (each file once), so that loading the

@@ -13,6 +13,8 @@ public final class ImageCache: @unchecked Sendable {
     public let side: Int
     /// Channels stored (1 or 3).
     public let channels: Int
+    /// The filter images are resized with.
+    public let filter: ResizeFilter
     /// First flat index of each class's items.
     let offsets: [Int]
     let count: Int
@@ -27,19 +29,21 @@ public final class ImageCache: @unchecked Sendable {
 
     /// Creates the cache; when `file` holds a valid cache for this dataset and configuration it is mapped and no
     /// image is decoded again. Throws `MMLError(.invalidArgument)` for a bad side or channel count.
-    public init(dataset: any FewShotDataset, side: Int, channels: Int, file: String? = nil) throws {
+    public init(dataset: any FewShotDataset, side: Int, channels: Int, filter: ResizeFilter = .triangle,
+                file: String? = nil) throws {
         guard side >= 1, channels == 1 || channels == 3 else {
             throw MMLError(.invalidArgument, "image cache needs side >= 1 and 1 or 3 channels, got \(side), \(channels)")
         }
         self.dataset = dataset
         self.side = side
         self.channels = channels
+        self.filter = filter
         var off: [Int] = [], n = 0
         for c in 0..<dataset.classCount { off.append(n); n += dataset.itemCount(ofClass: c) }
         offsets = off
         count = n
         itemBytes = side * side * channels
-        if let file, let m = ImageCache.map(file: file, expect: ImageCache.fingerprint(dataset, side, channels), count: n,
+        if let file, let m = ImageCache.map(file: file, expect: ImageCache.fingerprint(dataset, side, channels, filter), count: n,
                                             itemBytes: itemBytes) {
             mapped = m
             slab = (m.0 + ImageCache.headerBytes).assumingMemoryBound(to: UInt8.self)
@@ -109,7 +113,8 @@ public final class ImageCache: @unchecked Sendable {
                 let t0 = self.dataset.quarterTurns(ofClass: first.classIndex)
                 for r in group {
                     let turn = self.dataset.quarterTurns(ofClass: r.classIndex) - t0
-                    let img = ImageTransform.resized(img0.rotated(quarterTurns: turn), width: self.side, height: self.side)
+                    let img = ImageTransform.resized(img0.rotated(quarterTurns: turn), width: self.side, height: self.side,
+                                                         filter: self.filter)
                     img.pixels.withUnsafeBufferPointer {
                         (self.slab + self.flatIndex(r) * self.itemBytes).update(from: $0.baseAddress!, count: self.itemBytes)
                     }
@@ -139,7 +144,7 @@ public final class ImageCache: @unchecked Sendable {
         var header = Data()
         header.append(contentsOf: Array("MMLIMGC1".utf8))
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { header.append(contentsOf: $0) } }
-        put(ImageCache.fingerprint(dataset, side, channels))
+        put(ImageCache.fingerprint(dataset, side, channels, filter))
         put(UInt32(side))
         put(UInt32(channels))
         put(UInt64(count))
@@ -151,11 +156,14 @@ public final class ImageCache: @unchecked Sendable {
     static let headerBytes = 32
 
     /// FNV-1a over the dataset name, each item's path, file size and modification time, side and channels.
-    static func fingerprint(_ ds: any FewShotDataset, _ side: Int, _ channels: Int) -> UInt64 {
+    /// A filter other than the triangle is hashed too (so older cache files stay valid).
+    static func fingerprint(_ ds: any FewShotDataset, _ side: Int, _ channels: Int,
+                            _ filter: ResizeFilter = .triangle) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func eat(_ s: String) { for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } ; h = (h ^ 0xff) &* 0x100_0000_01b3 }
         eat(ds.name)
         eat("\(side)x\(channels)")
+        if filter != .triangle { eat("filter:\(filter.rawValue)") }
         for c in 0..<ds.classCount {
             eat(ds.classNames[c])
             for i in 0..<ds.itemCount(ofClass: c) {

@@ -55,12 +55,46 @@ public struct ImageConfig: Sendable, Codable, Equatable {
     public var std: [Float]
     /// Training augmentation (`.none` for evaluation).
     public var augmentation: Augmentation
+    /// Which value is ink: pixels as stored (default) or `1 - pixel` (applied before mean/std).
+    public var ink: InkConvention
+    /// The resampling filter of the resize (and of crops): triangle (default) or area.
+    public var resizeFilter: ResizeFilter
 
-    /// A configuration; mean 0 / std 1 (pixels in [0, 1]) unless given.
+    /// A configuration; mean 0 / std 1 (pixels in [0, 1]), pixels as stored and the triangle filter unless given.
     public init(size: Int, channels: Int, resize: Int? = nil, mean: [Float] = [0], std: [Float] = [1],
-                augmentation: Augmentation = .none) {
+                augmentation: Augmentation = .none, ink: InkConvention = .paperWhite,
+                resizeFilter: ResizeFilter = .triangle) {
         self.size = size; self.channels = channels; self.resize = resize; self.mean = mean; self.std = std
-        self.augmentation = augmentation
+        self.augmentation = augmentation; self.ink = ink; self.resizeFilter = resizeFilter
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case size, channels, resize, mean, std, augmentation, ink, resizeFilter
+    }
+
+    /// Decodes older configurations too: a missing `ink` or `resizeFilter` is the default.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(size: try c.decode(Int.self, forKey: .size), channels: try c.decode(Int.self, forKey: .channels),
+                  resize: try c.decodeIfPresent(Int.self, forKey: .resize),
+                  mean: try c.decode([Float].self, forKey: .mean), std: try c.decode([Float].self, forKey: .std),
+                  augmentation: try c.decode(Augmentation.self, forKey: .augmentation),
+                  ink: try c.decodeIfPresent(InkConvention.self, forKey: .ink) ?? .paperWhite,
+                  resizeFilter: try c.decodeIfPresent(ResizeFilter.self, forKey: .resizeFilter) ?? .triangle)
+    }
+
+    /// Encodes `ink` and `resizeFilter` only when they differ from the defaults, so configurations that do not use
+    /// them stay byte-identical to older ones.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(size, forKey: .size)
+        try c.encode(channels, forKey: .channels)
+        try c.encodeIfPresent(resize, forKey: .resize)
+        try c.encode(mean, forKey: .mean)
+        try c.encode(std, forKey: .std)
+        try c.encode(augmentation, forKey: .augmentation)
+        if ink != .paperWhite { try c.encode(ink, forKey: .ink) }
+        if resizeFilter != .triangle { try c.encode(resizeFilter, forKey: .resizeFilter) }
     }
 
     /// ImageNet's channel statistics (the usual normalisation for mini-ImageNet).
@@ -84,17 +118,18 @@ public struct ImageConfig: Sendable, Codable, Equatable {
     }
 }
 
-/// Resizing and the per-image transform pipeline (resampling in C: triangle filter with antialias).
+/// Resizing and the per-image transform pipeline (resampling in C: triangle filter with antialias, or area).
 public enum ImageTransform {
-    /// `image` resized to `width x height` (8-bit; antialiased when shrinking).
-    public static func resized(_ image: PixelImage, width: Int, height: Int) -> PixelImage {
+    /// `image` resized to `width x height` (8-bit; the triangle filter is antialiased when shrinking).
+    public static func resized(_ image: PixelImage, width: Int, height: Int,
+                               filter: ResizeFilter = .triangle) -> PixelImage {
         if image.width == width && image.height == height { return image }
         var out = [UInt8](repeating: 0, count: width * height * image.channels)
         let rc = image.pixels.withUnsafeBufferPointer { s in
             out.withUnsafeMutableBufferPointer { d in
-                mml_image_resample_u8(s.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels), 0, 0,
-                                      Float(image.width), Float(image.height), 0, d.baseAddress, Int32(width),
-                                      Int32(height))
+                mml_image_resample_filtered_u8(s.baseAddress, Int32(image.width), Int32(image.height),
+                                               Int32(image.channels), 0, 0, Float(image.width), Float(image.height), 0,
+                                               d.baseAddress, Int32(width), Int32(height), filter.code)
             }
         }
         precondition(rc == MML_IMG_OK, "[resize] failed with code \(rc)")
@@ -129,7 +164,8 @@ public enum ImageTransform {
     }
 
     /// Writes the network input for one image into `out` (CHW, `channels x size x size` floats): crop/resample
-    /// per `config.augmentation`, colour jitter, then `(x / 255 - mean) / std`.
+    /// per `config.augmentation` with `config.resizeFilter`, `x = 1 - x` for `config.ink == .inkOne`, colour
+    /// jitter, then `(x / 255 - mean) / std`.
     /// `image` must already have `config.channels` channels. `rng` is used only when augmentation is on.
     public static func apply(_ image: PixelImage, config: ImageConfig, rng: inout SeededRNG,
                              into out: UnsafeMutableBufferPointer<Float>) {
@@ -141,10 +177,12 @@ public enum ImageTransform {
             ? ((Float(0), Float(0), Float(image.width), Float(image.height)), false)
             : cropBox(width: image.width, height: image.height, size: s, augmentation: a, rng: &rng)
         let rc = image.pixels.withUnsafeBufferPointer { src in
-            mml_image_resample_f32(src.baseAddress, Int32(image.width), Int32(image.height), Int32(c), box.0, box.1,
-                                   box.2, box.3, flip ? 1 : 0, out.baseAddress, Int32(s), Int32(s))
+            mml_image_resample_filtered_f32(src.baseAddress, Int32(image.width), Int32(image.height), Int32(c), box.0,
+                                            box.1, box.2, box.3, flip ? 1 : 0, out.baseAddress, Int32(s), Int32(s),
+                                            config.resizeFilter.code)
         }
         precondition(rc == MML_IMG_OK, "[transform] resample failed with code \(rc)")
+        if config.ink == .inkOne { for i in 0..<out.count { out[i] = 1 - out[i] } }
         if a.brightness > 0 || a.contrast > 0 || a.saturation > 0 {
             ColorJitter.apply(out, channels: c, plane: s * s, brightness: a.brightness, contrast: a.contrast,
                               saturation: a.saturation, rng: &rng)

@@ -8,6 +8,10 @@ public enum FrozenFeatureProtocol: String, Sendable, Codable, CaseIterable {
     /// support features with SGD (lr 0.01, momentum 0.9, dampening 0.9, weight decay 1e-3), 100 passes over the
     /// support set in shuffled mini-batches of 4; the queries are scored with its logits.
     case cosineClassifier = "cosine-classifier"
+    /// Prototypical Networks (Snell et al. 2017): score = -||x - p_c||^2, the squared Euclidean distance of each query
+    /// feature to the class means; the features are the flattened feature maps (`flattenedFeatures`), as ProtoNet
+    /// flattens its Conv-4 output.
+    case protonet
 }
 
 /// The hyper-parameters of the cosine-classifier protocol (defaults: the official ones).
@@ -72,6 +76,23 @@ public func frozenFeatureScores(support: Tensor, supportLabels: [Int], query: Te
                 var dot: Float = 0
                 for c in 0..<d { dot += qn[i * d + c] * pn[j * d + c] }
                 scores.data[i * way + j] = dot
+            }
+        }
+        return scores
+    case .protonet:
+        var protos = [Double](repeating: 0, count: way * d)
+        var counts = [Double](repeating: 0, count: way)
+        for i in 0..<s {
+            counts[supportLabels[i]] += 1
+            for c in 0..<d { protos[supportLabels[i] * d + c] += Double(support.data[i * d + c]) }
+        }
+        for j in 0..<way where counts[j] > 0 { for c in 0..<d { protos[j * d + c] /= counts[j] } }
+        var scores = Tensor(shape: [q, way])
+        for i in 0..<q {
+            for j in 0..<way {
+                var sum = 0.0
+                for c in 0..<d { let t = Double(query.data[i * d + c]) - protos[j * d + c]; sum += t * t }
+                scores.data[i * way + j] = Float(-sum)
             }
         }
         return scores
@@ -149,14 +170,36 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
                                       protocol: proto, options: options, progress: progress)
 }
 
-/// `evaluateFrozenFeatures` with the model's globally average-pooled backbone features (`pooledFeatures`).
+/// `evaluateFrozenFeatures` with the model's globally average-pooled backbone features (`pooledFeatures`), or for
+/// `protonet` the flattened maps (`flattenedFeatures`).
 public func evaluateFrozenFeatures(model: FewShotModel, loader: EpisodeLoader, sampler: EpisodeSampler,
                                    episodes: Int, protocol proto: FrozenFeatureProtocol,
                                    options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
                                    progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
-    try evaluateFrozenFeatures(features: { try pooledFeatures(model: model, images: $0) }, loader: loader,
+    let features: (Tensor) throws -> Tensor = proto == .protonet
+        ? { try flattenedFeatures(model: model, images: $0) } : { try pooledFeatures(model: model, images: $0) }
+    return try evaluateFrozenFeatures(features: features, loader: loader,
                                sampler: sampler, episodes: episodes, protocol: proto, options: options,
                                progress: progress)
+}
+
+/// The backbone output `(N, C, h, w)` in inference mode, flattened to `(N, C h w)` (the protonet protocol's
+/// features).
+public func flattenedFeatures(model: FewShotModel, images: Tensor) throws -> Tensor {
+    var f = try model.features(images)
+    f.shape = [f.shape[0], f.count / max(f.shape[0], 1)]
+    return f
+}
+
+/// The features `proto` uses for a loaded checkpoint: `frozenFeatureFunction(of:path:)`, except that `protonet`
+/// takes the flattened maps of a non-embedding checkpoint (an embedding checkpoint keeps its trained embedding).
+public func frozenFeatureFunction(of loaded: Checkpoint.Loaded, path: String,
+                                  protocol proto: FrozenFeatureProtocol) throws -> (Tensor) throws -> Tensor {
+    if proto == .protonet && loaded.model.configuration.kind != "embedding" {
+        let model = loaded.model
+        return { try flattenedFeatures(model: model, images: $0) }
+    }
+    return try frozenFeatureFunction(of: loaded, path: path)
 }
 
 /// The features the frozen-feature protocols use for a loaded checkpoint. For an `embedding` checkpoint

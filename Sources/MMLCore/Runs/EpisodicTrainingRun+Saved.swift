@@ -31,8 +31,15 @@ public struct SavedEpisodicSettings: Sendable, Equatable {
         guard m.kind == "episodic", let metric = m.metric else {
             throw MMLError(.config, "`config` \(path) holds a '\(m.kind)' model, not an episodic one; \(hint)")
         }
-        image = ImageSettings(size: m.image.size, channels: m.image.channels,
-                              augmentation: m.image.augmentation == .mml ? .mml : .none)
+        // Preprocessing that differs from every dataset default comes along (the defaults follow the data).
+        let i = m.image
+        let usualStatistics = (i.mean == [0] && i.std == [1])
+            || (i.mean == ImageConfig.imagenetMean && i.std == ImageConfig.imagenetStd)
+        let p = Preprocessing(ink: i.ink == .paperWhite ? nil : i.ink,
+                              resizeFilter: i.resizeFilter == .triangle ? nil : i.resizeFilter,
+                              mean: usualStatistics ? nil : i.mean, std: usualStatistics ? nil : i.std)
+        image = ImageSettings(size: i.size, channels: i.channels, augmentation: i.augmentation == .mml ? .mml : .none,
+                              preprocessing: p.isEmpty ? nil : p)
         backbone = BackboneSettings(kind: m.backbone, widths: m.widths, initialization: m.initialization, seed: m.seed)
         self.metric = metric
         training = sidecar.state.training

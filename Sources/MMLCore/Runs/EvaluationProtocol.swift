@@ -8,6 +8,8 @@ public enum EvaluationProtocol: String, Codable, Sendable, CaseIterable {
     case prototype
     /// Frozen backbone features, a fresh cosine classifier trained per episode on the support features.
     case cosineClassifier = "cosine-classifier"
+    /// Frozen backbone features flattened, ProtoNet's squared Euclidean distance to the class means.
+    case protonet
 
     /// The frozen-feature protocol, or nil for `metric`.
     public var frozen: FrozenFeatureProtocol? {
@@ -15,6 +17,7 @@ public enum EvaluationProtocol: String, Codable, Sendable, CaseIterable {
         case .metric: return nil
         case .prototype: return .prototype
         case .cosineClassifier: return .cosineClassifier
+        case .protonet: return .protonet
         }
     }
 
@@ -40,8 +43,8 @@ public enum EvaluationProtocol: String, Codable, Sendable, CaseIterable {
         guard let requested else { return model.metric == nil ? .prototype : .metric }
         if requested == .metric && model.metric == nil {
             throw MMLError(.invalidArgument, "`evaluationProtocol` metric: \(checkpoint) is a '\(model.kind)' checkpoint and "
-                           + "has no metric head; evaluate its frozen features with `evaluationProtocol` prototype or "
-                           + "`evaluationProtocol` cosine-classifier")
+                           + "has no metric head; evaluate its frozen features with `evaluationProtocol` prototype, "
+                           + "cosine-classifier or protonet")
         }
         return requested
     }

@@ -32,16 +32,42 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     /// Write the per-episode results to this file (`EpisodeFile`, docs/EPISODES.md); a directory (existing, or
     /// ending in `/`) gets `episodes.jsonl` or the shard's `ShardSpec.fileName`.
     public var episodesOut: String?
+    /// Preprocessing laid over the checkpoint's own (ink, resize filter, mean, std; unset fields keep the
+    /// checkpoint's).
+    public var preprocessing: Preprocessing
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
                 evaluationProtocol: EvaluationProtocol? = nil,
                 cosineClassifier: CosineClassifierSettings = CosineClassifierSettings(), ways: [Int] = [5],
                 shots: [Int] = [1], query: Int = 15, episodes: Int = 600, seed: UInt64 = 0, episodeList: String? = nil,
-                threads: Int = 0, shard: ShardSpec? = nil, episodesOut: String? = nil) {
+                threads: Int = 0, shard: ShardSpec? = nil, episodesOut: String? = nil,
+                preprocessing: Preprocessing = Preprocessing()) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.evaluationProtocol = evaluationProtocol
         self.cosineClassifier = cosineClassifier; self.ways = ways; self.shots = shots; self.query = query
         self.episodes = episodes; self.seed = seed; self.episodeList = episodeList; self.threads = threads
-        self.shard = shard; self.episodesOut = episodesOut
+        self.shard = shard; self.episodesOut = episodesOut; self.preprocessing = preprocessing
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case checkpoint, dataset, evaluationProtocol, cosineClassifier, ways, shots, query, episodes, seed
+        case episodeList, threads, shard, episodesOut, preprocessing
+    }
+
+    /// Decodes older configurations too (no `preprocessing`: the checkpoint's own).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(checkpoint: try c.decode(String.self, forKey: .checkpoint),
+                  dataset: try c.decode(DatasetSource.self, forKey: .dataset),
+                  evaluationProtocol: try c.decodeIfPresent(EvaluationProtocol.self, forKey: .evaluationProtocol),
+                  cosineClassifier: try c.decode(CosineClassifierSettings.self, forKey: .cosineClassifier),
+                  ways: try c.decode([Int].self, forKey: .ways), shots: try c.decode([Int].self, forKey: .shots),
+                  query: try c.decode(Int.self, forKey: .query), episodes: try c.decode(Int.self, forKey: .episodes),
+                  seed: try c.decode(UInt64.self, forKey: .seed),
+                  episodeList: try c.decodeIfPresent(String.self, forKey: .episodeList),
+                  threads: try c.decode(Int.self, forKey: .threads),
+                  shard: try c.decodeIfPresent(ShardSpec.self, forKey: .shard),
+                  episodesOut: try c.decodeIfPresent(String.self, forKey: .episodesOut),
+                  preprocessing: try c.decodeIfPresent(Preprocessing.self, forKey: .preprocessing) ?? Preprocessing())
     }
 
     /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint
@@ -192,8 +218,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             throw MMLError(.invalidArgument, "`\(field)` only applies to `evaluationProtocol` cosine-classifier (this "
                            + "run uses `evaluationProtocol` \(proto.rawValue))")
         }
-        let features = try proto.frozen.map { _ in try frozenFeatureFunction(of: loaded, path: c.checkpoint) }
-        let image = model.configuration.image.forEvaluation
+        let features = try proto.frozen.map { try frozenFeatureFunction(of: loaded, path: c.checkpoint, protocol: $0) }
+        let image = try c.preprocessing.applied(to: model.configuration.image.forEvaluation)
         let data = c.dataset.withDefaultSplit("test")
         let ds = try data.open(image: image)
         let loader = try EpisodeLoader(dataset: ds, config: image)
@@ -206,6 +232,9 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         switch proto {
         case .metric: how = "metric (the checkpoint's fused and per-level scores)"
         case .prototype: how = "prototype (frozen features, cosine to the class means; no per-level scores)"
+        case .protonet:
+            how = "protonet (frozen features flattened, squared Euclidean distance to the class means; no per-level "
+                + "scores)"
         case .cosineClassifier:
             how = "cosine-classifier (frozen features, a cosine classifier per episode: \(classifier!.summary); no "
                 + "per-level scores)"
@@ -263,6 +292,11 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                 "cosine_classifier": classifier?.summary ?? "none", "seed": "\(jobs[0].seed)",
             ]
             manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
+            // The images as the backbone saw them (size, channels, ink, resize filter, mean, std): shards run with
+            // other preprocessing flags are not the same run.
+            let imageEncoder = JSONEncoder()
+            imageEncoder.outputFormatting = [.sortedKeys]
+            manifest["image"] = String(decoding: try imageEncoder.encode(image), as: UTF8.self)
             let header = EpisodeFileHeader(
                 command: "eval", manifest: manifest,
                 settings: jobs.map {

@@ -20,23 +20,31 @@ public struct ImageSettings: Codable, Sendable, Equatable {
     public var channels: Int?
     /// Training augmentation.
     public var augmentation: AugmentationKind
+    /// Ink convention, resize filter, mean and std (nil or unset fields: paper-white, triangle, and the dataset's
+    /// normalisation below).
+    public var preprocessing: Preprocessing?
 
-    public init(size: Int? = nil, channels: Int? = nil, augmentation: AugmentationKind = .none) {
+    public init(size: Int? = nil, channels: Int? = nil, augmentation: AugmentationKind = .none,
+                preprocessing: Preprocessing? = nil) {
         self.size = size
         self.channels = channels
         self.augmentation = augmentation
+        self.preprocessing = preprocessing
     }
 
-    /// The training (with augmentation) and evaluation (without) image configurations for `dataset`.
-    /// - Throws: `MMLError(.config)` for an invalid size or channel count.
+    /// The training (with augmentation) and evaluation (without) image configurations for `dataset`. Mean and std
+    /// default to ImageNet's for colour images of folder / CSV datasets and to 0 / 1 otherwise; `preprocessing`
+    /// overrides them.
+    /// - Throws: `MMLError(.config)` for an invalid size, channel count, mean or std.
     public func configurations(for dataset: DatasetSource) throws -> (train: ImageConfig, eval: ImageConfig) {
         let layout = dataset.resolvedLayout
         let omniglot = layout == .omniglot || layout == .omniglotVinyals
         let size = self.size ?? (omniglot ? 28 : layout == .synthetic ? dataset.syntheticSize ?? 84 : 84)
         let ch = channels ?? (omniglot ? 1 : layout == .synthetic ? dataset.syntheticChannels ?? 3 : 3)
         let natural = ch == 3 && !omniglot && layout != .synthetic
-        let eval = ImageConfig(size: size, channels: ch, mean: natural ? ImageConfig.imagenetMean : [0],
+        var eval = ImageConfig(size: size, channels: ch, mean: natural ? ImageConfig.imagenetMean : [0],
                                std: natural ? ImageConfig.imagenetStd : [1])
+        if let preprocessing { eval = try preprocessing.applied(to: eval) }
         var train = eval
         if augmentation == .mml {
             train.resize = Int((Double(size) * 100 / 84).rounded())

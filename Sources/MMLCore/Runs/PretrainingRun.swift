@@ -89,7 +89,7 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
     public static func parseProtocols(_ text: String) throws -> [FrozenFeatureProtocol] {
         try text.split(separator: ",").map { name in
             guard let p = FrozenFeatureProtocol(rawValue: String(name)) else {
-                throw MMLError(.config, "`testProtocols`: '\(name)' is unknown; use prototype and/or cosine-classifier")
+                throw MMLError(.config, "`testProtocols`: '\(name)' is unknown; use prototype, cosine-classifier and/or protonet")
             }
             return p
         }

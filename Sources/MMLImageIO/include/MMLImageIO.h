@@ -89,6 +89,18 @@ int mml_image_resample_u8(const uint8_t *src, int sw, int sh, int c, float x0, f
 int mml_image_resample_f32(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1, float y1,
                            int flip, float *dst, int dw, int dh);
 
+/* The resampling filters. TRIANGLE is the one above. AREA averages the piecewise-constant source over each output
+ * pixel's footprint (box of width s = box size / output size, centred on the output pixel, clipped to the image):
+ * source pixel j gets weight |[j, j + 1] ∩ footprint| / |footprint ∩ image|. Integer shrink factors give the plain
+ * block mean (PIL's BOX, OpenCV's INTER_AREA). */
+enum { MML_RESAMPLE_TRIANGLE = 0, MML_RESAMPLE_AREA = 1 };
+
+/* As mml_image_resample_u8 / _f32 with a filter (MML_RESAMPLE_*); another value returns MML_IMG_ERR_ARGUMENT. */
+int mml_image_resample_filtered_u8(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1,
+                                   float y1, int flip, uint8_t *dst, int dw, int dh, int filter);
+int mml_image_resample_filtered_f32(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1,
+                                    float y1, int flip, float *dst, int dw, int dh, int filter);
+
 #ifdef __cplusplus
 }
 #endif

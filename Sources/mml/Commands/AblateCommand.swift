@@ -40,6 +40,11 @@ struct AblateCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            if !retrain, !(try image.preprocessingOptions.preprocessing()).isEmpty {
+                throw MMLError(.invalidArgument, "--ink, --resize-filter, --mean and --std set how --retrain's models "
+                               + "are trained; without --retrain the checkpoint's own preprocessing is used (set it "
+                               + "when training or importing the model)")
+            }
             let shard = try sharding.resolvedShard()
             let config = AblationRunConfiguration(
                 checkpoint: checkpoint, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,

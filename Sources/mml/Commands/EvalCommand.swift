@@ -21,7 +21,11 @@ struct EvalCommand: ParsableCommand {
             each query to the class means of the support features; `cosine-classifier` is the official \
             negative-margin protocol, a fresh cosine classifier per episode trained on the support features (SGD \
             lr 0.01, momentum 0.9, dampening 0.9, weight decay 1e-3, 100 passes in mini-batches of 4, s = 5; the \
-            --classifier-* options change these).
+            --classifier-* options change these); `protonet` is Prototypical Networks' head, the squared Euclidean \
+            distance of each query's flattened feature map to the class means.
+
+            --ink, --resize-filter, --mean and --std override the preprocessing the checkpoint was trained or \
+            imported with (its configuration records it).
 
             Clusters: --shard i/n (or a SLURM job array) evaluates every n-th episode and writes its per-episode \
             results with --episodes-out; `mml eval merge DIR...` makes the report of all shards, equal in every \
@@ -34,8 +38,9 @@ struct EvalCommand: ParsableCommand {
     var checkpoint: String
     @OptionGroup var dataset: DatasetOptions
     @Option(name: .customLong("protocol"),
-            help: "metric, prototype or cosine-classifier (default: metric when the checkpoint has a metric, else prototype).")
+            help: "metric, prototype, cosine-classifier or protonet (default: metric when the checkpoint has a metric, else prototype).")
     var protocolName: String?
+    @OptionGroup(title: "Preprocessing (default: the checkpoint's own)") var preprocessingOptions: PreprocessingOptions
     @OptionGroup var classifier: CosineClassifierOptions
     @Option(help: "Classes per episode (a comma-separated list evaluates each).") var way = "5"
     @Option(help: "Support images per class (a comma-separated list evaluates each).") var shot = "1"
@@ -58,7 +63,8 @@ struct EvalCommand: ParsableCommand {
                 evaluationProtocol: try protocolName.map(EvaluationProtocol.parse), cosineClassifier: classifier.settings,
                 ways: try parseIntList(way, option: "--way"), shots: try parseIntList(shot, option: "--shot"),
                 query: query, episodes: episodes, seed: seed, episodeList: episodeList, threads: threads,
-                shard: shard, episodesOut: sharding.episodesPath(shard: shard))
+                shard: shard, episodesOut: sharding.episodesPath(shard: shard),
+                preprocessing: try preprocessingOptions.preprocessing())
             var progress = ProgressLine(plainEvery: 100)
             let result = try EvaluationRun(config, checkpoint: loaded).run { event in
                 switch event {

@@ -73,8 +73,16 @@ extension ImageOptions {
     /// `base` with the given image flags applied.
     func settings(over base: ImageSettings) throws -> ImageSettings {
         let given = try settings()
+        var p = base.preprocessing ?? Preprocessing()
+        if let g = given.preprocessing {
+            p.ink = g.ink ?? p.ink
+            p.resizeFilter = g.resizeFilter ?? p.resizeFilter
+            p.mean = g.mean ?? p.mean
+            p.std = g.std ?? p.std
+        }
         return ImageSettings(size: given.size ?? base.size, channels: given.channels ?? base.channels,
-                             augmentation: augment == nil ? base.augmentation : given.augmentation)
+                             augmentation: augment == nil ? base.augmentation : given.augmentation,
+                             preprocessing: p.isEmpty ? nil : p)
     }
 }
 

@@ -37,6 +37,8 @@ enum FlagNames {
         "imagesPerClass": "--images-per-class",
         "augmentation": "--augment",
         "out": "--out",
+        "output": "--out",
+        "input": "INPUT",
         // evaluation runs (`EvaluationRun`, `AblationRun`, `EpisodeScoringRun`): dotted paths are looked up whole.
         "evaluationProtocol": "--protocol",
         "ways": "--way",

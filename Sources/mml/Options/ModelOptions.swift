@@ -72,7 +72,34 @@ struct MetricOptions: ParsableArguments {
     }
 }
 
-/// Image size / channels / augmentation (`ImageSettings` in the core), with defaults that follow the dataset.
+extension InkConvention: ExpressibleByArgument {}
+extension ResizeFilter: ExpressibleByArgument {}
+
+/// Pixel preprocessing (`Preprocessing` in the core): ink convention, resize filter, mean and std. Every option is
+/// nil when not given: train-like commands then use the dataset's defaults, `mml eval` the checkpoint's own.
+struct PreprocessingOptions: ParsableArguments {
+    @Option(help: "Ink convention: paper-white (pixels as stored; the default) or ink-one (1 - pixel, as Snell et al.'s Omniglot loaders feed it).")
+    var ink: InkConvention?
+
+    @Option(help: "Resize filter: triangle (antialiased bilinear; the default) or area (block mean; PIL's BOX at integer factors).")
+    var resizeFilter: ResizeFilter?
+
+    @Option(help: "Per-channel mean subtracted after scaling pixels to [0, 1]: 1 or 3 comma-separated values (default: ImageNet's for colour folder/CSV data, else 0).")
+    var mean: String?
+
+    @Option(help: "Per-channel standard deviation divided by: 1 or 3 comma-separated values (default: ImageNet's for colour folder/CSV data, else 1).")
+    var std: String?
+
+    /// The core's preprocessing. - Throws: `MMLError(.config)` naming `mean` / `std` for malformed lists.
+    func preprocessing() throws -> Preprocessing {
+        Preprocessing(ink: ink, resizeFilter: resizeFilter,
+                      mean: try mean.map { try Preprocessing.parseValues($0, field: "mean") },
+                      std: try std.map { try Preprocessing.parseValues($0, field: "std") })
+    }
+}
+
+/// Image size / channels / augmentation / preprocessing (`ImageSettings` in the core), with defaults that follow
+/// the dataset.
 struct ImageOptions: ParsableArguments {
     @Option(help: "Image side in pixels (default: 28 for Omniglot, the synthetic size, else 84).")
     var imageSize: Int?
@@ -83,9 +110,15 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "Training augmentation: none, or mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4) (default: none).")
     var augment: String?
 
-    /// The core's image settings (no `--augment`: none). - Throws: `MMLError(.config)` for an unknown augmentation.
+    @OptionGroup var preprocessingOptions: PreprocessingOptions
+
+    /// The core's image settings (no `--augment`: none). - Throws: `MMLError(.config)` for an unknown augmentation
+    /// or malformed preprocessing.
     func settings() throws -> ImageSettings {
-        ImageSettings(size: imageSize, channels: channels, augmentation: try augment.map(AugmentationKind.parse) ?? .none)
+        let p = try preprocessingOptions.preprocessing()
+        return ImageSettings(size: imageSize, channels: channels,
+                             augmentation: try augment.map(AugmentationKind.parse) ?? .none,
+                             preprocessing: p.isEmpty ? nil : p)
     }
 }
 

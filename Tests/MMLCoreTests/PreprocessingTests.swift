@@ -1,0 +1,161 @@
+import Foundation
+import MMLCore
+import MMLTestSupport
+import XCTest
+
+/// The preprocessing options: the area resize filter against exact area averaging in double, the ink inversion and
+/// mean/std, their configuration and its errors, and the protonet protocol against brute force.
+final class PreprocessingTests: XCTestCase {
+    /// Exact area averaging of an HWC u8 image over the box, in double: output pixel (i, j) is the mean of the
+    /// piecewise-constant source over [x0 + j s_x, x0 + (j + 1) s_x] x [y0 + i s_y, ...] clipped to the image.
+    static func areaReference(_ img: PixelImage, box: (Double, Double, Double, Double), dw: Int, dh: Int) -> [Double] {
+        let sx = (box.2 - box.0) / Double(dw), sy = (box.3 - box.1) / Double(dh)
+        func overlap(_ a: Double, _ b: Double, _ j: Int) -> Double { max(0, min(b, Double(j + 1)) - max(a, Double(j))) }
+        var out = [Double](repeating: 0, count: dw * dh * img.channels)
+        for i in 0..<dh {
+            let ya = max(0, box.1 + Double(i) * sy), yb = min(Double(img.height), box.1 + Double(i + 1) * sy)
+            for j in 0..<dw {
+                let xa = max(0, box.0 + Double(j) * sx), xb = min(Double(img.width), box.0 + Double(j + 1) * sx)
+                for c in 0..<img.channels {
+                    var sum = 0.0, area = 0.0
+                    for y in 0..<img.height {
+                        let wy = overlap(ya, yb, y)
+                        if wy == 0 { continue }
+                        for x in 0..<img.width {
+                            let w = wy * overlap(xa, xb, x)
+                            if w == 0 { continue }
+                            sum += w * Double(img.pixels[(y * img.width + x) * img.channels + c])
+                            area += w
+                        }
+                    }
+                    out[(i * dw + j) * img.channels + c] = sum / area
+                }
+            }
+        }
+        return out
+    }
+
+    static func randomImage(width: Int, height: Int, channels: Int, seed: UInt64) -> PixelImage {
+        var rng = TestRNG(seed: seed)
+        return PixelImage(width: width, height: height, channels: channels,
+                          pixels: (0..<(width * height * channels)).map { _ in UInt8(rng.int(256)) })
+    }
+
+    func testAreaFilterMatchesExactAreaAveraging() {
+        // integer and non-integer factors, shrinking and enlarging, 1 and 3 channels (Omniglot: 105 -> 28)
+        for (sw, sh, dw, dh, ch) in [(12, 12, 4, 4, 1), (105, 105, 28, 28, 1), (17, 11, 5, 7, 3), (7, 5, 10, 9, 3), (9, 9, 9, 9, 1)] {
+            let img = Self.randomImage(width: sw, height: sh, channels: ch, seed: UInt64(sw * 100 + dw))
+            let ref = Self.areaReference(img, box: (0, 0, Double(sw), Double(sh)), dw: dw, dh: dh)
+            let u8 = ImageTransform.resized(img, width: dw, height: dh, filter: .area)
+            // u8 output: rounded
+            assertClose(u8.pixels.map(Float.init), ref, atol: 0.5 + 1e-3, rtol: 0, "area \(sw)x\(sh) -> \(dw)x\(dh) (u8)")
+            // float output through the transform (CHW, / 255)
+            let config = ImageConfig(size: dw, channels: ch, resizeFilter: .area)
+            guard dw == dh else { continue }
+            var out = [Float](repeating: 0, count: ch * dw * dh)
+            var rng = SeededRNG(seed: 0)
+            out.withUnsafeMutableBufferPointer { ImageTransform.apply(img, config: config, rng: &rng, into: $0) }
+            var chw = [Double](repeating: 0, count: out.count)
+            for c in 0..<ch { for p in 0..<(dw * dh) { chw[c * dw * dh + p] = ref[p * ch + c] / 255 } }
+            assertClose(out, chw, atol: 1e-5, rtol: 1e-5, "area \(sw)x\(sh) -> \(dw)x\(dh) (f32)")
+        }
+        // at an integer factor the area filter is the block mean; the triangle filter is not
+        let img = Self.randomImage(width: 8, height: 8, channels: 1, seed: 3)
+        let tri = ImageTransform.resized(img, width: 2, height: 2, filter: .triangle)
+        let area = ImageTransform.resized(img, width: 2, height: 2, filter: .area)
+        var block = 0.0
+        for y in 0..<4 { for x in 0..<4 { block += Double(img.pixels[y * 8 + x]) } }
+        XCTAssertEqual(Double(area.pixels[0]), (block / 16).rounded(), accuracy: 0.5)
+        XCTAssertNotEqual(tri.pixels, area.pixels)
+    }
+
+    func testInkInversionAndNormalisation() {
+        let img = Self.randomImage(width: 6, height: 6, channels: 3, seed: 5)
+        var rng = SeededRNG(seed: 0)
+        let mean: [Float] = [0.5, 0.4, 0.3], std: [Float] = [0.2, 0.25, 0.5]
+        let config = ImageConfig(size: 6, channels: 3, mean: mean, std: std, ink: .inkOne)
+        var out = [Float](repeating: 0, count: 3 * 36)
+        out.withUnsafeMutableBufferPointer { ImageTransform.apply(img, config: config, rng: &rng, into: $0) }
+        var ref = [Double](repeating: 0, count: out.count)
+        for c in 0..<3 {
+            for p in 0..<36 {
+                let x = 1 - Double(img.pixels[p * 3 + c]) / 255
+                ref[c * 36 + p] = (x - Double(mean[c])) / Double(std[c])
+            }
+        }
+        assertClose(out, ref, atol: 1e-5, rtol: 1e-5, "ink-one with per-channel mean / std")
+    }
+
+    func testConfigurationRoundTripsAndOldJSONDecodes() throws {
+        let old = #"{"augmentation":{"brightness":0,"contrast":0,"horizontalFlip":false,"randomCrop":false,"randomResizedCropRatio":[0.75,1.3333334],"saturation":0},"channels":1,"mean":[0],"size":28,"std":[1]}"#
+        let decoded = try JSONDecoder().decode(ImageConfig.self, from: Data(old.utf8))
+        XCTAssertEqual(decoded.ink, .paperWhite)
+        XCTAssertEqual(decoded.resizeFilter, .triangle)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        // defaults are not written: older configurations stay byte-identical
+        XCTAssertFalse(String(decoding: try enc.encode(decoded), as: UTF8.self).contains("ink"))
+        var c = decoded
+        c.ink = .inkOne
+        c.resizeFilter = .area
+        let text = String(decoding: try enc.encode(c), as: UTF8.self)
+        XCTAssertTrue(text.contains("\"ink\":\"ink-one\"") && text.contains("\"resizeFilter\":\"area\""), text)
+        XCTAssertEqual(try JSONDecoder().decode(ImageConfig.self, from: Data(text.utf8)), c)
+    }
+
+    func testSettingsApplyPreprocessingAndNameBadValues() throws {
+        let omniglotLike = DatasetSource(path: "synthetic", syntheticSize: 28, syntheticChannels: 1)
+        let plain = try ImageSettings().configurations(for: omniglotLike).eval
+        XCTAssertEqual(plain.ink, .paperWhite)
+        let s = ImageSettings(preprocessing: Preprocessing(ink: .inkOne, resizeFilter: .area, mean: [0.9], std: [0.1]))
+        let (train, eval) = try s.configurations(for: omniglotLike)
+        for cfg in [train, eval] {
+            XCTAssertEqual(cfg.ink, .inkOne)
+            XCTAssertEqual(cfg.resizeFilter, .area)
+            XCTAssertEqual(cfg.mean, [0.9])
+            XCTAssertEqual(cfg.std, [0.1])
+        }
+        func fails(_ p: Preprocessing, _ message: String, line: UInt = #line) {
+            XCTAssertThrowsError(try ImageSettings(preprocessing: p).configurations(for: omniglotLike), line: line) { e in
+                XCTAssertTrue((e as! MMLError).message.contains(message), "\((e as! MMLError).message)", line: line)
+            }
+        }
+        fails(Preprocessing(mean: [0.1, 0.2, 0.3]), "mean has 3 values [0.1, 0.2, 0.3]; the images have 1 channel")
+        fails(Preprocessing(std: [0]), "std values must be positive")
+        XCTAssertEqual(try Preprocessing.parseValues("0.485, 0.456,0.406", field: "mean"), [0.485, 0.456, 0.406])
+        for bad in ["", "a", "1,2,3,4", "1,,2"] {
+            XCTAssertThrowsError(try Preprocessing.parseValues(bad, field: "std")) { e in
+                XCTAssertTrue((e as! MMLError).message.contains("give 1 or 3 comma-separated numbers"))
+            }
+        }
+        XCTAssertThrowsError(try ResizeFilter.parse("bicubic")) { e in
+            XCTAssertTrue((e as! MMLError).message.contains("resizeFilter bicubic: use triangle or area"))
+        }
+        XCTAssertThrowsError(try InkConvention.parse("black")) { e in
+            XCTAssertTrue((e as! MMLError).message.contains("ink black: use paper-white or ink-one"))
+        }
+    }
+
+    func testProtoNetProtocolMatchesBruteForce() throws {
+        var rng = TestRNG(seed: 12)
+        let way = 3, d = 7
+        let labels = [0, 1, 2, 0, 1, 2, 2]
+        let support = rng.tensor([labels.count, d]), query = rng.tensor([5, d])
+        let scores = try frozenFeatureScores(support: support, supportLabels: labels, query: query, way: way,
+                                             protocol: .protonet)
+        var ref = [Double](repeating: 0, count: 5 * way)
+        for i in 0..<5 {
+            for c in 0..<way {
+                let members = labels.indices.filter { labels[$0] == c }
+                var dist = 0.0
+                for k in 0..<d {
+                    let p = members.map { Double(support.data[$0 * d + k]) }.reduce(0, +) / Double(members.count)
+                    dist += pow(Double(query.data[i * d + k]) - p, 2)
+                }
+                ref[i * way + c] = -dist
+            }
+        }
+        assertClose(scores.data, ref, atol: 1e-5, rtol: 1e-5, "protonet scores")
+        XCTAssertEqual(try EvaluationProtocol.parse("protonet").frozen, .protonet)
+    }
+}
