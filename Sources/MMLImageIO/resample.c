@@ -9,8 +9,13 @@
  * Area filter (MML_RESAMPLE_AREA): output pixel i is the mean of the piecewise-constant source over its footprint
  * [c_i - s/2, c_i + s/2] (clipped to the image): source pixel j gets weight |[j, j + 1] ∩ footprint| / |footprint|.
  * At integer shrink factors this is PIL's BOX and OpenCV's INTER_AREA (the plain mean of s x s blocks); at other
- * factors the edge pixels count with their covered fraction (PIL's BOX instead takes the pixels whose centres fall
- * inside the footprint with weight 1). */
+ * factors the edge pixels count with their covered fraction.
+ *
+ * Box filter (MML_RESAMPLE_BOX), PIL's Image.BOX: with the footprint width f = max(s, 1), source pixel j gets weight
+ * 1 when (j + 1/2 - c_i) / f lies in (-1/2, 1/2] and 0 otherwise, the candidates being j in
+ * [floor(c_i - f/2 + 1/2), floor(c_i + f/2 + 1/2)) clipped to the image; weights renormalised to sum 1 (the pixels
+ * whose centres fall inside the footprint, averaged). Equal to AREA at integer shrink factors; PIL then rounds
+ * each pass to 8 bits, mml keeps floats (or rounds once, for the u8 entry point). */
 #include "MMLImageIO.h"
 #include <math.h>
 #include <stdlib.h>
@@ -57,6 +62,39 @@ static void area_taps(taps_t *t, int n_src, int n_out, double b0, double s) {
     }
 }
 
+/* PIL's BOX taps: the source pixels whose centres fall in (c - f/2, c + f/2], f = max(s, 1), weight 1 each. */
+static void box_taps(taps_t *t, int n_src, int n_out, double b0, double s) {
+    double f = s > 1.0 ? s : 1.0;
+    for (int i = 0; i < n_out; i++) {
+        double c = b0 + (i + 0.5) * s;
+        int lo = (int)floor(c - 0.5 * f + 0.5), hi = (int)floor(c + 0.5 * f + 0.5); /* candidates [lo, hi) */
+        if (lo < 0) lo = 0;
+        if (hi > n_src) hi = n_src;
+        float *w = t->w + (size_t)i * t->max_taps;
+        int first = -1, n = 0;
+        for (int j = lo; j < hi && n < t->max_taps; j++) {
+            double x = (j + 0.5 - c) / f;
+            if (!(x > -0.5 && x <= 0.5)) {
+                if (first >= 0) break; /* the taps are one contiguous run */
+                continue;
+            }
+            if (first < 0) first = j;
+            w[n++] = 1.0f;
+        }
+        if (n == 0) {
+            /* No centre inside (a crop box beyond the border): take the nearest pixel. */
+            int j = (int)floor(c);
+            if (j < 0) j = 0;
+            if (j > n_src - 1) j = n_src - 1;
+            t->start[i] = j; t->count[i] = 1; w[0] = 1.0f;
+            continue;
+        }
+        for (int k = 0; k < n; k++) w[k] = (float)(1.0 / n);
+        t->start[i] = first;
+        t->count[i] = n;
+    }
+}
+
 static int taps_build(taps_t *t, int n_src, int n_out, float b0, float b1, int filter) {
     double s = ((double)b1 - (double)b0) / n_out;
     double f = s > 1.0 ? s : 1.0;
@@ -66,6 +104,7 @@ static int taps_build(taps_t *t, int n_src, int n_out, float b0, float b1, int f
     t->w = (float *)malloc(sizeof(float) * (size_t)n_out * (size_t)t->max_taps);
     if (!t->start || !t->count || !t->w) { taps_free(t); return MML_IMG_ERR_NOMEM; }
     if (filter == MML_RESAMPLE_AREA) { area_taps(t, n_src, n_out, b0, s); return MML_IMG_OK; }
+    if (filter == MML_RESAMPLE_BOX) { box_taps(t, n_src, n_out, b0, s); return MML_IMG_OK; }
     for (int i = 0; i < n_out; i++) {
         double c = b0 + (i + 0.5) * s;
         int lo = (int)floor(c - f - 0.5), hi = (int)ceil(c + f - 0.5);
@@ -103,7 +142,7 @@ static int taps_build(taps_t *t, int n_src, int n_out, float b0, float b1, int f
 static inline __attribute__((always_inline)) float *resample_body(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1, float y1,
                             int dw, int dh, int filter, int *status) {
     *status = MML_IMG_OK;
-    if ((filter != MML_RESAMPLE_TRIANGLE && filter != MML_RESAMPLE_AREA) || !src || sw <= 0 || sh <= 0 || c <= 0 || dw <= 0 || dh <= 0 || !(x1 > x0) || !(y1 > y0)
+    if ((filter != MML_RESAMPLE_TRIANGLE && filter != MML_RESAMPLE_AREA && filter != MML_RESAMPLE_BOX) || !src || sw <= 0 || sh <= 0 || c <= 0 || dw <= 0 || dh <= 0 || !(x1 > x0) || !(y1 > y0)
         || !isfinite(x0) || !isfinite(x1) || !isfinite(y0) || !isfinite(y1)) {
         *status = MML_IMG_ERR_ARGUMENT;
         return NULL;
@@ -222,7 +261,7 @@ int mml_image_resample_f32(const uint8_t *src, int sw, int sh, int c, float x0, 
 
 int mml_image_resample_filtered_f32(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1,
                                     float y1, int flip, float *dst, int dw, int dh, int filter) {
-    if (!dst || (filter != MML_RESAMPLE_TRIANGLE && filter != MML_RESAMPLE_AREA)) return MML_IMG_ERR_ARGUMENT;
+    if (!dst || (filter != MML_RESAMPLE_TRIANGLE && filter != MML_RESAMPLE_AREA && filter != MML_RESAMPLE_BOX)) return MML_IMG_ERR_ARGUMENT;
     if (src && c > 0 && dw > 0 && dh > 0 && is_aligned_window(sw, sh, x0, y0, x1, y1, dw, dh)) {
         const float k = 1.0f / 255.0f;
         size_t plane = (size_t)dw * dh;

@@ -69,6 +69,63 @@ final class PreprocessingTests: XCTestCase {
         XCTAssertNotEqual(tri.pixels, area.pixels)
     }
 
+    /// PIL's BOX resampling (Pillow's separable coefficients, from its definition), in double, no 8-bit rounding:
+    /// per axis, output i has centre c = (i + 1/2) s, filter scale f = max(s, 1), candidates x in
+    /// [trunc(c - f/2 + 1/2), trunc(c + f/2 + 1/2)) clipped to the image, weight box((x - c + 1/2) / f) with
+    /// box(t) = 1 for -1/2 < t <= 1/2, normalised.
+    static func pilBoxReference(_ img: PixelImage, dw: Int, dh: Int) -> [Double] {
+        func coefficients(_ n: Int, _ m: Int) -> [[(Int, Double)]] {
+            let s = Double(n) / Double(m), f = max(s, 1)
+            return (0..<m).map { i in
+                let c = (Double(i) + 0.5) * s
+                let lo = max(Int(c - f / 2 + 0.5), 0), hi = min(Int(c + f / 2 + 0.5), n)
+                var taps: [(Int, Double)] = []
+                for x in lo..<max(hi, lo) {
+                    let t = (Double(x) - c + 0.5) / f
+                    if t > -0.5 && t <= 0.5 { taps.append((x, 1)) }
+                }
+                let total = taps.reduce(0) { $0 + $1.1 }
+                return taps.map { ($0.0, $0.1 / total) }
+            }
+        }
+        let cx = coefficients(img.width, dw), cy = coefficients(img.height, dh)
+        var out = [Double](repeating: 0, count: dw * dh * img.channels)
+        for i in 0..<dh { for j in 0..<dw { for c in 0..<img.channels {
+            var v = 0.0
+            for (y, wy) in cy[i] { for (x, wx) in cx[j] {
+                v += wy * wx * Double(img.pixels[(y * img.width + x) * img.channels + c])
+            } }
+            out[(i * dw + j) * img.channels + c] = v
+        } } }
+        return out
+    }
+
+    func testBoxFilterMatchesPILBox() {
+        // Omniglot's 105 -> 28 (where box and area differ), other non-integer factors, enlarging, 1 and 3 channels
+        for (sw, sh, dw, dh, ch) in [(105, 105, 28, 28, 1), (84, 84, 21, 21, 3), (17, 11, 5, 7, 3), (7, 5, 10, 9, 1),
+                                     (30, 30, 7, 7, 1)] {
+            let img = Self.randomImage(width: sw, height: sh, channels: ch, seed: UInt64(sw * 31 + dw))
+            let ref = Self.pilBoxReference(img, dw: dw, dh: dh)
+            let u8 = ImageTransform.resized(img, width: dw, height: dh, filter: .box)
+            assertClose(u8.pixels.map(Float.init), ref, atol: 0.5 + 1e-3, rtol: 0, "box \(sw)x\(sh) -> \(dw)x\(dh) (u8)")
+            guard dw == dh else { continue }
+            let config = ImageConfig(size: dw, channels: ch, resizeFilter: .box)
+            var out = [Float](repeating: 0, count: ch * dw * dh)
+            var rng = SeededRNG(seed: 0)
+            out.withUnsafeMutableBufferPointer { ImageTransform.apply(img, config: config, rng: &rng, into: $0) }
+            var chw = [Double](repeating: 0, count: out.count)
+            for c in 0..<ch { for p in 0..<(dw * dh) { chw[c * dw * dh + p] = ref[p * ch + c] / 255 } }
+            assertClose(out, chw, atol: 1e-5, rtol: 1e-5, "box \(sw)x\(sh) -> \(dw)x\(dh) (f32)")
+        }
+        // integer factor: box is area (the block mean); 105 -> 28: they differ
+        let img = Self.randomImage(width: 12, height: 12, channels: 1, seed: 9)
+        XCTAssertEqual(ImageTransform.resized(img, width: 4, height: 4, filter: .box).pixels,
+                       ImageTransform.resized(img, width: 4, height: 4, filter: .area).pixels)
+        let omni = Self.randomImage(width: 105, height: 105, channels: 1, seed: 10)
+        XCTAssertNotEqual(ImageTransform.resized(omni, width: 28, height: 28, filter: .box).pixels,
+                          ImageTransform.resized(omni, width: 28, height: 28, filter: .area).pixels)
+    }
+
     func testInkInversionAndNormalisation() {
         let img = Self.randomImage(width: 6, height: 6, channels: 3, seed: 5)
         var rng = SeededRNG(seed: 0)
@@ -129,7 +186,7 @@ final class PreprocessingTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try ResizeFilter.parse("bicubic")) { e in
-            XCTAssertTrue((e as! MMLError).message.contains("resizeFilter bicubic: use triangle or area"))
+            XCTAssertTrue((e as! MMLError).message.contains("resizeFilter bicubic: use triangle, area or box"))
         }
         XCTAssertThrowsError(try InkConvention.parse("black")) { e in
             XCTAssertTrue((e as! MMLError).message.contains("ink black: use paper-white or ink-one"))

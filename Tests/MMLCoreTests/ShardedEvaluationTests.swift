@@ -173,23 +173,26 @@ final class ShardedEvaluationTests: XCTestCase {
         try saveModel(dir + "/m.safetensors")
         try saveModel(dir + "/other.safetensors", seed: 4)
         func shard(_ i: Int, _ n: Int, to sub: String, seed: UInt64 = 5, checkpoint: String = "m",
-                   ways: [Int] = [2]) throws -> String {
+                   ways: [Int] = [2], preprocessing: Preprocessing = Preprocessing()) throws -> String {
             let path = dir + "/\(sub)/" + ShardSpec(index: i, count: n).fileName
             _ = try EvaluationRun(EvaluationRunConfiguration(
                 checkpoint: dir + "/\(checkpoint).safetensors", dataset: data, ways: ways, query: 2, episodes: 4,
-                seed: seed, threads: 1, shard: ShardSpec(index: i, count: n), episodesOut: path)).run()
+                seed: seed, threads: 1, shard: ShardSpec(index: i, count: n), episodesOut: path,
+                preprocessing: preprocessing)).run()
             return path
         }
         let a0 = try shard(0, 2, to: "a"), a1 = try shard(1, 2, to: "a")
         let seed1 = try shard(1, 2, to: "seed", seed: 6)
         let ckpt1 = try shard(1, 2, to: "ckpt", checkpoint: "other")
         let way1 = try shard(1, 2, to: "way", ways: [3])
+        let ink1 = try shard(1, 2, to: "ink", preprocessing: Preprocessing(ink: .inkOne))
         let b0 = try shard(0, 3, to: "b")
         assertMessage({ _ = try EvaluationRunResult.merged([a0]) }, "shard(s) 1/2 missing")
         assertMessage({ _ = try EvaluationRunResult.merged([a0, a1, a1]) }, "shard 1/2 is given twice", a1)
         assertMessage({ _ = try EvaluationRunResult.merged([a0, seed1]) }, seed1, "not from the same run", "seed: 6 vs 5")
         assertMessage({ _ = try EvaluationRunResult.merged([a0, ckpt1]) }, ckpt1, "checkpoint_hash: fnv1a64:")
         assertMessage({ _ = try EvaluationRunResult.merged([a0, way1]) }, way1, "settings:")
+        assertMessage({ _ = try EvaluationRunResult.merged([a0, ink1]) }, ink1, "not from the same run", "image:")
         assertMessage({ _ = try EvaluationRunResult.merged([a0, b0]) }, "is shard 0/3 but", "is shard 0/2")
         assertMessage({ _ = try EvaluationRunResult.merged([dir + "/nothing"]) }, dir + "/nothing does not exist")
         // An ablation file is not an eval file.

@@ -8,6 +8,9 @@ public enum ResizeFilter: String, Codable, Sendable, CaseIterable, NamedChoice {
     /// Area averaging: each output pixel is the mean of the source over its footprint (fractional edge pixels
     /// weighted by their covered part); at integer factors PIL's `Image.BOX` and OpenCV's `INTER_AREA`.
     case area
+    /// PIL's `Image.BOX` at every factor: the mean of the source pixels whose centres fall inside the output pixel's
+    /// footprint, each with weight 1 (equal to `area` at integer factors; PIL rounds to 8 bits, mml keeps floats).
+    case box
 
     /// The configuration field named in parse errors.
     public static let field = "resizeFilter"
@@ -17,6 +20,7 @@ public enum ResizeFilter: String, Codable, Sendable, CaseIterable, NamedChoice {
         switch self {
         case .triangle: return Int32(MML_RESAMPLE_TRIANGLE)
         case .area: return Int32(MML_RESAMPLE_AREA)
+        case .box: return Int32(MML_RESAMPLE_BOX)
         }
     }
 }

@@ -92,8 +92,9 @@ int mml_image_resample_f32(const uint8_t *src, int sw, int sh, int c, float x0, 
 /* The resampling filters. TRIANGLE is the one above. AREA averages the piecewise-constant source over each output
  * pixel's footprint (box of width s = box size / output size, centred on the output pixel, clipped to the image):
  * source pixel j gets weight |[j, j + 1] ∩ footprint| / |footprint ∩ image|. Integer shrink factors give the plain
- * block mean (PIL's BOX, OpenCV's INTER_AREA). */
-enum { MML_RESAMPLE_TRIANGLE = 0, MML_RESAMPLE_AREA = 1 };
+ * block mean (PIL's BOX, OpenCV's INTER_AREA). BOX is PIL's Image.BOX at every factor: the mean of the source pixels
+ * whose centres fall inside the footprint (width max(s, 1)), each with weight 1. */
+enum { MML_RESAMPLE_TRIANGLE = 0, MML_RESAMPLE_AREA = 1, MML_RESAMPLE_BOX = 2 };
 
 /* As mml_image_resample_u8 / _f32 with a filter (MML_RESAMPLE_*); another value returns MML_IMG_ERR_ARGUMENT. */
 int mml_image_resample_filtered_u8(const uint8_t *src, int sw, int sh, int c, float x0, float y0, float x1,

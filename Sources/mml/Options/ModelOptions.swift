@@ -81,7 +81,7 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: "Ink convention: paper-white (pixels as stored; the default) or ink-one (1 - pixel, as Snell et al.'s Omniglot loaders feed it).")
     var ink: InkConvention?
 
-    @Option(help: "Resize filter: triangle (antialiased bilinear; the default) or area (block mean; PIL's BOX at integer factors).")
+    @Option(help: "Resize filter: triangle (antialiased bilinear; the default), area (exact area averaging, OpenCV's INTER_AREA) or box (PIL's Image.BOX: the mean of the pixels whose centres fall in the footprint; equal to area at integer factors).")
     var resizeFilter: ResizeFilter?
 
     @Option(help: "Per-channel mean subtracted after scaling pixels to [0, 1]: 1 or 3 comma-separated values (default: ImageNet's for colour folder/CSV data, else 0).")
