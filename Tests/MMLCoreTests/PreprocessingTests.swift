@@ -41,6 +41,21 @@ final class PreprocessingTests: XCTestCase {
                           pixels: (0..<(width * height * channels)).map { _ in UInt8(rng.int(256)) })
     }
 
+    /// The float path (ImageTransform.apply: CHW, / 255) resizing `img` to size x size with `filter` equals `ref`
+    /// (HWC, 0...255) within 1e-5.
+    static func assertTransform(_ img: PixelImage, size: Int, filter: ResizeFilter, equals ref: [Double],
+                                file: StaticString = #filePath, line: UInt = #line) {
+        let ch = img.channels
+        let config = ImageConfig(size: size, channels: ch, resizeFilter: filter)
+        var out = [Float](repeating: 0, count: ch * size * size)
+        var rng = SeededRNG(seed: 0)
+        out.withUnsafeMutableBufferPointer { ImageTransform.apply(img, config: config, rng: &rng, into: $0) }
+        var chw = [Double](repeating: 0, count: out.count)
+        for c in 0..<ch { for p in 0..<(size * size) { chw[c * size * size + p] = ref[p * ch + c] / 255 } }
+        assertClose(out, chw, atol: 1e-5, rtol: 1e-5,
+                    "\(filter) \(img.width)x\(img.height) -> \(size)x\(size) (f32)", file: file, line: line)
+    }
+
     func testAreaFilterMatchesExactAreaAveraging() {
         // integer and non-integer factors, shrinking and enlarging, 1 and 3 channels (Omniglot: 105 -> 28)
         for (sw, sh, dw, dh, ch) in [(12, 12, 4, 4, 1), (105, 105, 28, 28, 1), (17, 11, 5, 7, 3), (7, 5, 10, 9, 3), (9, 9, 9, 9, 1)] {
@@ -50,14 +65,7 @@ final class PreprocessingTests: XCTestCase {
             // u8 output: rounded
             assertClose(u8.pixels.map(Float.init), ref, atol: 0.5 + 1e-3, rtol: 0, "area \(sw)x\(sh) -> \(dw)x\(dh) (u8)")
             // float output through the transform (CHW, / 255)
-            let config = ImageConfig(size: dw, channels: ch, resizeFilter: .area)
-            guard dw == dh else { continue }
-            var out = [Float](repeating: 0, count: ch * dw * dh)
-            var rng = SeededRNG(seed: 0)
-            out.withUnsafeMutableBufferPointer { ImageTransform.apply(img, config: config, rng: &rng, into: $0) }
-            var chw = [Double](repeating: 0, count: out.count)
-            for c in 0..<ch { for p in 0..<(dw * dh) { chw[c * dw * dh + p] = ref[p * ch + c] / 255 } }
-            assertClose(out, chw, atol: 1e-5, rtol: 1e-5, "area \(sw)x\(sh) -> \(dw)x\(dh) (f32)")
+            if dw == dh { Self.assertTransform(img, size: dw, filter: .area, equals: ref) }
         }
         // at an integer factor the area filter is the block mean; the triangle filter is not
         let img = Self.randomImage(width: 8, height: 8, channels: 1, seed: 3)
@@ -108,14 +116,7 @@ final class PreprocessingTests: XCTestCase {
             let ref = Self.pilBoxReference(img, dw: dw, dh: dh)
             let u8 = ImageTransform.resized(img, width: dw, height: dh, filter: .box)
             assertClose(u8.pixels.map(Float.init), ref, atol: 0.5 + 1e-3, rtol: 0, "box \(sw)x\(sh) -> \(dw)x\(dh) (u8)")
-            guard dw == dh else { continue }
-            let config = ImageConfig(size: dw, channels: ch, resizeFilter: .box)
-            var out = [Float](repeating: 0, count: ch * dw * dh)
-            var rng = SeededRNG(seed: 0)
-            out.withUnsafeMutableBufferPointer { ImageTransform.apply(img, config: config, rng: &rng, into: $0) }
-            var chw = [Double](repeating: 0, count: out.count)
-            for c in 0..<ch { for p in 0..<(dw * dh) { chw[c * dw * dh + p] = ref[p * ch + c] / 255 } }
-            assertClose(out, chw, atol: 1e-5, rtol: 1e-5, "box \(sw)x\(sh) -> \(dw)x\(dh) (f32)")
+            if dw == dh { Self.assertTransform(img, size: dw, filter: .box, equals: ref) }
         }
         // integer factor: box is area (the block mean); 105 -> 28: they differ
         let img = Self.randomImage(width: 12, height: 12, channels: 1, seed: 9)

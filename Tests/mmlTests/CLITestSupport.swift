@@ -3,10 +3,20 @@ import XCTest
 
 /// Runs the built `mml` binary (beside the test bundle) and returns (exit code, stdout, stderr).
 func runMML(_ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String, String) {
-    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    let binary = exe.deletingLastPathComponent().appendingPathComponent("mml")
+    try runProcess(mmlBinaryPath, arguments, environment: environment)
+}
+
+/// The `mml` binary built beside this test bundle.
+var mmlBinaryPath: String {
+    URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        .appendingPathComponent("mml").path
+}
+
+/// Runs `executable arguments` to its end: (exit status, stdout, stderr).
+func runProcess(_ executable: String, _ arguments: [String],
+                environment: [String: String]? = nil) throws -> (Int32, String, String) {
     let p = Process()
-    p.executableURL = binary
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if let environment { p.environment = environment }
     let out = Pipe(), err = Pipe()

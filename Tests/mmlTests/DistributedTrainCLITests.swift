@@ -17,22 +17,10 @@ final class DistributedTrainCLITests: XCTestCase {
     /// Runs `mpirun -np ranks mml arguments` (as root with --allow-run-as-root), with extra environment variables.
     func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws
         -> (Int32, String, String) {
-        let mml = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("mml").path
         var launcher = ["--oversubscribe", "-np", String(ranks)]
         if getuid() == 0 { launcher.insert("--allow-run-as-root", at: 0) }
         for (k, v) in environment { launcher += ["-x", "\(k)=\(v)"] }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["mpirun"] + launcher + [mml] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        return try runProcess("/usr/bin/env", ["mpirun"] + launcher + [mmlBinaryPath] + arguments)
     }
 
     override func setUpWithError() throws {

@@ -41,7 +41,26 @@ def _levels(levels):
     return names
 
 
-class Metric:
+class _Handle:
+    """Frees its library handle on close(), on leaving a `with` block, or when garbage-collected."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Metric(_Handle):
     """mml's multi-level metric. Arguments left None keep the engine's defaults (docs/API.md section 1):
 
     levels                any of "pixel", "part", "distribution" (a list or "pixel,part"; "all")
@@ -154,20 +173,9 @@ class Metric:
             h, self._handle = self._handle, None
             _core.check(_core.lib.mml_metric_free(h))
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
-class Model:
+class Model(_Handle):
     """A loaded checkpoint: `features(images)` runs its backbone, `score(...)` its trained metric."""
 
     def __init__(self, path, threads=0):
@@ -214,17 +222,6 @@ class Model:
             h, self._handle = self._handle, None
             _core.check(_core.lib.mml_model_free(h))
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def load(path, threads=0):
