@@ -159,8 +159,9 @@ public final class ImageCache: @unchecked Sendable {
     /// A filter other than the triangle is hashed too (so older cache files stay valid).
     static func fingerprint(_ ds: any FewShotDataset, _ side: Int, _ channels: Int,
                             _ filter: ResizeFilter = .triangle) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func eat(_ s: String) { for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } ; h = (h ^ 0xff) &* 0x100_0000_01b3 }
+        var h = FNV1a64()
+        let separator: [UInt8] = [0xff]
+        func eat(_ s: String) { h.add(s); separator.withUnsafeBytes { h.add(bytes: $0) } }
         eat(ds.name)
         eat("\(side)x\(channels)")
         if filter != .triangle { eat("filter:\(filter.rawValue)") }
@@ -173,7 +174,7 @@ public final class ImageCache: @unchecked Sendable {
                 if stat(p, &st) == 0 { eat("\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)") }
             }
         }
-        return h
+        return h.value
     }
 
     static func map(file: String, expect: UInt64, count: Int, itemBytes: Int) -> (UnsafeMutableRawPointer, Int)? {

@@ -294,9 +294,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
             // The images as the backbone saw them (size, channels, ink, resize filter, mean, std): shards run with
             // other preprocessing flags are not the same run.
-            let imageEncoder = JSONEncoder()
-            imageEncoder.outputFormatting = [.sortedKeys]
-            manifest["image"] = String(decoding: try imageEncoder.encode(image), as: UTF8.self)
+            manifest["image"] = try ConfigurationJSON.text(image)
             let header = EpisodeFileHeader(
                 command: "eval", manifest: manifest,
                 settings: jobs.map {
