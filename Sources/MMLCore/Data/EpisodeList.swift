@@ -54,7 +54,7 @@ public struct EpisodeList: Sendable, Codable, Equatable {
             throw MMLError(.fileNotFound, "episode list \(path) does not exist or is not readable")
         }
         do { return try JSONDecoder().decode(EpisodeList.self, from: data) } catch {
-            throw MMLError(.corruptFile, "episode list \(path) is not valid episode JSON: \(error)")
+            throw MMLError(.corruptFile, "episode list \(path) is not valid episode JSON: \(MMLError.describe(error))")
         }
     }
 

@@ -20,7 +20,7 @@ public enum AtomicFile {
         } catch let e as MMLError {
             throw e
         } catch {
-            throw MMLError(.io, "cannot write \(path): \(error.localizedDescription)")
+            throw MMLError(.io, "cannot write \(path): \(MMLError.describe(error))")
         }
     }
 

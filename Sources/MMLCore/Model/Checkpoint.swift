@@ -59,7 +59,7 @@ public enum Checkpoint {
         do {
             return try JSONDecoder().decode(ModelConfiguration.self, from: Data(json.utf8))
         } catch {
-            throw MMLError(.corruptFile, "\(path): the model configuration in the metadata cannot be read (\(error)); "
+            throw MMLError(.corruptFile, "\(path): the model configuration in the metadata cannot be read (\(MMLError.describe(error))); "
                            + "the file may come from a newer mml")
         }
     }

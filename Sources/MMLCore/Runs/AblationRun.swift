@@ -62,6 +62,40 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
         if !retrain && checkpoint == nil {
             throw MMLError(.invalidArgument, "give `checkpoint` (a model trained with all levels) or `retrain`")
         }
+        if retrain, let checkpoint {
+            throw MMLError(.invalidArgument, "`checkpoint` \(checkpoint) is not used with `retrain` (each subset's "
+                           + "model is trained from scratch); drop one of them")
+        }
+        if !retrain && retraining != nil {
+            throw MMLError(.invalidArgument, "`retraining` (how to train the subsets' models) only applies with "
+                           + "`retrain`; the ablation of `checkpoint` re-fits its fusion: drop the training settings")
+        }
+        if retrain {
+            let d = AblationRunConfiguration(retrain: true)
+            if let field = [("refitSplit", refitSplit != d.refitSplit), ("refitEpisodes", refitEpisodes != d.refitEpisodes)]
+                .first(where: \.1)?.0 {
+                throw MMLError(.invalidArgument, "`\(field)` sets the fusion refit of one checkpoint's ablation; with "
+                               + "`retrain` each subset's model is trained with its own fusion: drop `\(field)`")
+            }
+        }
+        try dataset.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(way, "way", in: Limits.way, "classes per episode")
+        try Limits.check(shot, "shot", in: Limits.shot, "support images per class")
+        try Limits.check(query, "query", in: Limits.query, "query images per class")
+        try Limits.check(episodes, "episodes", in: Limits.episodes, "test episodes")
+        try Limits.check(refitEpisodes, "refitEpisodes", in: Limits.episodes, "refit episodes")
+        let images = try Limits.imagesPerEpisode(way: way, wayField: "way", shot: shot, shotField: "shot",
+                                                 query: query, queryField: "query")
+        // The test and refit episodes are sampled up front, with every level's (queries x way) scores of each.
+        var m = MemoryEstimate()
+        m.addEpisodes(episodes, imagesPerEpisode: images, way: way, what: "test episodes")
+        m.add("their level scores", bytes: Double(episodes) * 12 * Double(way) * Double(way) * Double(query))
+        if !retrain {
+            m.addEpisodes(refitEpisodes, imagesPerEpisode: images, way: way, what: "refit episodes")
+            m.add("their level scores", bytes: Double(refitEpisodes) * 12 * Double(way) * Double(way) * Double(query))
+        }
+        try m.check(lower: retrain ? ["episodes", "way", "query"] : ["episodes", "refitEpisodes", "way", "query"])
         try retraining?.validate()
         if let shard {
             try shard.validate()
@@ -155,7 +189,10 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
 
     private func ablate(events: @escaping (RunEvent) -> Void) throws -> AblationRunResult {
         let c = configuration
-        try FileManager.default.createDirectory(atPath: c.out, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(atPath: c.out, withIntermediateDirectories: true) } catch {
+            throw MMLError(.io, "cannot create the output directory \(c.out) (`out`): \(MMLError.describe(error)); "
+                           + "choose another `out`")
+        }
         let testData = c.dataset.withDefaultSplit("test")
         let mode: String, scored: Scored
         var manifest = [

@@ -29,6 +29,26 @@ public struct DatasetSource: Codable, Sendable, Equatable {
         self.syntheticImages = syntheticImages
     }
 
+    /// Checks the synthetic data's numbers (the generator checks them again when it opens).
+    /// - Throws: `MMLError` naming the field and its range.
+    public func validate() throws {
+        try Limits.check(syntheticSize, "syntheticSize", in: 8...1024, "the synthetic image side")
+        if let ch = syntheticChannels, ch != 1 && ch != 3 {
+            throw MMLError(.invalidArgument, "`syntheticChannels` \(ch): synthetic images have 1 or 3 channels")
+        }
+        try Limits.check(syntheticImages, "syntheticImages", in: Limits.images, "synthetic images per class")
+        let d = DatasetSource()
+        let given = [("syntheticSeed", syntheticSeed != d.syntheticSeed), ("syntheticSize", syntheticSize != nil),
+                     ("syntheticChannels", syntheticChannels != nil),
+                     ("syntheticImages", syntheticImages != d.syntheticImages)].filter(\.1).map { "`\($0.0)`" }
+        if !given.isEmpty, resolvedLayout != .synthetic {
+            throw MMLError(.invalidArgument, given.joined(separator: ", ") + (given.count == 1 ? " only applies" : " only apply")
+                           + " to the built-in synthetic "
+                           + "data; \(path) is read as \(resolvedLayout.rawValue) data: drop "
+                           + (given.count == 1 ? "it" : "them"))
+        }
+    }
+
     /// Opens the dataset.
     /// - Parameter image: a model's image configuration, the default size and channels of synthetic data.
     /// - Throws: `MMLError` when the files cannot be read.

@@ -35,6 +35,8 @@ public struct EpisodeScoringRunConfiguration: Codable, Sendable, Equatable {
                            + "checkpoint; drop one of them")
         }
         if let way, way < 1 { throw MMLError(.invalidArgument, "`way` \(way) must be at least 1") }
+        try Limits.check(way, "way", in: Limits.way, "classes")
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
         try metric?.validate()
     }
 }

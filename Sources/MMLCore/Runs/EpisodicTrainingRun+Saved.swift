@@ -56,7 +56,7 @@ public struct SavedEpisodicSettings: Sendable, Equatable {
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
             return "bad value at " + context.codingPath.map(\.stringValue).joined(separator: ".")
         default:
-            return "\(error)"
+            return MMLError.describe(error)
         }
     }
 }

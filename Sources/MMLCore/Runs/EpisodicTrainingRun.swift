@@ -52,6 +52,43 @@ public struct EpisodicTrainingRunConfiguration: Codable, Sendable, Equatable {
     public func validate() throws {
         try effectiveTraining.validate()
         try metric.validate()
+        try dataset.validate()
+        try image.validate()
+        try backbone.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(stopAfter, "stopAfter", in: Limits.totalEpisodes, "episodes before stopping")
+        try Limits.check(validationWay, "validationWay", in: 2...Limits.way.upperBound, "validation classes per episode")
+        try Limits.check(validationShot, "validationShot", in: Limits.shot, "validation support images per class")
+        try Limits.check(validationQuery, "validationQuery", in: Limits.query, "validation query images per class")
+        let t = effectiveTraining
+        if resume, let initFrom {
+            throw MMLError(.invalidArgument, "`initFrom` \(initFrom) cannot apply with `resume`: a resumed run continues "
+                           + "from its own last.safetensors; drop `initFrom`")
+        }
+        if t.validationEpisodes == 0, let field = [("validationWay", validationWay != nil),
+                                                   ("validationShot", validationShot != nil),
+                                                   ("validationQuery", validationQuery != 15)].first(where: \.1)?.0 {
+            throw MMLError(.invalidArgument, "`\(field)` sets the validation episodes, but this run does not validate "
+                           + "(`validationSplit` none or `validationEpisodes` 0); drop `\(field)` or validate")
+        }
+        let valImages = try Limits.imagesPerEpisode(
+            way: validationWay ?? t.way, wayField: validationWay == nil ? "way" : "validationWay",
+            shot: validationShot ?? t.shot, shotField: validationShot == nil ? "shot" : "validationShot",
+            query: validationQuery, queryField: "validationQuery")
+        // One training episode's images and caches, one validation episode's images, the validation episodes.
+        var m = MemoryEstimate()
+        let side = image.size ?? dataset.syntheticSize ?? 84
+        let trainSide = image.augmentation == .mml ? Int((Double(side) * 100 / 84).rounded()) : side
+        let channels = image.channels ?? dataset.syntheticChannels ?? 3, width = backbone.widths?.first ?? 64
+        m.addImages(t.way * (t.shot + t.query), side: trainSide, channels: channels, firstWidth: width, training: true,
+                    what: "one training episode")
+        if t.validationEpisodes > 0 {
+            m.addImages(valImages, side: side, channels: channels, firstWidth: width, training: false,
+                        what: "one validation episode")
+            m.addEpisodes(t.validationEpisodes, imagesPerEpisode: valImages, way: validationWay ?? t.way,
+                          what: "validation episodes")
+        }
+        try m.check(lower: ["image.size", "way", "shot", "query", "validationEpisodes"])
     }
 }
 

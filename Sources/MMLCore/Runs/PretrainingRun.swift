@@ -82,6 +82,39 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
         }
         if validationSplit != nil { try requireAtLeastOne(validationEpisodes, "validationEpisodes") }
         guard testEpisodes >= 0 else { throw MMLError(.config, "`testEpisodes` must be >= 0, got \(testEpisodes)") }
+        try dataset.validate()
+        try image.validate()
+        try backbone.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(epochs, "epochs", in: Limits.epochs, "epochs")
+        try Limits.check(batchSize, "batchSize", in: Limits.images, "images per batch")
+        try Limits.check(maxBatches, "maxBatches", in: Limits.episodesPerEpoch, "batches per epoch")
+        try Limits.check(validationEpisodes, "validationEpisodes", in: 0...Limits.episodes.upperBound,
+                         "validation episodes")
+        try Limits.check(testEpisodes, "testEpisodes", in: 0...Limits.episodes.upperBound, "test episodes")
+        try Limits.check(logEvery, "logEvery", in: 0...Limits.interval.upperBound, "batches between progress lines")
+        try Limits.check(margin, "margin", "") { _ in true }
+        try Limits.check(scale, "scale", "> 0") { $0 > 0 }
+        // Options that cannot apply in this run's mode are refused, never ignored.
+        if loss == .softmax, let scale {
+            throw MMLError(.invalidArgument, "`scale` \(scale) has no effect with `loss` softmax (a linear layer with "
+                           + "bias); use `loss` cosine, neg-cosine or neg-softmax, or drop `scale`")
+        }
+        let d = PretrainingRunConfiguration(dataset: dataset, out: out)
+        if validationSplit == nil && validationEpisodes != d.validationEpisodes {
+            throw MMLError(.invalidArgument, "`validationEpisodes` \(validationEpisodes) does not apply without a "
+                           + "validation split (`validationSplit` none); give a split or drop `validationEpisodes`")
+        }
+        if testEpisodes == 0, let field = [("testSplit", testSplit != d.testSplit),
+                                           ("testProtocols", testProtocols != d.testProtocols)].first(where: \.1)?.0 {
+            throw MMLError(.invalidArgument, "`\(field)` sets the final few-shot evaluation, which runs only with "
+                           + "`testEpisodes` > 0; give `testEpisodes` or drop `\(field)`")
+        }
+        var m = MemoryEstimate()
+        m.addImages(batchSize, side: image.size ?? dataset.syntheticSize ?? 84,
+                    channels: image.channels ?? dataset.syntheticChannels ?? 3,
+                    firstWidth: backbone.widths?.first ?? 64, training: true, what: "one batch")
+        try m.check(lower: ["batchSize", "image.size"])
     }
 
     /// Parses a comma-separated protocol list (`prototype,cosine-classifier`).

@@ -40,6 +40,9 @@ public struct TorchImportConfiguration: RunConfiguration, Equatable {
         if let s = imageSize, s < 1 || s > 4096 {
             throw MMLError(.config, "`imageSize` \(s) is out of range 1...4096")
         }
+        if let metric, metric.way < 1 {
+            throw MMLError(.invalidArgument, "`way` \(metric.way) of the attached metric must be at least 1")
+        }
         if nameMap != nil && convention != .auto {
             throw MMLError(.config, "give either `nameMap` or `convention` \(convention.rawValue), not both")
         }

@@ -89,7 +89,7 @@ public final class EpisodicTrainer {
     public func restore(state json: String, optimizerTensors: [(name: String, tensor: Tensor)]) throws {
         let s: EpisodicTrainingState
         do { s = try JSONDecoder().decode(EpisodicTrainingState.self, from: Data(json.utf8)) } catch {
-            throw MMLError(.corruptFile, "the checkpoint's training state cannot be read (\(error))")
+            throw MMLError(.corruptFile, "the checkpoint's training state cannot be read (\(MMLError.describe(error)))")
         }
         guard s.training == configuration else {
             let diff = s.training.differences(from: configuration)

@@ -45,6 +45,15 @@ struct AblateCommand: ParsableCommand {
                                + "are trained; without --retrain the checkpoint's own preprocessing is used (set it "
                                + "when training or importing the model)")
             }
+            // Without --retrain the model is the checkpoint's: model and training flags cannot apply.
+            let modelFlags = backboneOptions.givenFlags + image.givenFlags + metric.givenFlags + training.givenFlags
+            if !retrain, !modelFlags.isEmpty {
+                throw MMLError(.invalidArgument, modelFlags.joined(separator: ", ") + " cannot apply to the ablation "
+                               + "of --checkpoint: its backbone, image size, metric and training are the checkpoint's "
+                               + "(the test episodes use --way, --shot, --query, --episodes and --seed); drop "
+                               + (modelFlags.count == 1 ? "it" : "them") + ", or train one model per subset with "
+                               + "--retrain")
+            }
             let shard = try sharding.resolvedShard()
             let config = AblationRunConfiguration(
                 checkpoint: checkpoint, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,

@@ -110,6 +110,11 @@ struct DataCacheCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            try Limits.check(size, "size", in: Limits.imageSide, "the image side in pixels")
+            if channels != 1 && channels != 3 {
+                throw MMLError(.invalidArgument, "`channels` \(channels): the cache stores 1 (grey) or 3 (colour) channels")
+            }
+            try dataset.source.validate()
             let ds = try dataset.open()
             let layout = dataset.layout ?? DatasetLayout.detect(path: dataset.path, split: dataset.split)
             let file = output ?? ImageCache.defaultFile(root: dataset.path, tag: "\(layout.rawValue)-\(dataset.split ?? "default")",

@@ -39,9 +39,9 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let configuration = try runConfiguration()
+            let run = try EpisodicTrainingRun(configuration)  // validated before anything uses its numbers
             Launch.checkSplit(configuration)
             let printer = EpisodicRunPrinter(configuration, verbose: true)
-            let run = try EpisodicTrainingRun(configuration)
             run.group = Launch.group
             // Under mpirun only rank 0 prints.
             let result = try run.run(events: Launch.isLeader ? printer.print : { _ in })
