@@ -9,7 +9,7 @@ final class LimitsTests: XCTestCase {
     func testProductOverflowNamesTheFactors() {
         XCTAssertEqual(try Limits.product([("a", 3), ("b", 4)], in: 1...100, "things"), 12)
         XCTAssertThrowsError(try Limits.product([("a", Int.max), ("b", 2)], in: 1...100, "things")) { e in
-            XCTAssertEqual((e as? MMLError)?.message, "`a` \(Int.max) x `b` 2 makes more than \(Int.max) things, out "
+            XCTAssertEqual((e as? MMLError)?.template, "`a` \(Int.max) x `b` 2 makes more than \(Int.max) things, out "
                            + "of range 1...100; lower `a` or `b`")
         }
         XCTAssertThrowsError(try Limits.product([("a", 11), ("b", 10)], in: 1...100, "things")) { e in
@@ -20,7 +20,7 @@ final class LimitsTests: XCTestCase {
     func testRealNumbersMustBeFinite() {
         for v: Float in [.nan, .infinity, -.infinity] {
             XCTAssertThrowsError(try Limits.check(v, "beta1", "in [0, 1)") { $0 >= 0 && $0 < 1 }) { e in
-                XCTAssertEqual((e as? MMLError)?.message, "`beta1` \(v) is not allowed: it must be a finite number in [0, 1)")
+                XCTAssertEqual((e as? MMLError)?.template, "`beta1` \(v) is not allowed: it must be a finite number in [0, 1)")
             }
         }
         XCTAssertNoThrow(try Limits.check(Float(0.5), "beta1", "in [0, 1)") { $0 >= 0 && $0 < 1 })
@@ -34,7 +34,7 @@ final class LimitsTests: XCTestCase {
         XCTAssertEqual(m.total, 1e6 * 1296 + 80 * 4 * 7056 * 67, accuracy: 1)
         XCTAssertNoThrow(try m.check(lower: ["episodes"], available: 2e9))
         XCTAssertThrowsError(try m.check(lower: ["episodes", "way"], available: 1e9)) { e in
-            XCTAssertEqual((e as? MMLError)?.message, "this run needs about 1.4 GB of memory (1000000 episodes of 80 "
+            XCTAssertEqual((e as? MMLError)?.template, "this run needs about 1.4 GB of memory (1000000 episodes of 80 "
                            + "images: 1.3 GB; one episode: 80 images of 3 x 84 x 84: 151 MB) but this machine has 1.0 GB; "
                            + "lower `episodes`, `way`")
         }
@@ -57,7 +57,7 @@ final class LimitsTests: XCTestCase {
         var run = EpisodicTrainingRunConfiguration(dataset: DatasetSource())
         run.threads = -1
         XCTAssertThrowsError(try run.validate()) { e in
-            XCTAssertEqual((e as? MMLError)?.message, "`threads` -1 is out of range: kernel threads (0: all cores) must "
+            XCTAssertEqual((e as? MMLError)?.template, "`threads` -1 is out of range: kernel threads (0: all cores) must "
                            + "be in 0...1024")
         }
         XCTAssertThrowsError(try FewShotModel(ModelConfiguration(backbone: .conv4, inputChannels: 1, seed: 0,

@@ -106,7 +106,8 @@ final class NumbersCLITests: XCTestCase {
     var memoryCases: [([String], String)] {
         [
             (eval + ["--episodes", "100000000", "--way", "50", "--query", "100"],
-             "this run needs about 4.5 TB of memory (100000000 50-way 1-shot episodes of 5050 images: 4.1 TB; "),
+             "this run needs about 4.5 TB of memory (100000000 50-way 1-shot episodes of 5050 images: 4.5 TB) but this "
+                + "machine has"),
             (train(["--image-size", "4096", "--query", "1000", "--val-split", "none"]),
              "this run needs about 5.0 TB of memory (one training episode: 5005 images of 3 x 4096 x 4096: 5.0 TB) but "
                 + "this machine has"),
@@ -151,7 +152,7 @@ final class NumbersCLITests: XCTestCase {
             (pretrain + ["--loss", "softmax", "--margin", "0.1"], "--margin 0.1 has no effect with --loss softmax"),
             // train-embedding: --eval-only evaluates a saved embedding; beta0 belongs to the margin loss.
             (embedding + ["--eval-only", Self.checkpoint, "--lr", "0.1", "--backbone", "resnet12"],
-             "--backbone, --iterations, --lr cannot apply with --eval-only"),
+             "--backbone, --widths, --iterations, --lr cannot apply with --eval-only"),
             (embedding + ["--out", Self.dir + "/te", "--beta0", "2"], "--beta0 2.0 is the initial beta of the margin loss"),
             // score: the checkpoint's metric.
             (["score", "--support", "s.npy", "--support-labels", "l.npy", "--query", "q.npy", "--json", "--checkpoint",
@@ -170,7 +171,7 @@ final class NumbersCLITests: XCTestCase {
         return [
             (ablate + ["--out", file + "/sub"], "cannot create the output directory " + file + "/sub (--out): "),
             (eval + ["--episodes", "2", "--report", file + "/r.json"], "cannot write " + file + "/r.json: "),
-            (train(["--config", file]), "is not the settings of an episodic training run (the value: "),
+            (train(["--config", file]), "is not the settings of an episodic training run (not JSON); give the .json"),
         ]
     }
 
