@@ -62,21 +62,9 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
         if !retrain && checkpoint == nil {
             throw MMLError(.invalidArgument, "give `checkpoint` (a model trained with all levels) or `retrain`")
         }
-        if retrain, let checkpoint {
-            throw MMLError(.invalidArgument, "`checkpoint` \(checkpoint) is not used with `retrain` (each subset's "
-                           + "model is trained from scratch); drop one of them")
-        }
         if !retrain && retraining != nil {
             throw MMLError(.invalidArgument, "`retraining` (how to train the subsets' models) only applies with "
                            + "`retrain`; the ablation of `checkpoint` re-fits its fusion: drop the training settings")
-        }
-        if retrain {
-            let d = AblationRunConfiguration(retrain: true)
-            if let field = [("refitSplit", refitSplit != d.refitSplit), ("refitEpisodes", refitEpisodes != d.refitEpisodes)]
-                .first(where: \.1)?.0 {
-                throw MMLError(.invalidArgument, "`\(field)` sets the fusion refit of one checkpoint's ablation; with "
-                               + "`retrain` each subset's model is trained with its own fusion: drop `\(field)`")
-            }
         }
         try dataset.validate()
         try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
@@ -105,6 +93,18 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
                                + "ablation of one trained checkpoint")
             }
             try shard.validate(episodes: episodes, setting: "the ablation")
+        }
+        if retrain, let checkpoint {
+            throw MMLError(.invalidArgument, "`checkpoint` \(checkpoint) is not used with `retrain` (each subset's "
+                           + "model is trained from scratch); drop one of them")
+        }
+        if retrain {
+            let d = AblationRunConfiguration(retrain: true)
+            if let field = [("refitSplit", refitSplit != d.refitSplit), ("refitEpisodes", refitEpisodes != d.refitEpisodes)]
+                .first(where: \.1)?.0 {
+                throw MMLError(.invalidArgument, "`\(field)` sets the fusion refit of one checkpoint's ablation; with "
+                               + "`retrain` each subset's model is trained with its own fusion: drop `\(field)`")
+            }
         }
     }
 

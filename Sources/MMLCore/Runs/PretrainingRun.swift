@@ -101,7 +101,7 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
                            + "bias); use `loss` cosine, neg-cosine or neg-softmax, or drop `scale`")
         }
         let d = PretrainingRunConfiguration(dataset: dataset, out: out)
-        if validationSplit == nil && validationEpisodes != d.validationEpisodes {
+        if validationSplit == nil && validationEpisodes != d.validationEpisodes && validationEpisodes != 0 {
             throw MMLError(.invalidArgument, "`validationEpisodes` \(validationEpisodes) does not apply without a "
                            + "validation split (`validationSplit` none); give a split or drop `validationEpisodes`")
         }
