@@ -58,12 +58,12 @@ final class SignalCLITests: XCTestCase {
         }
     }
 
-    /// Tiny synthetic data, a narrow backbone, 3 epochs of 30 episodes, a checkpoint every step of 2 episodes.
+    /// Tiny synthetic data, a narrow backbone, 3 epochs of 200 episodes, 2 per step, a checkpoint every 10 episodes.
     func trainArgs(_ out: String) -> [String] {
         ["train", "synthetic", "--synthetic-size", "20", "--synthetic-images", "12", "--widths", "8,8,8,8",
-         "--size", "20", "--way", "3", "--shot", "1", "--query", "2", "--episodes-per-epoch", "30", "--epochs", "3",
+         "--way", "3", "--shot", "1", "--query", "2", "--episodes-per-epoch", "200", "--epochs", "3",
          "--episodes-per-step", "2", "--val-episodes", "2", "--val-query", "2", "--log-every", "2",
-         "--checkpoint-every", "2", "--threads", "1", "--out", out]
+         "--checkpoint-every", "10", "--threads", "1", "--out", out]
     }
 
     /// Every tensor of a checkpoint, by name.
@@ -110,16 +110,16 @@ final class SignalCLITests: XCTestCase {
             let out = dir + "/" + name
             let run = try Running(trainArgs(out))
             // Past the first optimiser step: the plain progress line of episode 4.
-            XCTAssertTrue(run.wait { $0.stdout.contains("episode 4/90") }, "no progress: \(run.stdout) \(run.stderr)")
+            XCTAssertTrue(run.wait { $0.stdout.contains("episode 4/600") }, "no progress: \(run.stdout) \(run.stderr)")
             kill(run.process.processIdentifier, sig)
             XCTAssertEqual(run.finish(), code, "\(name): \(run.stdout) \(run.stderr)")
             XCTAssertTrue(run.stderr.contains("mml: \(name) received: finishing the current optimiser step, then saving "
                                               + "\(out)/last.safetensors"), run.stderr)
             let lines = run.stdout.split(separator: "\n").map(String.init)
             let stopped = try XCTUnwrap(lines.first { $0.hasPrefix("stopped     at episode ") }, run.stdout)
-            XCTAssertTrue(stopped.hasSuffix("of 90 (\(name)); \(out)/last.safetensors holds every finished step"), stopped)
+            XCTAssertTrue(stopped.hasSuffix("of 600 (\(name)); \(out)/last.safetensors holds every finished step"), stopped)
             let episode = Int(stopped.dropFirst("stopped     at episode ".count).prefix { $0.isNumber }) ?? -1
-            XCTAssertTrue(episode >= 4 && episode < 90 && episode % 2 == 0, stopped)
+            XCTAssertTrue(episode >= 4 && episode < 600 && episode % 2 == 0, stopped)
             // `last` is loadable, holds that episode, and its sidecar agrees with it.
             _ = try Checkpoint.load(out + "/last.safetensors", threads: 1)
             XCTAssertTrue(try XCTUnwrap(Safetensors.metadata(at: out + "/last.safetensors")[Checkpoint.stateKey])
@@ -132,7 +132,7 @@ final class SignalCLITests: XCTestCase {
             XCTAssertEqual(words, [mmlBinaryPath] + trainArgs(out) + ["--resume"])
             let (rc, rout, rerr) = try runProcess(words[0], Array(words.dropFirst()))
             XCTAssertEqual(rc, 0, rout + rerr)
-            XCTAssertTrue(rout.contains("resuming \(out) at episode \(episode) of 90"), rout)
+            XCTAssertTrue(rout.contains("resuming \(out) at episode \(episode) of 600"), rout)
             try assertSameBits(reference, out + "/last.safetensors", "\(name) then resumed")
         }
     }
@@ -140,9 +140,9 @@ final class SignalCLITests: XCTestCase {
     func testSecondSignalExitsAtOnceAndLeavesNothingTorn() throws {
         let dir = try makeTempDir(self, prefix: "mml-signal2")
         let out = dir + "/run"
-        // One long step of 40 episodes: the first signal waits for its end, the second does not.
+        // Long steps of 200 episodes: the first signal waits for the step's end, the second does not.
         var args = trainArgs(out)
-        args[args.firstIndex(of: "--episodes-per-step")! + 1] = "30"
+        args[args.firstIndex(of: "--episodes-per-step")! + 1] = "200"
         let run = try Running(args)
         XCTAssertTrue(run.wait { _ in FileManager.default.fileExists(atPath: out + "/log.jsonl") }, run.stderr)
         usleep(100_000)
@@ -189,7 +189,7 @@ final class SignalCLITests: XCTestCase {
         let dir = try makeTempDir(self, prefix: "mml-kill9")
         let out = dir + "/run"
         var kills = 0
-        // Checkpoints every 2 episodes: kills at varied times land before, during and after their writes.
+        // Checkpoints every 10 episodes (5 steps): kills at varied times land before, during and after their writes.
         for delay in [150_000, 400_000, 90_000, 650_000, 250_000] as [UInt32] {
             let resume = FileManager.default.fileExists(atPath: out + "/last.safetensors")
             let run = try Running(trainArgs(out) + (resume ? ["--resume"] : []))

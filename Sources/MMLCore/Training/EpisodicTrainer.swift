@@ -392,6 +392,9 @@ public final class EpisodicTrainer {
                     lastCheckpoint = state.episodesDone
                 }
             }
+            // One process polls again after the chunk's events (a request made meanwhile ends this very step); with
+            // several the flag of the next exchange decides, the same on every rank.
+            if group.size == 1, stopRequest?.isRequested == true { stopping = true }
             if stopping && state.episodesDone < end && state.episodesDone % c.episodesPerStep == 0 {
                 stopped = true
                 break
