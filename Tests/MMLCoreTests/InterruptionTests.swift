@@ -156,6 +156,12 @@ final class InterruptionTests: XCTestCase {
         XCTAssertEqual(try Checkpoint.repairSidecar(of: first.last), .rewritten)
         XCTAssertEqual(try SavedEpisodicSettings(contentsOf: side), fromCheckpoint)
         XCTAssertEqual(try Checkpoint.repairSidecar(of: first.last), .agrees)
+        // An earlier version's sidecar (no `checkpoint` key) that agrees is read; a repair brings it up to date.
+        let meta = try Safetensors.metadata(at: first.last)
+        try Data(("{\"model\":" + meta[Checkpoint.modelKey]! + ",\"state\":" + meta[Checkpoint.stateKey]! + "}\n").utf8)
+            .write(to: URL(fileURLWithPath: side))
+        XCTAssertEqual(try SavedEpisodicSettings(contentsOf: side), fromCheckpoint)
+        XCTAssertEqual(try Checkpoint.repairSidecar(of: first.last), .rewritten)
         // A missing sidecar is rewritten by the next resume, which says so.
         try FileManager.default.removeItem(atPath: side)
         c.stopAfter = 10

@@ -86,6 +86,9 @@ public enum Checkpoint {
               let data = FileManager.default.contents(atPath: sidecar) else { return }
         let metadata = try Safetensors.metadata(at: ckpt)
         guard data != Data(sidecarText(checkpoint: ckpt, metadata: metadata).utf8) else { return }
+        // Sidecars of earlier versions (no `checkpoint` key) that say what the checkpoint says are fine too.
+        let legacy = "{\"model\":" + (metadata[modelKey] ?? "null") + ",\"state\":" + (metadata[stateKey] ?? "null") + "}\n"
+        guard data != Data(legacy.utf8) else { return }
         func episode(_ json: String?) -> String {
             guard let json, let o = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else {
                 return "?"
