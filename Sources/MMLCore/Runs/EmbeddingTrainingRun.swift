@@ -134,6 +134,10 @@ public struct EmbeddingTrainingRunResult: Codable, Sendable {
 
 /// An embedding training run: `EmbeddingTrainingRun(config).run { event in ... }`.
 public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfiguration> {
+    /// Polled after each iteration (optimiser step): once requested, training throws `RunStopped`. Embedding
+    /// training does not resume; nothing but the log is written before its end.
+    public var stop: StopRequest?
+
     /// Trains (unless `evalOnly`), writes embedding.safetensors and log.jsonl, then evaluates. Events: `.started`,
     /// `.warning` for classes left out, `.supervised(.iteration)` per log window, `.wrote` for the checkpoint, then
     /// the `RetrievalEvaluationRun` events.
@@ -155,6 +159,7 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
     private func train(events: (RunEvent) -> Void) throws -> (FewShotModel, Linear?, String) {
         let c = configuration
         let out = c.out!
+        try OutputCheck.prepare(directory: out, what: "embedding checkpoint")
         let lossFn = try EmbeddingLoss(c.loss, beta0: c.beta0)
         let setup = try SupervisedTrainingSetup(kind: "embedding", dataset: c.dataset, backbone: c.backbone,
                                                 image: c.image, seed: c.seed, threads: c.threads,
@@ -168,6 +173,8 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
                                seed: c.seed)
         for w in pk.warnings { events(.warning(w)) }
         let schedule = LearningRateSchedule.cosine(total: c.iterations, minimum: 0)
+        try OutputCheck.checkRoom(out, bytesNeeded: setup.checkpointBytes(extra: linear.map {
+            $0.namedParameters().reduce(0) { $0 + $1.parameter.value.count } } ?? 0), what: "embedding checkpoint")
         let log = try JSONLLog(path: out + "/log.jsonl", fresh: true)
         events(.started(run: "train-embedding", facts: [
             ("data", train.name), ("classes", "\(pk.eligibleClasses.count)"), ("classesPerBatch", "\(c.classesPerBatch)"),
@@ -210,6 +217,10 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
                                               beta: lossFn.beta.value.data[0], learningRate: opt.learningRate,
                                               seconds: Date().timeIntervalSince(t0))))
                 lossSum = 0; activeSum = 0; seen = 0
+            }
+            if let stop, stop.isRequested, it + 1 < c.iterations {
+                throw RunStopped(done: it + 1, total: c.iterations, phase: "iterations",
+                                 detail: "no embedding saved (embedding training does not resume)")
             }
         }
         var extra: [(name: String, tensor: Tensor)] = []

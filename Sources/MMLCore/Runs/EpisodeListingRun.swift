@@ -55,6 +55,7 @@ public final class EpisodeListingRun: ConfiguredRun<EpisodeListingConfiguration>
     /// - Throws: `MMLError` from the dataset or the sampler (too few classes or images, naming both numbers).
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> EpisodeList {
         let c = configuration
+        if let out = c.out { try OutputCheck.prepare(file: out, field: "out") }  // checks before work
         let ds = try c.dataset.open()
         let sampler = try EpisodeSampler(dataset: ds, way: c.way, shot: c.shot, query: c.query, seed: c.seed,
                                          dropSmallClasses: c.dropSmallClasses)

@@ -104,6 +104,9 @@ public struct EpisodicTrainingRunResult: Codable, Sendable {
     public var log: String
     /// What exchanging gradients between processes cost in this process (nil with one process).
     public var exchange: ExchangeStatistics?
+    /// True when the run stopped early on its `stop` request: `last` holds the finished steps and resuming
+    /// continues exactly there.
+    public var stopped = false
 }
 
 /// An episodic training run: `EpisodicTrainingRun(config).run { event in ... }`.
@@ -112,6 +115,16 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
     /// the episodes of each step are split between them, rank 0 writes the files, and the result is the same, bit
     /// for bit, for every N (`EpisodicTrainer`, docs/DISTRIBUTED.md).
     public var group: any ProcessGroup = SingleProcessGroup()
+    /// Polled between optimiser steps: once requested, the run finishes the step, writes `last.safetensors` and
+    /// returns with `stopped` set (in every process of `group` at the same step).
+    public var stop: StopRequest?
+
+    /// Bytes the output directory needs for `last` and `best` of `model` with `optimizer`'s moments.
+    static func outputBytes(_ model: FewShotModel, optimizer: OptimizerKind) -> Int64 {
+        let values = model.namedParameters().reduce(0) { $0 + $1.parameter.value.count }
+        return OutputCheck.checkpointBytes(parameters: values, moments: optimizer == .adam ? 2 : 1)
+            + OutputCheck.checkpointBytes(parameters: values, moments: 0)
+    }
 
     /// Trains (or resumes) until the run's end or `stopAfter`. Events: `.note` (backbone initialised, resuming),
     /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
@@ -122,6 +135,9 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         let config = c.effectiveTraining, t = config
         let dir = URL(fileURLWithPath: c.out)
         let lastPath = dir.appendingPathComponent("last.safetensors").path
+        // Checks before work: `out` exists (created), is writable, and stale temporary files of an interrupted
+        // write are gone; the room for the checkpoints is checked once the model is built.
+        if group.rank == 0 { try OutputCheck.prepare(directory: c.out, what: "checkpoints") }
         let exists = FileManager.default.fileExists(atPath: lastPath)
         if c.resume && !exists {
             throw MMLError(.fileNotFound, "`resume`: \(lastPath) does not exist; start the run without `resume`")
@@ -148,6 +164,18 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
                 events(.note("initialised \(n) backbone tensors from \(initFrom)"))
             }
         }
+        if group.rank == 0 {
+            try OutputCheck.checkRoom(c.out, bytesNeeded: Self.outputBytes(model, optimizer: t.optimizer),
+                                      what: "checkpoints")
+            if c.resume {
+                // The sidecars describe the checkpoints beside them (a kill between the two renames leaves an old one).
+                for p in [lastPath, dir.appendingPathComponent("best.safetensors").path] {
+                    guard try Checkpoint.repairSidecar(of: p) == .rewritten else { continue }
+                    events(.note("rewrote \(Checkpoint.sidecarPath(p)) from \(p): it did not describe that checkpoint "
+                                 + "(a write was interrupted)"))
+                }
+            }
+        }
         let trainImages = model.configuration.image
         let evalImages = trainImages.forEvaluation
         let trainSet = try trainData.open(image: evalImages)
@@ -168,9 +196,11 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
                 throw MMLError(.corruptFile, "\(lastPath) holds no training state; it is not a training checkpoint")
             }
             try trainer.restore(state: state, optimizerTensors: loaded.extra)
-            trainer.truncateLog()
             events(.note("resuming \(c.out) at episode \(trainer.state.episodesDone) of \(config.totalEpisodes)"))
         }
+        // Log records after the starting point (all of them for a fresh run after an interrupted one) go.
+        trainer.truncateLog()
+        trainer.stopRequest = stop
         let mc = model.configuration
         let valFacts = validation.map {
             ", validation \($0.sampler.dataset.classCount) classes x \(config.validationEpisodes) episodes"
@@ -191,6 +221,7 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         return EpisodicTrainingRunResult(
             state: s, totalEpisodes: config.totalEpisodes, last: lastPath,
             best: s.bestEpoch == nil ? nil : dir.appendingPathComponent("best.safetensors").path,
-            log: dir.appendingPathComponent("log.jsonl").path, exchange: group.size > 1 ? trainer.exchange : nil)
+            log: dir.appendingPathComponent("log.jsonl").path, exchange: group.size > 1 ? trainer.exchange : nil,
+            stopped: trainer.stopped)
     }
 }

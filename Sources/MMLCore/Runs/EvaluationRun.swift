@@ -238,6 +238,9 @@ public struct EvaluationRunResult: Codable, Sendable {
 /// `evaluated`.
 public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
     private let loaded: Checkpoint.Loaded?
+    /// Polled after each episode: once requested, the run throws `RunStopped` (how many episodes of which setting
+    /// were done) and writes nothing (no per-episode file: one is only ever written whole).
+    public var stop: StopRequest?
 
     /// - Parameter loaded: the checkpoint `configuration.checkpoint` names, already loaded (nil: the run loads it).
     /// - Throws: `MMLError` naming the invalid field.
@@ -254,6 +257,10 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
 
     private func evaluate(events: @escaping (RunEvent) -> Void) throws -> EvaluationRunResult {
         let c = configuration
+        // Checks before work: the per-episode file's directory is writable (created if missing).
+        if let given = c.episodesOut {
+            try OutputCheck.prepare(file: EpisodeFileFormat.outputPath(given, shard: c.shard), field: "episodesOut")
+        }
         let loaded = try self.loaded ?? Checkpoint.load(c.checkpoint, threads: c.threads)
         let model = loaded.model
         let proto = try EvaluationProtocol.resolve(c.evaluationProtocol, model: model.configuration,
@@ -301,7 +308,12 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             // This shard's share (all episodes without one), with each episode's position in its setting.
             let mine = job.episodes.indices.filter { c.shard?.contains($0) ?? true }
             let episodes = mine.map { job.episodes[$0] }
-            let onEpisode: (Int) -> Void = { events(.progress(phase: "episodes", done: $0, total: episodes.count)) }
+            let phase = "episodes of \(job.way)-way \(job.shot)-shot" + (jobs.count > 1 ? " (setting \(settings.count + 1) "
+                + "of \(jobs.count))" : "")
+            let onEpisode: (Int) throws -> Void = { [stop] done in
+                events(.progress(phase: "episodes", done: done, total: episodes.count))
+                if done < episodes.count { try stop?.check(done: done, total: episodes.count, phase: phase) }
+            }
             var fused: [Double], levels: [MetricLevel: [Double]] = [:], seconds: Double
             if let frozen = proto.frozen, let features {
                 let r = try evaluateFrozenFeatures(features: features, loader: loader, episodes: episodes,

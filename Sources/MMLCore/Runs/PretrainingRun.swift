@@ -156,11 +156,16 @@ public struct PretrainingRunResult: Codable, Sendable {
 
 /// A supervised pre-training run: `PretrainingRun(config).run { event in ... }`.
 public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
+    /// Polled after each optimiser step (batch): once requested, the run throws `RunStopped`. Pre-training does not
+    /// resume: the checkpoints of the last finished epoch stay as they were.
+    public var stop: StopRequest?
+
     /// Trains, writes the checkpoints and the log, and evaluates. Events: `.started`, `.supervised(.batch)` and
     /// `.supervised(.epoch)` per epoch, `.supervised(.checkpoints)`, then `.supervised(.test)` per evaluation.
     /// - Throws: `MMLError` for unreadable data, a non-finite loss or unwritable files.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> PretrainingRunResult {
         let c = configuration
+        try OutputCheck.prepare(directory: c.out, what: "checkpoints")
         let setup = try SupervisedTrainingSetup(kind: "pretrained", dataset: c.dataset, backbone: c.backbone,
                                                 image: c.image, seed: c.seed, threads: c.threads,
                                                 optimizer: c.optimizer, learningRate: c.learningRate,
@@ -179,6 +184,8 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
             validation = (try EpisodeLoader(dataset: val, config: setup.evalImage),
                           try fiveWayEpisodes(val, shot: 1, seed: c.seed))
         }
+        try OutputCheck.checkRoom(c.out, bytesNeeded: 2 * setup.checkpointBytes(extra: head.namedParameters()
+            .reduce(0) { $0 + $1.parameter.value.count }), what: "checkpoints")
         let log = try JSONLLog(path: c.out + "/log.jsonl", fresh: true)
         let size = config.image.size
         events(.started(run: "pretrain", facts: [
@@ -211,6 +218,11 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
                                             inputGradient: false)
                 opt.step([model, head])
                 lossSum += r.loss; accSum += r.accuracy; seen += 1
+                if let stop, stop.isRequested, epoch + 1 < c.epochs || b + 1 < perEpoch {
+                    throw RunStopped(done: b + 1, total: perEpoch, phase: "batches of epoch \(epoch + 1) of \(c.epochs)",
+                                     detail: epoch == 0 ? "no epoch finished, nothing saved (pre-training does not "
+                                         + "resume)" : "\(last) holds epoch \(epoch) (pre-training does not resume)")
+                }
                 if c.logEvery > 0 && (b + 1) % c.logEvery == 0 {
                     events(.supervised(.batch(epoch: epoch + 1, batch: b + 1, batches: perEpoch,
                                               loss: lossSum / Double(seen), accuracy: accSum / Double(seen),

@@ -39,7 +39,7 @@ struct AblateCommand: ParsableCommand {
     @OptionGroup var sharding: ShardOptions
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("ablate") {
             if !retrain, !(try image.preprocessingOptions.preprocessing()).isEmpty {
                 throw MMLError(.invalidArgument, "--ink, --resize-filter, --mean and --std set how --retrain's models "
                                + "are trained; without --retrain the checkpoint's own preprocessing is used (set it "
@@ -63,6 +63,10 @@ struct AblateCommand: ParsableCommand {
             var progress: (phase: String, line: ProgressLine)?
             var printer: EpisodicRunPrinter?
             let run = try AblationRun(config, naming: FlagNames.flag)
+            run.stop = Signals.stop
+            Signals.install(retrain ? "finishing the current optimiser step or episode, then stopping (a subset's "
+                            + "training is saved; the same command resumes it)"
+                            : "finishing the current episode, then stopping (no report is written)")
             let result = try run.run { event in
                 switch event {
                 case .progress(let phase, let done, let total):
@@ -85,7 +89,7 @@ struct AblateCommand: ParsableCommand {
                 print(result.markdown)
                 print("wrote \(config.outputPath("ablation.md")), ablation.json, ablation.svg, \(config.episodesPath)")
             }
-        }
+        } }
     }
 
     /// How `--retrain` trains each subset's model: as `mml train` does, with the training flags.

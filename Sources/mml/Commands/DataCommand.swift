@@ -85,8 +85,14 @@ struct DataEpisodesCommand: ParsableCommand {
             let config = EpisodeListingConfiguration(dataset: dataset.source, way: way, shot: shot, query: query,
                                                      episodes: episodes, seed: seed,
                                                      dropSmallClasses: dropSmallClasses, out: output)
-            let list = try EpisodeListingRun(config).run { event in
-                if case .warning(let w) = event { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            let list: EpisodeList
+            do {
+                list = try EpisodeListingRun(config).run { event in
+                    if case .warning(let w) = event { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+                }
+            } catch let e as MMLError where e.fields.contains("out") {
+                // This command's flag for the core's `out` is --output.
+                throw MMLError(e.kind, e.rendered { $0 == "out" ? "--output" : "`\($0)`" })
             }
             print("wrote \(episodes) episodes (\(way)-way \(shot)-shot, \(query) queries, seed \(seed)) of \(list.dataset) to \(output)")
         }
