@@ -54,10 +54,13 @@ struct AblateCommand: ParsableCommand {
                                + "are trained; without --retrain the checkpoint's own preprocessing is used (set it "
                                + "when training or importing the model)")
             }
-            if retrain && !checkpoint.isEmpty {
-                throw MMLError(.invalidArgument, "--retrain trains one model per subset: give no --checkpoint")
+            if checkpoint.count > 1 || checkpoint.contains(where: SeedStudySummary.isDirectory) {
+                if retrain {
+                    throw MMLError(.invalidArgument, "--retrain trains its own models: it takes no --checkpoint per "
+                                   + "training seed (run one --retrain ablation per --seed instead)")
+                }
+                return try runSeeds()
             }
-            if checkpoint.count > 1 || checkpoint.contains(where: SeedStudySummary.isDirectory) { return try runSeeds() }
             let shard = try sharding.resolvedShard()
             let config = AblationRunConfiguration(
                 checkpoint: checkpoint.first, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,
