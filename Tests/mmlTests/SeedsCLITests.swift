@@ -148,6 +148,29 @@ final class SeedsCLITests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: dir + "/abl/ablation.svg", encoding: .utf8).contains("<circle"))
     }
 
+    /// examples/slurm/train-seeds-array.sbatch run as task 1 of a 2-task array trains the second seed only.
+    func testSeedArrayExample() throws {
+        let dir = try makeTempDir(self, prefix: "mml-seeds")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [packageRoot().appendingPathComponent("examples/slurm/train-seeds-array.sbatch").path]
+        p.environment = ProcessInfo.processInfo.environment.merging([
+            "MML": mmlBinaryPath, "SEEDS": "4,5", "OUT": dir + "/arr", "SLURM_ARRAY_TASK_ID": "1",
+            "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_CPUS_PER_TASK": "1",
+            "DATA": "synthetic --synthetic-size 20 --synthetic-images 12 --widths 8,8,8,8",
+            "TRAIN_ARGS": small.joined(separator: " "),
+        ]) { $1 }
+        let err = Pipe()
+        (p.standardOutput, p.standardError) = (FileHandle.nullDevice, err)
+        try p.run()
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, e)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/arr/seed-5/best.safetensors"), e)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/arr/seed-4"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/arr/seeds.json"))
+    }
+
     func testSeedErrors() throws {
         let dir = try makeTempDir(self, prefix: "mml-seeds")
         let base = ["train"] + data + small + ["--out", dir + "/s"]

@@ -20,8 +20,8 @@ struct TrainCommand: ParsableCommand {
             --seeds 1,2,3 trains one model per training seed into --out/seed-<s>/ (each exactly the run --seed s \
             gives), one after the other, and lists them in --out/seeds.json; --seed-index i (or a SLURM job array \
             of as many tasks as seeds) trains only the i-th seed (0-based), for one process per seed. --resume \
-            continues unfinished seeds and skips finished ones. mml eval / mml ablate --checkpoint OUT evaluate every \
-            seed on the same episodes (README "Seeds", docs/STATISTICS.md).
+            continues unfinished seeds, skips finished ones and starts seeds not started yet. mml eval / mml \
+            ablate --checkpoint OUT evaluate every seed on the same episodes (README "Seeds", docs/STATISTICS.md).
             """
     )
 
