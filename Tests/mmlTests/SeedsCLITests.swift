@@ -193,6 +193,17 @@ final class SeedsCLITests: XCTestCase {
         try assertMMLFails(["eval", "--checkpoint", dir + "/one/last.safetensors", "--checkpoint",
                             dir + "/one/last.safetensors"] + evalData,
                            "were both trained with seed 1; give one checkpoint per training seed", reported: true)
+        // Checkpoints of different recipes are evaluated, with a warning naming what differs.
+        (code, _, err) = try runMML(["train"] + data + small + ["--out", dir + "/two", "--seed", "2", "--lr", "0.01",
+                                                                "--stop-after", "2"])
+        XCTAssertEqual(code, 0, err)
+        var out: String
+        (code, out, err) = try runMML(["eval", "--checkpoint", dir + "/one/last.safetensors", "--checkpoint",
+                                       dir + "/two/last.safetensors"] + evalData + ["--episodes", "2"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(err.contains("warning: \(dir)/two/last.safetensors differs from \(dir)/one/last.safetensors in "
+                                   + "learningRate 0.01 vs 0.001"), err)
+        XCTAssertTrue(out.contains("over 2 training seed(s) (seed 1, seed 2)"), out)
         try assertMMLFails(["eval", "--checkpoint", dir + "/one/last.safetensors", "--plot", dir + "/p.svg"] + evalData,
                            "--plot draws the spread over training seeds", reported: true)
         try assertMMLFails(["ablate", "--retrain", "--checkpoint", dir + "/one/last.safetensors", "--checkpoint",

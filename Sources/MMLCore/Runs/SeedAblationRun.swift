@@ -46,6 +46,7 @@ public struct SeedAblationRunResult: Codable, Sendable {
     /// One seed's model and its ablation.
     public struct Seed: Codable, Sendable {
         public var seed: UInt64?
+        /// The seed's checkpoint (after `SeedAblationRun.merge`: the seed's directory of shard files).
         public var checkpoint: String
         public var report: AblationRunResult
 
@@ -188,6 +189,7 @@ public final class SeedAblationRun: ConfiguredRun<SeedAblationRunConfiguration> 
     /// Ablates each seed and combines. - Throws: `MMLError` from a seed's ablation (naming its checkpoint).
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> SeedAblationRunResult {
         let c = configuration
+        for d in try SeedCheckpoint.recipeDifferences(c.checkpoints) { events(.warning(d)) }
         var seeds: [SeedAblationRunResult.Seed] = []
         for (k, checkpoint) in c.checkpoints.enumerated() {
             events(.note("\(checkpoint.label(position: k)) (\(k + 1) of \(c.checkpoints.count)): \(checkpoint.path)"))

@@ -40,6 +40,36 @@ public struct SeedCheckpoint: Codable, Sendable, Equatable {
         return out
     }
 
+    /// What differs between the checkpoints' models (besides the initial weights' seed) and training recipes
+    /// (besides the training seed), one line per checkpoint that differs from the first: seeds of a study should be
+    /// runs of one recipe. Empty when they agree or when a checkpoint has no training state to compare.
+    /// - Throws: `MMLError` when a file is not an mml checkpoint.
+    public static func recipeDifferences(_ checkpoints: [SeedCheckpoint]) throws -> [String] {
+        guard let first = checkpoints.first else { return [] }
+        struct Sidecar: Decodable {
+            struct State: Decodable { var training: EpisodicTrainingConfiguration }
+            var state: State?
+        }
+        func recipe(_ k: SeedCheckpoint) throws -> (model: ModelConfiguration, training: EpisodicTrainingConfiguration?) {
+            var model = try Checkpoint.configuration(at: k.path)
+            model.seed = 0
+            let data = FileManager.default.contents(atPath: Checkpoint.sidecarPath(k.path))
+            let training = data.flatMap { try? JSONDecoder().decode(Sidecar.self, from: $0) }?.state?.training
+            return (model, training)
+        }
+        let reference = try recipe(first)
+        return try checkpoints.dropFirst().compactMap { k in
+            let r = try recipe(k)
+            var what: [String] = []
+            if r.model != reference.model { what.append("the model configuration") }
+            if let a = r.training, let b = reference.training {
+                what += a.differences(from: b).filter { $0.field != "seed" }.map { "\($0.field) \($0.this) vs \($0.other)" }
+            }
+            return what.isEmpty ? nil : "\(k.path) differs from \(first.path) in " + what.joined(separator: ", ")
+                + ": the seeds should be training runs of one recipe"
+        }
+    }
+
     /// The training seed recorded in a checkpoint's training state (nil when it has none, e.g. an imported model).
     /// - Throws: `MMLError` when the file is not an mml checkpoint.
     public static func trainingSeed(ofCheckpoint path: String) throws -> UInt64? {
@@ -233,6 +263,7 @@ public final class SeedEvaluationRun: ConfiguredRun<SeedEvaluationRunConfigurati
     /// Evaluates each seed and combines. - Throws: `MMLError` from a seed's evaluation (naming its checkpoint).
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> SeedEvaluationRunResult {
         let c = configuration
+        for d in try SeedCheckpoint.recipeDifferences(c.checkpoints) { events(.warning(d)) }
         var seeds: [SeedEvaluationRunResult.Seed] = []
         for (k, checkpoint) in c.checkpoints.enumerated() {
             events(.note("\(checkpoint.label(position: k)) (\(k + 1) of \(c.checkpoints.count)): \(checkpoint.path)"))

@@ -109,6 +109,7 @@ struct AblateCommand: ParsableCommand {
         let result = try run.run { event in
             switch event {
             case .note(let text): print(text)
+            case .warning(let text): printError("warning: \(text)")
             case .progress(let phase, let done, let total):
                 if progress?.phase != phase { progress = (phase, ProgressLine(plainEvery: 200)) }
                 progress!.line.update(done: done, total: total, text: phase)

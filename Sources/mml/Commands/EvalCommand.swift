@@ -113,6 +113,8 @@ struct EvalCommand: ParsableCommand {
             switch event {
             case .note(let text):
                 if !json { print(text) }
+            case .warning(let text):
+                printError("warning: \(text)")
             case .progress(_, let done, let total):
                 if !json { progress.update(done: done, total: total, text: "episodes") }
             case .evaluated(let setting):
