@@ -71,7 +71,9 @@ struct EvalCommand: ParsableCommand {
                 throw MMLError(.invalidArgument, "--plot draws the spread over training seeds: give several "
                                + "--checkpoint (one per seed) or a study directory of mml train --seeds")
             }
-            let checkpoint = self.checkpoint[0]
+            guard let checkpoint = self.checkpoint.first else {
+                throw MMLError(.invalidArgument, "give --checkpoint: the checkpoint to evaluate")
+            }
             let loaded = try Checkpoint.load(checkpoint, threads: threads)  // its errors come first, as they always have
             let config = try configuration(checkpoint: checkpoint)
             let shard = config.shard
