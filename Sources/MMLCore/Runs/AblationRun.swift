@@ -36,16 +36,20 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     /// The per-episode file (nil: `out/episodes.jsonl`, or `out/episodes-shard-<i>-of-<n>.jsonl` for a shard; a
     /// directory gets that name inside it).
     public var episodesOut: String?
+    /// The training seed of `checkpoint` when it is one seed of a study (`SeedAblationRun`): written into the
+    /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
+    public var trainingSeed: UInt64?
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
                 refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
                 seed: UInt64 = 0, out: String = "runs/ablation", threads: Int = 0, retrain: Bool = false,
                 retraining: EpisodicTrainingRunConfiguration? = nil, shard: ShardSpec? = nil,
-                episodesOut: String? = nil) {
+                episodesOut: String? = nil, trainingSeed: UInt64? = nil) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.refitSplit = refitSplit
         self.refitEpisodes = refitEpisodes; self.way = way; self.shot = shot; self.query = query
         self.episodes = episodes; self.seed = seed; self.out = out; self.threads = threads; self.retrain = retrain
         self.retraining = retraining; self.shard = shard; self.episodesOut = episodesOut
+        self.trainingSeed = trainingSeed
     }
 
     /// Where the per-episode file goes.
@@ -213,6 +217,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         manifest["checkpoint_hash"] = scored.checkpointHash
         manifest["dataset"] = scored.datasetName
         manifest["mode"] = c.retrain ? "retrain" : "refit"
+        if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
         manifest["weights"] = scored.rows.map { r in
             r.name + ": " + (r.weights?.map { String(format: "%.9g", $0) }.joined(separator: ",") ?? "-")
         }.joined(separator: "; ")
@@ -220,7 +225,8 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         let records = scored.episodes.enumerated().map { k, e in
             EpisodeRecord(way: c.way, shot: c.shot, index: e.position, hash: e.hash,
                           accuracy: scored.rows[0].perEpisode[k],
-                          subsets: Dictionary(uniqueKeysWithValues: scored.rows.map { ($0.name, $0.perEpisode[k]) }))
+                          subsets: Dictionary(uniqueKeysWithValues: scored.rows.map { ($0.name, $0.perEpisode[k]) }),
+                          trainingSeed: c.trainingSeed)
         }
         let result = try AblationRunResult(way: c.way, shot: c.shot, query: c.query, episodes: records.count,
                                            seed: c.seed, mode: mode, rows: scored.rows)

@@ -35,22 +35,26 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     /// Preprocessing laid over the checkpoint's own (ink, resize filter, mean, std; unset fields keep the
     /// checkpoint's).
     public var preprocessing: Preprocessing
+    /// The training seed of the checkpoint when it is one seed of a study (`SeedEvaluationRun`): written into the
+    /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
+    public var trainingSeed: UInt64?
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
                 evaluationProtocol: EvaluationProtocol? = nil,
                 cosineClassifier: CosineClassifierSettings = CosineClassifierSettings(), ways: [Int] = [5],
                 shots: [Int] = [1], query: Int = 15, episodes: Int = 600, seed: UInt64 = 0, episodeList: String? = nil,
                 threads: Int = 0, shard: ShardSpec? = nil, episodesOut: String? = nil,
-                preprocessing: Preprocessing = Preprocessing()) {
+                preprocessing: Preprocessing = Preprocessing(), trainingSeed: UInt64? = nil) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.evaluationProtocol = evaluationProtocol
         self.cosineClassifier = cosineClassifier; self.ways = ways; self.shots = shots; self.query = query
         self.episodes = episodes; self.seed = seed; self.episodeList = episodeList; self.threads = threads
         self.shard = shard; self.episodesOut = episodesOut; self.preprocessing = preprocessing
+        self.trainingSeed = trainingSeed
     }
 
     private enum CodingKeys: String, CodingKey {
         case checkpoint, dataset, evaluationProtocol, cosineClassifier, ways, shots, query, episodes, seed
-        case episodeList, threads, shard, episodesOut, preprocessing
+        case episodeList, threads, shard, episodesOut, preprocessing, trainingSeed
     }
 
     /// Decodes older configurations too (no `preprocessing`: the checkpoint's own).
@@ -67,7 +71,8 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
                   threads: try c.decode(Int.self, forKey: .threads),
                   shard: try c.decodeIfPresent(ShardSpec.self, forKey: .shard),
                   episodesOut: try c.decodeIfPresent(String.self, forKey: .episodesOut),
-                  preprocessing: try c.decodeIfPresent(Preprocessing.self, forKey: .preprocessing) ?? Preprocessing())
+                  preprocessing: try c.decodeIfPresent(Preprocessing.self, forKey: .preprocessing) ?? Preprocessing(),
+                  trainingSeed: try c.decodeIfPresent(UInt64.self, forKey: .trainingSeed))
     }
 
     /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint
@@ -330,7 +335,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                                                               dataIdentity: identity),
                               accuracy: fused[k],
                               levels: proto == .metric ? Dictionary(uniqueKeysWithValues: levels.map {
-                                  ($0.key.rawValue, $0.value[k]) }) : nil)
+                                  ($0.key.rawValue, $0.value[k]) }) : nil, trainingSeed: c.trainingSeed)
             }
             let s = EvaluationRunResult.Setting(way: job.way, shot: job.shot, query: job.query, seed: job.seed,
                                                 evaluationProtocol: proto, records: mineRecords, seconds: seconds)
@@ -350,6 +355,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                 "cosine_classifier": classifier?.summary ?? "none", "seed": "\(jobs[0].seed)",
             ]
             manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
+            if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
             // The images as the backbone saw them (size, channels, ink, resize filter, mean, std): shards run with
             // other preprocessing flags are not the same run.
             manifest["image"] = try ConfigurationJSON.text(image)
