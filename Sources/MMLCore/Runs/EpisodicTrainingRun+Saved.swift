@@ -23,6 +23,7 @@ public struct SavedEpisodicSettings: Sendable, Equatable {
             throw MMLError(.fileNotFound, "`config` \(path) does not exist or cannot be read; \(hint)")
         }
         let sidecar: Sidecar
+        try JSONInput.checkDepth(data, source: "`config` \(path)")
         do { sidecar = try JSONDecoder().decode(Sidecar.self, from: data) } catch {
             throw MMLError(.config, "`config` \(path) is not the settings of an episodic training run "
                            + "(\(Self.describe(error))); \(hint)")

@@ -51,7 +51,7 @@ struct DataInspectCommand: ParsableCommand {
         }
         print("skipped     \(r.skippedFiles) file(s) that are not PNG/JPEG")
         print("problems    \(r.problems.count)")
-        for p in r.problems.prefix(50) { print("  \(p)") }
+        for p in r.problems.prefix(50) { print("  \(FlagNames.render(MMLError(.config, p)))") }
         if r.problems.count > 50 { print("  ... and \(r.problems.count - 50) more") }
         if let dir = r.samplesDirectory { print("samples     written to \(dir)") }
     }
@@ -86,7 +86,7 @@ struct DataEpisodesCommand: ParsableCommand {
                                                      episodes: episodes, seed: seed,
                                                      dropSmallClasses: dropSmallClasses, out: output)
             let list = try EpisodeListingRun(config).run { event in
-                if case .warning(let w) = event { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+                if case .warning(let w) = event { warn(w) }
             }
             print("wrote \(episodes) episodes (\(way)-way \(shot)-shot, \(query) queries, seed \(seed)) of \(list.dataset) to \(output)")
         }
