@@ -13,7 +13,7 @@ final class HostileInputTests: XCTestCase {
     /// This process's peak resident set in MB (Linux ru_maxrss is in KB).
     func peakMB() -> Int {
         var u = rusage()
-        getrusage(RUSAGE_SELF, &u)
+        getrusage(RUSAGE_SELF.rawValue, &u)
         return u.ru_maxrss / 1024
     }
 
@@ -65,7 +65,7 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(try DatasetSource(path: dir, layout: .folder).open().loadImage(ofClass: 0, item: 0, channels: 3),
                        testImage(cls: 0, index: 0), "the default limit leaves ordinary images as they were")
         assertThrowsMessage(try DatasetSource(path: dir, maxImagePixels: 0).open(),
-                            contains: ["`maxImagePixels` must be at least 1, got 0"])
+                            contains: ["maxImagePixels must be at least 1, got 0"])
         // The limit reaches header-only inspection too, and round-trips through JSON only when set.
         try Data(HostileFiles.oversizedPNG()).write(to: URL(fileURLWithPath: dir + "/c1/huge.png"))
         let report = try DatasetInspection(.init(dataset: DatasetSource(path: dir, layout: .folder))).run()
@@ -83,7 +83,7 @@ final class HostileInputTests: XCTestCase {
 
     func testDeepNestingRefusedBeforeDecoding() throws {
         let deep = Data(String(repeating: "[", count: 100_000).utf8)
-        XCTAssertEqual(JSONInput.nestingDepth(of: Array(#"{"a": "[[[[", "b": [[1], {"c": []}]}"#.utf8)), 3,
+        XCTAssertEqual(JSONInput.nestingDepth(of: Array(#"{"a": "[[[[", "b": [[1], {"c": []}]}"#.utf8)), 4,
                        "brackets inside strings do not count")
         assertThrowsMessage(try EpisodeList.decode(deep, source: "deep.json"), contains: [
             "episode list deep.json: JSON nested more than 64 levels deep (arrays or objects inside each other); no mml "
@@ -199,9 +199,9 @@ final class HostileInputTests: XCTestCase {
     func testFileListedTwiceInASplitRefused() throws {
         let dir = try csvDataset(["n0_0.png,a", "n0_1.png,a", "n0_2.png,a", "./n0_1.png,a", "n1_0.png,b", "n1_1.png,b"])
         assertThrowsMessage(try DatasetSource(path: dir, layout: .csv, split: "train").open(), contains: [
-            "1 image(s) of csv:train at \(dir) are named more than once: \(dir)/images/n0_1.png (class 'a' image 2, "
+            "1 image(s) of csv:train at \(dir) are named more than once: \(dir)/images/./n0_1.png (class 'a' image 2, "
                 + "class 'a' image 4). A repeated file would be support and query of one episode or in two classes at "
-                + "once; remove the repeated rows (or split files), or pass `allowDuplicates` to use the data as it is"])
+                + "once; remove the repeated rows (or split files), or pass allowDuplicates to use the data as it is"])
         // Allowed: the data is used as listed, with a warning through the run's events.
         var warnings: [String] = []
         let ds = try DatasetSource(path: dir, layout: .csv, split: "train", allowDuplicates: true).open {
@@ -239,7 +239,7 @@ final class HostileInputTests: XCTestCase {
         assertThrowsMessage(try list.resolve(in: ds), contains: [
             "episode 7 of the list names an image twice: \(p("n0_0")) (support of class 'a' and query of class 'a'); "
                 + "an image that is both support and query makes the episode a lookup. Regenerate the list (`mml data "
-                + "episodes`) or pass `allowDuplicates` to use it as it is"])
+                + "episodes`) or pass allowDuplicates to use it as it is"])
         var warnings: [String] = []
         let episodes = try list.resolve(in: ds, allowDuplicates: true, warnings: &warnings)
         XCTAssertEqual(episodes[0].support, [[0], [0]])

@@ -8,6 +8,10 @@ public enum CSVSplit {
         public let line: Int
         public let filename: String
         public let label: String
+
+        public init(line: Int, filename: String, label: String) {
+            self.line = line; self.filename = filename; self.label = label
+        }
     }
 
     /// The largest split file read (mini-ImageNet's largest, train.csv, is 1.5 MB; 38 400 rows).
