@@ -4,6 +4,11 @@ import MMLCore
 // mml-fuzz-seeds DIR: writes DIR/seed-{png,jpeg,csv,episodes,checkpoint}/ with valid inputs of every kind each
 // target parses (every PNG colour type and bit depth, interlaced; grey and RGB JPEGs; CSV splits with a header,
 // CRLF and commas in labels; an episode list; checkpoint metadata of a real model configuration and state).
+// Built with the targets' flags (-sanitize=fuzzer), so libFuzzer's runtime is linked in and needs an entry point;
+// this program's own main runs instead of libFuzzer's and never calls it.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func unusedFuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt { 0 }
+
 let dir = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Fuzz/.build/corpus"
 func write(_ kind: String, _ name: String, _ bytes: [UInt8]) throws {
     let d = "\(dir)/seed-\(kind)"
@@ -15,8 +20,8 @@ let (w, h) = (7, 5)
 for (ct, spp, depths) in [(0, 1, [1, 2, 4, 8, 16]), (2, 3, [8, 16]), (3, 1, [1, 2, 4, 8]), (4, 2, [8, 16]), (6, 4, [8, 16])] {
     for d in depths {
         for interlaced in [false, true] {
-            let samples = (0..<(w * h * spp)).map { UInt16(($0 * 37) % (ct == 3 ? 3 : 1 << d)) }
-            let palette: [UInt8] = ct == 3 ? [0, 0, 0, 255, 0, 0, 0, 255, 0] : []
+            let samples = (0..<(w * h * spp)).map { UInt16(($0 * 37) % (ct == 3 ? min(3, 1 << d) : 1 << d)) }
+            let palette: [UInt8] = ct == 3 ? Array([0, 0, 0, 255, 0, 0, 0, 255, 0].prefix(3 * min(3, 1 << d))) : []
             let png = try ImageCodec.encodePNG(samples: samples, width: w, height: h, colorType: ct, bitDepth: d,
                                                palette: palette, transparency: ct == 3 ? [128] : [],
                                                interlaced: interlaced)
