@@ -12,7 +12,8 @@ case "$secs" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [seconds-per-target] [
 shift || true
 all=(mml-fuzz-npy mml-fuzz-safetensors mml-fuzz-png mml-fuzz-jpeg mml-fuzz-csv mml-fuzz-episodes mml-fuzz-checkpoint)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
-flags=(-c debug -Xswiftc -sanitize=fuzzer,address)
+# The C of MMLImageIO and MMLKernels is instrumented too (ASan + coverage); the system libpng and libjpeg are not.
+flags=(-c debug -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address)
 for t in "${targets[@]}" mml-fuzz-seeds; do
   swift build --package-path Fuzz "${flags[@]}" --product "$t"
 done
