@@ -96,7 +96,7 @@ final class HostileInputTests: XCTestCase {
         assertThrowsMessage(try Checkpoint.configuration(at: path), contains: [
             "\(path): the model configuration (metadata 'mml.model'): JSON nested more than 64 levels deep"])
         // And a --config file.
-        let cfg = dir + "/deep.json"
+        let cfg = try makeTempDir(self) + "/deep.json"  // no checkpoint beside it
         try Data(String(repeating: "{\"a\":", count: 50_000).utf8).write(to: URL(fileURLWithPath: cfg))
         assertThrowsMessage(try SavedEpisodicSettings(contentsOf: cfg), contains: ["JSON nested more than 64 levels"])
     }
@@ -111,7 +111,7 @@ final class HostileInputTests: XCTestCase {
         assertThrowsMessage(try EpisodeList.decode(Data("not json".utf8), source: "l.json"),
                             contains: ["episode list l.json is not valid episode JSON: "])
         assertThrowsMessage(try EpisodeList.decode(Data(#"{"way": 2}"#.utf8), source: "l.json"),
-                            contains: ["episode list l.json is not valid episode JSON: key 'dataset' is missing"])
+                            contains: ["episode list l.json is not valid episode JSON: ", "dataset", "is missing"])
         assertThrowsMessage(try EpisodeList.decode(episodeListJSON(way: 3, episodes: ok), source: "l.json"), contains: [
             "episode list l.json: episode 0 has 2 classes, but the list is 3-way 1-shot with 1 queries per class; the "
                 + "file was edited or truncated, regenerate it with `mml data episodes`"])

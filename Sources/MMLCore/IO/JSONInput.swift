@@ -48,24 +48,7 @@ public enum JSONInput {
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data, source: String, what: String) throws -> T {
         try checkDepth(data, source: source)
         do { return try JSONDecoder().decode(T.self, from: data) } catch {
-            throw MMLError(.corruptFile, "\(source) is not valid \(what): \(describe(error))")
-        }
-    }
-
-    /// A short reason for a decoding error: what is wrong and at which key path.
-    public static func describe(_ error: Error) -> String {
-        func path(_ keys: [CodingKey]) -> String {
-            keys.isEmpty ? "the top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }
-                .joined().drop { $0 == "." }.description
-        }
-        switch error {
-        case DecodingError.keyNotFound(let key, let c): return "key '\(key.stringValue)' is missing at \(path(c.codingPath))"
-        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
-            return "\(c.debugDescription) at \(path(c.codingPath))"
-        case DecodingError.dataCorrupted(let c):
-            let under = (c.underlyingError as NSError?).map { " (\($0.localizedDescription))" } ?? ""
-            return "\(c.debugDescription)\(under)" + (c.codingPath.isEmpty ? "" : " at \(path(c.codingPath))")
-        default: return "\(error)"
+            throw MMLError(.corruptFile, "\(source) is not valid \(what): \(MMLError.describe(error))")
         }
     }
 }

@@ -72,6 +72,29 @@ public struct DatasetSource: Codable, Sendable, Equatable {
     /// The image pixel limit in force: `maxImagePixels`, else `ImageCodec.defaultMaxPixels`.
     public var resolvedMaxImagePixels: Int { maxImagePixels ?? ImageCodec.defaultMaxPixels }
 
+    /// Checks the synthetic data's numbers (the generator checks them again when it opens).
+    /// - Throws: `MMLError` naming the field and its range.
+    public func validate() throws {
+        try Limits.check(syntheticSize, "syntheticSize", in: 8...1024, "the synthetic image side")
+        if let ch = syntheticChannels, ch != 1 && ch != 3 {
+            throw MMLError(.invalidArgument, "`syntheticChannels` \(ch): synthetic images have 1 or 3 channels")
+        }
+        try Limits.check(syntheticImages, "syntheticImages", in: Limits.images, "synthetic images per class")
+        if let m = maxImagePixels, m < 1 {
+            throw MMLError(.invalidArgument, "`maxImagePixels` must be at least 1, got \(m)")
+        }
+        let d = DatasetSource()
+        let given = [("syntheticSeed", syntheticSeed != d.syntheticSeed), ("syntheticSize", syntheticSize != nil),
+                     ("syntheticChannels", syntheticChannels != nil),
+                     ("syntheticImages", syntheticImages != d.syntheticImages)].filter(\.1).map { "`\($0.0)`" }
+        if !given.isEmpty, resolvedLayout != .synthetic {
+            throw MMLError(.invalidArgument, given.joined(separator: ", ") + (given.count == 1 ? " only applies" : " only apply")
+                           + " to the built-in synthetic "
+                           + "data; \(path) is read as \(resolvedLayout.rawValue) data: drop "
+                           + (given.count == 1 ? "it" : "them"))
+        }
+    }
+
     /// Opens the dataset, refusing duplicate images (`DatasetHygiene`) unless `allowDuplicates`.
     /// - Parameters:
     ///   - image: a model's image configuration, the default size and channels of synthetic data.

@@ -56,7 +56,34 @@ public struct EmbeddingTrainingRunConfiguration: Codable, Sendable, Equatable {
 
     /// Checks the fields training needs (nothing for `evalOnly`). - Throws: `MMLError(.config)` naming the field.
     public func validate() throws {
-        guard evalOnly == nil else { return }
+        try dataset.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(evalEpisodes, "evalEpisodes", in: 0...Limits.episodes.upperBound, "few-shot episodes")
+        if let evalOnly {
+            // Everything that sets how to train cannot apply to evaluating a saved embedding.
+            let d = EmbeddingTrainingRunConfiguration(dataset: dataset, out: out)
+            let training: [(String, Bool)] = [
+                ("image.size", image.size != nil), ("image.channels", image.channels != nil),
+                ("image.augmentation", image.augmentation != d.image.augmentation),
+                ("image.preprocessing", image.preprocessing != nil), ("backbone.kind", backbone.kind != nil),
+                ("backbone.widths", backbone.widths != nil), ("backbone.initialization", backbone.initialization != nil),
+                ("backbone.seed", backbone.seed != nil), ("loss", loss.loss != d.loss.loss),
+                ("positives", loss.positives != d.loss.positives), ("negatives", loss.negatives != d.loss.negatives),
+                ("margin", loss.margin != d.loss.margin), ("beta0", beta0 != d.beta0), ("dim", dim != d.dim),
+                ("classesPerBatch", classesPerBatch != d.classesPerBatch),
+                ("imagesPerClass", imagesPerClass != d.imagesPerClass), ("iterations", iterations != d.iterations),
+                ("learningRate", learningRate != d.learningRate), ("optimizer", optimizer != d.optimizer),
+                ("weightDecay", weightDecay != d.weightDecay), ("logEvery", logEvery != d.logEvery),
+                ("out", out != nil),
+            ]
+            let given = training.filter(\.1).map { "`\($0.0)`" }
+            if !given.isEmpty {
+                throw MMLError(.invalidArgument, given.joined(separator: ", ") + " cannot apply with `evalOnly` "
+                               + "\(evalOnly): a saved embedding is evaluated as it was trained; drop "
+                               + (given.count == 1 ? "it" : "them") + " or `evalOnly`")
+            }
+            return
+        }
         guard out != nil else {
             throw MMLError(.config, "`out` DIR is required to train (or give `evalOnly` CKPT)")
         }
@@ -69,6 +96,27 @@ public struct EmbeddingTrainingRunConfiguration: Codable, Sendable, Equatable {
         guard learningRate.isFinite, learningRate > 0 else {
             throw MMLError(.config, "`learningRate` must be > 0, got \(learningRate)")
         }
+        try image.validate()
+        try backbone.validate()
+        try Limits.check(iterations, "iterations", in: Limits.episodesPerEpoch, "training iterations")
+        try Limits.check(dim, "dim", in: Limits.dimension, "the embedding size (0: no linear layer)")
+        try Limits.check(classesPerBatch, "classesPerBatch", in: 2...Limits.way.upperBound, "classes per batch")
+        try Limits.check(imagesPerClass, "imagesPerClass", in: 2...Limits.shot.upperBound, "images per class")
+        let batch = try Limits.product([("classesPerBatch", classesPerBatch), ("imagesPerClass", imagesPerClass)],
+                                       in: Limits.images, "images per batch")
+        try Limits.check(weightDecay, "weightDecay", ">= 0") { $0 >= 0 }
+        try Limits.check(loss.margin, "margin", ">= 0") { $0 >= 0 }
+        try Limits.check(beta0, "beta0", "") { _ in true }
+        if loss.loss != .margin && beta0 != EmbeddingTrainingRunConfiguration(dataset: dataset, out: out).beta0 {
+            throw MMLError(.invalidArgument, "`beta0` \(beta0) is the initial beta of the margin loss; it has no "
+                           + "effect with `loss` \(loss.loss.rawValue): use `loss` margin or drop `beta0`")
+        }
+        try Limits.check(logEvery, "logEvery", in: Limits.interval, "iterations between progress lines")
+        var m = MemoryEstimate()
+        m.addImages(batch, side: image.size ?? dataset.syntheticSize ?? 84,
+                    channels: image.channels ?? dataset.syntheticChannels ?? 3,
+                    firstWidth: backbone.widths?.first ?? 64, training: true, what: "one batch")
+        try m.check(lower: ["classesPerBatch", "imagesPerClass", "image.size"])
     }
 
     /// The evaluation this run ends with.
@@ -86,6 +134,10 @@ public struct EmbeddingTrainingRunResult: Codable, Sendable {
 
 /// An embedding training run: `EmbeddingTrainingRun(config).run { event in ... }`.
 public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfiguration> {
+    /// Polled after each iteration (optimiser step): once requested, training throws `RunStopped`. Embedding
+    /// training does not resume; nothing but the log is written before its end.
+    public var stop: StopRequest?
+
     /// Trains (unless `evalOnly`), writes embedding.safetensors and log.jsonl, then evaluates. Events: `.started`,
     /// `.warning` for classes left out, `.supervised(.iteration)` per log window, `.wrote` for the checkpoint, then
     /// the `RetrievalEvaluationRun` events.
@@ -107,6 +159,7 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
     private func train(events: (RunEvent) -> Void) throws -> (FewShotModel, Linear?, String) {
         let c = configuration
         let out = c.out!
+        try OutputCheck.prepare(directory: out, what: "embedding checkpoint")
         let lossFn = try EmbeddingLoss(c.loss, beta0: c.beta0)
         let setup = try SupervisedTrainingSetup(kind: "embedding", dataset: c.dataset, backbone: c.backbone,
                                                 image: c.image, seed: c.seed, threads: c.threads,
@@ -121,6 +174,8 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
         for w in train.warnings where w.hasPrefix(DatasetHygiene.warningPrefix) { events(.warning(w)) }
         for w in pk.warnings { events(.warning(w)) }
         let schedule = LearningRateSchedule.cosine(total: c.iterations, minimum: 0)
+        try OutputCheck.checkRoom(out, bytesNeeded: setup.checkpointBytes(extra: linear.map {
+            $0.namedParameters().reduce(0) { $0 + $1.parameter.value.count } } ?? 0), what: "embedding checkpoint")
         let log = try JSONLLog(path: out + "/log.jsonl", fresh: true)
         events(.started(run: "train-embedding", facts: [
             ("data", train.name), ("classes", "\(pk.eligibleClasses.count)"), ("classesPerBatch", "\(c.classesPerBatch)"),
@@ -163,6 +218,10 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
                                               beta: lossFn.beta.value.data[0], learningRate: opt.learningRate,
                                               seconds: Date().timeIntervalSince(t0))))
                 lossSum = 0; activeSum = 0; seen = 0
+            }
+            if let stop, stop.isRequested, it + 1 < c.iterations {
+                throw RunStopped(done: it + 1, total: c.iterations, phase: "iterations",
+                                 detail: "no embedding saved (embedding training does not resume)")
             }
         }
         var extra: [(name: String, tensor: Tensor)] = []

@@ -82,6 +82,39 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
         }
         if validationSplit != nil { try requireAtLeastOne(validationEpisodes, "validationEpisodes") }
         guard testEpisodes >= 0 else { throw MMLError(.config, "`testEpisodes` must be >= 0, got \(testEpisodes)") }
+        try dataset.validate()
+        try image.validate()
+        try backbone.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(epochs, "epochs", in: Limits.epochs, "epochs")
+        try Limits.check(batchSize, "batchSize", in: Limits.images, "images per batch")
+        try Limits.check(maxBatches, "maxBatches", in: Limits.episodesPerEpoch, "batches per epoch")
+        try Limits.check(validationEpisodes, "validationEpisodes", in: 0...Limits.episodes.upperBound,
+                         "validation episodes")
+        try Limits.check(testEpisodes, "testEpisodes", in: 0...Limits.episodes.upperBound, "test episodes")
+        try Limits.check(logEvery, "logEvery", in: 0...Limits.interval.upperBound, "batches between progress lines")
+        try Limits.check(margin, "margin", "") { _ in true }
+        try Limits.check(scale, "scale", "> 0") { $0 > 0 }
+        // Options that cannot apply in this run's mode are refused, never ignored.
+        if loss == .softmax, let scale {
+            throw MMLError(.invalidArgument, "`scale` \(scale) has no effect with `loss` softmax (a linear layer with "
+                           + "bias); use `loss` cosine, neg-cosine or neg-softmax, or drop `scale`")
+        }
+        let d = PretrainingRunConfiguration(dataset: dataset, out: out)
+        if validationSplit == nil && validationEpisodes != d.validationEpisodes && validationEpisodes != 0 {
+            throw MMLError(.invalidArgument, "`validationEpisodes` \(validationEpisodes) does not apply without a "
+                           + "validation split (`validationSplit` none); give a split or drop `validationEpisodes`")
+        }
+        if testEpisodes == 0, let field = [("testSplit", testSplit != d.testSplit),
+                                           ("testProtocols", testProtocols != d.testProtocols)].first(where: \.1)?.0 {
+            throw MMLError(.invalidArgument, "`\(field)` sets the final few-shot evaluation, which runs only with "
+                           + "`testEpisodes` > 0; give `testEpisodes` or drop `\(field)`")
+        }
+        var m = MemoryEstimate()
+        m.addImages(batchSize, side: image.size ?? dataset.syntheticSize ?? 84,
+                    channels: image.channels ?? dataset.syntheticChannels ?? 3,
+                    firstWidth: backbone.widths?.first ?? 64, training: true, what: "one batch")
+        try m.check(lower: ["batchSize", "image.size"])
     }
 
     /// Parses a comma-separated protocol list (`prototype,cosine-classifier`).
@@ -123,11 +156,16 @@ public struct PretrainingRunResult: Codable, Sendable {
 
 /// A supervised pre-training run: `PretrainingRun(config).run { event in ... }`.
 public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
+    /// Polled after each optimiser step (batch): once requested, the run throws `RunStopped`. Pre-training does not
+    /// resume: the checkpoints of the last finished epoch stay as they were.
+    public var stop: StopRequest?
+
     /// Trains, writes the checkpoints and the log, and evaluates. Events: `.started`, `.supervised(.batch)` and
     /// `.supervised(.epoch)` per epoch, `.supervised(.checkpoints)`, then `.supervised(.test)` per evaluation.
     /// - Throws: `MMLError` for unreadable data, a non-finite loss or unwritable files.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> PretrainingRunResult {
         let c = configuration
+        try OutputCheck.prepare(directory: c.out, what: "checkpoints")
         let setup = try SupervisedTrainingSetup(kind: "pretrained", dataset: c.dataset, backbone: c.backbone,
                                                 image: c.image, seed: c.seed, threads: c.threads,
                                                 optimizer: c.optimizer, learningRate: c.learningRate,
@@ -147,6 +185,8 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
             validation = (try EpisodeLoader(dataset: val, config: setup.evalImage),
                           try fiveWayEpisodes(val, shot: 1, seed: c.seed))
         }
+        try OutputCheck.checkRoom(c.out, bytesNeeded: 2 * setup.checkpointBytes(extra: head.namedParameters()
+            .reduce(0) { $0 + $1.parameter.value.count }), what: "checkpoints")
         let log = try JSONLLog(path: c.out + "/log.jsonl", fresh: true)
         let size = config.image.size
         events(.started(run: "pretrain", facts: [
@@ -179,6 +219,11 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
                                             inputGradient: false)
                 opt.step([model, head])
                 lossSum += r.loss; accSum += r.accuracy; seen += 1
+                if let stop, stop.isRequested, epoch + 1 < c.epochs || b + 1 < perEpoch {
+                    throw RunStopped(done: b + 1, total: perEpoch, phase: "batches of epoch \(epoch + 1) of \(c.epochs)",
+                                     detail: epoch == 0 ? "no epoch finished, nothing saved (pre-training does not "
+                                         + "resume)" : "\(last) holds epoch \(epoch) (pre-training does not resume)")
+                }
                 if c.logEvery > 0 && (b + 1) % c.logEvery == 0 {
                     events(.supervised(.batch(epoch: epoch + 1, batch: b + 1, batches: perEpoch,
                                               loss: lossSum / Double(seen), accuracy: accSum / Double(seen),

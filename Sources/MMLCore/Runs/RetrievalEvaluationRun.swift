@@ -25,6 +25,9 @@ public struct RetrievalEvaluationRunConfiguration: Codable, Sendable, Equatable 
 
     /// Checks every field. - Throws: `MMLError(.config)` naming the field.
     public func validate() throws {
+        try dataset.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(fewShotEpisodes, "fewShotEpisodes", in: 0...Limits.episodes.upperBound, "few-shot episodes")
         guard fewShotEpisodes >= 0 else {
             throw MMLError(.config, "`fewShotEpisodes` must be >= 0, got \(fewShotEpisodes)")
         }

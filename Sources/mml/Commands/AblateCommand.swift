@@ -39,11 +39,20 @@ struct AblateCommand: ParsableCommand {
     @OptionGroup var sharding: ShardOptions
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("ablate") {
             if !retrain, !(try image.preprocessingOptions.preprocessing()).isEmpty {
                 throw MMLError(.invalidArgument, "--ink, --resize-filter, --mean and --std set how --retrain's models "
                                + "are trained; without --retrain the checkpoint's own preprocessing is used (set it "
                                + "when training or importing the model)")
+            }
+            // Without --retrain the model is the checkpoint's: model and training flags cannot apply.
+            let modelFlags = backboneOptions.givenFlags + image.givenFlags + metric.givenFlags + training.givenFlags
+            if !retrain, !modelFlags.isEmpty {
+                throw MMLError(.invalidArgument, modelFlags.joined(separator: ", ") + " cannot apply to the ablation "
+                               + "of --checkpoint: its backbone, image size, metric and training are the checkpoint's "
+                               + "(the test episodes use --way, --shot, --query, --episodes and --seed); drop "
+                               + (modelFlags.count == 1 ? "it" : "them") + ", or train one model per subset with "
+                               + "--retrain")
             }
             let shard = try sharding.resolvedShard()
             let config = AblationRunConfiguration(
@@ -54,6 +63,10 @@ struct AblateCommand: ParsableCommand {
             var progress: (phase: String, line: ProgressLine)?
             var printer: EpisodicRunPrinter?
             let run = try AblationRun(config, naming: FlagNames.flag)
+            run.stop = Signals.stop
+            Signals.install(retrain ? "finishing the current optimiser step or episode, then stopping (a subset's "
+                            + "training is saved; the same command resumes it)"
+                            : "finishing the current episode, then stopping (no report is written)")
             let result = try run.run { event in
                 switch event {
                 case .progress(let phase, let done, let total):
@@ -77,7 +90,7 @@ struct AblateCommand: ParsableCommand {
                 print(result.markdown)
                 print("wrote \(config.outputPath("ablation.md")), ablation.json, ablation.svg, \(config.episodesPath)")
             }
-        }
+        } }
     }
 
     /// How `--retrain` trains each subset's model: as `mml train` does, with the training flags.

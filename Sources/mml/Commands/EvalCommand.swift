@@ -55,7 +55,8 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var sharding: ShardOptions
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("eval") {
+            if let report { try OutputCheck.prepare(file: report, field: "report") }  // checks before work
             let loaded = try Checkpoint.load(checkpoint, threads: threads)  // its errors come first, as they always have
             let shard = try sharding.resolvedShard()
             let config = EvaluationRunConfiguration(
@@ -66,7 +67,10 @@ struct EvalCommand: ParsableCommand {
                 shard: shard, episodesOut: sharding.episodesPath(shard: shard),
                 preprocessing: try preprocessingOptions.preprocessing())
             var progress = ProgressLine(plainEvery: 100)
-            let result = try EvaluationRun(config, checkpoint: loaded).run { event in
+            let run = try EvaluationRun(config, checkpoint: loaded)
+            run.stop = Signals.stop
+            Signals.install("finishing the current episode, then stopping (no report or per-episode file is written)")
+            let result = try run.run { event in
                 switch event {
                 case .progress(_, let done, let total):
                     if !json { progress.update(done: done, total: total, text: "episodes") }
@@ -89,7 +93,7 @@ struct EvalCommand: ParsableCommand {
             let text = try result.jsonText()
             if json { print(text) }
             if let report { try AtomicFile.write(text + "\n", to: report) }
-        }
+        } }
     }
 
     /// A fact line of the run's start (`checkpoint`, `data`, `protocol`).

@@ -61,10 +61,12 @@ struct PretrainCommand: ParsableCommand {
     var out: String
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("pretrain") {
             let run = try PretrainingRun(configuration())
+            run.stop = Signals.stop
+            Signals.install("finishing the current batch, then stopping (pre-training does not resume)")
             _ = try run.run(events: SupervisedRunPrinter.print)
-        }
+        } }
     }
 
     /// The core configuration these options give. - Throws: `MMLError(.config)` for an unknown name.

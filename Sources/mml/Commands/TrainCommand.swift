@@ -39,12 +39,16 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let configuration = try runConfiguration()
+            let run = try EpisodicTrainingRun(configuration)  // validated before anything uses its numbers
             Launch.checkSplit(configuration)
             let printer = EpisodicRunPrinter(configuration, verbose: true)
-            let run = try EpisodicTrainingRun(configuration)
             run.group = Launch.group
+            if Launch.isLeader, let plot { try OutputCheck.prepare(file: plot, field: "plot") }  // checks before work
+            run.stop = Signals.stop
+            Signals.install("finishing the current optimiser step, then saving \(out)/last.safetensors")
             // Under mpirun only rank 0 prints.
             let result = try run.run(events: Launch.isLeader ? printer.print : { _ in })
+            if result.stopped { Self.stopped(result, out: out) }
             guard Launch.isLeader else { return }
             printer.finish(result, out: out)
             if let plot {
@@ -52,6 +56,19 @@ struct TrainCommand: ParsableCommand {
                 print("plot        \(plot)")
             }
         }
+    }
+
+    /// After a signal stopped the run (every rank at the same step): what was saved and the command that resumes;
+    /// every rank exits with 128 + the signal number.
+    static func stopped(_ result: EpisodicTrainingRunResult, out: String) -> Never {
+        if Launch.isLeader {
+            print("stopped     at episode \(result.state.episodesDone) of \(result.totalEpisodes) (\(Signals.name(Signals.stop.reason ?? SIGINT))); "
+                  + "\(result.last) holds every finished step")
+            print("resume      \(Signals.resumeCommand())")
+            fflush(stdout)
+        }
+        Launch.finish()
+        Foundation.exit(Signals.exitCode(Signals.stop.reason))
     }
 
     /// The run these options give: the `--config` file's settings (else the defaults) with every given flag applied.

@@ -62,11 +62,13 @@ struct TrainEmbeddingCommand: ParsableCommand {
     var out: String?
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("train-embedding") {
             let run = try EmbeddingTrainingRun(configuration())
+            run.stop = Signals.stop
+            Signals.install("finishing the current iteration, then stopping (embedding training does not resume)")
             let result = try run.run(events: SupervisedRunPrinter.print)
             progressLine(try SupervisedRunPrinter.resultLine(result.evaluation))
-        }
+        } }
     }
 
     /// The core configuration these options give. - Throws: `MMLError(.config)` for an unknown name.
