@@ -12,6 +12,7 @@ public enum ConfigurationJSON {
     public static func decode<T: Codable>(_ type: T.Type, from text: String, over defaults: T,
                                           what: String) throws -> T {
         let given: [String: Any]
+        try JSONInput.checkDepth(Array(text.utf8), source: "the \(what)")
         do {
             guard let o = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
                 throw MMLError(.config, "the \(what) must be a JSON object ({...}), got: \(text.prefix(80))")

@@ -103,6 +103,15 @@ public enum Safetensors {
             }
             entries.append(try entry(name, value, dataCount: dataCount, corrupt))
         }
+        // Tensors may be listed in any order, but their byte ranges must not overlap (writing one would change
+        // another; the reference implementation lays them end to end). Empty tensors take no bytes.
+        let byStart = entries.filter { !$0.byteRange.isEmpty }.sorted {
+            ($0.byteRange.lowerBound, $0.name) < ($1.byteRange.lowerBound, $1.name)
+        }
+        for (a, b) in zip(byStart, byStart.dropFirst()) where b.byteRange.lowerBound < a.byteRange.upperBound {
+            throw corrupt("the data of '\(a.name)' (bytes \(a.byteRange.lowerBound)..<\(a.byteRange.upperBound)) and "
+                          + "'\(b.name)' (bytes \(b.byteRange.lowerBound)..<\(b.byteRange.upperBound)) overlap")
+        }
         return Contents(entries: entries, metadata: metadata, data: Array(bytes[dataStart...]), source: source)
     }
 

@@ -117,12 +117,14 @@ public enum Checkpoint {
         try configuration(from: try Safetensors.read(contentsOf: path), path: path)
     }
 
-    static func configuration(from contents: Safetensors.Contents, path: String) throws -> ModelConfiguration {
+    /// The model configuration in parsed checkpoint contents; `path` names the file in errors.
+    public static func configuration(from contents: Safetensors.Contents, path: String) throws -> ModelConfiguration {
         guard let json = contents.metadata[modelKey] else {
             throw MMLError(.unsupportedFormat, "\(path) is a safetensors file without an mml model configuration "
                            + "(metadata '\(modelKey)'); it was not written by mml. Load plain weights with "
                            + "Safetensors.load(into:) or as an initialisation (`initFrom`) instead")
         }
+        try JSONInput.checkDepth(Array(json.utf8), source: "\(path): the model configuration (metadata '\(modelKey)')")
         do {
             return try JSONDecoder().decode(ModelConfiguration.self, from: Data(json.utf8))
         } catch {

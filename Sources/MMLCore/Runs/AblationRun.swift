@@ -285,7 +285,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         var ids: [(position: Int, hash: String)] = [], testName = ""
         func scores(_ data: DatasetSource, seed: UInt64, count: Int, phase: String, test: Bool = false) throws
             -> [LevelScores] {
-            let set = try data.open(image: image)
+            let set = try data.open(image: image, events: events)
             let sampler = try EpisodeSampler(dataset: set, way: c.way, shot: c.shot, query: c.query, seed: seed)
             var episodes = sampler.episodes(count)
             if test { (episodes, ids) = testEpisodes(sampler); testName = set.name }
@@ -372,7 +372,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
             let model = try Checkpoint.load(best, threads: c.threads).model
             checkpoints.add(AblationRow.name(subset) + "=" + (try FNV1a64.ofFile(best)) + ";")
             let image = model.configuration.image.forEvaluation
-            let testSet = try testData.open(image: image)
+            let testSet = try testData.open(image: image, events: events)
             let sampler = try EpisodeSampler(dataset: testSet, way: c.way, shot: c.shot, query: c.query, seed: c.seed)
             let mine = testEpisodes(sampler)
             (ids, testName) = (mine.ids, testSet.name)

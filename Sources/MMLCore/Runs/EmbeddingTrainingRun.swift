@@ -171,6 +171,7 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
                                         initialization: .kaimingNormal(negativeSlope: 1), generator: &rng) : nil
         let pk = try PKSampler(dataset: train, classesPerBatch: c.classesPerBatch, imagesPerClass: c.imagesPerClass,
                                seed: c.seed)
+        for w in train.warnings where w.hasPrefix(DatasetHygiene.warningPrefix) { events(.warning(w)) }
         for w in pk.warnings { events(.warning(w)) }
         let schedule = LearningRateSchedule.cosine(total: c.iterations, minimum: 0)
         try OutputCheck.checkRoom(out, bytesNeeded: setup.checkpointBytes(extra: linear.map {

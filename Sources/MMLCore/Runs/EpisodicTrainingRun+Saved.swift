@@ -33,6 +33,7 @@ public struct SavedEpisodicSettings: Sendable, Equatable {
             data = contents
         }
         let sidecar: Sidecar
+        try JSONInput.checkDepth(data, source: "`config` \(path)")
         do { sidecar = try JSONDecoder().decode(Sidecar.self, from: data) } catch {
             throw MMLError(.config, "`config` \(path) is not the settings of an episodic training run "
                            + "(\(Self.describe(error))); \(hint)")

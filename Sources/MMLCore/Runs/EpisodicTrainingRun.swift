@@ -178,12 +178,12 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         }
         let trainImages = model.configuration.image
         let evalImages = trainImages.forEvaluation
-        let trainSet = try trainData.open(image: evalImages)
+        let trainSet = try trainData.open(image: evalImages, events: events)
         let trainSampler = try EpisodeSampler(dataset: trainSet, way: t.way, shot: t.shot, query: t.query, seed: t.seed)
         let trainLoader = try EpisodeLoader(dataset: trainSet, config: trainImages)
         var validation: (loader: EpisodeLoader, sampler: EpisodeSampler)?
         if config.validationEpisodes > 0 {
-            let valSet = try c.dataset.with(split: c.validationSplit).open(image: evalImages)
+            let valSet = try c.dataset.with(split: c.validationSplit).open(image: evalImages, events: events)
             let s = try EpisodeSampler(dataset: valSet, way: c.validationWay ?? t.way,
                                        shot: c.validationShot ?? t.shot, query: c.validationQuery,
                                        seed: t.validationSeed)

@@ -280,9 +280,9 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         try c.memoryEstimate(image: image, firstWidth: mc.backboneConfiguration.resolvedWidths[0])
             .check(lower: ["episodes", "ways", "shots", "query"])
         let data = c.dataset.withDefaultSplit("test")
-        let ds = try data.open(image: image)
+        let ds = try data.open(image: image, events: events)
         let loader = try EpisodeLoader(dataset: ds, config: image)
-        let jobs = try episodeJobs(ds)
+        let jobs = try episodeJobs(ds, events: events)
         // The classifier seed follows the episodes' seed (the list's own seed for an episode list), so a listed
         // episode is scored exactly as the sampled one.
         let classifier = proto == .cosineClassifier ? try c.cosineClassifier.options(episodeSeed: jobs[0].seed) : nil
@@ -378,11 +378,14 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                              dataset: any FewShotDataset)
 
     /// The episodes of each setting: the list's, or every (way, shot) sampled from `ds`.
-    private func episodeJobs(_ ds: any FewShotDataset) throws -> [Job] {
+    private func episodeJobs(_ ds: any FewShotDataset, events: (RunEvent) -> Void) throws -> [Job] {
         let c = configuration
         if let path = c.episodeList {
             let list = try EpisodeList.read(from: path)
-            return [(list.way, list.shot, list.query, list.seed, try list.resolve(in: ds), ds)]
+            var warnings: [String] = []
+            let episodes = try list.resolve(in: ds, allowDuplicates: c.dataset.allowDuplicates, warnings: &warnings)
+            for w in warnings { events(.warning(w)) }
+            return [(list.way, list.shot, list.query, list.seed, episodes, ds)]
         }
         var jobs: [Job] = []
         for w in c.ways {

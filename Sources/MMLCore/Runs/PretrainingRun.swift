@@ -171,6 +171,7 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
                                                 optimizer: c.optimizer, learningRate: c.learningRate,
                                                 weightDecay: c.weightDecay)
         let (train, model, loader, opt) = (setup.train, setup.model, setup.loader, setup.optimizer)
+        for w in train.warnings where w.hasPrefix(DatasetHygiene.warningPrefix) { events(.warning(w)) }
         let config = model.configuration
         let head = try MarginClassifier(kind: c.loss, inputFeatures: model.backbone.outputChannels,
                                         classes: train.classCount, scale: c.scale, margin: c.margin,
@@ -180,7 +181,7 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
         let schedule = warmupCosineSchedule(total: c.epochs * perEpoch, warmup: c.warmupEpochs * perEpoch)
         var validation: (EpisodeLoader, EpisodeSampler)?
         if let split = c.validationSplit {
-            let val = try c.dataset.with(split: split).open()
+            let val = try c.dataset.with(split: split).open(events: events)
             validation = (try EpisodeLoader(dataset: val, config: setup.evalImage),
                           try fiveWayEpisodes(val, shot: 1, seed: c.seed))
         }
@@ -270,7 +271,7 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
         let c = configuration
         let file = result.best ?? result.last
         let chosen = try Checkpoint.load(file, threads: c.threads).model
-        let test = try c.dataset.with(split: c.testSplit).open()
+        let test = try c.dataset.with(split: c.testSplit).open(events: events)
         let testLoader = try EpisodeLoader(dataset: test, config: evalImage)
         var record = PretrainingTestLogRecord(testSplit: c.testSplit, checkpoint: file)
         for shot in [1, 5] {

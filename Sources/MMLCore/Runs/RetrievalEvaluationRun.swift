@@ -133,7 +133,7 @@ public final class RetrievalEvaluationRun: ConfiguredRun<RetrievalEvaluationRunC
     public func run(model: FewShotModel, linear: Linear?,
                     events: (RunEvent) -> Void = { _ in }) throws -> RetrievalEvaluationRunResult {
         let c = configuration
-        let heldOut = try c.dataset.with(split: c.split).open()
+        let heldOut = try c.dataset.with(split: c.split).open(events: events)
         let loader = try EpisodeLoader(dataset: heldOut, config: model.configuration.image.forEvaluation)
         if let linear, linear.inputFeatures != model.backbone.outputChannels {
             throw MMLError(.corruptFile, "the embedding layer takes \(linear.inputFeatures) features but the backbone "

@@ -92,10 +92,7 @@ public final class EpisodicTrainer {
     /// - Throws: `MMLError` when the checkpoint's training configuration differs from this trainer's, or the
     ///   state cannot be read.
     public func restore(state json: String, optimizerTensors: [(name: String, tensor: Tensor)]) throws {
-        let s: EpisodicTrainingState
-        do { s = try JSONDecoder().decode(EpisodicTrainingState.self, from: Data(json.utf8)) } catch {
-            throw MMLError(.corruptFile, "the checkpoint's training state cannot be read (\(MMLError.describe(error)))")
-        }
+        let s = try EpisodicTrainingState(metadata: json)
         guard s.training == configuration else {
             let diff = s.training.differences(from: configuration)
                 .map { "`\($0.field)` \($0.this) (checkpoint) vs \($0.other) (now)" }.joined(separator: "; ")

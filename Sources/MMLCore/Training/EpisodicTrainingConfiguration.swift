@@ -145,6 +145,7 @@ public struct EpisodicTrainingConfiguration: Codable, Sendable, Equatable {
 
 /// Where a training run is: enough, with the checkpoint's weights and optimiser moments, to continue it exactly.
 public struct EpisodicTrainingState: Codable, Sendable, Equatable {
+
     /// Episodes trained so far (always a whole number of optimiser steps at a checkpoint).
     public var episodesDone: Int = 0
     /// Optimiser steps taken.
@@ -178,5 +179,16 @@ public struct EpisodicTrainingState: Codable, Sendable, Equatable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+extension EpisodicTrainingState {
+    /// Decodes the state a checkpoint holds in its metadata (`mml.state`), its nesting depth checked first.
+    /// - Throws: `MMLError(.corruptFile)` when it is not a training state.
+    public init(metadata json: String) throws {
+        try JSONInput.checkDepth(Array(json.utf8), source: "the checkpoint's training state (metadata 'mml.state')")
+        do { self = try JSONDecoder().decode(EpisodicTrainingState.self, from: Data(json.utf8)) } catch {
+            throw MMLError(.corruptFile, "the checkpoint's training state cannot be read (\(MMLError.describe(error)))")
+        }
     }
 }

@@ -95,6 +95,7 @@ struct AblateCommand: ParsableCommand {
                 case .ablationSubsetTrained(_, let episodes, let seconds):
                     print(String(format: "    %d episodes in %@", episodes, formatDuration(seconds)))
                 case .training: printer?.print(event)
+                case .warning(let text): warn(text)
                 default: break
                 }
             }

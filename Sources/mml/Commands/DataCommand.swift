@@ -51,7 +51,7 @@ struct DataInspectCommand: ParsableCommand {
         }
         print("skipped     \(r.skippedFiles) file(s) that are not PNG/JPEG")
         print("problems    \(r.problems.count)")
-        for p in r.problems.prefix(50) { print("  \(p)") }
+        for p in r.problems.prefix(50) { print("  \(FlagNames.render(MMLError(.config, p)))") }
         if r.problems.count > 50 { print("  ... and \(r.problems.count - 50) more") }
         if let dir = r.samplesDirectory { print("samples     written to \(dir)") }
     }
@@ -88,7 +88,7 @@ struct DataEpisodesCommand: ParsableCommand {
             let list: EpisodeList
             do {
                 list = try EpisodeListingRun(config).run { event in
-                    if case .warning(let w) = event { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+                    if case .warning(let w) = event { warn(w) }
                 }
             } catch let e as MMLError where e.fields.contains("out") {
                 // This command's flag for the core's `out` is --output.

@@ -101,6 +101,7 @@ struct EvalCommand: ParsableCommand {
                     }
                 case .wrote(let path, let what):
                     if !json { print("wrote \(path) (\(what))") }
+                case .warning(let text): warn(text)
                 default: break
                 }
             }

@@ -212,7 +212,9 @@ final class EpisodicRunPrinter {
             for (key, value) in facts { Swift.print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value) }
         case .training(let e):
             training(e)
-        case .progress, .wrote, .warning, .supervised, .evaluated, .ablationSubsetStarted, .ablationSubsetTrained:
+        case .warning(let text):
+            warn(text)
+        case .progress, .wrote, .supervised, .evaluated, .ablationSubsetStarted, .ablationSubsetTrained:
             break
         }
     }
