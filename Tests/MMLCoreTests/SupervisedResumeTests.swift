@@ -39,8 +39,14 @@ final class SupervisedResumeTests: XCTestCase {
         for (name, v) in x { assertBitwiseEqual(v, y[name] ?? [], "\(a): \(name)", file: file, line: line) }
     }
 
+    /// `body` throws an `MMLError` whose message is `expected` (backquoted field names as plain words, as
+    /// `MMLError.message` renders them).
+    func assertRefused(_ body: () throws -> Void, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(message(body), expected.replacingOccurrences(of: "`", with: ""), file: file, line: line)
+    }
+
     func message(_ body: () throws -> Void) -> String {
-        do { try body(); return "no error" } catch { return "\(error)" }
+        do { try body(); return "no error" } catch let e as MMLError { return e.message } catch { return "\(error)" }
     }
 
     func testPretrainingStoppedMidEpochResumesBitForBit() throws {
@@ -105,7 +111,7 @@ final class SupervisedResumeTests: XCTestCase {
         let dir = try makeTempDir(self, prefix: "mml-pretrain-refuse")
         var c = pretrain(dir + "/none")
         c.resume = true
-        XCTAssertEqual(message { _ = try PretrainingRun(c).run() },
+        assertRefused({ _ = try PretrainingRun(c).run() },
                        "`resume`: \(dir)/none/last.safetensors does not exist, there is nothing to resume in "
                        + "\(dir)/none; start the run without `resume`")
         var short = pretrain(dir + "/run")
@@ -117,13 +123,13 @@ final class SupervisedResumeTests: XCTestCase {
         other.learningRate = 0.2
         other.threads = 2  // free: does not change the bits
         other.logEvery = 7
-        XCTAssertEqual(message { _ = try PretrainingRun(other).run() },
+        assertRefused({ _ = try PretrainingRun(other).run() },
                        "`resume`: the checkpoint was trained with different settings: `batchSize` 8 (checkpoint) vs 4 "
                        + "(now); `learningRate` 0.05 (checkpoint) vs 0.2 (now); resume with the same options or start "
                        + "a new `out` directory")
         other.dataset.syntheticImages = 16
         other.batchSize = 8; other.learningRate = 0.05
-        XCTAssertEqual(message { _ = try PretrainingRun(other).run() },
+        assertRefused({ _ = try PretrainingRun(other).run() },
                        "`resume`: the checkpoint was trained with different settings: `dataset.syntheticImages` 20 "
                        + "(checkpoint) vs 16 (now); resume with the same options or start a new `out` directory")
         // A checkpoint of another command is no resumable pre-training.
@@ -132,8 +138,8 @@ final class SupervisedResumeTests: XCTestCase {
         var wrong = short
         wrong.out = dir + "/emb"
         wrong.resume = true
-        XCTAssertTrue(message { _ = try PretrainingRun(wrong).run() }
-            .hasPrefix("`resume`: the training state in \(dir)/emb/last.safetensors cannot be read ("))
+        let m = message { _ = try PretrainingRun(wrong).run() }
+        XCTAssertTrue(m.hasPrefix("resume: the training state in \(dir)/emb/last.safetensors cannot be read ("), m)
     }
 
     func testEmbeddingTrainingStoppedMidRunResumesBitForBit() throws {
@@ -168,13 +174,13 @@ final class SupervisedResumeTests: XCTestCase {
         // Other settings are refused, naming each field; nothing to resume too.
         resume.iterations = 8
         resume.loss.margin = 0.3
-        XCTAssertEqual(message { _ = try EmbeddingTrainingRun(resume).run() },
+        assertRefused({ _ = try EmbeddingTrainingRun(resume).run() },
                        "`resume`: the checkpoint was trained with different settings: `iterations` 6 (checkpoint) vs 8 "
                        + "(now); `loss.margin` 0.2 (checkpoint) vs 0.3 (now); resume with the same options or start a "
                        + "new `out` directory")
         var none = embedding(dir + "/none")
         none.resume = true
-        XCTAssertEqual(message { _ = try EmbeddingTrainingRun(none).run() },
+        assertRefused({ _ = try EmbeddingTrainingRun(none).run() },
                        "`resume`: \(dir)/none/last.safetensors does not exist, there is nothing to resume in "
                        + "\(dir)/none; start the run without `resume`")
     }
