@@ -22,7 +22,8 @@ final class SupervisedSignalCLITests: XCTestCase {
     }
 
     func embeddingArgs(_ out: String) -> [String] {
-        ["train-embedding"] + Self.data + ["--classes-per-batch", "3", "--images-per-class", "2", "--dim", "8",
+        // 20 images per class: the final 5-way 5-shot episodes need 5 + 15.
+        ["train-embedding"] + Self.data + ["--synthetic-images", "20", "--classes-per-batch", "3", "--images-per-class", "2", "--dim", "8",
                                            "--iterations", "300", "--eval-episodes", "2", "--log-every", "1",
                                            "--checkpoint-every", "40", "--out", out]
     }
