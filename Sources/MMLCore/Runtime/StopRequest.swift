@@ -36,8 +36,9 @@ public final class StopRequest: @unchecked Sendable {
     }
 }
 
-/// Thrown by a run (evaluation, ablation) that stopped on a `StopRequest` between units of work: nothing it would
-/// have written at its end was written. `description` says how far it got ("stopped after 212 of 600 episodes of
+/// Thrown by a run that stopped on a `StopRequest` between units of work. Evaluation and ablation: nothing they
+/// would have written at their end was written. Pre-training and embedding training: `checkpoint` (their
+/// `last.safetensors`) holds every finished optimiser step, and the run continues from it with `resume`. `description` says how far it got ("stopped after 212 of 600 episodes of
 /// 5-way 1-shot").
 public struct RunStopped: Error, CustomStringConvertible, Sendable {
     /// Units finished (episodes, batches) and the phase's total.
@@ -47,9 +48,11 @@ public struct RunStopped: Error, CustomStringConvertible, Sendable {
     public var phase: String
     /// Further context, e.g. which ablation subset was being trained.
     public var detail: String?
+    /// The checkpoint a run started again with `resume` continues from (nil: the run does not resume).
+    public var checkpoint: String?
 
-    public init(done: Int, total: Int, phase: String, detail: String? = nil) {
-        self.done = done; self.total = total; self.phase = phase; self.detail = detail
+    public init(done: Int, total: Int, phase: String, detail: String? = nil, checkpoint: String? = nil) {
+        self.done = done; self.total = total; self.phase = phase; self.detail = detail; self.checkpoint = checkpoint
     }
 
     public var description: String {

@@ -54,12 +54,16 @@ enum Signals {
         }
     }
 
-    /// The command line that continues this run: this one with `--resume` (under mpirun, started the same way).
+    /// The command line that continues this run: this one with `--resume`. Under mpirun the process does not see
+    /// mpirun's own options (`--allow-run-as-root`, `--hostfile`, ...), so it says to repeat the mpirun command
+    /// with this command line instead of guessing one.
     static func resumeCommand() -> String {
         var args = CommandLine.arguments
         if !args.contains("--resume") { args.append("--resume") }
         let line = args.map(shellQuoted).joined(separator: " ")
-        if let mpi = Launch.mpi, mpi.size > 1 { return "mpirun -np \(mpi.size) " + line }
+        if let mpi = Launch.mpi, mpi.size > 1 {
+            return "your mpirun command (\(mpi.size) processes, the same options) with: " + line
+        }
         return line
     }
 
@@ -74,6 +78,14 @@ enum Signals {
     static func stoppable(_ command: String, _ body: () throws -> Void) throws {
         do { try body() } catch let stopped as RunStopped {
             let sig = stop.reason
+            if stopped.checkpoint != nil {
+                // Resumable (pre-training, embedding training): like `mml train`, what was saved and how to go on.
+                let how = "after \(stopped.done) of \(stopped.total) \(stopped.phase) (\(name(sig ?? SIGINT)))"
+                print("stopped     " + how + (stopped.detail.map { "; " + $0 } ?? ""))
+                print("resume      \(resumeCommand())")
+                fflush(stdout)
+                throw ExitCode(exitCode(sig))
+            }
             FileHandle.standardError.write(Data("mml \(command): \(stopped) (\(name(sig ?? SIGINT)))\n".utf8))
             throw ExitCode(exitCode(sig))
         }
