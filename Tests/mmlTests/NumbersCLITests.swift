@@ -169,8 +169,10 @@ final class NumbersCLITests: XCTestCase {
         let file = Self.dir + "/a-file"
         FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         return [
-            (ablate + ["--out", file + "/sub"], "cannot create the output directory " + file + "/sub (--out): "),
-            (eval + ["--episodes", "2", "--report", file + "/r.json"], "cannot write " + file + "/r.json: "),
+            (ablate + ["--out", file + "/sub"], "--out " + file + "/sub cannot be created: " + file
+             + " is a file, not a directory; give a path under a directory"),
+            (eval + ["--episodes", "2", "--report", file + "/r.json"], "--report " + file + "/r.json: the directory " + file
+             + " is a file, not a directory; give a directory path"),
             (train(["--config", file]), "is not the settings of an episodic training run (not JSON); give the .json"),
         ]
     }
