@@ -33,10 +33,7 @@ extension SVGChart {
         func sy(_ y: Double) -> Double { mt + (1 - (y - y0) / (y1 - y0)) * ph }
         var s = header(width: width, height: height, title: title)
         s += axes(ml: ml, mt: mt, pw: pw, ph: ph, xLabel: "", yLabel: yLabel, height: height)
-        for t in ticks(y0, y1) {
-            s += "<line x1=\"\(f(ml))\" x2=\"\(f(ml + pw))\" y1=\"\(f(sy(t)))\" y2=\"\(f(sy(t)))\" stroke=\"#eee\"/>\n"
-            s += "<text x=\"\(f(ml - 6))\" y=\"\(f(sy(t) + 4))\" text-anchor=\"end\">\(label(t))</text>\n"
-        }
+        s += yGrid(y0, y1, ml: ml, pw: pw, sy: sy)
         let slot = pw / Double(max(groups.count, 1))
         for (i, g) in groups.enumerated() {
             let cx = ml + slot * (Double(i) + 0.5), color = palette[i % palette.count]
