@@ -117,6 +117,19 @@ final class SupervisedResumeTests: XCTestCase {
         var short = pretrain(dir + "/run")
         short.epochs = 1; short.warmupEpochs = 0; short.testEpisodes = 0; short.testProtocols = [.prototype, .cosineClassifier]
         _ = try PretrainingRun(short).run()
+        // A fresh run into a directory holding a run would overwrite it: refused, its files untouched.
+        let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/run/backbone.safetensors"))
+        assertRefused({ _ = try PretrainingRun(short).run() },
+                       "\(dir)/run already holds a run (last.safetensors); a new run would overwrite it: pass `resume` "
+                       + "to continue it, or choose another `out`")
+        try FileManager.default.createDirectory(atPath: dir + "/old", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir + "/run/backbone.safetensors", toPath: dir + "/old/backbone.safetensors")
+        var old = short
+        old.out = dir + "/old"
+        assertRefused({ _ = try PretrainingRun(old).run() },
+                       "\(dir)/old already holds a run (backbone.safetensors); a new run would overwrite it: choose "
+                       + "another `out` (or move the old run away)")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/run/backbone.safetensors")), before)
         var other = short
         other.resume = true
         other.batchSize = 4
@@ -178,6 +191,9 @@ final class SupervisedResumeTests: XCTestCase {
                        "`resume`: the checkpoint was trained with different settings: `iterations` 6 (checkpoint) vs 8 "
                        + "(now); `loss.margin` 0.2 (checkpoint) vs 0.3 (now); resume with the same options or start a "
                        + "new `out` directory")
+        assertRefused({ _ = try EmbeddingTrainingRun(embedding(dir + "/whole")).run() },
+                       "\(dir)/whole already holds a run (last.safetensors); a new run would overwrite it: pass "
+                       + "`resume` to continue it, or choose another `out`")
         var none = embedding(dir + "/none")
         none.resume = true
         assertRefused({ _ = try EmbeddingTrainingRun(none).run() },

@@ -186,7 +186,9 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
         let c = configuration
         let out = c.out!
         typealias Resume = SupervisedResume<EmbeddingTrainingRunConfiguration, EmbeddingTrainingPosition>
-        if c.resume { try Resume.requireCheckpoint(out) }
+        if c.resume { try Resume.requireCheckpoint(out) } else {
+            try Resume.refuseExistingRun(out, checkpoints: ["last.safetensors", "embedding.safetensors"])
+        }
         try OutputCheck.prepare(directory: out, what: "embedding checkpoint")
         let lossFn = try EmbeddingLoss(c.loss, beta0: c.beta0)
         let setup = try SupervisedTrainingSetup(kind: "embedding", dataset: c.dataset, backbone: c.backbone,

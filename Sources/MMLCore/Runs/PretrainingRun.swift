@@ -191,7 +191,10 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> PretrainingRunResult {
         let c = configuration
         typealias Resume = SupervisedResume<PretrainingRunConfiguration, PretrainingPosition>
-        if c.resume { try Resume.requireCheckpoint(c.out) }
+        if c.resume { try Resume.requireCheckpoint(c.out) } else {
+            try Resume.refuseExistingRun(c.out, checkpoints: ["last.safetensors", "backbone.safetensors",
+                                                              "best.safetensors"])
+        }
         try OutputCheck.prepare(directory: c.out, what: "checkpoints")
         let setup = try SupervisedTrainingSetup(kind: "pretrained", dataset: c.dataset, backbone: c.backbone,
                                                 image: c.image, seed: c.seed, threads: c.threads,

@@ -29,6 +29,19 @@ struct SupervisedResume<Configuration: Codable & Sendable, Position: Codable & S
         }
     }
 
+    /// Refuses a fresh run (no `resume`) in an `out` that holds a run's checkpoints, which it would overwrite.
+    /// - Throws: `MMLError(.invalidArgument)` naming the first checkpoint found, `resume` and `out`.
+    static func refuseExistingRun(_ out: String, checkpoints: [String]) throws {
+        for name in checkpoints {
+            let path = URL(fileURLWithPath: out).appendingPathComponent(name).path
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let resumable = FileManager.default.fileExists(atPath: lastPath(out))
+            throw MMLError(.invalidArgument, "\(out) already holds a run (\(name)); a new run would overwrite it: "
+                           + (resumable ? "pass `resume` to continue it, or choose another `out`"
+                                        : "choose another `out` (or move the old run away)"))
+        }
+    }
+
     /// Writes `last.safetensors`: `model`, the `extra` containers under their prefixes, the optimiser state and
     /// the state JSON, through the one commit point (`Checkpoint.save`: temporary file, rename, derived sidecar).
     static func save(_ model: FewShotModel, extra: [(prefix: String, container: any ParameterContainer)],
