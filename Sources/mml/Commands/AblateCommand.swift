@@ -120,6 +120,8 @@ struct AblateCommand: ParsableCommand {
         var progress: (phase: String, line: ProgressLine)?
         let run = try SeedAblationRun(SeedAblationRunConfiguration(ablation: ablation, checkpoints: checkpoints),
                                       naming: FlagNames.flag)
+        run.stop = Signals.stop
+        Signals.install("finishing the current episode, then stopping (no table is written)")
         let result = try run.run { event in
             switch event {
             case .note(let text): print(text)

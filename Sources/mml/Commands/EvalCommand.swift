@@ -119,7 +119,10 @@ struct EvalCommand: ParsableCommand {
         evaluation.episodesOut = sharding.episodesOut
         let config = SeedEvaluationRunConfiguration(evaluation: evaluation, checkpoints: checkpoints)
         var progress = ProgressLine(plainEvery: 100)
-        let result = try SeedEvaluationRun(config).run { event in
+        let run = try SeedEvaluationRun(config)
+        run.stop = Signals.stop
+        Signals.install("finishing the current episode, then stopping (no report or per-episode file is written)")
+        let result = try run.run { event in
             switch event {
             case .note(let text):
                 if !json { print(text) }
