@@ -160,13 +160,9 @@ public struct SeedAblationRunResult: Codable, Sendable {
     /// Writes `ablation.md`, `ablation.json` and `ablation.svg` into `directory`, reporting each to `events`.
     public func writeFiles(into directory: String, events: (RunEvent) -> Void) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        func path(_ name: String) -> String { URL(fileURLWithPath: directory).appendingPathComponent(name).path }
-        try AtomicFile.write(markdown, to: path("ablation.md"))
-        events(.wrote(path: path("ablation.md"), what: "ablation over seeds (Markdown)"))
-        try AtomicFile.write(try jsonText(), to: path("ablation.json"))
-        events(.wrote(path: path("ablation.json"), what: "ablation over seeds (JSON)"))
-        try AtomicFile.write(svg, to: path("ablation.svg"))
-        events(.wrote(path: path("ablation.svg"), what: "ablation over seeds (chart)"))
+        try AblationRunResult.writeFiles(markdown: markdown, json: try jsonText(), svg: svg, into: directory,
+                                         what: ("ablation over seeds (Markdown)", "ablation over seeds (JSON)",
+                                                "ablation over seeds (chart)"), events: events)
     }
 }
 
