@@ -81,26 +81,19 @@ struct EvalCommand: ParsableCommand {
             let loaded = try Checkpoint.load(checkpoint, threads: threads)  // its errors come first, as they always have
             let config = try configuration(checkpoint: checkpoint)
             let shard = config.shard
-            var progress = ProgressLine(plainEvery: 100)
+            let printer = EvaluationPrinter(json: json)
             let run = try EvaluationRun(config, checkpoint: loaded)
             run.stop = Signals.stop
             Signals.install("finishing the current episode, then stopping (no report or per-episode file is written)")
             let result = try run.run { event in
+                if printer.print(event) { return }
                 switch event {
-                case .progress(_, let done, let total):
-                    if !json { progress.update(done: done, total: total, text: "episodes") }
-                case .evaluated(let setting):
-                    progress.finish()
-                    progress = ProgressLine(plainEvery: 100)
-                    if !json { Self.render(setting) }
                 case .started(_, let facts):
                     if !json { for f in facts { Self.render(fact: f.key, f.value) } }
                     if !json, let shard {
                         Self.render(fact: "shard", "\(shard): the episodes at positions p with p % \(shard.count) == "
                                     + "\(shard.index)")
                     }
-                case .wrote(let path, let what):
-                    if !json { print("wrote \(path) (\(what))") }
                 case .warning(let text): warn(text)
                 default: break
                 }
@@ -118,24 +111,17 @@ struct EvalCommand: ParsableCommand {
         // A directory that gets one subdirectory per seed.
         evaluation.episodesOut = sharding.episodesOut
         let config = SeedEvaluationRunConfiguration(evaluation: evaluation, checkpoints: checkpoints)
-        var progress = ProgressLine(plainEvery: 100)
+        let printer = EvaluationPrinter(json: json)
         let run = try SeedEvaluationRun(config)
         run.stop = Signals.stop
         Signals.install("finishing the current episode, then stopping (no report or per-episode file is written)")
         let result = try run.run { event in
+            if printer.print(event) { return }
             switch event {
             case .note(let text):
                 if !json { print(text) }
             case .warning(let text):
                 printError("warning: \(text)")
-            case .progress(_, let done, let total):
-                if !json { progress.update(done: done, total: total, text: "episodes") }
-            case .evaluated(let setting):
-                progress.finish()
-                progress = ProgressLine(plainEvery: 100)
-                if !json { Self.render(setting) }
-            case .wrote(let path, let what):
-                if !json { print("wrote \(path) (\(what))") }
             default: break
             }
         }
@@ -257,5 +243,31 @@ struct EvalMergeCommand: ParsableCommand {
                 if !json { print("wrote \(path) (per-episode results)") }
             }
         }
+    }
+}
+
+/// The lines both evaluation paths (one checkpoint, or one per training seed) print for progress, a finished setting
+/// and a written file; with `--json` only the progress line is kept quiet and nothing else prints.
+final class EvaluationPrinter {
+    let json: Bool
+    var progress = ProgressLine(plainEvery: 100)
+
+    init(json: Bool) { self.json = json }
+
+    /// Prints `event` when it is one of those three kinds; false for any other event.
+    func print(_ event: RunEvent) -> Bool {
+        switch event {
+        case .progress(_, let done, let total):
+            if !json { progress.update(done: done, total: total, text: "episodes") }
+        case .evaluated(let setting):
+            progress.finish()
+            progress = ProgressLine(plainEvery: 100)
+            if !json { EvalCommand.render(setting) }
+        case .wrote(let path, let what):
+            if !json { Swift.print("wrote \(path) (\(what))") }
+        default:
+            return false
+        }
+        return true
     }
 }
