@@ -147,7 +147,7 @@ final class EpisodicTrainingTests: XCTestCase {
         let tr = try EpisodicTrainer(model: s.model, configuration: t, train: s.train, validation: nil, directory: nil)
         var other = t
         other.learningRate = 0.01
-        let state = EpisodicTrainingState(training: other).jsonString()
+        let state = try EpisodicTrainingState(training: other).jsonString()
         XCTAssertThrowsError(try tr.restore(state: state, optimizerTensors: [])) {
             // Each differing setting is named with both values, fields in backquotes for the front end.
             XCTAssertTrue("\($0)".contains("different settings: learningRate 0.01 (checkpoint) vs 0.001 (now); "

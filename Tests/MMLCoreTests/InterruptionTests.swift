@@ -67,6 +67,46 @@ final class InterruptionTests: XCTestCase {
         try assertSameTensors(whole.best!, rest.best!)
     }
 
+    /// Without validation (`validationSplit` "none") the checkpoints still hold the training state: such a run
+    /// resumes bit for bit across an epoch boundary, and a seed study skips it once finished. (The state once held a
+    /// NaN validation record per epoch, which JSON cannot encode, and was written empty.)
+    func testRunWithoutValidationResumesAndIsSkippedWhenFinished() throws {
+        let dir = try makeTempDir(self, prefix: "mml-noval")
+        func run(_ out: String) -> EpisodicTrainingRunConfiguration {
+            var c = tinyRun(out: out)
+            c.validationSplit = "none"
+            c.validationQuery = 15  // the default: no validation setting with validation off
+            return c
+        }
+        let whole = try EpisodicTrainingRun(run(dir + "/whole")).run()
+        var cut = run(dir + "/cut")
+        cut.stopAfter = 8  // past the end of epoch 1 (6 episodes)
+        let first = try EpisodicTrainingRun(cut).run()
+        XCTAssertEqual(first.state.episodesDone, 8)
+        let state = try XCTUnwrap(Safetensors.metadata(at: first.last)[Checkpoint.stateKey])
+        XCTAssertTrue(state.contains("\"episodesDone\":8"), state)
+        XCTAssertEqual(try EpisodicTrainingState(metadata: state).validations.count, 0)
+        cut.stopAfter = nil
+        cut.resume = true
+        let resumed = try EpisodicTrainingRun(cut).run()
+        XCTAssertEqual(resumed.state.episodesDone, 12)
+        try assertSameTensors(whole.last, resumed.last)
+        try assertSameTensors(dir + "/whole/best.safetensors", dir + "/cut/best.safetensors")
+        // A study over one such seed: the finished seed is skipped on resume.
+        var study = run(dir + "/study")
+        study.resume = false
+        let seeds = SeedTrainingRunConfiguration(run: study, seeds: [7])
+        _ = try SeedTrainingRun(seeds).run()
+        var again = study
+        again.resume = true
+        var notes: [String] = []
+        _ = try SeedTrainingRun(SeedTrainingRunConfiguration(run: again, seeds: [7])).run { e in
+            if case .note(let n) = e { notes.append(n) }
+        }
+        XCTAssertTrue(notes.contains { $0.contains("finished (12 episodes)") && $0.contains("skipped") }, "\(notes)")
+        XCTAssertEqual(try SeedStudy.progress(ofRunIn: dir + "/study/seed-7")?.episodesDone, 12)
+    }
+
     func testOneRankAskedStopsEveryRankAtTheSameStep() throws {
         typealias Hub = DistributedTrainingTests.ThreadGroupHub
         let hub = Hub(size: 2)

@@ -47,7 +47,7 @@ public enum Checkpoint {
                             to path: String) throws {
         var tensors = model.namedParameters().map { (name: $0.name, tensor: $0.parameter.value) }
         tensors += extra
-        var metadata = [formatKey: format, modelKey: model.configuration.jsonString()]
+        var metadata = [formatKey: format, modelKey: try model.configuration.jsonString()]
         if let state { metadata[stateKey] = state }
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }

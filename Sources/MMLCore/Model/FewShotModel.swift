@@ -44,11 +44,14 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         }
     }
 
-    /// Compact JSON (sorted keys).
-    public func jsonString() -> String {
+    /// Compact JSON (sorted keys). - Throws: `MMLError(.numerical)` when a field cannot be encoded (a
+    /// non-finite number), rather than writing an empty configuration.
+    public func jsonString() throws -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
+        do { return String(decoding: try enc.encode(self), as: UTF8.self) } catch {
+            throw MMLError(.numerical, "the model configuration cannot be encoded (\(MMLError.describe(error)))")
+        }
     }
 }
 

@@ -129,7 +129,7 @@ public final class EpisodicTrainer {
     public func writeCheckpoint() throws {
         guard let p = path("last.safetensors") else { return }
         let opt = optimizer.exportState().map { (name: "optimizer." + $0.name, tensor: $0.tensor) }
-        try Checkpoint.save(model, extra: opt, state: state.jsonString(), to: p)
+        try Checkpoint.save(model, extra: opt, state: try state.jsonString(), to: p)
         onEvent?(.checkpoint(path: p, episode: state.episodesDone))
     }
 
@@ -406,13 +406,14 @@ public final class EpisodicTrainer {
         let record = EpisodicTrainingState.ValidationRecord(
             epoch: epoch, episode: state.episodesDone, accuracy: eval?.fused.mean ?? .nan, ci95: eval?.fused.ci95 ?? .nan,
             levels: Dictionary(uniqueKeysWithValues: (eval?.levels ?? [:]).map { ($0.key.rawValue, $0.value.mean) }))
-        state.validations.append(record)
-        // Without validation the latest epoch is the best one.
+        // Without validation no record is kept (its accuracy is NaN, which JSON cannot hold), and the latest epoch
+        // is the best one.
+        if eval != nil { state.validations.append(record) }
         let isBest = eval == nil || state.bestValidation.map { record.accuracy > $0 } ?? true
         if isBest {
             state.bestValidation = eval == nil ? nil : record.accuracy
             state.bestEpoch = epoch
-            if let p = path("best.safetensors") { try Checkpoint.save(model, state: state.jsonString(), to: p) }
+            if let p = path("best.safetensors") { try Checkpoint.save(model, state: try state.jsonString(), to: p) }
         }
         if eval != nil {
             try appendLog(EpisodicValidationLogRecord(episode: state.episodesDone, epoch: epoch,

@@ -175,10 +175,15 @@ public struct EpisodicTrainingState: Codable, Sendable, Equatable {
         public var levels: [String: Double]
     }
 
-    public func jsonString() -> String {
+    /// Compact JSON (sorted keys), the checkpoint's `mml.state`.
+    /// - Throws: `MMLError(.numerical)` when a field cannot be encoded (a non-finite number): the state must never
+    ///   be written empty, since a checkpoint without it can be neither resumed nor skipped.
+    public func jsonString() throws -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
+        do { return String(decoding: try enc.encode(self), as: UTF8.self) } catch {
+            throw MMLError(.numerical, "the training state cannot be encoded (\(MMLError.describe(error)))")
+        }
     }
 }
 
