@@ -65,6 +65,25 @@ final class TrainEvalCLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/abl/ablation.md"))
     }
 
+    /// `--profile` prints one row per phase and writes profile.json with the same phases.
+    func testProfileFlagPrintsAndWritesThePhases() throws {
+        let dir = try makeTempDir(self, prefix: "mml-train-profile")
+        let (code, out, err) = try runMML(["train"] + data + small + ["--levels", "pixel,distribution", "--out",
+                                                                      dir + "/run", "--profile"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("profile     wall time per phase over 12 training episodes"), out)
+        for phase in ["data", "backbone-forward", "pixel-forward", "distribution-backward", "backbone-backward",
+                      "optimizer", "validation"] {
+            XCTAssertTrue(out.contains("\n            \(phase) "), "\(phase) missing in\n\(out)")
+        }
+        XCTAssertFalse(out.contains("part-forward"), out)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/run/profile.json")))
+        let obj = try XCTUnwrap(json as? [String: Any])
+        XCTAssertEqual(obj["episodes"] as? Int, 12)
+        let phases = try XCTUnwrap(obj["phases"] as? [[String: Any]]).compactMap { $0["phase"] as? String }
+        XCTAssertTrue(phases.contains("pixel-forward") && !phases.contains("part-forward"), "\(phases)")
+    }
+
     func testResumeThroughTheCLIMatchesAnUninterruptedRun() throws {
         let dir = try makeTempDir(self, prefix: "mml-train")
         var (code, _, err) = try runMML(["train"] + data + small + ["--out", dir + "/a"])

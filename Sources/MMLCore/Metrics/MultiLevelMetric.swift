@@ -55,20 +55,28 @@ public struct MultiLevelMetric {
     /// - Parameters:
     ///   - support: (N_s, C, H, W) maps with `labels` in 0..<way; query: (N_q, C, H, W).
     ///   - training: batch statistics in the fusion and keep what `backward` needs.
+    ///   - profile: receives each level's and the fusion's time.
     public mutating func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
-                                 training: Bool) throws -> (Output, Cache) {
+                                 training: Bool, profile: PhaseProfile? = nil) throws -> (Output, Cache) {
         var scores: [MetricLevel: Tensor] = [:]
         var cache = Cache()
         for level in levels {
             switch level {
             case .pixel:
-                let (s, c) = try pixel.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                let (s, c) = try measured(profile, .pixelForward) {
+                    try pixel.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                }
                 scores[.pixel] = s; cache.pixel = c
             case .part:
-                let (s, c) = try part.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                let (s, c) = try measured(profile, .partForward) {
+                    try part.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                }
                 scores[.part] = s; cache.part = c
             case .distribution:
-                let (s, c) = try distribution.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                let (s, c) = try measured(profile, .distributionForward) {
+                    try distribution.forward(support: support, labels: labels, query: query, way: way,
+                                             keepCache: training)
+                }
                 scores[.distribution] = s; cache.distribution = c
             }
         }
@@ -79,11 +87,11 @@ public struct MultiLevelMetric {
                 throw MMLError(.config, "fixed fusion has \(fixed.weights.count) weights for \(levels.count) levels "
                                + "(\(levels.map(\.rawValue).joined(separator: ", "))); give one weight per enabled level")
             }
-            let (l, fc) = fixed.forward(perLevel)
+            let (l, fc) = measured(profile, .fusionForward) { fixed.forward(perLevel) }
             logits = l
             cache.fixed = training ? fc : nil
         } else {
-            let (l, fc) = fusion.forward(perLevel, training: training)
+            let (l, fc) = measured(profile, .fusionForward) { fusion.forward(perLevel, training: training) }
             logits = l
             cache.fusion = fc
         }
@@ -92,15 +100,17 @@ public struct MultiLevelMetric {
 
     /// Backward of a training forward: dL/dlogits -> gradients of the support and query maps; the fusion weights'
     /// gradient is accumulated into `fusionGradients`.
-    public func backward(_ dLogits: Tensor, cache: Cache,
-                         fusionGradients: inout LearnedFusion.Gradients) throws -> (support: Tensor, query: Tensor) {
+    public func backward(_ dLogits: Tensor, cache: Cache, fusionGradients: inout LearnedFusion.Gradients,
+                         profile: PhaseProfile? = nil) throws -> (support: Tensor, query: Tensor) {
         let dScores: [Tensor]
         if let fixed = fixedFusion {
             guard let fc = cache.fixed else { preconditionFailure("[multi-level] backward needs a training forward") }
-            dScores = fixed.backward(dLogits, cache: fc)
+            dScores = measured(profile, .fusionBackward) { fixed.backward(dLogits, cache: fc) }
         } else {
             guard let fc = cache.fusion else { preconditionFailure("[multi-level] backward needs a training forward") }
-            dScores = fusion.backward(dLogits, cache: fc, grads: &fusionGradients)
+            var g = fusionGradients
+            dScores = measured(profile, .fusionBackward) { fusion.backward(dLogits, cache: fc, grads: &g) }
+            fusionGradients = g
         }
         var ds: Tensor?, dq: Tensor?
         func add(_ g: (support: Tensor, query: Tensor)) {
@@ -110,9 +120,12 @@ public struct MultiLevelMetric {
         }
         for (l, level) in levels.enumerated() {
             switch level {
-            case .pixel: add(pixel.backward(dScores[l], cache: cache.pixel!))
-            case .part: add(part.backward(dScores[l], cache: cache.part!))
-            case .distribution: add(try distribution.backward(dScores[l], cache: cache.distribution!))
+            case .pixel: add(measured(profile, .pixelBackward) { pixel.backward(dScores[l], cache: cache.pixel!) })
+            case .part: add(measured(profile, .partBackward) { part.backward(dScores[l], cache: cache.part!) })
+            case .distribution:
+                add(try measured(profile, .distributionBackward) {
+                    try distribution.backward(dScores[l], cache: cache.distribution!)
+                })
             }
         }
         return (ds!, dq!)

@@ -118,9 +118,10 @@ public final class FewShotModel: ParameterContainer {
     /// - Parameters:
     ///   - support: (N_s, C_in, H, W) images with `labels` in 0..<way; query: (N_q, C_in, H, W).
     ///   - training: batch statistics, fusion statistics update, and a cache for `backward`.
+    ///   - profile: receives the backbone's and each level's time (`mml train --profile`).
     /// - Throws: `MMLError` when the model has no metric or the inputs do not fit.
-    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
-                        training: Bool) throws -> (output: MultiLevelMetric.Output, cache: EpisodeCache?) {
+    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int, training: Bool,
+                        profile: PhaseProfile? = nil) throws -> (output: MultiLevelMetric.Output, cache: EpisodeCache?) {
         guard metric != nil else {
             throw MMLError(.config, "this \(configuration.kind) model has no metric head; evaluate it with the "
                            + "frozen-feature protocols (`evaluationProtocol` prototype or cosine-classifier)")
@@ -130,20 +131,21 @@ public final class FewShotModel: ParameterContainer {
         var x = support
         x.shape[0] += query.shape[0]
         x.data += query.data
-        let (f, bc) = backbone.forward(x, training: training)
+        let (f, bc) = measured(profile, .backboneForward) { backbone.forward(x, training: training) }
         let ns = support.shape[0], per = f.count / f.shape[0]
         let rest = Array(f.shape.dropFirst())
         let s = Tensor(shape: [ns] + rest, data: Array(f.data[0..<(ns * per)]))
         let q = Tensor(shape: [f.shape[0] - ns] + rest, data: Array(f.data[(ns * per)...]))
-        let (out, mc) = try metric!.forward(support: s, labels: labels, query: q, way: way, training: training)
+        let (out, mc) = try metric!.forward(support: s, labels: labels, query: q, way: way, training: training,
+                                            profile: profile)
         return (out, training ? EpisodeCache(backbone: bc, metric: mc, supportCount: ns) : nil)
     }
 
     /// Backward of a training forward: gradients accumulate into every parameter (backbone and fusion weight).
-    public func backward(_ dLogits: Tensor, cache: EpisodeCache) throws {
+    public func backward(_ dLogits: Tensor, cache: EpisodeCache, profile: PhaseProfile? = nil) throws {
         guard let metric else { preconditionFailure("[model] backward without a metric") }
         var fg = LearnedFusion.Gradients(levels: metric.levels.count)
-        let (ds, dq) = try metric.backward(dLogits, cache: cache.metric, fusionGradients: &fg)
+        let (ds, dq) = try metric.backward(dLogits, cache: cache.metric, fusionGradients: &fg, profile: profile)
         if metric.fixedFusion == nil {
             let w = metric.fusion.weight
             for i in 0..<fg.weights.count { w.grad.data[i] += fg.weights[i] }
@@ -151,6 +153,6 @@ public final class FewShotModel: ParameterContainer {
         var df = ds
         df.shape[0] += dq.shape[0]
         df.data += dq.data
-        _ = backbone.backward(df, cache: cache.backbone, inputGradient: false)
+        _ = measured(profile, .backboneBackward) { backbone.backward(df, cache: cache.backbone, inputGradient: false) }
     }
 }

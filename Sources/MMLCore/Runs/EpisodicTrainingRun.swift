@@ -118,6 +118,8 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
     /// Polled between optimiser steps: once requested, the run finishes the step, writes `last.safetensors` and
     /// returns with `stopped` set (in every process of `group` at the same step).
     public var stop: StopRequest?
+    /// Receives the wall time of each phase of training (`PhaseProfile`); nil: nothing is measured.
+    public var profile: PhaseProfile?
 
     /// Bytes the output directory needs for `last` and `best` of `model` with `optimizer`'s moments.
     static func outputBytes(_ model: FewShotModel, optimizer: OptimizerKind) -> Int64 {
@@ -201,6 +203,7 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         // Log records after the starting point (all of them for a fresh run after an interrupted one) go.
         trainer.truncateLog()
         trainer.stopRequest = stop
+        trainer.profile = profile
         let mc = model.configuration
         let valFacts = validation.map {
             ", validation \($0.sampler.dataset.classCount) classes x \(config.validationEpisodes) episodes"

@@ -82,6 +82,8 @@ public final class SeedTrainingRun: ConfiguredRun<SeedTrainingRunConfiguration> 
     /// Passed to each seed's `EpisodicTrainingRun`: a request stops the current seed at a step boundary and the
     /// study there.
     public var stop: StopRequest?
+    /// Receives the wall time of each phase of training over every seed trained by this call (`PhaseProfile`).
+    public var profile: PhaseProfile?
 
     /// Trains the selected seeds. - Throws: `MMLError` from a seed's run (naming its directory) or the summary.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> SeedTrainingRunResult {
@@ -106,6 +108,7 @@ public final class SeedTrainingRun: ConfiguredRun<SeedTrainingRunConfiguration> 
             let r = try EpisodicTrainingRun(run)
             r.group = group
             r.stop = stop
+            r.profile = profile
             let result = try r.run(events: events)
             done.append(.init(seed: seed, directory: run.out, skipped: false, result: result))
             if group.rank == 0 { try writeSummary() }

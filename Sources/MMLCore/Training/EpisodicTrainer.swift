@@ -49,6 +49,8 @@ public final class EpisodicTrainer {
     /// Polled after each chunk of episodes: once requested (in any process of the group), the run finishes the
     /// current optimiser step, writes `last.safetensors` and returns with `stopped` set.
     public var stopRequest: StopRequest?
+    /// Receives the wall time of every phase of training (`mml train --profile`); nil: nothing is measured.
+    public var profile: PhaseProfile?
     /// True when the last `run` ended early on `stopRequest` (the run is resumable from `last.safetensors`).
     public private(set) var stopped = false
     let optimizer: any Optimizer
@@ -149,15 +151,20 @@ public final class EpisodicTrainer {
     /// 1 / episodesPerStep and added into the parameters' gradients). Returns the loss and query accuracy.
     func trainEpisode(_ index: Int) throws -> (loss: Double, accuracy: Double) {
         let c = configuration
-        let episode = trainSampler.episode(index)
-        let batch = try trainLoader.batch(for: episode, augmentationSeed: c.seed &+ 0xA0C0_0000)
+        let (episode, batch) = try measured(profile, .data) {
+            let episode = trainSampler.episode(index)
+            return (episode, try trainLoader.batch(for: episode, augmentationSeed: c.seed &+ 0xA0C0_0000))
+        }
         var maskSeed = SeededRNG(seed: c.seed, path: [0xD80B, UInt64(index)])
         model.backbone.reseed(maskSeed.next())
         let (out, cache) = try model.forward(support: batch.support, labels: batch.supportLabels, query: batch.query,
-                                             way: episode.way, training: true)
-        let ce = try SoftmaxCrossEntropy.forward(logits: out.logits, labels: batch.queryLabels)
-        let dLogits = SoftmaxCrossEntropy.backward(ce, scale: 1 / Float(c.episodesPerStep))
-        try model.backward(dLogits, cache: cache!)
+                                             way: episode.way, training: true, profile: profile)
+        let (ce, dLogits) = try measured(profile, .loss) {
+            let ce = try SoftmaxCrossEntropy.forward(logits: out.logits, labels: batch.queryLabels)
+            return (ce, SoftmaxCrossEntropy.backward(ce, scale: 1 / Float(c.episodesPerStep)))
+        }
+        try model.backward(dLogits, cache: cache!, profile: profile)
+        profile?.episodeDone()
         return (ce.loss, accuracy(of: out.logits, labels: batch.queryLabels))
     }
 
@@ -214,7 +221,7 @@ public final class EpisodicTrainer {
 
     /// Runs one training episode with zeroed gradients: afterwards the parameters' gradients are the episode's own.
     private func computeEpisode(_ index: Int) throws -> EpisodeOutcome {
-        model.zeroGradients()
+        measured(profile, .gradientSum) { model.zeroGradients() }
         let (loss, acc) = try trainEpisode(index)
         let updates = buffers.map { b -> [(momentum: Float, target: [Float])] in
             defer { b.deferredUpdates = [] }
@@ -249,7 +256,7 @@ public final class EpisodicTrainer {
         if group.size == 1 {
             for e in chunk {
                 outcomes.append(try computeEpisode(e))
-                accumulateParameterGradients(into: &sum)
+                measured(profile, .gradientSum) { accumulateParameterGradients(into: &sum) }
             }
             return (outcomes, stopRequest?.isRequested ?? false)
         }
@@ -269,7 +276,7 @@ public final class EpisodicTrainer {
         w.append(stopRequest?.isRequested == true ? 1 : 0)
         var stop = false
         let exchangeStart = DispatchTime.now().uptimeNanoseconds
-        let all = try group.allGather(w.bytes)
+        let all = try measured(profile, .exchange) { try group.allGather(w.bytes) }
         let exchangeEnd = DispatchTime.now().uptimeNanoseconds
         exchange.computeSeconds += Double(exchangeStart - computeStart) * 1e-9
         exchange.seconds += Double(exchangeEnd - exchangeStart) * 1e-9
@@ -348,8 +355,10 @@ public final class EpisodicTrainer {
             let perEpisode = Double(DispatchTime.now().uptimeNanoseconds - clock) * 1e-9 / Double(chunk.count)
             exchange.episodes += chunk.count
             for (e, o) in zip(chunk, outcomes) {
-                for (b, updates) in zip(buffers, o.updates) {
-                    for u in updates { b.applyMovingAverage(toward: u.target, momentum: u.momentum) }
+                measured(profile, .optimizer) {
+                    for (b, updates) in zip(buffers, o.updates) {
+                        for u in updates { b.applyMovingAverage(toward: u.target, momentum: u.momentum) }
+                    }
                 }
                 let epoch = e / c.episodesPerEpoch
                 let lr = c.learningRate(afterEpisodes: e)
@@ -359,7 +368,7 @@ public final class EpisodicTrainer {
                                    elapsed: state.elapsedSeconds))
                 state.elapsedSeconds += perEpisode
                 let stepBoundary = state.episodesDone % c.episodesPerStep == 0 || state.episodesDone == c.totalEpisodes
-                if stepBoundary {
+                if stepBoundary { measured(profile, .optimizer) {
                     var offset = 0
                     for p in trainables {
                         let n = p.grad.count
@@ -372,8 +381,8 @@ public final class EpisodicTrainer {
                     for i in stepGradient.indices { stepGradient[i] = 0 }
                     state.stepsDone += 1
                     exchange.steps += 1
-                }
-                if state.episodesDone % c.logEvery == 0 {
+                } }
+                if state.episodesDone % c.logEvery == 0 { try measured(profile, .checkpoint) {
                     let n = Double(max(state.windowEpisodes, 1))
                     let (ml, ma) = (state.windowLoss / n, state.windowAccuracy / n)
                     try appendLog(EpisodicTrainLogRecord(episode: state.episodesDone, epoch: epoch + 1, loss: ml,
@@ -381,11 +390,11 @@ public final class EpisodicTrainer {
                     onEvent?(.log(episode: state.episodesDone, epoch: epoch, loss: ml, accuracy: ma, learningRate: lr,
                                   elapsed: state.elapsedSeconds))
                     state.windowLoss = 0; state.windowAccuracy = 0; state.windowEpisodes = 0
-                }
+                } }
                 let epochEnd = state.episodesDone % c.episodesPerEpoch == 0
                 if epochEnd { try finishEpoch(epoch + 1) }
                 if stepBoundary && (epochEnd || state.episodesDone - lastCheckpoint >= c.checkpointEvery) {
-                    try writeCheckpoint()
+                    try measured(profile, .checkpoint) { try writeCheckpoint() }
                     lastCheckpoint = state.episodesDone
                 }
             }
@@ -397,12 +406,12 @@ public final class EpisodicTrainer {
                 break
             }
         }
-        if lastCheckpoint != state.episodesDone { try writeCheckpoint() }
+        if lastCheckpoint != state.episodesDone { try measured(profile, .checkpoint) { try writeCheckpoint() } }
     }
 
     /// Validation at an epoch's end, best-on-validation selection and its log line.
     private func finishEpoch(_ epoch: Int) throws {
-        let eval = try validate()
+        let eval = try measured(profile, .validation) { try validate() }
         let record = EpisodicTrainingState.ValidationRecord(
             epoch: epoch, episode: state.episodesDone, accuracy: eval?.fused.mean ?? .nan, ci95: eval?.fused.ci95 ?? .nan,
             levels: Dictionary(uniqueKeysWithValues: (eval?.levels ?? [:]).map { ($0.key.rawValue, $0.value.mean) }))
@@ -413,7 +422,9 @@ public final class EpisodicTrainer {
         if isBest {
             state.bestValidation = eval == nil ? nil : record.accuracy
             state.bestEpoch = epoch
-            if let p = path("best.safetensors") { try Checkpoint.save(model, state: try state.jsonString(), to: p) }
+            if let p = path("best.safetensors") {
+                try measured(profile, .checkpoint) { try Checkpoint.save(model, state: try state.jsonString(), to: p) }
+            }
         }
         if eval != nil {
             try appendLog(EpisodicValidationLogRecord(episode: state.episodesDone, epoch: epoch,

@@ -48,6 +48,8 @@ struct TrainCommand: ParsableCommand {
     var seedIndex: Int?
     @Flag(help: "With --seeds: each seed also seeds the initial weights (as --init-seed s); default: every seed starts from --init-seed's weights.")
     var seedInitialWeights = false
+    @Flag(help: "Measure where the training time goes (data, backbone and each level forward and backward, fusion, optimiser, validation, checkpoints) and print it at the end; also written to --out/profile.json.")
+    var profile = false
 
     func run() throws {
         try runReportingErrors {
@@ -59,9 +61,11 @@ struct TrainCommand: ParsableCommand {
             run.group = Launch.group
             if Launch.isLeader, let plot { try OutputCheck.prepare(file: plot, field: "plot") }  // checks before work
             run.stop = Signals.stop
+            run.profile = profile ? PhaseProfile() : nil
             Signals.install("finishing the current optimiser step, then saving \(out)/last.safetensors")
             // Under mpirun only rank 0 prints.
             let result = try run.run(events: Launch.isLeader ? printer.print : { _ in })
+            if Launch.isLeader, let p = run.profile { try Self.report(p, out: out) }
             if result.stopped { Self.stopped(result, out: out) }
             guard Launch.isLeader else { return }
             printer.finish(result, out: out)
@@ -120,8 +124,10 @@ struct TrainCommand: ParsableCommand {
         let run = try SeedTrainingRun(study)
         run.group = Launch.group
         run.stop = Signals.stop
+        run.profile = profile ? PhaseProfile() : nil
         Signals.install("finishing the current optimiser step, then saving the seed's last.safetensors")
         let result = try run.run(events: Launch.isLeader ? printer.print : { _ in })
+        if Launch.isLeader, let p = run.profile { try Self.report(p, out: out) }
         if result.stopped, let last = result.seeds.last?.result { Self.stopped(last, out: out) }
         guard Launch.isLeader else { return }
         for s in result.seeds {
@@ -135,6 +141,24 @@ struct TrainCommand: ParsableCommand {
             }
         }
         print("seeds       \(result.summary)")
+    }
+
+    /// `--profile`: the table of phases (stdout) and `OUT/profile.json`. Printed for a stopped run too (the time of
+    /// the episodes trained by this process so far).
+    static func report(_ profile: PhaseProfile, out: String) throws {
+        let rows = profile.rows
+        print(String(format: "profile     wall time per phase over %d training episodes of this process "
+                     + "(%.1f s measured; rank 0 under mpirun):", profile.episodes, profile.totalSeconds))
+        print("            " + "phase".padding(toLength: 22, withPad: " ", startingAt: 0)
+              + "     seconds   ms/episode    share")
+        for r in rows {
+            print("            " + r.phase.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
+                  + String(format: " %11.2f %12.2f %7.1f%%", r.seconds, r.perEpisodeMilliseconds, r.share * 100))
+        }
+        let path = URL(fileURLWithPath: out).appendingPathComponent("profile.json").path
+        try AtomicFile.write(try ConfigurationJSON.text(profile.report) + "\n", to: path)
+        print("            written to \(path)")
+        fflush(stdout)
     }
 
     /// `--plot` of one seed: `curves.svg` -> `curves-seed-3.svg`.
