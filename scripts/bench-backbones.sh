@@ -12,9 +12,10 @@
 #                the CPU wheel when missing), OUT (default runs/bench-backbones/<date-time>), QUICK=1 (as --quick)
 #
 # Time: the seven rounds took "about an hour" (README, measured when the table was made); the extras were not
-# timed: an estimate (not measured) of 3-5 minutes more. Needs the PyTorch peer and an idle machine.
+# timed: an estimate (not measured) of 2-3 minutes more (the README's ResNet-12 times, each call made 4 times, plus
+# the conv and breakdown runs). Needs the PyTorch peer and an idle machine.
 # --quick: 1 round with one repeat per measurement (both sides), Conv-4 only, and the extras on their quick
-# settings: a few minutes on a busy machine; not a measurement.
+# settings: 3m56s on a busy machine (load 4); not a measurement.
 # Outputs: OUT/round-<r>.json (+ -peer.json, .txt), OUT/backbones.md (the table's rows), OUT/resnet12*.txt,
 # OUT/conv.txt, OUT/breakdown.txt, OUT/took.txt.
 set -euo pipefail

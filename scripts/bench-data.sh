@@ -8,8 +8,9 @@
 #                ../shared/datasets/omniglot beside the repository (mml-bench looks there) and are skipped without it.
 #
 # Time: not recorded when the table was made; an estimate (not measured) from the --quick run scaled by its sizes
-# (10x the images and 3 repeats instead of 1) is 1-2 minutes. Needs an idle machine.
-# --quick: 200 images, one repeat: about 15 s; not a measurement.
+# (10x the images and 3 repeats instead of 1; the 600 Omniglot episodes, 3 s of the quick run, do not grow) is
+# under a minute. Needs an idle machine.
+# --quick: 200 images, one repeat: 6 s on a busy machine; not a measurement.
 # Outputs: OUT/data.txt (the table's rows), OUT/took.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"

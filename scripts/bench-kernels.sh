@@ -11,8 +11,10 @@
 #
 # Time: not recorded when the table was made; an estimate (not measured) from the --quick run scaled by its
 # repeats (the full run repeats each measurement 3-11 times where --quick does once, and the peer 10 times after 3
-# warm-ups where --quick does 3 after 1) is about 5 minutes. Needs the PyTorch peer and an idle machine.
-# --quick: the same pipeline with one repeat per measurement and 2 episodes: about a minute; not a measurement.
+# warm-ups where --quick does 3 after 1) is about 5-10 minutes. Needs the PyTorch peer and an idle machine (on a
+# busy one the peer waits up to 2 minutes per measurement for it, and re-measures).
+# --quick: the same pipeline with one repeat per measurement, 2 episodes and no waiting: 4m7s on a busy machine
+# (load 4.7); not a measurement.
 # Outputs: OUT/side-by-side.json (mml's rows with the peer's times and ratios), OUT/side-by-side-peer.json (the
 # peer's own results), OUT/side-by-side.txt (the printed table), OUT/took.txt.
 set -euo pipefail

@@ -62,6 +62,9 @@ mml_torch_peer() {
       exit 1
     fi
     echo "== creating the PyTorch peer venv $venv from $wheel"
+    if ! python3 -c 'import ensurepip' 2>/dev/null && [ "$(id -u)" -eq 0 ]; then
+      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+    fi
     python3 -m venv "$venv" || {
       echo "error: python3 -m venv failed; install python3-venv (apt-get install -y python3-venv) and try again" >&2
       exit 1

@@ -11,7 +11,7 @@
 #                step, 4), ROUNDS (alternating rounds, 2), OUT (default runs/mpi-throughput/<date-time>), QUICK=1
 #
 # Time: 1m39s for the defaults (`ROUNDS=2 scripts/mpi-throughput.sh 48`, docs/DISTRIBUTED.md, measured when the
-# table was made). --quick: 8 episodes (2 steps), 1 round, about 30 s; not a measurement.
+# table was made). --quick: 8 episodes (2 steps), 1 round, 30 s on a busy machine; not a measurement.
 # Outputs: OUT/one-<r>/ and OUT/two-<r>/ (the runs), OUT/rates.log (their rate lines), OUT/mpi-throughput.md (rates and ratios), OUT/took.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"

@@ -15,7 +15,7 @@
 # minutes for the margin sweep and 12 minutes for the positives, about 50 minutes in all (see README "Reproducing
 # the figures").
 # --quick runs the same commands on the built-in synthetic data (28 x 28, 1 channel, 20 images per class) with 1
-# epoch / 20 iterations and 10 evaluation episodes: about a minute; its numbers mean nothing.
+# epoch / 20 iterations and 10 evaluation episodes: 28 s on a busy machine; its numbers mean nothing.
 # Outputs: OUT/negcos_m<m>/ and OUT/triplet_<pos>/ (checkpoints, log.jsonl), OUT/*.log (what each command printed),
 # OUT/margin-sweep.md and OUT/positive-selection.md (the tables' rows), OUT/took.txt.
 set -euo pipefail

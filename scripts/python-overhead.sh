@@ -12,7 +12,7 @@
 # Time: not recorded when the table was made; an estimate (not measured) from the parts of one run (2000 tiny
 # calls in Python and through `mml-bench api`, 7 + 7 rounds of the episode at ~0.26 s in mml and ~1 s in PyTorch,
 # importing torch) is 30-60 s per run, 3-5 minutes for the five. Needs the PyTorch peer and an idle machine.
-# --quick: 2 runs of `python_overhead.py --smoke` (tiny sizes, few calls), about 20 s; not a measurement.
+# --quick: 2 runs of `python_overhead.py --smoke` (tiny sizes, few calls), 11 s on a busy machine; not a measurement.
 # Outputs: OUT/run-<i>.json and .log, OUT/python-overhead.md (the table's rows), OUT/took.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"

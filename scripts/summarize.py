@@ -99,8 +99,10 @@ def backbone(files):
         ratios = [r["speedup"] for r in rows if r.get("speedup")]
         peak = [r[k] for r in rows for k in ("peak_bytes", "peakBytes", "peak_mib") if r.get(k)]
         med = statistics.median(mml)
-        cells = [f"{med * 1e3:.1f} ms"]
-        cells.append(f"{statistics.median(peer) * 1e3:.1f} ms" if peer else "")
+        batch = round(rows[0]["items_per_s"] * rows[0]["seconds"]) if rows[0].get("items_per_s") else None
+        rate = (lambda t: f", {batch / t:.0f} img/s") if batch else (lambda t: "")
+        cells = [f"{med * 1e3:.1f} ms" + rate(med)]
+        cells.append(f"{statistics.median(peer) * 1e3:.1f} ms" + rate(statistics.median(peer)) if peer else "")
         cells.append(f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "")
         cells.append(f"{min(peer) / min(mml):.2f}x" if peer else "")
         cells.append(f"{statistics.median(peak) / 2**20:.0f} MiB" if peak and max(peak) > 2**20 else
