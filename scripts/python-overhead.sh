@@ -3,7 +3,8 @@
 # API, and the 5-way 5-shot pixel-level episode against PyTorch's batched matmul + topk in the same process) and the
 # Status table's "3.98x PyTorch ... ~50 us per-call overhead": RUNS runs of Benchmarks/python_overhead.py (each the
 # median of 7 rounds; torch 2.13 CPU on 2 threads), alternately with tcmalloc preloaded (the peer's tuned
-# configuration: runs 1, 3, 5) and without (runs 2, 4), summarised as ranges and medians.
+# configuration: runs 1, 3, 5) and without (runs 2, 4; the README's table had three and two, their order not
+# recorded), summarised as ranges and medians.
 #
 #   scripts/python-overhead.sh [--quick]
 #   environment: RUNS (default 5), TORCH_PY (default /tmp/torchpeer/bin/python, made from the CPU wheel when
