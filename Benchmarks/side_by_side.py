@@ -8,6 +8,8 @@ Usage (from the project root, after `swift build -c release`):
 Each mml-bench row that names a `peer` result (a path in the peer's JSON, e.g. "dn4_score/5shot/batched") is
 printed next to it with ratio = peer median / mml median (above 1: mml is faster). The peer runs in its tuned
 configuration (tcmalloc preloaded + channels_last) unless --default-config. Set-up of the peer: ../shared/peers/README.md.
+--quick runs both sides with fewer repeats (mml-bench --quick, the peer's --quick): a check, not a measurement.
+The rows go to --out (JSON), the peer's own results next to it (<out>-peer.json).
 """
 import argparse
 import json
@@ -51,24 +53,26 @@ def main():
     bench = os.path.join(ROOT, ".build", "release", "mml-bench")
     mml = {}
     for s in args.sections:
-        out = subprocess.run([bench, s, "--json"] + args.bench_args.split(), check=True, capture_output=True,
-                             text=True).stdout
+        quick = ["--quick"] if args.quick else []
+        out = subprocess.run([bench, s, "--json"] + quick + args.bench_args.split(), check=True,
+                             capture_output=True, text=True).stdout
         mml[s] = json.loads(out[out.index("["):])
 
     peer_sections = sorted({p for s in args.sections for p in PEER_SECTIONS.get(s, "").split(",") if p})
     peer = {}
+    peer_json = os.path.splitext(args.out)[0] + "-peer.json"
     if peer_sections and os.path.exists(args.torch):
         env = dict(os.environ)
         cmd = [args.torch, os.path.join(PEERS, "torch_fewshot_bench.py"), "--threads", "2", "--skip-loop2019",
-               "--sections", ",".join(peer_sections), "--json", "/tmp/mml-peer.json"]
-        if args.quick:
-            cmd.append("--quick")
+               "--sections", ",".join(peer_sections), "--json", peer_json]
+        if args.quick:  # a check: no waiting for an idle machine or re-measuring contended rows
+            cmd += ["--quick", "--retry-contended", "0"]
         if not args.default_config:
             cmd.append("--channels-last")
             if os.path.exists(TCMALLOC):
                 env["LD_PRELOAD"] = TCMALLOC
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-        peer = json.load(open("/tmp/mml-peer.json"))["results"]
+        peer = json.load(open(peer_json))["results"]
     elif peer_sections:
         print(f"(no PyTorch peer at {args.torch}: see ../shared/peers/README.md; printing mml figures only)")
 

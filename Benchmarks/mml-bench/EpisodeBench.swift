@@ -1,13 +1,13 @@
 import Foundation
 import MMLCore
 
-/// `mml-bench episode [--episodes N]`: whole evaluation episodes end to end from decoded images — 5-way 1-shot and
+/// `mml-bench episode [--episodes N]` (20; 2 with --quick): whole evaluation episodes end to end from decoded images — 5-way 1-shot and
 /// 5-shot, 15 queries, Conv-64F at 84 x 84 x 3 (built-in synthetic images, cached after the first decode), all three
 /// levels (pixel top-3, part Grid-3,2 top-1, distribution KL) and the learned fusion — and the peak memory. It runs
 /// the path of `mml eval` (a `FewShotModel` and `evaluateModel`). The PyTorch peer's row ("eval600") times its
 /// eval-mode Conv-64F forward + DN4 (k = 3) + Gaussian fit + W2 + KL on the same shapes.
 func runEpisodeBench(json: Bool, arguments: [String]) {
-    var episodes = 20
+    var episodes = quickBench ? 2 : 20
     if let i = arguments.firstIndex(of: "--episodes"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) { episodes = n }
     var rows: [BenchRow] = []
     do {

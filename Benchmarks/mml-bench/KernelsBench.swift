@@ -25,11 +25,15 @@ struct BenchRow {
     var items: Int? = nil
 }
 
-/// Median wall time of `repeats` runs of `body`, after one warm-up run.
+/// `--quick` (every section): one repeat per measurement and smaller counts, to check a pipeline in seconds; its
+/// figures are not measurements.
+let quickBench = CommandLine.arguments.contains("--quick")
+
+/// Median wall time of `repeats` runs of `body` (one with `--quick`), after one warm-up run.
 func measure(repeats: Int, _ body: () -> Void) -> Double {
     body()
     var times: [Double] = []
-    for _ in 0..<repeats {
+    for _ in 0..<(quickBench ? 1 : repeats) {
         let t0 = DispatchTime.now().uptimeNanoseconds
         body()
         times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)

@@ -2,17 +2,18 @@ import Foundation
 import MMLCore
 
 // `mml-bench <section> [options] [--json]`: speed and memory, measured side by side with a reference in one run.
+// `--quick` (kernels, backbone, data, episode) checks a section in seconds: one repeat, small counts, no measurement.
 let args = Array(CommandLine.arguments.dropFirst())
 let json = args.contains("--json")
 /// Each section's options: name -> whether it takes a value.
 let sectionOptions: [(section: String, options: [(String, Bool)], help: String)] = [
-    ("kernels", [], "pixel-level top-k and Gaussian (W2, KL) kernels against the naive / OpenBLAS references"),
+    ("kernels", [("--quick", false)], "pixel-level top-k and Gaussian (W2, KL) kernels against the naive / OpenBLAS references"),
     ("backbone", [("--kinds", true), ("--threads", true), ("--quick", false), ("--forward-only", false),
                   ("--breakdown", false)],
      "Conv-64F / Conv-4 / ResNet-12 forward (batch 80, 100) and training step (batch 80); --kinds conv64f,conv4,"
          + "resnet12; --breakdown times each layer of a Conv-64F step"),
-    ("data", [("--images", true), ("--repeats", true)], "image decoding and episode assembly"),
-    ("episode", [("--episodes", true)], "whole evaluation episodes (5-way 1-shot and 5-shot)"),
+    ("data", [("--images", true), ("--repeats", true), ("--quick", false)], "image decoding and episode assembly"),
+    ("episode", [("--episodes", true), ("--quick", false)], "whole evaluation episodes (5-way 1-shot and 5-shot)"),
     ("conv", [("--threads", true), ("--batch", true)],
      "the 3x3 convolution kernels (im2col, Winograd F(2x2) and F(4x4)) and the inference blocks"),
     ("api", [("--calls", true), ("--rounds", true)],

@@ -24,7 +24,8 @@ final class BenchCLITests: XCTestCase {
     func testHelpListsEverySectionAndItsOptions() throws {
         let (code, out, _) = try runBench(["--help"])
         XCTAssertEqual(code, 0)
-        for word in ["kernels", "backbone [--kinds V --threads V --quick --forward-only --breakdown]", "data", "episode",
+        for word in ["kernels [--quick]", "backbone [--kinds V --threads V --quick --forward-only --breakdown]",
+                     "data [--images V --repeats V --quick]", "episode [--episodes V --quick]",
                      "conv [--threads V --batch V]"] {
             XCTAssertTrue(out.contains(word), "'\(word)' missing from: \(out)")
         }
@@ -41,6 +42,8 @@ final class BenchCLITests: XCTestCase {
             (["backbone", "--bogus"], "mml-bench backbone: unknown argument '--bogus'"),
             (["conv", "--kinds", "conv4"], "mml-bench conv: unknown argument '--kinds'"),
             (["conv", "--batch"], "mml-bench conv: --batch needs a value"),
+            (["conv", "--quick"], "mml-bench conv: unknown argument '--quick'"),
+            (["kernels", "--quick", "--repeats", "2"], "mml-bench kernels: unknown argument '--repeats'"),
             (["episode", "--episodes", "5", "extra"], "mml-bench episode: unknown argument 'extra'"),
         ]
         for (args, message) in cases {
