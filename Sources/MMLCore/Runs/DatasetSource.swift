@@ -20,13 +20,15 @@ public struct DatasetSource: Codable, Sendable, Equatable {
     public var syntheticChannels: Int?
     /// Synthetic data: images per class.
     public var syntheticImages: Int
+    /// Synthetic data: the cue made constant across classes (nil: none; `SyntheticDataset.Options.removedCue`).
+    public var syntheticRemoveCue: SyntheticCue?
 
     public init(path: String = "synthetic", layout: DatasetLayout? = nil, split: String? = nil,
                 syntheticSeed: UInt64 = 0, syntheticSize: Int? = nil, syntheticChannels: Int? = nil,
-                syntheticImages: Int = 100) {
+                syntheticImages: Int = 100, syntheticRemoveCue: SyntheticCue? = nil) {
         self.path = path; self.layout = layout; self.split = split; self.syntheticSeed = syntheticSeed
         self.syntheticSize = syntheticSize; self.syntheticChannels = syntheticChannels
-        self.syntheticImages = syntheticImages
+        self.syntheticImages = syntheticImages; self.syntheticRemoveCue = syntheticRemoveCue
     }
 
     /// Opens the dataset.
@@ -35,7 +37,8 @@ public struct DatasetSource: Codable, Sendable, Equatable {
     public func open(image: ImageConfig? = nil) throws -> any FewShotDataset {
         let opts = SyntheticDataset.Options(seed: syntheticSeed, imagesPerClass: syntheticImages,
                                             size: syntheticSize ?? image?.size ?? 84,
-                                            channels: syntheticChannels ?? image?.channels ?? 3)
+                                            channels: syntheticChannels ?? image?.channels ?? 3,
+                                            removedCue: syntheticRemoveCue)
         return try Datasets.open(path: path, layout: layout, split: split, synthetic: opts)
     }
 

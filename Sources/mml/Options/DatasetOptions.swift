@@ -3,6 +3,7 @@ import Foundation
 import MMLCore
 
 extension DatasetLayout: ExpressibleByArgument {}
+extension SyntheticCue: ExpressibleByArgument {}
 
 /// Where a dataset is and how to read it (`DatasetSource` in the core); shared by every command that opens data.
 struct DatasetOptions: ParsableArguments {
@@ -27,11 +28,14 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: "Synthetic data: images per class.")
     var syntheticImages = 100
 
+    @Option(help: "Synthetic data: make one level's cue constant across classes: pixel (glyph shape), part (pairing of the coloured spots) or distribution (share of light tiles).")
+    var syntheticRemoveCue: SyntheticCue?
+
     /// The core's description of this data.
     var source: DatasetSource {
         DatasetSource(path: path, layout: layout, split: split, syntheticSeed: syntheticSeed,
                       syntheticSize: syntheticSize, syntheticChannels: syntheticChannels,
-                      syntheticImages: syntheticImages)
+                      syntheticImages: syntheticImages, syntheticRemoveCue: syntheticRemoveCue)
     }
 
     /// The dataset these options name.
