@@ -140,10 +140,9 @@ public struct SyntheticDataset: FewShotDataset {
                 }
             }
         }
-        // Pixel cue: three copies of the class glyph and two distractor glyphs, anywhere, in dark ink.
+        // Pixel cue: three copies of the class glyph and one distractor glyph, anywhere, in dark ink.
         let width = max(1.0, 0.03 * s)
-        let glyphs = [cue.glyph, cue.glyph, cue.glyph, rng.nextInt(below: SyntheticClassCues.poolSize),
-                      rng.nextInt(below: SyntheticClassCues.poolSize)]
+        let glyphs = [cue.glyph, cue.glyph, cue.glyph, rng.nextInt(below: SyntheticClassCues.poolSize)]
         canvas.withUnsafeMutableBufferPointer { p in
             for g in glyphs {
                 let gx = rng.uniform(0.12, 0.88), gy = rng.uniform(0.12, 0.88)
