@@ -35,7 +35,7 @@ final class DataSyntheticTests: XCTestCase {
         assertThrowsMessage(try SyntheticDataset(options: .init(size: 4)), contains: ["size 4 is out of range 8...1024"])
         assertThrowsMessage(try SyntheticDataset(options: .init(channels: 2)), contains: ["channels must be 1 or 3"])
         assertThrowsMessage(try SyntheticCue.parse("colour"),
-                            contains: ["`syntheticRemoveCue` colour", "pixel, part or distribution"])
+                            contains: ["syntheticRemoveCue colour", "pixel, part or distribution"])
         XCTAssertEqual(try SyntheticCue.parse("distribution"), .distribution)
         // The removed cue is recorded in a source's JSON and in its episodes' identity.
         let source = DatasetSource(syntheticRemoveCue: .pixel)
@@ -71,7 +71,7 @@ final class DataSyntheticTests: XCTestCase {
         // The five spot pairings share no pair and each covers the six colours.
         var seen = Set<[Int]>()
         for k in 0..<5 {
-            let pairs = SyntheticClassCues.pairing(k)
+            let pairs = SyntheticClassCues.pairs(k)
             XCTAssertEqual(Set(pairs.flatMap { [$0.0, $0.1] }), Set(0..<6))
             for p in pairs { XCTAssertTrue(seen.insert([min(p.0, p.1), max(p.0, p.1)]).inserted) }
         }
@@ -134,7 +134,7 @@ final class DataSyntheticTests: XCTestCase {
         let noDistribution = classes.map { measure($0, .distribution) }
         XCTAssertLessThan(spread(noDistribution.map(\.light)), 0.12)
         // Part cue: the pairs seen in quadrants are the class's pairing; removed, every class shows pairing 0.
-        func pairSet(_ k: Int) -> Set<[Int]> { Set(SyntheticClassCues.pairing(k).map { [min($0.0, $0.1), max($0.0, $0.1)] }) }
+        func pairSet(_ k: Int) -> Set<[Int]> { Set(SyntheticClassCues.pairs(k).map { [min($0.0, $0.1), max($0.0, $0.1)] }) }
         for (m, c) in zip(full, cues) { XCTAssertEqual(m.pairs, pairSet(c.pairing)) }
         for m in classes.map({ measure($0, .part) }) { XCTAssertEqual(m.pairs, pairSet(0)) }
         // Pixel cue: ink per image differs between glyphs (stroke lengths); removed, only the distractor varies.
@@ -147,7 +147,7 @@ final class DataSyntheticTests: XCTestCase {
     }
 
     /// Raw-pixel nearest-prototype accuracy (an "untrained" baseline) must be above chance but far from
-    /// perfect: the classes are learnable yet not trivially separable in pixel space.
+    /// perfect: the classes are learnable yet not separable in pixel space (positions are nuisance; about 35%).
     func testNeitherTrivialNorImpossible() throws {
         let ds = try SyntheticDataset(options: .init(seed: 0, trainClasses: 0, valClasses: 0, testClasses: 20,
                                                      imagesPerClass: 40, size: 28, channels: 3), split: "test")
@@ -169,8 +169,8 @@ final class DataSyntheticTests: XCTestCase {
             }
         }
         let acc = Double(correct) / Double(total)
-        XCTAssertGreaterThan(acc, 0.3, "raw-pixel accuracy \(acc)")
-        XCTAssertLessThan(acc, 0.9, "raw-pixel accuracy \(acc)")
+        XCTAssertGreaterThan(acc, 0.25, "raw-pixel accuracy \(acc)")
+        XCTAssertLessThan(acc, 0.6, "raw-pixel accuracy \(acc)")
         print("synthetic 5-way 1-shot raw-pixel nearest-prototype accuracy: \(acc)")
     }
 }

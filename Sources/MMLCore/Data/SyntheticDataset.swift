@@ -1,20 +1,28 @@
 import Foundation
 
-/// The built-in procedurally generated dataset (METHOD.md section 7): no files, any number of classes, every
-/// image a pure function of (seed, class, index).
+/// The built-in procedurally generated dataset (METHOD.md section 7, docs/SYNTHETIC.md): no files, at most 125
+/// classes, every image a pure function of (seed, class, index), built so that an ablation of the metric levels
+/// teaches something.
 ///
-/// Each class has a cue for each metric level, drawn from `SeededRNG(seed, [class])`:
-/// - pixel level: three stroke primitives (two-segment polylines: corners, bends, near-straight strokes) taken
-///   from a pool of 24 shared by all classes, so a single local shape never identifies a class;
-/// - part level: where those primitives sit (three anchors in the central 60% of the image) and their
-///   orientations;
-/// - distribution level: background and ink colours, and an oriented sinusoidal texture (frequency,
-///   orientation, amplitude) plus a noise level.
-/// Nuisance variation inside a class, drawn from `SeededRNG(seed, [class, index])`: a global rotation (+-20
-/// degrees), scale (0.85-1.15) and shift (+-8%), per-anchor jitter (+-4%), colour shifts (+-0.1), texture phase,
-/// one distractor stroke from the pool, and Gaussian-like pixel noise.
-/// Difficulty: raw-pixel nearest-prototype (no network) scores about 54% on 5-way 1-shot at 28x28x3 (chance 20%;
-/// DataSyntheticTests keeps it between 30% and 90%), leaving clear room for a trained backbone.
+/// Each class is a distinct triple of cues, one per metric level, each from a pool of 5 (`SyntheticClassCues`:
+/// entry `class` of a seeded permutation of the 125 triples):
+/// - pixel cue, a glyph shape (ring, plus, triangle, Z, L), drawn three times anywhere in the image: what the DN4
+///   image-to-class k-NN over local descriptors matches wherever it is;
+/// - part cue, how six coloured spots (one of each colour in every image) are paired: each pair sits in its own
+///   quadrant, and the five pairings share no pair (the round-robin 1-factorisation of K6). Every image holds the
+///   same spots, so no local descriptor and no global statistic tells the pairings apart; a pooled region that holds
+///   a pair does;
+/// - distribution cue, the share of light tiles (10, 30, 50, 70 or 90%) in a mosaic of light and dark grey tiles:
+///   every local pattern occurs in every class, only their frequencies differ, which a Gaussian of all descriptors
+///   sees and a nearest-neighbour match does not.
+/// Each cue alone is ambiguous: in a 5-way episode two classes often share one cue (so a single level confuses
+/// them), rarely two, never all three. `Options.removedCue` makes one cue constant across classes (glyph 0, pairing
+/// 0, share 50%) so that the level reading it loses it.
+/// Nuisance, from `SeededRNG(seed, [class, index])`: glyph positions, rotations (+-0.25 rad) and sizes, one
+/// distractor glyph from the pool, the tile layout and offset, grey levels and tint, which quadrants the pairs take
+/// and their orientation, spot colour jitter, pixel noise (std 0.03).
+/// Difficulty: raw-pixel nearest-prototype (no network) scores about 35% on 5-way 1-shot at 28x28x3 (chance 20%;
+/// DataSyntheticTests keeps it between 25% and 60%), leaving the task to a trained backbone.
 public struct SyntheticDataset: FewShotDataset {
     /// Generation options.
     public struct Options: Sendable, Equatable, Codable {
@@ -124,7 +132,7 @@ public struct SyntheticDataset: FewShotDataset {
         // Part cue: six coloured spots in three pairs (the pairing is the cue), each pair in its own quadrant.
         let quadrants = rng.sample(3, from: 4)
         let spotRadius = max(1.2, 0.08 * s)
-        let pairs = SyntheticClassCues.pairing(cue.pairing)
+        let pairs = SyntheticClassCues.pairs(cue.pairing)
         canvas.withUnsafeMutableBufferPointer { p in
             for (k, pair) in pairs.enumerated() {
                 let q = quadrants[k]
@@ -245,7 +253,7 @@ public struct SyntheticClassCues: Equatable, Sendable {
     /// Shares of light tiles, one per distribution cue.
     public static let proportions: [Float] = [0.1, 0.3, 0.5, 0.7, 0.9]
     /// The six spot colours (red, green, blue, yellow, magenta, cyan; distinct in grey too).
-    static let spotColors: [[Float]] = [[0.9, 0.1, 0.1], [0.1, 0.75, 0.1], [0.15, 0.2, 0.95], [0.95, 0.9, 0.1],
+    public static let spotColors: [[Float]] = [[0.9, 0.1, 0.1], [0.1, 0.75, 0.1], [0.15, 0.2, 0.95], [0.95, 0.9, 0.1],
                                         [0.85, 0.15, 0.85], [0.1, 0.85, 0.9]]
     /// The glyphs in [-1, 1]^2 as segments: ring (octagon), plus, triangle, Z, L.
     static let glyphSegments: [[((Float, Float), (Float, Float))]] = {
@@ -285,7 +293,7 @@ public struct SyntheticClassCues: Equatable, Sendable {
 
     /// Spot pairing `k` (0..<5) of the colours 0...5: the k-th perfect matching of the round-robin
     /// 1-factorisation of K6, so two pairings share no pair.
-    static func pairing(_ k: Int) -> [(Int, Int)] {
+    public static func pairs(_ k: Int) -> [(Int, Int)] {
         [(5, k), ((k + 1) % 5, (k + 4) % 5), ((k + 2) % 5, (k + 3) % 5)]
     }
 }
