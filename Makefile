@@ -15,8 +15,9 @@ build: deps
 	$(SWIFT) build -c $(CONFIG)
 
 # The main job on the built-in synthetic data (no download): train a small model, evaluate it on 600 test
-# episodes (fused and per level, 95% CI), then the ablation over the 7 level subsets. Each run gets its own
-# directory under runs/ (nothing earlier is overwritten).
+# episodes (fused and per level, 95% CI), then the ablation over the 7 level subsets, which ends with one sentence
+# saying what it shows (made by the core from the table). The synthetic classes are cue triples, one cue per level
+# (docs/SYNTHETIC.md). Each run gets its own directory under runs/ (nothing earlier is overwritten).
 DEMO_STAMP := $(shell date +%Y%m%d-%H%M%S)
 DEMO_DIR ?= runs/demo-$(DEMO_STAMP)
 DEMO_DATA = synthetic --synthetic-size 42
