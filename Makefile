@@ -24,8 +24,8 @@ DEMO_DATA = synthetic --synthetic-size 42
 
 demo: build
 	.build/$(CONFIG)/mml env
-	.build/$(CONFIG)/mml train $(DEMO_DATA) --episodes-per-epoch 250 --epochs 4 --episodes-per-step 1 --lr-step 2 \
-	    --val-episodes 100 --out $(DEMO_DIR) --plot $(DEMO_DIR)/curves.svg
+	.build/$(CONFIG)/mml train $(DEMO_DATA) --episodes-per-epoch 150 --epochs 2 --episodes-per-step 1 --lr-step 2 \
+	    --val-episodes 50 --out $(DEMO_DIR) --plot $(DEMO_DIR)/curves.svg
 	.build/$(CONFIG)/mml eval --checkpoint $(DEMO_DIR)/best.safetensors $(DEMO_DATA) --episodes 600 \
 	    --report $(DEMO_DIR)/eval.json
 	.build/$(CONFIG)/mml ablate --checkpoint $(DEMO_DIR)/best.safetensors $(DEMO_DATA) --episodes 600 \

@@ -78,8 +78,9 @@ final class DataSyntheticTests: XCTestCase {
     }
 
     /// What each cue looks like, measured on the images: the share of light background pixels (distribution cue),
-    /// the ink pixels (pixel cue: the glyphs differ in stroke length) and which spot colours share a quadrant (part
-    /// cue). With the cue, classes differ; with it removed, they do not beyond nuisance.
+    /// the directions in which ink pixels continue (pixel cue: a plus has no diagonal strokes, a ring has all
+    /// directions) and which spot colours share a quadrant (part cue). With the cue, classes differ; with it
+    /// removed, they do not beyond nuisance. The amount of ink is no cue (every glyph has the same stroke length).
     func testRemovedCueIsConstantInImages() {
         let size = 42, images = 12
         func luma(_ img: PixelImage, _ i: Int) -> Float {
@@ -91,8 +92,11 @@ final class DataSyntheticTests: XCTestCase {
             return c.max()! - c.min()!
         }
         /// Per class: the mean share of light tile pixels, the mean ink pixels, the spot pairs seen in quadrants.
-        func measure(_ classID: Int, _ removed: SyntheticCue?) -> (light: Double, ink: Double, pairs: Set<[Int]>) {
+        func measure(_ classID: Int, _ removed: SyntheticCue?)
+            -> (light: Double, ink: Double, directions: [Double], pairs: Set<[Int]>) {
             var light = 0.0, ink = 0.0, pairs = Set<[Int]>()
+            // Ink pixels whose two neighbours along a direction (horizontal, vertical, two diagonals) are ink too.
+            var directions = [Double](repeating: 0, count: 4)
             for index in 0..<images {
                 let img = SyntheticDataset.render(seed: 0, classID: classID, index: index, size: size, channels: 3,
                                                   removedCue: removed)
@@ -113,10 +117,19 @@ final class DataSyntheticTests: XCTestCase {
                 }
                 light += Double(lightCount) / Double(max(background, 1))
                 ink += Double(inkCount)
+                func isInk(_ x: Int, _ y: Int) -> Bool {
+                    x >= 0 && y >= 0 && x < size && y < size && luma(img, y * size + x) < 0.3
+                        && saturation(img, y * size + x) < 0.15
+                }
+                for y in 0..<size { for x in 0..<size where isInk(x, y) {
+                    for (d, (dx, dy)) in [(1, 0), (0, 1), (1, 1), (1, -1)].enumerated()
+                    where isInk(x + dx, y + dy) && isInk(x - dx, y - dy) { directions[d] += 1 }
+                } }
                 let home = quadrantOf.compactMapValues { $0.filter { $0.value >= 3 }.max { $0.value < $1.value }?.key }
                 for a in home.keys { for b in home.keys where a < b && home[a] == home[b] { pairs.insert([a, b]) } }
             }
-            return (light / Double(images), ink / Double(images), pairs)
+            let runs = max(directions.reduce(0, +), 1)
+            return (light / Double(images), ink / Double(images), directions.map { $0 / runs }, pairs)
         }
         let classes = Array(0..<12)
         let cues = classes.map { SyntheticClassCues(seed: 0, classID: $0) }
@@ -137,11 +150,23 @@ final class DataSyntheticTests: XCTestCase {
         func pairSet(_ k: Int) -> Set<[Int]> { Set(SyntheticClassCues.pairs(k).map { [min($0.0, $0.1), max($0.0, $0.1)] }) }
         for (m, c) in zip(full, cues) { XCTAssertEqual(m.pairs, pairSet(c.pairing)) }
         for m in classes.map({ measure($0, .part) }) { XCTAssertEqual(m.pairs, pairSet(0)) }
-        // Pixel cue: ink per image differs between glyphs (stroke lengths); removed, only the distractor varies.
-        let inkSpread = spread(full.map(\.ink)) / full.map(\.ink).max()!
+        // Pixel cue: the stroke directions differ between glyphs; removed, only the distractor varies them. The
+        // ink per image does not tell the glyphs apart (same stroke length): its spread between classes stays
+        // near its spread with the glyph removed.
         let noPixel = classes.map { measure($0, .pixel) }
+        func directionSpread(_ m: [[Double]]) -> Double {
+            var worst = 0.0
+            for a in m { for b in m { worst = max(worst, zip(a, b).map { abs($0 - $1) }.reduce(0, +)) } }
+            return worst
+        }
+        let (dirSpread, removedDirSpread) = (directionSpread(full.map(\.directions)),
+                                             directionSpread(noPixel.map(\.directions)))
+        XCTAssertGreaterThan(dirSpread, 2 * removedDirSpread, "direction spread \(dirSpread) vs removed \(removedDirSpread)")
+        let inkSpread = spread(full.map(\.ink)) / full.map(\.ink).max()!
         let removedInkSpread = spread(noPixel.map(\.ink)) / noPixel.map(\.ink).max()!
-        XCTAssertGreaterThan(inkSpread, 2 * removedInkSpread, "ink spread \(inkSpread) vs removed \(removedInkSpread)")
+        XCTAssertLessThan(inkSpread, 1.5 * removedInkSpread + 0.05, "ink spread \(inkSpread) vs removed \(removedInkSpread)")
+        print("synthetic glyph cue: stroke-direction spread \(dirSpread) (removed \(removedDirSpread)); "
+              + "ink spread \(inkSpread) (removed \(removedInkSpread))")
         // Removing one cue leaves the others as they were.
         for (m, r) in zip(full, noPixel) { XCTAssertEqual(m.pairs, r.pairs); XCTAssertEqual(m.light, r.light, accuracy: 0.12) }
     }

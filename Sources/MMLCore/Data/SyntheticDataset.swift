@@ -131,7 +131,7 @@ public struct SyntheticDataset: FewShotDataset {
         }
         // Part cue: six coloured spots in three pairs (the pairing is the cue), each pair in its own quadrant.
         let quadrants = rng.sample(3, from: 4)
-        let spotRadius = max(1.2, 0.08 * s)
+        let spotRadius = max(1.2, 0.072 * s)
         let pairs = SyntheticClassCues.pairs(cue.pairing)
         canvas.withUnsafeMutableBufferPointer { p in
             for (k, pair) in pairs.enumerated() {
@@ -149,12 +149,12 @@ public struct SyntheticDataset: FewShotDataset {
             }
         }
         // Pixel cue: three copies of the class glyph and one distractor glyph, anywhere, in dark ink.
-        let width = max(1.0, 0.03 * s)
+        let width = max(1.0, 0.04 * s)
         let glyphs = [cue.glyph, cue.glyph, cue.glyph, rng.nextInt(below: SyntheticClassCues.poolSize)]
         canvas.withUnsafeMutableBufferPointer { p in
             for g in glyphs {
                 let gx = rng.uniform(0.12, 0.88), gy = rng.uniform(0.12, 0.88)
-                let a = rng.uniform(-0.25, 0.25), r = 0.1 * rng.uniform(0.9, 1.1)
+                let a = rng.uniform(-0.25, 0.25), r = 0.11 * rng.uniform(0.9, 1.1)
                 let v = rng.uniform(0.02, 0.14)
                 for seg in SyntheticClassCues.glyphSegments[g] {
                     func place(_ pt: (Float, Float)) -> (Float, Float) {
@@ -249,14 +249,25 @@ public struct SyntheticClassCues: Equatable, Sendable {
     public static let poolSize = 5
     public static var maxClasses: Int { poolSize * poolSize * poolSize }
     /// Mosaic tiles across the image (the mosaic has one more, for its random offset).
-    static let tilesAcross = 7
+    static let tilesAcross = 5
     /// Shares of light tiles, one per distribution cue.
     public static let proportions: [Float] = [0.1, 0.3, 0.5, 0.7, 0.9]
     /// The six spot colours (red, green, blue, yellow, magenta, cyan; distinct in grey too).
     public static let spotColors: [[Float]] = [[0.9, 0.1, 0.1], [0.1, 0.75, 0.1], [0.15, 0.2, 0.95], [0.95, 0.9, 0.1],
                                         [0.85, 0.15, 0.85], [0.1, 0.85, 0.9]]
-    /// The glyphs in [-1, 1]^2 as segments: ring (octagon), plus, triangle, Z, L.
-    static let glyphSegments: [[((Float, Float), (Float, Float))]] = {
+    /// Total stroke length of every glyph (in units of the glyph's radius): each glyph is scaled to it, so the
+    /// ink an image holds does not depend on its glyph (a global statistic must not tell the glyphs apart).
+    static let glyphStrokeLength: Float = 5
+    /// The glyphs as segments, each scaled about its centre to a total length of `glyphStrokeLength` (before
+    /// scaling, in [-1, 1]^2): ring (octagon), plus, triangle, Z, L.
+    static let glyphSegments: [[((Float, Float), (Float, Float))]] = unitGlyphs.map { segs in
+        let length = segs.map { s in
+            ((s.1.0 - s.0.0) * (s.1.0 - s.0.0) + (s.1.1 - s.0.1) * (s.1.1 - s.0.1)).squareRoot()
+        }.reduce(0, +)
+        let f = glyphStrokeLength / length
+        return segs.map { ((f * $0.0.0, f * $0.0.1), (f * $0.1.0, f * $0.1.1)) }
+    }
+    static let unitGlyphs: [[((Float, Float), (Float, Float))]] = {
         let ring: [(Float, Float)] = (0..<8).map { k in
             (cos(Float(k) * Float.pi / 4), sin(Float(k) * Float.pi / 4))
         }
