@@ -8,12 +8,21 @@ let package = Package(
     name: "mml-fuzz",
     dependencies: [.package(name: "mml", path: "..")],
     targets: [
-        // The driver both targets share: their @main hands the command line to libFuzzer's driver
+        // The driver every target shares: their @main hands the command line to libFuzzer's driver
         // (LLVMFuzzerRunDriver), and a reader may only accept an input or throw an MMLError.
         .target(name: "FuzzSupport", dependencies: [.product(name: "MMLCore", package: "mml")]),
         .executableTarget(name: "mml-fuzz-npy", dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
         .executableTarget(name: "mml-fuzz-safetensors",
                           dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
+        .executableTarget(name: "mml-fuzz-png", dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
+        .executableTarget(name: "mml-fuzz-jpeg", dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
+        .executableTarget(name: "mml-fuzz-csv", dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
+        .executableTarget(name: "mml-fuzz-episodes",
+                          dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
+        .executableTarget(name: "mml-fuzz-checkpoint",
+                          dependencies: ["FuzzSupport", .product(name: "MMLCore", package: "mml")]),
+        // Writes the seed corpora of the image, CSV, episode-list and checkpoint targets with MMLCore's own writers.
+        .executableTarget(name: "mml-fuzz-seeds", dependencies: [.product(name: "MMLCore", package: "mml")]),
     ],
     swiftLanguageModes: [.v5]
 )

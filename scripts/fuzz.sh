@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Fuzz mml's .npy and safetensors readers with libFuzzer + AddressSanitizer for a bounded time.
-#   scripts/fuzz.sh [seconds-per-target]      (default 60)
+# Fuzz every parser of outside input with libFuzzer + AddressSanitizer for a bounded time: .npy, safetensors,
+# PNG and JPEG decoding, CSV splits, episode lists and checkpoint metadata.
+#   scripts/fuzz.sh [seconds-per-target] [target...]      (default 60 s; all targets, e.g. mml-fuzz-png)
 # Builds the separate package in Fuzz/ (the root package's build and tests are unaffected), writes a seed corpus
 # of valid files, runs each target for the given time and prints libFuzzer's final statistics. A crash leaves its
 # input in Fuzz/artifacts/ and makes the script exit non-zero; add it as a regression test and fix the reader.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
-case "$secs" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [seconds-per-target]" >&2; exit 2 ;; esac
-targets=(mml-fuzz-npy mml-fuzz-safetensors)
-flags=(-c debug -Xswiftc -sanitize=fuzzer,address)
-for t in "${targets[@]}"; do
+case "$secs" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [seconds-per-target] [target...]" >&2; exit 2 ;; esac
+shift || true
+all=(mml-fuzz-npy mml-fuzz-safetensors mml-fuzz-png mml-fuzz-jpeg mml-fuzz-csv mml-fuzz-episodes mml-fuzz-checkpoint)
+if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
+# The C of MMLImageIO and MMLKernels is instrumented too (ASan + coverage); the system libpng and libjpeg are not.
+flags=(-c debug -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address)
+for t in "${targets[@]}" mml-fuzz-seeds; do
   swift build --package-path Fuzz "${flags[@]}" --product "$t"
 done
 bin="$(swift build --package-path Fuzz "${flags[@]}" --show-bin-path)"
 work=Fuzz/.build/corpus
-mkdir -p "$work/seed-npy" "$work/seed-safetensors" "$work/mml-fuzz-npy" "$work/mml-fuzz-safetensors" Fuzz/artifacts
+mkdir -p "$work/seed-npy" "$work/seed-safetensors" Fuzz/artifacts
+for t in "${targets[@]}"; do mkdir -p "$work/$t"; done
+# Seeds of the image, CSV, episode-list and checkpoint targets, written by MMLCore's own encoders.
+SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$bin/mml-fuzz-seeds" "$work"
 
 # Seeds: the committed .npy fixtures, NumPy-written arrays when NumPy is there, and hand-made safetensors files.
 cp Tests/MMLCoreTests/Fixtures/npy/*.npy "$work/seed-npy/"
@@ -45,9 +52,11 @@ status=0
 for t in "${targets[@]}"; do
   seed="$work/seed-${t#mml-fuzz-}"
   echo "== $t for ${secs} s"
+  maxlen=4096
+  case "$t" in mml-fuzz-png|mml-fuzz-jpeg) maxlen=16384 ;; esac
   start=$(date +%s)
   set +e
-  "$bin/$t" "$work/$t" "$seed" -max_total_time="$secs" -max_len=4096 -rss_limit_mb=2048 -timeout=10 \
+  "$bin/$t" "$work/$t" "$seed" -max_total_time="$secs" -max_len="$maxlen" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="Fuzz/artifacts/$t-" 2>"$work/$t.log"
   rc=$?
   set -e

@@ -103,7 +103,7 @@ func guarded(_ body: () throws -> Void) -> Int32 {
         setLastError(e.message, template: e.template)
         return Status(e.kind).rawValue
     } catch {
-        setLastError("unexpected error: \(error)")
+        setLastError("unexpected error: " + MMLError.describe(error))
         return Status.internalError.rawValue
     }
 }

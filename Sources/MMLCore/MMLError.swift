@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every error a user can cause: a missing file, a corrupt image, a class with too few images, a singular
 /// covariance, NaN in features. The message says what was wrong, where (file, class, numbers) and what to do.
 ///
@@ -75,5 +77,62 @@ extension NamedChoice {
             throw MMLError(.config, "`\(field)` \(text): use \(list)")
         }
         return value
+    }
+}
+
+extension MMLError {
+    /// Any error in the user's words, for a message: an `MMLError`'s own message, a JSON decoding error as what was
+    /// expected where (`field.path`), a file-system error as the system's text ("No such file or directory") — never
+    /// a Foundation error domain and code, a Swift type dump or a bare errno number.
+    public static func describe(_ error: Error) -> String {
+        switch error {
+        case let e as MMLError:
+            return e.message
+        case DecodingError.keyNotFound(let key, let context):
+            return "\(where_(context.codingPath + [key])) is missing"
+        case DecodingError.valueNotFound(_, let context):
+            return "\(where_(context.codingPath)) is null"
+        case DecodingError.typeMismatch(let type, let context):
+            return "\(where_(context.codingPath)) is not \(ConfigurationJSON.describe(type))"
+        case DecodingError.dataCorrupted(let context):
+            let why = context.underlyingError.map { describe($0) } ?? context.debugDescription
+            return context.codingPath.isEmpty ? why : "\(where_(context.codingPath)): \(why)"
+        default:
+            break
+        }
+        let ns = error as NSError
+        if ns.domain == NSPOSIXErrorDomain, let text = strerrorText(Int32(ns.code)) { return text }
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain,
+           let text = strerrorText(Int32(underlying.code)) {
+            return text
+        }
+        if ns.domain == NSCocoaErrorDomain {
+            // JSONSerialization puts its reason here ("Unexpected end of file", "Badly formed object around line 1").
+            if let debug = ns.userInfo["NSDebugDescription"] as? String, !debug.isEmpty { return debug }
+            switch CocoaError.Code(rawValue: ns.code) {
+            case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or directory"
+            case .fileReadNoPermission, .fileWriteNoPermission: return "permission denied"
+            case .fileWriteOutOfSpace: return "no space left on the device"
+            case .fileWriteVolumeReadOnly: return "the file system is read-only"
+            case .fileWriteFileExists: return "a file of that name exists"
+            case .fileReadCorruptFile, .propertyListReadCorrupt: return "the contents are malformed"
+            case .fileReadInapplicableStringEncoding, .fileWriteInapplicableStringEncoding:
+                return "the text is not valid UTF-8"
+            case .fileReadTooLarge: return "the file is too large"
+            default: return "the file operation failed"
+            }
+        }
+        return "an unexpected failure (\(String(describing: type(of: error))))"
+    }
+
+    /// "'a.b.[2]'" for a coding path ("the value" for the top level); quoted, not backquoted: a key of a file is
+    /// not a configuration field a front end would rename.
+    private static func where_(_ path: [CodingKey]) -> String {
+        path.isEmpty ? "the value" : "'" + ConfigurationJSON.path(path) + "'"
+    }
+
+    private static func strerrorText(_ code: Int32) -> String? {
+        guard code > 0, let p = strerror(code) else { return nil }
+        return String(cString: p)
     }
 }

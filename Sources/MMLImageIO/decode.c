@@ -79,6 +79,11 @@ static int png_decode(const uint8_t *data, size_t size, int want, uint8_t *out, 
     }
     png_set_read_fn(png, &reader, png_mem_read);
     png_set_user_limits(png, MML_IMG_MAX_SIDE, MML_IMG_MAX_SIDE);
+    /* Ancillary chunks (text, ICC profiles: compressed, so a small file can expand a lot) are bounded whatever
+     * the distribution's libpng build defaults to: at most 1000 of them, none expanding past 8 MB. The caller
+     * checks width x height against its pixel limit from the header (mml_image_probe) before decoding. */
+    png_set_chunk_cache_max(png, 1000);
+    png_set_chunk_malloc_max(png, 8u << 20);
     png_read_info(png, pinfo);
     png_uint_32 w = png_get_image_width(png, pinfo), h = png_get_image_height(png, pinfo);
     int depth = png_get_bit_depth(png, pinfo), ctype = png_get_color_type(png, pinfo);

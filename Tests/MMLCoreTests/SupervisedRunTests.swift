@@ -136,8 +136,11 @@ final class SupervisedRunTests: XCTestCase {
                                    "fewshot_5way_1shot_ci95", "fewshot_5way_5shot", "fewshot_5way_5shot_ci95"])
         XCTAssertEqual(try JSONDecoder().decode(RetrievalEvaluationRunResult.self, from: json), e)
         // evalOnly on the saved embedding, and the retrieval run on its own, reproduce the evaluation exactly.
-        config.evalOnly = dir + "/embedding.safetensors"
-        config.out = nil
+        // (the training settings back to their defaults: they cannot apply to a saved embedding)
+        config = EmbeddingTrainingRunConfiguration(dataset: config.dataset, evalSplit: config.evalSplit,
+                                                   evalEpisodes: config.evalEpisodes,
+                                                   evalOnly: dir + "/embedding.safetensors", seed: config.seed,
+                                                   threads: config.threads, out: nil)
         tags = []
         let again = try EmbeddingTrainingRun(config).run { tags.append(self.tag($0)) }
         XCTAssertEqual(tags, ["retrieval", "fewShot1", "fewShot5"])
@@ -161,7 +164,9 @@ final class SupervisedRunTests: XCTestCase {
         XCTAssertEqual(fields { $0.dim = -1 }, ["dim"])
         XCTAssertEqual(fields { $0.classesPerBatch = 1 }, ["classesPerBatch", "imagesPerClass"])
         XCTAssertEqual(fields { $0.learningRate = 0 }, ["learningRate"])
-        XCTAssertEqual(fields { $0.evalOnly = "x"; $0.out = nil; $0.iterations = 0 }, [], "evalOnly does not train")
+        XCTAssertEqual(fields { $0.evalOnly = "x"; $0.out = nil }, [], "evalOnly does not train")
+        // a training setting cannot apply to evaluating a saved embedding
+        XCTAssertEqual(fields { $0.evalOnly = "x"; $0.out = nil; $0.iterations = 0 }, ["iterations", "evalOnly", "evalOnly"])
         XCTAssertThrowsError(try RetrievalEvaluationRun(.init(dataset: data, fewShotEpisodes: -1))) {
             XCTAssertEqual(($0 as? MMLError)?.fields, ["fewShotEpisodes"])
         }

@@ -5,8 +5,8 @@ import XCTest
 
 /// `mml pretrain` and `mml train-embedding` on the built-in synthetic data at small sizes.
 final class PretrainCLITests: XCTestCase {
-    let synthetic = ["synthetic", "--synthetic-size", "28", "--synthetic-channels", "1", "--synthetic-images", "20",
-                     "--image-size", "28", "--widths", "16,16,16,16"]
+    let data = ["synthetic", "--synthetic-size", "28", "--synthetic-channels", "1", "--synthetic-images", "20"]
+    var synthetic: [String] { data + ["--image-size", "28", "--widths", "16,16,16,16"] }
 
     func testPretrainWritesCheckpointsAndLog() throws {
         let dir = try makeTempDir(self, prefix: "mml-pre")
@@ -99,7 +99,7 @@ final class PretrainCLITests: XCTestCase {
         try assertMMLFails(base + ["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is unknown; use sgd or adam")
         try assertMMLFails(base + ["--epochs", "0"], "--epochs must be >= 1, got 0")
         try assertMMLFails(base + ["--lr", "0"], "--lr must be > 0")
-        try assertMMLFails(base + ["--scale", "0", "--epochs", "1"], "scale must be a positive number")
+        try assertMMLFails(base + ["--scale", "0", "--epochs", "1"], "--scale 0.0 is not allowed: it must be a finite number > 0")
         try assertMMLFails(base + ["--widths", "16,x"], "--widths '16,x' must be comma-separated positive integers")
         try assertMMLFails(base + ["--loss", "arcface"], "arcface")
         try assertMMLFails(base + ["--test-protocols", "prototype,knn"], "--test-protocols: 'knn' is unknown")
@@ -124,7 +124,9 @@ final class PretrainCLITests: XCTestCase {
         XCTAssertEqual(Set(loaded.extra.map(\.name)), ["embedding.weight", "embedding.bias", "loss.beta"])
         XCTAssertEqual(loaded.extra.first { $0.name == "embedding.weight" }?.tensor.shape, [8, 16])
         // --eval-only on the saved embedding reproduces the final evaluation exactly.
-        let (code2, out2, err2) = try runMML(args + ["--eval-only", dir + "/embedding.safetensors"])
+        // (only the data and the evaluation's options: the training ones cannot apply to a saved embedding)
+        let (code2, out2, err2) = try runMML(["train-embedding"] + data + ["--eval-episodes", "3", "--eval-only",
+                                                                           dir + "/embedding.safetensors"])
         XCTAssertEqual(code2, 0, err2)
         let result = { (s: String) in s.split(separator: "\n").first { $0.hasPrefix("result ") } }
         XCTAssertNotNil(result(out))
@@ -139,14 +141,14 @@ final class PretrainCLITests: XCTestCase {
                         "--classes-per-batch and --images-per-class must be >= 2")
         try assertMMLFails(base + ["--out", dir, "--classes-per-batch", "100"],
                         "has 64 class(es) with at least 4 images, but P x K batches need 100")
-        try assertMMLFails(base + ["--out", dir, "--margin=-0.1"], "margin alpha must be >= 0")
+        try assertMMLFails(base + ["--out", dir, "--margin=-0.1"], "--margin -0.1 is not allowed: it must be a finite number >= 0")
         try assertMMLFails(base + ["--out", dir, "--positives", "medium"], "medium")
         try assertMMLFails(base + ["--eval-only", "/no/such.safetensors"], "/no/such.safetensors")
         // A pre-trained (not embedding) checkpoint is refused by --eval-only.
         let (code, _, err) = try runMML(["pretrain"] + synthetic + ["--epochs", "1", "--max-batches", "1",
                                          "--batch-size", "8", "--val-split", "none", "--out", dir])
         XCTAssertEqual(code, 0, err)
-        try assertMMLFails(base + ["--eval-only", dir + "/backbone.safetensors"],
+        try assertMMLFails(["train-embedding"] + data + ["--eval-only", dir + "/backbone.safetensors"],
                         "is a 'pretrained' checkpoint; --eval-only takes the embedding.safetensors")
     }
 }

@@ -44,12 +44,22 @@ public enum Datasets {
     ///   - synthetic: the options of the synthetic dataset (used when the layout is synthetic).
     /// - Throws: `MMLError(.fileNotFound)` for a missing root, split file or image named by a CSV/split row;
     ///   `.invalidArgument` for an unknown split.
+    ///   - maxImagePixels: the largest width x height of an image file accepted when decoding.
+    ///   - allowDuplicates: accept an image named twice (`DatasetHygiene`) with a warning instead of refusing it.
     public static func open(path: String, layout: DatasetLayout? = nil, split: String? = nil,
-                            synthetic: SyntheticDataset.Options = .init()) throws -> any FewShotDataset {
+                            synthetic: SyntheticDataset.Options = .init(),
+                            maxImagePixels: Int = ImageCodec.defaultMaxPixels,
+                            allowDuplicates: Bool = false) throws -> any FewShotDataset {
         let layout = layout ?? DatasetLayout.detect(path: path, split: split)
         if layout == .synthetic {
             return try SyntheticDataset(options: synthetic, split: split ?? "train")
         }
+        var files = try openFiles(path: path, layout: layout, split: split)
+        files.maxImagePixels = maxImagePixels
+        return try DatasetHygiene.checked(files, allowDuplicates: allowDuplicates)
+    }
+
+    private static func openFiles(path: String, layout: DatasetLayout, split: String?) throws -> FileImageDataset {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
             throw MMLError(.fileNotFound, "dataset root \(path) does not exist or is not a directory; check the path "
@@ -113,26 +123,16 @@ public enum Datasets {
     /// root/images/ + root/<split>.csv with `filename,label` rows (a `filename,label` header is optional).
     static func openCSV(root: String, split: String) throws -> FileImageDataset {
         let csv = root + "/" + split + ".csv"
-        guard let text = try? String(contentsOfFile: csv, encoding: .utf8) else {
-            throw MMLError(.fileNotFound, "split file \(csv) does not exist; the CSV layout needs root/images/ and "
-                           + "root/{train,val,test}.csv")
-        }
         var order: [String] = [], byLabel: [String: [String]] = [:], skipped: [String] = []
-        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || (n == 0 && line.lowercased().hasPrefix("filename")) { continue }
-            let parts = line.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw MMLError(.corruptFile, "\(csv) line \(n + 1): expected `filename,label`, got '\(line)'")
-            }
-            let path = root + "/images/" + parts[0]
+        for row in try CSVSplit.read(csv) {
+            let path = root + "/images/" + row.filename
             guard FileManager.default.fileExists(atPath: path) else {
-                throw MMLError(.fileNotFound, "\(csv) line \(n + 1) names '\(parts[0])' but \(path) does not exist; "
-                               + "put the images in \(root)/images/ or fix the row")
+                throw MMLError(.fileNotFound, "\(csv) line \(row.line) names '\(row.filename)' but \(path) does not "
+                               + "exist; put the images in \(root)/images/ or fix the row")
             }
-            if !isImageFile(parts[0]) { skipped.append(path); continue }
-            if byLabel[parts[1]] == nil { order.append(parts[1]) }
-            byLabel[parts[1], default: []].append(path)
+            if !isImageFile(row.filename) { skipped.append(path); continue }
+            if byLabel[row.label] == nil { order.append(row.label) }
+            byLabel[row.label, default: []].append(path)
         }
         let classes = order.map { FileClass(name: $0, files: byLabel[$0]!) }
         return FileImageDataset(name: "csv:\(split) at \(root)", classes: classes, skippedFiles: skipped,

@@ -48,19 +48,106 @@ public struct EpisodeList: Sendable, Codable, Equatable {
     /// Writes the list as JSON to `path` atomically.
     public func write(to path: String) throws { try AtomicFile.write(jsonData(), to: path) }
 
+    /// The largest episode list read (600 5-way 5-shot 15-query episodes with 100-byte paths take ~6 MB).
+    public static let maxFileBytes = 1 << 30
+
     /// Reads a list written by `write`. Throws `MMLError(.fileNotFound / .corruptFile)` naming the file.
     public static func read(from path: String) throws -> EpisodeList {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue,
+              let data = size > maxFileBytes ? Data() : FileManager.default.contents(atPath: path) else {
             throw MMLError(.fileNotFound, "episode list \(path) does not exist or is not readable")
         }
-        do { return try JSONDecoder().decode(EpisodeList.self, from: data) } catch {
-            throw MMLError(.corruptFile, "episode list \(path) is not valid episode JSON: \(error)")
+        return try decode(data, source: path, fileSize: size)
+    }
+
+    /// Decodes and checks the JSON of an episode list; `source` names it in errors.
+    /// - Throws: `MMLError(.corruptFile)` for a file over `maxFileBytes`, JSON nested deeper than
+    ///   `JSONInput.maxDepth`, JSON that is not an episode list, or episodes whose counts disagree with the list's
+    ///   way, shot and query (each named with its index); `.invalidArgument` for way, shot or query below 1 (0
+    ///   for query) or an episode index listed twice.
+    public static func decode(_ data: Data, source: String, fileSize: Int? = nil) throws -> EpisodeList {
+        let size = fileSize ?? data.count
+        guard size <= maxFileBytes else {
+            throw MMLError(.corruptFile, "episode list \(source) is \(size) bytes, more than the \(maxFileBytes)-byte "
+                           + "limit; write fewer episodes per list (`mml data episodes --episodes`)")
+        }
+        let list = try JSONInput.decode(EpisodeList.self, from: data, source: "episode list \(source)",
+                                        what: "episode JSON")
+        try list.check(source: "episode list \(source)")
+        return list
+    }
+
+    /// Checks the counts: every episode has `way` classes, `shot` support and `query` query paths for each, and
+    /// no index twice.
+    func check(source: String) throws {
+        guard way >= 1, shot >= 1, query >= 0 else {
+            throw MMLError(.invalidArgument, "\(source) declares way \(way), shot \(shot), query \(query); episodes need "
+                           + "way >= 1, shot >= 1 and query >= 0")
+        }
+        var seen = Set<Int>()
+        for e in episodes {
+            func bad(_ what: String) -> MMLError {
+                MMLError(.corruptFile, "\(source): episode \(e.index) \(what), but the list is \(way)-way \(shot)-shot "
+                         + "with \(query) queries per class; the file was edited or truncated, regenerate it with "
+                         + "`mml data episodes`")
+            }
+            guard seen.insert(e.index).inserted else {
+                throw MMLError(.invalidArgument, "\(source): episode index \(e.index) is listed twice; each episode "
+                               + "index may appear once")
+            }
+            guard e.classes.count == way else { throw bad("has \(e.classes.count) classes") }
+            guard e.support.count == way, e.query.count == way else {
+                throw bad("has support for \(e.support.count) and queries for \(e.query.count) classes")
+            }
+            if let j = e.support.firstIndex(where: { $0.count != shot }) {
+                throw bad("has \(e.support[j].count) support image(s) for class '\(e.classes[j])'")
+            }
+            if let j = e.query.firstIndex(where: { $0.count != query }) {
+                throw bad("has \(e.query[j].count) query image(s) for class '\(e.classes[j])'")
+            }
+            if Set(e.classes).count != e.classes.count {
+                throw bad("names a class twice (\(e.classes.joined(separator: ", ")))")
+            }
         }
     }
 
     /// The episodes as indices into `dataset` (which must hold every named class and path).
-    /// Throws `MMLError(.invalidArgument)` naming the first missing class or path and its episode.
+    /// - Parameters:
+    ///   - allowDuplicates: accept an episode that names one image twice (say as support and query) and report it
+    ///     in `warnings` instead of throwing.
+    ///   - warnings: receives one line per such episode (at most 5, then a count), starting with
+    ///     `DatasetHygiene.warningPrefix`.
+    /// - Throws: `MMLError(.invalidArgument)` naming the first missing class or path and its episode, or the first
+    ///   episode that names an image twice (same resolved file at the same rotation) and `allowDuplicates`.
+    public func resolve(in dataset: any FewShotDataset, allowDuplicates: Bool = false,
+                        warnings: inout [String]) throws -> [Episode] {
+        let episodes = try resolveIndices(in: dataset)
+        var cache: [String: String] = [:], repeated: [String] = []
+        for e in episodes {
+            guard let r = DatasetHygiene.repeatedImages(in: e, of: dataset, cache: &cache) else { continue }
+            if !allowDuplicates {
+                throw MMLError(.invalidArgument, "episode \(e.index) of the list names an image twice: \(r); an image "
+                               + "that is both support and query makes the episode a lookup. Regenerate the list "
+                               + "(`mml data episodes`) or pass `allowDuplicates` to use it as it is")
+            }
+            repeated.append("episode \(e.index): \(r)")
+        }
+        if !repeated.isEmpty {
+            let more = repeated.count > 5 ? " and \(repeated.count - 5) more episode(s)" : ""
+            warnings.append("\(DatasetHygiene.warningPrefix) (`allowDuplicates`): \(repeated.count) episode(s) of the "
+                            + "list name an image twice: " + repeated.prefix(5).joined(separator: "; ") + more)
+        }
+        return episodes
+    }
+
+    /// The episodes as indices into `dataset`, refusing any that names an image twice (`resolve(in:allowDuplicates:
+    /// warnings:)`).
     public func resolve(in dataset: any FewShotDataset) throws -> [Episode] {
+        var ignored: [String] = []
+        return try resolve(in: dataset, allowDuplicates: false, warnings: &ignored)
+    }
+
+    private func resolveIndices(in dataset: any FewShotDataset) throws -> [Episode] {
         var classIndex: [String: Int] = [:]
         for (i, n) in dataset.classNames.enumerated() where classIndex[n] == nil { classIndex[n] = i }
         var itemIndex: [Int: [String: Int]] = [:]

@@ -58,13 +58,17 @@ public struct FileImageDataset: FewShotDataset {
     /// The classes in index order.
     public let classes: [FileClass]
     public let skippedFiles: [String]
-    public let warnings: [String]
+    public internal(set) var warnings: [String]
+    /// The largest width x height decoded; a larger image is refused from its header (`maxImagePixels`).
+    public var maxImagePixels: Int
 
-    public init(name: String, classes: [FileClass], skippedFiles: [String] = [], warnings: [String] = []) {
+    public init(name: String, classes: [FileClass], skippedFiles: [String] = [], warnings: [String] = [],
+                maxImagePixels: Int = ImageCodec.defaultMaxPixels) {
         self.name = name
         self.classes = classes
         self.skippedFiles = skippedFiles
         self.warnings = warnings
+        self.maxImagePixels = maxImagePixels
     }
 
     public var classNames: [String] { classes.map(\.name) }
@@ -73,7 +77,7 @@ public struct FileImageDataset: FewShotDataset {
     public func quarterTurns(ofClass c: Int) -> Int { classes[c].quarterTurns }
 
     public func loadImage(ofClass c: Int, item i: Int, channels: Int) throws -> PixelImage {
-        let img = try ImageCodec.decodeFile(classes[c].files[i], channels: channels)
+        let img = try ImageCodec.decodeFile(classes[c].files[i], channels: channels, maxPixels: maxImagePixels)
         return img.rotated(quarterTurns: classes[c].quarterTurns)
     }
 }

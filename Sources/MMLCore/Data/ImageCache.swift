@@ -31,8 +31,17 @@ public final class ImageCache: @unchecked Sendable {
     /// image is decoded again. Throws `MMLError(.invalidArgument)` for a bad side or channel count.
     public init(dataset: any FewShotDataset, side: Int, channels: Int, filter: ResizeFilter = .triangle,
                 file: String? = nil) throws {
-        guard side >= 1, channels == 1 || channels == 3 else {
-            throw MMLError(.invalidArgument, "image cache needs side >= 1 and 1 or 3 channels, got \(side), \(channels)")
+        guard side >= 1, side <= 4096, channels == 1 || channels == 3 else {
+            throw MMLError(.invalidArgument, "image cache needs a side in 1...4096 and 1 or 3 channels, got side "
+                           + "\(side), \(channels) channels")
+        }
+        // The slab holds every image of the split: refuse one larger than the machine before allocating it.
+        let items = (0..<dataset.classCount).reduce(0.0) { $0 + Double(dataset.itemCount(ofClass: $1)) }
+        let bytes = items * Double(side * side * channels), memory = MemoryEstimate.physicalMemory
+        if bytes > memory {
+            throw MMLError(.invalidArgument, "the image cache of \(dataset.name) needs \(Int(items)) images of "
+                           + "\(side) x \(side) x \(channels) bytes = \(MemoryEstimate.format(bytes)), more than this "
+                           + "machine's \(MemoryEstimate.format(memory)) of memory; use a smaller image size or fewer images")
         }
         self.dataset = dataset
         self.side = side

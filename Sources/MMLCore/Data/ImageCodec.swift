@@ -22,18 +22,27 @@ public enum ImageCodec {
     /// The file extensions the dataset scanners treat as images (lower case).
     public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
 
+    /// The default limit on an image's declared width x height (8192 x 8192, 192 MB as 8-bit RGB): a larger image
+    /// is refused from its header, before any pixel memory is allocated (`DatasetSource.maxImagePixels` raises it).
+    public static let defaultMaxPixels = 1 << 26
+
     /// Decodes a PNG or JPEG held in memory.
     /// - Parameters:
     ///   - bytes: the file contents.
     ///   - channels: 1 (grey), 3 (RGB) or nil for the native channel count (1-4).
     ///   - source: the file name used in error messages.
-    /// - Throws: `MMLError(.unsupportedFormat)` for anything but PNG/JPEG, `.corruptFile` when the library rejects it.
-    public static func decode(_ bytes: [UInt8], channels: Int? = nil, source: String = "<memory>") throws -> PixelImage {
+    ///   - maxPixels: the largest width x height accepted; checked on the header (PNG IHDR, JPEG SOF) before the
+    ///     pixel buffer is allocated.
+    /// - Throws: `MMLError(.unsupportedFormat)` for anything but PNG/JPEG or an image over `maxPixels`,
+    ///   `.corruptFile` when the library rejects it.
+    public static func decode(_ bytes: [UInt8], channels: Int? = nil, source: String = "<memory>",
+                              maxPixels: Int = defaultMaxPixels) throws -> PixelImage {
         precondition(channels == nil || channels == 1 || channels == 3, "[decode] channels must be 1, 3 or nil")
         var info = mml_image_info()
         var err = [CChar](repeating: 0, count: 256)
         let rc0 = bytes.withUnsafeBufferPointer { mml_image_probe($0.baseAddress, $0.count, &info, &err, err.count) }
         if rc0 != MML_IMG_OK { throw error(rc0, err, source) }
+        try checkSize(width: Int(info.width), height: Int(info.height), maxPixels: maxPixels, source: source)
         let c = channels ?? Int(info.channels)
         let n = Int(info.width) * Int(info.height) * c
         var rc: Int32 = 0
@@ -49,16 +58,21 @@ public enum ImageCodec {
     }
 
     /// Reads and decodes an image file. Throws `.fileNotFound` when it cannot be read, else as `decode`.
-    public static func decodeFile(_ path: String, channels: Int? = nil) throws -> PixelImage {
-        try decode(readFile(path), channels: channels, source: path)
+    public static func decodeFile(_ path: String, channels: Int? = nil,
+                                  maxPixels: Int = defaultMaxPixels) throws -> PixelImage {
+        try decode(readFile(path), channels: channels, source: path, maxPixels: maxPixels)
     }
 
     /// The header facts of an image held in memory.
-    public static func probe(_ bytes: [UInt8], source: String = "<memory>") throws -> ImageInfo {
+    /// - Parameter maxPixels: when given, an image whose header declares more pixels is refused as by `decode`.
+    public static func probe(_ bytes: [UInt8], source: String = "<memory>", maxPixels: Int? = nil) throws -> ImageInfo {
         var info = mml_image_info()
         var err = [CChar](repeating: 0, count: 256)
         let rc = bytes.withUnsafeBufferPointer { mml_image_probe($0.baseAddress, $0.count, &info, &err, err.count) }
         if rc != MML_IMG_OK { throw error(rc, err, source) }
+        if let maxPixels {
+            try checkSize(width: Int(info.width), height: Int(info.height), maxPixels: maxPixels, source: source)
+        }
         return ImageInfo(width: Int(info.width), height: Int(info.height), channels: Int(info.channels),
                          bitDepth: Int(info.bit_depth), format: info.format == MML_IMG_FORMAT_PNG ? .png : .jpeg)
     }
@@ -126,6 +140,16 @@ public enum ImageCodec {
         let ext = (path as NSString).pathExtension.lowercased()
         let bytes = ext == "jpg" || ext == "jpeg" ? try encodeJPEG(image, quality: jpegQuality) : try encodePNG(image)
         try AtomicFile.write(Data(bytes), to: path)
+    }
+
+    /// Refuses an image whose header declares more than `maxPixels` pixels, naming the file, both numbers and the
+    /// field that raises the limit.
+    static func checkSize(width: Int, height: Int, maxPixels: Int, source: String) throws {
+        guard width * height > maxPixels else { return }
+        throw MMLError(.unsupportedFormat,
+                       "\(source): the header declares \(width) x \(height) = \(width * height) pixels, more than the "
+                       + "limit of \(maxPixels) (`maxImagePixels`); decoding it would need \(width * height * 3 / 1_000_000) "
+                       + "MB. Raise `maxImagePixels` if the image is genuine, else remove or replace the file")
     }
 
     private static func take(_ rc: Int32, _ out: UnsafeMutablePointer<UInt8>?, _ len: Int, _ err: [CChar],

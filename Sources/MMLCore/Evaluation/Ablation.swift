@@ -12,7 +12,7 @@ public struct LevelScores: Sendable {
 /// Runs a model on episodes and keeps every level's scores (inference mode).
 /// - Throws: `MMLError` when the model has no metric or an episode cannot be loaded.
 public func collectLevelScores(_ model: FewShotModel, loader: EpisodeLoader, episodes: [Episode],
-                               progress: ((Int) -> Void)? = nil) throws -> [LevelScores] {
+                               progress: ((Int) throws -> Void)? = nil) throws -> [LevelScores] {
     var out: [LevelScores] = []
     out.reserveCapacity(episodes.count)
     for (k, e) in episodes.enumerated() {
@@ -20,7 +20,7 @@ public func collectLevelScores(_ model: FewShotModel, loader: EpisodeLoader, epi
         let (o, _) = try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: e.way,
                                        training: false)
         out.append(LevelScores(scores: o.levelScores, labels: b.queryLabels))
-        progress?(k + 1)
+        try progress?(k + 1)
     }
     return out
 }

@@ -29,7 +29,7 @@ public func accuracy(of scores: Tensor, labels: [Int]) -> Double {
 /// - Parameter progress: called after each episode with the number done.
 public func evaluateEpisodes(backbone: any Backbone, metric: MultiLevelMetric, loader: EpisodeLoader,
                              sampler: EpisodeSampler, episodes: Int,
-                             progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
+                             progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
     var metric = metric
     return try evaluateEpisodeList(sampler.episodes(episodes), loader: loader, progress: progress) { b, way in
@@ -48,7 +48,7 @@ public func evaluateEpisodes(backbone: any Backbone, metric: MultiLevelMetric, l
 
 /// The loop shared by the evaluators: load each episode, score it with `score`, and summarise fused and per-level
 /// accuracy with their per-episode values.
-func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, progress: ((Int) -> Void)?,
+func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, progress: ((Int) throws -> Void)?,
                          score: (EpisodeBatch, Int) throws -> MultiLevelMetric.Output) throws -> EpisodeEvaluation {
     guard !episodes.isEmpty else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got none") }
     let start = DispatchTime.now().uptimeNanoseconds
@@ -59,7 +59,7 @@ func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, progress:
         let out = try score(b, episode.way)
         fused.append(accuracy(of: out.logits, labels: b.queryLabels))
         for (level, sc) in out.levelScores { perLevel[level, default: []].append(accuracy(of: sc, labels: b.queryLabels)) }
-        progress?(k + 1)
+        try progress?(k + 1)
     }
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     return EpisodeEvaluation(fused: AccuracySummary(fused), levels: perLevel.mapValues { AccuracySummary($0) },

@@ -116,13 +116,13 @@ public struct EpisodeFile<Report: Codable & Sendable>: Sendable {
         }
         let header: EpisodeFileHeader<Report>
         do { header = try dec.decode(EpisodeFileHeader<Report>.self, from: Data(first)) } catch {
-            throw MMLError(.corruptFile, "\(path) line 1: the header is incomplete or malformed (\(error))")
+            throw MMLError(.corruptFile, "\(path) line 1: the header is incomplete or malformed (\(MMLError.describe(error)))")
         }
         var records: [EpisodeRecord] = []
         records.reserveCapacity(lines.count - 1)
         for (k, line) in lines.dropFirst().enumerated() {
             do { records.append(try dec.decode(EpisodeRecord.self, from: Data(line))) } catch {
-                throw MMLError(.corruptFile, "\(path) line \(k + 2): not a per-episode record (\(error)); the file is "
+                throw MMLError(.corruptFile, "\(path) line \(k + 2): not a per-episode record (\(MMLError.describe(error))); the file is "
                                + "damaged, write it again")
             }
         }

@@ -120,11 +120,14 @@ public struct EpisodeRecord: Codable, Sendable, Equatable {
     public var levels: [String: Double]?
     /// Each ablation row's accuracy, by row name (`pixel+part`, ..., `all (trained fusion)`).
     public var subsets: [String: Double]?
+    /// The training seed of the model that was evaluated, when the run evaluated one seed of a study (absent in
+    /// other files and in files of older versions).
+    public var trainingSeed: UInt64?
 
     public init(way: Int, shot: Int, index: Int, hash: String, accuracy: Double, levels: [String: Double]? = nil,
-                subsets: [String: Double]? = nil) {
+                subsets: [String: Double]? = nil, trainingSeed: UInt64? = nil) {
         self.way = way; self.shot = shot; self.index = index; self.hash = hash; self.accuracy = accuracy
-        self.levels = levels; self.subsets = subsets
+        self.levels = levels; self.subsets = subsets; self.trainingSeed = trainingSeed
     }
 
     /// A stable hash of what an episode is: way, shot, query, each class's name and episode label, its support and

@@ -110,7 +110,7 @@ struct EvaluationAccumulator {
 /// - Throws: `MMLError` for an empty episode list, an episode that does not fit the set, or a failing episode.
 public func evaluateEpisodes(features: FeatureSet, episodes: [Episode], metric: MultiLevelMetric,
                              fusionStatistics: FusionStatistics = .stored,
-                             progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
+                             progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     guard !episodes.isEmpty else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got none") }
     var acc = EvaluationAccumulator()
     for (k, e) in episodes.enumerated() {
@@ -118,7 +118,7 @@ public func evaluateEpisodes(features: FeatureSet, episodes: [Episode], metric: 
         let scores = try scoreEpisode(metric: metric, support: b.support, labels: b.supportLabels, query: b.query,
                                       way: e.way, fusionStatistics: fusionStatistics)
         try acc.add(scores, queryLabels: b.queryLabels)
-        progress?(k + 1)
+        try progress?(k + 1)
     }
     return acc.result()
 }
@@ -130,7 +130,7 @@ public func evaluateEpisodes(features: FeatureSet, episodes: [Episode], metric: 
 ///   `way` classes.
 public func evaluateEpisodes(features: Tensor, labels: [Int], way: Int, shot: Int, query: Int, seed: UInt64,
                              episodes: Int, metric: MultiLevelMetric, fusionStatistics: FusionStatistics = .stored,
-                             progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
+                             progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     let set = try FeatureSet(features: features, labels: labels)
     let sampler = try EpisodeSampler(dataset: set, way: way, shot: shot, query: query, seed: seed)
     guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
@@ -145,7 +145,7 @@ public func evaluateEpisodes(features: Tensor, labels: [Int], way: Int, shot: In
 ///   anything the closure, the loader or the metric throws.
 public func evaluateEpisodes(backbone: (Tensor) throws -> Tensor, metric: MultiLevelMetric, loader: EpisodeLoader,
                              sampler: EpisodeSampler, episodes: Int, fusionStatistics: FusionStatistics = .stored,
-                             progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
+                             progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
     var acc = EvaluationAccumulator()
     for e in 0..<episodes {
@@ -165,7 +165,7 @@ public func evaluateEpisodes(backbone: (Tensor) throws -> Tensor, metric: MultiL
         let scores = try scoreEpisode(metric: metric, support: s, labels: b.supportLabels, query: q, way: sampler.way,
                                       fusionStatistics: fusionStatistics)
         try acc.add(scores, queryLabels: b.queryLabels)
-        progress?(e + 1)
+        try progress?(e + 1)
     }
     return acc.result()
 }

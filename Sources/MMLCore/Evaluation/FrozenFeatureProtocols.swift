@@ -134,7 +134,7 @@ public func frozenFeatureScores(support: Tensor, supportLabels: [Int], query: Te
 public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: EpisodeLoader, episodes: [Episode],
                                    protocol proto: FrozenFeatureProtocol,
                                    options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
-                                   progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
+                                   progress: ((Int) throws -> Void)? = nil) throws -> FrozenFeatureEvaluation {
     guard !episodes.isEmpty else {
         throw MMLError(.invalidArgument, "frozen-feature evaluation: episodes must be >= 1, got 0")
     }
@@ -150,7 +150,7 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
         let scores = try frozenFeatureScores(support: fs, supportLabels: batch.supportLabels, query: fq,
                                              way: ep.way, protocol: proto, options: options, episode: ep.index)
         accs.append(accuracy(of: scores, labels: batch.queryLabels))
-        progress?(k + 1)
+        try progress?(k + 1)
     }
     return FrozenFeatureEvaluation(perEpisode: accs, summary: AccuracySummary(accs),
                                    seconds: Date().timeIntervalSince(t0))
@@ -162,7 +162,7 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
 public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: EpisodeLoader,
                                    sampler: EpisodeSampler, episodes: Int, protocol proto: FrozenFeatureProtocol,
                                    options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
-                                   progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
+                                   progress: ((Int) throws -> Void)? = nil) throws -> FrozenFeatureEvaluation {
     guard episodes >= 1 else {
         throw MMLError(.invalidArgument, "frozen-feature evaluation: episodes must be >= 1, got \(episodes)")
     }
@@ -175,7 +175,7 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
 public func evaluateFrozenFeatures(model: FewShotModel, loader: EpisodeLoader, sampler: EpisodeSampler,
                                    episodes: Int, protocol proto: FrozenFeatureProtocol,
                                    options: CosineClassifierProtocolOptions = CosineClassifierProtocolOptions(),
-                                   progress: ((Int) -> Void)? = nil) throws -> FrozenFeatureEvaluation {
+                                   progress: ((Int) throws -> Void)? = nil) throws -> FrozenFeatureEvaluation {
     let features: (Tensor) throws -> Tensor = proto == .protonet
         ? { try flattenedFeatures(model: model, images: $0) } : { try pooledFeatures(model: model, images: $0) }
     return try evaluateFrozenFeatures(features: features, loader: loader,

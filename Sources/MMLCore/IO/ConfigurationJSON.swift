@@ -12,13 +12,14 @@ public enum ConfigurationJSON {
     public static func decode<T: Codable>(_ type: T.Type, from text: String, over defaults: T,
                                           what: String) throws -> T {
         let given: [String: Any]
+        try JSONInput.checkDepth(Array(text.utf8), source: "the \(what)")
         do {
             guard let o = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
                 throw MMLError(.config, "the \(what) must be a JSON object ({...}), got: \(text.prefix(80))")
             }
             given = o
         } catch let e as MMLError { throw e } catch {
-            throw MMLError(.config, "the \(what) is not valid JSON (\(error.localizedDescription)): \(text.prefix(80))")
+            throw MMLError(.config, "the \(what) is not valid JSON (\(MMLError.describe(error))): \(text.prefix(80))")
         }
         let base = try JSONSerialization.jsonObject(with: JSONEncoder().encode(defaults)) as? [String: Any] ?? [:]
         let merged = laid(given, over: base)
@@ -35,11 +36,11 @@ public enum ConfigurationJSON {
         } catch let DecodingError.dataCorrupted(ctx) where !ctx.codingPath.isEmpty {
             throw MMLError(.config, "`\(path(ctx.codingPath))` in the \(what): \(ctx.debugDescription)")
         } catch let DecodingError.dataCorrupted(ctx) {
-            let why = ctx.underlyingError.map { " (\($0))" } ?? ""
+            let why = ctx.underlyingError.map { " (\(MMLError.describe($0)))" } ?? ""
             throw MMLError(.config, "the \(what) cannot be read: \(ctx.debugDescription)\(why); check the types of "
                            + "its values (integers where integers are expected)")
         } catch {
-            throw MMLError(.config, "the \(what) cannot be read: \(error)")
+            throw MMLError(.config, "the \(what) cannot be read: \(MMLError.describe(error))")
         }
         // Every given field must survive a round trip: one the type does not know is refused.
         let back = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]

@@ -13,7 +13,7 @@ public final class JSONLLog {
         self.path = path
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            throw MMLError(.io, "cannot create the output directory \(dir): \(error.localizedDescription); "
+            throw MMLError(.io, "cannot create the output directory \(dir): \(MMLError.describe(error)); "
                            + "choose a writable `out` directory")
         }
         if fresh || !FileManager.default.fileExists(atPath: path) { try AtomicFile.write(Data(), to: path) }

@@ -57,10 +57,7 @@ public enum SVGChart {
         for t in ticks(x0, x1) {
             s += "<text x=\"\(f(sx(t)))\" y=\"\(f(mt + ph + 16))\" text-anchor=\"middle\">\(label(t))</text>\n"
         }
-        for t in ticks(y0, y1) {
-            s += "<line x1=\"\(f(ml))\" x2=\"\(f(ml + pw))\" y1=\"\(f(sy(t)))\" y2=\"\(f(sy(t)))\" stroke=\"#eee\"/>\n"
-            s += "<text x=\"\(f(ml - 6))\" y=\"\(f(sy(t) + 4))\" text-anchor=\"end\">\(label(t))</text>\n"
-        }
+        s += yGrid(y0, y1, ml: ml, pw: pw, sy: sy)
         for (i, se) in series.enumerated() {
             let color = palette[i % palette.count]
             let p = se.points.filter { $0.x.isFinite && $0.y.isFinite }
@@ -94,10 +91,7 @@ public enum SVGChart {
         func sy(_ y: Double) -> Double { mt + (1 - (y - y0) / (y1 - y0)) * ph }
         var s = header(width: width, height: height, title: title)
         s += axes(ml: ml, mt: mt, pw: pw, ph: ph, xLabel: "", yLabel: yLabel, height: height)
-        for t in ticks(y0, y1) {
-            s += "<line x1=\"\(f(ml))\" x2=\"\(f(ml + pw))\" y1=\"\(f(sy(t)))\" y2=\"\(f(sy(t)))\" stroke=\"#eee\"/>\n"
-            s += "<text x=\"\(f(ml - 6))\" y=\"\(f(sy(t) + 4))\" text-anchor=\"end\">\(label(t))</text>\n"
-        }
+        s += yGrid(y0, y1, ml: ml, pw: pw, sy: sy)
         let slot = pw / Double(max(values.count, 1))
         for (i, v) in values.enumerated() where v.isFinite {
             let cx = ml + slot * (Double(i) + 0.5), bw = slot * 0.6
@@ -129,6 +123,16 @@ public enum SVGChart {
     }
 
     static func f(_ v: Double) -> String { String(format: "%.1f", v) }
+
+    /// The y axis's tick labels with a light grid line at each tick (`sy` maps a value to its pixel row).
+    static func yGrid(_ y0: Double, _ y1: Double, ml: Double, pw: Double, sy: (Double) -> Double) -> String {
+        var s = ""
+        for t in ticks(y0, y1) {
+            s += "<line x1=\"\(f(ml))\" x2=\"\(f(ml + pw))\" y1=\"\(f(sy(t)))\" y2=\"\(f(sy(t)))\" stroke=\"#eee\"/>\n"
+            s += "<text x=\"\(f(ml - 6))\" y=\"\(f(sy(t) + 4))\" text-anchor=\"end\">\(label(t))</text>\n"
+        }
+        return s
+    }
 
     static func header(width: Int, height: Int, title: String) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" "

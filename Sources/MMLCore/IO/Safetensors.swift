@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #else
@@ -102,6 +103,15 @@ public enum Safetensors {
             }
             entries.append(try entry(name, value, dataCount: dataCount, corrupt))
         }
+        // Tensors may be listed in any order, but their byte ranges must not overlap (writing one would change
+        // another; the reference implementation lays them end to end). Empty tensors take no bytes.
+        let byStart = entries.filter { !$0.byteRange.isEmpty }.sorted {
+            ($0.byteRange.lowerBound, $0.name) < ($1.byteRange.lowerBound, $1.name)
+        }
+        for (a, b) in zip(byStart, byStart.dropFirst()) where b.byteRange.lowerBound < a.byteRange.upperBound {
+            throw corrupt("the data of '\(a.name)' (bytes \(a.byteRange.lowerBound)..<\(a.byteRange.upperBound)) and "
+                          + "'\(b.name)' (bytes \(b.byteRange.lowerBound)..<\(b.byteRange.upperBound)) overlap")
+        }
         return Contents(entries: entries, metadata: metadata, data: Array(bytes[dataStart...]), source: source)
     }
 
@@ -187,23 +197,40 @@ public enum Safetensors {
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
                              to path: String) throws {
         let bytes = encode(tensors, metadata: metadata)
-        let tmp = path + ".tmp-\(getpid())"
-        guard let f = fopen(tmp, "wb") else {
-            throw MMLError(.io, "cannot create \(tmp): \(String(cString: strerror(errno))); check that the directory exists and is writable")
-        }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
-        fclose(f)
-        guard written == bytes.count, flushed else {
-            let err = String(cString: strerror(errno))
-            unlink(tmp)
-            throw MMLError(.io, "writing \(tmp) failed after \(written) of \(bytes.count) bytes: \(err) (disk full?)")
-        }
+        let tmp = AtomicFile.temporaryPath(for: path)
+        try bytes.withUnsafeBytes { try AtomicFile.writeSynced($0, to: tmp, target: path) }
         guard rename(tmp, path) == 0 else {
             let err = String(cString: strerror(errno))
             unlink(tmp)
             throw MMLError(.io, "cannot rename \(tmp) to \(path): \(err)")
         }
+    }
+
+    /// The `__metadata__` of the file at `path`, reading only its header (not the tensors).
+    /// - Throws: `MMLError(.fileNotFound / .io / .corruptFile)`.
+    public static func metadata(at path: String) throws -> [String: String] {
+        guard let f = fopen(path, "rb") else {
+            let code = errno
+            throw MMLError(code == ENOENT ? .fileNotFound : .io,
+                           "cannot open safetensors file \(path): \(String(cString: strerror(code)))")
+        }
+        defer { fclose(f) }
+        var lengthBytes = [UInt8](repeating: 0, count: 8)
+        guard lengthBytes.withUnsafeMutableBytes({ fread($0.baseAddress, 1, 8, f) }) == 8 else {
+            throw MMLError(.corruptFile, "\(path) is shorter than a safetensors header")
+        }
+        let n = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard n <= UInt64(maxHeaderBytes) else {
+            throw MMLError(.corruptFile, "\(path): header length \(n) exceeds \(maxHeaderBytes) bytes")
+        }
+        var header = [UInt8](repeating: 0, count: Int(n))
+        guard header.withUnsafeMutableBytes({ fread($0.baseAddress, 1, Int(n), f) }) == Int(n) else {
+            throw MMLError(.corruptFile, "\(path) ends inside its safetensors header")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(header))) as? [String: Any] else {
+            throw MMLError(.corruptFile, "\(path): the safetensors header is not a JSON object")
+        }
+        return (object["__metadata__"] as? [String: String]) ?? [:]
     }
 
     /// Reads and parses the file at `path`. - Throws: `MMLError(.fileNotFound / .io / .corruptFile)`.

@@ -66,6 +66,7 @@ public final class FewShotModel: ParameterContainer {
     /// Builds a freshly initialised model. - Throws: `MMLError(.config)` for an invalid configuration.
     /// - Parameter threads: threads for the layer and head kernels (0 = all cores).
     public init(_ configuration: ModelConfiguration, threads: Int = 0) throws {
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
         try configuration.validate()
         self.configuration = configuration
         let b = try makeBackbone(configuration.backboneConfiguration)

@@ -204,6 +204,13 @@ public struct MetricConfiguration: Codable, Sendable, Equatable {
             throw MMLError(.config, "`partForm` '\(partForm.name)' is not understood; use channels or grid:G1,G2,... "
                            + "with positive grid sizes (MML v4 uses grid:3,2)")
         }
+        try Limits.check(pixelNeighbours, "pixelNeighbours", in: Limits.neighbours, "pixel neighbours K")
+        try Limits.check(partNeighbours, "partNeighbours", in: Limits.neighbours, "part neighbours K")
+        if case .grid(let sizes) = partForm, let g = sizes.first(where: { $0 > Limits.imageSide.upperBound }) {
+            throw MMLError(.invalidArgument, "`partForm` grid size \(g) is out of range: a grid size must be in "
+                           + "1...\(Limits.imageSide.upperBound) (and at most the feature map's side)")
+        }
+        try Limits.check(way, "way", in: 0...Limits.way.upperBound, "classes per episode")
         guard distributionEps.isFinite, distributionEps > 0 else {
             throw MMLError(.config, "distribution eps = \(distributionEps) (`distributionEps`); it must be a positive "
                            + "number (0.01 is the METHOD.md default)")

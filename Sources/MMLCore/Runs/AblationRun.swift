@@ -36,16 +36,20 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     /// The per-episode file (nil: `out/episodes.jsonl`, or `out/episodes-shard-<i>-of-<n>.jsonl` for a shard; a
     /// directory gets that name inside it).
     public var episodesOut: String?
+    /// The training seed of `checkpoint` when it is one seed of a study (`SeedAblationRun`): written into the
+    /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
+    public var trainingSeed: UInt64?
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
                 refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
                 seed: UInt64 = 0, out: String = "runs/ablation", threads: Int = 0, retrain: Bool = false,
                 retraining: EpisodicTrainingRunConfiguration? = nil, shard: ShardSpec? = nil,
-                episodesOut: String? = nil) {
+                episodesOut: String? = nil, trainingSeed: UInt64? = nil) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.refitSplit = refitSplit
         self.refitEpisodes = refitEpisodes; self.way = way; self.shot = shot; self.query = query
         self.episodes = episodes; self.seed = seed; self.out = out; self.threads = threads; self.retrain = retrain
         self.retraining = retraining; self.shard = shard; self.episodesOut = episodesOut
+        self.trainingSeed = trainingSeed
     }
 
     /// Where the per-episode file goes.
@@ -62,6 +66,28 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
         if !retrain && checkpoint == nil {
             throw MMLError(.invalidArgument, "give `checkpoint` (a model trained with all levels) or `retrain`")
         }
+        if !retrain && retraining != nil {
+            throw MMLError(.invalidArgument, "`retraining` (how to train the subsets' models) only applies with "
+                           + "`retrain`; the ablation of `checkpoint` re-fits its fusion: drop the training settings")
+        }
+        try dataset.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(way, "way", in: Limits.way, "classes per episode")
+        try Limits.check(shot, "shot", in: Limits.shot, "support images per class")
+        try Limits.check(query, "query", in: Limits.query, "query images per class")
+        try Limits.check(episodes, "episodes", in: Limits.episodes, "test episodes")
+        try Limits.check(refitEpisodes, "refitEpisodes", in: Limits.episodes, "refit episodes")
+        let images = try Limits.imagesPerEpisode(way: way, wayField: "way", shot: shot, shotField: "shot",
+                                                 query: query, queryField: "query")
+        // The test and refit episodes are sampled up front, with every level's (queries x way) scores of each.
+        var m = MemoryEstimate()
+        m.addEpisodes(episodes, imagesPerEpisode: images, way: way, what: "test episodes")
+        m.add("their level scores", bytes: Double(episodes) * 12 * Double(way) * Double(way) * Double(query))
+        if !retrain {
+            m.addEpisodes(refitEpisodes, imagesPerEpisode: images, way: way, what: "refit episodes")
+            m.add("their level scores", bytes: Double(refitEpisodes) * 12 * Double(way) * Double(way) * Double(query))
+        }
+        try m.check(lower: retrain ? ["episodes", "way", "query"] : ["episodes", "refitEpisodes", "way", "query"])
         try retraining?.validate()
         if let shard {
             try shard.validate()
@@ -71,6 +97,18 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
                                + "ablation of one trained checkpoint")
             }
             try shard.validate(episodes: episodes, setting: "the ablation")
+        }
+        if retrain, let checkpoint {
+            throw MMLError(.invalidArgument, "`checkpoint` \(checkpoint) is not used with `retrain` (each subset's "
+                           + "model is trained from scratch); drop one of them")
+        }
+        if retrain {
+            let d = AblationRunConfiguration(retrain: true)
+            if let field = [("refitSplit", refitSplit != d.refitSplit), ("refitEpisodes", refitEpisodes != d.refitEpisodes)]
+                .first(where: \.1)?.0 {
+                throw MMLError(.invalidArgument, "`\(field)` sets the fusion refit of one checkpoint's ablation; with "
+                               + "`retrain` each subset's model is trained with its own fusion: drop `\(field)`")
+            }
         }
     }
 
@@ -136,6 +174,10 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
 
     private let trainer: SubsetTrainer?
     private let naming: (String) -> String
+    /// Polled between episodes (and, with `retrain`, between optimiser steps of a subset's training): once
+    /// requested the run throws `RunStopped` and writes no report; a subset's training stops resumably, and the
+    /// same run started again reuses finished subsets and resumes the stopped one.
+    public var stop: StopRequest?
 
     /// - Parameters:
     ///   - trainer: trains a subset's model instead of an `EpisodicTrainingRun` from `retraining` (optional).
@@ -159,7 +201,8 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
 
     private func ablate(events: @escaping (RunEvent) -> Void) throws -> AblationRunResult {
         let c = configuration
-        try FileManager.default.createDirectory(atPath: c.out, withIntermediateDirectories: true)
+        // Checks before work: `out` is a writable directory (created if missing).
+        try OutputCheck.prepare(directory: c.out, what: "ablation report")
         let testData = c.dataset.withDefaultSplit("test")
         let mode: String, scored: Scored
         var manifest = [
@@ -178,6 +221,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         manifest["checkpoint_hash"] = scored.checkpointHash
         manifest["dataset"] = scored.datasetName
         manifest["mode"] = c.retrain ? "retrain" : "refit"
+        if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
         manifest["weights"] = scored.rows.map { r in
             r.name + ": " + (r.weights?.map { String(format: "%.9g", $0) }.joined(separator: ",") ?? "-")
         }.joined(separator: "; ")
@@ -185,7 +229,8 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         let records = scored.episodes.enumerated().map { k, e in
             EpisodeRecord(way: c.way, shot: c.shot, index: e.position, hash: e.hash,
                           accuracy: scored.rows[0].perEpisode[k],
-                          subsets: Dictionary(uniqueKeysWithValues: scored.rows.map { ($0.name, $0.perEpisode[k]) }))
+                          subsets: Dictionary(uniqueKeysWithValues: scored.rows.map { ($0.name, $0.perEpisode[k]) }),
+                          trainingSeed: c.trainingSeed)
         }
         let result = try AblationRunResult(way: c.way, shot: c.shot, query: c.query, episodes: records.count,
                                            seed: c.seed, mode: mode, rows: scored.rows)
@@ -244,13 +289,14 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         var ids: [(position: Int, hash: String)] = [], testName = ""
         func scores(_ data: DatasetSource, seed: UInt64, count: Int, phase: String, test: Bool = false) throws
             -> [LevelScores] {
-            let set = try data.open(image: image)
+            let set = try data.open(image: image, events: events)
             let sampler = try EpisodeSampler(dataset: set, way: c.way, shot: c.shot, query: c.query, seed: seed)
             var episodes = sampler.episodes(count)
             if test { (episodes, ids) = testEpisodes(sampler); testName = set.name }
             return try collectLevelScores(model, loader: try EpisodeLoader(dataset: set, config: image),
-                                          episodes: episodes) {
-                events(.progress(phase: phase, done: $0, total: episodes.count))
+                                          episodes: episodes) { [stop] done in
+                events(.progress(phase: phase, done: done, total: episodes.count))
+                if done < episodes.count { try stop?.check(done: done, total: episodes.count, phase: phase) }
             }
         }
         let test = try scores(testData, seed: c.seed, count: 0, phase: "test episodes", test: true)
@@ -280,6 +326,18 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
                 Date().timeIntervalSince(start))
     }
 
+    /// Whether the training run in `dir` has finished (its `last.safetensors` holds all its episodes); true when
+    /// there is no `last` (a run written by a caller's `trainer`).
+    static func isFinished(_ dir: String) -> Bool {
+        let last = URL(fileURLWithPath: dir).appendingPathComponent("last.safetensors").path
+        guard FileManager.default.fileExists(atPath: last) else { return true }
+        guard let json = try? Safetensors.metadata(at: last)[Checkpoint.stateKey],
+              let state = try? JSONDecoder().decode(EpisodicTrainingState.self, from: Data(json.utf8)) else {
+            return false
+        }
+        return state.episodesDone >= state.training.totalEpisodes
+    }
+
     /// One model per subset, each trained by `trainer` or an `EpisodicTrainingRun`, evaluated on identical test
     /// episodes.
     private func retrainRows(testData: DatasetSource, events: (RunEvent) -> Void) throws -> Scored {
@@ -289,7 +347,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         for subset in allLevelSubsets() {
             let dir = c.outputPath("retrain-" + AblationRow.name(subset))
             let best = URL(fileURLWithPath: dir).appendingPathComponent("best.safetensors").path
-            let reused = FileManager.default.fileExists(atPath: best)
+            let reused = FileManager.default.fileExists(atPath: best) && Self.isFinished(dir)
             events(.ablationSubsetStarted(levels: subset, directory: dir, reused: reused))
             if !reused {
                 var mc = (c.retraining?.metric ?? MetricConfiguration()).with(levels: Set(subset))
@@ -302,20 +360,33 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
                 } else {
                     var run = c.retraining!
                     (run.metric, run.out, run.resume) = (mc, dir, resume)
-                    let state = try EpisodicTrainingRun(run).run(events: events).state
-                    done = (state.episodesDone, state.elapsedSeconds)
+                    let training = try EpisodicTrainingRun(run)
+                    training.stop = stop
+                    let result = try training.run(events: events)
+                    if result.stopped {
+                        throw RunStopped(done: result.state.episodesDone, total: result.totalEpisodes,
+                                         phase: "training episodes of subset \(AblationRow.name(subset))",
+                                         detail: "\(dir)/last.safetensors is saved; the same command again resumes "
+                                             + "it (finished subsets are reused)")
+                    }
+                    done = (result.state.episodesDone, result.state.elapsedSeconds)
                 }
                 events(.ablationSubsetTrained(levels: subset, episodes: done.episodes, seconds: done.seconds))
             }
             let model = try Checkpoint.load(best, threads: c.threads).model
             checkpoints.add(AblationRow.name(subset) + "=" + (try FNV1a64.ofFile(best)) + ";")
             let image = model.configuration.image.forEvaluation
-            let testSet = try testData.open(image: image)
+            let testSet = try testData.open(image: image, events: events)
             let sampler = try EpisodeSampler(dataset: testSet, way: c.way, shot: c.shot, query: c.query, seed: c.seed)
             let mine = testEpisodes(sampler)
             (ids, testName) = (mine.ids, testSet.name)
             let r = try evaluateModel(model, loader: try EpisodeLoader(dataset: testSet, config: image),
-                                      episodes: mine.episodes)
+                                      episodes: mine.episodes) { [stop] done in
+                if done < mine.episodes.count {
+                    try stop?.check(done: done, total: mine.episodes.count,
+                                    phase: "test episodes of subset \(AblationRow.name(subset))")
+                }
+            }
             seconds += r.seconds
             rows.append(AblationRow(name: AblationRow.name(subset), levels: subset, accuracy: r.fused,
                                     differenceToFull: AccuracySummary([]), perEpisode: r.fusedPerEpisode,

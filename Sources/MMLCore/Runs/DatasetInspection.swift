@@ -30,7 +30,8 @@ public struct DatasetInspectionReport: Codable, Sendable, Equatable {
     public var imageKinds: [ImageKind]
     public var sampled: Bool
     public var skippedFiles: Int
-    /// The dataset's own warnings, then one message per unreadable image, then empty classes.
+    /// The dataset's own warnings, then one message per unreadable image, then empty classes (configuration fields
+    /// in backquotes, as in `MMLError.template`).
     public var problems: [String]
     /// Where sample PNGs were written, when asked.
     public var samplesDirectory: String?
@@ -63,11 +64,12 @@ public final class DatasetInspection {
                         key = "\(img.width)x\(img.height)"
                     } else {
                         let path = ds.itemPath(ofClass: c, item: i)
-                        let info = try ImageCodec.probe(try ImageCodec.readFile(path), source: path)
+                        let info = try ImageCodec.probe(try ImageCodec.readFile(path), source: path,
+                                                        maxPixels: configuration.dataset.resolvedMaxImagePixels)
                         key = "\(info.width)x\(info.height) \(info.format.rawValue) \(info.channels)ch \(info.bitDepth)-bit"
                     }
                     kinds[key, default: 0] += 1
-                } catch let e as MMLError { problems.append(e.message) }
+                } catch let e as MMLError { problems.append(e.template) }
                 if generated && i >= 1 { break } // generated: the size is the same for all
             }
             events(.progress(phase: "classes", done: c + 1, total: ds.classCount))

@@ -29,6 +29,18 @@ public struct EpisodeListingConfiguration: Codable, Sendable, Equatable {
     ///   sampler against the dataset).
     public func validate() throws {
         guard episodes >= 1 else { throw MMLError(.invalidArgument, "`episodes` must be >= 1, got \(episodes)") }
+        try dataset.validate()
+        try Limits.check(way, "way", in: Limits.way, "classes per episode")
+        try Limits.check(shot, "shot", in: Limits.shot, "support images per class")
+        try Limits.check(query, "query", in: 0...Limits.query.upperBound, "query images per class")
+        try Limits.check(episodes, "episodes", in: Limits.episodes, "episodes")
+        let images = try Limits.imagesPerEpisode(way: way, wayField: "way", shot: shot, shotField: "shot",
+                                                 query: query, queryField: "query")
+        // The list is sampled whole, then written as JSON (a few times the indices, with the file paths).
+        var m = MemoryEstimate()
+        m.addEpisodes(episodes, imagesPerEpisode: images, way: way, what: "episodes")
+        m.add("their JSON text", bytes: Double(episodes) * Double(images) * 64)
+        try m.check(lower: ["episodes", "way", "shot", "query"])
     }
 }
 
@@ -43,6 +55,7 @@ public final class EpisodeListingRun: ConfiguredRun<EpisodeListingConfiguration>
     /// - Throws: `MMLError` from the dataset or the sampler (too few classes or images, naming both numbers).
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> EpisodeList {
         let c = configuration
+        if let out = c.out { try OutputCheck.prepare(file: out, field: "out") }  // checks before work
         let ds = try c.dataset.open()
         let sampler = try EpisodeSampler(dataset: ds, way: c.way, shot: c.shot, query: c.query, seed: c.seed,
                                          dropSmallClasses: c.dropSmallClasses)

@@ -99,12 +99,22 @@ extension AblationRunResult {
 
     /// Writes `ablation.md`, `ablation.json` and `ablation.svg` into `directory`, reporting each to `events`.
     public func writeFiles(into directory: String, events: (RunEvent) -> Void) throws {
+        try Self.writeFiles(markdown: markdown, json: try jsonText(), svg: svg, into: directory,
+                            what: ("ablation table (Markdown)", "ablation table (JSON)", "ablation chart"),
+                            events: events)
+    }
+
+    /// Writes the three files of an ablation (`ablation.md`, `.json`, `.svg`) into `directory`, each atomically, and
+    /// reports each to `events` with its `what`. Shared by one model's and a seed study's ablation.
+    static func writeFiles(markdown: String, json: String, svg: String, into directory: String,
+                           what: (markdown: String, json: String, svg: String),
+                           events: (RunEvent) -> Void) throws {
         func path(_ name: String) -> String { URL(fileURLWithPath: directory).appendingPathComponent(name).path }
         try AtomicFile.write(markdown, to: path("ablation.md"))
-        events(.wrote(path: path("ablation.md"), what: "ablation table (Markdown)"))
-        try AtomicFile.write(try jsonText(), to: path("ablation.json"))
-        events(.wrote(path: path("ablation.json"), what: "ablation table (JSON)"))
+        events(.wrote(path: path("ablation.md"), what: what.markdown))
+        try AtomicFile.write(json, to: path("ablation.json"))
+        events(.wrote(path: path("ablation.json"), what: what.json))
         try AtomicFile.write(svg, to: path("ablation.svg"))
-        events(.wrote(path: path("ablation.svg"), what: "ablation chart"))
+        events(.wrote(path: path("ablation.svg"), what: what.svg))
     }
 }

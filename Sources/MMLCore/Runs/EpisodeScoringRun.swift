@@ -35,6 +35,8 @@ public struct EpisodeScoringRunConfiguration: Codable, Sendable, Equatable {
                            + "checkpoint; drop one of them")
         }
         if let way, way < 1 { throw MMLError(.invalidArgument, "`way` \(way) must be at least 1") }
+        try Limits.check(way, "way", in: Limits.way, "classes")
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
         try metric?.validate()
     }
 }
@@ -78,6 +80,7 @@ public final class EpisodeScoringRun: ConfiguredRun<EpisodeScoringRunConfigurati
     /// Reads the inputs, scores the episode and writes the scores. - Throws: `MMLError` saying which input is wrong.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> EpisodeScoringRunResult {
         let c = configuration
+        if let out = c.out { try OutputCheck.prepare(file: out, field: "out") }  // checks before work
         let s = try Self.readFeatures(c.support, role: "support")
         let q = try Self.readFeatures(c.query, role: "query")
         guard s.rank == q.rank else {

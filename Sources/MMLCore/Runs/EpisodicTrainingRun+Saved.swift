@@ -14,15 +14,26 @@ public struct SavedEpisodicSettings: Sendable, Equatable {
         var state: State
     }
 
-    /// Reads the sidecar at `path` (field `config` in messages).
+    /// Reads the sidecar at `path` (field `config` in messages), or the metadata of the checkpoint `path` names
+    /// when it ends in `.safetensors`. A sidecar that disagrees with the checkpoint beside it (a write was
+    /// interrupted between the two files) is refused.
     /// - Throws: `MMLError(.fileNotFound)` when there is no file, `MMLError(.config)` when it is not the sidecar of
     ///   an episodic training checkpoint; both name the file and say what to give instead.
     public init(contentsOf path: String) throws {
         let hint = "give the .json that mml train writes beside last.safetensors / best.safetensors (e.g. runs/mml/last.json)"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw MMLError(.fileNotFound, "`config` \(path) does not exist or cannot be read; \(hint)")
+        let data: Data
+        if path.hasSuffix(".safetensors") {
+            // The checkpoint itself: its metadata is what its sidecar would say.
+            data = Data(Checkpoint.sidecarText(checkpoint: path, metadata: try Safetensors.metadata(at: path)).utf8)
+        } else {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw MMLError(.fileNotFound, "`config` \(path) does not exist or cannot be read; \(hint)")
+            }
+            try Checkpoint.verifySidecar(path, field: "config")
+            data = contents
         }
         let sidecar: Sidecar
+        try JSONInput.checkDepth(data, source: "`config` \(path)")
         do { sidecar = try JSONDecoder().decode(Sidecar.self, from: data) } catch {
             throw MMLError(.config, "`config` \(path) is not the settings of an episodic training run "
                            + "(\(Self.describe(error))); \(hint)")
@@ -56,7 +67,7 @@ public struct SavedEpisodicSettings: Sendable, Equatable {
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
             return "bad value at " + context.codingPath.map(\.stringValue).joined(separator: ".")
         default:
-            return "\(error)"
+            return MMLError.describe(error)
         }
     }
 }

@@ -52,6 +52,43 @@ public struct EpisodicTrainingRunConfiguration: Codable, Sendable, Equatable {
     public func validate() throws {
         try effectiveTraining.validate()
         try metric.validate()
+        try dataset.validate()
+        try image.validate()
+        try backbone.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(stopAfter, "stopAfter", in: Limits.totalEpisodes, "episodes before stopping")
+        try Limits.check(validationWay, "validationWay", in: 2...Limits.way.upperBound, "validation classes per episode")
+        try Limits.check(validationShot, "validationShot", in: Limits.shot, "validation support images per class")
+        try Limits.check(validationQuery, "validationQuery", in: Limits.query, "validation query images per class")
+        let t = effectiveTraining
+        if resume, let initFrom {
+            throw MMLError(.invalidArgument, "`initFrom` \(initFrom) cannot apply with `resume`: a resumed run continues "
+                           + "from its own last.safetensors; drop `initFrom`")
+        }
+        if t.validationEpisodes == 0, let field = [("validationWay", validationWay != nil),
+                                                   ("validationShot", validationShot != nil),
+                                                   ("validationQuery", validationQuery != 15)].first(where: \.1)?.0 {
+            throw MMLError(.invalidArgument, "`\(field)` sets the validation episodes, but this run does not validate "
+                           + "(`validationSplit` none or `validationEpisodes` 0); drop `\(field)` or validate")
+        }
+        let valImages = try Limits.imagesPerEpisode(
+            way: validationWay ?? t.way, wayField: validationWay == nil ? "way" : "validationWay",
+            shot: validationShot ?? t.shot, shotField: validationShot == nil ? "shot" : "validationShot",
+            query: validationQuery, queryField: "validationQuery")
+        // One training episode's images and caches, one validation episode's images, the validation episodes.
+        var m = MemoryEstimate()
+        let side = image.size ?? dataset.syntheticSize ?? 84
+        let trainSide = image.augmentation == .mml ? Int((Double(side) * 100 / 84).rounded()) : side
+        let channels = image.channels ?? dataset.syntheticChannels ?? 3, width = backbone.widths?.first ?? 64
+        m.addImages(t.way * (t.shot + t.query), side: trainSide, channels: channels, firstWidth: width, training: true,
+                    what: "one training episode")
+        if t.validationEpisodes > 0 {
+            m.addImages(valImages, side: side, channels: channels, firstWidth: width, training: false,
+                        what: "one validation episode")
+            m.addEpisodes(t.validationEpisodes, imagesPerEpisode: valImages, way: validationWay ?? t.way,
+                          what: "validation episodes")
+        }
+        try m.check(lower: ["image.size", "way", "shot", "query", "validationEpisodes"])
     }
 }
 
@@ -67,6 +104,9 @@ public struct EpisodicTrainingRunResult: Codable, Sendable {
     public var log: String
     /// What exchanging gradients between processes cost in this process (nil with one process).
     public var exchange: ExchangeStatistics?
+    /// True when the run stopped early on its `stop` request: `last` holds the finished steps and resuming
+    /// continues exactly there.
+    public var stopped = false
 }
 
 /// An episodic training run: `EpisodicTrainingRun(config).run { event in ... }`.
@@ -75,6 +115,16 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
     /// the episodes of each step are split between them, rank 0 writes the files, and the result is the same, bit
     /// for bit, for every N (`EpisodicTrainer`, docs/DISTRIBUTED.md).
     public var group: any ProcessGroup = SingleProcessGroup()
+    /// Polled between optimiser steps: once requested, the run finishes the step, writes `last.safetensors` and
+    /// returns with `stopped` set (in every process of `group` at the same step).
+    public var stop: StopRequest?
+
+    /// Bytes the output directory needs for `last` and `best` of `model` with `optimizer`'s moments.
+    static func outputBytes(_ model: FewShotModel, optimizer: OptimizerKind) -> Int64 {
+        let values = model.namedParameters().reduce(0) { $0 + $1.parameter.value.count }
+        return OutputCheck.checkpointBytes(parameters: values, moments: optimizer == .adam ? 2 : 1)
+            + OutputCheck.checkpointBytes(parameters: values, moments: 0)
+    }
 
     /// Trains (or resumes) until the run's end or `stopAfter`. Events: `.note` (backbone initialised, resuming),
     /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
@@ -85,6 +135,9 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         let config = c.effectiveTraining, t = config
         let dir = URL(fileURLWithPath: c.out)
         let lastPath = dir.appendingPathComponent("last.safetensors").path
+        // Checks before work: `out` exists (created), is writable, and stale temporary files of an interrupted
+        // write are gone; the room for the checkpoints is checked once the model is built.
+        if group.rank == 0 { try OutputCheck.prepare(directory: c.out, what: "checkpoints") }
         let exists = FileManager.default.fileExists(atPath: lastPath)
         if c.resume && !exists {
             throw MMLError(.fileNotFound, "`resume`: \(lastPath) does not exist; start the run without `resume`")
@@ -111,14 +164,26 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
                 events(.note("initialised \(n) backbone tensors from \(initFrom)"))
             }
         }
+        if group.rank == 0 {
+            try OutputCheck.checkRoom(c.out, bytesNeeded: Self.outputBytes(model, optimizer: t.optimizer),
+                                      what: "checkpoints")
+            if c.resume {
+                // The sidecars describe the checkpoints beside them (a kill between the two renames leaves an old one).
+                for p in [lastPath, dir.appendingPathComponent("best.safetensors").path] {
+                    guard try Checkpoint.repairSidecar(of: p) == .rewritten else { continue }
+                    events(.note("rewrote \(Checkpoint.sidecarPath(p)) from \(p): it did not describe that checkpoint "
+                                 + "(a write was interrupted)"))
+                }
+            }
+        }
         let trainImages = model.configuration.image
         let evalImages = trainImages.forEvaluation
-        let trainSet = try trainData.open(image: evalImages)
+        let trainSet = try trainData.open(image: evalImages, events: events)
         let trainSampler = try EpisodeSampler(dataset: trainSet, way: t.way, shot: t.shot, query: t.query, seed: t.seed)
         let trainLoader = try EpisodeLoader(dataset: trainSet, config: trainImages)
         var validation: (loader: EpisodeLoader, sampler: EpisodeSampler)?
         if config.validationEpisodes > 0 {
-            let valSet = try c.dataset.with(split: c.validationSplit).open(image: evalImages)
+            let valSet = try c.dataset.with(split: c.validationSplit).open(image: evalImages, events: events)
             let s = try EpisodeSampler(dataset: valSet, way: c.validationWay ?? t.way,
                                        shot: c.validationShot ?? t.shot, query: c.validationQuery,
                                        seed: t.validationSeed)
@@ -131,9 +196,11 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
                 throw MMLError(.corruptFile, "\(lastPath) holds no training state; it is not a training checkpoint")
             }
             try trainer.restore(state: state, optimizerTensors: loaded.extra)
-            trainer.truncateLog()
             events(.note("resuming \(c.out) at episode \(trainer.state.episodesDone) of \(config.totalEpisodes)"))
         }
+        // Log records after the starting point (all of them for a fresh run after an interrupted one) go.
+        trainer.truncateLog()
+        trainer.stopRequest = stop
         let mc = model.configuration
         let valFacts = validation.map {
             ", validation \($0.sampler.dataset.classCount) classes x \(config.validationEpisodes) episodes"
@@ -154,6 +221,7 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         return EpisodicTrainingRunResult(
             state: s, totalEpisodes: config.totalEpisodes, last: lastPath,
             best: s.bestEpoch == nil ? nil : dir.appendingPathComponent("best.safetensors").path,
-            log: dir.appendingPathComponent("log.jsonl").path, exchange: group.size > 1 ? trainer.exchange : nil)
+            log: dir.appendingPathComponent("log.jsonl").path, exchange: group.size > 1 ? trainer.exchange : nil,
+            stopped: trainer.stopped)
     }
 }

@@ -106,6 +106,8 @@ public struct CosineClassifierSettings: Codable, Sendable, Equatable {
         }
         try positive(passes, "passes")
         try positive(batchSize, "batchSize")
+        try Limits.check(passes, "cosineClassifier.passes", in: 1...1_000_000, "passes over the support set")
+        try Limits.check(batchSize, "cosineClassifier.batchSize", in: Limits.images, "support features per step")
         try check(learningRate, "learningRate", { $0 > 0 }, "a number > 0")
         try check(momentum, "momentum", { $0 >= 0 && $0 < 1 }, "in [0, 1)")
         try check(dampening, "dampening", { $0 >= 0 && $0 <= 1 }, "in [0, 1]")

@@ -35,22 +35,26 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     /// Preprocessing laid over the checkpoint's own (ink, resize filter, mean, std; unset fields keep the
     /// checkpoint's).
     public var preprocessing: Preprocessing
+    /// The training seed of the checkpoint when it is one seed of a study (`SeedEvaluationRun`): written into the
+    /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
+    public var trainingSeed: UInt64?
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
                 evaluationProtocol: EvaluationProtocol? = nil,
                 cosineClassifier: CosineClassifierSettings = CosineClassifierSettings(), ways: [Int] = [5],
                 shots: [Int] = [1], query: Int = 15, episodes: Int = 600, seed: UInt64 = 0, episodeList: String? = nil,
                 threads: Int = 0, shard: ShardSpec? = nil, episodesOut: String? = nil,
-                preprocessing: Preprocessing = Preprocessing()) {
+                preprocessing: Preprocessing = Preprocessing(), trainingSeed: UInt64? = nil) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.evaluationProtocol = evaluationProtocol
         self.cosineClassifier = cosineClassifier; self.ways = ways; self.shots = shots; self.query = query
         self.episodes = episodes; self.seed = seed; self.episodeList = episodeList; self.threads = threads
         self.shard = shard; self.episodesOut = episodesOut; self.preprocessing = preprocessing
+        self.trainingSeed = trainingSeed
     }
 
     private enum CodingKeys: String, CodingKey {
         case checkpoint, dataset, evaluationProtocol, cosineClassifier, ways, shots, query, episodes, seed
-        case episodeList, threads, shard, episodesOut, preprocessing
+        case episodeList, threads, shard, episodesOut, preprocessing, trainingSeed
     }
 
     /// Decodes older configurations too (no `preprocessing`: the checkpoint's own).
@@ -67,12 +71,16 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
                   threads: try c.decode(Int.self, forKey: .threads),
                   shard: try c.decodeIfPresent(ShardSpec.self, forKey: .shard),
                   episodesOut: try c.decodeIfPresent(String.self, forKey: .episodesOut),
-                  preprocessing: try c.decodeIfPresent(Preprocessing.self, forKey: .preprocessing) ?? Preprocessing())
+                  preprocessing: try c.decodeIfPresent(Preprocessing.self, forKey: .preprocessing) ?? Preprocessing(),
+                  trainingSeed: try c.decodeIfPresent(UInt64.self, forKey: .trainingSeed))
     }
 
     /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint
     /// when the run starts). - Throws: `MMLError` naming the field.
     public func validate() throws {
+        try dataset.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try cosineClassifier.validate()
         if let shard {
             try shard.validate()
             if episodesOut == nil {
@@ -80,13 +88,54 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
                                + "`episodesOut` (a file, or a directory for \(shard.fileName))")
             }
         }
-        guard episodeList == nil else { return }
+        if let episodeList {
+            let d = EvaluationRunConfiguration(checkpoint: checkpoint)
+            let given = [("ways", ways != d.ways), ("shots", shots != d.shots), ("query", query != d.query),
+                         ("episodes", episodes != d.episodes), ("seed", seed != d.seed)].filter(\.1).map { "`\($0.0)`" }
+            if !given.isEmpty {
+                throw MMLError(.invalidArgument, given.joined(separator: ", ") + " cannot apply with `episodeList` "
+                               + "\(episodeList): the list fixes the episodes (their way, shot, queries, number and "
+                               + "seed); drop " + (given.count == 1 ? "it" : "them") + " or `episodeList`")
+            }
+            return
+        }
         for (field, values) in [("ways", ways), ("shots", shots)] where values.isEmpty || values.contains(where: { $0 < 1 }) {
             throw MMLError(.config, "`\(field)` \(values): give positive integers")
         }
         guard episodes >= 1 else {
             throw MMLError(.invalidArgument, "`episodes` \(episodes): evaluate at least 1 episode")
         }
+        for w in ways { try Limits.check(w, "ways", in: Limits.way, "classes per episode") }
+        for k in shots { try Limits.check(k, "shots", in: Limits.shot, "support images per class") }
+        try Limits.check(query, "query", in: Limits.query, "query images per class")
+        try Limits.check(episodes, "episodes", in: Limits.episodes, "episodes per setting")
+        for w in ways {
+            for k in shots {
+                try Limits.imagesPerEpisode(way: w, wayField: "ways", shot: k, shotField: "shots", query: query,
+                                            queryField: "query")
+            }
+        }
+        try memoryEstimate(image: nil, firstWidth: 0).check(lower: ["episodes", "ways", "shots", "query"])
+    }
+
+    /// What the run holds at once: every setting's sampled episodes and records, and one episode's images through
+    /// the backbone (`image`, `firstWidth`: the checkpoint's; nil before it is loaded). An episode list's sizes are
+    /// not known before it is read: nothing is counted for it.
+    public func memoryEstimate(image: ImageConfig?, firstWidth: Int) -> MemoryEstimate {
+        var m = MemoryEstimate()
+        guard episodeList == nil else { return m }
+        for w in ways {
+            for k in shots {
+                let images = w * (k + query)  // bounded by validate()
+                m.addEpisodes(episodes, imagesPerEpisode: images, way: w, what: "\(w)-way \(k)-shot episodes")
+            }
+        }
+        if let image {
+            let largest = (ways.max() ?? 1) * ((shots.max() ?? 1) + query)
+            m.addImages(largest, side: image.size, channels: image.channels, firstWidth: firstWidth, training: false,
+                        what: "one episode")
+        }
+        return m
     }
 }
 
@@ -194,6 +243,9 @@ public struct EvaluationRunResult: Codable, Sendable {
 /// `evaluated`.
 public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
     private let loaded: Checkpoint.Loaded?
+    /// Polled after each episode: once requested, the run throws `RunStopped` (how many episodes of which setting
+    /// were done) and writes nothing (no per-episode file: one is only ever written whole).
+    public var stop: StopRequest?
 
     /// - Parameter loaded: the checkpoint `configuration.checkpoint` names, already loaded (nil: the run loads it).
     /// - Throws: `MMLError` naming the invalid field.
@@ -210,6 +262,10 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
 
     private func evaluate(events: @escaping (RunEvent) -> Void) throws -> EvaluationRunResult {
         let c = configuration
+        // Checks before work: the per-episode file's directory is writable (created if missing).
+        if let given = c.episodesOut {
+            try OutputCheck.prepare(file: EpisodeFileFormat.outputPath(given, shard: c.shard), field: "episodesOut")
+        }
         let loaded = try self.loaded ?? Checkpoint.load(c.checkpoint, threads: c.threads)
         let model = loaded.model
         let proto = try EvaluationProtocol.resolve(c.evaluationProtocol, model: model.configuration,
@@ -220,14 +276,16 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         }
         let features = try proto.frozen.map { try frozenFeatureFunction(of: loaded, path: c.checkpoint, protocol: $0) }
         let image = try c.preprocessing.applied(to: model.configuration.image.forEvaluation)
+        let mc = model.configuration
+        try c.memoryEstimate(image: image, firstWidth: mc.backboneConfiguration.resolvedWidths[0])
+            .check(lower: ["episodes", "ways", "shots", "query"])
         let data = c.dataset.withDefaultSplit("test")
-        let ds = try data.open(image: image)
+        let ds = try data.open(image: image, events: events)
         let loader = try EpisodeLoader(dataset: ds, config: image)
-        let jobs = try episodeJobs(ds)
+        let jobs = try episodeJobs(ds, events: events)
         // The classifier seed follows the episodes' seed (the list's own seed for an episode list), so a listed
         // episode is scored exactly as the sampled one.
         let classifier = proto == .cosineClassifier ? try c.cosineClassifier.options(episodeSeed: jobs[0].seed) : nil
-        let mc = model.configuration
         let how: String
         switch proto {
         case .metric: how = "metric (the checkpoint's fused and per-level scores)"
@@ -255,7 +313,12 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             // This shard's share (all episodes without one), with each episode's position in its setting.
             let mine = job.episodes.indices.filter { c.shard?.contains($0) ?? true }
             let episodes = mine.map { job.episodes[$0] }
-            let onEpisode: (Int) -> Void = { events(.progress(phase: "episodes", done: $0, total: episodes.count)) }
+            let phase = "episodes of \(job.way)-way \(job.shot)-shot" + (jobs.count > 1 ? " (setting \(settings.count + 1) "
+                + "of \(jobs.count))" : "")
+            let onEpisode: (Int) throws -> Void = { [stop] done in
+                events(.progress(phase: "episodes", done: done, total: episodes.count))
+                if done < episodes.count { try stop?.check(done: done, total: episodes.count, phase: phase) }
+            }
             var fused: [Double], levels: [MetricLevel: [Double]] = [:], seconds: Double
             if let frozen = proto.frozen, let features {
                 let r = try evaluateFrozenFeatures(features: features, loader: loader, episodes: episodes,
@@ -272,7 +335,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                                                               dataIdentity: identity),
                               accuracy: fused[k],
                               levels: proto == .metric ? Dictionary(uniqueKeysWithValues: levels.map {
-                                  ($0.key.rawValue, $0.value[k]) }) : nil)
+                                  ($0.key.rawValue, $0.value[k]) }) : nil, trainingSeed: c.trainingSeed)
             }
             let s = EvaluationRunResult.Setting(way: job.way, shot: job.shot, query: job.query, seed: job.seed,
                                                 evaluationProtocol: proto, records: mineRecords, seconds: seconds)
@@ -292,6 +355,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                 "cosine_classifier": classifier?.summary ?? "none", "seed": "\(jobs[0].seed)",
             ]
             manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
+            if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
             // The images as the backbone saw them (size, channels, ink, resize filter, mean, std): shards run with
             // other preprocessing flags are not the same run.
             manifest["image"] = try ConfigurationJSON.text(image)
@@ -314,11 +378,14 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                              dataset: any FewShotDataset)
 
     /// The episodes of each setting: the list's, or every (way, shot) sampled from `ds`.
-    private func episodeJobs(_ ds: any FewShotDataset) throws -> [Job] {
+    private func episodeJobs(_ ds: any FewShotDataset, events: (RunEvent) -> Void) throws -> [Job] {
         let c = configuration
         if let path = c.episodeList {
             let list = try EpisodeList.read(from: path)
-            return [(list.way, list.shot, list.query, list.seed, try list.resolve(in: ds), ds)]
+            var warnings: [String] = []
+            let episodes = try list.resolve(in: ds, allowDuplicates: c.dataset.allowDuplicates, warnings: &warnings)
+            for w in warnings { events(.warning(w)) }
+            return [(list.way, list.shot, list.query, list.seed, episodes, ds)]
         }
         var jobs: [Job] = []
         for w in c.ways {

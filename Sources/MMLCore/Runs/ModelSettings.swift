@@ -32,6 +32,15 @@ public struct ImageSettings: Codable, Sendable, Equatable {
         self.preprocessing = preprocessing
     }
 
+    /// Checks the numbers (the image configurations check them again with the dataset's defaults).
+    /// - Throws: `MMLError` naming the field and its range.
+    public func validate() throws {
+        try Limits.check(size, "image.size", in: Limits.imageSide, "the image side in pixels")
+        if let channels, channels != 1 && channels != 3 {
+            throw MMLError(.invalidArgument, "`image.channels` \(channels): images have 1 (grey) or 3 (colour) channels")
+        }
+    }
+
     /// The training (with augmentation) and evaluation (without) image configurations for `dataset`. Mean and std
     /// default to ImageNet's for colour images of folder / CSV datasets and to 0 / 1 otherwise; `preprocessing`
     /// overrides them.
@@ -71,6 +80,14 @@ public struct BackboneSettings: Codable, Sendable, Equatable {
     public init(kind: BackboneKind? = nil, widths: [Int]? = nil, initialization: BackboneInitialization? = nil,
                 seed: UInt64? = nil) {
         self.kind = kind; self.widths = widths; self.initialization = initialization; self.seed = seed
+    }
+
+    /// Checks the widths. - Throws: `MMLError` naming `widths` and the range of a width.
+    public func validate() throws {
+        if let widths, widths.count != 4 || widths.contains(where: { !Limits.width.contains($0) }) {
+            throw MMLError(.invalidArgument, "`widths` \(widths) must be 4 channel counts in "
+                           + "\(Limits.width.lowerBound)...\(Limits.width.upperBound), e.g. 64,64,64,64")
+        }
     }
 
     /// The defaults of the fields above that differ between runs.

@@ -42,8 +42,12 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
     public var threads: Int
     /// A `.batch` event every this many batches (0: only per epoch).
     public var logEvery: Int
-    /// Output directory: backbone.safetensors, best.safetensors, log.jsonl.
+    /// Output directory: backbone.safetensors, best.safetensors, last.safetensors (resumable), log.jsonl.
     public var out: String
+    /// Continue the run in `out` from its last.safetensors (the other settings must be the same).
+    public var resume: Bool
+    /// Also write last.safetensors every this many batches (0: only at each epoch's end and when stopped).
+    public var checkpointEvery: Int
 
     public init(dataset: DatasetSource, image: ImageSettings = ImageSettings(), backbone: BackboneSettings = .init(),
                 loss: ClassifierHeadKind = .negCosine, margin: Float = 0, scale: Float? = nil, epochs: Int = 10,
@@ -51,7 +55,7 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
                 optimizer: OptimizerKind = .sgd, weightDecay: Float = 5e-4, validationSplit: String? = "val",
                 validationEpisodes: Int = 100, testEpisodes: Int = 0, testSplit: String = "test",
                 testProtocols: [FrozenFeatureProtocol] = [.prototype, .cosineClassifier], seed: UInt64 = 0,
-                threads: Int = 0, logEvery: Int = 100, out: String) {
+                threads: Int = 0, logEvery: Int = 100, out: String, resume: Bool = false, checkpointEvery: Int = 0) {
         self.dataset = dataset; self.image = image; self.backbone = backbone
         self.loss = loss; self.margin = margin; self.scale = scale
         self.epochs = epochs; self.batchSize = batchSize; self.maxBatches = maxBatches
@@ -59,7 +63,7 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
         self.weightDecay = weightDecay; self.validationSplit = validationSplit
         self.validationEpisodes = validationEpisodes; self.testEpisodes = testEpisodes; self.testSplit = testSplit
         self.testProtocols = testProtocols; self.seed = seed; self.threads = threads; self.logEvery = logEvery
-        self.out = out
+        self.out = out; self.resume = resume; self.checkpointEvery = checkpointEvery
     }
 
     /// Checks every field. - Throws: `MMLError(.config)` naming the field.
@@ -82,6 +86,41 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
         }
         if validationSplit != nil { try requireAtLeastOne(validationEpisodes, "validationEpisodes") }
         guard testEpisodes >= 0 else { throw MMLError(.config, "`testEpisodes` must be >= 0, got \(testEpisodes)") }
+        try dataset.validate()
+        try image.validate()
+        try backbone.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(epochs, "epochs", in: Limits.epochs, "epochs")
+        try Limits.check(batchSize, "batchSize", in: Limits.images, "images per batch")
+        try Limits.check(maxBatches, "maxBatches", in: Limits.episodesPerEpoch, "batches per epoch")
+        try Limits.check(validationEpisodes, "validationEpisodes", in: 0...Limits.episodes.upperBound,
+                         "validation episodes")
+        try Limits.check(testEpisodes, "testEpisodes", in: 0...Limits.episodes.upperBound, "test episodes")
+        try Limits.check(logEvery, "logEvery", in: 0...Limits.interval.upperBound, "batches between progress lines")
+        try Limits.check(checkpointEvery, "checkpointEvery", in: 0...Limits.interval.upperBound,
+                         "batches between checkpoints (0: at each epoch's end)")
+        try Limits.check(margin, "margin", "") { _ in true }
+        try Limits.check(scale, "scale", "> 0") { $0 > 0 }
+        // Options that cannot apply in this run's mode are refused, never ignored.
+        if loss == .softmax, let scale {
+            throw MMLError(.invalidArgument, "`scale` \(scale) has no effect with `loss` softmax (a linear layer with "
+                           + "bias); use `loss` cosine, neg-cosine or neg-softmax, or drop `scale`")
+        }
+        let d = PretrainingRunConfiguration(dataset: dataset, out: out)
+        if validationSplit == nil && validationEpisodes != d.validationEpisodes && validationEpisodes != 0 {
+            throw MMLError(.invalidArgument, "`validationEpisodes` \(validationEpisodes) does not apply without a "
+                           + "validation split (`validationSplit` none); give a split or drop `validationEpisodes`")
+        }
+        if testEpisodes == 0, let field = [("testSplit", testSplit != d.testSplit),
+                                           ("testProtocols", testProtocols != d.testProtocols)].first(where: \.1)?.0 {
+            throw MMLError(.invalidArgument, "`\(field)` sets the final few-shot evaluation, which runs only with "
+                           + "`testEpisodes` > 0; give `testEpisodes` or drop `\(field)`")
+        }
+        var m = MemoryEstimate()
+        m.addImages(batchSize, side: image.size ?? dataset.syntheticSize ?? 84,
+                    channels: image.channels ?? dataset.syntheticChannels ?? 3,
+                    firstWidth: backbone.widths?.first ?? 64, training: true, what: "one batch")
+        try m.check(lower: ["batchSize", "image.size"])
     }
 
     /// Parses a comma-separated protocol list (`prototype,cosine-classifier`).
@@ -119,20 +158,50 @@ public struct PretrainingRunResult: Codable, Sendable {
     /// The final evaluation (empty when `testEpisodes` is 0) and the checkpoint it evaluated.
     public var tests: [Test] = []
     public var testedCheckpoint: String?
+    /// The resumable checkpoint (weights, head, optimiser state, position): `out/last.safetensors`.
+    public var resumable: String?
+}
+
+/// Where a pre-training run is, as its last.safetensors records it.
+struct PretrainingPosition: Codable, Sendable {
+    /// Epochs finished, and batches finished of the next epoch.
+    var epoch = 0
+    var batch = 0
+    /// Optimiser steps taken (the schedule's position).
+    var step = 0
+    /// The current epoch's running sums.
+    var lossSum = 0.0, accuracySum = 0.0
+    var seen = 0
+    /// The best validation accuracy so far (-1: none yet).
+    var best = -1.0
+    /// The finished epochs' results.
+    var epochs: [PretrainingRunResult.Epoch] = []
 }
 
 /// A supervised pre-training run: `PretrainingRun(config).run { event in ... }`.
 public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
+    /// Polled after each optimiser step (batch) and each test episode: once requested, the run writes
+    /// last.safetensors (after the current batch) and throws `RunStopped` whose `checkpoint` a run with `resume`
+    /// continues from, giving the uninterrupted run's bits.
+    public var stop: StopRequest?
+
     /// Trains, writes the checkpoints and the log, and evaluates. Events: `.started`, `.supervised(.batch)` and
     /// `.supervised(.epoch)` per epoch, `.supervised(.checkpoints)`, then `.supervised(.test)` per evaluation.
     /// - Throws: `MMLError` for unreadable data, a non-finite loss or unwritable files.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> PretrainingRunResult {
         let c = configuration
+        typealias Resume = SupervisedResume<PretrainingRunConfiguration, PretrainingPosition>
+        if c.resume { try Resume.requireCheckpoint(c.out) } else {
+            try Resume.refuseExistingRun(c.out, checkpoints: ["last.safetensors", "backbone.safetensors",
+                                                              "best.safetensors"])
+        }
+        try OutputCheck.prepare(directory: c.out, what: "checkpoints")
         let setup = try SupervisedTrainingSetup(kind: "pretrained", dataset: c.dataset, backbone: c.backbone,
                                                 image: c.image, seed: c.seed, threads: c.threads,
                                                 optimizer: c.optimizer, learningRate: c.learningRate,
                                                 weightDecay: c.weightDecay)
         let (train, model, loader, opt) = (setup.train, setup.model, setup.loader, setup.optimizer)
+        for w in train.warnings where w.hasPrefix(DatasetHygiene.warningPrefix) { events(.warning(w)) }
         let config = model.configuration
         let head = try MarginClassifier(kind: c.loss, inputFeatures: model.backbone.outputChannels,
                                         classes: train.classCount, scale: c.scale, margin: c.margin,
@@ -142,11 +211,32 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
         let schedule = warmupCosineSchedule(total: c.epochs * perEpoch, warmup: c.warmupEpochs * perEpoch)
         var validation: (EpisodeLoader, EpisodeSampler)?
         if let split = c.validationSplit {
-            let val = try c.dataset.with(split: split).open()
+            let val = try c.dataset.with(split: split).open(events: events)
             validation = (try EpisodeLoader(dataset: val, config: setup.evalImage),
                           try fiveWayEpisodes(val, shot: 1, seed: c.seed))
         }
-        let log = try JSONLLog(path: c.out + "/log.jsonl", fresh: true)
+        // backbone, best and last (with the optimiser's moments, up to 2 per weight).
+        try OutputCheck.checkRoom(c.out, bytesNeeded: 5 * setup.checkpointBytes(extra: head.namedParameters()
+            .reduce(0) { $0 + $1.parameter.value.count }), what: "checkpoints")
+        let last = c.out + "/backbone.safetensors", bestPath = c.out + "/best.safetensors"
+        let resumePath = Resume.lastPath(c.out)
+        var at = PretrainingPosition()
+        if c.resume {
+            let r = try Resume.restore(into: model, extra: [("head", head)], optimizer: opt, configuration: c,
+                                       out: c.out, otherCheckpoints: [last, bestPath])
+            at = r.position
+            for n in r.notes { events(.note(n)) }
+            events(.note(at.epoch < c.epochs
+                ? "resuming \(c.out) at epoch \(at.epoch + 1) of \(c.epochs), batch \(at.batch) of \(perEpoch)"
+                : "resuming \(c.out): its \(c.epochs) epochs are trained, the final evaluation runs again"))
+        }
+        let log = try JSONLLog(path: c.out + "/log.jsonl", fresh: !c.resume)
+        // Records after the resumed position (an epoch that finished after last.safetensors was written) go.
+        if c.resume { try log.retain { ($0["epoch"] as? Int).map { $0 <= at.epoch } ?? false } }
+        let saveResumable = { (position: PretrainingPosition) throws in
+            try Resume.save(model, extra: [("head", head)], optimizer: opt,
+                            state: .init(configuration: c, position: position), out: c.out)
+        }
         let size = config.image.size
         events(.started(run: "pretrain", facts: [
             ("data", train.name), ("split", setup.trainSplit), ("classes", "\(train.classCount)"),
@@ -155,14 +245,17 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
             ("loss", c.loss.rawValue), ("scale", "\(head.scale)"), ("margin", "\(head.margin)"),
             ("optimizer", c.optimizer.rawValue), ("learningRate", "\(c.learningRate)"),
         ]))
-        let last = c.out + "/backbone.safetensors", bestPath = c.out + "/best.safetensors"
         var result = PretrainingRunResult(last: last, best: validation == nil ? nil : bestPath)
-        var best = -1.0
-        var step = 0
-        for epoch in 0..<c.epochs {
+        result.epochs = at.epochs
+        result.resumable = resumePath
+        var best = at.best
+        var step = at.step
+        for epoch in at.epoch..<c.epochs {
             let t0 = Date()
-            var lossSum = 0.0, accSum = 0.0, seen = 0
-            for (b, refs) in sampler.epoch(epoch).prefix(perEpoch).enumerated() {
+            let resumed = epoch == at.epoch
+            var lossSum = resumed ? at.lossSum : 0, accSum = resumed ? at.accuracySum : 0, seen = resumed ? at.seen : 0
+            let firstBatch = resumed ? at.batch : 0
+            for (b, refs) in sampler.epoch(epoch).prefix(perEpoch).enumerated() where b >= firstBatch {
                 opt.learningRate = schedule.learningRate(base: c.learningRate, step: step)
                 step += 1
                 let x = try loader.tensor(for: refs, augmentationSeed: c.seed, stream: [UInt64(epoch), UInt64(b)])
@@ -178,6 +271,16 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
                                             inputGradient: false)
                 opt.step([model, head])
                 lossSum += r.loss; accSum += r.accuracy; seen += 1
+                let position = PretrainingPosition(epoch: epoch, batch: b + 1, step: step, lossSum: lossSum,
+                                                   accuracySum: accSum, seen: seen, best: best, epochs: result.epochs)
+                if let stop, stop.isRequested, epoch + 1 < c.epochs || b + 1 < perEpoch {
+                    try saveResumable(position)
+                    throw RunStopped(done: b + 1, total: perEpoch, phase: "batches of epoch \(epoch + 1) of \(c.epochs)",
+                                     detail: "\(resumePath) holds every finished batch", checkpoint: resumePath)
+                }
+                if c.checkpointEvery > 0 && (b + 1) % c.checkpointEvery == 0 && b + 1 < perEpoch {
+                    try saveResumable(position)
+                }
                 if c.logEvery > 0 && (b + 1) % c.logEvery == 0 {
                     events(.supervised(.batch(epoch: epoch + 1, batch: b + 1, batches: perEpoch,
                                               loss: lossSum / Double(seen), accuracy: accSum / Double(seen),
@@ -210,29 +313,41 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
             result.epochs.append(.init(epoch: epoch + 1, loss: lossSum / Double(seen),
                                        accuracy: accSum / Double(seen), learningRate: opt.learningRate,
                                        validation: summary))
+            // After the log line: a resumed run keeps the log's records up to its position.
+            try saveResumable(PretrainingPosition(epoch: epoch + 1, batch: 0, step: step, best: best,
+                                                  epochs: result.epochs))
             events(.supervised(.epoch(epoch: epoch + 1, epochs: c.epochs, loss: lossSum / Double(seen),
                                       accuracy: accSum / Double(seen), seconds: trainSeconds, validation: summary,
                                       isBest: isBest)))
         }
         events(.supervised(.checkpoints(last: last, best: result.best)))
-        if c.testEpisodes > 0 { try test(result: &result, evalImage: setup.evalImage, log: log, events: events) }
+        if c.testEpisodes > 0 {
+            try test(result: &result, evalImage: setup.evalImage, log: log, resumePath: resumePath, events: events)
+        }
         return result
     }
 
     /// The final evaluation of the best-on-validation (else the last) backbone.
-    private func test(result: inout PretrainingRunResult, evalImage: ImageConfig, log: JSONLLog,
+    /// Polls `stop` after each episode: training is then complete in `resumePath`, and a resumed run evaluates again.
+    private func test(result: inout PretrainingRunResult, evalImage: ImageConfig, log: JSONLLog, resumePath: String,
                       events: (RunEvent) -> Void) throws {
         let c = configuration
         let file = result.best ?? result.last
         let chosen = try Checkpoint.load(file, threads: c.threads).model
-        let test = try c.dataset.with(split: c.testSplit).open()
+        let test = try c.dataset.with(split: c.testSplit).open(events: events)
         let testLoader = try EpisodeLoader(dataset: test, config: evalImage)
         var record = PretrainingTestLogRecord(testSplit: c.testSplit, checkpoint: file)
         for shot in [1, 5] {
             let ts = try fiveWayEpisodes(test, shot: shot, seed: c.seed)
             for proto in c.testProtocols {
                 let r = try evaluateFrozenFeatures(model: chosen, loader: testLoader, sampler: ts,
-                                                   episodes: c.testEpisodes, protocol: proto)
+                                                   episodes: c.testEpisodes, protocol: proto) { done in
+                    guard let stop = self.stop, stop.isRequested, done < c.testEpisodes else { return }
+                    throw RunStopped(done: done, total: c.testEpisodes,
+                                     phase: "test episodes of 5-way \(shot)-shot \(proto.rawValue)",
+                                     detail: "training is finished in \(resumePath); resuming runs the test again",
+                                     checkpoint: resumePath)
+                }
                 events(.supervised(.test(split: c.testSplit, shot: shot, protocol: proto, episodes: c.testEpisodes,
                                          summary: r.summary, seconds: r.seconds)))
                 record.scores["\(proto.rawValue)_5way_\(shot)shot"] = r.summary.mean

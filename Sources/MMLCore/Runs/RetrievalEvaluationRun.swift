@@ -25,6 +25,9 @@ public struct RetrievalEvaluationRunConfiguration: Codable, Sendable, Equatable 
 
     /// Checks every field. - Throws: `MMLError(.config)` naming the field.
     public func validate() throws {
+        try dataset.validate()
+        try Limits.check(threads, "threads", in: Limits.threads, "kernel threads (0: all cores)")
+        try Limits.check(fewShotEpisodes, "fewShotEpisodes", in: 0...Limits.episodes.upperBound, "few-shot episodes")
         guard fewShotEpisodes >= 0 else {
             throw MMLError(.config, "`fewShotEpisodes` must be >= 0, got \(fewShotEpisodes)")
         }
@@ -103,6 +106,10 @@ public struct RetrievalEvaluationRunResult: Codable, Sendable, Equatable {
 /// A retrieval evaluation: of the checkpoint in the configuration (`run(events:)`), or of a model in memory
 /// (`run(model:linear:events:)`, as `EmbeddingTrainingRun` does after training).
 public final class RetrievalEvaluationRun: ConfiguredRun<RetrievalEvaluationRunConfiguration> {
+    /// Polled between chunks of embedded images and after each few-shot episode: once requested, the run throws
+    /// `RunStopped` saying how far it got.
+    public var stop: StopRequest?
+
     /// Evaluates `configuration.checkpoint`.
     /// - Throws: `MMLError` when there is no checkpoint, it is not an embedding, or the data cannot be read.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> RetrievalEvaluationRunResult {
@@ -130,7 +137,7 @@ public final class RetrievalEvaluationRun: ConfiguredRun<RetrievalEvaluationRunC
     public func run(model: FewShotModel, linear: Linear?,
                     events: (RunEvent) -> Void = { _ in }) throws -> RetrievalEvaluationRunResult {
         let c = configuration
-        let heldOut = try c.dataset.with(split: c.split).open()
+        let heldOut = try c.dataset.with(split: c.split).open(events: events)
         let loader = try EpisodeLoader(dataset: heldOut, config: model.configuration.image.forEvaluation)
         if let linear, linear.inputFeatures != model.backbone.outputChannels {
             throw MMLError(.corruptFile, "the embedding layer takes \(linear.inputFeatures) features but the backbone "
@@ -140,7 +147,14 @@ public final class RetrievalEvaluationRun: ConfiguredRun<RetrievalEvaluationRunC
         let t0 = Date()
         var refs: [ItemRef] = []
         for (cl, n) in heldOut.itemCounts.enumerated() { for i in 0..<n { refs.append(ItemRef(classIndex: cl, item: i)) } }
-        let e = try mapInChunks(refs, loader: loader, embed)
+        var embedded = 0
+        let e = try mapInChunks(refs, loader: loader) { x in
+            if let stop, stop.isRequested {
+                throw RunStopped(done: embedded, total: refs.count, phase: "images of the retrieval evaluation")
+            }
+            embedded += x.shape[0]
+            return try embed(x)
+        }
         let m = try retrievalMetrics(embeddings: e, labels: refs.map(\.classIndex))
         events(.supervised(.retrieval(dataset: heldOut.name, split: c.split, classes: heldOut.classCount, metrics: m,
                                       seconds: Date().timeIntervalSince(t0))))
@@ -149,7 +163,10 @@ public final class RetrievalEvaluationRun: ConfiguredRun<RetrievalEvaluationRunC
             for shot in [1, 5] {
                 let sampler = try fiveWayEpisodes(heldOut, shot: shot, seed: c.seed)
                 let r = try evaluateFrozenFeatures(features: embed, loader: loader, sampler: sampler,
-                                                   episodes: c.fewShotEpisodes, protocol: .prototype)
+                                                   episodes: c.fewShotEpisodes, protocol: .prototype) { done in
+                    guard let stop = self.stop, stop.isRequested, done < c.fewShotEpisodes else { return }
+                    throw RunStopped(done: done, total: c.fewShotEpisodes, phase: "episodes of 5-way \(shot)-shot")
+                }
                 events(.supervised(.fewShot(shot: shot, episodes: c.fewShotEpisodes, summary: r.summary)))
                 result.fewShot[shot] = .init(mean: r.summary.mean, ci95: r.summary.ci95)
             }

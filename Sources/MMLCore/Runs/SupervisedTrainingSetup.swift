@@ -25,6 +25,12 @@ struct SupervisedTrainingSetup {
         evalImage = config.image.forEvaluation
         self.optimizer = try optimizer.makeSupervisedOptimizer(learningRate: learningRate, weightDecay: weightDecay)
     }
+
+    /// Bytes of one checkpoint of the model with `extra` float values more (heads, embedding layers).
+    func checkpointBytes(extra: Int) -> Int64 {
+        OutputCheck.checkpointBytes(parameters: model.namedParameters().reduce(0) { $0 + $1.parameter.value.count }
+                                        + extra, moments: 0)
+    }
 }
 
 extension OptimizerKind {

@@ -11,7 +11,7 @@ extension TorchImportRun {
         }
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: data) } catch {
-            throw MMLError(.invalidArgument, "name map \(path) is not valid JSON (\(error.localizedDescription)); "
+            throw MMLError(.invalidArgument, "name map \(path) is not valid JSON (\(MMLError.describe(error))); "
                            + "give an object {\"<mml name>\": \"<name in the state_dict>\", ...}")
         }
         guard let object = json as? [String: Any] else {

@@ -40,6 +40,9 @@ public struct TorchImportConfiguration: RunConfiguration, Equatable {
         if let s = imageSize, s < 1 || s > 4096 {
             throw MMLError(.config, "`imageSize` \(s) is out of range 1...4096")
         }
+        if let metric, metric.way < 1 {
+            throw MMLError(.invalidArgument, "`way` \(metric.way) of the attached metric must be at least 1")
+        }
         if nameMap != nil && convention != .auto {
             throw MMLError(.config, "give either `nameMap` or `convention` \(convention.rawValue), not both")
         }
@@ -100,6 +103,10 @@ public final class TorchImportRun: ConfiguredRun<TorchImportConfiguration> {
     /// Imports and writes the checkpoint. - Throws: `MMLError` naming the file, the tensor and what to do.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> TorchImportResult {
         let c = configuration
+        // Checks before work: the checkpoint's directory is writable (created if missing) and has room for it.
+        try OutputCheck.prepare(file: c.output, field: "output",
+                                bytesNeeded: Int64((try? FileManager.default.attributesOfItem(atPath: c.input)[.size])
+                                                    as? Int ?? 0))
         let file = try TorchStateDict(contentsOf: c.input)
         let names = Set(file.entries.map(\.name))
 

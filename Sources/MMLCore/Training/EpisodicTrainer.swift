@@ -46,6 +46,11 @@ public final class EpisodicTrainer {
     public let group: any ProcessGroup
     /// What the exchanges between processes cost so far in this process (all zero with one process).
     public private(set) var exchange = ExchangeStatistics()
+    /// Polled after each chunk of episodes: once requested (in any process of the group), the run finishes the
+    /// current optimiser step, writes `last.safetensors` and returns with `stopped` set.
+    public var stopRequest: StopRequest?
+    /// True when the last `run` ended early on `stopRequest` (the run is resumable from `last.safetensors`).
+    public private(set) var stopped = false
     let optimizer: any Optimizer
     /// The trainable parameters and the buffers (running statistics), in visiting order.
     private let trainables: [Parameter]
@@ -87,10 +92,7 @@ public final class EpisodicTrainer {
     /// - Throws: `MMLError` when the checkpoint's training configuration differs from this trainer's, or the
     ///   state cannot be read.
     public func restore(state json: String, optimizerTensors: [(name: String, tensor: Tensor)]) throws {
-        let s: EpisodicTrainingState
-        do { s = try JSONDecoder().decode(EpisodicTrainingState.self, from: Data(json.utf8)) } catch {
-            throw MMLError(.corruptFile, "the checkpoint's training state cannot be read (\(error))")
-        }
+        let s = try EpisodicTrainingState(metadata: json)
         guard s.training == configuration else {
             let diff = s.training.differences(from: configuration)
                 .map { "`\($0.field)` \($0.this) (checkpoint) vs \($0.other) (now)" }.joined(separator: "; ")
@@ -238,15 +240,18 @@ public final class EpisodicTrainer {
     }
 
     /// Computes the episodes of `chunk` (this process's block of them), exchanges them with the other processes
-    /// and adds every episode's gradient to `sum` in episode order. Returns the outcomes in episode order.
-    private func computeChunk(_ chunk: Range<Int>, into sum: inout [Float]) throws -> [EpisodeOutcome] {
+    /// and adds every episode's gradient to `sum` in episode order. Returns the outcomes in episode order and
+    /// whether a stop was requested in any process (carried in the exchange, so that every process stops at the
+    /// same step and none waits for the others forever).
+    private func computeChunk(_ chunk: Range<Int>, into sum: inout [Float]) throws
+        -> (outcomes: [EpisodeOutcome], stop: Bool) {
         var outcomes: [EpisodeOutcome] = []
         if group.size == 1 {
             for e in chunk {
                 outcomes.append(try computeEpisode(e))
                 accumulateParameterGradients(into: &sum)
             }
-            return outcomes
+            return (outcomes, stopRequest?.isRequested ?? false)
         }
         let mine = group.share(of: chunk)
         let computeStart = DispatchTime.now().uptimeNanoseconds
@@ -261,6 +266,8 @@ public final class EpisodicTrainer {
                 for x in u { w.append([x.momentum]); w.append(x.target) }
             }
         }
+        w.append(stopRequest?.isRequested == true ? 1 : 0)
+        var stop = false
         let exchangeStart = DispatchTime.now().uptimeNanoseconds
         let all = try group.allGather(w.bytes)
         let exchangeEnd = DispatchTime.now().uptimeNanoseconds
@@ -294,9 +301,10 @@ public final class EpisodicTrainer {
                 }
                 outcomes.append(EpisodeOutcome(loss: loss, accuracy: acc, updates: updates))
             }
+            if try reader.int() != 0 { stop = true }
             guard reader.atEnd else { throw MMLError(.corruptFile, "rank \(r) sent \(bytes.count) bytes, more than read") }
         }
-        return outcomes
+        return (outcomes, stop)
     }
 
     /// Every buffer records its running-statistics updates (true) or applies them at once (false).
@@ -311,6 +319,9 @@ public final class EpisodicTrainer {
     /// epoch ends inside it). Each chunk is computed (split over the processes), exchanged, and then its episodes are
     /// taken in order: running-statistics updates applied, progress recorded, at a step's last episode the summed
     /// gradient applied by the optimiser, at an epoch's last the validation.
+    ///
+    /// A `stopRequest` seen after a chunk ends the run at the next step boundary (the current step is finished),
+    /// with `last.safetensors` written and `stopped` set.
     public func run(stopAfter: Int? = nil) throws {
         let c = configuration
         let end = min(stopAfter.map { (($0 + c.episodesPerStep - 1) / c.episodesPerStep) * c.episodesPerStep }
@@ -319,6 +330,8 @@ public final class EpisodicTrainer {
             try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         }
         var lastCheckpoint = state.episodesDone
+        var stopping = false
+        stopped = false
         var stepGradient = [Float](repeating: 0, count: trainables.reduce(0) { $0 + $1.grad.count })
         deferBufferUpdates(true)
         defer { deferBufferUpdates(false) }
@@ -330,7 +343,8 @@ public final class EpisodicTrainer {
             model.backbone.freezesBatchNormStatistics = c.freezeBatchNormAfterEpochs > 0
                 && first / c.episodesPerEpoch >= c.freezeBatchNormAfterEpochs
             let clock = DispatchTime.now().uptimeNanoseconds
-            let outcomes = try computeChunk(chunk, into: &stepGradient)
+            let (outcomes, stopAsked) = try computeChunk(chunk, into: &stepGradient)
+            stopping = stopping || stopAsked
             let perEpisode = Double(DispatchTime.now().uptimeNanoseconds - clock) * 1e-9 / Double(chunk.count)
             exchange.episodes += chunk.count
             for (e, o) in zip(chunk, outcomes) {
@@ -375,6 +389,13 @@ public final class EpisodicTrainer {
                     lastCheckpoint = state.episodesDone
                 }
             }
+            // One process polls again after the chunk's events (a request made meanwhile ends this very step); with
+            // several the flag of the next exchange decides, the same on every rank.
+            if group.size == 1, stopRequest?.isRequested == true { stopping = true }
+            if stopping && state.episodesDone < end && state.episodesDone % c.episodesPerStep == 0 {
+                stopped = true
+                break
+            }
         }
         if lastCheckpoint != state.episodesDone { try writeCheckpoint() }
     }
@@ -406,14 +427,14 @@ public final class EpisodicTrainer {
 /// per-level accuracy on the very same episodes.
 /// - Throws: `MMLError` when the model has no metric, an episode cannot be loaded or the scores are not finite.
 public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, sampler: EpisodeSampler, episodes: Int,
-                          progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
+                          progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
     return try evaluateModel(model, loader: loader, episodes: sampler.episodes(episodes), progress: progress)
 }
 
 /// Evaluates a `FewShotModel` on the given episodes (e.g. read from an episode list file).
 public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, episodes: [Episode],
-                          progress: ((Int) -> Void)? = nil) throws -> EpisodeEvaluation {
+                          progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     try evaluateEpisodeList(episodes, loader: loader, progress: progress) { b, way in
         try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way, training: false).output
     }

@@ -76,6 +76,40 @@ public struct EpisodicTrainingConfiguration: Codable, Sendable, Equatable {
                  "`freezeBatchNormAfterEpochs` \(freezeBatchNormAfterEpochs) must be >= 0 (0: never)")
         try need(validationEpisodes >= 0, "`validationEpisodes` \(validationEpisodes) must be >= 0")
         try need(checkpointEvery >= 1 && logEvery >= 1, "`checkpointEvery` and `logEvery` must be at least 1")
+        try Limits.check(way, "way", in: Limits.way, "classes per episode")
+        try Limits.check(shot, "shot", in: Limits.shot, "support images per class")
+        try Limits.check(query, "query", in: Limits.query, "query images per class")
+        try Limits.imagesPerEpisode(way: way, wayField: "way", shot: shot, shotField: "shot", query: query,
+                                    queryField: "query")
+        try Limits.check(episodesPerEpoch, "episodesPerEpoch", in: Limits.episodesPerEpoch, "episodes per epoch")
+        try Limits.check(epochs, "epochs", in: Limits.epochs, "epochs")
+        _ = try Limits.product([("episodesPerEpoch", episodesPerEpoch), ("epochs", epochs)], in: Limits.totalEpisodes,
+                               "training episodes")
+        try Limits.check(episodesPerStep, "episodesPerStep", in: Limits.episodesPerEpoch, "episodes per step")
+        try Limits.check(lrStepEpochs, "lrStepEpochs", in: Limits.epochs, "epochs between learning-rate steps")
+        try Limits.check(freezeBatchNormAfterEpochs, "freezeBatchNormAfterEpochs", in: 0...Limits.epochs.upperBound,
+                         "epochs before BatchNorm statistics freeze")
+        try Limits.check(validationEpisodes, "validationEpisodes", in: 0...Limits.episodes.upperBound,
+                         "validation episodes")
+        try Limits.check(checkpointEvery, "checkpointEvery", in: Limits.interval, "episodes between checkpoints")
+        try Limits.check(logEvery, "logEvery", in: Limits.interval, "episodes between log lines")
+        try Limits.check(beta1, "beta1", "in [0, 1)") { $0 >= 0 && $0 < 1 }
+        try Limits.check(beta2, "beta2", "in [0, 1)") { $0 >= 0 && $0 < 1 }
+        try Limits.check(momentum, "momentum", "in [0, 1)") { $0 >= 0 && $0 < 1 }
+        try Limits.check(weightDecay, "weightDecay", ">= 0") { $0 >= 0 }
+        // Settings of another optimiser or schedule cannot apply: refused, never ignored.
+        let d = EpisodicTrainingConfiguration()
+        let inapplicable: [(String, Bool, String)] = [
+            ("beta1", optimizer != .adam && beta1 != d.beta1, "`optimizer` adam"),
+            ("beta2", optimizer != .adam && beta2 != d.beta2, "`optimizer` adam"),
+            ("momentum", optimizer != .sgd && momentum != d.momentum, "`optimizer` sgd"),
+            ("lrStepEpochs", schedule != .step && lrStepEpochs != d.lrStepEpochs, "`schedule` step"),
+            ("lrFactor", schedule != .step && lrFactor != d.lrFactor, "`schedule` step"),
+        ]
+        if let (field, _, needs) = inapplicable.first(where: \.1) {
+            throw MMLError(.invalidArgument, "`\(field)` only applies with \(needs) (this run uses `optimizer` "
+                           + "\(optimizer.rawValue), `schedule` \(schedule.rawValue)); drop `\(field)` or use \(needs)")
+        }
     }
 
     /// The learning rate for an optimiser step taken after `episodesDone` episodes.
@@ -111,6 +145,7 @@ public struct EpisodicTrainingConfiguration: Codable, Sendable, Equatable {
 
 /// Where a training run is: enough, with the checkpoint's weights and optimiser moments, to continue it exactly.
 public struct EpisodicTrainingState: Codable, Sendable, Equatable {
+
     /// Episodes trained so far (always a whole number of optimiser steps at a checkpoint).
     public var episodesDone: Int = 0
     /// Optimiser steps taken.
@@ -144,5 +179,16 @@ public struct EpisodicTrainingState: Codable, Sendable, Equatable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+extension EpisodicTrainingState {
+    /// Decodes the state a checkpoint holds in its metadata (`mml.state`), its nesting depth checked first.
+    /// - Throws: `MMLError(.corruptFile)` when it is not a training state.
+    public init(metadata json: String) throws {
+        try JSONInput.checkDepth(Array(json.utf8), source: "the checkpoint's training state (metadata 'mml.state')")
+        do { self = try JSONDecoder().decode(EpisodicTrainingState.self, from: Data(json.utf8)) } catch {
+            throw MMLError(.corruptFile, "the checkpoint's training state cannot be read (\(MMLError.describe(error)))")
+        }
     }
 }

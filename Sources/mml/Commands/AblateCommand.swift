@@ -17,10 +17,19 @@ struct AblateCommand: ParsableCommand {
             --shard i/n (or a SLURM job array) evaluates every n-th test episode (each shard re-fits the fusion \
             identically) and writes only its per-episode file; `mml ablate merge DIR...` writes the table of all \
             shards, equal in every number to an unsharded run.
+
+            Training seeds: repeat --checkpoint (one per seed) or give the --out directory of mml train --seeds: \
+            each seed is ablated on the same test episodes into --out/seed-<s>/, and --out/ablation.md, .json and \
+            .svg combine them: per subset the mean over seeds with a 95% interval across seeds (Student t, n-1 \
+            degrees of freedom), the seeds' values and the pooled per-episode interval; the differences to the full \
+            set are paired per seed (per episode within a seed), then combined across seeds (docs/STATISTICS.md). \
+            Sharded: each seed's shard file goes to --out/seed-<s>/, and `mml ablate merge OUT` combines them.
             """
     )
 
-    @Option(help: "A trained checkpoint (mml train). Not used with --retrain.") var checkpoint: String?
+    @Option(help: ArgumentHelp("A trained checkpoint (mml train). Not used with --retrain.",
+                               discussion: "Repeat it for several training seeds' models, or give the --out directory of mml train --seeds."))
+    var checkpoint: [String] = []
     @OptionGroup var dataset: DatasetOptions
     @Option(help: "Validation split for the fusion refit.") var refitSplit = "val"
     @Option(help: "Validation episodes for the fusion refit.") var refitEpisodes = 200
@@ -39,21 +48,41 @@ struct AblateCommand: ParsableCommand {
     @OptionGroup var sharding: ShardOptions
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("ablate") {
             if !retrain, !(try image.preprocessingOptions.preprocessing()).isEmpty {
                 throw MMLError(.invalidArgument, "--ink, --resize-filter, --mean and --std set how --retrain's models "
                                + "are trained; without --retrain the checkpoint's own preprocessing is used (set it "
                                + "when training or importing the model)")
             }
+            // Without --retrain the model is the checkpoint's: model and training flags cannot apply.
+            let modelFlags = backboneOptions.givenFlags + image.givenFlags + metric.givenFlags + training.givenFlags
+            if !retrain, !modelFlags.isEmpty {
+                throw MMLError(.invalidArgument, modelFlags.joined(separator: ", ") + " cannot apply to the ablation "
+                               + "of --checkpoint: its backbone, image size, metric and training are the checkpoint's "
+                               + "(the test episodes use --way, --shot, --query, --episodes and --seed); drop "
+                               + (modelFlags.count == 1 ? "it" : "them") + ", or train one model per subset with "
+                               + "--retrain")
+            }
+            if checkpoint.count > 1 || checkpoint.contains(where: SeedStudySummary.isDirectory) {
+                if retrain {
+                    throw MMLError(.invalidArgument, "--retrain trains its own models: it takes no --checkpoint per "
+                                   + "training seed (run one --retrain ablation per --seed instead)")
+                }
+                return try runSeeds()
+            }
             let shard = try sharding.resolvedShard()
             let config = AblationRunConfiguration(
-                checkpoint: checkpoint, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,
+                checkpoint: checkpoint.first, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,
                 way: way, shot: shot, query: query, episodes: episodes, seed: seed, out: out, threads: threads,
                 retrain: retrain, retraining: retrain ? try retraining() : nil, shard: shard,
                 episodesOut: sharding.episodesPath(shard: shard))
             var progress: (phase: String, line: ProgressLine)?
             var printer: EpisodicRunPrinter?
             let run = try AblationRun(config, naming: FlagNames.flag)
+            run.stop = Signals.stop
+            Signals.install(retrain ? "finishing the current optimiser step or episode, then stopping (a subset's "
+                            + "training is saved; the same command resumes it)"
+                            : "finishing the current episode, then stopping (no report is written)")
             let result = try run.run { event in
                 switch event {
                 case .progress(let phase, let done, let total):
@@ -66,6 +95,7 @@ struct AblateCommand: ParsableCommand {
                 case .ablationSubsetTrained(_, let episodes, let seconds):
                     print(String(format: "    %d episodes in %@", episodes, formatDuration(seconds)))
                 case .training: printer?.print(event)
+                case .warning(let text): warn(text)
                 default: break
                 }
             }
@@ -77,6 +107,39 @@ struct AblateCommand: ParsableCommand {
                 if !result.conclusion.isEmpty { print("What the ablation shows: " + result.conclusion) }
                 print("wrote \(config.outputPath("ablation.md")), ablation.json, ablation.svg, \(config.episodesPath)")
             }
+        } }
+    }
+
+    /// Every training seed's checkpoint ablated on the same test episodes, combined (`SeedAblationRun`).
+    private func runSeeds() throws {
+        let checkpoints = try SeedCheckpoint.resolve(checkpoint)
+        let shard = try sharding.resolvedShard()
+        let ablation = AblationRunConfiguration(
+            checkpoint: checkpoints[0].path, dataset: dataset.source, refitSplit: refitSplit,
+            refitEpisodes: refitEpisodes, way: way, shot: shot, query: query, episodes: episodes, seed: seed, out: out,
+            threads: threads, shard: shard, episodesOut: sharding.episodesOut)
+        var progress: (phase: String, line: ProgressLine)?
+        let run = try SeedAblationRun(SeedAblationRunConfiguration(ablation: ablation, checkpoints: checkpoints),
+                                      naming: FlagNames.flag)
+        run.stop = Signals.stop
+        Signals.install("finishing the current episode, then stopping (no table is written)")
+        let result = try run.run { event in
+            switch event {
+            case .note(let text): print(text)
+            case .warning(let text): printError("warning: \(text)")
+            case .progress(let phase, let done, let total):
+                if progress?.phase != phase { progress = (phase, ProgressLine(plainEvery: 200)) }
+                progress!.line.update(done: done, total: total, text: phase)
+                if done == total { progress!.line.finish() }
+            case .wrote(let path, let what): print("wrote \(path) (\(what))")
+            default: break
+            }
+        }
+        if let shard {
+            print("shard \(shard) of \(result.seeds.count) seed(s); make the table of all shards with: "
+                  + "mml ablate merge \(out)")
+        } else {
+            print(result.markdown)
         }
     }
 
@@ -108,6 +171,13 @@ struct AblateMergeCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            if inputs.count == 1, SeedEpisodeDirectories.holdsSeeds(inputs[0]) {
+                let result = try SeedAblationRun.merge(inputs[0], out: out ?? inputs[0]) { event in
+                    if case .wrote(let path, let what) = event { print("wrote \(path) (\(what))") }
+                }
+                print(result.markdown)
+                return
+            }
             let (result, file) = try AblationRunResult.merged(inputs)
             let dir = out ?? Self.defaultOut(inputs.first ?? ".")
             try result.writeFiles(into: dir) { _ in }

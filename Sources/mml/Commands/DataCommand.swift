@@ -51,7 +51,7 @@ struct DataInspectCommand: ParsableCommand {
         }
         print("skipped     \(r.skippedFiles) file(s) that are not PNG/JPEG")
         print("problems    \(r.problems.count)")
-        for p in r.problems.prefix(50) { print("  \(p)") }
+        for p in r.problems.prefix(50) { print("  \(FlagNames.render(MMLError(.config, p)))") }
         if r.problems.count > 50 { print("  ... and \(r.problems.count - 50) more") }
         if let dir = r.samplesDirectory { print("samples     written to \(dir)") }
     }
@@ -85,8 +85,14 @@ struct DataEpisodesCommand: ParsableCommand {
             let config = EpisodeListingConfiguration(dataset: dataset.source, way: way, shot: shot, query: query,
                                                      episodes: episodes, seed: seed,
                                                      dropSmallClasses: dropSmallClasses, out: output)
-            let list = try EpisodeListingRun(config).run { event in
-                if case .warning(let w) = event { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            let list: EpisodeList
+            do {
+                list = try EpisodeListingRun(config).run { event in
+                    if case .warning(let w) = event { warn(w) }
+                }
+            } catch let e as MMLError where e.fields.contains("out") {
+                // This command's flag for the core's `out` is --output.
+                throw MMLError(e.kind, e.rendered { $0 == "out" ? "--output" : "`\($0)`" })
             }
             print("wrote \(episodes) episodes (\(way)-way \(shot)-shot, \(query) queries, seed \(seed)) of \(list.dataset) to \(output)")
         }
@@ -110,6 +116,11 @@ struct DataCacheCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            try Limits.check(size, "size", in: Limits.imageSide, "the image side in pixels")
+            if channels != 1 && channels != 3 {
+                throw MMLError(.invalidArgument, "`channels` \(channels): the cache stores 1 (grey) or 3 (colour) channels")
+            }
+            try dataset.source.validate()
             let ds = try dataset.open()
             let layout = dataset.layout ?? DatasetLayout.detect(path: dataset.path, split: dataset.split)
             let file = output ?? ImageCache.defaultFile(root: dataset.path, tag: "\(layout.rawValue)-\(dataset.split ?? "default")",

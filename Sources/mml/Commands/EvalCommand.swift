@@ -31,11 +31,19 @@ struct EvalCommand: ParsableCommand {
             results with --episodes-out; `mml eval merge DIR...` makes the report of all shards, equal in every \
             number to an unsharded run (timing: the shards' summed time). Any run can write --episodes-out; \
             `mml compare A B` pairs two such files episode by episode.
+
+            Training seeds: repeat --checkpoint (one per training seed) or give the --out directory of mml train \
+            --seeds: every seed's model is evaluated on the same episodes (--seed fixes them) and each setting \
+            reports the mean over seeds with a 95% interval across seeds (Student t, n-1 degrees of freedom; none \
+            with one seed) next to the pooled per-episode interval, per level too (docs/STATISTICS.md). --plot \
+            draws each seed and the mean with its interval. With --episodes-out DIR each seed's file goes to \
+            DIR/seed-<s>/, and `mml eval merge DIR` combines sharded seeds.
             """
     )
 
-    @Option(help: "The checkpoint (.safetensors written by mml train, mml pretrain or mml train-embedding).")
-    var checkpoint: String
+    @Option(help: ArgumentHelp("The checkpoint (.safetensors written by mml train, mml pretrain or mml train-embedding).",
+                               discussion: "Repeat it for several training seeds' models, or give the --out directory of mml train --seeds."))
+    var checkpoint: [String]
     @OptionGroup var dataset: DatasetOptions
     @Option(name: .customLong("protocol"),
             help: "metric, prototype, cosine-classifier or protonet (default: metric when the checkpoint has a metric, else prototype).")
@@ -53,41 +61,113 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print a JSON report on standard output (for harnesses).") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
     @OptionGroup var sharding: ShardOptions
+    @Option(help: "Over training seeds: write a chart of each seed's accuracy and the mean with its interval (SVG).")
+    var plot: String?
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("eval") {
+            if let report { try OutputCheck.prepare(file: report, field: "report") }  // checks before work
+            if checkpoint.count > 1 || checkpoint.contains(where: SeedStudySummary.isDirectory) {
+                if let plot { try OutputCheck.prepare(file: plot, field: "plot") }
+                return try runSeeds()
+            }
+            if plot != nil {
+                throw MMLError(.invalidArgument, "--plot draws the spread over training seeds: give several "
+                               + "--checkpoint (one per seed) or a study directory of mml train --seeds")
+            }
+            guard let checkpoint = self.checkpoint.first else {
+                throw MMLError(.invalidArgument, "give --checkpoint: the checkpoint to evaluate")
+            }
             let loaded = try Checkpoint.load(checkpoint, threads: threads)  // its errors come first, as they always have
-            let shard = try sharding.resolvedShard()
-            let config = EvaluationRunConfiguration(
-                checkpoint: checkpoint, dataset: dataset.source,
-                evaluationProtocol: try protocolName.map(EvaluationProtocol.parse), cosineClassifier: classifier.settings,
-                ways: try parseIntList(way, option: "--way"), shots: try parseIntList(shot, option: "--shot"),
-                query: query, episodes: episodes, seed: seed, episodeList: episodeList, threads: threads,
-                shard: shard, episodesOut: sharding.episodesPath(shard: shard),
-                preprocessing: try preprocessingOptions.preprocessing())
-            var progress = ProgressLine(plainEvery: 100)
-            let result = try EvaluationRun(config, checkpoint: loaded).run { event in
+            let config = try configuration(checkpoint: checkpoint)
+            let shard = config.shard
+            let printer = EvaluationPrinter(json: json)
+            let run = try EvaluationRun(config, checkpoint: loaded)
+            run.stop = Signals.stop
+            Signals.install("finishing the current episode, then stopping (no report or per-episode file is written)")
+            let result = try run.run { event in
+                if printer.print(event) { return }
                 switch event {
-                case .progress(_, let done, let total):
-                    if !json { progress.update(done: done, total: total, text: "episodes") }
-                case .evaluated(let setting):
-                    progress.finish()
-                    progress = ProgressLine(plainEvery: 100)
-                    if !json { Self.render(setting) }
                 case .started(_, let facts):
                     if !json { for f in facts { Self.render(fact: f.key, f.value) } }
                     if !json, let shard {
                         Self.render(fact: "shard", "\(shard): the episodes at positions p with p % \(shard.count) == "
                                     + "\(shard.index)")
                     }
-                case .wrote(let path, let what):
-                    if !json { print("wrote \(path) (\(what))") }
+                case .warning(let text): warn(text)
                 default: break
                 }
             }
             let text = try result.jsonText()
             if json { print(text) }
             if let report { try AtomicFile.write(text + "\n", to: report) }
+        } }
+    }
+
+    /// Every training seed's checkpoint on the same episodes, combined (`SeedEvaluationRun`).
+    private func runSeeds() throws {
+        let checkpoints = try SeedCheckpoint.resolve(checkpoint)
+        var evaluation = try configuration(checkpoint: checkpoints[0].path)
+        // A directory that gets one subdirectory per seed.
+        evaluation.episodesOut = sharding.episodesOut
+        let config = SeedEvaluationRunConfiguration(evaluation: evaluation, checkpoints: checkpoints)
+        let printer = EvaluationPrinter(json: json)
+        let run = try SeedEvaluationRun(config)
+        run.stop = Signals.stop
+        Signals.install("finishing the current episode, then stopping (no report or per-episode file is written)")
+        let result = try run.run { event in
+            if printer.print(event) { return }
+            switch event {
+            case .note(let text):
+                if !json { print(text) }
+            case .warning(let text):
+                printError("warning: \(text)")
+            default: break
+            }
+        }
+        try Self.finish(result, json: json, report: report, plot: plot)
+    }
+
+    /// Prints (or writes) the report over seeds: the combined table, or the JSON, the report file and the chart.
+    static func finish(_ result: SeedEvaluationRunResult, json: Bool, report: String?, plot: String?) throws {
+        if !json { renderSeeds(result) }
+        let text = try result.jsonText()
+        if json { print(text) }
+        if let report { try AtomicFile.write(text + "\n", to: report) }
+        if let plot {
+            try AtomicFile.write(result.svg, to: plot)
+            if !json { print("wrote \(plot) (accuracy over seeds, chart)") }
+        }
+    }
+
+    /// The evaluation of one checkpoint these options give. - Throws: `MMLError` for bad options.
+    func configuration(checkpoint: String) throws -> EvaluationRunConfiguration {
+        let shard = try sharding.resolvedShard()
+        return EvaluationRunConfiguration(
+            checkpoint: checkpoint, dataset: dataset.source,
+            evaluationProtocol: try protocolName.map(EvaluationProtocol.parse), cosineClassifier: classifier.settings,
+            ways: try parseIntList(way, option: "--way"), shots: try parseIntList(shot, option: "--shot"),
+            query: query, episodes: episodes, seed: seed, episodeList: episodeList, threads: threads,
+            shard: shard, episodesOut: sharding.episodesPath(shard: shard),
+            preprocessing: try preprocessingOptions.preprocessing())
+    }
+
+    /// The combined lines over seeds: per setting the mean across seeds with its t interval and the seeds' values,
+    /// the pooled per-episode figure, and the same per level.
+    static func renderSeeds(_ r: SeedEvaluationRunResult) {
+        let n = r.seeds.count
+        print("over \(n) training seed(s) (\(r.labels.joined(separator: ", "))), each on the same episodes; "
+              + (n > 1 ? "intervals across seeds: mean +- t(0.975, \(n - 1) df) x std / sqrt(\(n))"
+                       : "one seed: no interval across seeds (the spread between training runs is unknown)"))
+        for s in r.results {
+            print(String(format: "%d-way %d-shot, %d queries, %d episodes per seed (seed %llu):", s.way, s.shot,
+                         s.query, s.episodes, s.seed))
+            func line(_ name: String, _ a: SeedSummary, _ p: EvaluationRunResult.Summary) {
+                print("    " + name.padding(toLength: 13, withPad: " ", startingAt: 0) + " \(a.percentString)% across "
+                      + "seeds (\(a.perSeedPercentString)); pooled episodes \(p.percentString)% (\(p.episodes))")
+            }
+            line(s.evaluationProtocol == .metric ? "fused" : s.evaluationProtocol.rawValue, s.accuracy, s.pooled)
+            for l in s.orderedLevels { line(l.level.rawValue, l.acrossSeeds, l.pooled) }
         }
     }
 
@@ -130,8 +210,24 @@ struct EvalMergeCommand: ParsableCommand {
     @Option(help: "Also write the JSON report to this file.") var report: String?
     @Option(help: "Also write the merged per-episode file (one file for mml compare).") var episodesOut: String?
 
+    @Option(help: "Over training seeds (a directory of seed-<s>/ subdirectories): write the chart of the seeds (SVG).")
+    var plot: String?
+
     func run() throws {
         try runReportingErrors {
+            if inputs.count == 1, SeedEpisodeDirectories.holdsSeeds(inputs[0]) {
+                if episodesOut != nil {
+                    throw MMLError(.invalidArgument, "--episodes-out writes one run's merged file; over seeds each "
+                                   + "seed-<s>/ directory is its own run: merge one of them to get its file")
+                }
+                let result = try SeedEvaluationRun.merged(inputs[0])
+                printError("merged the per-episode files of \(result.seeds.count) training seed(s)")
+                return try EvalCommand.finish(result, json: json, report: report, plot: plot)
+            }
+            if plot != nil {
+                throw MMLError(.invalidArgument, "--plot draws the spread over training seeds: give a directory of "
+                               + "seed-<s>/ subdirectories (mml eval --checkpoint ... --episodes-out DIR)")
+            }
             let (result, file) = try EvaluationRunResult.merged(inputs)
             printError("merged \(file.records.count) episodes of \(file.header.settings.count) setting(s)")
             if !json {
@@ -147,5 +243,31 @@ struct EvalMergeCommand: ParsableCommand {
                 if !json { print("wrote \(path) (per-episode results)") }
             }
         }
+    }
+}
+
+/// The lines both evaluation paths (one checkpoint, or one per training seed) print for progress, a finished setting
+/// and a written file; with `--json` only the progress line is kept quiet and nothing else prints.
+final class EvaluationPrinter {
+    let json: Bool
+    var progress = ProgressLine(plainEvery: 100)
+
+    init(json: Bool) { self.json = json }
+
+    /// Prints `event` when it is one of those three kinds; false for any other event.
+    func print(_ event: RunEvent) -> Bool {
+        switch event {
+        case .progress(_, let done, let total):
+            if !json { progress.update(done: done, total: total, text: "episodes") }
+        case .evaluated(let setting):
+            progress.finish()
+            progress = ProgressLine(plainEvery: 100)
+            if !json { EvalCommand.render(setting) }
+        case .wrote(let path, let what):
+            if !json { Swift.print("wrote \(path) (\(what))") }
+        default:
+            return false
+        }
+        return true
     }
 }

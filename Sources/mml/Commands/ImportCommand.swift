@@ -42,6 +42,26 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            // --list-names prints mml's names and exits: the import's options cannot apply to it, and --channels
+            // only to it (an import reads the input channels from the tensors).
+            let importFlags = [("INPUT", input != nil), ("--convention", convention != .auto),
+                               ("--name-map", nameMap != nil), ("--way", way != 5), ("--image-size", imageSize != nil),
+                               ("--allow-unused", allowUnused), ("--out", out != nil), ("--json", json)]
+                .filter(\.1).map(\.0) + metric.givenFlags
+                + (try preprocessingOptions.preprocessing().isEmpty ? [] : ["--ink/--resize-filter/--mean/--std"])
+            if listNames, !importFlags.isEmpty {
+                throw MMLError(.invalidArgument, importFlags.joined(separator: ", ") + " cannot apply with "
+                               + "--list-names, which only prints mml's tensor names for --backbone (and --channels); "
+                               + "drop " + (importFlags.count == 1 ? "it" : "them") + " or --list-names")
+            }
+            if !listNames, channels != 3 {
+                throw MMLError(.invalidArgument, "--channels only applies with --list-names: an import reads the input "
+                               + "channels from the tensors; drop --channels")
+            }
+            if !listNames, way != 5, metric.givenFlags.isEmpty {
+                throw MMLError(.invalidArgument, "--way sets the n-way of an attached metric, but no metric flag "
+                               + "(--levels, --pixel-k, ...) attaches one; give the metric flags or drop --way")
+            }
             if listNames {
                 for (name, shape) in try TorchImportConfiguration.targetNames(backbone: backbone, inputChannels: channels) {
                     print("\(name) \(shape)")

@@ -13,7 +13,9 @@ struct PretrainCommand: ParsableCommand {
         average-pooled. Learning rate: linear warm-up, then cosine annealing to 0 (per iteration). Each epoch the \
         backbone is validated by nearest-prototype few-shot episodes on the validation split. Writes \
         DIR/backbone.safetensors (last epoch, with the head as extra tensor head.weight), DIR/best.safetensors \
-        (best validation accuracy) and DIR/log.jsonl.
+        (best validation accuracy), DIR/last.safetensors (resumable: weights, head, optimiser state and position, \
+        at each epoch's end, every --checkpoint-every batches and on SIGINT / SIGTERM / SIGHUP) and DIR/log.jsonl. \
+        --resume continues the run in --out exactly where it stopped.
         """
     )
 
@@ -59,12 +61,18 @@ struct PretrainCommand: ParsableCommand {
     var logEvery = 100
     @Option(help: "Output directory.")
     var out: String
+    @Flag(help: "Continue the run in --out from its last.safetensors (the same options; stopped by a signal, killed, or finished and only the test left).")
+    var resume = false
+    @Option(help: "Also write last.safetensors every N batches (0: at each epoch's end and when stopped).")
+    var checkpointEvery = 0
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("pretrain") {
             let run = try PretrainingRun(configuration())
+            run.stop = Signals.stop
+            Signals.install("finishing the current batch, then saving \(out)/last.safetensors")
             _ = try run.run(events: SupervisedRunPrinter.print)
-        }
+        } }
     }
 
     /// The core configuration these options give. - Throws: `MMLError(.config)` for an unknown name.
@@ -76,6 +84,6 @@ struct PretrainCommand: ParsableCommand {
             weightDecay: weightDecay, validationSplit: valSplit == "none" ? nil : valSplit,
             validationEpisodes: valEpisodes, testEpisodes: testEpisodes, testSplit: testSplit,
             testProtocols: try PretrainingRunConfiguration.parseProtocols(testProtocols), seed: seed,
-            threads: threads, logEvery: logEvery, out: out)
+            threads: threads, logEvery: logEvery, out: out, resume: resume, checkpointEvery: checkpointEvery)
     }
 }

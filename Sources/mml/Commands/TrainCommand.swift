@@ -16,6 +16,12 @@ struct TrainCommand: ParsableCommand {
             writes beside every checkpoint (e.g. runs/mml/last.json; model, metric and training settings). Any \
             flag given on the command line overrides the file's value. The \
             data, --val-split, --val-way, --val-shot, --val-query and --out are not saved: give them as usual.
+
+            --seeds 1,2,3 trains one model per training seed into --out/seed-<s>/ (each exactly the run --seed s \
+            gives), one after the other, and lists them in --out/seeds.json; --seed-index i (or a SLURM job array \
+            of as many tasks as seeds) trains only the i-th seed (0-based), for one process per seed. --resume \
+            continues unfinished seeds, skips finished ones and starts seeds not started yet. mml eval / mml \
+            ablate --checkpoint OUT evaluate every seed on the same episodes (README "Seeds", docs/STATISTICS.md).
             """
     )
 
@@ -35,16 +41,28 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Stop after this many episodes in total (the run stays resumable).") var stopAfter: Int?
     @Option(help: "Start from the settings saved beside a checkpoint (e.g. runs/mml/last.json); given flags override them.")
     var config: String?
+    @Option(help: ArgumentHelp("Train one model per training seed (comma-separated, e.g. 1,2,3) into --out/seed-<s>/.",
+                               valueName: "s1,s2,..."))
+    var seeds: String?
+    @Option(help: "With --seeds: train only the seed at this 0-based position of the list (default in a SLURM job array: the array task's).")
+    var seedIndex: Int?
+    @Flag(help: "With --seeds: each seed also seeds the initial weights (as --init-seed s); default: every seed starts from --init-seed's weights.")
+    var seedInitialWeights = false
 
     func run() throws {
         try runReportingErrors {
+            if let study = try seedStudyConfiguration() { return try runSeeds(study) }
             let configuration = try runConfiguration()
+            let run = try EpisodicTrainingRun(configuration)  // validated before anything uses its numbers
             Launch.checkSplit(configuration)
             let printer = EpisodicRunPrinter(configuration, verbose: true)
-            let run = try EpisodicTrainingRun(configuration)
             run.group = Launch.group
+            if Launch.isLeader, let plot { try OutputCheck.prepare(file: plot, field: "plot") }  // checks before work
+            run.stop = Signals.stop
+            Signals.install("finishing the current optimiser step, then saving \(out)/last.safetensors")
             // Under mpirun only rank 0 prints.
             let result = try run.run(events: Launch.isLeader ? printer.print : { _ in })
+            if result.stopped { Self.stopped(result, out: out) }
             guard Launch.isLeader else { return }
             printer.finish(result, out: out)
             if let plot {
@@ -52,6 +70,78 @@ struct TrainCommand: ParsableCommand {
                 print("plot        \(plot)")
             }
         }
+    }
+
+    /// After a signal stopped the run (every rank at the same step): what was saved and the command that resumes;
+    /// every rank exits with 128 + the signal number.
+    static func stopped(_ result: EpisodicTrainingRunResult, out: String) -> Never {
+        if Launch.isLeader {
+            print("stopped     at episode \(result.state.episodesDone) of \(result.totalEpisodes) (\(Signals.name(Signals.stop.reason ?? SIGINT))); "
+                  + "\(result.last) holds every finished step")
+            print("resume      \(Signals.resumeCommand())")
+            fflush(stdout)
+        }
+        Launch.finish()
+        Foundation.exit(Signals.exitCode(Signals.stop.reason))
+    }
+
+    /// The seed study these options give (nil without `--seeds`).
+    /// - Throws: `MMLError` for a bad seed list, `--seed` with `--seeds`, or the seed options without `--seeds`.
+    func seedStudyConfiguration() throws -> SeedTrainingRunConfiguration? {
+        guard let seeds else {
+            if seedIndex != nil || seedInitialWeights {
+                throw MMLError(.invalidArgument, "--seed-index and --seed-initial-weights go with --seeds (a list of "
+                               + "training seeds)")
+            }
+            return nil
+        }
+        if training.seed != nil {
+            throw MMLError(.invalidArgument, "give --seed (one run) or --seeds (one run per seed), not both")
+        }
+        if seedInitialWeights && backboneOptions.initSeed != nil {
+            throw MMLError(.invalidArgument, "--seed-initial-weights sets the initial weights' seed to each training "
+                           + "seed; drop --init-seed, or drop --seed-initial-weights to start every seed from it")
+        }
+        let list = try SeedStudy.parse(seeds)
+        var index = seedIndex
+        if index == nil, let i = try SeedStudy.indexFromSLURM(environment: ProcessInfo.processInfo.environment,
+                                                              seeds: list) {
+            printError("note: seed index \(i) (seed \(list[i])) from SLURM_ARRAY_TASK_ID (give --seed-index to override)")
+            index = i
+        }
+        return SeedTrainingRunConfiguration(run: try runConfiguration(), seeds: list, seedIndex: index,
+                                            seedInitialWeights: seedInitialWeights)
+    }
+
+    /// `--seeds`: every selected seed's run, its summary lines and, with `--plot`, its curves.
+    private func runSeeds(_ study: SeedTrainingRunConfiguration) throws {
+        Launch.checkSplit(study.run)
+        let printer = EpisodicRunPrinter(study.run, verbose: true)
+        let run = try SeedTrainingRun(study)
+        run.group = Launch.group
+        run.stop = Signals.stop
+        Signals.install("finishing the current optimiser step, then saving the seed's last.safetensors")
+        let result = try run.run(events: Launch.isLeader ? printer.print : { _ in })
+        if result.stopped, let last = result.seeds.last?.result { Self.stopped(last, out: out) }
+        guard Launch.isLeader else { return }
+        for s in result.seeds {
+            print("seed \(s.seed)")
+            guard let r = s.result else { print("    finished earlier: \(s.directory) (skipped)"); continue }
+            printer.finish(r, out: s.directory)
+            if let plot {
+                let path = Self.seedPlotPath(plot, seed: s.seed)
+                try TrainingPlot.write(logPath: r.log, to: path)
+                print("plot        \(path)")
+            }
+        }
+        print("seeds       \(result.summary)")
+    }
+
+    /// `--plot` of one seed: `curves.svg` -> `curves-seed-3.svg`.
+    static func seedPlotPath(_ plot: String, seed: UInt64) -> String {
+        let url = URL(fileURLWithPath: plot), ext = url.pathExtension
+        let stem = ext.isEmpty ? plot : String(plot.dropLast(ext.count + 1))
+        return stem + "-seed-\(seed)" + (ext.isEmpty ? "" : "." + ext)
     }
 
     /// The run these options give: the `--config` file's settings (else the defaults) with every given flag applied.
@@ -122,7 +212,9 @@ final class EpisodicRunPrinter {
             for (key, value) in facts { Swift.print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value) }
         case .training(let e):
             training(e)
-        case .progress, .wrote, .warning, .supervised, .evaluated, .ablationSubsetStarted, .ablationSubsetTrained:
+        case .warning(let text):
+            warn(text)
+        case .progress, .wrote, .supervised, .evaluated, .ablationSubsetStarted, .ablationSubsetTrained:
             break
         }
     }

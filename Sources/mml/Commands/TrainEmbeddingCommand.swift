@@ -12,7 +12,8 @@ struct TrainEmbeddingCommand: ParsableCommand {
         Embedding = backbone output globally average-pooled, optionally a linear layer to --dim, L2-normalised; \
         distances are Euclidean on the normalised embeddings. Writes DIR/embedding.safetensors (kind "embedding"; \
         the linear layer as extra tensors embedding.weight / embedding.bias, the margin loss's beta as loss.beta) \
-        and DIR/log.jsonl, then reports Recall@1/2/4/8, R-precision and MAP@R on the held-out split (every image \
+        DIR/last.safetensors (resumable: weights, layer, optimiser state and position, every --checkpoint-every \
+        iterations and on SIGINT / SIGTERM / SIGHUP; --resume continues from it) and DIR/log.jsonl, then reports Recall@1/2/4/8, R-precision and MAP@R on the held-out split (every image \
         a query against all others) and 5-way 1-/5-shot nearest-prototype accuracy of the same embedding. \
         --eval-only CKPT evaluates a saved embedding.
         """
@@ -60,13 +61,20 @@ struct TrainEmbeddingCommand: ParsableCommand {
     var logEvery = 100
     @Option(help: "Output directory (required unless --eval-only).")
     var out: String?
+    @Flag(help: "Continue the run in --out from its last.safetensors (the same options).")
+    var resume = false
+    @Option(help: "Write last.safetensors every N iterations (and at the end and when stopped).")
+    var checkpointEvery = 100
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try Signals.stoppable("train-embedding") {
             let run = try EmbeddingTrainingRun(configuration())
+            run.stop = Signals.stop
+            Signals.install(evalOnly == nil ? "finishing the current iteration, then saving \(out ?? "")/last.safetensors"
+                            : "stopping after the current episode")
             let result = try run.run(events: SupervisedRunPrinter.print)
             progressLine(try SupervisedRunPrinter.resultLine(result.evaluation))
-        }
+        } }
     }
 
     /// The core configuration these options give. - Throws: `MMLError(.config)` for an unknown name.
@@ -76,6 +84,7 @@ struct TrainEmbeddingCommand: ParsableCommand {
             loss: EmbeddingLossConfiguration(loss: loss, positives: positives, negatives: negatives, margin: margin),
             beta0: beta0, dim: dim, classesPerBatch: p, imagesPerClass: k, iterations: iterations, learningRate: lr,
             optimizer: try OptimizerKind.parseSupervised(optimizer), weightDecay: weightDecay, evalSplit: evalSplit,
-            evalEpisodes: evalEpisodes, evalOnly: evalOnly, seed: seed, threads: threads, logEvery: logEvery, out: out)
+            evalEpisodes: evalEpisodes, evalOnly: evalOnly, seed: seed, threads: threads, logEvery: logEvery, out: out,
+            resume: resume, checkpointEvery: checkpointEvery)
     }
 }

@@ -50,9 +50,9 @@ func progressLine(_ text: String) {
     fflush(stdout)
 }
 
-/// Prints a warning on standard error.
+/// Prints a warning on standard error, configuration fields in backquotes spelled as flags (`FlagNames`).
 func warn(_ text: String) {
-    FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
+    FileHandle.standardError.write(Data("warning: \(FlagNames.render(MMLError(.config, text)))\n".utf8))
 }
 
 /// Checks a positive integer option. - Throws: `MMLError(.invalidArgument)` naming the flag.

@@ -5,7 +5,9 @@ import MMLCore
 /// Runs `body`, printing an `MMLError` as "error: ..." (configuration fields spelled as this tool's flags) and
 /// exiting non-zero.
 func runReportingErrors(_ body: () throws -> Void) throws {
-    do { try body() } catch let e as MMLError {
+    do { try body() } catch let error where !(error is ExitCode || error is CleanExit) {
+        // Any other error (a file-system one from Foundation) in words too: never an error domain and code.
+        let e = error as? MMLError ?? MMLError(.io, MMLError.describe(error))
         // One rank of several: name it and end the whole job (the other ranks may be waiting for this one).
         if let mpi = Launch.mpi, mpi.size > 1 { mpi.abort(message: "error: \(FlagNames.render(e))") }
         FileHandle.standardError.write(Data("error: \(FlagNames.render(e))\n".utf8))
@@ -39,6 +41,11 @@ enum FlagNames {
         "out": "--out",
         "output": "--out",
         "input": "INPUT",
+        "image.size": "--image-size",
+        "image.channels": "--channels",
+        "image.preprocessing": "--ink/--resize-filter/--mean/--std",
+        "backbone.kind": "--backbone",
+        "backbone.seed": "--init-seed",
         // evaluation runs (`EvaluationRun`, `AblationRun`, `EpisodeScoringRun`): dotted paths are looked up whole.
         "evaluationProtocol": "--protocol",
         "ways": "--way",

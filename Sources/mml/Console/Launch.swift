@@ -11,7 +11,7 @@ enum Launch {
     static func start() {
         guard MPIProcessGroup.launchedByMPI else { return }
         do { mpi = try MPIProcessGroup() } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(MMLError.describe(error))\n".utf8))
             exit(1)
         }
     }
@@ -58,7 +58,7 @@ enum Launch {
         guard let mpi, mpi.size > 1 else { return }
         do { try EpisodicTrainer.checkSplit(configuration.effectiveTraining, processes: mpi.size) } catch let e as MMLError {
             failTogether(FlagNames.render(e) + " (mpirun -np \(mpi.size))")
-        } catch { failTogether("\(error)") }
+        } catch { failTogether(MMLError.describe(error)) }
     }
 }
 

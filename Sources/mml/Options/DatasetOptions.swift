@@ -31,11 +31,18 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: "Synthetic data: make one level's cue constant across classes: pixel (glyph shape), part (pairing of the coloured spots) or distribution (share of light tiles).")
     var syntheticRemoveCue: SyntheticCue?
 
+    @Option(help: "Refuse image files whose header declares more than this many pixels (width x height), before decoding (default 67108864 = 8192 x 8192).")
+    var maxImagePixels: Int?
+
+    @Flag(help: "Use data that names one image twice (a file listed twice in a split, in two classes, or support and query of one episode) with a warning instead of refusing it.")
+    var allowDuplicates = false
+
     /// The core's description of this data.
     var source: DatasetSource {
         DatasetSource(path: path, layout: layout, split: split, syntheticSeed: syntheticSeed,
                       syntheticSize: syntheticSize, syntheticChannels: syntheticChannels,
-                      syntheticImages: syntheticImages, syntheticRemoveCue: syntheticRemoveCue)
+                      syntheticImages: syntheticImages, syntheticRemoveCue: syntheticRemoveCue,
+                      maxImagePixels: maxImagePixels, allowDuplicates: allowDuplicates)
     }
 
     /// The dataset these options name.

@@ -112,6 +112,17 @@ struct ImageOptions: ParsableArguments {
 
     @OptionGroup var preprocessingOptions: PreprocessingOptions
 
+    /// The flags given on the command line, spelled as the user types them (for "cannot apply" errors).
+    var givenFlags: [String] {
+        let p = preprocessingOptions
+        let given: [(String, Bool)] = [
+            ("--image-size", imageSize != nil), ("--channels", channels != nil), ("--augment", augment != nil),
+            ("--ink", p.ink != nil), ("--resize-filter", p.resizeFilter != nil), ("--mean", p.mean != nil),
+            ("--std", p.std != nil),
+        ]
+        return given.filter(\.1).map(\.0)
+    }
+
     /// The core's image settings (no `--augment`: none). - Throws: `MMLError(.config)` for an unknown augmentation
     /// or malformed preprocessing.
     func settings() throws -> ImageSettings {
@@ -137,6 +148,13 @@ struct BackboneOptions: ParsableArguments {
 
     @Option(help: "Seed of the initial weights (default: 0; pretrain and train-embedding: their --seed).")
     var initSeed: UInt64?
+
+    /// The flags given on the command line, spelled as the user types them (for "cannot apply" errors).
+    var givenFlags: [String] {
+        let given: [(String, Bool)] = [("--backbone", backbone != nil), ("--widths", widths != nil),
+                                       ("--initialization", initialization != nil), ("--init-seed", initSeed != nil)]
+        return given.filter(\.1).map(\.0)
+    }
 
     /// The parsed `--widths`. - Throws: `MMLError(.config)` for a malformed list.
     func resolvedWidths() throws -> [Int]? {

@@ -40,6 +40,22 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: help("Write last.safetensors every this many episodes.", d.checkpointEvery)) var checkpointEvery: Int?
     @Option(help: help("Log averages every this many episodes.", d.logEvery)) var logEvery: Int?
 
+    /// The flags given on the command line, spelled as the user types them (for "cannot apply" errors).
+    var givenFlags: [String] {
+        let given: [(String, Bool)] = [
+            ("--val-split", valSplit != nil), ("--way", way != nil), ("--shot", shot != nil), ("--query", query != nil),
+            ("--episodes-per-epoch", episodesPerEpoch != nil), ("--epochs", epochs != nil),
+            ("--episodes-per-step", episodesPerStep != nil), ("--optimizer", optimizer != nil), ("--lr", lr != nil),
+            ("--beta1", beta1 != nil), ("--beta2", beta2 != nil), ("--momentum", momentum != nil),
+            ("--weight-decay", weightDecay != nil), ("--schedule", schedule != nil), ("--lr-step", lrStep != nil),
+            ("--lr-factor", lrFactor != nil), ("--freeze-bn-after", freezeBnAfter != nil), ("--seed", seed != nil),
+            ("--val-episodes", valEpisodes != nil), ("--val-way", valWay != nil), ("--val-shot", valShot != nil),
+            ("--val-query", valQuery != nil), ("--val-seed", valSeed != nil),
+            ("--checkpoint-every", checkpointEvery != nil), ("--log-every", logEvery != nil),
+        ]
+        return given.filter(\.1).map(\.0)
+    }
+
     /// `base` with every given flag applied. - Throws: `MMLError(.config)` for an unknown optimiser or schedule.
     func configuration(over base: EpisodicTrainingConfiguration = EpisodicTrainingConfiguration()) throws
         -> EpisodicTrainingConfiguration {
