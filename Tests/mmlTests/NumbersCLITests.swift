@@ -137,6 +137,8 @@ final class NumbersCLITests: XCTestCase {
             // synthetic-data options on real data.
             (["data", "episodes", "/tmp", "--synthetic-size", "20", "-o", Self.dir + "/l2.json"],
              "--synthetic-size only applies to the built-in synthetic data; /tmp is read as folder data"),
+            (["data", "episodes", "/tmp", "--synthetic-remove-cue", "part", "-o", Self.dir + "/l3.json"],
+             "--synthetic-remove-cue only applies to the built-in synthetic data; /tmp is read as folder data"),
             // train: optimiser, schedule, validation and resume.
             (train(["--optimizer", "sgd", "--beta1", "0.6"]), "--beta1 only applies with --optimizer adam"),
             (train(["--momentum", "0.5"]), "--momentum only applies with --optimizer sgd"),

@@ -200,3 +200,39 @@ public func ablationMarkdown(_ rows: [AblationRow], title: String) -> String {
     }
     return s
 }
+
+/// What an ablation shows, in one sentence made from its rows (the first row is the full set; paired differences to
+/// it): how much each level alone loses, how much the best pair loses and whether its paired 95% interval excludes
+/// 0, and the verdict, e.g. "each level alone loses 4.1-9.3 points against all three (pixel -4.1, part -9.3,
+/// distribution -6.0); the best pair (pixel+part) loses 1.2 +- 0.5 (paired 95% interval excludes 0): every level adds
+/// something." Empty when the rows hold no single level or no pair (not a full three-level ablation).
+public func ablationConclusion(_ rows: [AblationRow]) -> String {
+    guard let full = rows.first else { return "" }
+    let singles = rows.dropFirst().filter { $0.levels.count == 1 }
+    let pairs = rows.dropFirst().filter { $0.levels.count == 2 }
+    guard !singles.isEmpty, let best = pairs.max(by: { $0.differenceToFull.mean < $1.differenceToFull.mean })
+    else { return "" }
+    func points(_ x: Double) -> String { String(format: "%.1f", x * 100) }
+    let losses = singles.map { -$0.differenceToFull.mean }
+    let each = singles.map { "\($0.name) \(points($0.differenceToFull.mean))" }.joined(separator: ", ")
+    let lo = losses.min()!, hi = losses.max()!
+    let range = lo == hi ? points(lo) : "\(points(lo))-\(points(hi))"
+    var s = lo >= 0 ? "each level alone loses \(range) points against all \(full.levels.count) (\(each))"
+        : "each level alone against all \(full.levels.count), in points: \(each)"
+    let d = best.differenceToFull
+    let excludes = abs(d.mean) > d.ci95
+    s += "; the best pair (\(best.name)) " + (d.mean <= 0 ? "loses \(points(-d.mean))" : "gains \(points(d.mean))")
+        + " +- \(points(d.ci95)) (paired 95% interval \(excludes ? "excludes" : "includes") 0): "
+    let redundant = singles.filter { $0.differenceToFull.mean + $0.differenceToFull.ci95 >= 0 }
+    if let r = redundant.first {
+        s += "\(r.name) alone does as well as all \(full.levels.count), the other levels add nothing measurable"
+    } else if d.mean > 0 && excludes {
+        s += "the third level, \(Set(full.levels).subtracting(best.levels).map(\.rawValue).sorted().joined()), "
+            + "hurts when it is fused"
+    } else if !excludes {
+        s += "every level helps alone, but the third adds nothing measurable beyond the best pair"
+    } else {
+        s += "every level adds something"
+    }
+    return s + "."
+}

@@ -136,6 +136,10 @@ public struct AblationRunResult: Codable, Sendable {
     /// The table as Markdown (`ablation.md`).
     public var markdown: String { ablationMarkdown(rows, title: title) }
 
+    /// What the ablation shows, in one sentence (`ablationConclusion`); empty for a table without single levels
+    /// and pairs.
+    public var conclusion: String { ablationConclusion(rows) }
+
     /// The table as pretty-printed JSON with sorted keys (`ablation.json`).
     public func jsonText() throws -> String {
         let enc = JSONEncoder()

@@ -20,6 +20,8 @@ public struct DatasetSource: Codable, Sendable, Equatable {
     public var syntheticChannels: Int?
     /// Synthetic data: images per class.
     public var syntheticImages: Int
+    /// Synthetic data: the cue made constant across classes (nil: none; `SyntheticDataset.Options.removedCue`).
+    public var syntheticRemoveCue: SyntheticCue?
     /// The largest width x height of an image file accepted (nil: `ImageCodec.defaultMaxPixels`, 8192 x 8192); a
     /// larger one is refused from its header before its pixels are allocated.
     public var maxImagePixels: Int?
@@ -29,16 +31,17 @@ public struct DatasetSource: Codable, Sendable, Equatable {
 
     public init(path: String = "synthetic", layout: DatasetLayout? = nil, split: String? = nil,
                 syntheticSeed: UInt64 = 0, syntheticSize: Int? = nil, syntheticChannels: Int? = nil,
-                syntheticImages: Int = 100, maxImagePixels: Int? = nil, allowDuplicates: Bool = false) {
+                syntheticImages: Int = 100, syntheticRemoveCue: SyntheticCue? = nil, maxImagePixels: Int? = nil,
+                allowDuplicates: Bool = false) {
         self.path = path; self.layout = layout; self.split = split; self.syntheticSeed = syntheticSeed
         self.syntheticSize = syntheticSize; self.syntheticChannels = syntheticChannels
-        self.syntheticImages = syntheticImages
+        self.syntheticImages = syntheticImages; self.syntheticRemoveCue = syntheticRemoveCue
         self.maxImagePixels = maxImagePixels; self.allowDuplicates = allowDuplicates
     }
 
     private enum CodingKeys: String, CodingKey {
-        case path, layout, split, syntheticSeed, syntheticSize, syntheticChannels, syntheticImages, maxImagePixels
-        case allowDuplicates
+        case path, layout, split, syntheticSeed, syntheticSize, syntheticChannels, syntheticImages, syntheticRemoveCue
+        case maxImagePixels, allowDuplicates
     }
 
     // The two hostile-input fields are written only when set, so configurations and checkpoints written before
@@ -52,6 +55,7 @@ public struct DatasetSource: Codable, Sendable, Equatable {
                   syntheticSize: try c.decodeIfPresent(Int.self, forKey: .syntheticSize),
                   syntheticChannels: try c.decodeIfPresent(Int.self, forKey: .syntheticChannels),
                   syntheticImages: try c.decode(Int.self, forKey: .syntheticImages),
+                  syntheticRemoveCue: try c.decodeIfPresent(SyntheticCue.self, forKey: .syntheticRemoveCue),
                   maxImagePixels: try c.decodeIfPresent(Int.self, forKey: .maxImagePixels),
                   allowDuplicates: try c.decodeIfPresent(Bool.self, forKey: .allowDuplicates) ?? false)
     }
@@ -65,6 +69,7 @@ public struct DatasetSource: Codable, Sendable, Equatable {
         try c.encodeIfPresent(syntheticSize, forKey: .syntheticSize)
         try c.encodeIfPresent(syntheticChannels, forKey: .syntheticChannels)
         try c.encode(syntheticImages, forKey: .syntheticImages)
+        try c.encodeIfPresent(syntheticRemoveCue, forKey: .syntheticRemoveCue)
         try c.encodeIfPresent(maxImagePixels, forKey: .maxImagePixels)
         if allowDuplicates { try c.encode(true, forKey: .allowDuplicates) }
     }
@@ -86,7 +91,8 @@ public struct DatasetSource: Codable, Sendable, Equatable {
         let d = DatasetSource()
         let given = [("syntheticSeed", syntheticSeed != d.syntheticSeed), ("syntheticSize", syntheticSize != nil),
                      ("syntheticChannels", syntheticChannels != nil),
-                     ("syntheticImages", syntheticImages != d.syntheticImages)].filter(\.1).map { "`\($0.0)`" }
+                     ("syntheticImages", syntheticImages != d.syntheticImages),
+                     ("syntheticRemoveCue", syntheticRemoveCue != nil)].filter(\.1).map { "`\($0.0)`" }
         if !given.isEmpty, resolvedLayout != .synthetic {
             throw MMLError(.invalidArgument, given.joined(separator: ", ") + (given.count == 1 ? " only applies" : " only apply")
                            + " to the built-in synthetic "
@@ -106,7 +112,8 @@ public struct DatasetSource: Codable, Sendable, Equatable {
         }
         let opts = SyntheticDataset.Options(seed: syntheticSeed, imagesPerClass: syntheticImages,
                                             size: syntheticSize ?? image?.size ?? 84,
-                                            channels: syntheticChannels ?? image?.channels ?? 3)
+                                            channels: syntheticChannels ?? image?.channels ?? 3,
+                                            removedCue: syntheticRemoveCue)
         let ds = try Datasets.open(path: path, layout: layout, split: split, synthetic: opts,
                                    maxImagePixels: resolvedMaxImagePixels, allowDuplicates: allowDuplicates)
         for w in ds.warnings where w.hasPrefix(DatasetHygiene.warningPrefix) { events(.warning(w)) }

@@ -6,10 +6,11 @@ public typealias EvaluationEpisodeFile = EpisodeFile<EvaluationRunResult>
 public typealias AblationEpisodeFile = EpisodeFile<AblationRunResult>
 
 extension DatasetSource {
-    /// What a per-episode hash adds to the items' names: the generator's seed for synthetic data (its item names
-    /// do not hold it), empty for files.
+    /// What a per-episode hash adds to the items' names: the generator's seed (and a removed cue) for synthetic
+    /// data (its item names do not hold them), empty for files.
     public var episodeDataIdentity: String {
-        resolvedLayout == .synthetic ? "synthetic-seed=\(syntheticSeed)" : ""
+        guard resolvedLayout == .synthetic else { return "" }
+        return "synthetic-seed=\(syntheticSeed)" + (syntheticRemoveCue.map { ";removed-cue=\($0.rawValue)" } ?? "")
     }
 }
 

@@ -104,6 +104,7 @@ struct AblateCommand: ParsableCommand {
                 print("make the table of all shards with: mml ablate merge \(config.out)")
             } else {
                 print(result.markdown)
+                if !result.conclusion.isEmpty { print("What the ablation shows: " + result.conclusion) }
                 print("wrote \(config.outputPath("ablation.md")), ablation.json, ablation.svg, \(config.episodesPath)")
             }
         } }
@@ -183,6 +184,7 @@ struct AblateMergeCommand: ParsableCommand {
             let merged = URL(fileURLWithPath: dir).appendingPathComponent("episodes.jsonl").path
             try file.write(to: merged)
             print(result.markdown)
+            if !result.conclusion.isEmpty { print("What the ablation shows: " + result.conclusion) }
             print("wrote \(URL(fileURLWithPath: dir).appendingPathComponent("ablation.md").path), ablation.json, "
                   + "ablation.svg, \(merged)")
         }

@@ -3,6 +3,7 @@ import Foundation
 import MMLCore
 
 extension DatasetLayout: ExpressibleByArgument {}
+extension SyntheticCue: ExpressibleByArgument {}
 
 /// Where a dataset is and how to read it (`DatasetSource` in the core); shared by every command that opens data.
 struct DatasetOptions: ParsableArguments {
@@ -27,6 +28,9 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: "Synthetic data: images per class.")
     var syntheticImages = 100
 
+    @Option(help: "Synthetic data: make one level's cue constant across classes: pixel (glyph shape), part (pairing of the coloured spots) or distribution (share of light tiles).")
+    var syntheticRemoveCue: SyntheticCue?
+
     @Option(help: "Refuse image files whose header declares more than this many pixels (width x height), before decoding (default 67108864 = 8192 x 8192).")
     var maxImagePixels: Int?
 
@@ -37,8 +41,8 @@ struct DatasetOptions: ParsableArguments {
     var source: DatasetSource {
         DatasetSource(path: path, layout: layout, split: split, syntheticSeed: syntheticSeed,
                       syntheticSize: syntheticSize, syntheticChannels: syntheticChannels,
-                      syntheticImages: syntheticImages, maxImagePixels: maxImagePixels,
-                      allowDuplicates: allowDuplicates)
+                      syntheticImages: syntheticImages, syntheticRemoveCue: syntheticRemoveCue,
+                      maxImagePixels: maxImagePixels, allowDuplicates: allowDuplicates)
     }
 
     /// The dataset these options name.
