@@ -54,8 +54,8 @@ uint32_t mml_cpu_features(void) {
         if (b & (1u << 31)) f |= MML_CPU_AVX512VL;
         if (d & (1u << 23)) f |= MML_CPU_AVX512FP16;
         if (d & (1u << 24)) f |= MML_CPU_AMX; /* AMX-TILE */
-        unsigned a1, b1, c1, d1;
-        __cpuid_count(7, 1, a1, b1, c1, d1);
+        unsigned a1 = 0, b1, c1, d1;
+        if (a >= 1) __cpuid_count(7, 1, a1, b1, c1, d1); /* leaf 7 subleaf 0 EAX: the highest subleaf */
         if (a1 & (1u << 5)) f |= MML_CPU_AVX512BF16;
     }
 #endif

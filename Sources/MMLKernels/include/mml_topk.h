@@ -41,7 +41,34 @@ int mml_group_topk_sim_naive(double *out, int32_t *sel_idx, double *sel_val,
                              const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
                              const int32_t *group, int32_t n_groups, int32_t k);
 
-/* Backward of the above given the selected indices: for every (i, g) and each of its k selections j,
+/* The same contract with bf16 products (opt-in reduced precision for evaluation; no backward, since training
+ * stays fp32): Q and R stay float in memory and are rounded inside the call to bf16 (mml_bf16_from_f32: round to
+ * nearest even, fp32 denormals to zero), packed as pairs; every dot product is accumulated in fp32 over the
+ * pairs p = 0..ceil(d/2)-1 in order in ONE accumulator (an odd d is padded with a zero), each pair adding
+ *     acc = FTZ(fma(q[2p+1], r[2p+1], acc));  acc = FTZ(fma(q[2p], r[2p], acc))
+ * (odd element first; fma a single rounding to nearest even; FTZ: a denormal result becomes a zero of its sign),
+ * which is exactly what one VDPBF16PS lane does (Intel SDM; checked bit for bit on Emerald Rapids by
+ * scripts/check-vdpbf16ps.c). bf16 x bf16 products are exact in fp32, so only the additions round.
+ * Code path: AVX512-BF16 (VDPBF16PS) when mml_cpu_features() reports AVX512_BF16 on top of the AVX-512 set the f32
+ * kernel needs, else a portable C path (slow: two fmaf calls per pair) that gives the SAME bits; MML_KERNELS_ISA=
+ * portable forces it. mml_group_topk_sim_bf16_isa() names the path a call would take ("avx512bf16" or
+ * "portable"). So results are identical for every nthreads and both paths; they differ from the f32 kernel's by
+ * the bf16 rounding of the inputs (relative ~2^-9 per element; on unit descriptors a sum of k dot products moves
+ * by ~1e-3 k). sel_val holds the bf16 products as computed; the selection rule and ties are the f32 kernel's.
+ * Errors as mml_group_topk_sim_f32; MML_ERR_NONFINITE also when a finite input rounds to bf16 Inf (|x| >=
+ * 0x1.ffp127). Scratch: the packed R (about n * d / 2 uint32) plus, per thread, the f32 kernel's state and its
+ * block of query rows as bf16 pairs (<= 6144 / d * d / 2 + 3 uint32). */
+int mml_group_topk_sim_bf16(float *out, int32_t *sel_idx, float *sel_val,
+                            const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
+                            const int32_t *group, int32_t n_groups, int32_t k, int32_t nthreads);
+/* "avx512bf16" or "portable": the path mml_group_topk_sim_bf16 takes now (reads MML_KERNELS_ISA). Static string. */
+const char *mml_group_topk_sim_bf16_isa(void);
+/* fp32 -> bf16 bits (the upper 16 bits of a float) as the bf16 kernel rounds its inputs, the same as
+ * VCVTNEPS2BF16: round to nearest, ties to even; fp32 denormals -> a zero of their sign; +-Inf unchanged; NaN ->
+ * NaN with the upper payload kept and the quiet bit (0x0040) set; finite values of magnitude >= 0x1.ffp127 -> Inf. */
+uint16_t mml_bf16_from_f32(float x);
+
+/* Backward of mml_group_topk_sim_f32 given the selected indices: for every (i, g) and each of its k selections j,
  *     dQ[i] += dout[i*n_groups+g] * R[j]   and   dR[j] += dout[i*n_groups+g] * Q[i].
  * dQ (m x d) and dR (n x d) are accumulated into (+=); either may be NULL to skip it. Single-threaded.
  * A sel_idx entry outside [0, n) or a size <= 0 -> MML_ERR_ARGUMENT. */

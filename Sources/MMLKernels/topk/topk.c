@@ -23,6 +23,10 @@ void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, 
 
 int topk_use_avx512(void) { return strcmp(mml_kernels_isa(), "avx512") == 0; }
 
+int topk_use_bf16_avx512(void) { return topk_use_avx512() && (mml_cpu_features() & MML_CPU_AVX512BF16) != 0; }
+
+const char *mml_group_topk_sim_bf16_isa(void) { return topk_use_bf16_avx512() ? "avx512bf16" : "portable"; }
+
 static void packed_free(topk_packed *pk) {
     free(pk->data);
     free(pk->offset);
@@ -34,11 +38,14 @@ static void packed_free(topk_packed *pk) {
 }
 
 /* Stable counting sort of the rows by group, then each group's columns cut into panels of <= 64.
- * The pass over R that fills the panels also sums x - x, which is 0 unless R holds NaN or Inf. */
-static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d, const int32_t *group,
-                           int32_t G, const int64_t *size) {
+ * The pass over R that fills the panels also sums x - x, which is 0 unless R holds NaN or Inf.
+ * bf16: the depth runs over ceil(d/2) bf16 pairs (topk_internal.h), and a value that rounds to Inf also fails. */
+static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d_in, const int32_t *group,
+                           int32_t G, const int64_t *size, int bf16) {
     memset(pk, 0, sizeof *pk);
+    const int64_t d = bf16 ? (d_in + 1) / 2 : d_in;
     pk->d = d;
+    pk->bf16 = bf16;
     int64_t n_panels = 0, total = 0;
     for (int32_t g = 0; g < G; g++) {
         int64_t full = size[g] / TOPK_NR, rest = size[g] % TOPK_NR;
@@ -65,6 +72,13 @@ static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d
     /* start[g] now holds the end of group g; rebuild the beginnings while cutting panels. */
     int64_t t = 0, off = 0, begin = 0;
     float check = 0.0f;
+    int bad = 0;
+    uint32_t *pair = NULL;
+    if (bf16 && !(pair = malloc((size_t)d * sizeof(uint32_t)))) {
+        free(start);
+        packed_free(pk);
+        return MML_ERR_NOMEM;
+    }
     for (int32_t g = 0; g < G; g++) {
         pk->group_panel[g] = t;
         for (int64_t c0 = begin; c0 < begin + size[g]; c0 += TOPK_NR, t++) {
@@ -75,7 +89,18 @@ static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d
             pk->width[t] = w;
             pk->group_of[t] = g;
             float *dst = pk->data + off;
-            for (int32_t c = 0; c < cols; c++) {
+            uint32_t *dst32 = (uint32_t *)pk->data + off;
+            for (int32_t c = 0; c < cols && bf16; c++) {
+                if (c < w) {
+                    const float *src = R + (int64_t)pk->perm[c0 + c] * d_in;
+                    for (int64_t p = 0; p < d_in; p++) check += src[p] - src[p];
+                    bad |= topk_bf16_pack_row(pair, src, d_in);
+                    for (int64_t p = 0; p < d; p++) dst32[p * cols + c] = pair[p];
+                } else {
+                    for (int64_t p = 0; p < d; p++) dst32[p * cols + c] = 0u;
+                }
+            }
+            for (int32_t c = 0; c < cols && !bf16; c++) {
                 if (c < w) {
                     const float *src = R + (int64_t)pk->perm[c0 + c] * d;
                     for (int64_t p = 0; p < d; p++) {
@@ -92,7 +117,8 @@ static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d
     }
     pk->group_panel[G] = t;
     free(start);
-    if (check != 0.0f) {
+    free(pair);
+    if (check != 0.0f || bad) {
         packed_free(pk);
         return MML_ERR_NONFINITE;
     }
@@ -106,11 +132,14 @@ typedef struct {
     float *sel_val;
     const float *Q;
     int64_t m, d, block;
-    int32_t G, k, avx512;
+    int32_t G, k, avx512, bf16;
+    int64_t d_in; /* bf16: the caller's d (d above is then the number of pairs) */
     const topk_packed *pk;
-    /* per thread: running top-k state and sort buffer, allocated by the thread's first block */
+    /* per thread: running top-k state and sort buffer, allocated by the thread's first block; bf16: the block's
+     * query rows as bf16 pairs */
     topk_state *state;
     float **pairs;
+    uint32_t **qbuf;
     /* shared, updated */
     int status; /* first error, kept with mml_keep_first_status */
 } topk_job;
@@ -171,8 +200,10 @@ static int thread_state(topk_job *job, int thread, topk_state **state, float **p
         st->count = malloc((size_t)slots * sizeof(int32_t));
         st->thr = malloc((size_t)slots * sizeof(float));
         if (k > TOPK_SORTED_MAX) job->pairs[thread] = malloc((size_t)k * 2 * sizeof(float));
+        if (job->bf16) job->qbuf[thread] = malloc((size_t)(job->block * job->d) * sizeof(uint32_t));
     }
-    if (!st->val || !st->idx || !st->count || !st->thr || (k > TOPK_SORTED_MAX && !job->pairs[thread]))
+    if (!st->val || !st->idx || !st->count || !st->thr || (k > TOPK_SORTED_MAX && !job->pairs[thread]) ||
+        (job->bf16 && !job->qbuf[thread]))
         return MML_ERR_NOMEM;
     *state = st;
     *pairs = job->pairs[thread];
@@ -190,11 +221,17 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
         mml_keep_first_status(&job->status, status);
         return;
     }
-    const int64_t d = job->d;
+    const int64_t d = job->d_in;
     int64_t r0 = b * job->block;
     int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
     const float *q = job->Q + r0 * d;
     int bad = job->avx512 ? topk_has_nonfinite_avx512(q, rows * d) : topk_has_nonfinite_portable(q, rows * d);
+    const void *qk = q;
+    if (job->bf16 && !bad) { /* the block's rows as bf16 pairs; a value that rounds to Inf fails too */
+        uint32_t *qb = job->qbuf[thread];
+        for (int64_t r = 0; r < rows; r++) bad |= topk_bf16_pack_row(qb + r * job->d, q + r * d, d);
+        qk = qb;
+    }
     if (bad) {
         mml_keep_first_status(&job->status, MML_ERR_NONFINITE);
         return;
@@ -203,15 +240,16 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
         st->count[s] = 0;
         st->thr[s] = -INFINITY;
     }
-    if (job->avx512) topk_block_avx512(st, q, rows, job->pk);
-    else topk_block_portable(st, q, rows, job->pk);
+    if (job->avx512) topk_block_avx512(st, qk, rows, job->pk);
+    else topk_block_portable(st, qk, rows, job->pk);
     status = finalize_block(job, st, r0, rows, pairs);
     if (status != MML_OK) mml_keep_first_status(&job->status, status);
 }
 
-int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
-                           const float *R, int64_t n, int64_t d, const int32_t *group, int32_t n_groups,
-                           int32_t k, int32_t nthreads) {
+/* Both precisions: bf16 = 1 rounds Q and R to bf16 pairs and runs the bf16 micro-kernels. */
+static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
+                      int64_t n, int64_t d, const int32_t *group, int32_t n_groups, int32_t k, int32_t nthreads,
+                      int bf16) {
     if (!out || !Q || !R || !group || m <= 0 || n <= 0 || d <= 0 || n_groups <= 0 || k < 1 || nthreads < 0 ||
         n > INT32_MAX)
         return MML_ERR_ARGUMENT;
@@ -231,13 +269,13 @@ int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const f
         }
     }
     topk_packed pk;
-    int status = pack_references(&pk, R, n, d, group, n_groups, size);
+    int status = pack_references(&pk, R, n, d, group, n_groups, size, bf16);
     free(size);
     if (status != MML_OK) return status;
 
-    topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = d,
-                    .G = n_groups, .k = k, .avx512 = topk_use_avx512(), .pk = &pk,
-                    .status = MML_OK};
+    topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = pk.d, .d_in = d,
+                    .G = n_groups, .k = k, .avx512 = bf16 ? topk_use_bf16_avx512() : topk_use_avx512(),
+                    .bf16 = bf16, .pk = &pk, .status = MML_OK};
     /* Query rows per block: a multiple of the micro-kernel's 6 rows, about 24 KiB of Q (L1/L2 resident while a
      * chunk of R panels is reused by every 6-row slice); at least 6 rows. */
     int64_t block = (6144 / d) / TOPK_MR * TOPK_MR;
@@ -246,7 +284,8 @@ int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const f
     int threads = mml_thread_count(nthreads, n_blocks);
     job.state = calloc((size_t)threads, sizeof(topk_state));
     job.pairs = calloc((size_t)threads, sizeof(float *));
-    if (job.state && job.pairs) mml_parallel_for(n_blocks, threads, topk_block_task, &job);
+    job.qbuf = calloc((size_t)threads, sizeof(uint32_t *));
+    if (job.state && job.pairs && job.qbuf) mml_parallel_for(n_blocks, threads, topk_block_task, &job);
     else job.status = MML_ERR_NOMEM;
     for (int t = 0; job.state && t < threads; t++) {
         free(job.state[t].val);
@@ -255,8 +294,24 @@ int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const f
         free(job.state[t].thr);
     }
     for (int t = 0; job.pairs && t < threads; t++) free(job.pairs[t]);
+    for (int t = 0; job.qbuf && t < threads; t++) free(job.qbuf[t]);
     free(job.state);
     free(job.pairs);
+    free(job.qbuf);
     packed_free(&pk);
     return job.status;
 }
+
+int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
+                           const float *R, int64_t n, int64_t d, const int32_t *group, int32_t n_groups,
+                           int32_t k, int32_t nthreads) {
+    return group_topk(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, k, nthreads, 0);
+}
+
+int mml_group_topk_sim_bf16(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
+                            const float *R, int64_t n, int64_t d, const int32_t *group, int32_t n_groups,
+                            int32_t k, int32_t nthreads) {
+    return group_topk(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, k, nthreads, 1);
+}
+
+uint16_t mml_bf16_from_f32(float x) { return topk_bf16_from_f32(x); }

@@ -34,16 +34,14 @@ mk_body(const int MR, const int NS, float *buf, const float *q, int64_t d, const
         for (int c = 0; c < NS; c++) _mm512_store_ps(buf + r * TOPK_CHUNK_COLS + c * TOPK_STRIP, acc[r][c]);
 }
 
-typedef void (*mk_fn)(float *, const float *, int64_t, const float *);
-
 #define MK(MR, NS)                                                                                           \
-    static AVX512_ATTR void mk_##MR##_##NS(float *buf, const float *q, int64_t d, const float *panel) {      \
-        mk_body(MR, NS, buf, q, d, panel);                                                                   \
+    static AVX512_ATTR void mk_##MR##_##NS(float *buf, const void *q, int64_t d, const void *panel) {        \
+        mk_body(MR, NS, buf, (const float *)q, d, (const float *)panel);                                     \
     }
 #define MK_ROW(MR) MK(MR, 1) MK(MR, 2) MK(MR, 3) MK(MR, 4)
 MK_ROW(1) MK_ROW(2) MK_ROW(3) MK_ROW(4) MK_ROW(5) MK_ROW(6)
 
-static const mk_fn mk_table[TOPK_MR][4] = {
+static const topk_mk_fn mk_table[TOPK_MR][4] = {
     {mk_1_1, mk_1_2, mk_1_3, mk_1_4}, {mk_2_1, mk_2_2, mk_2_3, mk_2_4}, {mk_3_1, mk_3_2, mk_3_3, mk_3_4},
     {mk_4_1, mk_4_2, mk_4_3, mk_4_4}, {mk_5_1, mk_5_2, mk_5_3, mk_5_4}, {mk_6_1, mk_6_2, mk_6_3, mk_6_4},
 };
@@ -115,8 +113,11 @@ select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int
 
 /* For each group and each chunk of up to TOPK_CHUNK of its panels (512 columns, 128 KiB at d = 64, kept in L2),
  * every 6-row slice of the block computes its 6 x 512 dot products into an L1 buffer, then selects from them. */
-AVX512_ATTR void topk_block_avx512(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk) {
+AVX512_ATTR void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
     const int64_t d = pk->d, G = st->n_groups;
+    /* d is the depth in 4-byte elements (floats, or bf16 pairs for the bf16 kernels) */
+    const topk_mk_fn(*table)[4] = pk->bf16 ? topk_mk_bf16_avx512 : mk_table;
+    const uint32_t *q32 = Q, *data = (const uint32_t *)pk->data;
     float buf[TOPK_MR * TOPK_CHUNK_COLS] __attribute__((aligned(64)));
     for (int64_t g = 0; g < G; g++) {
         for (int64_t t0 = pk->group_panel[g]; t0 < pk->group_panel[g + 1]; t0 += TOPK_CHUNK) {
@@ -127,7 +128,7 @@ AVX512_ATTR void topk_block_avx512(topk_state *st, const float *Q, int64_t rows,
                 const int mr = rows - r0 < TOPK_MR ? (int)(rows - r0) : TOPK_MR;
                 for (int64_t t = t0; t < t1; t++) {
                     const int ns = (pk->width[t] + TOPK_STRIP - 1) / TOPK_STRIP;
-                    mk_table[mr - 1][ns - 1](buf + (t - t0) * TOPK_NR, Q + r0 * d, d, pk->data + pk->offset[t]);
+                    table[mr - 1][ns - 1](buf + (t - t0) * TOPK_NR, q32 + r0 * d, d, data + pk->offset[t]);
                 }
                 for (int r = 0; r < mr; r++)
                     select_chunk(st, (r0 + r) * G + g, buf + r * TOPK_CHUNK_COLS, width, pk->perm, pk->col0[t0]);
@@ -159,7 +160,7 @@ AVX512_ATTR int topk_has_nonfinite_avx512(const float *x, int64_t count) {
 
 #else /* not x86-64: never selected (topk_use_avx512() is 0), defined so the library links. */
 
-void topk_block_avx512(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk) {
+void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
     topk_block_portable(st, Q, rows, pk);
 }
 int topk_has_nonfinite_avx512(const float *x, int64_t count) { return topk_has_nonfinite_portable(x, count); }

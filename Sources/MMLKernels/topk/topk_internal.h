@@ -27,9 +27,12 @@
 #define TOPK_CHUNK 8       /* panels (of one group) whose dot products are buffered before selection */
 #define TOPK_CHUNK_COLS (TOPK_CHUNK * TOPK_NR)
 
-/* R packed by group. Panel t covers packed columns [col0[t], col0[t] + width[t]) of group group_of[t]. */
+/* R packed by group. Panel t covers packed columns [col0[t], col0[t] + width[t]) of group group_of[t].
+ * bf16 (mml_group_topk_sim_bf16): the depth index runs over pairs p = 0..ceil(d/2)-1 and each 4-byte element is
+ * a bf16 pair, R[col][2p] in the low half and R[col][2p+1] (or +0 past an odd d) in the high half, the layout
+ * VDPBF16PS reads; data is then reinterpreted as uint32_t. Offsets count 4-byte elements in both cases. */
 typedef struct {
-    float *data;         /* all panels, panel t at data + offset[t] */
+    float *data;         /* all panels, panel t at data + offset[t] (uint32_t bf16 pairs when bf16) */
     int64_t *offset;     /* n_panels */
     int32_t *col0;       /* first packed column of the panel (index into perm) */
     int32_t *width;      /* 1..TOPK_NR */
@@ -37,8 +40,33 @@ typedef struct {
     int32_t *perm;       /* n: packed column -> original reference row j */
     int64_t *group_panel; /* n_groups + 1: group g owns panels group_panel[g] .. group_panel[g+1]-1 */
     int64_t n_panels;
-    int64_t d;
+    int64_t d;           /* depth in 4-byte elements: d for fp32, ceil(d/2) pairs for bf16 */
+    int bf16;            /* 1: bf16 pairs (the bf16 micro-kernels), 0: fp32 */
 } topk_packed;
+
+/* fp32 -> bf16, round to nearest even; fp32 denormals give a signed zero, NaN stays NaN (quietened: bit 6 set),
+ * +-Inf stays +-Inf; finite values from 0x1.ffp127 up in magnitude round to Inf. The same as VCVTNEPS2BF16
+ * (checked on Emerald Rapids by scripts/check-vdpbf16ps.c). Public as mml_bf16_from_f32 (normalize.c). */
+static inline uint16_t topk_bf16_from_f32(float x) {
+    uint32_t u;
+    __builtin_memcpy(&u, &x, 4);
+    if ((u & 0x7F800000u) == 0x7F800000u) return (uint16_t)((u & 0x7FFFFFu) ? (u >> 16) | 0x40u : u >> 16);
+    if ((u & 0x7F800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Packs x[0..d) as ceil(d/2) bf16 pairs (even element in the low half, +0 past an odd d). Returns non-zero when
+ * some value is or rounds to Inf/NaN. */
+static inline int topk_bf16_pack_row(uint32_t *dst, const float *x, int64_t d) {
+    uint32_t bad = 0;
+    for (int64_t p = 0; 2 * p < d; p++) {
+        uint32_t lo = topk_bf16_from_f32(x[2 * p]), hi = 2 * p + 1 < d ? topk_bf16_from_f32(x[2 * p + 1]) : 0u;
+        bad |= (lo & 0x7F80u) == 0x7F80u;
+        bad |= (hi & 0x7F80u) == 0x7F80u;
+        dst[p] = lo | hi << 16;
+    }
+    return bad != 0;
+}
 
 /* Running top-k of one thread's block of rows: for row r (0-based in the block) and group g the slot
  * s = r * n_groups + g owns val[s*k .. s*k+k), idx[...], count[s] and thr[s] (the k-th best, or -inf). */
@@ -111,9 +139,16 @@ void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, 
                       int32_t col0);
 
 /* Work of one thread on query rows [r0, r1) for one block: both ISA drivers have this signature.
- * Q points at row r0. State slots are relative to r0. */
-void topk_block_avx512(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk);
-void topk_block_portable(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk);
+ * Q points at row r0: rows of pk->d floats, or of pk->d bf16 pairs (uint32_t) when pk->bf16. State slots are
+ * relative to r0. The AVX-512 driver runs the bf16 micro-kernels of topk_bf16_avx512.c when pk->bf16 (callers
+ * check topk_use_bf16_avx512() first). */
+void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
+void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
+
+/* The micro-kernels: buf[r * TOPK_CHUNK_COLS + c] = <q_r, panel column c> for r < MR, c < 16 * NS, q rows of
+ * `depth` 4-byte elements. Table [MR-1][NS-1]. */
+typedef void (*topk_mk_fn)(float *buf, const void *q, int64_t depth, const void *panel);
+extern const topk_mk_fn topk_mk_bf16_avx512[TOPK_MR][4];
 
 /* Non-zero when x[0..count) holds NaN or Inf. */
 int topk_has_nonfinite_avx512(const float *x, int64_t count);
@@ -122,5 +157,7 @@ int topk_has_nonfinite_portable(const float *x, int64_t count);
 /* Non-zero when this call should take the AVX-512 path: the CPU and OS support it and the environment
  * variable MML_KERNELS_ISA is not "portable" (read at every call, so tests can switch paths). */
 int topk_use_avx512(void);
+/* Non-zero when the bf16 kernel should take its AVX512-BF16 path: topk_use_avx512() and the CPU has AVX512_BF16. */
+int topk_use_bf16_avx512(void);
 
 #endif /* MML_TOPK_INTERNAL_H */

@@ -3,6 +3,7 @@
  * can vectorise for whatever the baseline ISA is. Selected when the CPU lacks AVX-512 or MML_KERNELS_ISA=portable.
  */
 #include "topk_internal.h"
+#include <string.h>
 
 /* buf[r * TOPK_CHUNK_COLS + c] = <q_r, panel column c> for r < mr, c < 16 * ceil(width / 16). */
 static void mk_portable(float *buf, int mr, const float *q, int64_t d, const float *panel, int32_t width) {
@@ -14,6 +15,41 @@ static void mk_portable(float *buf, int mr, const float *q, int64_t d, const flo
         for (int64_t p = 0; p < d; p++) {
             const float a = qr[p], *b = panel + p * cols;
             for (int c = 0; c < cols; c++) acc[c] += a * b[c];
+        }
+        for (int c = 0; c < cols; c++) buf[r * TOPK_CHUNK_COLS + c] = acc[c];
+    }
+}
+
+/* Flush a denormal result to a zero of its sign (FTZ). */
+static inline float ftz(float x) { return fabsf(x) < 0x1p-126f ? copysignf(0.0f, x) : x; }
+
+/* The bf16 twin of mk_portable, with VDPBF16PS's exact arithmetic (Intel SDM; confirmed bit for bit on
+ * Emerald Rapids by scripts/check-vdpbf16ps.c): per pair p, in order p = 0, 1, ...,
+ *     acc = FTZ(fma(q[2p+1], r[2p+1], acc));  acc = FTZ(fma(q[2p], r[2p], acc))
+ * (the odd element first), each a single rounding to nearest even. The hardware also reads denormal inputs
+ * (and a denormal accumulator) as zero; the packed pairs never hold a bf16 denormal (topk_bf16_from_f32 flushes
+ * fp32 denormals) and the accumulator is never denormal after FTZ, so that needs no code here. */
+static void mk_portable_bf16(float *buf, int mr, const uint32_t *q, int64_t d2, const uint32_t *panel,
+                             int32_t width) {
+    const int cols = ((width + TOPK_STRIP - 1) / TOPK_STRIP) * TOPK_STRIP;
+    for (int r = 0; r < mr; r++) {
+        float acc[TOPK_NR];
+        for (int c = 0; c < cols; c++) acc[c] = 0.0f;
+        const uint32_t *qr = q + r * d2;
+        for (int64_t p = 0; p < d2; p++) {
+            uint32_t qa = qr[p], qlo = qa << 16, qhi = qa & 0xFFFF0000u;
+            float a0, a1;
+            memcpy(&a0, &qlo, 4);
+            memcpy(&a1, &qhi, 4);
+            const uint32_t *b = panel + p * cols;
+            for (int c = 0; c < cols; c++) {
+                uint32_t blo = b[c] << 16, bhi = b[c] & 0xFFFF0000u;
+                float b0, b1;
+                memcpy(&b0, &blo, 4);
+                memcpy(&b1, &bhi, 4);
+                acc[c] = ftz(fmaf(a1, b1, acc[c]));
+                acc[c] = ftz(fmaf(a0, b0, acc[c]));
+            }
         }
         for (int c = 0; c < cols; c++) buf[r * TOPK_CHUNK_COLS + c] = acc[c];
     }
@@ -49,7 +85,7 @@ static void select_chunk(topk_state *st, int64_t s, const float *v, int32_t widt
     }
 }
 
-void topk_block_portable(topk_state *st, const float *Q, int64_t rows, const topk_packed *pk) {
+void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
     const int64_t d = pk->d, G = st->n_groups;
     float buf[TOPK_MR * TOPK_CHUNK_COLS];
     for (int64_t g = 0; g < G; g++) {
@@ -59,9 +95,14 @@ void topk_block_portable(topk_state *st, const float *Q, int64_t rows, const top
             for (int64_t t = t0; t < t1; t++) width += pk->width[t];
             for (int64_t r0 = 0; r0 < rows; r0 += TOPK_MR) {
                 const int mr = rows - r0 < TOPK_MR ? (int)(rows - r0) : TOPK_MR;
-                for (int64_t t = t0; t < t1; t++)
-                    mk_portable(buf + (t - t0) * TOPK_NR, mr, Q + r0 * d, d, pk->data + pk->offset[t],
-                                pk->width[t]);
+                for (int64_t t = t0; t < t1; t++) {
+                    if (pk->bf16)
+                        mk_portable_bf16(buf + (t - t0) * TOPK_NR, mr, (const uint32_t *)Q + r0 * d, d,
+                                         (const uint32_t *)pk->data + pk->offset[t], pk->width[t]);
+                    else
+                        mk_portable(buf + (t - t0) * TOPK_NR, mr, (const float *)Q + r0 * d, d,
+                                    pk->data + pk->offset[t], pk->width[t]);
+                }
                 for (int r = 0; r < mr; r++)
                     select_chunk(st, (r0 + r) * G + g, buf + r * TOPK_CHUNK_COLS, width, pk->perm,
                                  pk->col0[t0]);
