@@ -19,6 +19,23 @@ public enum SimilarityKernels {
         public var selectedValues: [Float]?
     }
 
+    /// The arithmetic of `groupTopK`'s inner products.
+    public enum Precision: String, Sendable, Codable, CaseIterable {
+        /// fp32 products (`mml_group_topk_sim_f32`): the default, and the only one training uses.
+        case f32
+        /// Inputs rounded to bf16 (nearest even), products accumulated in fp32 with VDPBF16PS's exact
+        /// arithmetic (`mml_group_topk_sim_bf16`): an opt-in for evaluation; AVX512-BF16 where the CPU has it, a
+        /// portable path with the same bits elsewhere. Sums differ from `.f32` by ~1e-3 k on unit descriptors.
+        case bf16
+    }
+
+    /// The code path `groupTopK(precision: .bf16)` takes now: "avx512bf16" or "portable" (slow).
+    public static var bf16Path: String { String(cString: mml_group_topk_sim_bf16_isa()) }
+
+    /// fp32 -> bf16 bits as the bf16 path rounds its inputs (nearest even; denormals to a signed zero; NaN kept
+    /// and quietened); `Float(bitPattern: UInt32(bits) << 16)` is the rounded value.
+    public static func bf16Bits(_ x: Float) -> UInt16 { mml_bf16_from_f32(x) }
+
     /// The DN4 image-to-class rule (METHOD.md 2.1): for every query row i and reference group g, the sum of
     /// the k largest inner products between query row i and the reference rows of group g.
     /// The `rows x referenceRows` product is never held in memory.
@@ -28,12 +45,15 @@ public enum SimilarityKernels {
     ///   - groups: `referenceRows` group ids in `0..<groupCount` (any order; contiguous is not required).
     ///   - k: neighbours per (query row, group), `1...` the smallest group's size.
     ///   - selections: also return the selected indices and values (for the backward pass).
+    ///   - precision: `.f32` (default) or `.bf16` (see `Precision`; its selected values are the bf16 products).
     ///   - threads: worker threads; 0 = all online cores. Results do not depend on it.
     /// - Throws: `MMLError` (`.invalidArgument`) for empty inputs, a group id out of range, k < 1 or k larger
-    ///   than some group; (`.numerical`) for NaN/Inf in the inputs or products that overflow Float.
+    ///   than some group; (`.numerical`) for NaN/Inf in the inputs or products that overflow Float (with
+    ///   `.bf16`, also inputs of magnitude >= 0x1.ffp127, which round to bf16 Inf).
     public static func groupTopK(queries: [Float], rows: Int, references: [Float], referenceRows: Int,
                                  dimension: Int, groups: [Int32], groupCount: Int, k: Int,
-                                 selections: Bool = false, threads: Int = 0) throws -> GroupTopK {
+                                 selections: Bool = false, precision: Precision = .f32,
+                                 threads: Int = 0) throws -> GroupTopK {
         try checkTopKArguments(rows: rows, referenceRows: referenceRows, dimension: dimension, groups: groups,
                                groupCount: groupCount, k: k)
         precondition(queries.count == rows * dimension,
@@ -49,9 +69,9 @@ public enum SimilarityKernels {
         let status = sums.withUnsafeMutableBufferPointer { out in
             withOptionalMutablePointer(&idx) { ip in
                 withOptionalMutablePointer(&val) { vp in
-                    mml_group_topk_sim_f32(out.baseAddress, ip, vp, queries, Int64(rows), references,
-                                           Int64(referenceRows), Int64(dimension), groups, Int32(groupCount),
-                                           Int32(k), Int32(threads))
+                    let kernel = precision == .bf16 ? mml_group_topk_sim_bf16 : mml_group_topk_sim_f32
+                    return kernel(out.baseAddress, ip, vp, queries, Int64(rows), references, Int64(referenceRows),
+                                  Int64(dimension), groups, Int32(groupCount), Int32(k), Int32(threads))
                 }
             }
         }
@@ -128,8 +148,8 @@ public enum SimilarityKernels {
                                 + "\(references[i]); the features hold NaN or Inf (check the input images and "
                                 + "the learning rate)")
             }
-            return MMLError(.numerical, "an inner product overflowed Float (features of magnitude ~1e19 or more); "
-                            + "L2-normalise the descriptors first")
+            return MMLError(.numerical, "an inner product overflowed Float (features of magnitude ~1e19 or more, "
+                            + "or ~3.4e38 with bf16 precision); L2-normalise the descriptors first")
         }
         if status == MML_ERR_NOMEM {
             return MMLError(.kernel, "group top-K similarity could not allocate its scratch memory")
