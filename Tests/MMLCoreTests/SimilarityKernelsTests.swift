@@ -44,6 +44,35 @@ final class SimilarityKernelsTests: XCTestCase {
         for i in 0..<(m * d) { XCTAssertLessThanOrEqual(abs(Double(dq[i]) - eq[i]), 1e-5) }
     }
 
+    /// precision: .bf16 calls mml_group_topk_sim_bf16 (same bits, selections included), which differs from
+    /// .f32; a finite value that rounds to bf16 Inf is reported like an overflow.
+    func testGroupTopKBF16Precision() throws {
+        let m = 13, n = 60, d = 9, k = 2
+        let q = floats(m * d, seed: 4), r = floats(n * d, seed: 5)
+        let groups = (0..<n).map { Int32($0 % 3) }
+        let res = try SimilarityKernels.groupTopK(queries: q, rows: m, references: r, referenceRows: n, dimension: d,
+                                                  groups: groups, groupCount: 3, k: k, selections: true,
+                                                  precision: .bf16)
+        var out = [Float](repeating: 0, count: m * 3), idx = [Int32](repeating: 0, count: m * 3 * k)
+        var val = [Float](repeating: 0, count: m * 3 * k)
+        XCTAssertEqual(mml_group_topk_sim_bf16(&out, &idx, &val, q, Int64(m), r, Int64(n), Int64(d), groups, 3,
+                                               Int32(k), 0), 0)
+        XCTAssertEqual(res.sums.map(\.bitPattern), out.map(\.bitPattern))
+        XCTAssertEqual(res.selectedIndices, idx)
+        XCTAssertEqual(res.selectedValues?.map(\.bitPattern), val.map(\.bitPattern))
+        let f32 = try SimilarityKernels.groupTopK(queries: q, rows: m, references: r, referenceRows: n,
+                                                  dimension: d, groups: groups, groupCount: 3, k: k)
+        XCTAssertNotEqual(f32.sums, res.sums)
+        XCTAssertEqual(SimilarityKernels.bf16Bits(1 + 1.0 / 128 + 1.0 / 256), 0x3F82)  // tie to even, up
+        XCTAssertTrue(["avx512bf16", "portable"].contains(SimilarityKernels.bf16Path))
+        var big = q
+        big[5] = 3.4e38
+        assertThrows(.numerical, ["overflowed", "bf16"]) {
+            _ = try SimilarityKernels.groupTopK(queries: big, rows: m, references: r, referenceRows: n, dimension: d,
+                                                groups: groups, groupCount: 3, k: k, precision: .bf16)
+        }
+    }
+
     func assertThrows(_ expectedKind: MMLError.Kind, _ fragments: [String], line: UInt = #line,
                       _ body: () throws -> Void) {
         do {
