@@ -86,8 +86,12 @@ final class TopKBF16Tests: XCTestCase {
 
     func inputs(_ m: Int, _ n: Int, _ d: Int, kind: Int, rng: inout TestRNG) -> ([Float], [Float]) {
         switch kind {
-        case 1:  // tiny: many products and partial sums in or below the denormal range (FTZ at work)
-            let q = rng.floats(m * d).map { $0 * 3e-20 }, r = rng.floats(n * d).map { $0 * 3e-20 }
+        case 1:  // tiny: entries 2^-67 .. 2^-60, products 2^-134 .. 2^-120 straddle FLT_MIN = 2^-126, so some
+                 // products and partial sums are denormal (flushed) and others not; a few fp32 inputs are denormal
+            let tiny = { (x: Float, e: Int) in x * Float(sign: .plus, exponent: -60 - e, significand: 1) }
+            var q = (0..<(m * d)).map { _ in tiny(rng.float(), rng.int(8)) }
+            let r = (0..<(n * d)).map { _ in tiny(rng.float(), rng.int(8)) }
+            for i in stride(from: 3, to: m * d, by: 11) { q[i] = Float(sign: .plus, exponent: -130, significand: 1) }
             return (q, r)
         case 2:  // cancellation: integer-valued entries, half of the references the negation of their neighbour
             let q = (0..<(m * d)).map { _ in Float(rng.int(9) - 4) * 0.5 }
