@@ -6,7 +6,9 @@ import MMLKernels
 /// (batch 80, 64 -> 64 channels at 42x42 and 21x21), im2col + packed SGEMM (mml_conv2d_*) against Winograd
 /// F(2x2, 3x3) (mml_conv3x3_winograd_*) and F(4x4, 3x3) (the *_tile_* entry points with tile 4), forward and
 /// backward data, each with a preallocated workspace as the layers use them. GFLOP/s count the direct
-/// convolution's 2 * n * cout * c * 9 * h * w for all; ratio is the im2col time over the Winograd time.
+/// convolution's 2 * n * cout * c * 9 * h * w for all; ratio is the im2col time over the Winograd time. Then the
+/// first layer in training (C = 3 at 84x84, C = 1 at 28x28): forward and weight gradient, im2col against the
+/// direct kernels; and the inference blocks.
 func runConvBench(json: Bool, arguments: [String]) {
     var threads: Int32 = 0
     if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int32(arguments[i + 1]) {
@@ -14,7 +16,8 @@ func runConvBench(json: Bool, arguments: [String]) {
     }
     var rows: [BenchRow] = []
     var r = ConvBenchRng(state: 7)
-    for (n, c, h, w, co) in [(80, 64, 42, 42, 64), (80, 64, 21, 21, 64)] {
+    let firstLayerOnly = arguments.contains("--first-layer")
+    for (n, c, h, w, co) in firstLayerOnly ? [] : [(80, 64, 42, 42, 64), (80, 64, 21, 21, 64)] {
         let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(co))
         let x = (0..<n * c * h * w).map { _ in r.float() }, wt = (0..<co * c * 9).map { _ in r.float() * 0.05 }
         let dy = (0..<n * co * h * w).map { _ in r.float() }
@@ -54,11 +57,52 @@ func runConvBench(json: Bool, arguments: [String]) {
             }
         }
     }
+    // The first layer in training (3x3 pad 1 over C = 3 at 84x84, batch 80, and C = 1 at 28x28, batch 120 as in
+    // 20-way 1-shot Omniglot episodes with 5 queries): the forward (conv output only, as Conv2D.forward in training)
+    // and the weight gradient, im2col + SGEMM against the direct kernels Conv2D uses there (the conv-block kernel
+    // with an identity tail; mml_conv3x3_direct_backward_weight_f32) and the Winograd weight gradient; ratio =
+    // im2col time / that row's time.
+    for (n, c, h, co) in [(80, 3, 84, 64), (120, 1, 28, 64)] {
+        let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(h), Int64(co))
+        let x = (0..<n * c * h * h).map { _ in r.float() }, wt = (0..<co * c * 9).map { _ in r.float() * 0.05 }
+        let dy = (0..<n * co * h * h).map { _ in r.float() }
+        var y = [Float](repeating: 0, count: dy.count), dw = [Float](repeating: 0, count: wt.count)
+        let ones = [Float](repeating: 1, count: co), zeros = [Float](repeating: 0, count: co)
+        let needI = mml_conv2d_workspace_floats(N, C, H, W, CO, 3, 3, 1, 1, threads)
+        let needB = mml_conv_block_workspace_floats(C, H, W, CO, 3, 1, N, threads)
+        let needD = mml_conv3x3_direct_wgrad_workspace_floats(N, C, H, W, CO, threads)
+        let needW = mml_conv3x3_wgrad_workspace_floats(N, C, H, W, CO, threads)
+        var wsI = [Float](repeating: 0, count: Int(needI)), wsB = [Float](repeating: 0, count: Int(needB))
+        var wsD = [Float](repeating: 0, count: Int(needD)), wsW = [Float](repeating: 0, count: Int(needW))
+        let flops = 2.0 * Double(n * co * c * 9 * h * h)
+        let shape = "\(n)x\(c)x\(h)x\(h)->\(co)"
+        let fi = measure(repeats: 7) {
+            _ = mml_conv2d_forward_f32(&y, x, wt, nil, N, C, H, W, CO, 3, 3, 1, 1, &wsI, needI, threads)
+        }
+        let fd = measure(repeats: 7) {
+            _ = mml_conv_block_forward_f32(&y, x, wt, ones, zeros, N, C, H, W, CO, 3, 1, 1, 0, &wsB, needB, threads)
+        }
+        let gi = measure(repeats: 7) {
+            _ = mml_conv2d_backward_f32(nil, &dw, nil, dy, x, wt, N, C, H, W, CO, 3, 3, 1, 1, &wsI, needI, threads)
+        }
+        let gw = measure(repeats: 7) {
+            _ = mml_conv3x3_winograd_backward_weight_f32(&dw, dy, x, N, C, H, W, CO, &wsW, needW, threads)
+        }
+        let gd = measure(repeats: 7) {
+            _ = mml_conv3x3_direct_backward_weight_f32(&dw, dy, x, N, C, H, W, CO, &wsD, needD, threads)
+        }
+        for (name, t, base) in [("first-layer fwd im2col+sgemm", fi, Double?.none), ("first-layer fwd direct", fd, fi),
+                                ("first-layer dW im2col+sgemm", gi, nil), ("first-layer dW winograd", gw, gi),
+                                ("first-layer dW direct", gd, gi)] {
+            rows.append(BenchRow(name: "\(name) \(shape)", seconds: t, gflops: flops / t / 1e9,
+                                 ratio: base.map { $0 / t }, items: n))
+        }
+    }
     // The inference blocks of Conv-64F at 84x84, batch 80, as ConvBlock runs them: conv + folded BN + leaky ReLU
     // (+ 2x2 max-pool), block 1 (C = 3) on the direct kernel (AVX-512; elsewhere the im2col-free GEMM in row
     // bands), blocks 2-4 on Winograd with the tail in the output transform, both tiles (ConvBlock picks
     // mml_conv3x3_winograd_preferred_tile: F(4x4) at 42x42, F(2x2) at 21x21).
-    for (c, h, pool) in [(3, 84, true), (64, 42, true), (64, 21, false)] {
+    for (c, h, pool) in firstLayerOnly ? [] : [(3, 84, true), (64, 42, true), (64, 21, false)] {
         let co = 64
         var n = 80
         if let i = arguments.firstIndex(of: "--batch"), i + 1 < arguments.count, let b = Int(arguments[i + 1]) { n = b }

@@ -14,8 +14,9 @@ let sectionOptions: [(section: String, options: [(String, Bool)], help: String)]
          + "resnet12; --breakdown times each layer of a Conv-64F step"),
     ("data", [("--images", true), ("--repeats", true), ("--quick", false)], "image decoding and episode assembly"),
     ("episode", [("--episodes", true), ("--quick", false)], "whole evaluation episodes (5-way 1-shot and 5-shot)"),
-    ("conv", [("--threads", true), ("--batch", true)],
-     "the 3x3 convolution kernels (im2col, Winograd F(2x2) and F(4x4)) and the inference blocks"),
+    ("conv", [("--threads", true), ("--batch", true), ("--first-layer", false)],
+     "the 3x3 convolution kernels (im2col, Winograd F(2x2) and F(4x4)), the first layer's direct training kernels "
+         + "and the inference blocks; --first-layer runs only the first layer's rows"),
     ("api", [("--calls", true), ("--rounds", true)],
      "the Swift API's cost per call (a tiny episode; the 5-way 5-shot pixel-level episode), the baseline of "
          + "Benchmarks/python_overhead.py"),

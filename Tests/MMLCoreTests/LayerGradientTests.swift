@@ -66,6 +66,38 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertFalse(strided.usesWinograd)
     }
 
+    /// The direct weight gradient (3x3, stride 1, padding 1, no bias, <= 8 input channels: a first layer): finite
+    /// differences, the same forward bits as with it switched off (the forward stays on the GEMM), dL/dx and dL/dW
+    /// as the im2col path's up to float rounding.
+    func testDirectConv2DGradientsAndAgreementWithIm2col() {
+        var g = SeededRNG(state: 35)
+        let conv = Conv2D(inputChannels: 3, outputChannels: 6, kernelSize: 3, padding: 1,
+                          initialization: .normal(std: 0.3), generator: &g)
+        XCTAssertTrue(conv.usesDirect)
+        XCTAssertFalse(conv.usesWinograd)
+        checkLayer("direct conv 3x3", conv, input: LayerFD.random([2, 3, 5, 7], seed: 36))
+        let x = LayerFD.random([3, 3, 9, 19], seed: 37)
+        var results: [(y: [Float], rest: [Float])] = []
+        for direct in [true, false] {
+            Conv2D.winogradEnabled = direct
+            defer { Conv2D.winogradEnabled = true }
+            XCTAssertEqual(conv.usesDirect, direct)
+            conv.zeroGradients()
+            let (y, c) = conv.forward(x, training: true)
+            let dx = conv.backward(LayerFD.weights(like: y, seed: 38), cache: c)
+            results.append((y.data, dx.data + conv.weight.grad.data))
+        }
+        XCTAssertEqual(results[0].y, results[1].y, "the forward does not change with the direct weight gradient")
+        let worst = zip(results[0].rest, results[1].rest).map { abs($0 - $1) - 1e-5 - 1e-5 * abs($1) }.max()!
+        XCTAssertLessThanOrEqual(worst, 0, "direct vs im2col backward")
+        let wide = Conv2D(inputChannels: 9, outputChannels: 6, kernelSize: 3, padding: 1, generator: &g)
+        XCTAssertFalse(wide.usesDirect, "above 8 input channels the GEMM path is used")
+        let strided = Conv2D(inputChannels: 3, outputChannels: 6, kernelSize: 3, stride: 2, padding: 1, generator: &g)
+        XCTAssertFalse(strided.usesDirect)
+        let biased = Conv2D(inputChannels: 3, outputChannels: 6, kernelSize: 3, padding: 1, bias: true, generator: &g)
+        XCTAssertFalse(biased.usesDirect)
+    }
+
     func testConv2DBackwardAccumulatesIntoGradients() {
         var g = SeededRNG(state: 4)
         let conv = Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, generator: &g)

@@ -201,6 +201,56 @@ final class ConvKernelTests: XCTestCase {
                        Int32(MML_ERR_ARGUMENT))
     }
 
+    /// The direct small-channel weight gradient against the naive double backward: widths below, at and past 16
+    /// (masked tail strips), odd kernel-row counts (3c odd), output channels not a multiple of 4, fewer images
+    /// than chunks; accumulation into dW; the AVX-512 and portable paths give the same bits, and so do 1 and 2
+    /// threads; bad arguments and a too-small workspace are refused.
+    func testDirectWeightGradientMatchesNaiveWithTheSameBitsOnEveryPath() {
+        var r = Rng(seed: 43)
+        // (n, c, h, w, cout)
+        let cases = [(1, 1, 1, 1, 1), (2, 3, 2, 2, 4), (3, 1, 5, 17, 3), (5, 3, 9, 33, 6), (2, 2, 4, 16, 5),
+                     (6, 3, 28, 28, 64), (4, 8, 7, 20, 9), (2, 3, 84, 84, 7)]
+        for (n, c, h, w, co) in cases {
+            let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
+            var dwr = [Double](repeating: 0, count: wt.count)
+            XCTAssertEqual(mml_conv2d_backward_naive(nil, &dwr, nil, dy, x, wt, Int64(n), Int64(c), Int64(h),
+                                                     Int64(w), Int64(co), 3, 3, 1, 1), 0)
+            let scale = max(1, dwr.map { abs($0) }.max() ?? 1)
+            var first: [Float] = []
+            for portable in [false, true] {
+                mml_layers_force_portable(portable ? 1 : 0)
+                defer { mml_layers_force_portable(0) }
+                for threads in [Int32(1), 2] {
+                    var dw = [Float](repeating: 0.5, count: wt.count)
+                    XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, dy, x, Int64(n), Int64(c), Int64(h),
+                                                                          Int64(w), Int64(co), nil, 0, threads), 0)
+                    assertClose(dw, dwr.map { $0 + 0.5 }, atol: 2e-6 * scale, rtol: 1e-5,
+                                "direct dW \((n, c, h, w, co)) portable \(portable) t=\(threads)")
+                    if first.isEmpty { first = dw } else {
+                        XCTAssertEqual(dw, first, "direct dW \((n, c, h, w, co)): portable \(portable) t=\(threads) "
+                                       + "differs from the AVX-512 path with 1 thread")
+                    }
+                }
+            }
+        }
+        let need = mml_conv3x3_direct_wgrad_workspace_floats(1, 1, 1, 1, 1, 1)
+        XCTAssertGreaterThan(need, 0)
+        var dw = [Float](repeating: 0, count: 9), ws = [Float](repeating: 0, count: Int(need))
+        let one: [Float] = [1]
+        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, &ws, need, 1), 0)
+        XCTAssertEqual(dw[4], 1, "the centre tap of a 1x1 map is x * dy")
+        XCTAssertEqual(dw.filter { $0 != 0 }.count, 1, "the other taps fall in the padding")
+        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, &ws, need - 1, 1),
+                       Int32(MML_ERR_ARGUMENT), "a too-small workspace is refused")
+        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 0, 1, 1, 1, 1, nil, 0, 1),
+                       Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(nil, one, one, 1, 1, 1, 1, 1, nil, 0, 1),
+                       Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, nil, 0, -1),
+                       Int32(MML_ERR_ARGUMENT), "a negative thread count is refused")
+        XCTAssertEqual(mml_conv3x3_direct_wgrad_workspace_floats(1, 0, 1, 1, 1, 1), Int64(MML_ERR_ARGUMENT))
+    }
+
     /// The fused BN-affine + leaky ReLU + 2x2 max-pool forward and its backward against the unfused kernels
     /// (affine, max-pool, max-pool+leaky backward, BatchNorm backward), with batch and fixed statistics, odd sizes,
     /// on the AVX-512 and portable paths; a corrupt argmax is refused.

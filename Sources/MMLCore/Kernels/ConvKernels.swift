@@ -137,6 +137,21 @@ enum ConvKernels {
         CommonKernels.require(status, "conv2d winograd weight gradient")
     }
 
+    /// The same weight gradient by direct accumulation, for few input channels (a network's first layer):
+    /// adds dL/dW into `weightGradient`; the same bits on every ISA path and thread count.
+    static func directWeightGradient(_ dy: Tensor, input x: Tensor, into weightGradient: inout Tensor,
+                                     workspace: inout [Float], threads: Int) {
+        let s = sizes(x, weightGradient, "conv2d direct weight gradient")
+        precondition(s.k == 3 && dy.shape == [Int(s.n), Int(s.cout), Int(s.h), Int(s.w)],
+                     "[conv2d direct weight gradient] dy \(dy.shape), dW \(weightGradient.shape), x \(x.shape)")
+        let need = mml_conv3x3_direct_wgrad_workspace_floats(s.n, s.c, s.h, s.w, s.cout, Int32(threads))
+        let wsCount = CommonKernels.ensure(&workspace, floats: need, "conv2d",
+                                           "(n: \(s.n), c: \(s.c), h: \(s.h), w: \(s.w))")
+        let status = mml_conv3x3_direct_backward_weight_f32(&weightGradient.data, dy.data, x.data, s.n, s.c, s.h,
+                                                            s.w, s.cout, &workspace, wsCount, Int32(threads))
+        CommonKernels.require(status, "conv2d direct weight gradient")
+    }
+
     // MARK: - inference blocks: conv -> affine (folded BatchNorm) -> leaky ReLU -> optional 2x2 max-pool
 
     /// The output shape of an inference block: (N, C', H, W), or (N, C', H / 2, W / 2) pooled.

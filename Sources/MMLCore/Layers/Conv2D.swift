@@ -5,8 +5,9 @@ import Glibc
 /// 2-D convolution (cross-correlation as PyTorch's `Conv2d`) with zero padding.
 ///
 /// 3x3 / stride-1 / padding-1 layers without bias over >= 16 input channels run on Winograd kernels (forward and
-/// dL/dx on F(4x4, 3x3) at 42x42 and larger maps, F(2x2, 3x3) below; dL/dW on F(2x2, 3x3); `usesWinograd`), all
-/// others on im2col-free packed GEMMs.
+/// dL/dx on F(4x4, 3x3) at 42x42 and larger maps, F(2x2, 3x3) below; dL/dW on F(2x2, 3x3); `usesWinograd`); the
+/// same shape over at most 8 input channels (a first layer) takes dL/dW from a direct kernel (`usesDirect`); all
+/// others run on im2col-free packed GEMMs.
 ///
 /// `x: (N, C, H, W) -> (N, C', H', W')`, `H' = (H + 2 padding - k) / stride + 1`. Weight `(C', C, k, k)`,
 /// optional bias `(C')`. Implemented by im2col + a packed AVX-512 GEMM in C (`ConvKernels.forward`),
@@ -49,6 +50,19 @@ public final class Conv2D: Layer {
     private var workspace: [Float] = []
     private var winogradWorkspace: [Float] = []
     private var weightGradientWorkspace: [Float] = []
+
+    /// At most this many input channels (a network's first layer: 1 or 3) and a 3x3 / stride-1 / padding-1 shape
+    /// without bias: training runs the direct kernels (`usesDirect`).
+    public static let directMaximumChannels = 8
+
+    /// True when this layer's shape qualifies for the direct small-channel weight gradient (and `MML_CONV` is not
+    /// `im2col`): dL/dW by `mml_conv3x3_direct_backward_weight_f32` (16 output pixels to a vector, the (channel, tap)
+    /// sums in registers), where the im2col GEMM spends most of its time packing a transposed dy at K = 9C = 27.
+    /// The forward pass stays on the im2col GEMM (faster there than the direct conv-block kernel without its pool).
+    public var usesDirect: Bool {
+        Conv2D.winogradEnabled && kernelSize == 3 && stride == 1 && padding == 1 && bias == nil
+            && inputChannels <= Conv2D.directMaximumChannels
+    }
 
     /// True when this layer's shape qualifies for the Winograd kernels (and they are enabled).
     public var usesWinograd: Bool {
@@ -128,6 +142,16 @@ public final class Conv2D: Layer {
             return ConvKernels.winogradBackwardData(dy, inputShape: x.shape, weight: weight.value,
                                                     tile: Conv2D.winogradTile(height: d.h, width: d.w),
                                                     workspace: &winogradWorkspace, threads: threads)
+        }
+        if usesDirect {
+            ConvKernels.directWeightGradient(dy, input: x, into: &weight.grad, workspace: &weightGradientWorkspace,
+                                             threads: threads)
+            guard inputGradient else { return nil }
+            // dL/dx (no backbone needs it from a first layer): the im2col path, its dW discarded
+            var discarded = Tensor(shape: weight.value.shape), noBias: Tensor? = nil
+            return ConvKernels.backward(dy, input: x, weight: weight.value, stride: stride, padding: padding,
+                                        inputGradient: true, weightGradient: &discarded, biasGradient: &noBias,
+                                        workspace: &workspace, threads: threads)
         }
         var biasGradient = bias?.grad
         let dx = ConvKernels.backward(dy, input: x, weight: weight.value, stride: stride, padding: padding,

@@ -44,6 +44,16 @@ int64_t mml_conv3x3_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int6
 int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
                                              int64_t h, int64_t w, int64_t cout, float *workspace,
                                              int64_t workspace_floats, int32_t nthreads);
+/* The same weight gradient for few input channels (a network's first layer: c = 1 or 3) by direct accumulation
+ * (conv_wgrad_direct.c): 16 output pixels to a vector, (channel, tap) accumulators in registers, FMA chains in a
+ * fixed order, so the AVX-512 and portable paths and any thread count give the same bits. dweight += dL/dweight;
+ * any c works, but above about 8 channels the Winograd kernel is faster. workspace: NULL (allocated per call) or
+ * at least mml_conv3x3_direct_wgrad_workspace_floats(...) floats. Errors as the Winograd weight gradient. */
+int64_t mml_conv3x3_direct_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                                  int32_t nthreads);
+int mml_conv3x3_direct_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
+                                           int64_t h, int64_t w, int64_t cout, float *workspace,
+                                           int64_t workspace_floats, int32_t nthreads);
 int mml_conv2d_naive(double *y, const float *x, const float *weight, const float *bias, int64_t n, int64_t c,
                      int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw, int64_t stride, int64_t pad);
 /* Naive backward: dx, dweight, dbias overwritten (any may be NULL). */
