@@ -5,8 +5,9 @@
  * position per window, so the BatchNorm sums (sum g, sum g xhat) need only those positions, and
  *     dx = gamma invstd (g_scattered - mean(g) - xhat mean(g xhat))
  * is written in one pass with the scattered term added at the argmax positions: the full-size gradient of the
- * activation is never stored either. Per-channel sums run in double over images in order, channels are the
- * parallel unit, so results do not depend on the thread count. The activation's sign at an argmax position is
+ * activation is never stored either. Per-plane sums run in 16 lanes folded in a fixed tree (AVX-512 with gathers and
+ * scatters, or portable C: the same bits), then in double over images in order; channels are the parallel unit,
+ * so results do not depend on the thread count. The activation's sign at an argmax position is
  * the sign of the pooled value there. */
 #include "MMLKernels.h"
 #include "nn_internal.h"
@@ -100,27 +101,116 @@ int mml_affine_leaky_maxpool2x2_f32(float *y, int32_t *argmax, const float *x, c
     return MML_OK;
 }
 
+/* One plane's sums over the argmax positions: p1 = sum g, p2 = sum g (x[argmax] - mu), g = dy leaky'(pooled), each
+ * in 16 lanes (lane l takes the pooled positions = l mod 16) folded by mml_nn_fold16; both paths do the same
+ * roundings in the same order (a multiply, then an add). Returns 1 for an argmax outside the plane. */
+static int bnp_sums_portable(const float *dy, const float *pv, const int32_t *idx, const float *x, int64_t ohw,
+                             int64_t hw, float mu, float slope, float *p1, float *p2) {
+    float a1[16] = {0}, a2[16] = {0};
+    for (int64_t i0 = 0; i0 < ohw; i0 += 16) {
+        int64_t len = ohw - i0 < 16 ? ohw - i0 : 16;
+        for (int64_t l = 0; l < len; l++) {
+            int32_t j = idx[i0 + l];
+            if (j < 0 || j >= hw) return 1;
+            float gi = pv[i0 + l] > 0.0f ? dy[i0 + l] : slope * dy[i0 + l];
+            a1[l] += gi;
+            a2[l] += gi * (x[j] - mu);
+        }
+    }
+    *p1 = mml_nn_fold16(a1);
+    *p2 = mml_nn_fold16(a2);
+    return 0;
+}
+
+/* dx (one plane) = c0 + c1 x with batch statistics, 0 with fixed ones; then dx[argmax] += k0 g. */
+static void bnp_dx_portable(float *dx, const float *dy, const float *pv, const int32_t *idx, const float *x,
+                            int64_t ohw, int64_t hw, float c0, float c1, float k0, float slope, int32_t batch_stats) {
+    if (batch_stats) {
+        for (int64_t i = 0; i < hw; i++) dx[i] = c0 + c1 * x[i];
+    } else {
+        memset(dx, 0, (size_t)hw * sizeof(float));
+    }
+    for (int64_t i = 0; i < ohw; i++) dx[idx[i]] += k0 * (pv[i] > 0.0f ? dy[i] : slope * dy[i]);
+}
+
+#if defined(__x86_64__)
+#define BNP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+static inline __mmask16 bnp_mask(int64_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
+/* The same sums: the x values are gathered at the argmax positions. */
+BNP_AVX512 static int bnp_sums_avx512(const float *dy, const float *pv, const int32_t *idx, const float *x,
+                                      int64_t ohw, int64_t hw, float mu, float slope, float *p1, float *p2) {
+    __m512 a1 = _mm512_setzero_ps(), a2 = a1, zero = a1, vmu = _mm512_set1_ps(mu), vsl = _mm512_set1_ps(slope);
+    __m512i vhw = _mm512_set1_epi32((int32_t)hw);
+    for (int64_t i0 = 0; i0 < ohw; i0 += 16) {
+        __mmask16 k = bnp_mask(ohw - i0);
+        __m512i j = _mm512_maskz_loadu_epi32(k, idx + i0);
+        if (_mm512_mask_cmpge_epu32_mask(k, j, vhw)) return 1; /* unsigned: negatives too */
+        __m512 d = _mm512_maskz_loadu_ps(k, dy + i0), p = _mm512_maskz_loadu_ps(k, pv + i0);
+        __m512 g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(p, zero, _CMP_GT_OQ), _mm512_mul_ps(vsl, d), d);
+        __m512 xv = _mm512_mask_i32gather_ps(zero, k, j, x, 4);
+        a1 = _mm512_mask_add_ps(a1, k, a1, g);
+        a2 = _mm512_mask_add_ps(a2, k, a2, _mm512_mul_ps(g, _mm512_sub_ps(xv, vmu)));
+    }
+    float t[16];
+    _mm512_storeu_ps(t, a1);
+    *p1 = mml_nn_fold16(t);
+    _mm512_storeu_ps(t, a2);
+    *p2 = mml_nn_fold16(t);
+    return 0;
+}
+
+/* The same dx: the window positions' indices are distinct, so the scattered term is a gather, add, scatter. */
+BNP_AVX512 static void bnp_dx_avx512(float *dx, const float *dy, const float *pv, const int32_t *idx, const float *x,
+                                     int64_t ohw, int64_t hw, float c0, float c1, float k0, float slope,
+                                     int32_t batch_stats) {
+    __m512 zero = _mm512_setzero_ps(), vc0 = _mm512_set1_ps(c0), vc1 = _mm512_set1_ps(c1);
+    __m512 vk0 = _mm512_set1_ps(k0), vsl = _mm512_set1_ps(slope);
+    for (int64_t i = 0; i < hw; i += 16) {
+        __mmask16 k = bnp_mask(hw - i);
+        __m512 v = batch_stats ? _mm512_add_ps(vc0, _mm512_mul_ps(vc1, _mm512_maskz_loadu_ps(k, x + i))) : zero;
+        _mm512_mask_storeu_ps(dx + i, k, v);
+    }
+    for (int64_t i0 = 0; i0 < ohw; i0 += 16) {
+        __mmask16 k = bnp_mask(ohw - i0);
+        __m512i j = _mm512_maskz_loadu_epi32(k, idx + i0);
+        __m512 d = _mm512_maskz_loadu_ps(k, dy + i0), p = _mm512_maskz_loadu_ps(k, pv + i0);
+        __m512 g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(p, zero, _CMP_GT_OQ), _mm512_mul_ps(vsl, d), d);
+        __m512 cur = _mm512_mask_i32gather_ps(zero, k, j, dx, 4);
+        _mm512_mask_i32scatter_ps(dx, k, j, _mm512_add_ps(cur, _mm512_mul_ps(vk0, g)), 4);
+    }
+}
+#endif
+
 static void bnp_bwd_task(void *ctx, int64_t ch, int thread) {
     (void)thread;
     bnp_ctx *s = (bnp_ctx *)ctx;
     int64_t hw = s->h * s->w, ohw = s->oh * s->ow;
     float mu = s->mean[ch], is = s->invstd[ch], g = s->gamma ? s->gamma[ch] : 1.0f, slope = s->slope;
-    /* sums over the argmax positions of g = dy * leaky'(activation) */
+    int avx512 = 0;
+#if defined(__x86_64__)
+    avx512 = mml_nn_have_avx512();
+#endif
+    /* sums over the argmax positions of g = dy * leaky'(activation), per plane, then over images in double */
     double sdy = 0, sdyx = 0;
     for (int64_t b = 0; b < s->n; b++) {
         int64_t pl = b * s->c + ch;
         const float *dy = s->dy + pl * ohw, *pv = s->pooled + pl * ohw, *x = s->x + pl * hw;
         const int32_t *idx = s->carg + pl * ohw;
-        float p1 = 0, p2 = 0;
-        for (int64_t i = 0; i < ohw; i++) {
-            int32_t j = idx[i];
-            if (j < 0 || j >= hw) {
-                s->bad = 1;
-                return;
-            }
-            float gi = pv[i] > 0.0f ? dy[i] : slope * dy[i];
-            p1 += gi;
-            p2 += gi * (x[j] - mu);
+        float p1, p2;
+        int bad;
+#if defined(__x86_64__)
+        if (avx512)
+            bad = bnp_sums_avx512(dy, pv, idx, x, ohw, hw, mu, slope, &p1, &p2);
+        else
+#endif
+            bad = bnp_sums_portable(dy, pv, idx, x, ohw, hw, mu, slope, &p1, &p2);
+        if (bad) {
+            s->bad = 1;
+            return;
         }
         sdy += p1;
         sdyx += p2;
@@ -136,12 +226,13 @@ static void bnp_bwd_task(void *ctx, int64_t ch, int thread) {
         const float *x = s->x + pl * hw, *dy = s->dy + pl * ohw, *pv = s->pooled + pl * ohw;
         const int32_t *idx = s->carg + pl * ohw;
         float *dx = s->dx + pl * hw;
-        if (s->batch_stats) {
-            for (int64_t i = 0; i < hw; i++) dx[i] = c0 + c1 * x[i];
-        } else {
-            memset(dx, 0, (size_t)hw * sizeof(float));
+#if defined(__x86_64__)
+        if (avx512) {
+            bnp_dx_avx512(dx, dy, pv, idx, x, ohw, hw, c0, c1, k0, slope, s->batch_stats);
+            continue;
         }
-        for (int64_t i = 0; i < ohw; i++) dx[idx[i]] += k0 * (pv[i] > 0.0f ? dy[i] : slope * dy[i]);
+#endif
+        bnp_dx_portable(dx, dy, pv, idx, x, ohw, hw, c0, c1, k0, slope, s->batch_stats);
     }
 }
 

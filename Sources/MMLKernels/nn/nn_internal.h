@@ -88,5 +88,7 @@ static inline mml_nn_bn_grad mml_nn_bn_backward_channel(double sdy, double sdyxc
 /* Vectorised plane reductions (fixed summation order, see nn_reduce.c): s1 = sum a[i]; s2 = sum a[i] (b[i] - m)
  * when b != NULL, else sum (a[i] - m)^2. */
 void mml_nn_reduce(const float *a, const float *b, int64_t n, float m, float *s1, float *s2);
+/* The fixed summation tree of 16 lane sums (lane l + l + 8, then + 4, + 2, + 1) that the reductions share. */
+float mml_nn_fold16(const float *acc);
 
 #endif

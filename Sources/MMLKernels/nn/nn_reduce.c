@@ -13,7 +13,7 @@
 
 #define LANES 16
 
-static float fold16(const float *acc) {
+float mml_nn_fold16(const float *acc) {
     /* pairwise: ((0+8)+(4+12)) ... fixed tree */
     float t[8];
     for (int i = 0; i < 8; i++) t[i] = acc[i] + acc[i + 8];
@@ -35,8 +35,8 @@ static void reduce_portable(const float *a, const float *b, int64_t n, float m, 
         acc1[j] += a[i];
         acc2[j] += b ? a[i] * d : d * d;
     }
-    *s1 = fold16(acc1);
-    *s2 = fold16(acc2);
+    *s1 = mml_nn_fold16(acc1);
+    *s2 = mml_nn_fold16(acc2);
 }
 
 #if defined(__x86_64__)
@@ -86,9 +86,9 @@ AVX512 static void reduce_avx512(const float *a, const float *b, int64_t n, floa
     }
     float t[LANES];
     _mm512_storeu_ps(t, _mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)));
-    *s1 = fold16(t);
+    *s1 = mml_nn_fold16(t);
     _mm512_storeu_ps(t, _mm512_add_ps(_mm512_add_ps(y0, y1), _mm512_add_ps(y2, y3)));
-    *s2 = fold16(t);
+    *s2 = mml_nn_fold16(t);
 }
 #endif
 
