@@ -21,10 +21,11 @@ DropBlock follows mml's DropBlock.swift: seeds drawn independently per (image, c
 each seed zeroes the b x b block whose top-left corner it is; the kept values are scaled by
 (elements) / (kept elements) of the whole tensor. Here the blocks are grown from the seeds with a stride-1 max-pool.
 
-Measured, as mml-bench measures it (Benchmarks/mml-bench/BackboneBench.swift), on random 3 x 84 x 84 inputs:
-  - forward in evaluation mode under torch.inference_mode at batch 80 and 100  -> backbone/resnet12_5x5/fwd_eval/bB
+Measured, as mml-bench measures it (Benchmarks/mml-bench/BackboneBench.swift), on random 3 x 84 x 84 inputs, as
+results `backbone/resnet12_5x5/fwd_eval/bB` and `backbone/resnet12_5x5/train_backbone_only/bB` (B = batch):
+  - forward in evaluation mode under torch.inference_mode at batch 80 and 100;
   - training step at batch 80: train mode (batch statistics, DropBlock), zero_grad, loss = mean(feature^2),
-    backward, SGD(lr 0.01, momentum 0.9) step                                 -> backbone/resnet12_5x5/train_backbone_only/bB
+    backward, SGD(lr 0.01, momentum 0.9) step.
 The timing (warm-up, then the median of --repeats calls, re-measured while other processes load the machine) is
 the shared peer's own `bench` function, imported from it, so both peers time alike; the JSON has the shared peer's
 layout ({"env": ..., "results": {"calibration_sgemm_2048": ..., "backbone": {...}}}).
