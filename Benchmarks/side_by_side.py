@@ -3,13 +3,19 @@
 
 Usage (from the project root, after `swift build -c release`):
     python3 Benchmarks/side_by_side.py kernels [backbone data episode] [--torch /tmp/torchpeer/bin/python]
-                                       [--default-config] [--quick]
+                                       [--default-config] [--quick] [--bench-args '--kinds conv64f,conv4,resnet12']
 
 Each mml-bench row that names a `peer` result (a path in the peer's JSON, e.g. "dn4_score/5shot/batched") is
-printed next to it with ratio = peer median / mml median (above 1: mml is faster). The peer runs in its tuned
-configuration (tcmalloc preloaded + channels_last) unless --default-config. Set-up of the peer: ../shared/peers/README.md.
---quick runs both sides with fewer repeats (mml-bench --quick, the peer's --quick): a check, not a measurement.
-The rows go to --out (JSON), the peer's own results next to it (<out>-peer.json).
+printed next to it with ratio = peer median / mml median (above 1: mml is faster). There are two peers, run after
+mml only when some row names one of their results:
+  - ../shared/peers/torch_fewshot_bench.py (DN4 scoring, Gaussians, episodes, Conv-64F and Conv-4), the sections
+    PEER_SECTIONS gives for each mml-bench section;
+  - Benchmarks/peer_resnet12.py, mml's ResNet-12 in PyTorch (rows `resnet12 forward (inference) b80 / b100` and
+    `resnet12 train step (fwd+bwd+SGD) b80` of `backbone`, i.e. when --kinds includes resnet12 or is not given).
+Both run in their tuned configuration (tcmalloc preloaded + channels_last, 2 threads) unless --default-config.
+Set-up of the torch venv: ../shared/peers/README.md.
+--quick runs every side with fewer repeats (mml-bench --quick, the peers' --quick): a check, not a measurement.
+The rows go to --out (JSON), the peers' own results next to it (<out>-peer.json, <out>-peer-resnet12.json).
 """
 import argparse
 import json
@@ -22,6 +28,9 @@ PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers")
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 # which peer sections each mml-bench section is compared with
 PEER_SECTIONS = {"kernels": "c,d", "backbone": "ab", "episode": "ab,c,d,e", "data": ""}
+# the rows whose peer is Benchmarks/peer_resnet12.py (its model name in mml-bench's peer paths)
+RESNET12_PEER = os.path.join(ROOT, "Benchmarks", "peer_resnet12.py")
+RESNET12_PREFIX = "backbone/resnet12_5x5/"
 
 
 def peer_lookup(results, path):
@@ -58,23 +67,36 @@ def main():
                              capture_output=True, text=True).stdout
         mml[s] = json.loads(out[out.index("["):])
 
-    peer_sections = sorted({p for s in args.sections for p in PEER_SECTIONS.get(s, "").split(",") if p})
+    def names_peer(r, resnet12):
+        return bool(r.get("peer")) and r["peer"].startswith(RESNET12_PREFIX) == resnet12
+
+    # the shared peer's sections, for the mml sections with a row it answers; the ResNet-12 peer when a row names it
+    peer_sections = sorted({p for s in args.sections if any(names_peer(r, False) for r in mml[s])
+                            for p in PEER_SECTIONS.get(s, "").split(",") if p})
+    resnet12 = any(names_peer(r, True) for s in args.sections for r in mml[s])
     peer = {}
-    peer_json = os.path.splitext(args.out)[0] + "-peer.json"
-    if peer_sections and os.path.exists(args.torch):
-        env = dict(os.environ)
-        cmd = [args.torch, os.path.join(PEERS, "torch_fewshot_bench.py"), "--threads", "2", "--skip-loop2019",
-               "--sections", ",".join(peer_sections), "--json", peer_json]
-        if args.quick:  # a check: no waiting for an idle machine or re-measuring contended rows
-            cmd += ["--quick", "--retry-contended", "0"]
-        if not args.default_config:
-            cmd.append("--channels-last")
-            if os.path.exists(TCMALLOC):
-                env["LD_PRELOAD"] = TCMALLOC
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-        peer = json.load(open(peer_json))["results"]
-    elif peer_sections:
+    base = os.path.splitext(args.out)[0]
+    env = dict(os.environ)
+    tuned = [] if args.default_config else ["--channels-last"]
+    if not args.default_config and os.path.exists(TCMALLOC):
+        env["LD_PRELOAD"] = TCMALLOC
+    # --quick is a check: no waiting for an idle machine or re-measuring contended rows
+    quick = ["--quick", "--retry-contended", "0"] if args.quick else []
+    if (peer_sections or resnet12) and not os.path.exists(args.torch):
         print(f"(no PyTorch peer at {args.torch}: see ../shared/peers/README.md; printing mml figures only)")
+    elif peer_sections or resnet12:
+        if peer_sections:
+            peer_json = base + "-peer.json"
+            cmd = [args.torch, os.path.join(PEERS, "torch_fewshot_bench.py"), "--threads", "2", "--skip-loop2019",
+                   "--sections", ",".join(peer_sections), "--json", peer_json]
+            subprocess.run(cmd + quick + tuned, check=True, env=env, stdout=subprocess.DEVNULL)
+            peer = json.load(open(peer_json))["results"]
+        if resnet12:
+            peer_json = base + "-peer-resnet12.json"
+            cmd = [args.torch, RESNET12_PEER, "--threads", "2", "--peers", PEERS, "--json", peer_json]
+            subprocess.run(cmd + quick + tuned, check=True, env=env, stdout=subprocess.DEVNULL)
+            extra = json.load(open(peer_json))["results"]
+            peer.setdefault("backbone", {}).update(extra["backbone"])
 
     rows = []
     print(f"{'benchmark':58} {'mml ms':>10} {'peer ms':>10} {'speed-up':>9}")

@@ -4,16 +4,18 @@ import MMLCore
 /// `mml-bench backbone [--json] [--threads N] [--quick] [--kinds conv64f,conv4,resnet12] [--breakdown] [--forward-only]`: each backbone at 84x84 — inference forward img/s at batch
 /// 80 and 100, training step (forward, backward of mean(feature^2), SGD momentum step) img/s at batch 80 — with the
 /// peak resident memory of each measurement (VmHWM, reset through /proc/self/clear_refs before it).
-/// Rows name their PyTorch peer result, so `python3 Benchmarks/side_by_side.py backbone` runs the peer right after
-/// and prints the ratios.
+/// Rows name their PyTorch peer result (Conv-64F / Conv-4: ../shared/peers/torch_fewshot_bench.py; ResNet-12:
+/// Benchmarks/peer_resnet12.py, the same network with DropBlock in training), so
+/// `python3 Benchmarks/side_by_side.py backbone` runs the peer(s) right after and prints the ratios.
 func runBackboneBench(json: Bool, arguments: [String]) {
     var threads = 0
     if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int(arguments[i + 1]) { threads = t }
     let quick = arguments.contains("--quick")
     if arguments.contains("--breakdown") { runLayerBreakdown(threads: threads); return }
     TensorMemory.keepFreedMemoryForReuse()
-    // The peer benchmark's model names.
-    let peerName: [BackboneKind: String] = [.conv64F: "dn4_conv64f_21x21", .conv4: "classic_conv4_5x5"]
+    // The peers' model names: the shared peer's Conv-64F / Conv-4, Benchmarks/peer_resnet12.py's ResNet-12.
+    let peerName: [BackboneKind: String] = [.conv64F: "dn4_conv64f_21x21", .conv4: "classic_conv4_5x5",
+                                            .resnet12: "resnet12_5x5"]
     struct Row { var name: String; var ms: Double; var imagesPerSecond: Double; var peakMiB: Double; var peer: String?; var batch: Int }
     var rows: [Row] = []
     var kinds: [BackboneKind] = [.conv64F, .conv4, .resnet12]
