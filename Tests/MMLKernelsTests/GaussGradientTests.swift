@@ -66,10 +66,12 @@ final class GaussGradientTests: XCTestCase {
         return g
     }
 
-    func checkGradients(_ k: Kind, d: Int, seed: UInt64, condition: Double) {
+    func checkGradients(_ k: Kind, d: Int, seed: UInt64, condition: Double, meanShift: Float = 0) {
         var rng = TestRNG(seed: seed)
-        let a = GaussDistanceTests.randomSet(2, d, condition: condition, &rng)
-        let b = GaussDistanceTests.randomSet(3, d, condition: condition, &rng)
+        var a = GaussDistanceTests.randomSet(2, d, condition: condition, &rng)
+        var b = GaussDistanceTests.randomSet(3, d, condition: condition, &rng)
+        a.mu = a.mu.map { $0 + meanShift }
+        b.mu = b.mu.map { $0 + meanShift }
         var dout = rng.normals(a.n * b.n)
         dout[1] = 0  // a zero weight must contribute nothing
         let (st, g) = backward(k, dout, a, b, d, threads: 2, start: 0.5)
@@ -91,6 +93,9 @@ final class GaussGradientTests: XCTestCase {
         for dir in [MML_KL_QUERY_CLASS, MML_KL_CLASS_QUERY, MML_KL_SYMMETRIC] {
             checkGradients(.kl(dir), d: 1, seed: 34, condition: 1)
             checkGradients(.kl(dir), d: 5, seed: 35, condition: 20)
+            // the backward expands (mu_o - mu_s)(mu_o - mu_s)^T: means far from 0 (large terms that cancel), more
+            // dimensions than Gaussians per side
+            checkGradients(.kl(dir), d: 9, seed: 38, condition: 10, meanShift: 6)
         }
     }
 

@@ -10,9 +10,17 @@
  *   d/dSp = 1/2 (Sq^-1 - Sp^-1),  d/dmu_p = -Sq^-1 dmu,
  *   d/dSq = 1/2 (Sq^-1 - Sq^-1 (Sp + dmu dmu^T) Sq^-1),  d/dmu_q = Sq^-1 dmu;
  *   the Sq^-1 (.) Sq^-1 term is linear, so it is summed over the other side before the two products.
+ *   Everything else is linear in per-Gaussian quantities too, so a task owning Gaussian s of one side sums over
+ *   the other side's Gaussians o only A = sum w_so So^-1, sum w_so So^-1 mu_o, B = sum w_os (So + mu_o mu_o^T) and
+ *   sum w_os mu_o (elementwise, vectorised; So^-1 mu_o and So + mu_o mu_o^T precomputed once per Gaussian), and
+ *   expands dmu dmu^T afterwards: per pair 2 d^2 multiply-adds instead of 5 d^2 with two serial dot products.
+ *   The sums run in double, where the expansion's cancellation costs nothing at feature scales. Built twice
+ *   (AVX-512 and baseline) with the same roundings (no contraction; the dot products stay serial).
  * mmlv1: d||x|| / dx = x / ||x|| (0 at x = 0, a valid subgradient). */
 #include "MMLKernels.h"
 #include "gauss_internal.h"
+/* the AVX-512 and baseline builds of the KL side sums must round alike: no fused multiply-adds */
+#pragma STDC FP_CONTRACT OFF
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,78 +198,149 @@ typedef struct {
     mml_kl_direction dir;
     int64_t n_self, n_other, n_b, d;
     double *scratch; /* per thread: 4 d^2 + 3 d */
+    const double *v_o, *p_o; /* KL: the other side's So^-1 mu_o (d each) and So + mu_o mu_o^T (d^2 each, or NULL) */
 } side_ctx;
 
 static double pair_g(const side_ctx *c, int64_t s, int64_t o) {
     return c->self_is_a ? c->dout[s * c->n_b + o] : c->dout[o * c->n_b + s];
 }
 
-static void side_task(void *vctx, int64_t s, int tid) {
-    side_ctx *c = (side_ctx *)vctx;
+/* KL, one Gaussian s of `self` (see the header): the sums over `other`, then dmu dmu^T expanded. */
+static inline __attribute__((always_inline)) void kl_side_body(const side_ctx *c, int64_t s, int tid) {
     const int64_t d = c->d, dd = d * d;
     double *ws = c->scratch + (size_t)tid * (size_t)(4 * dd + 3 * d);
-    double *acc = ws, *K = ws + dd, *T = ws + 2 * dd, *R = ws + 3 * dd, *dm = ws + 4 * dd, *delta = dm + d,
-           *y = delta + d;
+    double *A = ws, *B = ws + dd, *T = ws + 2 * dd, *R = ws + 3 * dd, *vs = ws + 4 * dd, *m = vs + d, *dm = m + d;
+    const float *ms = c->mu_s + s * d;
+    const double *inv_s = c->self->inv + s * dd;
+    for (int64_t k = 0; k < dd; k++) A[k] = B[k] = 0.0;
+    for (int64_t k = 0; k < d; k++) vs[k] = m[k] = 0.0;
+    double wso_sum = 0.0, wos_sum = 0.0;
+    int qc = c->dir == MML_KL_QUERY_CLASS, cq = c->dir == MML_KL_CLASS_QUERY;
+    for (int64_t o = 0; o < c->n_other; o++) {
+        double g = pair_g(c, s, o);
+        if (g == 0.0) continue;
+        /* KL weights for this side: a is the query side */
+        double w_ab = qc ? g : cq ? 0.0 : 0.5 * g, w_ba = cq ? g : qc ? 0.0 : 0.5 * g;
+        double w_so = c->self_is_a ? w_ab : w_ba, w_os = c->self_is_a ? w_ba : w_ab;
+        if (w_so != 0.0) { /* KL(self || other): dS_s = 1/2 (So^-1 - Ss^-1), dmu_s = -So^-1 (mu_o - mu_s) */
+            const double *inv_o = c->other->inv + o * dd, *v = c->v_o + o * d;
+            wso_sum += w_so;
+            for (int64_t k = 0; k < dd; k++) A[k] += w_so * inv_o[k];
+            for (int64_t k = 0; k < d; k++) vs[k] += w_so * v[k];
+        }
+        if (w_os != 0.0) { /* KL(other || self): dS_s = 1/2 (Ss^-1 - Ss^-1 (So + dd^T) Ss^-1), dmu_s = Ss^-1 (mu_s - mu_o) */
+            const double *P = c->p_o + o * dd;
+            const float *mo = c->mu_o + o * d;
+            wos_sum += w_os;
+            for (int64_t k = 0; k < dd; k++) B[k] += w_os * P[k];
+            for (int64_t k = 0; k < d; k++) m[k] += w_os * (double)mo[k];
+        }
+    }
+    /* dmu_s = A mu_s - sum w_so So^-1 mu_o - Ss^-1 (sum w_os mu_o - (sum w_os) mu_s) */
+    for (int64_t p = 0; p < d; p++) {
+        double t = 0.0;
+        for (int64_t q = 0; q < d; q++) t += A[p * d + q] * (double)ms[q];
+        dm[p] = t - vs[p];
+    }
+    if (wos_sum != 0.0) {
+        /* u = sum w_os (mu_o - mu_s), kept in vs */
+        for (int64_t k = 0; k < d; k++) vs[k] = m[k] - wos_sum * (double)ms[k];
+        for (int64_t p = 0; p < d; p++) {
+            double t = 0.0;
+            for (int64_t q = 0; q < d; q++) t += inv_s[p * d + q] * vs[q];
+            dm[p] -= t;
+        }
+        /* K = sum w_os (So + (mu_o - mu_s)(mu_o - mu_s)^T) = B - m mu_s^T - mu_s m^T + (sum w_os) mu_s mu_s^T */
+        for (int64_t p = 0; p < d; p++) {
+            double mp = (double)ms[p];
+            for (int64_t q = 0; q < d; q++) {
+                double mq = (double)ms[q];
+                B[p * d + q] = B[p * d + q] - m[p] * mq - mp * m[q] + wos_sum * mp * mq;
+            }
+        }
+        mml_gauss_mm_nn(T, inv_s, B, d);
+        mml_gauss_mm_nn(R, T, inv_s, d);
+        for (int64_t k = 0; k < dd; k++) A[k] = 0.5 * (A[k] - wso_sum * inv_s[k]) + 0.5 * (wos_sum * inv_s[k] - R[k]);
+    } else {
+        for (int64_t k = 0; k < dd; k++) A[k] = 0.5 * (A[k] - wso_sum * inv_s[k]);
+    }
+    if (c->dsigma) add_sym(c->dsigma + s * dd, A, d);
+    if (c->dmu)
+        for (int64_t k = 0; k < d; k++) c->dmu[s * d + k] += (float)dm[k];
+}
+
+static void kl_side_portable(const side_ctx *c, int64_t s, int tid) { kl_side_body(c, s, tid); }
+#if defined(__x86_64__) && defined(__clang__)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void kl_side_avx512(const side_ctx *c,
+                                                                                       int64_t s, int tid) {
+    kl_side_body(c, s, tid);
+}
+#endif
+
+static void side_task(void *vctx, int64_t s, int tid) {
+    side_ctx *c = (side_ctx *)vctx;
+    if (c->kind == BW_KL) {
+#if defined(__x86_64__) && defined(__clang__)
+        if (mml_gauss_use_avx512()) {
+            kl_side_avx512(c, s, tid);
+            return;
+        }
+#endif
+        kl_side_portable(c, s, tid);
+        return;
+    }
+    /* mmlv1: g (mu_s - mu_o) / (d ||mu_s - mu_o||) and g (S_s - S_o) / (d^2 ||S_s - S_o||_F) */
+    const int64_t d = c->d, dd = d * d;
+    double *ws = c->scratch + (size_t)tid * (size_t)(4 * dd + 3 * d);
+    double *acc = ws, *dm = ws + 4 * dd, *delta = dm + d;
     const float *ms = c->mu_s + s * d, *Ss = c->sigma_s + s * dd;
-    for (int64_t k = 0; k < dd; k++) acc[k] = K[k] = 0.0;
+    for (int64_t k = 0; k < dd; k++) acc[k] = 0.0;
     for (int64_t k = 0; k < d; k++) dm[k] = 0.0;
-    double wos_sum = 0.0;
     for (int64_t o = 0; o < c->n_other; o++) {
         double g = pair_g(c, s, o);
         if (g == 0.0) continue;
         const float *mo = c->mu_o + o * d, *So = c->sigma_o + o * dd;
-        if (c->kind == BW_MMLV1) {
-            double nd = 0.0, nf = 0.0;
-            for (int64_t k = 0; k < d; k++) {
-                delta[k] = (double)ms[k] - (double)mo[k];
-                nd += delta[k] * delta[k];
-            }
-            for (int64_t k = 0; k < dd; k++) {
-                double t = (double)Ss[k] - (double)So[k];
-                nf += t * t;
-            }
-            nd = sqrt(nd), nf = sqrt(nf);
-            if (nd > 0.0)
-                for (int64_t k = 0; k < d; k++) dm[k] += g * delta[k] / (nd * (double)d);
-            if (nf > 0.0)
-                for (int64_t k = 0; k < dd; k++) acc[k] += g * ((double)Ss[k] - (double)So[k]) / (nf * (double)dd);
-            continue;
+        double nd = 0.0, nf = 0.0;
+        for (int64_t k = 0; k < d; k++) {
+            delta[k] = (double)ms[k] - (double)mo[k];
+            nd += delta[k] * delta[k];
         }
-        /* KL weights for this side: a is the query side. */
-        int qc = c->dir == MML_KL_QUERY_CLASS, cq = c->dir == MML_KL_CLASS_QUERY;
-        double w_ab = qc ? g : cq ? 0.0 : 0.5 * g, w_ba = cq ? g : qc ? 0.0 : 0.5 * g;
-        double w_so = c->self_is_a ? w_ab : w_ba, w_os = c->self_is_a ? w_ba : w_ab;
-        const double *inv_o = c->other->inv + o * dd, *inv_s = c->self->inv + s * dd;
-        for (int64_t k = 0; k < d; k++) delta[k] = (double)mo[k] - (double)ms[k];
-        if (w_so != 0.0) { /* KL(self || other): dS_s = 1/2 (So^-1 - Ss^-1), dmu_s = -So^-1 (mu_o - mu_s) */
-            for (int64_t k = 0; k < dd; k++) acc[k] += 0.5 * w_so * (inv_o[k] - inv_s[k]);
-            for (int64_t p = 0; p < d; p++) {
-                double t = 0.0;
-                for (int64_t q = 0; q < d; q++) t += inv_o[p * d + q] * delta[q];
-                dm[p] -= w_so * t;
-            }
+        for (int64_t k = 0; k < dd; k++) {
+            double t = (double)Ss[k] - (double)So[k];
+            nf += t * t;
         }
-        if (w_os != 0.0) { /* KL(other || self): dS_s = 1/2 (Ss^-1 - Ss^-1 (So + dd^T) Ss^-1), dmu_s = Ss^-1 (mu_s - mu_o) */
-            wos_sum += w_os;
-            for (int64_t p = 0; p < d; p++)
-                for (int64_t q = 0; q < d; q++) K[p * d + q] += w_os * ((double)So[p * d + q] + delta[p] * delta[q]);
-            for (int64_t p = 0; p < d; p++) {
-                double t = 0.0;
-                for (int64_t q = 0; q < d; q++) t += inv_s[p * d + q] * delta[q];
-                y[p] = t;
-            }
-            for (int64_t p = 0; p < d; p++) dm[p] -= w_os * y[p];
-        }
-    }
-    if (c->kind == BW_KL && wos_sum != 0.0) {
-        const double *inv_s = c->self->inv + s * dd;
-        mml_gauss_mm_nn(T, inv_s, K, d);
-        mml_gauss_mm_nn(R, T, inv_s, d);
-        for (int64_t k = 0; k < dd; k++) acc[k] += 0.5 * (wos_sum * inv_s[k] - R[k]);
+        nd = sqrt(nd), nf = sqrt(nf);
+        if (nd > 0.0)
+            for (int64_t k = 0; k < d; k++) dm[k] += g * delta[k] / (nd * (double)d);
+        if (nf > 0.0)
+            for (int64_t k = 0; k < dd; k++) acc[k] += g * ((double)Ss[k] - (double)So[k]) / (nf * (double)dd);
     }
     if (c->dsigma) add_sym(c->dsigma + s * dd, acc, d);
     if (c->dmu)
         for (int64_t k = 0; k < d; k++) c->dmu[s * d + k] += (float)dm[k];
+}
+
+/* KL: per Gaussian of one side, v = S^-1 mu (d) and, when wanted, P = S + mu mu^T (d^2), in double. */
+static int kl_precompute(double **v, double **P, const mml_gauss_side *side, const float *mu, const float *sigma,
+                         int64_t n, int64_t d, int want_p) {
+    int64_t dd = d * d;
+    *v = (double *)malloc(sizeof(double) * (size_t)(n * d));
+    *P = want_p ? (double *)malloc(sizeof(double) * (size_t)(n * dd)) : NULL;
+    if (!*v || (want_p && !*P)) return MML_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        const double *inv = side->inv + i * dd;
+        const float *m = mu + i * d, *S = sigma + i * dd;
+        for (int64_t p = 0; p < d; p++) {
+            double t = 0.0;
+            for (int64_t q = 0; q < d; q++) t += inv[p * d + q] * (double)m[q];
+            (*v)[i * d + p] = t;
+        }
+        if (want_p)
+            for (int64_t p = 0; p < d; p++)
+                for (int64_t q = 0; q < d; q++)
+                    (*P)[i * dd + p * d + q] = (double)S[p * d + q] + (double)m[p] * (double)m[q];
+    }
+    return MML_OK;
 }
 
 static int side_backward(bw_kind kind, float *dmu_a, float *dsigma_a, float *dmu_b, float *dsigma_b,
@@ -281,20 +360,27 @@ static int side_backward(bw_kind kind, float *dmu_a, float *dsigma_a, float *dmu
         st = mml_gauss_prepare(&a, &b, sigma_a, n_a, sigma_b, n_b, d, nthreads);
     }
     int nt = mml_thread_count(nthreads, n_a > n_b ? n_a : n_b);
-    double *scratch = NULL;
+    double *scratch = NULL, *v_a = NULL, *p_a = NULL, *v_b = NULL, *p_b = NULL;
     if (st == MML_OK) {
         scratch = (double *)malloc(sizeof(double) * (size_t)(4 * d * d + 3 * d) * (size_t)nt);
         if (!scratch) st = MML_ERR_NOMEM;
     }
+    int need_a = dmu_a || dsigma_a, need_b = dmu_b || dsigma_b;
+    if (st == MML_OK && kind == BW_KL) {
+        /* side a's tasks read b's v (KL(a || b) terms) and P (KL(b || a) terms), and the other way round */
+        int kl_ab = dir != MML_KL_CLASS_QUERY, kl_ba = dir != MML_KL_QUERY_CLASS;
+        st = kl_precompute(&v_a, &p_a, &a, mu_a, sigma_a, n_a, d, need_b && kl_ab);
+        if (st == MML_OK) st = kl_precompute(&v_b, &p_b, &b, mu_b, sigma_b, n_b, d, need_a && kl_ba);
+    }
     if (st == MML_OK) {
         side_ctx ca = {kind, dmu_a, dsigma_a, mu_a, sigma_a, mu_b, sigma_b, &a, &b, dout, 1, dir, n_a, n_b, n_b, d,
-                       scratch};
+                       scratch, v_b, p_b};
         side_ctx cb = {kind, dmu_b, dsigma_b, mu_b, sigma_b, mu_a, sigma_a, &b, &a, dout, 0, dir, n_b, n_a, n_b, d,
-                       scratch};
-        if (dmu_a || dsigma_a) mml_parallel_for(n_a, nt, side_task, &ca);
-        if (dmu_b || dsigma_b) mml_parallel_for(n_b, nt, side_task, &cb);
+                       scratch, v_a, p_a};
+        if (need_a) mml_parallel_for(n_a, nt, side_task, &ca);
+        if (need_b) mml_parallel_for(n_b, nt, side_task, &cb);
     }
-    free(scratch);
+    free(scratch), free(v_a), free(p_a), free(v_b), free(p_b);
     mml_gauss_side_free(&a);
     mml_gauss_side_free(&b);
     return st;

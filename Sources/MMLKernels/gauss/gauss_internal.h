@@ -68,6 +68,10 @@ int mml_gauss_prepare(mml_gauss_side *a, mml_gauss_side *b, const float *sigma_a
 int mml_gauss_side_alloc(mml_gauss_side *s, int64_t n, int64_t d, int chol, int linv, int inv);
 void mml_gauss_side_free(mml_gauss_side *s);
 
+/* 1 when the Gaussian kernels run their AVX-512 builds (the CPU has them and MML_KERNELS_ISA does not say
+ * portable), else 0. */
+int mml_gauss_use_avx512(void);
+
 /* 1 if every element of the float array is finite. */
 int mml_gauss_all_finite(const float *x, int64_t count);
 

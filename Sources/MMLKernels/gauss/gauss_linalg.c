@@ -135,6 +135,8 @@ static inline int use_avx512(void) {
 #endif
 }
 
+int mml_gauss_use_avx512(void) { return use_avx512(); }
+
 #ifdef GK_HAVE_AVX512
 #define DISPATCH(name, ...) (use_avx512() ? gk_##name##_avx512(__VA_ARGS__) : gk_##name##_portable(__VA_ARGS__))
 #else
