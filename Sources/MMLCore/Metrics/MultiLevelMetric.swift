@@ -114,9 +114,11 @@ public struct MultiLevelMetric {
         }
         var ds: Tensor?, dq: Tensor?
         func add(_ g: (support: Tensor, query: Tensor)) {
-            if ds == nil { ds = g.support; dq = g.query; return }
-            for i in 0..<g.support.count { ds!.data[i] += g.support.data[i] }
-            for i in 0..<g.query.count { dq!.data[i] += g.query.data[i] }
+            guard var s = ds, var q = dq else { ds = g.support; dq = g.query; return }
+            ds = nil; dq = nil  // unique storage: the adds below write in place
+            s.add(g.support)
+            q.add(g.query)
+            ds = s; dq = q
         }
         for (l, level) in levels.enumerated() {
             switch level {

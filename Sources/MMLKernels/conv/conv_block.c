@@ -5,6 +5,7 @@
 #include "MMLKernels.h"
 #include "nn_internal.h"
 #include "pool2x2_avx512.h"
+#include "transpose16_avx512.h"
 #include <stdlib.h>
 #include <string.h>
 /* a * x + b rounded twice, as the other BatchNorm kernels */
@@ -75,36 +76,6 @@ typedef struct {
 #if defined(__x86_64__)
 #define DIR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-/* r[k] (k < 16) <- column k of the 16 x 16 block whose row i is r[i]. */
-DIR_AVX512 static inline void dir_transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* r[4 i + k], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + k */
-    for (int k = 0; k < 4; k++) {
-        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
-        t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
-        t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
-        t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
-    }
-    for (int k = 0; k < 4; k++) {
-        r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
-        r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
-        r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
-        r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xDD);
-    }
-}
-
 /* Staged line sb ([pixel][64], count pixels) into channel rows y + o * plane (o < nch), pixels 0 .. count - 1. */
 DIR_AVX512 static void dir_store_line(const float *sb, int64_t count, float *y, int64_t plane, int64_t nch) {
     for (int64_t p0 = 0; p0 < count; p0 += 16) {
@@ -112,7 +83,7 @@ DIR_AVX512 static void dir_store_line(const float *sb, int64_t count, float *y, 
         for (int64_t c0 = 0; c0 < nch; c0 += 16) {
             __m512 r[16];
             for (int i = 0; i < 16; i++) r[i] = _mm512_load_ps(sb + (p0 + i) * DIR_G + c0);
-            dir_transpose16(r);
+            mml_transpose16_avx512(r);
             int64_t kn = nch - c0 < 16 ? nch - c0 : 16;
             for (int64_t k = 0; k < kn; k++) _mm512_mask_storeu_ps(y + (c0 + k) * plane + p0, m, r[k]);
         }

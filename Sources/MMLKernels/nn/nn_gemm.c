@@ -83,8 +83,42 @@ void mml_nn_pack_a_matrix(float *pa, const void *src, int64_t i0, int64_t mc, in
     pack_a(pa, a->data, a->ld, a->trans, i0, mc, p0, kc);
 }
 
+#if defined(__x86_64__)
+#include "transpose16_avx512.h"
+#define PACK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+/* pack_b of a transposed B (stored n x k, each op(B) column contiguous over p): 16 columns x 16 p at a time,
+ * transposed in registers, instead of one scattered store per element. The same panels as pack_b. */
+PACK_AVX512 static void pack_b_trans_avx512(float *pb, const float *b, int64_t ldb, int64_t p0, int64_t kc,
+                                            int64_t j0, int64_t nc) {
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        int64_t nr = nc - jr < NR ? nc - jr : NR;
+        float *dst = pb + jr * kc;
+        for (int64_t half = 0; half < NR; half += 16) {
+            int64_t cols = nr - half; /* columns of this half that exist (may be <= 0) */
+            for (int64_t p = 0; p < kc; p += 16) {
+                int64_t len = kc - p < 16 ? kc - p : 16;
+                __mmask16 m = len == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << len) - 1u);
+                __m512 r[16];
+                for (int64_t j = 0; j < 16; j++)
+                    r[j] = j < cols ? _mm512_maskz_loadu_ps(m, b + (j0 + jr + half + j) * ldb + p0 + p)
+                                    : _mm512_setzero_ps();
+                mml_transpose16_avx512(r);
+                for (int64_t t = 0; t < len; t++) _mm512_storeu_ps(dst + (p + t) * NR + half, r[t]);
+            }
+        }
+    }
+}
+#endif
+
 void mml_nn_pack_b_matrix(float *pb, const void *src, int64_t p0, int64_t kc, int64_t j0, int64_t nc) {
     const mml_nn_matrix *b = (const mml_nn_matrix *)src;
+#if defined(__x86_64__)
+    if (b->trans && mml_nn_have_avx512()) {
+        pack_b_trans_avx512(pb, b->data, b->ld, p0, kc, j0, nc);
+        return;
+    }
+#endif
     pack_b(pb, b->data, b->ld, b->trans, p0, kc, j0, nc);
 }
 
