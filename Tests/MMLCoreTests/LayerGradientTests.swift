@@ -39,6 +39,23 @@ final class LayerGradientTests: XCTestCase {
         checkLayer("conv 1x1", pw, input: LayerFD.random([3, 4, 5, 5], seed: 3))
     }
 
+    /// The forward output and (dL/dx, dL/dW) of `conv` on x with the fast paths on, then off (`MML_CONV=im2col`'s
+    /// switch); `check` sees the switch's state while it is set.
+    func withAndWithoutFastPaths(_ conv: Conv2D, _ x: Tensor, seed: UInt64, check: (Bool) -> Void)
+        -> [(y: [Float], rest: [Float])] {
+        var results: [(y: [Float], rest: [Float])] = []
+        for fast in [true, false] {
+            Conv2D.winogradEnabled = fast
+            defer { Conv2D.winogradEnabled = true }
+            check(fast)
+            conv.zeroGradients()
+            let (y, c) = conv.forward(x, training: true)
+            let dx = conv.backward(LayerFD.weights(like: y, seed: seed), cache: c)
+            results.append((y.data, dx.data + conv.weight.grad.data))
+        }
+        return results
+    }
+
     /// The Winograd path (3x3, stride 1, padding 1, no bias, >= 16 input channels): finite differences, and the same
     /// forward, dL/dx and dL/dW as the im2col path up to float rounding.
     func testWinogradConv2DGradientsAndAgreementWithIm2col() {
@@ -47,18 +64,11 @@ final class LayerGradientTests: XCTestCase {
                           initialization: .normal(std: 0.1), generator: &g)
         XCTAssertTrue(conv.usesWinograd)
         checkLayer("winograd conv 3x3", conv, input: LayerFD.random([2, 16, 5, 7], seed: 32))
-        let x = LayerFD.random([3, 16, 9, 8], seed: 33)
-        var results: [[Float]] = []
-        for winograd in [true, false] {
-            Conv2D.winogradEnabled = winograd
-            defer { Conv2D.winogradEnabled = true }
-            XCTAssertEqual(conv.usesWinograd, winograd)
-            conv.zeroGradients()
-            let (y, c) = conv.forward(x, training: true)
-            let dx = conv.backward(LayerFD.weights(like: y, seed: 34), cache: c)
-            results.append(y.data + dx.data + conv.weight.grad.data)
+        let results = withAndWithoutFastPaths(conv, LayerFD.random([3, 16, 9, 8], seed: 33), seed: 34) {
+            XCTAssertEqual(conv.usesWinograd, $0)
         }
-        let worst = zip(results[0], results[1]).map { abs($0 - $1) - 1e-5 - 1e-5 * abs($1) }.max()!
+        let both = results.map { $0.y + $0.rest }
+        let worst = zip(both[0], both[1]).map { abs($0 - $1) - 1e-5 - 1e-5 * abs($1) }.max()!
         XCTAssertLessThanOrEqual(worst, 0, "winograd vs im2col")
         let small = Conv2D(inputChannels: 15, outputChannels: 6, kernelSize: 3, padding: 1, generator: &g)
         XCTAssertFalse(small.usesWinograd, "below 16 input channels the im2col path is used")
@@ -76,16 +86,8 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertTrue(conv.usesDirect)
         XCTAssertFalse(conv.usesWinograd)
         checkLayer("direct conv 3x3", conv, input: LayerFD.random([2, 3, 5, 7], seed: 36))
-        let x = LayerFD.random([3, 3, 9, 19], seed: 37)
-        var results: [(y: [Float], rest: [Float])] = []
-        for direct in [true, false] {
-            Conv2D.winogradEnabled = direct
-            defer { Conv2D.winogradEnabled = true }
-            XCTAssertEqual(conv.usesDirect, direct)
-            conv.zeroGradients()
-            let (y, c) = conv.forward(x, training: true)
-            let dx = conv.backward(LayerFD.weights(like: y, seed: 38), cache: c)
-            results.append((y.data, dx.data + conv.weight.grad.data))
+        let results = withAndWithoutFastPaths(conv, LayerFD.random([3, 3, 9, 19], seed: 37), seed: 38) {
+            XCTAssertEqual(conv.usesDirect, $0)
         }
         XCTAssertEqual(results[0].y, results[1].y, "the forward does not change with the direct weight gradient")
         let worst = zip(results[0].rest, results[1].rest).map { abs($0 - $1) - 1e-5 - 1e-5 * abs($1) }.max()!

@@ -163,6 +163,16 @@ final class ConvKernelTests: XCTestCase {
         }
     }
 
+    /// Random x (n, c, h, w) and dy (n, co, h, w), the naive double dL/dW of a 3x3 pad-1 conv, and its scale.
+    func naiveWeightGradient(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ co: Int, _ r: inout Rng)
+        -> (x: [Float], dy: [Float], dw: [Double], scale: Double) {
+        let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
+        var dwr = [Double](repeating: 0, count: wt.count)
+        XCTAssertEqual(mml_conv2d_backward_naive(nil, &dwr, nil, dy, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
+                                                 Int64(co), 3, 3, 1, 1), 0)
+        return (x, dy, dwr, max(1, dwr.map { abs($0) }.max() ?? 1))
+    }
+
     /// Winograd F(2x2,3x3) weight gradient against the naive double backward, on the AVX-512 and portable paths,
     /// odd and even sizes (partial edge tiles), 16-tile blocks and their tails; accumulation into dW; thread counts.
     /// Measured worst excess over the bound below: 0 (errors ~1e-6 relative to the gradient's scale).
@@ -175,14 +185,10 @@ final class ConvKernelTests: XCTestCase {
             mml_layers_force_portable(portable ? 1 : 0)
             defer { mml_layers_force_portable(0) }
             for (n, c, h, w, co) in cases {
-                let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
-                var dwr = [Double](repeating: 0, count: wt.count)
-                XCTAssertEqual(mml_conv2d_backward_naive(nil, &dwr, nil, dy, x, wt, Int64(n), Int64(c), Int64(h),
-                                                         Int64(w), Int64(co), 3, 3, 1, 1), 0)
-                let scale = max(1, dwr.map { abs($0) }.max() ?? 1)
+                let (x, dy, dwr, scale) = naiveWeightGradient(n, c, h, w, co, &r)
                 var first: [Float] = []
                 for threads in [Int32(1), 2] {
-                    var dw = [Float](repeating: 0.5, count: wt.count)
+                    var dw = [Float](repeating: 0.5, count: dwr.count)
                     XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(&dw, dy, x, Int64(n), Int64(c), Int64(h),
                                                                             Int64(w), Int64(co), nil, 0, threads), 0)
                     assertClose(dw, dwr.map { $0 + 0.5 }, atol: 2e-6 * scale, rtol: 1e-5,
@@ -211,17 +217,13 @@ final class ConvKernelTests: XCTestCase {
         let cases = [(1, 1, 1, 1, 1), (2, 3, 2, 2, 4), (3, 1, 5, 17, 3), (5, 3, 9, 33, 6), (2, 2, 4, 16, 5),
                      (6, 3, 28, 28, 64), (4, 8, 7, 20, 9), (2, 3, 84, 84, 7)]
         for (n, c, h, w, co) in cases {
-            let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9), dy = r.floats(n * co * h * w)
-            var dwr = [Double](repeating: 0, count: wt.count)
-            XCTAssertEqual(mml_conv2d_backward_naive(nil, &dwr, nil, dy, x, wt, Int64(n), Int64(c), Int64(h),
-                                                     Int64(w), Int64(co), 3, 3, 1, 1), 0)
-            let scale = max(1, dwr.map { abs($0) }.max() ?? 1)
+            let (x, dy, dwr, scale) = naiveWeightGradient(n, c, h, w, co, &r)
             var first: [Float] = []
             for portable in [false, true] {
                 mml_layers_force_portable(portable ? 1 : 0)
                 defer { mml_layers_force_portable(0) }
                 for threads in [Int32(1), 2] {
-                    var dw = [Float](repeating: 0.5, count: wt.count)
+                    var dw = [Float](repeating: 0.5, count: dwr.count)
                     XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, dy, x, Int64(n), Int64(c), Int64(h),
                                                                           Int64(w), Int64(co), nil, 0, threads), 0)
                     assertClose(dw, dwr.map { $0 + 0.5 }, atol: 2e-6 * scale, rtol: 1e-5,

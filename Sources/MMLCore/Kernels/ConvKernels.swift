@@ -122,34 +122,43 @@ enum ConvKernels {
         CommonKernels.require(status, op)
     }
 
+    /// The 3x3 weight gradients' shared C signatures: the workspace size and the kernel.
+    private typealias WeightGradientWorkspace = (Int64, Int64, Int64, Int64, Int64, Int32) -> Int64
+    private typealias WeightGradientKernel = (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?,
+                                              UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64,
+                                              UnsafeMutablePointer<Float>?, Int64, Int32) -> Int32
+
+    /// Adds dL/dW (C', C, 3, 3) of x (N, C, H, W) and dy (N, C', H, W) into `weightGradient` with `kernel`.
+    private static func weightGradient(_ dy: Tensor, input x: Tensor, into weightGradient: inout Tensor,
+                                       workspace: inout [Float], threads: Int, _ op: String,
+                                       _ workspaceFloats: WeightGradientWorkspace, _ kernel: WeightGradientKernel) {
+        let s = sizes(x, weightGradient, op)
+        precondition(s.k == 3 && dy.shape == [Int(s.n), Int(s.cout), Int(s.h), Int(s.w)],
+                     "[\(op)] dy \(dy.shape), dW \(weightGradient.shape), x \(x.shape)")
+        let need = workspaceFloats(s.n, s.c, s.h, s.w, s.cout, Int32(threads))
+        let wsCount = CommonKernels.ensure(&workspace, floats: need, "conv2d",
+                                           "(n: \(s.n), c: \(s.c), h: \(s.h), w: \(s.w))")
+        let status = kernel(&weightGradient.data, dy.data, x.data, s.n, s.c, s.h, s.w, s.cout, &workspace, wsCount,
+                            Int32(threads))
+        CommonKernels.require(status, op)
+    }
+
     /// The Winograd F(2x2, 3x3) weight gradient: adds dL/dW (C', C, 3, 3) of x (N, C, H, W) and dy (N, C', H, W)
     /// into `weightGradient`.
     static func winogradWeightGradient(_ dy: Tensor, input x: Tensor, into weightGradient: inout Tensor,
                                        workspace: inout [Float], threads: Int) {
-        let s = sizes(x, weightGradient, "conv2d winograd weight gradient")
-        precondition(s.k == 3 && dy.shape == [Int(s.n), Int(s.cout), Int(s.h), Int(s.w)],
-                     "[conv2d winograd weight gradient] dy \(dy.shape), dW \(weightGradient.shape), x \(x.shape)")
-        let need = mml_conv3x3_wgrad_workspace_floats(s.n, s.c, s.h, s.w, s.cout, Int32(threads))
-        let wsCount = CommonKernels.ensure(&workspace, floats: need, "conv2d",
-                                           "(n: \(s.n), c: \(s.c), h: \(s.h), w: \(s.w))")
-        let status = mml_conv3x3_winograd_backward_weight_f32(&weightGradient.data, dy.data, x.data, s.n, s.c, s.h,
-                                                              s.w, s.cout, &workspace, wsCount, Int32(threads))
-        CommonKernels.require(status, "conv2d winograd weight gradient")
+        self.weightGradient(dy, input: x, into: &weightGradient, workspace: &workspace, threads: threads,
+                            "conv2d winograd weight gradient", mml_conv3x3_wgrad_workspace_floats,
+                            mml_conv3x3_winograd_backward_weight_f32)
     }
 
     /// The same weight gradient by direct accumulation, for few input channels (a network's first layer):
     /// adds dL/dW into `weightGradient`; the same bits on every ISA path and thread count.
     static func directWeightGradient(_ dy: Tensor, input x: Tensor, into weightGradient: inout Tensor,
                                      workspace: inout [Float], threads: Int) {
-        let s = sizes(x, weightGradient, "conv2d direct weight gradient")
-        precondition(s.k == 3 && dy.shape == [Int(s.n), Int(s.cout), Int(s.h), Int(s.w)],
-                     "[conv2d direct weight gradient] dy \(dy.shape), dW \(weightGradient.shape), x \(x.shape)")
-        let need = mml_conv3x3_direct_wgrad_workspace_floats(s.n, s.c, s.h, s.w, s.cout, Int32(threads))
-        let wsCount = CommonKernels.ensure(&workspace, floats: need, "conv2d",
-                                           "(n: \(s.n), c: \(s.c), h: \(s.h), w: \(s.w))")
-        let status = mml_conv3x3_direct_backward_weight_f32(&weightGradient.data, dy.data, x.data, s.n, s.c, s.h,
-                                                            s.w, s.cout, &workspace, wsCount, Int32(threads))
-        CommonKernels.require(status, "conv2d direct weight gradient")
+        self.weightGradient(dy, input: x, into: &weightGradient, workspace: &workspace, threads: threads,
+                            "conv2d direct weight gradient", mml_conv3x3_direct_wgrad_workspace_floats,
+                            mml_conv3x3_direct_backward_weight_f32)
     }
 
     // MARK: - inference blocks: conv -> affine (folded BatchNorm) -> leaky ReLU -> optional 2x2 max-pool
