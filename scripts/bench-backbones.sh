@@ -21,7 +21,7 @@
 # machine.
 # --quick: 1 round with one repeat per measurement (both sides), Conv-4 only, one ResNet-12 round and the extras on
 # their quick settings; not a measurement.
-# Outputs: OUT/round-<r>.json (+ -peer.json, .txt), OUT/backbones.md (the table's rows), OUT/resnet12-round-<r>.json
+# Outputs: OUT/backbones-round-<r>.json (+ -peer.json, .txt), OUT/backbones.md (the table's rows), OUT/resnet12-round-<r>.json
 # (+ -peer-resnet12.json, .txt), OUT/resnet12.md (the ResNet-12 rows), OUT/resnet12-tile2.txt, OUT/conv.txt,
 # OUT/breakdown.txt, OUT/took.txt.
 set -euo pipefail
@@ -36,29 +36,25 @@ EXTRAS=${EXTRAS:-1}
 KINDS=conv64f,conv4
 FLAGS=()
 if [ "$QUICK" = 1 ]; then ROUNDS=1; RESNET12_ROUNDS=1; KINDS=conv4; FLAGS=(--quick); fi
-files=()
-for r in $(seq 1 "$ROUNDS"); do
-  echo "== round $r of $ROUNDS: python3 Benchmarks/side_by_side.py backbone --bench-args \"--kinds $KINDS\" ${FLAGS[*]}"
-  python3 -u Benchmarks/side_by_side.py backbone --bench-args "--kinds $KINDS" "${FLAGS[@]}" --torch "$TORCH_PY" \
-      --out "$OUT/round-$r.json" | tee "$OUT/round-$r.txt"
-  files+=("$OUT/round-$r.json")
-done
-scripts/summarize.py backbone "${files[@]}" > "$OUT/backbones.md"
-echo "== the Backbones table ($OUT/backbones.md)"
-cat "$OUT/backbones.md"
+# side_by_side_rounds LABEL PREFIX KINDS N: N side-by-side rounds of the backbone section for KINDS, summarised
+# into $OUT/PREFIX.md by summarize.py (medians over the rounds)
+side_by_side_rounds() {
+  local label=$1 prefix=$2 kinds=$3 n=$4 r files=()
+  for r in $(seq 1 "$n"); do
+    echo "== $label round $r of $n: python3 Benchmarks/side_by_side.py backbone --bench-args \"--kinds $kinds\" ${FLAGS[*]}"
+    python3 -u Benchmarks/side_by_side.py backbone --bench-args "--kinds $kinds" "${FLAGS[@]}" --torch "$TORCH_PY" \
+        --out "$OUT/$prefix-round-$r.json" | tee "$OUT/$prefix-round-$r.txt"
+    files+=("$OUT/$prefix-round-$r.json")
+  done
+  scripts/summarize.py backbone "${files[@]}" > "$OUT/$prefix.md"
+  echo "== the $label rows ($OUT/$prefix.md)"
+  cat "$OUT/$prefix.md"
+}
+
+side_by_side_rounds Backbones backbones "$KINDS" "$ROUNDS"
 
 if [ "$EXTRAS" = 1 ]; then
-  files=()
-  for r in $(seq 1 "$RESNET12_ROUNDS"); do
-    echo "== ResNet-12 round $r of $RESNET12_ROUNDS: python3 Benchmarks/side_by_side.py backbone" \
-         "--bench-args \"--kinds resnet12\" ${FLAGS[*]}"
-    python3 -u Benchmarks/side_by_side.py backbone --bench-args "--kinds resnet12" "${FLAGS[@]}" --torch "$TORCH_PY" \
-        --out "$OUT/resnet12-round-$r.json" | tee "$OUT/resnet12-round-$r.txt"
-    files+=("$OUT/resnet12-round-$r.json")
-  done
-  scripts/summarize.py backbone "${files[@]}" > "$OUT/resnet12.md"
-  echo "== the ResNet-12 rows ($OUT/resnet12.md)"
-  cat "$OUT/resnet12.md"
+  side_by_side_rounds ResNet-12 resnet12 resnet12 "$RESNET12_ROUNDS"
   echo "== ResNet-12 forward with F(2x2) Winograd: MML_WINOGRAD_TILE=2 mml-bench backbone --kinds resnet12 --forward-only"
   MML_WINOGRAD_TILE=2 "$MML_BENCH" backbone --kinds resnet12 --forward-only "${FLAGS[@]}" | tee "$OUT/resnet12-tile2.txt"
   if [ "$QUICK" = 1 ]; then CONV=(--batch 8); else CONV=(); fi
