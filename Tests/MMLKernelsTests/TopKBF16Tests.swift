@@ -17,15 +17,8 @@ final class TopKBF16Tests: XCTestCase {
         return (mml_cpu_features() & UInt32(MML_CPU_AVX512BF16)) != 0 && String(cString: mml_kernels_isa()) == "avx512"
     }()
 
-    func runBF16(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32], _ g: Int, _ k: Int,
-                 threads: Int = 0) -> TopKResult {
-        var out = [Float](repeating: .nan, count: max(1, m * g))
-        var idx = [Int32](repeating: -7, count: max(1, m * g * k))
-        var val = [Float](repeating: .nan, count: max(1, m * g * k))
-        let s = mml_group_topk_sim_bf16(&out, &idx, &val, q, Int64(m), r, Int64(n), Int64(d), group, Int32(g),
-                                        Int32(k), Int32(threads))
-        return TopKResult(status: s, out: out, idx: idx, val: val)
-    }
+    /// The kernel under test (runTopK's `kernel`).
+    let bf16: TopKKernel = mml_group_topk_sim_bf16
 
     /// x rounded to bf16 as the kernel rounds it, back as a Float.
     func bf(_ x: Float) -> Float { Float(bitPattern: UInt32(mml_bf16_from_f32(x)) << 16) }
@@ -50,7 +43,7 @@ final class TopKBF16Tests: XCTestCase {
     /// right group, distinct and descending; the sum is the selected values' sum.
     func checkAgainstReferences(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32],
                                 _ g: Int, _ k: Int, threads: Int = 0, line: UInt = #line) {
-        let f = runBF16(q, m, r, n, d, group, g, k, threads: threads)
+        let f = runTopK(q, m, r, n, d, group, g, k, threads: threads, kernel: bf16)
         let ref = runNaive(q.map(bf), m, r.map(bf), n, d, group, g, k)
         XCTAssertEqual(f.status, 0, "status", line: line)
         XCTAssertEqual(ref.status, 0, "naive status", line: line)
@@ -126,10 +119,10 @@ final class TopKBF16Tests: XCTestCase {
                 let group = makeGroups(s.sizes, shuffled: kind % 2 == 1, rng: &rng)
                 unsetenv("MML_KERNELS_ISA")
                 XCTAssertEqual(String(cString: mml_group_topk_sim_bf16_isa()), hasBF16 ? "avx512bf16" : "portable")
-                let fast = runBF16(q, s.m, r, n, s.d, group, s.sizes.count, s.k)
+                let fast = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, kernel: bf16)
                 setenv("MML_KERNELS_ISA", "portable", 1)
                 XCTAssertEqual(String(cString: mml_group_topk_sim_bf16_isa()), "portable")
-                let portable = runBF16(q, s.m, r, n, s.d, group, s.sizes.count, s.k)
+                let portable = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, kernel: bf16)
                 unsetenv("MML_KERNELS_ISA")
                 let what = "kind \(kind) m \(s.m) sizes \(s.sizes) d \(s.d) k \(s.k)"
                 XCTAssertEqual(fast.status, 0, what)
@@ -161,14 +154,14 @@ final class TopKBF16Tests: XCTestCase {
     func testTinyInputsAreFlushed() {
         // q = r = (2^-70, 2^-70): each product 2^-140 is a denormal, flushed to +0 at each step; fp32 would keep it.
         let x = Float(sign: .plus, exponent: -70, significand: 1)
-        let res = runBF16([x, x], 1, [x, x], 1, 2, [0], 1, 1)
+        let res = runTopK([x, x], 1, [x, x], 1, 2, [0], 1, 1, kernel: bf16)
         XCTAssertEqual(res.status, 0)
         XCTAssertEqual(res.out[0].bitPattern, Float(0).bitPattern)
         let f32 = runTopK([x, x], 1, [x, x], 1, 2, [0], 1, 1)
         XCTAssertGreaterThan(f32.out[0], 0)
         // an fp32 denormal input is read as zero: 2^-130 * 1 + 1 * 1 = 1 exactly
         let den = Float(sign: .plus, exponent: -130, significand: 1)
-        XCTAssertEqual(runBF16([den, 1], 1, [1, 1], 1, 2, [0], 1, 1).out[0], 1)
+        XCTAssertEqual(runTopK([den, 1], 1, [1, 1], 1, 2, [0], 1, 1, kernel: bf16).out[0], 1)
     }
 
     func testThreadCountDoesNotChangeResults() {
@@ -177,10 +170,10 @@ final class TopKBF16Tests: XCTestCase {
             let m = 301, n = 777, d = 50, g = 5, k = 3
             let q = rng.floats(m * d), r = rng.floats(n * d)
             let group = makeGroups([155, 155, 155, 155, 157], shuffled: true, rng: &rng)
-            let one = runBF16(q, m, r, n, d, group, g, k, threads: 1)
+            let one = runTopK(q, m, r, n, d, group, g, k, threads: 1, kernel: bf16)
             XCTAssertEqual(one.status, 0)
             for t in [2, 0] {
-                let other = runBF16(q, m, r, n, d, group, g, k, threads: t)
+                let other = runTopK(q, m, r, n, d, group, g, k, threads: t, kernel: bf16)
                 XCTAssertEqual(other.status, 0)
                 XCTAssertEqual(one.out.map(\.bitPattern), other.out.map(\.bitPattern), "threads \(t)")
                 XCTAssertEqual(one.idx, other.idx, "threads \(t)")
@@ -204,7 +197,7 @@ final class TopKBF16Tests: XCTestCase {
         }
         let q = unit(rng.floats(m * d)), r = unit(rng.floats(n * d))
         let group = makeGroups(sizes, shuffled: true, rng: &rng)
-        let a = runBF16(q, m, r, n, d, group, 3, k), b = runTopK(q, m, r, n, d, group, 3, k)
+        let a = runTopK(q, m, r, n, d, group, 3, k, kernel: bf16), b = runTopK(q, m, r, n, d, group, 3, k)
         XCTAssertEqual(a.status, 0)
         var worst: Float = 0
         for s in 0..<(m * 3) { worst = max(worst, abs(a.out[s] - b.out[s])) }
