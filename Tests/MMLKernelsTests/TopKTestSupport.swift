@@ -34,6 +34,18 @@ typealias TopKKernel = @convention(c) (UnsafeMutablePointer<Float>?, UnsafeMutab
                                        UnsafePointer<Float>?, Int64, Int64, UnsafePointer<Int32>?, Int32, Int32,
                                        Int32) -> Int32
 
+/// The two precisions of the grouped top-K similarity, for the tests that run the same body on both.
+enum TopKPrecision: String, CaseIterable {
+    case f32, bf16
+
+    var kernel: TopKKernel {
+        switch self {
+        case .f32: return mml_group_topk_sim_f32
+        case .bf16: return mml_group_topk_sim_bf16
+        }
+    }
+}
+
 /// Runs `kernel` (the f32 one unless told) with the selections; outputs start as NaN / -7 so that anything left
 /// unwritten shows.
 func runTopK(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32], _ g: Int, _ k: Int,
