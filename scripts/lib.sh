@@ -3,6 +3,10 @@
 #   mml_begin NAME "$@"   cd to the repository, read --quick (or QUICK=1) into QUICK, the other arguments into
 #                         ARGS, make the output directory OUT (default runs/NAME/<date-time>[-quick]; nothing earlier
 #                         is overwritten), copy everything printed into OUT/output.log and start the clock
+#   mml_args "$@"         only the first part (cd, QUICK, ARGS): for a script whose OUT comes from its arguments,
+#                         which sets OUT and then calls mml_begin
+#   MML_RESUMABLE=1       set before mml_begin: OUT may hold an earlier, stopped run of this script, which the script
+#                         continues (output.log is appended to)
 #   mml_build             the Debian packages (scripts/install-deps.sh) and `swift build -c release` (log in OUT)
 #   mml_torch_peer        the PyTorch peer of ../shared/peers/README.md: TORCH_PY (default /tmp/torchpeer/bin/python),
 #                         created from /opt/wheels/torch-2.13.0+cpu-*.whl when missing; tcmalloc for its tuned
@@ -16,9 +20,7 @@ MML=.build/release/mml
 MML_BENCH=.build/release/mml-bench
 TCMALLOC=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 
-mml_begin() {
-  MML_NAME=$1
-  shift
+mml_args() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   QUICK=${QUICK:-0}
   ARGS=()
@@ -26,16 +28,24 @@ mml_begin() {
   for a in "$@"; do
     if [ "$a" = --quick ]; then QUICK=1; else ARGS+=("$a"); fi
   done
+}
+
+mml_begin() {
+  MML_NAME=$1
+  shift
+  mml_args "$@"
   local suffix=""
   if [ "$QUICK" = 1 ]; then suffix=-quick; fi
   OUT=${OUT:-runs/$MML_NAME/$(date +%Y%m%d-%H%M%S)$suffix}
-  if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
+  if [ "${MML_RESUMABLE:-0}" != 1 ] && [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
     echo "error: $OUT already holds files; give another OUT=DIR (nothing is overwritten)" >&2
     exit 1
   fi
   mkdir -p "$OUT"
   MML_T0=$(date +%s)
-  exec > >(tee -a "$OUT/output.log") 2>&1
+  # tee -i: Ctrl-C stops the commands cleanly (mml finishes its step and says how to resume); tee must outlive
+  # them to copy those last lines, and a tee killed by the SIGINT would kill mml with SIGPIPE before it saves
+  exec > >(tee -i -a "$OUT/output.log") 2>&1
   echo "== $MML_NAME$([ "$QUICK" = 1 ] && echo ' (QUICK: tiny sizes, checks the pipeline, not a measurement)')"
   echo "   outputs in $OUT; $(date -u '+%Y-%m-%d %H:%M UTC'); git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 }

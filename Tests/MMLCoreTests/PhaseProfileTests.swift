@@ -4,7 +4,8 @@ import MMLTestSupport
 import XCTest
 
 /// `PhaseProfile` (`mml train --profile`): measuring changes no result, every phase of the enabled levels is entered
-/// the expected number of times, disabled levels never, and the report's shares add up.
+/// the expected number of times, disabled levels and validation without a validation split never (so they have no
+/// row), and the report's shares add up.
 final class PhaseProfileTests: XCTestCase {
     func tinyRun(out: String, levels: [MetricLevel] = MetricLevel.allCases) -> EpisodicTrainingRunConfiguration {
         let t = EpisodicTrainingConfiguration(way: 3, shot: 1, query: 2, episodesPerEpoch: 4, epochs: 2,
@@ -67,5 +68,27 @@ final class PhaseProfileTests: XCTestCase {
         for p in [PhaseProfile.Phase.partForward, .partBackward, .distributionForward, .distributionBackward] {
             XCTAssertNil(profile.counts[p], p.rawValue)
         }
+    }
+
+    /// Without validation (validation split `none`) the validation phase is never entered, so the report (the
+    /// printed table and profile.json) has no validation row; the other phases are still all there.
+    func testNoValidationMeansNoValidationRow() throws {
+        let dir = try makeTempDir(self, prefix: "mml-profile-noval")
+        var c = tinyRun(out: dir + "/run")
+        c.validationSplit = "none"
+        c.validationQuery = 15  // the default: a run without validation refuses any other
+        let run = try EpisodicTrainingRun(c)
+        let profile = PhaseProfile()
+        run.profile = profile
+        _ = try run.run()
+        XCTAssertEqual(profile.episodes, 8)
+        XCTAssertNil(profile.counts[.validation])
+        XCTAssertNil(profile.seconds[.validation])
+        let phases = profile.report.phases.map(\.phase)
+        XCTAssertFalse(phases.contains(.validation), "\(phases)")
+        // best.safetensors is still written at each epoch's end (the latest epoch is the best one)
+        XCTAssertEqual(profile.counts[.data], 8)
+        XCTAssertNotNil(profile.counts[.checkpoint])
+        XCTAssertEqual(phases, PhaseProfile.Phase.allCases.filter { $0 != .validation && $0 != .exchange })
     }
 }

@@ -5,7 +5,8 @@ import XCTest
 
 /// mml_group_topk_sim_bf16: the AVX512-BF16 path and the portable path give the same bits; both against the
 /// double-precision naive twin run on the bf16-rounded inputs, and every selected value against an independent
-/// Swift model of VDPBF16PS's arithmetic; thread counts; errors; and the rounding helper mml_bf16_from_f32.
+/// Swift model of VDPBF16PS's arithmetic; and the rounding helper mml_bf16_from_f32. Thread counts and errors: the
+/// f32 tests run for both precisions (TopKTests.testThreadCountDoesNotChangeResults, TopKErrorTests).
 final class TopKBF16Tests: XCTestCase {
     /// The CPU has the fast path (then the "auto" runs below must take it, or the comparison proves nothing).
     /// Whether the fast path exists on this CPU, whatever MML_KERNELS_ISA says (the Makefile runs the kernel tests a
@@ -17,15 +18,8 @@ final class TopKBF16Tests: XCTestCase {
         return (mml_cpu_features() & UInt32(MML_CPU_AVX512BF16)) != 0 && String(cString: mml_kernels_isa()) == "avx512"
     }()
 
-    func runBF16(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32], _ g: Int, _ k: Int,
-                 threads: Int = 0) -> TopKResult {
-        var out = [Float](repeating: .nan, count: max(1, m * g))
-        var idx = [Int32](repeating: -7, count: max(1, m * g * k))
-        var val = [Float](repeating: .nan, count: max(1, m * g * k))
-        let s = mml_group_topk_sim_bf16(&out, &idx, &val, q, Int64(m), r, Int64(n), Int64(d), group, Int32(g),
-                                        Int32(k), Int32(threads))
-        return TopKResult(status: s, out: out, idx: idx, val: val)
-    }
+    /// The kernel under test (runTopK's `kernel`).
+    let bf16: TopKKernel = mml_group_topk_sim_bf16
 
     /// x rounded to bf16 as the kernel rounds it, back as a Float.
     func bf(_ x: Float) -> Float { Float(bitPattern: UInt32(mml_bf16_from_f32(x)) << 16) }
@@ -50,7 +44,7 @@ final class TopKBF16Tests: XCTestCase {
     /// right group, distinct and descending; the sum is the selected values' sum.
     func checkAgainstReferences(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32],
                                 _ g: Int, _ k: Int, threads: Int = 0, line: UInt = #line) {
-        let f = runBF16(q, m, r, n, d, group, g, k, threads: threads)
+        let f = runTopK(q, m, r, n, d, group, g, k, threads: threads, kernel: bf16)
         let ref = runNaive(q.map(bf), m, r.map(bf), n, d, group, g, k)
         XCTAssertEqual(f.status, 0, "status", line: line)
         XCTAssertEqual(ref.status, 0, "naive status", line: line)
@@ -126,10 +120,10 @@ final class TopKBF16Tests: XCTestCase {
                 let group = makeGroups(s.sizes, shuffled: kind % 2 == 1, rng: &rng)
                 unsetenv("MML_KERNELS_ISA")
                 XCTAssertEqual(String(cString: mml_group_topk_sim_bf16_isa()), hasBF16 ? "avx512bf16" : "portable")
-                let fast = runBF16(q, s.m, r, n, s.d, group, s.sizes.count, s.k)
+                let fast = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, kernel: bf16)
                 setenv("MML_KERNELS_ISA", "portable", 1)
                 XCTAssertEqual(String(cString: mml_group_topk_sim_bf16_isa()), "portable")
-                let portable = runBF16(q, s.m, r, n, s.d, group, s.sizes.count, s.k)
+                let portable = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, kernel: bf16)
                 unsetenv("MML_KERNELS_ISA")
                 let what = "kind \(kind) m \(s.m) sizes \(s.sizes) d \(s.d) k \(s.k)"
                 XCTAssertEqual(fast.status, 0, what)
@@ -161,32 +155,14 @@ final class TopKBF16Tests: XCTestCase {
     func testTinyInputsAreFlushed() {
         // q = r = (2^-70, 2^-70): each product 2^-140 is a denormal, flushed to +0 at each step; fp32 would keep it.
         let x = Float(sign: .plus, exponent: -70, significand: 1)
-        let res = runBF16([x, x], 1, [x, x], 1, 2, [0], 1, 1)
+        let res = runTopK([x, x], 1, [x, x], 1, 2, [0], 1, 1, kernel: bf16)
         XCTAssertEqual(res.status, 0)
         XCTAssertEqual(res.out[0].bitPattern, Float(0).bitPattern)
         let f32 = runTopK([x, x], 1, [x, x], 1, 2, [0], 1, 1)
         XCTAssertGreaterThan(f32.out[0], 0)
         // an fp32 denormal input is read as zero: 2^-130 * 1 + 1 * 1 = 1 exactly
         let den = Float(sign: .plus, exponent: -130, significand: 1)
-        XCTAssertEqual(runBF16([den, 1], 1, [1, 1], 1, 2, [0], 1, 1).out[0], 1)
-    }
-
-    func testThreadCountDoesNotChangeResults() {
-        var rng = TestRNG(seed: 43)
-        forEachISA { _ in
-            let m = 301, n = 777, d = 50, g = 5, k = 3
-            let q = rng.floats(m * d), r = rng.floats(n * d)
-            let group = makeGroups([155, 155, 155, 155, 157], shuffled: true, rng: &rng)
-            let one = runBF16(q, m, r, n, d, group, g, k, threads: 1)
-            XCTAssertEqual(one.status, 0)
-            for t in [2, 0] {
-                let other = runBF16(q, m, r, n, d, group, g, k, threads: t)
-                XCTAssertEqual(other.status, 0)
-                XCTAssertEqual(one.out.map(\.bitPattern), other.out.map(\.bitPattern), "threads \(t)")
-                XCTAssertEqual(one.idx, other.idx, "threads \(t)")
-                XCTAssertEqual(one.val.map(\.bitPattern), other.val.map(\.bitPattern), "threads \(t)")
-            }
-        }
+        XCTAssertEqual(runTopK([den, 1], 1, [1, 1], 1, 2, [0], 1, 1, kernel: bf16).out[0], 1)
     }
 
     /// On unit-length descriptors each product moves by at most ~2^-8 from fp32 (two relative roundings of 2^-9),
@@ -204,69 +180,12 @@ final class TopKBF16Tests: XCTestCase {
         }
         let q = unit(rng.floats(m * d)), r = unit(rng.floats(n * d))
         let group = makeGroups(sizes, shuffled: true, rng: &rng)
-        let a = runBF16(q, m, r, n, d, group, 3, k), b = runTopK(q, m, r, n, d, group, 3, k)
+        let a = runTopK(q, m, r, n, d, group, 3, k, kernel: bf16), b = runTopK(q, m, r, n, d, group, 3, k)
         XCTAssertEqual(a.status, 0)
         var worst: Float = 0
         for s in 0..<(m * 3) { worst = max(worst, abs(a.out[s] - b.out[s])) }
         XCTAssertLessThanOrEqual(worst, Float(k) * (1.0 / 256 + 1e-5))
         XCTAssertGreaterThan(worst, 0)  // the bf16 path is really in use
-    }
-
-    func testErrors() {
-        var rng = TestRNG(seed: 45)
-        let m = 5, n = 40, d = 6
-        let q = rng.floats(m * d), r = rng.floats(n * d)
-        let group = makeGroups([20, 20], shuffled: false, rng: &rng)
-        func status(_ q: [Float], _ r: [Float], _ group: [Int32], groups: Int32 = 2, k: Int32 = 2, m: Int = 5,
-                    n: Int = 40, d: Int = 6, threads: Int32 = 0) -> Int32 {
-            var out = [Float](repeating: 0, count: max(1, m * Int(max(groups, 1))))
-            return mml_group_topk_sim_bf16(&out, nil, nil, q, Int64(m), r, Int64(n), Int64(d), group, groups, k,
-                                           threads)
-        }
-        forEachISA { isa in
-            let arg = Int32(MML_ERR_ARGUMENT), big = Int32(MML_ERR_K_TOO_LARGE), nf = Int32(MML_ERR_NONFINITE)
-            XCTAssertEqual(status(q, r, group), 0, isa)
-            XCTAssertEqual(status(q, r, group, m: 0), arg, "m = 0")
-            XCTAssertEqual(status(q, r, group, n: 0), arg, "n = 0")
-            XCTAssertEqual(status(q, r, group, d: 0), arg, "d = 0")
-            XCTAssertEqual(status(q, r, group, m: -3), arg, "m < 0")
-            XCTAssertEqual(status(q, r, group, groups: 0), arg, "no groups")
-            XCTAssertEqual(status(q, r, group, k: 0), arg, "k = 0")
-            XCTAssertEqual(status(q, r, group, threads: -1), arg, "threads < 0")
-            var g = group
-            g[7] = 2
-            XCTAssertEqual(status(q, r, g), arg, "group id = n_groups")
-            g[7] = -1
-            XCTAssertEqual(status(q, r, g), arg, "negative group id")
-            var out = [Float](repeating: 0, count: m * 2)
-            XCTAssertEqual(mml_group_topk_sim_bf16(nil, nil, nil, q, Int64(m), r, Int64(n), Int64(d), group, 2, 1, 0), arg)
-            XCTAssertEqual(mml_group_topk_sim_bf16(&out, nil, nil, nil, Int64(m), r, Int64(n), Int64(d), group, 2, 1, 0), arg)
-            XCTAssertEqual(mml_group_topk_sim_bf16(&out, nil, nil, q, Int64(m), nil, Int64(n), Int64(d), group, 2, 1, 0), arg)
-            XCTAssertEqual(mml_group_topk_sim_bf16(&out, nil, nil, q, Int64(m), r, Int64(n), Int64(d), nil, 2, 1, 0), arg)
-            XCTAssertEqual(status(q, r, group, k: 21), big, "k = 21 > group size 20")
-            XCTAssertEqual(status(q, r, group, groups: 3, k: 1), big, "empty group")
-            for pos in [0, 17, m * d - 1] {
-                var bad = q
-                bad[pos] = .nan
-                XCTAssertEqual(status(bad, r, group), nf, "NaN in Q at \(pos)")
-                bad[pos] = .infinity
-                XCTAssertEqual(status(bad, r, group), nf, "Inf in Q at \(pos)")
-                bad[pos] = 3.4e38  // finite, but rounds to bf16 Inf
-                XCTAssertEqual(status(bad, r, group), nf, "Q value rounding to Inf at \(pos)")
-            }
-            for pos in [0, 101, n * d - 1] {
-                var bad = r
-                bad[pos] = .nan
-                XCTAssertEqual(status(q, bad, group), nf, "NaN in R at \(pos)")
-                bad[pos] = -.infinity
-                XCTAssertEqual(status(q, bad, group), nf, "-Inf in R at \(pos)")
-                bad[pos] = -3.4e38
-                XCTAssertEqual(status(q, bad, group), nf, "R value rounding to -Inf at \(pos)")
-            }
-            // finite bf16 inputs whose products overflow
-            XCTAssertEqual(status([Float](repeating: 3e38, count: m * d), [Float](repeating: 3e38, count: n * d),
-                                  group), nf, "overflowing products")
-        }
     }
 
     /// mml_bf16_from_f32 on hand-computed cases (bits in, bits out).

@@ -27,13 +27,33 @@ struct TopKNaive {
     var val: [Double]
 }
 
+/// A grouped top-K similarity kernel of mml_topk.h: mml_group_topk_sim_f32 or mml_group_topk_sim_bf16 (the same
+/// signature).
+typealias TopKKernel = @convention(c) (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Int32>?,
+                                       UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Int64,
+                                       UnsafePointer<Float>?, Int64, Int64, UnsafePointer<Int32>?, Int32, Int32,
+                                       Int32) -> Int32
+
+/// The two precisions of the grouped top-K similarity, for the tests that run the same body on both.
+enum TopKPrecision: String, CaseIterable {
+    case f32, bf16
+
+    var kernel: TopKKernel {
+        switch self {
+        case .f32: return mml_group_topk_sim_f32
+        case .bf16: return mml_group_topk_sim_bf16
+        }
+    }
+}
+
+/// Runs `kernel` (the f32 one unless told) with the selections; outputs start as NaN / -7 so that anything left
+/// unwritten shows.
 func runTopK(_ q: [Float], _ m: Int, _ r: [Float], _ n: Int, _ d: Int, _ group: [Int32], _ g: Int, _ k: Int,
-             threads: Int = 0) -> TopKResult {
+             threads: Int = 0, kernel: TopKKernel = mml_group_topk_sim_f32) -> TopKResult {
     var out = [Float](repeating: .nan, count: max(1, m * g))
     var idx = [Int32](repeating: -7, count: max(1, m * g * k))
     var val = [Float](repeating: .nan, count: max(1, m * g * k))
-    let s = mml_group_topk_sim_f32(&out, &idx, &val, q, Int64(m), r, Int64(n), Int64(d), group, Int32(g),
-                                   Int32(k), Int32(threads))
+    let s = kernel(&out, &idx, &val, q, Int64(m), r, Int64(n), Int64(d), group, Int32(g), Int32(k), Int32(threads))
     return TopKResult(status: s, out: out, idx: idx, val: val)
 }
 

@@ -135,20 +135,26 @@ final class TopKTests: XCTestCase {
         }
     }
 
-    /// Every thread count gives the same bits (each product is computed the same way whichever thread owns it).
+    /// Every thread count gives the same bits (each product is computed the same way whichever thread owns it), for
+    /// both precisions (mml_group_topk_sim_f32 at d = 64, mml_group_topk_sim_bf16 at d = 50) on both paths.
     func testThreadCountDoesNotChangeResults() {
-        var rng = TestRNG(seed: 16)
-        forEachISA { _ in
-            let m = 301, n = 777, d = 64, g = 5, k = 3
-            let q = rng.floats(m * d), r = rng.floats(n * d)
-            let group = makeGroups([155, 155, 155, 155, 157], shuffled: true, rng: &rng)
-            let one = runTopK(q, m, r, n, d, group, g, k, threads: 1)
-            for t in [2, 3, 0] {
-                let other = runTopK(q, m, r, n, d, group, g, k, threads: t)
-                XCTAssertEqual(other.status, 0)
-                XCTAssertEqual(one.out.map(\.bitPattern), other.out.map(\.bitPattern), "threads \(t)")
-                XCTAssertEqual(one.idx, other.idx, "threads \(t)")
-                XCTAssertEqual(one.val.map(\.bitPattern), other.val.map(\.bitPattern), "threads \(t)")
+        for p in TopKPrecision.allCases {
+            let (seed, d): (UInt64, Int) = p == .f32 ? (16, 64) : (43, 50)
+            var rng = TestRNG(seed: seed)
+            forEachISA { isa in
+                let m = 301, n = 777, g = 5, k = 3
+                let q = rng.floats(m * d), r = rng.floats(n * d)
+                let group = makeGroups([155, 155, 155, 155, 157], shuffled: true, rng: &rng)
+                let one = runTopK(q, m, r, n, d, group, g, k, threads: 1, kernel: p.kernel)
+                XCTAssertEqual(one.status, 0, "\(p) \(isa), 1 thread")
+                for t in [2, 3, 0] {
+                    let other = runTopK(q, m, r, n, d, group, g, k, threads: t, kernel: p.kernel)
+                    let what = "\(p) \(isa), threads \(t)"
+                    XCTAssertEqual(other.status, 0, what)
+                    XCTAssertEqual(one.out.map(\.bitPattern), other.out.map(\.bitPattern), what)
+                    XCTAssertEqual(one.idx, other.idx, what)
+                    XCTAssertEqual(one.val.map(\.bitPattern), other.val.map(\.bitPattern), what)
+                }
             }
         }
     }

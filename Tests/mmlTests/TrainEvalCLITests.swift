@@ -82,6 +82,22 @@ final class TrainEvalCLITests: XCTestCase {
         XCTAssertEqual(obj["episodes"] as? Int, 12)
         let phases = try XCTUnwrap(obj["phases"] as? [[String: Any]]).compactMap { $0["phase"] as? String }
         XCTAssertTrue(phases.contains("pixel-forward") && !phases.contains("part-forward"), "\(phases)")
+        XCTAssertTrue(phases.contains("validation"), "\(phases)")
+
+        // Without validation there is no validation row, neither printed nor in profile.json.
+        let noValidation = ["--way", "3", "--shot", "1", "--query", "2", "--episodes-per-epoch", "6", "--epochs", "2",
+                            "--episodes-per-step", "2", "--log-every", "2", "--val-split", "none"]
+        let (code2, out2, err2) = try runMML(["train"] + data + noValidation + ["--levels", "pixel", "--out",
+                                                                                dir + "/noval", "--profile"])
+        XCTAssertEqual(code2, 0, err2)
+        XCTAssertTrue(out2.contains("\n            data "), out2)
+        XCTAssertTrue(out2.contains("\n            checkpoint "), out2)
+        XCTAssertFalse(out2.contains("\n            validation "), out2)
+        let json2 = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: dir + "/noval/profile.json")))
+        let phases2 = try XCTUnwrap((json2 as? [String: Any])?["phases"] as? [[String: Any]])
+            .compactMap { $0["phase"] as? String }
+        XCTAssertTrue(phases2.contains("data") && !phases2.contains("validation"), "\(phases2)")
     }
 
     func testResumeThroughTheCLIMatchesAnUninterruptedRun() throws {

@@ -108,9 +108,9 @@ public struct MultiLevelMetric {
             dScores = measured(profile, .fusionBackward) { fixed.backward(dLogits, cache: fc) }
         } else {
             guard let fc = cache.fusion else { preconditionFailure("[multi-level] backward needs a training forward") }
-            var g = fusionGradients
-            dScores = measured(profile, .fusionBackward) { fusion.backward(dLogits, cache: fc, grads: &g) }
-            fusionGradients = g
+            dScores = measured(profile, .fusionBackward) {
+                fusion.backward(dLogits, cache: fc, grads: &fusionGradients)
+            }
         }
         var ds: Tensor?, dq: Tensor?
         func add(_ g: (support: Tensor, query: Tensor)) {

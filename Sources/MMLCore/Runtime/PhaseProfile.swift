@@ -58,7 +58,8 @@ public final class PhaseProfile: @unchecked Sendable {
     public var totalSeconds: Double { seconds.values.reduce(0, +) }
 
     /// One row per phase entered, in phase order: (phase, seconds, milliseconds per training episode, share of the
-    /// phases' sum).
+    /// phases' sum). A phase with no work in a run (validation without a validation split, the exchange in one
+    /// process, a disabled level) is not entered, so it has no row here nor in `report`.
     public var rows: [(phase: Phase, seconds: Double, perEpisodeMilliseconds: Double, share: Double)] {
         let total = max(totalSeconds, 1e-12), n = Double(max(episodes, 1))
         return Phase.allCases.compactMap { p in

@@ -168,11 +168,14 @@ public final class EpisodicTrainer {
         return (ce.loss, accuracy(of: out.logits, labels: batch.queryLabels))
     }
 
+    /// Whether there is validation: a validation split and `validationEpisodes` > 0.
+    private var validates: Bool {
+        validationLoader != nil && validationSampler != nil && configuration.validationEpisodes > 0
+    }
+
     /// Validation on the validation split (inference mode). Nil when there is no validation.
     public func validate() throws -> EpisodeEvaluation? {
-        guard let loader = validationLoader, let sampler = validationSampler, configuration.validationEpisodes > 0 else {
-            return nil
-        }
+        guard validates, let loader = validationLoader, let sampler = validationSampler else { return nil }
         let n = configuration.validationEpisodes
         if group.size == 1 { return try evaluateModel(model, loader: loader, sampler: sampler, episodes: n) }
         // Each rank evaluates a contiguous block of the episodes; the per-episode accuracies are gathered in
@@ -411,7 +414,8 @@ public final class EpisodicTrainer {
 
     /// Validation at an epoch's end, best-on-validation selection and its log line.
     private func finishEpoch(_ epoch: Int) throws {
-        let eval = try measured(profile, .validation) { try validate() }
+        // Without validation the phase is not entered, so the profile has no validation row.
+        let eval = try validates ? measured(profile, .validation) { try validate() } : nil
         let record = EpisodicTrainingState.ValidationRecord(
             epoch: epoch, episode: state.episodesDone, accuracy: eval?.fused.mean ?? .nan, ci95: eval?.fused.ci95 ?? .nan,
             levels: Dictionary(uniqueKeysWithValues: (eval?.levels ?? [:]).map { ($0.key.rawValue, $0.value.mean) }))

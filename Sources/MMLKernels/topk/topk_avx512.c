@@ -1,10 +1,10 @@
-/* AVX-512 micro-kernels of the grouped top-K similarity (see topk_internal.h for the data layout).
+/* AVX-512 grouped top-K similarity (see topk_internal.h for the data layout): the fp32 micro-kernels and the
+ * selection from their products, for both element types (topk_block_avx512 takes the bf16 micro-kernels of
+ * topk_bf16_avx512.c when pk->bf16).
  *
- * One call computes C = Q[0..MR) . panel^T for MR <= 6 query rows and NS <= 4 strips of 16 reference columns,
- * entirely in zmm registers: 6 x 4 = 24 accumulators + 4 panel vectors; each depth step is 4 aligned loads,
- * 6 broadcasts (folded into the FMAs as embedded broadcasts) and 24 FMAs. Each dot product is accumulated
- * over p = 0..d-1 in order with one fused multiply-add per step, so every (i, j) gets the same bits whatever
- * the row tail or the thread split. The products of a 6-row x 512-column chunk go to an L1 buffer, and
+ * The micro-kernels (topk_mk_body.h, instantiated here with one FMA per depth step) compute C = Q[0..MR) . panel^T
+ * for MR <= 6 query rows and NS <= 4 strips of 16 reference columns in zmm registers, the 6 broadcasts of a step
+ * folded into the FMAs as embedded broadcasts. The products of a 6-row x 512-column chunk go to an L1 buffer, and
  * select_chunk() picks the qualifying entries with mask compares (no branch per 16 columns).
  */
 #include "topk_internal.h"
@@ -14,37 +14,16 @@
 
 #define AVX512_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-static inline __attribute__((always_inline)) AVX512_ATTR void
-mk_body(const int MR, const int NS, float *buf, const float *q, int64_t d, const float *panel) {
-    __m512 acc[TOPK_MR][4];
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NS; c++) acc[r][c] = _mm512_setzero_ps();
-    const float *qr[TOPK_MR];
-    for (int r = 0; r < MR; r++) qr[r] = q + r * d;
-    const float *b = panel;
-    for (int64_t p = 0; p < d; p++, b += NS * TOPK_STRIP) {
-        __m512 bv[4];
-        for (int c = 0; c < NS; c++) bv[c] = _mm512_load_ps(b + c * TOPK_STRIP);
-        for (int r = 0; r < MR; r++) {
-            __m512 a = _mm512_set1_ps(qr[r][p]);
-            for (int c = 0; c < NS; c++) acc[r][c] = _mm512_fmadd_ps(a, bv[c], acc[r][c]);
-        }
-    }
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NS; c++) _mm512_store_ps(buf + r * TOPK_CHUNK_COLS + c * TOPK_STRIP, acc[r][c]);
-}
+#define TOPK_MK_ATTR AVX512_ATTR
+#define TOPK_MK_ELEM float
+#define TOPK_MK_VEC __m512
+#define TOPK_MK_LOAD(p) _mm512_load_ps(p)
+#define TOPK_MK_BCAST(x) _mm512_set1_ps(x)
+#define TOPK_MK_STEP(acc, a, b) _mm512_fmadd_ps(a, b, acc)
+#define TOPK_MK_PREFIX mk
+#include "topk_mk_body.h"
 
-#define MK(MR, NS)                                                                                           \
-    static AVX512_ATTR void mk_##MR##_##NS(float *buf, const void *q, int64_t d, const void *panel) {        \
-        mk_body(MR, NS, buf, (const float *)q, d, (const float *)panel);                                     \
-    }
-#define MK_ROW(MR) MK(MR, 1) MK(MR, 2) MK(MR, 3) MK(MR, 4)
-MK_ROW(1) MK_ROW(2) MK_ROW(3) MK_ROW(4) MK_ROW(5) MK_ROW(6)
-
-static const topk_mk_fn mk_table[TOPK_MR][4] = {
-    {mk_1_1, mk_1_2, mk_1_3, mk_1_4}, {mk_2_1, mk_2_2, mk_2_3, mk_2_4}, {mk_3_1, mk_3_2, mk_3_3, mk_3_4},
-    {mk_4_1, mk_4_2, mk_4_3, mk_4_4}, {mk_5_1, mk_5_2, mk_5_3, mk_5_4}, {mk_6_1, mk_6_2, mk_6_3, mk_6_4},
-};
+static const topk_mk_fn mk_table[TOPK_MR][4] = TOPK_MK_TABLE;
 
 /* Selection over one row's buffered chunk v[0..width) (packed columns col0..), slot s.
  * The 16 lane maxima of the chunk decide in one compare whether anything beats the row's k-th best (the

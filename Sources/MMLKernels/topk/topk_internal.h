@@ -1,4 +1,4 @@
-/* Internal to the grouped top-K similarity kernels (topk.c, topk_avx512.c, topk_portable.c).
+/* Internal to the grouped top-K similarity kernels (topk.c, topk_avx512.c, topk_bf16_avx512.c, topk_portable.c).
  *
  * The plan (see topk.c for the whole story):
  *   1. R's rows are re-ordered by group (a stable counting sort, so inside a group the rows keep ascending j)
@@ -145,8 +145,8 @@ void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, 
 void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
 void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
 
-/* The micro-kernels: buf[r * TOPK_CHUNK_COLS + c] = <q_r, panel column c> for r < MR, c < 16 * NS, q rows of
- * `depth` 4-byte elements. Table [MR-1][NS-1]. */
+/* The micro-kernels (topk_mk_body.h, one instance per element type): buf[r * TOPK_CHUNK_COLS + c] = <q_r, panel
+ * column c> for r < MR, c < 16 * NS, q rows of `depth` 4-byte elements. Table [MR-1][NS-1]. */
 typedef void (*topk_mk_fn)(float *buf, const void *q, int64_t depth, const void *panel);
 extern const topk_mk_fn topk_mk_bf16_avx512[TOPK_MR][4];
 

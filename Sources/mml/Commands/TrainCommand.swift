@@ -48,7 +48,7 @@ struct TrainCommand: ParsableCommand {
     var seedIndex: Int?
     @Flag(help: "With --seeds: each seed also seeds the initial weights (as --init-seed s); default: every seed starts from --init-seed's weights.")
     var seedInitialWeights = false
-    @Flag(help: "Measure where the training time goes (data, backbone and each level forward and backward, fusion, optimiser, validation, checkpoints) and print it at the end; also written to --out/profile.json.")
+    @Flag(help: "Measure where the training time goes (data, backbone and each level forward and backward, fusion, optimiser, validation, checkpoints) and print it at the end; also written to --out/profile.json. Phases that did not happen (validation without a validation split, the exchange in one process, the levels left out) have no row in either.")
     var profile = false
 
     func run() throws {
