@@ -26,7 +26,7 @@ final class BenchCLITests: XCTestCase {
         XCTAssertEqual(code, 0)
         for word in ["kernels [--quick]", "backbone [--kinds V --threads V --quick --forward-only --breakdown]",
                      "data [--images V --repeats V --quick]", "episode [--episodes V --quick]",
-                     "conv [--threads V --batch V]"] {
+                     "conv [--threads V --batch V --first-layer]"] {
             XCTAssertTrue(out.contains(word), "'\(word)' missing from: \(out)")
         }
         let (code2, out2, _) = try runBench(["backbone", "-h"])
