@@ -29,8 +29,9 @@ struct EvalCommand: ParsableCommand {
 
             --precision bf16 (metric protocol) computes the pixel and part levels' similarities from descriptors \
             rounded to bf16 with fp32 sums (AVX512-BF16 VDPBF16PS; on a CPU without it a portable path with the \
-            same bits, much slower, with a warning). Opt-in: it changed 0.03% or less of the predictions of a \
-            trained Omniglot model (README, "bf16 similarity in evaluation"); fp32 is the default.
+            same bits, much slower, with a warning). Opt-in, fp32 is the default: on a trained Omniglot model bf16 \
+            changed 0.013% or less of the fused predictions, but it is slower than fp32 on Intel CPUs (README, "bf16 \
+            similarity in evaluation").
 
             Clusters: --shard i/n (or a SLURM job array) evaluates every n-th episode and writes its per-episode \
             results with --episodes-out; `mml eval merge DIR...` makes the report of all shards, equal in every \
