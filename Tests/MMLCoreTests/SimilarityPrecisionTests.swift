@@ -232,6 +232,12 @@ final class SimilarityPrecisionTests: XCTestCase {
             }
         }
         XCTAssertEqual(facts, ["checkpoint", "data", "protocol", "precision"])
+        // The report says bf16 (mml eval --json); an fp32 report has no such key, as before.
+        XCTAssertEqual(bf16.precision, .bf16)
+        XCTAssertNil(fp32.precision)
+        let text16 = try bf16.jsonText(), text32 = try fp32.jsonText()
+        XCTAssertTrue(text16.contains("\"precision\" : \"bf16\""), text16)
+        XCTAssertFalse(text32.contains("\"precision\" :"), text32)
         // The same episodes through the library, each precision.
         let ds = try data.with(split: "test").open(image: model.configuration.image)
         let loader = try EpisodeLoader(dataset: ds, config: model.configuration.image.forEvaluation)

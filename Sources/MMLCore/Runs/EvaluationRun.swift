@@ -227,9 +227,12 @@ public struct EvaluationRunResult: Codable, Sendable {
     public var results: [Setting]
     /// The classifier settings (cosine-classifier protocol only).
     public var cosineClassifier: CosineClassifierReport?
+    /// The pixel and part levels' similarity arithmetic when it was not fp32 (`bf16`); nil (absent from the JSON,
+    /// as in reports of earlier versions) for fp32.
+    public var precision: SimilarityPrecision? = nil
 
     enum CodingKeys: String, CodingKey {
-        case checkpoint, dataset, split, model, results
+        case checkpoint, dataset, split, model, results, precision
         case evaluationProtocol = "protocol", perLevel = "per_level", cosineClassifier = "cosine_classifier"
     }
 
@@ -360,7 +363,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         }
         let result = EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
                                          evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
-                                         cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init))
+                                         cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init),
+                                         precision: c.precision == .fp32 ? nil : c.precision)
         if let given = c.episodesOut {
             let path = EpisodeFileFormat.outputPath(given, shard: c.shard)
             var manifest = [
