@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 import mml
 
@@ -56,6 +57,27 @@ def test_evaluate_equals_mml_eval(tmp_path, mml_cli, checkpoint):
     assert [s["way"] for s in got["results"]] == [2, 3]
     for a, b in zip(got["results"], ref["results"]):
         assert a["accuracy"] == b["accuracy"] and a["levels"] == b["levels"]
+
+
+def test_evaluate_takes_the_precision_field(mml_cli, checkpoint):
+    # The evaluation configuration is JSON laid over the defaults, so `precision` (mml eval --precision) needs no
+    # parameter of its own: each value gives the CLI's numbers, the default is fp32, a bad value names the field.
+    assert mml.default_configuration("evaluation")["precision"] == "fp32"
+    args = ["eval", "--checkpoint", checkpoint, "synthetic", "--synthetic-images", "12", "--way", "3", "--shot", "1",
+            "--query", "3", "--episodes", "5", "--seed", "4", "--json", "--threads", "1"]
+    got = {}
+    for p in ("fp32", "bf16"):
+        ref = json.loads(mml_cli(args + ["--precision", p]).stdout)["results"][0]
+        got[p] = mml.evaluate(checkpoint, dataset="synthetic", syntheticImages=12, ways=[3], shots=[1], query=3,
+                              episodes=5, seed=4, threads=1, precision=p)["results"][0]
+        assert got[p]["accuracy"] == ref["accuracy"] and got[p]["levels"] == ref["levels"], p
+    default = mml.evaluate(checkpoint, dataset="synthetic", syntheticImages=12, ways=[3], shots=[1], query=3,
+                           episodes=5, seed=4, threads=1)["results"][0]
+    assert default["accuracy"] == got["fp32"]["accuracy"] and default["levels"] == got["fp32"]["levels"]
+    assert got["bf16"]["levels"]["distribution"] == got["fp32"]["levels"]["distribution"]
+    with pytest.raises(mml.MMLError) as e:
+        mml.evaluate(checkpoint, dataset="synthetic", syntheticImages=12, episodes=2, precision="bf17")
+    assert "`precision` bf17: use fp32 or bf16" in str(e.value)
 
 
 def test_evaluate_an_episode_list(tmp_path, mml_cli, checkpoint):

@@ -10,15 +10,17 @@ public struct LevelScores: Sendable {
 }
 
 /// Runs a model on episodes and keeps every level's scores (inference mode).
+/// - Parameter precision: the pixel and part levels' similarity arithmetic (`SimilarityPrecision`).
 /// - Throws: `MMLError` when the model has no metric or an episode cannot be loaded.
 public func collectLevelScores(_ model: FewShotModel, loader: EpisodeLoader, episodes: [Episode],
+                               precision: SimilarityPrecision = .fp32,
                                progress: ((Int) throws -> Void)? = nil) throws -> [LevelScores] {
     var out: [LevelScores] = []
     out.reserveCapacity(episodes.count)
     for (k, e) in episodes.enumerated() {
         let b = try loader.batch(for: e)
         let (o, _) = try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: e.way,
-                                       training: false)
+                                       training: false, precision: precision)
         out.append(LevelScores(scores: o.levelScores, labels: b.queryLabels))
         try progress?(k + 1)
     }

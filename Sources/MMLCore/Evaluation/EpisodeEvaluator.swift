@@ -7,6 +7,11 @@ public struct EpisodeEvaluation: Sendable {
     public var levels: [MetricLevel: AccuracySummary]
     public var fusedPerEpisode: [Double]
     public var levelsPerEpisode: [MetricLevel: [Double]]
+    /// Per episode, each query's predicted label from the fused logits (`predictions(of:)`, queries in the
+    /// episode's order); empty where the evaluator does not keep them.
+    public var fusedPredictions: [[Int]] = []
+    /// Per level, per episode, each query's predicted label from that level's own scores.
+    public var levelPredictions: [MetricLevel: [[Int]]] = [:]
     /// Wall time of the whole evaluation.
     public var seconds: Double
     public var episodesPerSecond: Double { Double(fusedPerEpisode.count) / max(seconds, 1e-9) }
@@ -14,15 +19,24 @@ public struct EpisodeEvaluation: Sendable {
 
 /// Fraction of rows of `scores` (queries x way) whose argmax equals the label (ties: the first maximum).
 public func accuracy(of scores: Tensor, labels: [Int]) -> Double {
-    let q = scores.shape[0], w = scores.shape[1]
+    let q = scores.shape[0]
     precondition(labels.count == q, "[accuracy] \(labels.count) labels for \(q) rows")
-    var correct = 0
-    for i in 0..<q {
+    return accuracy(predictions: predictions(of: scores), labels: labels)
+}
+
+/// The argmax of each row of `scores` (queries x way), the first maximum on ties: each query's predicted label.
+public func predictions(of scores: Tensor) -> [Int] {
+    let q = scores.shape[0], w = scores.shape[1]
+    return (0..<q).map { i in
         var best = 0
         for c in 1..<w where scores.data[i * w + c] > scores.data[i * w + best] { best = c }
-        if best == labels[i] { correct += 1 }
+        return best
     }
-    return Double(correct) / Double(max(q, 1))
+}
+
+/// Fraction of `predictions` equal to `labels`.
+func accuracy(predictions: [Int], labels: [Int]) -> Double {
+    Double(zip(predictions, labels).filter { $0 == $1 }.count) / Double(max(labels.count, 1))
 }
 
 /// Evaluate a backbone and a multi-level metric on episodes `0..<episodes` of `sampler` (inference mode).
@@ -47,21 +61,28 @@ public func evaluateEpisodes(backbone: any Backbone, metric: MultiLevelMetric, l
 }
 
 /// The loop shared by the evaluators: load each episode, score it with `score`, and summarise fused and per-level
-/// accuracy with their per-episode values.
+/// accuracy with their per-episode values and each query's predictions.
 func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, progress: ((Int) throws -> Void)?,
                          score: (EpisodeBatch, Int) throws -> MultiLevelMetric.Output) throws -> EpisodeEvaluation {
     guard !episodes.isEmpty else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got none") }
     let start = DispatchTime.now().uptimeNanoseconds
-    var fused: [Double] = []
-    var perLevel: [MetricLevel: [Double]] = [:]
+    var fused: [Double] = [], fusedPredictions: [[Int]] = []
+    var perLevel: [MetricLevel: [Double]] = [:], levelPredictions: [MetricLevel: [[Int]]] = [:]
     for (k, episode) in episodes.enumerated() {
         let b = try loader.batch(for: episode)
         let out = try score(b, episode.way)
-        fused.append(accuracy(of: out.logits, labels: b.queryLabels))
-        for (level, sc) in out.levelScores { perLevel[level, default: []].append(accuracy(of: sc, labels: b.queryLabels)) }
+        let p = predictions(of: out.logits)
+        fused.append(accuracy(predictions: p, labels: b.queryLabels))
+        fusedPredictions.append(p)
+        for (level, sc) in out.levelScores {
+            let lp = predictions(of: sc)
+            perLevel[level, default: []].append(accuracy(predictions: lp, labels: b.queryLabels))
+            levelPredictions[level, default: []].append(lp)
+        }
         try progress?(k + 1)
     }
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     return EpisodeEvaluation(fused: AccuracySummary(fused), levels: perLevel.mapValues { AccuracySummary($0) },
-                             fusedPerEpisode: fused, levelsPerEpisode: perLevel, seconds: seconds)
+                             fusedPerEpisode: fused, levelsPerEpisode: perLevel, fusedPredictions: fusedPredictions,
+                             levelPredictions: levelPredictions, seconds: seconds)
 }

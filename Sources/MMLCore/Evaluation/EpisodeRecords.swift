@@ -123,11 +123,16 @@ public struct EpisodeRecord: Codable, Sendable, Equatable {
     /// The training seed of the model that was evaluated, when the run evaluated one seed of a study (absent in
     /// other files and in files of older versions).
     public var trainingSeed: UInt64?
+    /// Each query's predicted label (the argmax, in the episode's query order), by measure: `accuracy` (fused, or
+    /// the frozen protocol's) and, for the metric protocol, each level's name; `mml compare` counts the queries
+    /// whose prediction differs between two runs. Written by `mml eval`; absent in ablation files and in files of
+    /// older versions.
+    public var predictions: [String: [Int]]?
 
     public init(way: Int, shot: Int, index: Int, hash: String, accuracy: Double, levels: [String: Double]? = nil,
-                subsets: [String: Double]? = nil, trainingSeed: UInt64? = nil) {
+                subsets: [String: Double]? = nil, trainingSeed: UInt64? = nil, predictions: [String: [Int]]? = nil) {
         self.way = way; self.shot = shot; self.index = index; self.hash = hash; self.accuracy = accuracy
-        self.levels = levels; self.subsets = subsets; self.trainingSeed = trainingSeed
+        self.levels = levels; self.subsets = subsets; self.trainingSeed = trainingSeed; self.predictions = predictions
     }
 
     /// A stable hash of what an episode is: way, shot, query, each class's name and episode label, its support and

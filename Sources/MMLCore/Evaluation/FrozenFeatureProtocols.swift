@@ -34,6 +34,8 @@ public struct FrozenFeatureEvaluation: Sendable {
     public var perEpisode: [Double]
     public var summary: AccuracySummary
     public var seconds: Double
+    /// Per episode, each query's predicted label (`predictions(of:)`, queries in the episode's order).
+    public var predictions: [[Int]] = []
 }
 
 /// The features the frozen protocols use: backbone output `(N, C, h, w)` in inference mode, globally
@@ -139,7 +141,7 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
         throw MMLError(.invalidArgument, "frozen-feature evaluation: episodes must be >= 1, got 0")
     }
     let t0 = Date()
-    var accs: [Double] = []
+    var accs: [Double] = [], predicted: [[Int]] = []
     for (k, ep) in episodes.enumerated() {
         let batch = try loader.batch(for: ep)
         let fs = try features(batch.support), fq = try features(batch.query)
@@ -149,11 +151,13 @@ public func evaluateFrozenFeatures(features: (Tensor) throws -> Tensor, loader: 
         }
         let scores = try frozenFeatureScores(support: fs, supportLabels: batch.supportLabels, query: fq,
                                              way: ep.way, protocol: proto, options: options, episode: ep.index)
-        accs.append(accuracy(of: scores, labels: batch.queryLabels))
+        let p = predictions(of: scores)
+        accs.append(accuracy(predictions: p, labels: batch.queryLabels))
+        predicted.append(p)
         try progress?(k + 1)
     }
     return FrozenFeatureEvaluation(perEpisode: accs, summary: AccuracySummary(accs),
-                                   seconds: Date().timeIntervalSince(t0))
+                                   seconds: Date().timeIntervalSince(t0), predictions: predicted)
 }
 
 /// Few-shot accuracy of frozen features on episodes `0..<episodes` of `sampler`: `evaluateFrozenFeatures` on

@@ -56,20 +56,27 @@ public struct MultiLevelMetric {
     ///   - support: (N_s, C, H, W) maps with `labels` in 0..<way; query: (N_q, C, H, W).
     ///   - training: batch statistics in the fusion and keep what `backward` needs.
     ///   - profile: receives each level's and the fusion's time.
+    ///   - precision: the pixel and part levels' similarity arithmetic (`SimilarityPrecision`); anything but fp32
+    ///     is for evaluation only: with `training` it is a programming error (training stays fp32).
     public mutating func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
-                                 training: Bool, profile: PhaseProfile? = nil) throws -> (Output, Cache) {
+                                 training: Bool, profile: PhaseProfile? = nil,
+                                 precision: SimilarityPrecision = .fp32) throws -> (Output, Cache) {
+        precondition(!training || precision == .fp32,
+                     "[multi-level] training runs in fp32; precision \(precision.rawValue) is for evaluation only")
         var scores: [MetricLevel: Tensor] = [:]
         var cache = Cache()
         for level in levels {
             switch level {
             case .pixel:
                 let (s, c) = try measured(profile, .pixelForward) {
-                    try pixel.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                    try pixel.forward(support: support, labels: labels, query: query, way: way, keepCache: training,
+                                      precision: precision)
                 }
                 scores[.pixel] = s; cache.pixel = c
             case .part:
                 let (s, c) = try measured(profile, .partForward) {
-                    try part.forward(support: support, labels: labels, query: query, way: way, keepCache: training)
+                    try part.forward(support: support, labels: labels, query: query, way: way, keepCache: training,
+                                     precision: precision)
                 }
                 scores[.part] = s; cache.part = c
             case .distribution:

@@ -69,9 +69,10 @@ public struct PartLevel: Sendable {
         return out
     }
 
-    /// Scores (queries x way).
-    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
-                        keepCache: Bool = false) throws -> (scores: Tensor, cache: Cache?) {
+    /// Scores (queries x way). Both forms score their parts with the grouped top-K kernel, so `precision` (bf16 for
+    /// evaluation, `SimilarityPrecision`) applies to both; pooling and normalisation stay fp32.
+    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int, keepCache: Bool = false,
+                        precision: SimilarityPrecision = .fp32) throws -> (scores: Tensor, cache: Cache?) {
         let (ns, c, m) = try EpisodeShapes.check(support: support, labels: labels, query: query, way: way)
         let nq = query.shape[0]
         var qParts: [Float], sParts: [Float], qAux: [Float], sAux: [Float], perImage: Int, dim: Int
@@ -97,7 +98,8 @@ public struct PartLevel: Sendable {
         for (i, l) in labels.enumerated() { for p in 0..<perImage { groups[i * perImage + p] = Int32(l) } }
         let r = try SimilarityKernels.groupTopK(queries: qParts, rows: nq * perImage, references: sParts,
                                                 referenceRows: ns * perImage, dimension: dim, groups: groups,
-                                                groupCount: way, k: neighbours, selections: keepCache, threads: threads)
+                                                groupCount: way, k: neighbours, selections: keepCache,
+                                                precision: precision.kernel, threads: threads)
         let scores = EpisodeShapes.sumOverParts(r.sums, queries: nq, parts: perImage, way: way)
         let cache = keepCache ? Cache(queryParts: qParts, supportParts: sParts, queryAux: qAux, supportAux: sAux,
                                       queryNormalized: qNorm, supportNormalized: sNorm, selected: r.selectedIndices ?? [],

@@ -35,9 +35,10 @@ public struct PixelLevel: Sendable {
     ///   - labels: the class (0..<way) of each support map.
     ///   - query: (N_q, C, H, W) query feature maps.
     ///   - keepCache: keep what `backward` needs (the selected neighbours).
+    ///   - precision: the inner products' arithmetic (`SimilarityPrecision`; bf16 is for evaluation).
     /// - Throws: `MMLError` for non-finite features or a class with fewer than `neighbours` descriptors.
-    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int,
-                        keepCache: Bool = false) throws -> (scores: Tensor, cache: Cache?) {
+    public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int, keepCache: Bool = false,
+                        precision: SimilarityPrecision = .fp32) throws -> (scores: Tensor, cache: Cache?) {
         let (ns, c, m) = try EpisodeShapes.check(support: support, labels: labels, query: query, way: way)
         let nq = query.shape[0]
         let (qRows, qNorms) = try SimilarityKernels.mapsToRows(query.data, count: nq, dimension: c, positions: m,
@@ -48,7 +49,7 @@ public struct PixelLevel: Sendable {
         for (i, l) in labels.enumerated() { for p in 0..<m { groups[i * m + p] = Int32(l) } }
         let r = try SimilarityKernels.groupTopK(queries: qRows, rows: nq * m, references: sRows, referenceRows: ns * m,
                                                 dimension: c, groups: groups, groupCount: way, k: neighbours,
-                                                selections: keepCache, threads: threads)
+                                                selections: keepCache, precision: precision.kernel, threads: threads)
         let scores = EpisodeShapes.sumOverParts(r.sums, queries: nq, parts: m, way: way)
         let cache = keepCache ? Cache(queryRows: qRows, queryNorms: qNorms, supportRows: sRows, supportNorms: sNorms,
                                       selected: r.selectedIndices ?? [], queryShape: query.shape,

@@ -119,9 +119,11 @@ public final class FewShotModel: ParameterContainer {
     ///   - support: (N_s, C_in, H, W) images with `labels` in 0..<way; query: (N_q, C_in, H, W).
     ///   - training: batch statistics, fusion statistics update, and a cache for `backward`.
     ///   - profile: receives the backbone's and each level's time (`mml train --profile`).
+    ///   - precision: the pixel and part levels' similarity arithmetic; bf16 only in inference (`training` false).
     /// - Throws: `MMLError` when the model has no metric or the inputs do not fit.
     public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int, training: Bool,
-                        profile: PhaseProfile? = nil) throws -> (output: MultiLevelMetric.Output, cache: EpisodeCache?) {
+                        profile: PhaseProfile? = nil, precision: SimilarityPrecision = .fp32) throws
+        -> (output: MultiLevelMetric.Output, cache: EpisodeCache?) {
         guard metric != nil else {
             throw MMLError(.config, "this \(configuration.kind) model has no metric head; evaluate it with the "
                            + "frozen-feature protocols (`evaluationProtocol` prototype or cosine-classifier)")
@@ -137,7 +139,7 @@ public final class FewShotModel: ParameterContainer {
         let s = Tensor(shape: [ns] + rest, data: Array(f.data[0..<(ns * per)]))
         let q = Tensor(shape: [f.shape[0] - ns] + rest, data: Array(f.data[(ns * per)...]))
         let (out, mc) = try metric!.forward(support: s, labels: labels, query: q, way: way, training: training,
-                                            profile: profile)
+                                            profile: profile, precision: precision)
         return (out, training ? EpisodeCache(backbone: bc, metric: mc, supportCount: ns) : nil)
     }
 

@@ -39,17 +39,43 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     /// The training seed of `checkpoint` when it is one seed of a study (`SeedAblationRun`): written into the
     /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
     public var trainingSeed: UInt64?
+    /// The pixel and part levels' similarity arithmetic when episodes are scored (the refit's validation episodes
+    /// and the test episodes; `retrain`'s training stays fp32): fp32 (the default) or bf16 (`SimilarityPrecision`).
+    public var precision: SimilarityPrecision
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
                 refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
                 seed: UInt64 = 0, out: String = "runs/ablation", threads: Int = 0, retrain: Bool = false,
                 retraining: EpisodicTrainingRunConfiguration? = nil, shard: ShardSpec? = nil,
-                episodesOut: String? = nil, trainingSeed: UInt64? = nil) {
+                episodesOut: String? = nil, trainingSeed: UInt64? = nil, precision: SimilarityPrecision = .fp32) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.refitSplit = refitSplit
         self.refitEpisodes = refitEpisodes; self.way = way; self.shot = shot; self.query = query
         self.episodes = episodes; self.seed = seed; self.out = out; self.threads = threads; self.retrain = retrain
         self.retraining = retraining; self.shard = shard; self.episodesOut = episodesOut
-        self.trainingSeed = trainingSeed
+        self.trainingSeed = trainingSeed; self.precision = precision
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case checkpoint, dataset, refitSplit, refitEpisodes, way, shot, query, episodes, seed, out, threads, retrain
+        case retraining, shard, episodesOut, trainingSeed, precision
+    }
+
+    /// Decodes older configurations too (no `precision`: fp32).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(checkpoint: try c.decodeIfPresent(String.self, forKey: .checkpoint),
+                  dataset: try c.decode(DatasetSource.self, forKey: .dataset),
+                  refitSplit: try c.decode(String.self, forKey: .refitSplit),
+                  refitEpisodes: try c.decode(Int.self, forKey: .refitEpisodes),
+                  way: try c.decode(Int.self, forKey: .way), shot: try c.decode(Int.self, forKey: .shot),
+                  query: try c.decode(Int.self, forKey: .query), episodes: try c.decode(Int.self, forKey: .episodes),
+                  seed: try c.decode(UInt64.self, forKey: .seed), out: try c.decode(String.self, forKey: .out),
+                  threads: try c.decode(Int.self, forKey: .threads), retrain: try c.decode(Bool.self, forKey: .retrain),
+                  retraining: try c.decodeIfPresent(EpisodicTrainingRunConfiguration.self, forKey: .retraining),
+                  shard: try c.decodeIfPresent(ShardSpec.self, forKey: .shard),
+                  episodesOut: try c.decodeIfPresent(String.self, forKey: .episodesOut),
+                  trainingSeed: try c.decodeIfPresent(UInt64.self, forKey: .trainingSeed),
+                  precision: try c.decodeIfPresent(SimilarityPrecision.self, forKey: .precision) ?? .fp32)
     }
 
     /// Where the per-episode file goes.
@@ -203,8 +229,9 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         let c = configuration
         // Checks before work: `out` is a writable directory (created if missing).
         try OutputCheck.prepare(directory: c.out, what: "ablation report")
+        if let note = c.precision.portableNote { events(.warning(note)) }
         let testData = c.dataset.withDefaultSplit("test")
-        let mode: String, scored: Scored
+        var mode: String, scored: Scored
         var manifest = [
             "command": "ablate", "dataset": "", "split": testData.split ?? "",
             "layout": testData.resolvedLayout.rawValue, "data": testData.episodeDataIdentity, "seed": "\(c.seed)",
@@ -218,10 +245,13 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
             scored = try refitRows(checkpoint: c.checkpoint!, testData: testData, events: events)
             manifest["refit"] = "\(c.refitEpisodes) \(c.refitSplit) episodes (seed \(c.seed &+ 1))"
         }
+        if c.precision != .fp32 { mode += ", \(c.precision.rawValue) similarity at the pixel and part levels" }
         manifest["checkpoint_hash"] = scored.checkpointHash
         manifest["dataset"] = scored.datasetName
         manifest["mode"] = c.retrain ? "retrain" : "refit"
         if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
+        // Only a bf16 run says so: fp32 files keep the manifest of earlier versions (and merge with them).
+        if c.precision != .fp32 { manifest["precision"] = c.precision.rawValue }
         manifest["weights"] = scored.rows.map { r in
             r.name + ": " + (r.weights?.map { String(format: "%.9g", $0) }.joined(separator: ",") ?? "-")
         }.joined(separator: "; ")
@@ -294,7 +324,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
             var episodes = sampler.episodes(count)
             if test { (episodes, ids) = testEpisodes(sampler); testName = set.name }
             return try collectLevelScores(model, loader: try EpisodeLoader(dataset: set, config: image),
-                                          episodes: episodes) { [stop] done in
+                                          episodes: episodes, precision: c.precision) { [stop] done in
                 events(.progress(phase: phase, done: done, total: episodes.count))
                 if done < episodes.count { try stop?.check(done: done, total: episodes.count, phase: phase) }
             }
@@ -381,7 +411,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
             let mine = testEpisodes(sampler)
             (ids, testName) = (mine.ids, testSet.name)
             let r = try evaluateModel(model, loader: try EpisodeLoader(dataset: testSet, config: image),
-                                      episodes: mine.episodes) { [stop] done in
+                                      episodes: mine.episodes, precision: c.precision) { [stop] done in
                 if done < mine.episodes.count {
                     try stop?.check(done: done, total: mine.episodes.count,
                                     phase: "test episodes of subset \(AblationRow.name(subset))")

@@ -38,26 +38,30 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     /// The training seed of the checkpoint when it is one seed of a study (`SeedEvaluationRun`): written into the
     /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
     public var trainingSeed: UInt64?
+    /// The pixel and part levels' similarity arithmetic (metric protocol only): fp32 (the default) or bf16
+    /// (`SimilarityPrecision`; on a CPU without AVX512-BF16 the run warns that it is slower than fp32).
+    public var precision: SimilarityPrecision
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
                 evaluationProtocol: EvaluationProtocol? = nil,
                 cosineClassifier: CosineClassifierSettings = CosineClassifierSettings(), ways: [Int] = [5],
                 shots: [Int] = [1], query: Int = 15, episodes: Int = 600, seed: UInt64 = 0, episodeList: String? = nil,
                 threads: Int = 0, shard: ShardSpec? = nil, episodesOut: String? = nil,
-                preprocessing: Preprocessing = Preprocessing(), trainingSeed: UInt64? = nil) {
+                preprocessing: Preprocessing = Preprocessing(), trainingSeed: UInt64? = nil,
+                precision: SimilarityPrecision = .fp32) {
         self.checkpoint = checkpoint; self.dataset = dataset; self.evaluationProtocol = evaluationProtocol
         self.cosineClassifier = cosineClassifier; self.ways = ways; self.shots = shots; self.query = query
         self.episodes = episodes; self.seed = seed; self.episodeList = episodeList; self.threads = threads
         self.shard = shard; self.episodesOut = episodesOut; self.preprocessing = preprocessing
-        self.trainingSeed = trainingSeed
+        self.trainingSeed = trainingSeed; self.precision = precision
     }
 
     private enum CodingKeys: String, CodingKey {
         case checkpoint, dataset, evaluationProtocol, cosineClassifier, ways, shots, query, episodes, seed
-        case episodeList, threads, shard, episodesOut, preprocessing, trainingSeed
+        case episodeList, threads, shard, episodesOut, preprocessing, trainingSeed, precision
     }
 
-    /// Decodes older configurations too (no `preprocessing`: the checkpoint's own).
+    /// Decodes older configurations too (no `preprocessing`: the checkpoint's own; no `precision`: fp32).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(checkpoint: try c.decode(String.self, forKey: .checkpoint),
@@ -72,7 +76,8 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
                   shard: try c.decodeIfPresent(ShardSpec.self, forKey: .shard),
                   episodesOut: try c.decodeIfPresent(String.self, forKey: .episodesOut),
                   preprocessing: try c.decodeIfPresent(Preprocessing.self, forKey: .preprocessing) ?? Preprocessing(),
-                  trainingSeed: try c.decodeIfPresent(UInt64.self, forKey: .trainingSeed))
+                  trainingSeed: try c.decodeIfPresent(UInt64.self, forKey: .trainingSeed),
+                  precision: try c.decodeIfPresent(SimilarityPrecision.self, forKey: .precision) ?? .fp32)
     }
 
     /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint
@@ -222,9 +227,12 @@ public struct EvaluationRunResult: Codable, Sendable {
     public var results: [Setting]
     /// The classifier settings (cosine-classifier protocol only).
     public var cosineClassifier: CosineClassifierReport?
+    /// The pixel and part levels' similarity arithmetic when it was not fp32 (`bf16`); nil (absent from the JSON,
+    /// as in reports of earlier versions) for fp32.
+    public var precision: SimilarityPrecision? = nil
 
     enum CodingKeys: String, CodingKey {
-        case checkpoint, dataset, split, model, results
+        case checkpoint, dataset, split, model, results, precision
         case evaluationProtocol = "protocol", perLevel = "per_level", cosineClassifier = "cosine_classifier"
     }
 
@@ -274,6 +282,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             throw MMLError(.invalidArgument, "`\(field)` only applies to `evaluationProtocol` cosine-classifier (this "
                            + "run uses `evaluationProtocol` \(proto.rawValue))")
         }
+        try Self.checkPrecision(c.precision, protocol: proto, metric: model.configuration.metric)
         let features = try proto.frozen.map { try frozenFeatureFunction(of: loaded, path: c.checkpoint, protocol: $0) }
         let image = try c.preprocessing.applied(to: model.configuration.image.forEvaluation)
         let mc = model.configuration
@@ -297,12 +306,14 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             how = "cosine-classifier (frozen features, a cosine classifier per episode: \(classifier!.summary); no "
                 + "per-level scores)"
         }
-        let facts: [(key: String, value: String)] = [
+        var facts: [(key: String, value: String)] = [
             ("checkpoint", "\(c.checkpoint) (\(mc.kind), \(mc.backbone.rawValue), \(mc.metric?.summary ?? "no metric"))"),
             ("data", "\(ds.name) split \(data.split ?? "-"), \(ds.classCount) classes"),
             ("protocol", how),
         ]
+        if c.precision == .bf16 { facts.append(("precision", c.precision.fact)) }
         events(.started(run: "evaluation", facts: facts))
+        if let note = c.precision.portableNote { events(.warning(note)) }
         if let shard = c.shard {
             for job in jobs {
                 try shard.validate(episodes: job.episodes.count, setting: "\(job.way)-way \(job.shot)-shot")
@@ -320,13 +331,19 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                 if done < episodes.count { try stop?.check(done: done, total: episodes.count, phase: phase) }
             }
             var fused: [Double], levels: [MetricLevel: [Double]] = [:], seconds: Double
+            // Each query's predicted label, by measure ("accuracy": fused or the protocol's; each level's name).
+            var predicted: [String: [[Int]]]
             if let frozen = proto.frozen, let features {
                 let r = try evaluateFrozenFeatures(features: features, loader: loader, episodes: episodes,
                                                   protocol: frozen, options: classifier ?? .init(), progress: onEpisode)
                 (fused, seconds) = (r.perEpisode, r.seconds)
+                predicted = ["accuracy": r.predictions]
             } else {
-                let r = try evaluateModel(model, loader: loader, episodes: episodes, progress: onEpisode)
+                let r = try evaluateModel(model, loader: loader, episodes: episodes, precision: c.precision,
+                                          progress: onEpisode)
                 (fused, levels, seconds) = (r.fusedPerEpisode, r.levelsPerEpisode, r.seconds)
+                predicted = ["accuracy": r.fusedPredictions]
+                for (l, p) in r.levelPredictions { predicted[l.rawValue] = p }
             }
             let identity = data.episodeDataIdentity
             let mineRecords = mine.enumerated().map { k, position in
@@ -335,7 +352,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                                                               dataIdentity: identity),
                               accuracy: fused[k],
                               levels: proto == .metric ? Dictionary(uniqueKeysWithValues: levels.map {
-                                  ($0.key.rawValue, $0.value[k]) }) : nil, trainingSeed: c.trainingSeed)
+                                  ($0.key.rawValue, $0.value[k]) }) : nil, trainingSeed: c.trainingSeed,
+                              predictions: predicted.mapValues { $0[k] })
             }
             let s = EvaluationRunResult.Setting(way: job.way, shot: job.shot, query: job.query, seed: job.seed,
                                                 evaluationProtocol: proto, records: mineRecords, seconds: seconds)
@@ -345,7 +363,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         }
         let result = EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
                                          evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
-                                         cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init))
+                                         cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init),
+                                         precision: c.precision == .fp32 ? nil : c.precision)
         if let given = c.episodesOut {
             let path = EpisodeFileFormat.outputPath(given, shard: c.shard)
             var manifest = [
@@ -355,6 +374,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                 "cosine_classifier": classifier?.summary ?? "none", "seed": "\(jobs[0].seed)",
             ]
             manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
+            // Only a bf16 run says so: fp32 files keep the manifest of earlier versions (and merge with them).
+            if c.precision != .fp32 { manifest["precision"] = c.precision.rawValue }
             if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
             // The images as the backbone saw them (size, channels, ink, resize filter, mean, std): shards run with
             // other preprocessing flags are not the same run.
@@ -371,6 +392,23 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                           ?? "per-episode results"))
         }
         return result
+    }
+
+    /// Refuses a precision that would change nothing: bf16 applies to the metric protocol's pixel and part levels.
+    /// - Throws: `MMLError(.invalidArgument)` naming `precision`.
+    static func checkPrecision(_ precision: SimilarityPrecision, protocol proto: EvaluationProtocol,
+                               metric: MetricConfiguration?) throws {
+        guard precision != .fp32 else { return }
+        if proto != .metric {
+            throw MMLError(.invalidArgument, "`precision` \(precision.rawValue) applies to the pixel and part levels of "
+                           + "`evaluationProtocol` metric; this run uses `evaluationProtocol` \(proto.rawValue) "
+                           + "(frozen features, no similarity kernel): drop `precision`")
+        }
+        if let levels = metric?.levels, !levels.contains(.pixel), !levels.contains(.part) {
+            throw MMLError(.invalidArgument, "`precision` \(precision.rawValue) applies to the pixel and part levels; "
+                           + "this checkpoint's metric has only \(levels.map(\.rawValue).joined(separator: ", ")): "
+                           + "drop `precision`")
+        }
     }
 
     /// One setting's episodes and the dataset their indices point into.

@@ -441,18 +441,23 @@ public final class EpisodicTrainer {
 
 /// Evaluates a `FewShotModel` with its metric on episodes `0..<episodes` of `sampler` (inference mode): fused and
 /// per-level accuracy on the very same episodes.
+/// - Parameter precision: the pixel and part levels' similarity arithmetic (`SimilarityPrecision`).
 /// - Throws: `MMLError` when the model has no metric, an episode cannot be loaded or the scores are not finite.
 public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, sampler: EpisodeSampler, episodes: Int,
+                          precision: SimilarityPrecision = .fp32,
                           progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
-    return try evaluateModel(model, loader: loader, episodes: sampler.episodes(episodes), progress: progress)
+    return try evaluateModel(model, loader: loader, episodes: sampler.episodes(episodes), precision: precision,
+                             progress: progress)
 }
 
 /// Evaluates a `FewShotModel` on the given episodes (e.g. read from an episode list file).
 public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, episodes: [Episode],
+                          precision: SimilarityPrecision = .fp32,
                           progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     try evaluateEpisodeList(episodes, loader: loader, progress: progress) { b, way in
-        try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way, training: false).output
+        try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way, training: false,
+                          precision: precision).output
     }
 }
 

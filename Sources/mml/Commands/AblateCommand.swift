@@ -24,6 +24,9 @@ struct AblateCommand: ParsableCommand {
             degrees of freedom), the seeds' values and the pooled per-episode interval; the differences to the full \
             set are paired per seed (per episode within a seed), then combined across seeds (docs/STATISTICS.md). \
             Sharded: each seed's shard file goes to --out/seed-<s>/, and `mml ablate merge OUT` combines them.
+
+            --precision bf16 scores the refit and test episodes with the pixel and part levels' similarities in \
+            bf16 (as mml eval --precision; --retrain's training stays fp32).
             """
     )
 
@@ -40,6 +43,8 @@ struct AblateCommand: ParsableCommand {
     @Option(help: "Seed of the test episodes.") var seed: UInt64 = 0
     @Option(help: "Output directory for ablation.md / .json / .svg.") var out = "runs/ablation"
     @Option(help: "Threads for the kernels (0: all cores).") var threads = 0
+    @Option(help: "The pixel and part levels' similarity arithmetic when scoring episodes: fp32 or bf16 (see mml eval).")
+    var precision = "fp32"
     @Flag(help: "Train one model per subset instead of re-fitting the fusion of one model.") var retrain = false
     @OptionGroup var backboneOptions: BackboneOptions
     @OptionGroup var image: ImageOptions
@@ -75,7 +80,7 @@ struct AblateCommand: ParsableCommand {
                 checkpoint: checkpoint.first, dataset: dataset.source, refitSplit: refitSplit, refitEpisodes: refitEpisodes,
                 way: way, shot: shot, query: query, episodes: episodes, seed: seed, out: out, threads: threads,
                 retrain: retrain, retraining: retrain ? try retraining() : nil, shard: shard,
-                episodesOut: sharding.episodesPath(shard: shard))
+                episodesOut: sharding.episodesPath(shard: shard), precision: try SimilarityPrecision.parse(precision))
             var progress: (phase: String, line: ProgressLine)?
             var printer: EpisodicRunPrinter?
             let run = try AblationRun(config, naming: FlagNames.flag)
@@ -117,7 +122,8 @@ struct AblateCommand: ParsableCommand {
         let ablation = AblationRunConfiguration(
             checkpoint: checkpoints[0].path, dataset: dataset.source, refitSplit: refitSplit,
             refitEpisodes: refitEpisodes, way: way, shot: shot, query: query, episodes: episodes, seed: seed, out: out,
-            threads: threads, shard: shard, episodesOut: sharding.episodesOut)
+            threads: threads, shard: shard, episodesOut: sharding.episodesOut,
+            precision: try SimilarityPrecision.parse(precision))
         var progress: (phase: String, line: ProgressLine)?
         let run = try SeedAblationRun(SeedAblationRunConfiguration(ablation: ablation, checkpoints: checkpoints),
                                       naming: FlagNames.flag)

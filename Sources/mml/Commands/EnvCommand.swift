@@ -33,6 +33,10 @@ struct EnvCommand: ParsableCommand {
             ("blas_best_core", BLASRuntime.bestCore(for: .current) ?? "default"),
             ("blas_threads", String(BLASRuntime.threads)),
             ("mml_kernels", BLASRuntime.kernelISA),
+            ("bf16_similarity", SimilarityPrecision.bf16HasFastPath
+                ? "avx512bf16 (--precision bf16 has its fast path)"
+                : "portable (\(SimilarityPrecision.bf16PortableReason ?? ""): --precision bf16 gives the same results, "
+                    + "slower than fp32)"),
             ("sgemm_size", String(sgemmSize)),
             ("sgemm_gflops", String(format: "%.1f", gflops)),
             ("warning", decision.warning ?? ""),

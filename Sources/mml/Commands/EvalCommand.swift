@@ -27,6 +27,12 @@ struct EvalCommand: ParsableCommand {
             --ink, --resize-filter, --mean and --std override the preprocessing the checkpoint was trained or \
             imported with (its configuration records it).
 
+            --precision bf16 (metric protocol) computes the pixel and part levels' similarities from descriptors \
+            rounded to bf16 with fp32 sums (AVX512-BF16 VDPBF16PS; on a CPU without it a portable path with the \
+            same bits, much slower, with a warning). Opt-in, fp32 is the default: on a trained Omniglot model bf16 \
+            changed 0.013% or less of the fused predictions, but it is slower than fp32 on Intel CPUs (README, "bf16 \
+            similarity in evaluation").
+
             Clusters: --shard i/n (or a SLURM job array) evaluates every n-th episode and writes its per-episode \
             results with --episodes-out; `mml eval merge DIR...` makes the report of all shards, equal in every \
             number to an unsharded run (timing: the shards' summed time). Any run can write --episodes-out; \
@@ -58,6 +64,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Evaluate the episodes of this list file (from `mml data episodes`) instead of sampling.")
     var episodeList: String?
     @Option(help: "Threads for the kernels (0: all cores).") var threads = 0
+    @Option(help: "The pixel and part levels' similarity arithmetic in evaluation: fp32 or bf16 (metric protocol; see the README).")
+    var precision = "fp32"
     @Flag(help: "Print a JSON report on standard output (for harnesses).") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
     @OptionGroup var sharding: ShardOptions
@@ -149,7 +157,7 @@ struct EvalCommand: ParsableCommand {
             ways: try parseIntList(way, option: "--way"), shots: try parseIntList(shot, option: "--shot"),
             query: query, episodes: episodes, seed: seed, episodeList: episodeList, threads: threads,
             shard: shard, episodesOut: sharding.episodesPath(shard: shard),
-            preprocessing: try preprocessingOptions.preprocessing())
+            preprocessing: try preprocessingOptions.preprocessing(), precision: try SimilarityPrecision.parse(precision))
     }
 
     /// The combined lines over seeds: per setting the mean across seeds with its t interval and the seeds' values,
