@@ -9,6 +9,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 const char *mml_status_string(int status) {
     switch (status) {
@@ -44,6 +48,7 @@ uint32_t mml_cpu_features(void) {
         uint64_t xcr0 = read_xcr0();
         if ((xcr0 & 0x6) == 0x6) f |= MML_CPU_OS_AVX;
         if ((xcr0 & 0xe6) == 0xe6) f |= MML_CPU_OS_AVX512;
+        if ((xcr0 & 0x60000) == 0x60000) f |= MML_CPU_OS_AMX;
     }
     if (__get_cpuid_max(0, NULL) >= 7) {
         __cpuid_count(7, 0, a, b, c, d);
@@ -54,12 +59,36 @@ uint32_t mml_cpu_features(void) {
         if (b & (1u << 31)) f |= MML_CPU_AVX512VL;
         if (d & (1u << 23)) f |= MML_CPU_AVX512FP16;
         if (d & (1u << 24)) f |= MML_CPU_AMX; /* AMX-TILE */
+        if (d & (1u << 22)) f |= MML_CPU_AMX_BF16;
         unsigned a1 = 0, b1, c1, d1;
         if (a >= 1) __cpuid_count(7, 1, a1, b1, c1, d1); /* leaf 7 subleaf 0 EAX: the highest subleaf */
         if (a1 & (1u << 5)) f |= MML_CPU_AVX512BF16;
     }
 #endif
     return f;
+}
+
+/* 0 = not asked yet; otherwise mml_amx_status()'s answer + 10 (so that every answer is non-zero). Racing first
+ * callers may both ask the OS: the request is idempotent, and they store the same answer. */
+static int amx_state = 0;
+
+int mml_amx_status(void) {
+    int s = __atomic_load_n(&amx_state, __ATOMIC_ACQUIRE);
+    if (s != 0) return s - 10;
+    const uint32_t f = mml_cpu_features();
+    int answer;
+    if ((f & (MML_CPU_AMX | MML_CPU_AMX_BF16)) != (MML_CPU_AMX | MML_CPU_AMX_BF16)) answer = 0;
+    else if (!(f & MML_CPU_OS_AMX)) answer = -1;
+    else {
+#if defined(__linux__) && defined(__x86_64__)
+        /* ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 (asm/prctl.h, Linux >= 5.16) */
+        answer = syscall(SYS_arch_prctl, 0x1023, 18) == 0 ? 1 : -2;
+#else
+        answer = -1;
+#endif
+    }
+    __atomic_store_n(&amx_state, answer + 10, __ATOMIC_RELEASE);
+    return answer;
 }
 
 void mml_cpu_brand(char *buf, size_t size) {

@@ -55,10 +55,21 @@ enum {
     MML_CPU_AMX = 1 << 10,
     MML_CPU_OS_AVX512 = 1 << 11, /* the OS saves the AVX-512 state (XCR0 bits 5-7) */
     MML_CPU_OS_AVX = 1 << 12,    /* the OS saves the AVX state (XCR0 bits 1-2) */
+    MML_CPU_AMX_BF16 = 1 << 13,  /* AMX-BF16 (TDPBF16PS; CPUID.7.0:EDX bit 22) */
+    MML_CPU_OS_AMX = 1 << 14,    /* the OS enables the AMX tile state (XCR0 bits 17-18, XTILECFG and XTILEDATA) */
 };
 
 /* The feature bits of the CPU this process runs on. */
 uint32_t mml_cpu_features(void);
+
+/* Whether this process may use AMX-BF16 (the bf16amx grouped top-K kernel's fast path), and if not why:
+ *    1  usable: the CPU has AMX-TILE and AMX-BF16, the OS enables the tile state, and the OS granted this process
+ *       the tile data (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), asked once per process)
+ *    0  the CPU lacks AMX-TILE or AMX-BF16 (or is not x86-64)
+ *   -1  the OS does not enable the AMX tile state (XCR0), or is not Linux
+ *   -2  the OS refused the permission request (e.g. a kernel before 5.16, or a thread's signal stack too small)
+ * The first call decides; later calls return the same value. Thread-safe. */
+int mml_amx_status(void);
 
 /* glibc malloc tuning (mallopt): mmap threshold (bytes; <= 0 disables mmap-backed blocks), trim threshold (bytes),
  * top pad (bytes). Returns 1 when all three were applied, 0 when not supported (non-glibc). */

@@ -63,6 +63,27 @@ int mml_group_topk_sim_bf16(float *out, int32_t *sel_idx, float *sel_val,
                             const int32_t *group, int32_t n_groups, int32_t k, int32_t nthreads);
 /* "avx512bf16" or "portable": the path mml_group_topk_sim_bf16 takes now (reads MML_KERNELS_ISA). Static string. */
 const char *mml_group_topk_sim_bf16_isa(void);
+/* The same contract with bf16 products in the summation order of Intel AMX's TDPBF16PS (opt-in for evaluation, like
+ * mml_group_topk_sim_bf16, whose inputs, rounding and selection it shares; only the order of the additions
+ * differs). The pairs p = 0..ceil(d/2)-1 (an odd d padded with a zero) are padded with zero pairs to a multiple of
+ * 16 and taken in blocks of 16; in a block the even elements and the odd elements are summed in two separate chains,
+ * each from +0 in pair order, and their sum goes into the dot product's accumulator (from +0, block by block):
+ *     e = +0; o = +0;  for the block's pairs p:  e = FTZ(fma(q[2p], r[2p], e));  o = FTZ(fma(q[2p+1], r[2p+1], o))
+ *     acc = FTZ(acc + FTZ(e + o))
+ * (each a single rounding to nearest even; FTZ as above). That is exactly what one TDPBF16PS per block does
+ * (checked bit for bit on Emerald Rapids by scripts/check-amx-bf16.c), and NOT what VDPBF16PS does: about a third
+ * of the d = 64 dot products of unit descriptors differ from mml_group_topk_sim_bf16's in their last bits.
+ * Code path: AMX (TDPBF16PS, 16-row x 64-column tiles) when mml_amx_status() is 1 and the AVX-512 set of the f32
+ * kernel is there (the selection is AVX-512), else a portable C path (slow: two fmaf calls per pair) that gives the
+ * SAME bits; MML_KERNELS_ISA=portable forces it. mml_group_topk_sim_bf16amx_isa() names the path ("amx" or
+ * "portable"). Results are identical for every nthreads and both paths. Errors as mml_group_topk_sim_bf16.
+ * Scratch: the packed R (about n * ceil(d/32) * 16 uint32) plus, per thread, the f32 kernel's state and its block
+ * of query rows as padded bf16 pairs. */
+int mml_group_topk_sim_bf16amx(float *out, int32_t *sel_idx, float *sel_val,
+                               const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
+                               const int32_t *group, int32_t n_groups, int32_t k, int32_t nthreads);
+/* "amx" or "portable": the path mml_group_topk_sim_bf16amx takes now (reads MML_KERNELS_ISA). Static string. */
+const char *mml_group_topk_sim_bf16amx_isa(void);
 /* fp32 -> bf16 bits (the upper 16 bits of a float) as the bf16 kernel rounds its inputs, the same as
  * VCVTNEPS2BF16: round to nearest, ties to even; fp32 denormals -> a zero of their sign; +-Inf unchanged; NaN ->
  * NaN with the upper payload kept and the quiet bit (0x0040) set; finite values of magnitude >= 0x1.ffp127 -> Inf. */

@@ -27,6 +27,10 @@ int topk_use_bf16_avx512(void) { return topk_use_avx512() && (mml_cpu_features()
 
 const char *mml_group_topk_sim_bf16_isa(void) { return topk_use_bf16_avx512() ? "avx512bf16" : "portable"; }
 
+int topk_use_amx(void) { return topk_use_avx512() && mml_amx_status() == 1; }
+
+const char *mml_group_topk_sim_bf16amx_isa(void) { return topk_use_amx() ? "amx" : "portable"; }
+
 static void packed_free(topk_packed *pk) {
     free(pk->data);
     free(pk->offset);
@@ -37,15 +41,24 @@ static void packed_free(topk_packed *pk) {
     free(pk->group_panel);
 }
 
+/* The depth in 4-byte elements of a precision's packed rows (topk_internal.h): d floats, ceil(d/2) bf16 pairs, or
+ * for bf16amx those pairs padded with zero pairs to a multiple of TOPK_AMX_PAIRS. */
+static int64_t packed_depth(int64_t d, int prec) {
+    if (prec == TOPK_F32) return d;
+    const int64_t pairs = (d + 1) / 2;
+    return prec == TOPK_BF16 ? pairs : (pairs + TOPK_AMX_PAIRS - 1) / TOPK_AMX_PAIRS * TOPK_AMX_PAIRS;
+}
+
 /* Stable counting sort of the rows by group, then each group's columns cut into panels of <= 64.
  * The pass over R that fills the panels also sums x - x, which is 0 unless R holds NaN or Inf.
- * bf16: the depth runs over ceil(d/2) bf16 pairs (topk_internal.h), and a value that rounds to Inf also fails. */
+ * bf16 precisions: the depth runs over bf16 pairs (topk_internal.h), and a value that rounds to Inf also fails. */
 static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d_in, const int32_t *group,
-                           int32_t G, const int64_t *size, int bf16) {
+                           int32_t G, const int64_t *size, int prec) {
     memset(pk, 0, sizeof *pk);
-    const int64_t d = bf16 ? (d_in + 1) / 2 : d_in;
+    const int bf16 = prec != TOPK_F32;
+    const int64_t d = packed_depth(d_in, prec);
     pk->d = d;
-    pk->bf16 = bf16;
+    pk->prec = prec;
     int64_t n_panels = 0, total = 0;
     for (int32_t g = 0; g < G; g++) {
         int64_t full = size[g] / TOPK_NR, rest = size[g] % TOPK_NR;
@@ -73,8 +86,8 @@ static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d
     int64_t t = 0, off = 0, begin = 0;
     float check = 0.0f;
     int bad = 0;
-    uint32_t *pair = NULL;
-    if (bf16 && !(pair = malloc((size_t)d * sizeof(uint32_t)))) {
+    uint32_t *pair = NULL; /* one row's pairs; calloc: the bf16amx padding pairs stay zero */
+    if (bf16 && !(pair = calloc((size_t)d, sizeof(uint32_t)))) {
         free(start);
         packed_free(pk);
         return MML_ERR_NOMEM;
@@ -125,6 +138,8 @@ static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d
     return MML_OK;
 }
 
+enum { PATH_PORTABLE, PATH_AVX512, PATH_AMX };
+
 typedef struct {
     /* shared, read-only */
     float *out;
@@ -132,8 +147,10 @@ typedef struct {
     float *sel_val;
     const float *Q;
     int64_t m, d, block;
-    int32_t G, k, avx512, bf16;
-    int64_t d_in; /* bf16: the caller's d (d above is then the number of pairs) */
+    int32_t G, k;
+    int path;     /* PATH_PORTABLE, PATH_AVX512 (the fp32 or the AVX512-BF16 micro-kernels) or PATH_AMX */
+    int prec;     /* TOPK_F32, TOPK_BF16 or TOPK_BF16AMX */
+    int64_t d_in; /* bf16 precisions: the caller's d (d above is then the packed depth in pairs) */
     const topk_packed *pk;
     /* per thread: running top-k state and sort buffer, allocated by the thread's first block; bf16: the block's
      * query rows as bf16 pairs */
@@ -200,10 +217,11 @@ static int thread_state(topk_job *job, int thread, topk_state **state, float **p
         st->count = malloc((size_t)slots * sizeof(int32_t));
         st->thr = malloc((size_t)slots * sizeof(float));
         if (k > TOPK_SORTED_MAX) job->pairs[thread] = malloc((size_t)k * 2 * sizeof(float));
-        if (job->bf16) job->qbuf[thread] = malloc((size_t)(job->block * job->d) * sizeof(uint32_t));
+        /* calloc: the bf16amx padding pairs of every row stay zero (rows only ever get their real pairs) */
+        if (job->prec != TOPK_F32) job->qbuf[thread] = calloc((size_t)(job->block * job->d), sizeof(uint32_t));
     }
     if (!st->val || !st->idx || !st->count || !st->thr || (k > TOPK_SORTED_MAX && !job->pairs[thread]) ||
-        (job->bf16 && !job->qbuf[thread]))
+        (job->prec != TOPK_F32 && !job->qbuf[thread]))
         return MML_ERR_NOMEM;
     *state = st;
     *pairs = job->pairs[thread];
@@ -225,9 +243,9 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
     int64_t r0 = b * job->block;
     int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
     const float *q = job->Q + r0 * d;
-    int bad = job->avx512 ? topk_has_nonfinite_avx512(q, rows * d) : topk_has_nonfinite_portable(q, rows * d);
+    int bad = job->path != PATH_PORTABLE ? topk_has_nonfinite_avx512(q, rows * d) : topk_has_nonfinite_portable(q, rows * d);
     const void *qk = q;
-    if (job->bf16 && !bad) { /* the block's rows as bf16 pairs; a value that rounds to Inf fails too */
+    if (job->prec != TOPK_F32 && !bad) { /* the block's rows as bf16 pairs; a value that rounds to Inf fails too */
         uint32_t *qb = job->qbuf[thread];
         for (int64_t r = 0; r < rows; r++) bad |= topk_bf16_pack_row(qb + r * job->d, q + r * d, d);
         qk = qb;
@@ -240,16 +258,17 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
         st->count[s] = 0;
         st->thr[s] = -INFINITY;
     }
-    if (job->avx512) topk_block_avx512(st, qk, rows, job->pk);
+    if (job->path == PATH_AMX) topk_block_amx(st, qk, rows, job->pk);
+    else if (job->path == PATH_AVX512) topk_block_avx512(st, qk, rows, job->pk);
     else topk_block_portable(st, qk, rows, job->pk);
     status = finalize_block(job, st, r0, rows, pairs);
     if (status != MML_OK) mml_keep_first_status(&job->status, status);
 }
 
-/* Both precisions: bf16 = 1 rounds Q and R to bf16 pairs and runs the bf16 micro-kernels. */
+/* Every precision: TOPK_BF16 and TOPK_BF16AMX round Q and R to bf16 pairs and run their micro-kernels. */
 static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
                       int64_t n, int64_t d, const int32_t *group, int32_t n_groups, int32_t k, int32_t nthreads,
-                      int bf16) {
+                      int prec) {
     if (!out || !Q || !R || !group || m <= 0 || n <= 0 || d <= 0 || n_groups <= 0 || k < 1 || nthreads < 0 ||
         n > INT32_MAX)
         return MML_ERR_ARGUMENT;
@@ -269,17 +288,21 @@ static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float 
         }
     }
     topk_packed pk;
-    int status = pack_references(&pk, R, n, d, group, n_groups, size, bf16);
+    int status = pack_references(&pk, R, n, d, group, n_groups, size, prec);
     free(size);
     if (status != MML_OK) return status;
 
+    const int path = prec == TOPK_F32    ? (topk_use_avx512() ? PATH_AVX512 : PATH_PORTABLE)
+                     : prec == TOPK_BF16 ? (topk_use_bf16_avx512() ? PATH_AVX512 : PATH_PORTABLE)
+                                         : (topk_use_amx() ? PATH_AMX : PATH_PORTABLE);
     topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = pk.d, .d_in = d,
-                    .G = n_groups, .k = k, .avx512 = bf16 ? topk_use_bf16_avx512() : topk_use_avx512(),
-                    .bf16 = bf16, .pk = &pk, .status = MML_OK};
-    /* Query rows per block: a multiple of the micro-kernel's 6 rows, about 24 KiB of Q (L1/L2 resident while a
-     * chunk of R panels is reused by every 6-row slice); at least 6 rows. */
-    int64_t block = (6144 / d) / TOPK_MR * TOPK_MR;
-    job.block = block < TOPK_MR ? TOPK_MR : block;
+                    .G = n_groups, .k = k, .path = path, .prec = prec, .pk = &pk, .status = MML_OK};
+    /* Query rows per block: a multiple of the slice height (6 rows; 16 for bf16amx, the AMX tile's rows), about
+     * 24 KiB of Q as fp32 (L1/L2 resident while a chunk of R panels is reused by every slice); at least one slice.
+     * The block size depends on d and the precision only, never on the path or the thread count. */
+    const int64_t slice = prec == TOPK_BF16AMX ? TOPK_AMX_ROWS : TOPK_MR;
+    int64_t block = (6144 / d) / slice * slice;
+    job.block = block < slice ? slice : block;
     int64_t n_blocks = (m + job.block - 1) / job.block;
     int threads = mml_thread_count(nthreads, n_blocks);
     job.state = calloc((size_t)threads, sizeof(topk_state));
@@ -305,13 +328,19 @@ static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float 
 int mml_group_topk_sim_f32(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
                            const float *R, int64_t n, int64_t d, const int32_t *group, int32_t n_groups,
                            int32_t k, int32_t nthreads) {
-    return group_topk(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, k, nthreads, 0);
+    return group_topk(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, k, nthreads, TOPK_F32);
 }
 
 int mml_group_topk_sim_bf16(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
                             const float *R, int64_t n, int64_t d, const int32_t *group, int32_t n_groups,
                             int32_t k, int32_t nthreads) {
-    return group_topk(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, k, nthreads, 1);
+    return group_topk(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, k, nthreads, TOPK_BF16);
+}
+
+int mml_group_topk_sim_bf16amx(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
+                               const float *R, int64_t n, int64_t d, const int32_t *group, int32_t n_groups,
+                               int32_t k, int32_t nthreads) {
+    return group_topk(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, k, nthreads, TOPK_BF16AMX);
 }
 
 uint16_t mml_bf16_from_f32(float x) { return topk_bf16_from_f32(x); }

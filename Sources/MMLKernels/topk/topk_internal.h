@@ -1,4 +1,5 @@
-/* Internal to the grouped top-K similarity kernels (topk.c, topk_avx512.c, topk_bf16_avx512.c, topk_portable.c).
+/* Internal to the grouped top-K similarity kernels (topk.c, topk_avx512.c, topk_bf16_avx512.c, topk_amx.c,
+ * topk_portable.c).
  *
  * The plan (see topk.c for the whole story):
  *   1. R's rows are re-ordered by group (a stable counting sort, so inside a group the rows keep ascending j)
@@ -12,6 +13,8 @@
  *      chunk qualifies; otherwise the qualifying entries are found with mask compares and offered one by one.
  *   3. Candidates of a group arrive in ascending j, so "strictly greater than the k-th best" is exactly the
  *      rule "ties go to the smaller j", and the result does not depend on how rows are split over threads.
+ * The bf16amx precision (AMX's summation order, topk_amx.c) computes 16-row slices with AMX tiles instead of
+ * 6-row slices in zmm registers; the selection is the same.
  */
 #ifndef MML_TOPK_INTERNAL_H
 #define MML_TOPK_INTERNAL_H
@@ -26,11 +29,22 @@
 #define TOPK_SORTED_MAX 32 /* k up to this keeps a sorted buffer; larger k keeps a binary min-heap */
 #define TOPK_CHUNK 8       /* panels (of one group) whose dot products are buffered before selection */
 #define TOPK_CHUNK_COLS (TOPK_CHUNK * TOPK_NR)
+#define TOPK_AMX_ROWS 16   /* query rows per AMX slice (one tile's rows) */
+#define TOPK_AMX_PAIRS 16  /* bf16 pairs per TDPBF16PS (one A tile row of 64 bytes): bf16amx pads the depth to this */
+
+/* The element type and summation order of a call (topk_packed.prec). */
+enum {
+    TOPK_F32 = 0,    /* fp32 elements, one accumulator per dot product */
+    TOPK_BF16 = 1,   /* bf16 pairs, VDPBF16PS's order (mml_group_topk_sim_bf16) */
+    TOPK_BF16AMX = 2 /* bf16 pairs, TDPBF16PS's order over blocks of 16 pairs (mml_group_topk_sim_bf16amx) */
+};
 
 /* R packed by group. Panel t covers packed columns [col0[t], col0[t] + width[t]) of group group_of[t].
  * bf16 (mml_group_topk_sim_bf16): the depth index runs over pairs p = 0..ceil(d/2)-1 and each 4-byte element is
  * a bf16 pair, R[col][2p] in the low half and R[col][2p+1] (or +0 past an odd d) in the high half, the layout
- * VDPBF16PS reads; data is then reinterpreted as uint32_t. Offsets count 4-byte elements in both cases. */
+ * VDPBF16PS reads; data is then reinterpreted as uint32_t. Offsets count 4-byte elements in both cases.
+ * bf16amx: the same pairs, the depth padded with zero pairs to a multiple of TOPK_AMX_PAIRS. One strip's 16 pairs
+ * p0..p0+15 are then an AMX B tile as it is: 16 rows (pairs) of 64 bytes (16 columns), row stride ns * 64 bytes. */
 typedef struct {
     float *data;         /* all panels, panel t at data + offset[t] (uint32_t bf16 pairs when bf16) */
     int64_t *offset;     /* n_panels */
@@ -40,8 +54,9 @@ typedef struct {
     int32_t *perm;       /* n: packed column -> original reference row j */
     int64_t *group_panel; /* n_groups + 1: group g owns panels group_panel[g] .. group_panel[g+1]-1 */
     int64_t n_panels;
-    int64_t d;           /* depth in 4-byte elements: d for fp32, ceil(d/2) pairs for bf16 */
-    int bf16;            /* 1: bf16 pairs (the bf16 micro-kernels), 0: fp32 */
+    int64_t d;           /* depth in 4-byte elements: d for fp32, ceil(d/2) pairs for bf16, that rounded up to a
+                          * multiple of 16 for bf16amx */
+    int prec;            /* TOPK_F32, TOPK_BF16 or TOPK_BF16AMX */
 } topk_packed;
 
 /* fp32 -> bf16, round to nearest even; fp32 denormals give a signed zero, NaN stays NaN (quietened: bit 6 set),
@@ -138,11 +153,13 @@ static inline void topk_offer(topk_state *st, int64_t s, float v, int32_t j) {
 void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, const int32_t *perm,
                       int32_t col0);
 
-/* Work of one thread on query rows [r0, r1) for one block: both ISA drivers have this signature.
- * Q points at row r0: rows of pk->d floats, or of pk->d bf16 pairs (uint32_t) when pk->bf16. State slots are
- * relative to r0. The AVX-512 driver runs the bf16 micro-kernels of topk_bf16_avx512.c when pk->bf16 (callers
- * check topk_use_bf16_avx512() first). */
+/* Work of one thread on query rows [r0, r1) for one block: the drivers have this signature.
+ * Q points at row r0: rows of pk->d floats, or of pk->d bf16 pairs (uint32_t) for the bf16 precisions. State slots
+ * are relative to r0. The AVX-512 driver runs the bf16 micro-kernels of topk_bf16_avx512.c for TOPK_BF16 (callers
+ * check topk_use_bf16_avx512() first); the AMX driver (topk_amx.c) runs TOPK_BF16AMX only, and reads
+ * TOPK_AMX_ROWS rows from Q whatever `rows` is (the block buffer has them; rows past `rows` are ignored). */
 void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
+void topk_block_amx(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
 void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
 
 /* The micro-kernels (topk_mk_body.h, one instance per element type): buf[r * TOPK_CHUNK_COLS + c] = <q_r, panel
@@ -159,5 +176,8 @@ int topk_has_nonfinite_portable(const float *x, int64_t count);
 int topk_use_avx512(void);
 /* Non-zero when the bf16 kernel should take its AVX512-BF16 path: topk_use_avx512() and the CPU has AVX512_BF16. */
 int topk_use_bf16_avx512(void);
+/* Non-zero when the bf16amx kernel should take its AMX path: topk_use_avx512() (the selection is AVX-512) and
+ * mml_amx_status() == 1 (the CPU has AMX-TILE and AMX-BF16 and the OS granted the tile data). */
+int topk_use_amx(void);
 
 #endif /* MML_TOPK_INTERNAL_H */

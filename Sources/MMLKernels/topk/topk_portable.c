@@ -1,6 +1,8 @@
 /* Portable C path of the grouped top-K similarity: the same panels, blocking and top-k bookkeeping as the
  * AVX-512 path, with the dot products of up to 6 rows x 64 columns accumulated in a small array the compiler
- * can vectorise for whatever the baseline ISA is. Selected when the CPU lacks AVX-512 or MML_KERNELS_ISA=portable.
+ * can vectorise for whatever the baseline ISA is. Selected when the CPU lacks AVX-512 or MML_KERNELS_ISA=portable,
+ * and for the bf16 precisions when the CPU lacks AVX512-BF16 (bf16) or usable AMX-BF16 (bf16amx): their
+ * micro-kernels here reproduce VDPBF16PS and TDPBF16PS bit for bit.
  */
 #include "topk_internal.h"
 #include <string.h>
@@ -55,6 +57,46 @@ static void mk_portable_bf16(float *buf, int mr, const uint32_t *q, int64_t d2, 
     }
 }
 
+/* The bf16amx twin, with TDPBF16PS's exact arithmetic (scripts/check-amx-bf16.c found it on Emerald Rapids, bit
+ * for bit over 5.4 M random and adversarial lanes): the depth (d2p pairs, a multiple of 16, zero pairs past the
+ * data) runs in blocks of 16 pairs, one TDPBF16PS each; in a block the even elements and the odd elements are two
+ * separate chains, each starting at +0 and adding its products in pair order, then their sum goes into the
+ * accumulator:
+ *     e = +0; o = +0;  for the block's pairs p:  e = FTZ(fma(q[2p], r[2p], e));  o = FTZ(fma(q[2p+1], r[2p+1], o))
+ *     acc = FTZ(acc + FTZ(e + o))
+ * each a single rounding to nearest even (the hardware also reads a denormal accumulator as zero, which FTZ
+ * already ensures). The padding pairs are computed like the others (+0 * +0 can turn a -0 chain into +0, as on
+ * the hardware). */
+static void mk_portable_bf16amx(float *buf, int mr, const uint32_t *q, int64_t d2p, const uint32_t *panel,
+                                int32_t width) {
+    const int cols = ((width + TOPK_STRIP - 1) / TOPK_STRIP) * TOPK_STRIP;
+    for (int r = 0; r < mr; r++) {
+        float acc[TOPK_NR], e[TOPK_NR], o[TOPK_NR];
+        for (int c = 0; c < cols; c++) acc[c] = 0.0f;
+        const uint32_t *qr = q + r * d2p;
+        for (int64_t p0 = 0; p0 < d2p; p0 += TOPK_AMX_PAIRS) {
+            for (int c = 0; c < cols; c++) e[c] = o[c] = 0.0f;
+            for (int64_t p = p0; p < p0 + TOPK_AMX_PAIRS; p++) {
+                uint32_t qa = qr[p], qlo = qa << 16, qhi = qa & 0xFFFF0000u;
+                float a0, a1;
+                memcpy(&a0, &qlo, 4);
+                memcpy(&a1, &qhi, 4);
+                const uint32_t *b = panel + p * cols;
+                for (int c = 0; c < cols; c++) {
+                    uint32_t blo = b[c] << 16, bhi = b[c] & 0xFFFF0000u;
+                    float b0, b1;
+                    memcpy(&b0, &blo, 4);
+                    memcpy(&b1, &bhi, 4);
+                    e[c] = ftz(fmaf(a0, b0, e[c]));
+                    o[c] = ftz(fmaf(a1, b1, o[c]));
+                }
+            }
+            for (int c = 0; c < cols; c++) acc[c] = ftz(acc[c] + ftz(e[c] + o[c]));
+        }
+        for (int c = 0; c < cols; c++) buf[r * TOPK_CHUNK_COLS + c] = acc[c];
+    }
+}
+
 /* The same selection rule as the AVX-512 path's select_chunk(), in scalar form. */
 static void select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm,
                          int32_t col0) {
@@ -96,9 +138,12 @@ void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk
             for (int64_t r0 = 0; r0 < rows; r0 += TOPK_MR) {
                 const int mr = rows - r0 < TOPK_MR ? (int)(rows - r0) : TOPK_MR;
                 for (int64_t t = t0; t < t1; t++) {
-                    if (pk->bf16)
+                    if (pk->prec == TOPK_BF16)
                         mk_portable_bf16(buf + (t - t0) * TOPK_NR, mr, (const uint32_t *)Q + r0 * d, d,
                                          (const uint32_t *)pk->data + pk->offset[t], pk->width[t]);
+                    else if (pk->prec == TOPK_BF16AMX)
+                        mk_portable_bf16amx(buf + (t - t0) * TOPK_NR, mr, (const uint32_t *)Q + r0 * d, d,
+                                            (const uint32_t *)pk->data + pk->offset[t], pk->width[t]);
                     else
                         mk_portable(buf + (t - t0) * TOPK_NR, mr, (const float *)Q + r0 * d, d,
                                     pk->data + pk->offset[t], pk->width[t]);
