@@ -85,26 +85,7 @@ final class TopKBF16Tests: XCTestCase {
     ]
 
     func inputs(_ m: Int, _ n: Int, _ d: Int, kind: Int, rng: inout TestRNG) -> ([Float], [Float]) {
-        switch kind {
-        case 1:  // tiny: entries 2^-67 .. 2^-60, products 2^-134 .. 2^-120 straddle FLT_MIN = 2^-126, so some
-                 // products and partial sums are denormal (flushed) and others not; a few fp32 inputs are denormal
-            let tiny = { (x: Float, e: Int) in x * Float(sign: .plus, exponent: -60 - e, significand: 1) }
-            var q = (0..<(m * d)).map { _ in tiny(rng.float(), rng.int(8)) }
-            let r = (0..<(n * d)).map { _ in tiny(rng.float(), rng.int(8)) }
-            for i in stride(from: 3, to: m * d, by: 11) { q[i] = Float(sign: .plus, exponent: -130, significand: 1) }
-            return (q, r)
-        case 2:  // cancellation: integer-valued entries, half of the references the negation of their neighbour
-            let q = (0..<(m * d)).map { _ in Float(rng.int(9) - 4) * 0.5 }
-            var r = (0..<(n * d)).map { _ in Float(rng.int(9) - 4) * 0.25 }
-            for j in stride(from: 1, to: n, by: 2) { for p in 0..<d { r[j * d + p] = -r[(j - 1) * d + p] } }
-            return (q, r)
-        case 3:  // wide magnitudes: entries 2^-60 .. 2^60 with random signs (roundings at every scale)
-            let q = (0..<(m * d)).map { _ in rng.float() * Float(sign: .plus, exponent: rng.int(121) - 60, significand: 1) }
-            let r = (0..<(n * d)).map { _ in rng.float() * Float(sign: .plus, exponent: rng.int(121) - 60, significand: 1) }
-            return (q, r)
-        default:
-            return (rng.floats(m * d), rng.floats(n * d))
-        }
+        bf16TestInputs(m, n, d, kind: kind, rng: &rng)
     }
 
     func testFastAndPortablePathsGiveTheSameBits() {

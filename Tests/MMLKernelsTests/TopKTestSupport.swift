@@ -27,21 +27,21 @@ struct TopKNaive {
     var val: [Double]
 }
 
-/// A grouped top-K similarity kernel of mml_topk.h: mml_group_topk_sim_f32 or mml_group_topk_sim_bf16 (the same
-/// signature).
+/// A grouped top-K similarity kernel of mml_topk.h: mml_group_topk_sim_f32, _bf16 or _bf16amx (the same signature).
 typealias TopKKernel = @convention(c) (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Int32>?,
                                        UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Int64,
                                        UnsafePointer<Float>?, Int64, Int64, UnsafePointer<Int32>?, Int32, Int32,
                                        Int32) -> Int32
 
-/// The two precisions of the grouped top-K similarity, for the tests that run the same body on both.
+/// The precisions of the grouped top-K similarity, for the tests that run the same body on each.
 enum TopKPrecision: String, CaseIterable {
-    case f32, bf16
+    case f32, bf16, bf16amx
 
     var kernel: TopKKernel {
         switch self {
         case .f32: return mml_group_topk_sim_f32
         case .bf16: return mml_group_topk_sim_bf16
+        case .bf16amx: return mml_group_topk_sim_bf16amx
         }
     }
 }
@@ -81,4 +81,29 @@ func makeGroups(_ sizes: [Int], shuffled: Bool, rng: inout TestRNG) -> [Int32] {
         for i in stride(from: g.count - 1, to: 0, by: -1) { g.swapAt(i, rng.int(i + 1)) }
     }
     return g
+}
+
+/// Inputs of the bf16 kernels' tests (m x d queries, n x d references): kind 0 uniform in [-1, 1), 1 tiny (denormal
+/// products and partial sums), 2 cancellation, 3 wide magnitudes.
+func bf16TestInputs(_ m: Int, _ n: Int, _ d: Int, kind: Int, rng: inout TestRNG) -> ([Float], [Float]) {
+    switch kind {
+    case 1:  // tiny: entries 2^-67 .. 2^-60, products 2^-134 .. 2^-120 straddle FLT_MIN = 2^-126, so some
+             // products and partial sums are denormal (flushed) and others not; a few fp32 inputs are denormal
+        let tiny = { (x: Float, e: Int) in x * Float(sign: .plus, exponent: -60 - e, significand: 1) }
+        var q = (0..<(m * d)).map { _ in tiny(rng.float(), rng.int(8)) }
+        let r = (0..<(n * d)).map { _ in tiny(rng.float(), rng.int(8)) }
+        for i in stride(from: 3, to: m * d, by: 11) { q[i] = Float(sign: .plus, exponent: -130, significand: 1) }
+        return (q, r)
+    case 2:  // cancellation: integer-valued entries, half of the references the negation of their neighbour
+        let q = (0..<(m * d)).map { _ in Float(rng.int(9) - 4) * 0.5 }
+        var r = (0..<(n * d)).map { _ in Float(rng.int(9) - 4) * 0.25 }
+        for j in stride(from: 1, to: n, by: 2) { for p in 0..<d { r[j * d + p] = -r[(j - 1) * d + p] } }
+        return (q, r)
+    case 3:  // wide magnitudes: entries 2^-60 .. 2^60 with random signs (roundings at every scale)
+        let q = (0..<(m * d)).map { _ in rng.float() * Float(sign: .plus, exponent: rng.int(121) - 60, significand: 1) }
+        let r = (0..<(n * d)).map { _ in rng.float() * Float(sign: .plus, exponent: rng.int(121) - 60, significand: 1) }
+        return (q, r)
+    default:
+        return (rng.floats(m * d), rng.floats(n * d))
+    }
 }

@@ -136,10 +136,11 @@ final class TopKTests: XCTestCase {
     }
 
     /// Every thread count gives the same bits (each product is computed the same way whichever thread owns it), for
-    /// both precisions (mml_group_topk_sim_f32 at d = 64, mml_group_topk_sim_bf16 at d = 50) on both paths.
+    /// every precision (mml_group_topk_sim_f32 at d = 64, mml_group_topk_sim_bf16 at d = 50, _bf16amx at d = 50:
+    /// 25 pairs, padded to 32) on both paths.
     func testThreadCountDoesNotChangeResults() {
         for p in TopKPrecision.allCases {
-            let (seed, d): (UInt64, Int) = p == .f32 ? (16, 64) : (43, 50)
+            let (seed, d): (UInt64, Int) = p == .f32 ? (16, 64) : p == .bf16 ? (43, 50) : (45, 50)
             var rng = TestRNG(seed: seed)
             forEachISA { isa in
                 let m = 301, n = 777, g = 5, k = 3
