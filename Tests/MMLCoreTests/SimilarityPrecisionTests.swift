@@ -3,10 +3,11 @@ import MMLCore
 import MMLTestSupport
 import XCTest
 
-/// The evaluation precision setting (`SimilarityPrecision`, issue 17 item 3): it reaches the bf16 grouped top-K kernel
-/// from the pixel and part heads, the multi-level metric, the model and the evaluation runs (results equal to direct
-/// kernel calls and different from fp32 where they must be), it parses and round-trips through JSON, fp32 stays the
-/// default with unchanged results, and the portable path runs with a warning and the same results.
+/// The evaluation precision setting (`SimilarityPrecision`, issue 17 item 3): it reaches the bf16 (and bf16amx)
+/// grouped top-K kernel from the pixel and part heads, the multi-level metric, the model and the evaluation runs
+/// (results equal to direct kernel calls and different from fp32 where they must be), it parses and round-trips
+/// through JSON, fp32 stays the default with unchanged results, and the portable paths run with a warning and the
+/// same results.
 final class SimilarityPrecisionTests: XCTestCase {
     let data = DatasetSource(path: "synthetic", syntheticSize: 20, syntheticImages: 12)
 
@@ -148,13 +149,15 @@ final class SimilarityPrecisionTests: XCTestCase {
     func testParsingJSONRoundTripsAndDefaults() throws {
         XCTAssertEqual(try SimilarityPrecision.parse("fp32"), .fp32)
         XCTAssertEqual(try SimilarityPrecision.parse("bf16"), .bf16)
-        for bad in ["f32", "BF16", "fp16", ""] {
+        XCTAssertEqual(try SimilarityPrecision.parse("bf16amx"), .bf16amx)
+        for bad in ["f32", "BF16", "fp16", "", "amx", "bf16-amx"] {
             XCTAssertThrowsError(try SimilarityPrecision.parse(bad)) { e in
-                XCTAssertEqual((e as? MMLError)?.template, "`precision` \(bad): use fp32 or bf16")
+                XCTAssertEqual((e as? MMLError)?.template, "`precision` \(bad): use fp32, bf16 or bf16amx")
             }
         }
         XCTAssertEqual(SimilarityPrecision.fp32.kernel, .f32)
         XCTAssertEqual(SimilarityPrecision.bf16.kernel, .bf16)
+        XCTAssertEqual(SimilarityPrecision.bf16amx.kernel, .bf16amx)
         // The defaults are fp32, and the JSON carries the field.
         let eval = EvaluationRunConfiguration(checkpoint: "m.safetensors")
         XCTAssertEqual(eval.precision, .fp32)
@@ -189,7 +192,7 @@ final class SimilarityPrecisionTests: XCTestCase {
                                                           from: #"{"checkpoint": "m", "precision": "bf17"}"#,
                                                           over: EvaluationRunConfiguration(checkpoint: ""),
                                                           what: "evaluation configuration")) { e in
-            XCTAssertEqual((e as? MMLError)?.template, "`precision` bf17: use fp32 or bf16")
+            XCTAssertEqual((e as? MMLError)?.template, "`precision` bf17: use fp32, bf16 or bf16amx")
         }
     }
 
@@ -366,6 +369,99 @@ final class SimilarityPrecisionTests: XCTestCase {
         let file = try EpisodeFile<AblationRunResult>.read(dir + "/bf16/episodes.jsonl")
         XCTAssertEqual(file.header.manifest["precision"], "bf16")
         XCTAssertNil(try EpisodeFile<AblationRunResult>.read(dir + "/fp32/episodes.jsonl").header.manifest["precision"])
+    }
+
+    // MARK: bf16amx
+
+    /// bf16amx reaches its own kernel from the heads and the metric (bit for bit the direct mml_group_topk_sim_bf16amx
+    /// calls), its scores are not bf16's (another summation order) nor fp32's, and an evaluation run with it equals
+    /// the library's bf16amx evaluation, says so (facts, report, manifest), and on the portable path warns and gives
+    /// the same results.
+    func testBF16AMXReachesItsKernelAndRunsOnBothPaths() throws {
+        let (support, labels, query) = episode(4, way: 3, shot: 2, queries: 6, c: 40)
+        let way = 3, c = 40, m = 16, ns = support.shape[0], nq = query.shape[0]
+        let head = PixelLevel(neighbours: 3, threads: 1)
+        let amx = try head.forward(support: support, labels: labels, query: query, way: way, precision: .bf16amx)
+        let bf16 = try head.forward(support: support, labels: labels, query: query, way: way, precision: .bf16)
+        let fp32 = try head.forward(support: support, labels: labels, query: query, way: way)
+        let q = try SimilarityKernels.mapsToRows(query.data, count: nq, dimension: c, positions: m, normalize: true).rows
+        let s = try SimilarityKernels.mapsToRows(support.data, count: ns, dimension: c, positions: m, normalize: true).rows
+        let groups = (0..<(ns * m)).map { Int32(labels[$0 / m]) }
+        let direct = try SimilarityKernels.groupTopK(queries: q, rows: nq * m, references: s, referenceRows: ns * m,
+                                                     dimension: c, groups: groups, groupCount: way, k: 3,
+                                                     precision: .bf16amx, threads: 1)
+        assertBitwiseEqual(amx.scores.data, sumOverParts(direct.sums, queries: nq, parts: m, way: way),
+                           "pixel bf16amx vs direct bf16amx kernel")
+        XCTAssertNotEqual(amx.scores.data.map(\.bitPattern), bf16.scores.data.map(\.bitPattern),
+                          "bf16amx gave bf16's bits on every score")
+        assertDiffer(amx.scores.data, fp32.scores.data, atol: 1e-5, "pixel bf16amx scores")
+        let part = PartLevel(form: .grid([2]), neighbours: 1, threads: 1)
+        var metric = try MultiLevelMetric(levels: [.pixel, .part, .distribution], pixel: head, part: part, way: way)
+        let (out, _) = try metric.forward(support: support, labels: labels, query: query, way: way, training: false,
+                                          precision: .bf16amx)
+        assertBitwiseEqual(out.levelScores[.pixel]!.data, amx.scores.data, "metric pixel")
+        assertBitwiseEqual(out.levelScores[.part]!.data,
+                           try part.forward(support: support, labels: labels, query: query, way: way,
+                                            precision: .bf16amx).scores.data, "metric part")
+
+        // The evaluation run, on the fast path where there is one and on the portable path.
+        let dir = try makeTempDir(self, prefix: "mml-precision")
+        let model = try saveModel(dir + "/m.safetensors")
+        var config = EvaluationRunConfiguration(checkpoint: dir + "/m.safetensors", dataset: data, ways: [5],
+                                                shots: [1], query: 4, episodes: 6, seed: 3, threads: 1,
+                                                precision: .bf16amx)
+        func run(_ isa: String?, _ out: String) throws -> (EvaluationRunResult, [String: String], [String]) {
+            config.episodesOut = dir + "/" + out
+            var facts: [String: String] = [:], warnings: [String] = []
+            let r = try withISA(isa) {
+                try EvaluationRun(config).run { event in
+                    if case .started(_, let f) = event { for x in f { facts[x.key] = x.value } }
+                    if case .warning(let w) = event { warnings.append(w) }
+                }
+            }
+            return (r, facts, warnings)
+        }
+        let (native, nativeFacts, nativeWarnings) = try run(nil, "native.jsonl")
+        let (portable, portableFacts, portableWarnings) = try run("portable", "portable.jsonl")
+        XCTAssertEqual(native.precision, .bf16amx)
+        XCTAssertTrue(try native.jsonText().contains("\"precision\" : \"bf16amx\""))
+        XCTAssertEqual(try EpisodeFile<EvaluationRunResult>.read(dir + "/native.jsonl").header.manifest["precision"],
+                       "bf16amx")
+        let fast = SimilarityKernels.bf16amxPath == "amx"
+        XCTAssertEqual(nativeFacts["precision"], "bf16amx similarity at the pixel and part levels ("
+                       + (fast ? "AMX" : "portable path, slower than fp32") + ")")
+        XCTAssertEqual(portableFacts["precision"],
+                       "bf16amx similarity at the pixel and part levels (portable path, slower than fp32)")
+        XCTAssertEqual(nativeWarnings.isEmpty, fast, "\(nativeWarnings)")
+        XCTAssertEqual(portableWarnings.count, 1, "\(portableWarnings)")
+        XCTAssertTrue(portableWarnings.first?.hasPrefix("`precision` bf16amx: MML_KERNELS_ISA=portable forces the "
+                                                        + "portable kernels, so the pixel and part levels' bf16amx "
+                                                        + "similarity runs on the portable path: the same results, "
+                                                        + "bit for bit") ?? false, "\(portableWarnings)")
+        XCTAssertEqual(native.results.map(\.accuracy), portable.results.map(\.accuracy))
+        XCTAssertEqual(native.results[0].levels, portable.results[0].levels)
+        XCTAssertEqual(try predictions(dir + "/native.jsonl"), try predictions(dir + "/portable.jsonl"))
+        // The run's predictions are the library's bf16amx ones.
+        let ds = try data.with(split: "test").open(image: model.configuration.image)
+        let loader = try EpisodeLoader(dataset: ds, config: model.configuration.image.forEvaluation)
+        let sampler = try EpisodeSampler(dataset: ds, way: 5, shot: 1, query: 4, seed: 3)
+        let lib = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 6, precision: .bf16amx)
+        XCTAssertEqual(native.results[0].accuracy, .init(lib.fused))
+        XCTAssertEqual(try predictions(dir + "/native.jsonl")["pixel"], lib.levelPredictions[.pixel]!.flatMap { $0 })
+        // The note and the reason exist exactly without the fast path.
+        withISA(nil) {
+            XCTAssertEqual(SimilarityPrecision.bf16amxHasFastPath, fast)
+            XCTAssertEqual(SimilarityPrecision.bf16amx.portableNote == nil, fast)
+            XCTAssertEqual(SimilarityPrecision.bf16amx.hasFastPath, fast)
+            if !fast {
+                let why = SimilarityPrecision.bf16amxPortableReason ?? ""
+                XCTAssertTrue(["lacks AMX-BF16", "AMX's tile", "not usable"].contains { why.contains($0) }, why)
+            }
+        }
+        withISA("portable") {
+            XCTAssertFalse(SimilarityPrecision.bf16amxHasFastPath)
+            XCTAssertEqual(SimilarityPrecision.bf16amxPortableReason, "MML_KERNELS_ISA=portable forces the portable kernels")
+        }
     }
 
     // MARK: predictions and comparisons

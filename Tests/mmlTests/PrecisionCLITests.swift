@@ -3,10 +3,10 @@ import MMLCore
 import MMLTestSupport
 import XCTest
 
-/// `--precision fp32|bf16` of `mml eval` and `mml ablate` (`SimilarityPrecision`): the flag reaches the run (the CLI's
-/// numbers are the library's bf16 ones), bad values and values that would change nothing are refused naming the
-/// flag, the portable path warns on stderr with the same results, `mml compare` counts the changed predictions, and
-/// `mml env` says whether bf16 has its fast path.
+/// `--precision fp32|bf16|bf16amx` of `mml eval` and `mml ablate` (`SimilarityPrecision`): the flag reaches the run
+/// (the CLI's numbers are the library's bf16 / bf16amx ones), bad values and values that would change nothing are
+/// refused naming the flag, the portable paths warn on stderr with the same results, `mml compare` counts the changed
+/// predictions, and `mml env` says whether bf16 and bf16amx have their fast paths.
 final class PrecisionCLITests: XCTestCase {
     let data = ["synthetic", "--synthetic-size", "20", "--synthetic-channels", "1", "--synthetic-images", "12",
                 "--threads", "1"]
@@ -33,11 +33,11 @@ final class PrecisionCLITests: XCTestCase {
         let ckpt = dir + "/m.safetensors"
         _ = try saveModel(ckpt)
         let eval = ["eval", "--checkpoint", ckpt] + data + ["--episodes", "2", "--query", "2"]
-        try assertMMLFails(eval + ["--precision", "bf17"], "error: --precision bf17: use fp32 or bf16", reported: true)
-        try assertMMLFails(eval + ["--precision", "FP32"], "error: --precision FP32: use fp32 or bf16", reported: true)
+        try assertMMLFails(eval + ["--precision", "bf17"], "error: --precision bf17: use fp32, bf16 or bf16amx", reported: true)
+        try assertMMLFails(eval + ["--precision", "FP32"], "error: --precision FP32: use fp32, bf16 or bf16amx", reported: true)
         try assertMMLFails(["ablate", "--checkpoint", ckpt] + data + ["--episodes", "2", "--precision", "fp16",
                                                                      "--out", dir + "/abl"],
-                           "error: --precision fp16: use fp32 or bf16", reported: true)
+                           "error: --precision fp16: use fp32, bf16 or bf16amx", reported: true)
         try assertMMLFails(eval + ["--precision", "bf16", "--protocol", "prototype"],
                            "error: --precision bf16 applies to the pixel and part levels of --protocol metric; this "
                            + "run uses --protocol prototype (frozen features, no similarity kernel): drop --precision",
@@ -46,7 +46,7 @@ final class PrecisionCLITests: XCTestCase {
             let (code, out, _) = try runMML([command, "--help"])
             XCTAssertEqual(code, 0)
             XCTAssertTrue(out.contains("--precision <precision>"), out)
-            XCTAssertTrue(out.contains("fp32 or bf16"), out)
+            XCTAssertTrue(out.contains("fp32, bf16 or bf16amx"), out)
         }
     }
 
@@ -103,6 +103,46 @@ final class PrecisionCLITests: XCTestCase {
                                      + "slower than fp32)"), plain)
     }
 
+    /// --precision bf16amx: the library's bf16amx numbers, the same on the portable path (which warns once), and the
+    /// fact line names the path.
+    func testEvalBF16AMXIsTheLibrarysOnBothPaths() throws {
+        let dir = try makeTempDir(self, prefix: "mml-precision-cli")
+        let ckpt = dir + "/m.safetensors"
+        let model = try saveModel(ckpt)
+        let args = ["eval", "--checkpoint", ckpt] + data + ["--way", "5", "--query", "4", "--episodes", "6",
+                                                           "--seed", "3", "--precision", "bf16amx"]
+        func run(isa: String?) throws -> (obj: [String: Any], err: String) {
+            let (code, out, err) = try runMML(args + ["--json"], environment: environment(isa: isa))
+            XCTAssertEqual(code, 0, err)
+            return (try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out), err)
+        }
+        func fused(_ obj: [String: Any]) throws -> Double {
+            let r = try XCTUnwrap((obj["results"] as? [[String: Any]])?.first)
+            return try XCTUnwrap((r["accuracy"] as? [String: Any])?["mean"] as? Double)
+        }
+        let native = try run(isa: nil), portable = try run(isa: "portable")
+        XCTAssertEqual(native.obj["precision"] as? String, "bf16amx")
+        let ds = try SyntheticDataset(options: .init(imagesPerClass: 12, size: 20, channels: 1), split: "test")
+        let loader = try EpisodeLoader(dataset: ds, config: model.configuration.image.forEvaluation)
+        let sampler = try EpisodeSampler(dataset: ds, way: 5, shot: 1, query: 4, seed: 3)
+        let lib = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 6, precision: .bf16amx)
+        XCTAssertEqual(try fused(native.obj), lib.fused.mean, accuracy: 1e-12)
+        XCTAssertEqual(try fused(portable.obj), try fused(native.obj))
+        XCTAssertEqual(portable.err.split(separator: "\n").filter { $0.hasPrefix("warning: ") },
+                       ["warning: --precision bf16amx: MML_KERNELS_ISA=portable forces the portable kernels, so the "
+                        + "pixel and part levels' bf16amx similarity runs on the portable path: the same results, bit "
+                        + "for bit, but several times slower than --precision fp32"], portable.err)
+        let saved = getenv("MML_KERNELS_ISA").map { String(cString: $0) }
+        unsetenv("MML_KERNELS_ISA")
+        let fast = SimilarityKernels.bf16amxPath == "amx"
+        if let saved { setenv("MML_KERNELS_ISA", saved, 1) }
+        XCTAssertEqual(native.err.contains("warning"), !fast, native.err)
+        let (code, plain, err) = try runMML(args, environment: environment(isa: nil))
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(plain.contains("precision   bf16amx similarity at the pixel and part levels ("
+                                     + (fast ? "AMX)" : "portable path, slower than fp32)")), plain)
+    }
+
     func testAblateBF16RunsAndSaysSo() throws {
         let dir = try makeTempDir(self, prefix: "mml-precision-cli")
         let ckpt = dir + "/m.safetensors"
@@ -118,11 +158,11 @@ final class PrecisionCLITests: XCTestCase {
     }
 
     func testEnvSaysWhetherBF16HasItsFastPath() throws {
-        func field(_ isa: String?) throws -> String {
+        func field(_ isa: String?, _ key: String = "bf16_similarity") throws -> String {
             let (code, out, err) = try runMML(["env", "--json", "--sgemm-size", "0"], environment: environment(isa: isa))
             XCTAssertEqual(code, 0, err)
             let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: String], out)
-            return try XCTUnwrap(obj["bf16_similarity"], out)
+            return try XCTUnwrap(obj[key], out)
         }
         let native = try field(nil)
         // Whether this CPU has the fast path, asked of the kernels with MML_KERNELS_ISA unset (make test sets it).
@@ -137,5 +177,17 @@ final class PrecisionCLITests: XCTestCase {
         }
         XCTAssertEqual(try field("portable"), "portable (MML_KERNELS_ISA=portable forces the portable kernels: "
                        + "--precision bf16 gives the same results, slower than fp32)")
+        // bf16amx: "amx" exactly when the kernel takes its AMX path here.
+        unsetenv("MML_KERNELS_ISA")
+        let amx = SimilarityKernels.bf16amxPath == "amx"
+        if let saved { setenv("MML_KERNELS_ISA", saved, 1) }
+        let amxField = try field(nil, "bf16amx_similarity")
+        if amx {
+            XCTAssertEqual(amxField, "amx (--precision bf16amx has its fast path)")
+        } else {
+            XCTAssertTrue(amxField.hasPrefix("portable ("), amxField)
+        }
+        XCTAssertEqual(try field("portable", "bf16amx_similarity"), "portable (MML_KERNELS_ISA=portable forces the "
+                       + "portable kernels: --precision bf16amx gives the same results, slower than fp32)")
     }
 }

@@ -269,7 +269,7 @@ def evaluate(checkpoint, dataset="synthetic", ways=(5,), shots=(1,), query=15, e
              episode_list=None, split=None, layout=None, threads=0, **fields):
     """Evaluates a checkpoint as `mml eval` does and returns its JSON report as a dict. `episode_list` evaluates
     the episodes of a list file (mml data episodes / mml.episodes_json(out=...)). Other evaluation configuration
-    fields (evaluationProtocol, cosineClassifier, precision="bf16") and the built-in data's settings (syntheticImages, ...) may be
+    fields (evaluationProtocol, cosineClassifier, precision="bf16" or "bf16amx") and the built-in data's settings (syntheticImages, ...) may be
     given by their JSON names."""
     synthetic = {k: fields.pop(k) for k in list(fields) if k.startswith("synthetic")}
     config = {"checkpoint": str(checkpoint), "dataset": _dataset(dataset, split, layout, synthetic), "ways": list(ways),

@@ -66,7 +66,7 @@ def test_evaluate_takes_the_precision_field(mml_cli, checkpoint):
     args = ["eval", "--checkpoint", checkpoint, "synthetic", "--synthetic-images", "12", "--way", "3", "--shot", "1",
             "--query", "3", "--episodes", "5", "--seed", "4", "--json", "--threads", "1"]
     got = {}
-    for p in ("fp32", "bf16"):
+    for p in ("fp32", "bf16", "bf16amx"):
         ref = json.loads(mml_cli(args + ["--precision", p]).stdout)["results"][0]
         got[p] = mml.evaluate(checkpoint, dataset="synthetic", syntheticImages=12, ways=[3], shots=[1], query=3,
                               episodes=5, seed=4, threads=1, precision=p)["results"][0]
@@ -77,7 +77,7 @@ def test_evaluate_takes_the_precision_field(mml_cli, checkpoint):
     assert got["bf16"]["levels"]["distribution"] == got["fp32"]["levels"]["distribution"]
     with pytest.raises(mml.MMLError) as e:
         mml.evaluate(checkpoint, dataset="synthetic", syntheticImages=12, episodes=2, precision="bf17")
-    assert "`precision` bf17: use fp32 or bf16" in str(e.value)
+    assert "`precision` bf17: use fp32, bf16 or bf16amx" in str(e.value)
 
 
 def test_evaluate_an_episode_list(tmp_path, mml_cli, checkpoint):

@@ -27,10 +27,19 @@ public enum SimilarityKernels {
         /// arithmetic (`mml_group_topk_sim_bf16`): an opt-in for evaluation; AVX512-BF16 where the CPU has it, a
         /// portable path with the same bits elsewhere. Sums differ from `.f32` by ~1e-3 k on unit descriptors.
         case bf16
+        /// The inputs rounded as `.bf16`, the products accumulated in fp32 in Intel AMX's TDPBF16PS order
+        /// (`mml_group_topk_sim_bf16amx`: per block of 16 pairs, the even and the odd elements in two chains, their
+        /// sum then added to the dot product): an opt-in for evaluation; AMX where the CPU and OS allow it, a
+        /// portable path with the same bits elsewhere. Not `.bf16`'s bits: about a third of d = 64 dot products
+        /// differ from them in the last bits (scripts/check-amx-bf16.c).
+        case bf16amx
     }
 
     /// The code path `groupTopK(precision: .bf16)` takes now: "avx512bf16" or "portable" (slow).
     public static var bf16Path: String { String(cString: mml_group_topk_sim_bf16_isa()) }
+
+    /// The code path `groupTopK(precision: .bf16amx)` takes now: "amx" or "portable" (slow).
+    public static var bf16amxPath: String { String(cString: mml_group_topk_sim_bf16amx_isa()) }
 
     /// fp32 -> bf16 bits as the bf16 path rounds its inputs (nearest even; denormals to a signed zero; NaN kept
     /// and quietened); `Float(bitPattern: UInt32(bits) << 16)` is the rounded value.
@@ -45,11 +54,12 @@ public enum SimilarityKernels {
     ///   - groups: `referenceRows` group ids in `0..<groupCount` (any order; contiguous is not required).
     ///   - k: neighbours per (query row, group), `1...` the smallest group's size.
     ///   - selections: also return the selected indices and values (for the backward pass).
-    ///   - precision: `.f32` (default) or `.bf16` (see `Precision`; its selected values are the bf16 products).
+    ///   - precision: `.f32` (default), `.bf16` or `.bf16amx` (see `Precision`; their selected values are the
+    ///     bf16 products as computed).
     ///   - threads: worker threads; 0 = all online cores. Results do not depend on it.
     /// - Throws: `MMLError` (`.invalidArgument`) for empty inputs, a group id out of range, k < 1 or k larger
     ///   than some group; (`.numerical`) for NaN/Inf in the inputs or products that overflow Float (with
-    ///   `.bf16`, also inputs of magnitude >= 0x1.ffp127, which round to bf16 Inf).
+    ///   `.bf16` / `.bf16amx`, also inputs of magnitude >= 0x1.ffp127, which round to bf16 Inf).
     public static func groupTopK(queries: [Float], rows: Int, references: [Float], referenceRows: Int,
                                  dimension: Int, groups: [Int32], groupCount: Int, k: Int,
                                  selections: Bool = false, precision: Precision = .f32,
@@ -69,7 +79,11 @@ public enum SimilarityKernels {
         let status = sums.withUnsafeMutableBufferPointer { out in
             withOptionalMutablePointer(&idx) { ip in
                 withOptionalMutablePointer(&val) { vp in
-                    let kernel = precision == .bf16 ? mml_group_topk_sim_bf16 : mml_group_topk_sim_f32
+                    let kernel = switch precision {
+                    case .f32: mml_group_topk_sim_f32
+                    case .bf16: mml_group_topk_sim_bf16
+                    case .bf16amx: mml_group_topk_sim_bf16amx
+                    }
                     return kernel(out.baseAddress, ip, vp, queries, Int64(rows), references, Int64(referenceRows),
                                   Int64(dimension), groups, Int32(groupCount), Int32(k), Int32(threads))
                 }

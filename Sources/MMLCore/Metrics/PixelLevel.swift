@@ -35,7 +35,7 @@ public struct PixelLevel: Sendable {
     ///   - labels: the class (0..<way) of each support map.
     ///   - query: (N_q, C, H, W) query feature maps.
     ///   - keepCache: keep what `backward` needs (the selected neighbours).
-    ///   - precision: the inner products' arithmetic (`SimilarityPrecision`; bf16 is for evaluation).
+    ///   - precision: the inner products' arithmetic (`SimilarityPrecision`; bf16 and bf16amx are for evaluation).
     /// - Throws: `MMLError` for non-finite features or a class with fewer than `neighbours` descriptors.
     public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int, keepCache: Bool = false,
                         precision: SimilarityPrecision = .fp32) throws -> (scores: Tensor, cache: Cache?) {

@@ -119,7 +119,8 @@ public final class FewShotModel: ParameterContainer {
     ///   - support: (N_s, C_in, H, W) images with `labels` in 0..<way; query: (N_q, C_in, H, W).
     ///   - training: batch statistics, fusion statistics update, and a cache for `backward`.
     ///   - profile: receives the backbone's and each level's time (`mml train --profile`).
-    ///   - precision: the pixel and part levels' similarity arithmetic; bf16 only in inference (`training` false).
+    ///   - precision: the pixel and part levels' similarity arithmetic; bf16 / bf16amx only in inference (`training`
+    ///     false).
     /// - Throws: `MMLError` when the model has no metric or the inputs do not fit.
     public func forward(support: Tensor, labels: [Int], query: Tensor, way: Int, training: Bool,
                         profile: PhaseProfile? = nil, precision: SimilarityPrecision = .fp32) throws

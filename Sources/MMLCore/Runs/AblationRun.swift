@@ -40,7 +40,8 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
     public var trainingSeed: UInt64?
     /// The pixel and part levels' similarity arithmetic when episodes are scored (the refit's validation episodes
-    /// and the test episodes; `retrain`'s training stays fp32): fp32 (the default) or bf16 (`SimilarityPrecision`).
+    /// and the test episodes; `retrain`'s training stays fp32): fp32 (the default), bf16 or bf16amx
+    /// (`SimilarityPrecision`).
     public var precision: SimilarityPrecision
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
@@ -250,7 +251,7 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         manifest["dataset"] = scored.datasetName
         manifest["mode"] = c.retrain ? "retrain" : "refit"
         if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
-        // Only a bf16 run says so: fp32 files keep the manifest of earlier versions (and merge with them).
+        // Only a bf16 / bf16amx run says so: fp32 files keep the manifest of earlier versions (and merge with them).
         if c.precision != .fp32 { manifest["precision"] = c.precision.rawValue }
         manifest["weights"] = scored.rows.map { r in
             r.name + ": " + (r.weights?.map { String(format: "%.9g", $0) }.joined(separator: ",") ?? "-")

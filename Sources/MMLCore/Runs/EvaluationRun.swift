@@ -38,8 +38,9 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     /// The training seed of the checkpoint when it is one seed of a study (`SeedEvaluationRun`): written into the
     /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
     public var trainingSeed: UInt64?
-    /// The pixel and part levels' similarity arithmetic (metric protocol only): fp32 (the default) or bf16
-    /// (`SimilarityPrecision`; on a CPU without AVX512-BF16 the run warns that it is slower than fp32).
+    /// The pixel and part levels' similarity arithmetic (metric protocol only): fp32 (the default), bf16 or bf16amx
+    /// (`SimilarityPrecision`; on a CPU without the fast path, AVX512-BF16 or AMX, the run warns that it is slower
+    /// than fp32).
     public var precision: SimilarityPrecision
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
@@ -227,8 +228,8 @@ public struct EvaluationRunResult: Codable, Sendable {
     public var results: [Setting]
     /// The classifier settings (cosine-classifier protocol only).
     public var cosineClassifier: CosineClassifierReport?
-    /// The pixel and part levels' similarity arithmetic when it was not fp32 (`bf16`); nil (absent from the JSON,
-    /// as in reports of earlier versions) for fp32.
+    /// The pixel and part levels' similarity arithmetic when it was not fp32 (`bf16`, `bf16amx`); nil (absent from
+    /// the JSON, as in reports of earlier versions) for fp32.
     public var precision: SimilarityPrecision? = nil
 
     enum CodingKeys: String, CodingKey {
@@ -311,7 +312,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             ("data", "\(ds.name) split \(data.split ?? "-"), \(ds.classCount) classes"),
             ("protocol", how),
         ]
-        if c.precision == .bf16 { facts.append(("precision", c.precision.fact)) }
+        if c.precision != .fp32 { facts.append(("precision", c.precision.fact)) }
         events(.started(run: "evaluation", facts: facts))
         if let note = c.precision.portableNote { events(.warning(note)) }
         if let shard = c.shard {
@@ -374,7 +375,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                 "cosine_classifier": classifier?.summary ?? "none", "seed": "\(jobs[0].seed)",
             ]
             manifest["episode_list"] = try c.episodeList.map(FNV1a64.ofFile) ?? "none"
-            // Only a bf16 run says so: fp32 files keep the manifest of earlier versions (and merge with them).
+            // Only a bf16 / bf16amx run says so: fp32 files keep the manifest of earlier versions (and merge with them).
             if c.precision != .fp32 { manifest["precision"] = c.precision.rawValue }
             if let s = c.trainingSeed { manifest["training_seed"] = "\(s)" }
             // The images as the backbone saw them (size, channels, ink, resize filter, mean, std): shards run with
@@ -394,7 +395,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         return result
     }
 
-    /// Refuses a precision that would change nothing: bf16 applies to the metric protocol's pixel and part levels.
+    /// Refuses a precision that would change nothing: bf16 and bf16amx apply to the metric protocol's pixel and part
+    /// levels.
     /// - Throws: `MMLError(.invalidArgument)` naming `precision`.
     static func checkPrecision(_ precision: SimilarityPrecision, protocol proto: EvaluationProtocol,
                                metric: MetricConfiguration?) throws {

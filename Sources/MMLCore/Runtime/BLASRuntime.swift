@@ -21,6 +21,8 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
     public static let avx512bf16 = CPUFeatures(rawValue: UInt32(MML_CPU_AVX512BF16))
     public static let avx512fp16 = CPUFeatures(rawValue: UInt32(MML_CPU_AVX512FP16))
     public static let amx = CPUFeatures(rawValue: UInt32(MML_CPU_AMX))
+    public static let amxBF16 = CPUFeatures(rawValue: UInt32(MML_CPU_AMX_BF16))
+    public static let osAMX = CPUFeatures(rawValue: UInt32(MML_CPU_OS_AMX))
     public static let osAVX512 = CPUFeatures(rawValue: UInt32(MML_CPU_OS_AVX512))
     public static let osAVX = CPUFeatures(rawValue: UInt32(MML_CPU_OS_AVX))
 
@@ -30,7 +32,7 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
     private static let names: [(CPUFeatures, String)] = [
         (.sse3, "sse3"), (.avx, "avx"), (.avx2, "avx2"), (.fma, "fma"), (.avx512f, "avx512f"),
         (.avx512bw, "avx512bw"), (.avx512vl, "avx512vl"), (.avx512dq, "avx512dq"),
-        (.avx512bf16, "avx512bf16"), (.avx512fp16, "avx512fp16"), (.amx, "amx"),
+        (.avx512bf16, "avx512bf16"), (.avx512fp16, "avx512fp16"), (.amx, "amx"), (.amxBF16, "amxbf16"),
     ]
     /// Space-separated feature names, e.g. "sse3 avx avx2 fma avx512f ...".
     public var description: String {

@@ -25,8 +25,8 @@ struct AblateCommand: ParsableCommand {
             set are paired per seed (per episode within a seed), then combined across seeds (docs/STATISTICS.md). \
             Sharded: each seed's shard file goes to --out/seed-<s>/, and `mml ablate merge OUT` combines them.
 
-            --precision bf16 scores the refit and test episodes with the pixel and part levels' similarities in \
-            bf16 (as mml eval --precision; --retrain's training stays fp32).
+            --precision bf16 (or bf16amx) scores the refit and test episodes with the pixel and part levels' \
+            similarities in bf16 (as mml eval --precision; --retrain's training stays fp32).
             """
     )
 
@@ -43,7 +43,7 @@ struct AblateCommand: ParsableCommand {
     @Option(help: "Seed of the test episodes.") var seed: UInt64 = 0
     @Option(help: "Output directory for ablation.md / .json / .svg.") var out = "runs/ablation"
     @Option(help: "Threads for the kernels (0: all cores).") var threads = 0
-    @Option(help: "The pixel and part levels' similarity arithmetic when scoring episodes: fp32 or bf16 (see mml eval).")
+    @Option(help: "The pixel and part levels' similarity arithmetic when scoring episodes: fp32, bf16 or bf16amx (see mml eval).")
     var precision = "fp32"
     @Flag(help: "Train one model per subset instead of re-fitting the fusion of one model.") var retrain = false
     @OptionGroup var backboneOptions: BackboneOptions

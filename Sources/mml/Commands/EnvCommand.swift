@@ -37,6 +37,10 @@ struct EnvCommand: ParsableCommand {
                 ? "avx512bf16 (--precision bf16 has its fast path)"
                 : "portable (\(SimilarityPrecision.bf16PortableReason ?? ""): --precision bf16 gives the same results, "
                     + "slower than fp32)"),
+            ("bf16amx_similarity", SimilarityPrecision.bf16amxHasFastPath
+                ? "amx (--precision bf16amx has its fast path)"
+                : "portable (\(SimilarityPrecision.bf16amxPortableReason ?? ""): --precision bf16amx gives the same "
+                    + "results, slower than fp32)"),
             ("sgemm_size", String(sgemmSize)),
             ("sgemm_gflops", String(format: "%.1f", gflops)),
             ("warning", decision.warning ?? ""),
@@ -46,7 +50,7 @@ struct EnvCommand: ParsableCommand {
             print("{\n\(body)\n}")
         } else {
             for (k, v) in fields where !(k == "warning" && v.isEmpty) {
-                print(k.padding(toLength: 18, withPad: " ", startingAt: 0) + v)
+                print(k.padding(toLength: 20, withPad: " ", startingAt: 0) + v)
             }
         }
     }

@@ -31,7 +31,9 @@ struct EvalCommand: ParsableCommand {
             rounded to bf16 with fp32 sums (AVX512-BF16 VDPBF16PS; on a CPU without it a portable path with the \
             same bits, much slower, with a warning). Opt-in, fp32 is the default: on a trained Omniglot model bf16 \
             changed 0.013% or less of the fused predictions, but it is slower than fp32 on Intel CPUs (README, "bf16 \
-            similarity in evaluation").
+            similarity in evaluation"). --precision bf16amx rounds the same way but sums in Intel AMX's order \
+            (TDPBF16PS tiles where the CPU and OS allow it, else a portable path with the same bits): the fast one on \
+            Intel CPUs with AMX; its results differ from bf16's in the last bits.
 
             Clusters: --shard i/n (or a SLURM job array) evaluates every n-th episode and writes its per-episode \
             results with --episodes-out; `mml eval merge DIR...` makes the report of all shards, equal in every \
@@ -64,7 +66,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Evaluate the episodes of this list file (from `mml data episodes`) instead of sampling.")
     var episodeList: String?
     @Option(help: "Threads for the kernels (0: all cores).") var threads = 0
-    @Option(help: "The pixel and part levels' similarity arithmetic in evaluation: fp32 or bf16 (metric protocol; see the README).")
+    @Option(help: "The pixel and part levels' similarity arithmetic in evaluation: fp32, bf16 or bf16amx (metric protocol; see the README).")
     var precision = "fp32"
     @Flag(help: "Print a JSON report on standard output (for harnesses).") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
