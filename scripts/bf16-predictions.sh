@@ -9,7 +9,8 @@
 #   CHECKPOINT: default runs/omniglot/seed-1/last.safetensors (seed 1 of scripts/omniglot-results.sh; the README's
 #               figures are of /work/main/runs/omniglot/seed-1/last.safetensors, that model)
 #   environment: OUT (default runs/bf16-predictions/<date-time>), QUICK=1 (as --quick), OMNIGLOT (default
-#                ../shared/datasets/omniglot)
+#                ../shared/datasets/omniglot), PRECISION (default bf16; bf16amx makes the same table for the AMX
+#                summation order, README "bf16 similarity in evaluation")
 #
 # Time: 34 minutes for the two runs (measured when the table was made: fp32 25m51s, with builds beside it on the
 # 2-core machine and the image cache filled on the way, then bf16 7m38s); the episodes/s it prints are not
@@ -17,12 +18,17 @@
 # --quick: a tiny model trained for 20 episodes on the built-in synthetic data, 20 episodes of 5-way 1-shot per
 # precision (no Omniglot, no checkpoint needed): checks the pipeline in under a minute; its numbers mean nothing.
 # Outputs: OUT/{fp32,bf16}.jsonl (per-episode files), OUT/{fp32,bf16}.json (reports), OUT/compare.{txt,json},
-# OUT/rows.md (the table's rows), OUT/took.txt.
+# OUT/rows.md (the table's rows), OUT/took.txt (bf16amx in place of bf16 with PRECISION=bf16amx).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mml_begin bf16-predictions "$@"
 mml_build
-echo "== $("$MML" env --sgemm-size 0 | grep -E '^(cpu |bf16_similarity)' | tr -s ' ' | paste -sd ';' -)"
+P=${PRECISION:-bf16}
+case "$P" in
+  bf16|bf16amx) ;;
+  *) echo "error: PRECISION=$P: use bf16 or bf16amx" >&2; exit 1 ;;
+esac
+echo "== $("$MML" env --sgemm-size 0 | grep -E '^(cpu |bf16_similarity|bf16amx_similarity)' | tr -s ' ' | paste -sd ';' -)"
 if [ "$QUICK" = 1 ]; then
   DATA=(synthetic --synthetic-size 20 --synthetic-images 12)
   echo "== QUICK: training a tiny model on synthetic data"
@@ -40,23 +46,23 @@ else
   DATA=("$OMNIGLOT" --layout omniglot-vinyals --split test)
   EVAL=(--way 5,20 --shot 1,5 --episodes 600 --seed 0)
 fi
-for p in fp32 bf16; do
+for p in fp32 "$P"; do
   echo "== mml eval --checkpoint $CKPT ${DATA[*]} ${EVAL[*]} --precision $p"
   start=$(date +%s)
   "$MML" eval --checkpoint "$CKPT" "${DATA[@]}" "${EVAL[@]}" --precision "$p" \
       --episodes-out "$OUT/$p.jsonl" --report "$OUT/$p.json"
   echo "   ($p: $(( $(date +%s) - start )) s)"
 done
-echo "== mml compare $OUT/bf16.jsonl $OUT/fp32.jsonl"
-"$MML" compare "$OUT/bf16.jsonl" "$OUT/fp32.jsonl" | tee "$OUT/compare.txt"
-"$MML" compare "$OUT/bf16.jsonl" "$OUT/fp32.jsonl" --json > "$OUT/compare.json"
-python3 - "$OUT" <<'EOF' | tee "$OUT/rows.md"
+echo "== mml compare $OUT/$P.jsonl $OUT/fp32.jsonl"
+"$MML" compare "$OUT/$P.jsonl" "$OUT/fp32.jsonl" | tee "$OUT/compare.txt"
+"$MML" compare "$OUT/$P.jsonl" "$OUT/fp32.jsonl" --json > "$OUT/compare.json"
+python3 - "$OUT" "$P" <<'EOF' | tee "$OUT/rows.md"
 import json, sys
-out = sys.argv[1]
+out, P = sys.argv[1], sys.argv[2]
 cmp = json.load(open(f"{out}/compare.json"))
 speed = {p: {(r["way"], r["shot"]): r["episodes_per_second"] for r in json.load(open(f"{out}/{p}.json"))["results"]}
-         for p in ("fp32", "bf16")}
-print("| setting | fp32 fused | bf16 fused | bf16 - fp32, paired (points) | fused predictions changed "
+         for p in ("fp32", P)}
+print(f"| setting | fp32 fused | {P} fused | {P} - fp32, paired (points) | fused predictions changed "
       "| pixel level changed | part level changed |")
 print("|---|---|---|---|---|---|---|")
 total, rates = {}, []
@@ -73,9 +79,9 @@ for s in cmp["settings"]:
     print(f"| {s['way']}-way {s['shot']}-shot | {pct(m['accuracy']['b'])} | {pct(m['accuracy']['a'])} "
           f"| {d['mean'] * 100:+.3f} +- {d['ci95'] * 100:.3f} | {changed('accuracy')} | {changed('pixel')} "
           f"| {changed('part')} |")
-    rates.append(f"{s['way']}-way {s['shot']}-shot {speed['fp32'][key]:.1f} / {speed['bf16'][key]:.1f}")
+    rates.append(f"{s['way']}-way {s['shot']}-shot {speed['fp32'][key]:.1f} / {speed[P][key]:.1f}")
 print("all settings: " + ", ".join(f"{k} {c} of {n} changed ({100 * c / n:.3f}%)" for k, (c, n) in total.items()))
-print("episodes/s fp32 / bf16 (whole evaluation on whatever else the machine runs; not a benchmark): "
+print(f"episodes/s fp32 / {P} (whole evaluation on whatever else the machine runs; not a benchmark): "
       + "; ".join(rates))
 EOF
 mml_end

@@ -10,12 +10,19 @@ import MMLKernels
 /// the fused kernel for k = 3 (DN4) and k = 1 (MML), and sgemm followed by a separate top-k pass over the
 /// stored product; ratios are GFLOP/s relative to the sgemm row of the same shape in the same run. A second
 /// sgemm row computes the same product in row slices into a reused buffer, as a compute-bound reference.
-/// The bf16 row (`mml_group_topk_sim_bf16`, k = 3, the opt-in evaluation precision of issue 17 item 3) is the
-/// exception: its ratio is to the fused fp32 top-3 row just above it (the issue's target is >= 1.7); its path
-/// (avx512bf16 or portable) is in its name. The bf16 portable path is not timed (two fmaf calls per pair: slow).
-/// On Intel Emerald Rapids the bf16 row is SLOWER than fp32 (0.6-0.7x, busy machine): there one zmm VDPBF16PS
-/// (32 multiply-adds) issues every 2 cycles against two zmm FMAs (16 each) per cycle, so bf16 peaks at half the
-/// fp32 multiply-add rate; the 1.7x target is for CPUs whose VDPBF16PS runs at the FMA rate (AMD Zen 5).
+/// The bf16 rows (k = 3, the opt-in evaluation precisions of issue 17 item 3) are the exception: their ratio is to
+/// the fused fp32 top-3 row just above them (the issue's target is >= 1.7), and each appears only where its fast
+/// path runs (the portable twins are not timed: two fmaf calls per pair, slow):
+///  - `fused top-3 bf16 (avx512bf16, vs f32)`, `mml_group_topk_sim_bf16`: VDPBF16PS. On Intel Emerald Rapids it
+///    is SLOWER than fp32 (0.6-0.7x, busy machine): one zmm VDPBF16PS (32 multiply-adds) issues every 2 cycles
+///    against two zmm FMAs (16 each) per cycle, so bf16 peaks at half the fp32 multiply-add rate; the 1.7x target
+///    is for CPUs whose VDPBF16PS runs at the FMA rate (AMD Zen 5).
+///  - `fused top-3 bf16amx (amx, vs f32)`, `mml_group_topk_sim_bf16amx`: AMX TDPBF16PS, 16 query rows x 16
+///    columns x 16 pairs per instruction (CPUs with AMX-BF16, e.g. Sapphire / Emerald Rapids). A precision of its
+///    own, not a path of bf16: TDPBF16PS adds a pair's products in two chains (even and odd elements) per 16-pair
+///    block, so its bits are not VDPBF16PS's (scripts/check-amx-bf16.c: about a third of d = 64 unit-descriptor
+///    dot products differ in the last bits). Not yet measured on an idle machine (written on a busy one).
+/// Both are checked against the fp32 sums (within the bf16 rounding bound) before their row is printed.
 func topKBenchRows(arguments: [String]) -> [BenchRow] {
     var rows: [BenchRow] = []
     for (name, way, shot) in [("pixel 5-way 5-shot", 5, 5), ("pixel 5-way 1-shot", 5, 1)] {
@@ -59,19 +66,24 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
             rows.append(BenchRow(name: "\(name) fused top-\(k) (\(BLASRuntime.kernelISA))", seconds: fused,
                                  gflops: flops / fused / 1e9, ratio: flops / fused / 1e9 / sgGflops,
                                  peer: k == 3 ? "dn4_score/\(shot)shot/batched" : nil))
-            if k == 3 && SimilarityKernels.bf16Path == "avx512bf16" {
+            // The bf16 precisions' fast paths (the portable ones are not timed: two fmaf calls per pair), each
+            // against the fp32 fused top-3 just above.
+            let bf16Rows: [(String, Bool, TopKKernelFunction)] = [
+                ("bf16 (avx512bf16", SimilarityKernels.bf16Path == "avx512bf16", mml_group_topk_sim_bf16),
+                ("bf16amx (amx", SimilarityKernels.bf16amxPath == "amx", mml_group_topk_sim_bf16amx),
+            ]
+            for (label, fast, kernel) in bf16Rows where k == 3 && fast {
                 var outb = [Float](repeating: 0, count: m * way)
                 let bf = measure(repeats: 5) {
-                    status = mml_group_topk_sim_bf16(&outb, nil, nil, q, Int64(m), r, Int64(n), Int64(d), group,
-                                                     Int32(way), 3, 0)
+                    status = kernel(&outb, nil, nil, q, Int64(m), r, Int64(n), Int64(d), group, Int32(way), 3, 0)
                 }
-                precondition(status == 0, "[bench] bf16 fused top-3 failed with status \(status)")
-                rows.append(BenchRow(name: "\(name) fused top-3 bf16 (avx512bf16, vs f32)", seconds: bf,
+                precondition(status == 0, "[bench] \(label)) fused top-3 failed with status \(status)")
+                rows.append(BenchRow(name: "\(name) fused top-3 \(label), vs f32)", seconds: bf,
                                      gflops: flops / bf / 1e9, ratio: fused / bf))
                 // bf16 rounding moves each product by at most ~2^-8 of sum |q_p r_p| (<= d / 4 here), a top-3
                 // sum by 3 times that
                 let worst = zip(out, outb).map { abs($0 - $1) }.max() ?? 0
-                precondition(worst <= 3 * Float(d) / 4 / 256 + 1e-3, "[bench] bf16 and f32 top-3 differ by \(worst)")
+                precondition(worst <= 3 * Float(d) / 4 / 256 + 1e-3, "[bench] \(label)) and f32 top-3 differ by \(worst)")
             }
             var out2 = [Float](repeating: 0, count: m * way)
             let twoPass = measure(repeats: 3) {
@@ -98,6 +110,11 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
     }
     return rows
 }
+
+/// The C signature of the grouped top-K kernels (mml_group_topk_sim_f32 / _bf16 / _bf16amx).
+private typealias TopKKernelFunction = @convention(c) (
+    UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Float>?, UnsafePointer<Float>?,
+    Int64, UnsafePointer<Float>?, Int64, Int64, UnsafePointer<Int32>?, Int32, Int32, Int32) -> Int32
 
 /// A raw pointer shared with concurrentPerform's workers, each writing disjoint rows.
 private struct SharedPointer<T>: @unchecked Sendable { let p: UnsafeMutablePointer<T> }
