@@ -83,7 +83,8 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
                 // bf16 rounding moves each product by at most ~2^-8 of sum |q_p r_p| (<= d / 4 here), a top-3
                 // sum by 3 times that
                 let worst = zip(out, outb).map { abs($0 - $1) }.max() ?? 0
-                precondition(worst <= 3 * Float(d) / 4 / 256 + 1e-3, "[bench] \(label)) and f32 top-3 differ by \(worst)")
+                precondition(worst <= 3 * Float(d) / 4 / 256 + 1e-3,
+                             "[bench] \(label)) and f32 top-3 differ by \(worst)")
             }
             var out2 = [Float](repeating: 0, count: m * way)
             let twoPass = measure(repeats: 3) {

@@ -63,6 +63,16 @@ final class TopKBF16AMXTests: XCTestCase {
         return acc
     }
 
+    /// Rows of `d` scaled to unit length (as the heads' descriptors are).
+    func unitRows(_ x: [Float], _ d: Int) -> [Float] {
+        var y = x
+        for i in 0..<(x.count / d) {
+            let s = (0..<d).reduce(Float(0)) { $0 + x[i * d + $1] * x[i * d + $1] }.squareRoot()
+            for p in 0..<d { y[i * d + p] = x[i * d + p] / s }
+        }
+        return y
+    }
+
     /// Shapes: m leaving every tail of the 16-row AMX slice (and of the portable path's 6-row one); d odd, below and
     /// above 32 (one 16-pair block), not a multiple of 32; tiny n and groups of one row; widths that are not
     /// multiples of 16 (partial strips) and groups of more than 512 columns (several chunks); k = 1, 3 and 40 (the
@@ -163,15 +173,7 @@ final class TopKBF16AMXTests: XCTestCase {
     func testArithmeticDiffersFromBF16() {
         var rng = TestRNG(seed: 63)
         let m = 30, d = 64, sizes = [100, 100], n = 200, k = 3
-        func unit(_ x: [Float]) -> [Float] {
-            var y = x
-            for i in 0..<(x.count / d) {
-                let s = sqrt((0..<d).reduce(Float(0)) { $0 + x[i * d + $1] * x[i * d + $1] })
-                for p in 0..<d { y[i * d + p] = x[i * d + p] / s }
-            }
-            return y
-        }
-        let q = unit(rng.floats(m * d)), r = unit(rng.floats(n * d))
+        let q = unitRows(rng.floats(m * d), d), r = unitRows(rng.floats(n * d), d)
         let group = makeGroups(sizes, shuffled: true, rng: &rng)
         forEachISA { isa in
             let a = runTopK(q, m, r, n, d, group, 2, k, kernel: amx)
@@ -186,7 +188,8 @@ final class TopKBF16AMXTests: XCTestCase {
                         let ja = Int(a.idx[s]), jb = Int(b.idx[s])
                         if a.val[s].bitPattern != modelDot(q, i, r, ja, d).bitPattern { amxNotModel += 1 }
                         if b.val[s].bitPattern != vdpDot(q, i, r, jb, d).bitPattern { bf16NotModel += 1 }
-                        if modelDot(q, i, r, ja, d).bitPattern != vdpDot(q, i, r, ja, d).bitPattern { modelsDiffer += 1 }
+                        let (x, y) = (modelDot(q, i, r, ja, d), vdpDot(q, i, r, ja, d))
+                        if x.bitPattern != y.bitPattern { modelsDiffer += 1 }
                     }
                 }
             }
@@ -239,14 +242,7 @@ final class TopKBF16AMXTests: XCTestCase {
     func testDifferenceFromF32IsBounded() {
         var rng = TestRNG(seed: 65)
         let m = 60, d = 64, sizes = [441, 441, 441], n = 1323, k = 3
-        var q = rng.floats(m * d), r = rng.floats(n * d)
-        for (rows, count) in [(m, 0), (n, 1)] {
-            for i in 0..<rows {
-                var s: Float = 0
-                for p in 0..<d { s += count == 0 ? q[i * d + p] * q[i * d + p] : r[i * d + p] * r[i * d + p] }
-                for p in 0..<d { if count == 0 { q[i * d + p] /= s.squareRoot() } else { r[i * d + p] /= s.squareRoot() } }
-            }
-        }
+        let q = unitRows(rng.floats(m * d), d), r = unitRows(rng.floats(n * d), d)
         let group = makeGroups(sizes, shuffled: true, rng: &rng)
         let a = runTopK(q, m, r, n, d, group, 3, k, kernel: amx), b = runTopK(q, m, r, n, d, group, 3, k)
         XCTAssertEqual(a.status, 0)

@@ -33,8 +33,10 @@ final class PrecisionCLITests: XCTestCase {
         let ckpt = dir + "/m.safetensors"
         _ = try saveModel(ckpt)
         let eval = ["eval", "--checkpoint", ckpt] + data + ["--episodes", "2", "--query", "2"]
-        try assertMMLFails(eval + ["--precision", "bf17"], "error: --precision bf17: use fp32, bf16 or bf16amx", reported: true)
-        try assertMMLFails(eval + ["--precision", "FP32"], "error: --precision FP32: use fp32, bf16 or bf16amx", reported: true)
+        try assertMMLFails(eval + ["--precision", "bf17"], "error: --precision bf17: use fp32, bf16 or bf16amx",
+                           reported: true)
+        try assertMMLFails(eval + ["--precision", "FP32"], "error: --precision FP32: use fp32, bf16 or bf16amx",
+                           reported: true)
         try assertMMLFails(["ablate", "--checkpoint", ckpt] + data + ["--episodes", "2", "--precision", "fp16",
                                                                      "--out", dir + "/abl"],
                            "error: --precision fp16: use fp32, bf16 or bf16amx", reported: true)

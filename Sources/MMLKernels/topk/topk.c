@@ -243,7 +243,8 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
     int64_t r0 = b * job->block;
     int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
     const float *q = job->Q + r0 * d;
-    int bad = job->path != PATH_PORTABLE ? topk_has_nonfinite_avx512(q, rows * d) : topk_has_nonfinite_portable(q, rows * d);
+    int bad = job->path != PATH_PORTABLE ? topk_has_nonfinite_avx512(q, rows * d)
+                                         : topk_has_nonfinite_portable(q, rows * d);
     const void *qk = q;
     if (job->prec != TOPK_F32 && !bad) { /* the block's rows as bf16 pairs; a value that rounds to Inf fails too */
         uint32_t *qb = job->qbuf[thread];
