@@ -90,6 +90,11 @@ final class ConvKernelTests: XCTestCase {
             XCTAssertEqual(mml_conv2d_backward_f32(&dx, &dw, nil, dy, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
                                                    Int64(co), 3, 3, 1, 1, nil, 0, t), 0)
             outs.append(dx + dw)
+            // dL/dx alone (no dW: its GEMM is skipped) has the same bits
+            var dxAlone = [Float](repeating: 0, count: x.count)
+            XCTAssertEqual(mml_conv2d_backward_f32(&dxAlone, nil, nil, dy, x, wt, Int64(n), Int64(c), Int64(h),
+                                                   Int64(w), Int64(co), 3, 3, 1, 1, nil, 0, t), 0)
+            XCTAssertEqual(dxAlone, dx, "dx without dW, \(t) thread(s)")
         }
         let diff = zip(outs[0], outs[1]).map { abs($0 - $1) }.max() ?? 1
         XCTAssertLessThanOrEqual(diff, 0, "1 and 2 threads must give the same bits (fixed chunking)")
