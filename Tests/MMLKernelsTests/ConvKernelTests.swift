@@ -210,6 +210,9 @@ final class ConvKernelTests: XCTestCase {
                        Int32(MML_ERR_ARGUMENT))
         XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(nil, one, one, 1, 1, 1, 1, 1, nil, 0, 1),
                        Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, nil, 0, -1),
+                       Int32(MML_ERR_ARGUMENT), "a negative thread count is refused (as by the direct kernel)")
+        XCTAssertEqual(mml_conv3x3_wgrad_workspace_floats(1, 1, 1, 1, 1, -1), Int64(MML_ERR_ARGUMENT))
     }
 
     /// The direct small-channel weight gradient against the naive double backward: widths below, at and past 16
