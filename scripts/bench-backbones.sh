@@ -36,19 +36,17 @@ EXTRAS=${EXTRAS:-1}
 KINDS=conv64f,conv4
 FLAGS=()
 if [ "$QUICK" = 1 ]; then ROUNDS=1; RESNET12_ROUNDS=1; KINDS=conv4; FLAGS=(--quick); fi
-# side_by_side_rounds LABEL PREFIX KINDS N: N side-by-side rounds of the backbone section for KINDS, summarised
-# into $OUT/PREFIX.md by summarize.py (medians over the rounds)
+# backbone_round LABEL KINDS R N JSON: side-by-side round R of N of the backbone section for KINDS into JSON
+# (and its printout into the .txt beside it); the rounds are summarised by mml_rounds (medians over the rounds)
+backbone_round() {
+  local label=$1 kinds=$2 r=$3 n=$4 json=$5
+  echo "== $label round $r of $n: python3 Benchmarks/side_by_side.py backbone --bench-args \"--kinds $kinds\" ${FLAGS[*]}"
+  python3 -u Benchmarks/side_by_side.py backbone --bench-args "--kinds $kinds" "${FLAGS[@]}" --torch "$TORCH_PY" \
+      --out "$json" | tee "${json%.json}.txt"
+}
+# side_by_side_rounds LABEL PREFIX KINDS N: N rounds into $OUT/PREFIX-round-<r>.json, summarised into $OUT/PREFIX.md
 side_by_side_rounds() {
-  local label=$1 prefix=$2 kinds=$3 n=$4 r files=()
-  for r in $(seq 1 "$n"); do
-    echo "== $label round $r of $n: python3 Benchmarks/side_by_side.py backbone --bench-args \"--kinds $kinds\" ${FLAGS[*]}"
-    python3 -u Benchmarks/side_by_side.py backbone --bench-args "--kinds $kinds" "${FLAGS[@]}" --torch "$TORCH_PY" \
-        --out "$OUT/$prefix-round-$r.json" | tee "$OUT/$prefix-round-$r.txt"
-    files+=("$OUT/$prefix-round-$r.json")
-  done
-  scripts/summarize.py backbone "${files[@]}" > "$OUT/$prefix.md"
-  echo "== the $label rows ($OUT/$prefix.md)"
-  cat "$OUT/$prefix.md"
+  mml_rounds "$4" "$2-round-" backbone "$2.md" "the $1 rows" backbone_round "$1" "$3"
 }
 
 side_by_side_rounds Backbones backbones "$KINDS" "$ROUNDS"

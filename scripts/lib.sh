@@ -13,6 +13,11 @@
 #                         configuration (apt-get as root, else the command to run is printed)
 #   mml_omniglot          OMNIGLOT (default ../shared/datasets/omniglot), checked
 #   mml_idle_check        notes the load average: the figures were measured on an idle machine
+#   mml_rounds N STEM KIND MD TITLE FN [ARGS...]
+#                         rounds of a measurement summarised as one table: for R = 1..N, `FN ARGS... R N JSON` with
+#                         JSON = OUT/STEM<R>.json (FN says what it runs, writes JSON and keeps its own log beside
+#                         it); then `scripts/summarize.py KIND` over the N files into OUT/MD, printed under
+#                         "== TITLE (OUT/MD)"
 #   mml_end               prints "took XmYs" and writes it to OUT/took.txt
 # shellcheck shell=bash
 
@@ -108,6 +113,18 @@ mml_idle_check() {
   if [ "$QUICK" != 1 ] && awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
     echo "warning: the machine is busy (load $load): timings will not be comparable with the README's" >&2
   fi
+}
+
+mml_rounds() {
+  local n=$1 stem=$2 kind=$3 md=$4 title=$5 fn=$6 r files=()
+  shift 6
+  for r in $(seq 1 "$n"); do
+    "$fn" "$@" "$r" "$n" "$OUT/$stem$r.json"
+    files+=("$OUT/$stem$r.json")
+  done
+  scripts/summarize.py "$kind" "${files[@]}" > "$OUT/$md"
+  echo "== $title ($OUT/$md)"
+  cat "$OUT/$md"
 }
 
 mml_end() {

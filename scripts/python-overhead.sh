@@ -24,16 +24,14 @@ mml_idle_check
 RUNS=${RUNS:-5}
 SMOKE=()
 if [ "$QUICK" = 1 ]; then RUNS=2; SMOKE=(--smoke); fi
-files=()
-for i in $(seq 1 "$RUNS"); do
-  preload=()
+# overhead_run I N JSON: run I of N of python_overhead.py into JSON (its printout into the .log beside it), the odd
+# runs with tcmalloc preloaded
+overhead_run() {
+  local i=$1 n=$2 json=$3 preload=()
   if [ $((i % 2)) -eq 1 ] && [ -e "$TCMALLOC" ]; then preload=(env LD_PRELOAD="$TCMALLOC"); fi
-  echo "== run $i of $RUNS$([ ${#preload[@]} -gt 0 ] && echo ' (tcmalloc preloaded)')"
+  echo "== run $i of $n$([ ${#preload[@]} -gt 0 ] && echo ' (tcmalloc preloaded)')"
   "${preload[@]}" env PYTHONPATH=python "$TORCH_PY" -u Benchmarks/python_overhead.py "${SMOKE[@]}" \
-      --json "$OUT/run-$i.json" | tee "$OUT/run-$i.log"
-  files+=("$OUT/run-$i.json")
-done
-scripts/summarize.py overhead "${files[@]}" > "$OUT/python-overhead.md"
-echo "== the README's table ($OUT/python-overhead.md)"
-cat "$OUT/python-overhead.md"
+      --json "$json" | tee "${json%.json}.log"
+}
+mml_rounds "$RUNS" run- overhead python-overhead.md "the README's table" overhead_run
 mml_end

@@ -100,6 +100,37 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertFalse(biased.usesDirect)
     }
 
+    /// A first layer's dL/dx on the direct path comes from the im2col backward with no dW (the C kernel skips that
+    /// GEMM): the same bits as the full im2col backward's dL/dx (the fast paths off), on 1 and 2 threads, and the
+    /// weight gradient is the direct kernel's alone (as with `inputGradient: false`).
+    func testDirectConv2DInputGradientIsTheFullBackwardsWithoutItsWeightGradient() {
+        var g = SeededRNG(state: 39)
+        let conv = Conv2D(inputChannels: 3, outputChannels: 7, kernelSize: 3, padding: 1,
+                          initialization: .normal(std: 0.3), generator: &g)
+        let x = LayerFD.random([5, 3, 11, 17], seed: 40)
+        for threads in [1, 2] {
+            conv.threads = threads
+            var dxs: [Tensor] = [], dws: [Tensor] = []
+            for fast in [true, false] {
+                Conv2D.winogradEnabled = fast
+                defer { Conv2D.winogradEnabled = true }
+                XCTAssertEqual(conv.usesDirect, fast)
+                conv.zeroGradients()
+                let (y, c) = conv.forward(x, training: true)
+                let dy = LayerFD.weights(like: y, seed: 41)
+                dxs.append(conv.backward(dy, cache: c))
+                dws.append(conv.weight.grad)
+                if fast {
+                    conv.zeroGradients()
+                    XCTAssertNil(conv.backward(dy, cache: c, inputGradient: false))
+                    XCTAssertEqual(conv.weight.grad, dws[0], "dW of the direct path, with or without dL/dx")
+                }
+            }
+            XCTAssertEqual(dxs[0], dxs[1], "dL/dx: direct path vs the full im2col backward, threads \(threads)")
+            XCTAssertNotEqual(dws[0], dws[1], "the two paths' dW differ in rounding (so the check above could fail)")
+        }
+    }
+
     func testConv2DBackwardAccumulatesIntoGradients() {
         var g = SeededRNG(state: 4)
         let conv = Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: 1, generator: &g)

@@ -196,6 +196,71 @@ final class SimilarityPrecisionTests: XCTestCase {
         }
     }
 
+    /// Configuration files as written before `precision` existed, and with it: both run configurations read them
+    /// (absent or null: fp32; `preprocessing` absent: the checkpoint's own), write `precision` always (so an older
+    /// file comes back with the field added and nothing else changed), and refuse a wrong value with the field's
+    /// parse error, read directly or laid over the defaults.
+    func testConfigurationFilesWithAndWithoutPrecision() throws {
+        let dataset = #""dataset":{"path":"synthetic","syntheticImages":100,"syntheticSeed":0}"#
+        let evalOld = #"{"checkpoint":"m.safetensors","cosineClassifier":{},\#(dataset),"episodes":600,"query":15,"#
+            + #""seed":0,"shots":[1],"threads":0,"ways":[5]}"#
+        let ablationOld = #"{"checkpoint":"m.safetensors",\#(dataset),"episodes":4,"out":"runs\/ablation","query":15,"#
+            + #""refitEpisodes":3,"refitSplit":"val","retrain":false,"seed":0,"shot":1,"threads":0,"way":2}"#
+        /// `old` with `"precision": value` at its place in sorted keys (before "query"; `value` may carry the
+        /// evaluation's "preprocessing", which sorts between them).
+        func with(_ old: String, precision value: String) -> String {
+            let cut = old.range(of: #","query""#)!
+            return String(old[..<cut.lowerBound]) + #","precision":\#(value)"# + String(old[cut.lowerBound...])
+        }
+        let sorted = JSONEncoder()
+        sorted.outputFormatting = [.sortedKeys]
+        func text(_ value: some Encodable) throws -> String { String(decoding: try sorted.encode(value), as: UTF8.self) }
+        func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+            try JSONDecoder().decode(T.self, from: Data(text.utf8))
+        }
+
+        let eval = EvaluationRunConfiguration(checkpoint: "m.safetensors")
+        let ablation = AblationRunConfiguration(checkpoint: "m.safetensors", refitEpisodes: 3, way: 2, episodes: 4)
+        // Without the field: fp32 (and no `preprocessing`: empty), written back with `precision` only added.
+        XCTAssertEqual(try decode(EvaluationRunConfiguration.self, evalOld), eval)
+        XCTAssertEqual(try decode(AblationRunConfiguration.self, ablationOld), ablation)
+        let evalFP32 = with(evalOld, precision: #""fp32","preprocessing":{}"#)
+        XCTAssertEqual(try text(eval), evalFP32)
+        XCTAssertEqual(try text(ablation), with(ablationOld, precision: #""fp32""#))
+        // With it.
+        var evalBF16 = eval, ablationBF16 = ablation
+        evalBF16.precision = .bf16
+        ablationBF16.precision = .bf16
+        let evalBF16Text = with(evalOld, precision: #""bf16","preprocessing":{}"#)
+        XCTAssertEqual(try decode(EvaluationRunConfiguration.self, evalBF16Text), evalBF16)
+        XCTAssertEqual(try decode(AblationRunConfiguration.self, with(ablationOld, precision: #""bf16""#)), ablationBF16)
+        XCTAssertEqual(try text(evalBF16), evalBF16Text)
+        XCTAssertEqual(try text(ablationBF16), with(ablationOld, precision: #""bf16""#))
+        // null is absent.
+        XCTAssertEqual(try decode(EvaluationRunConfiguration.self, with(evalOld, precision: "null")), eval)
+        XCTAssertEqual(try decode(AblationRunConfiguration.self, with(ablationOld, precision: "null")), ablation)
+        // A wrong value: the field's parse error, read directly or laid over the defaults.
+        for (what, bad) in [("evaluation", with(evalOld, precision: #""bf17""#)),
+                            ("ablation", with(ablationOld, precision: #""bf17""#))] {
+            let reads: [() throws -> Void] = what == "evaluation"
+                ? [{ _ = try decode(EvaluationRunConfiguration.self, bad) },
+                   { _ = try ConfigurationJSON.decode(EvaluationRunConfiguration.self, from: bad, over: eval,
+                                                      what: "evaluation configuration") }]
+                : [{ _ = try decode(AblationRunConfiguration.self, bad) },
+                   { _ = try ConfigurationJSON.decode(AblationRunConfiguration.self, from: bad, over: ablation,
+                                                      what: "ablation configuration") }]
+            for read in reads {
+                XCTAssertThrowsError(try read(), what) { e in
+                    XCTAssertEqual((e as? MMLError)?.template, "`precision` bf17: use fp32, bf16 or bf16amx", what)
+                }
+            }
+        }
+        // A value of the wrong type is the decoder's error naming the field.
+        XCTAssertThrowsError(try decode(AblationRunConfiguration.self, with(ablationOld, precision: "3"))) { e in
+            XCTAssertEqual(MMLError.describe(e), "'precision' is not a string")
+        }
+    }
+
     // MARK: the runs
 
     /// A small untrained checkpoint (Conv-64F of width 8 at 20 x 20: 5 x 5 maps) with all three levels.

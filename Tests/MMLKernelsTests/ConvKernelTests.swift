@@ -90,6 +90,11 @@ final class ConvKernelTests: XCTestCase {
             XCTAssertEqual(mml_conv2d_backward_f32(&dx, &dw, nil, dy, x, wt, Int64(n), Int64(c), Int64(h), Int64(w),
                                                    Int64(co), 3, 3, 1, 1, nil, 0, t), 0)
             outs.append(dx + dw)
+            // dL/dx alone (no dW: its GEMM is skipped) has the same bits
+            var dxAlone = [Float](repeating: 0, count: x.count)
+            XCTAssertEqual(mml_conv2d_backward_f32(&dxAlone, nil, nil, dy, x, wt, Int64(n), Int64(c), Int64(h),
+                                                   Int64(w), Int64(co), 3, 3, 1, 1, nil, 0, t), 0)
+            XCTAssertEqual(dxAlone, dx, "dx without dW, \(t) thread(s)")
         }
         let diff = zip(outs[0], outs[1]).map { abs($0 - $1) }.max() ?? 1
         XCTAssertLessThanOrEqual(diff, 0, "1 and 2 threads must give the same bits (fixed chunking)")
@@ -173,38 +178,67 @@ final class ConvKernelTests: XCTestCase {
         return (x, dy, dwr, max(1, dwr.map { abs($0) }.max() ?? 1))
     }
 
-    /// Winograd F(2x2,3x3) weight gradient against the naive double backward, on the AVX-512 and portable paths,
-    /// odd and even sizes (partial edge tiles), 16-tile blocks and their tails; accumulation into dW; thread counts.
-    /// Measured worst excess over the bound below: 0 (errors ~1e-6 relative to the gradient's scale).
-    func testWinogradWeightGradientMatchesNaive() {
-        var r = Rng(seed: 41)
-        // (n, c, h, w, cout)
-        let cases = [(1, 1, 1, 1, 1), (2, 3, 2, 2, 4), (3, 2, 3, 5, 3), (2, 4, 7, 6, 5), (1, 5, 21, 21, 7),
-                     (5, 8, 42, 42, 6), (2, 3, 9, 70, 2), (6, 64, 11, 11, 64)]
-        for portable in [false, true] {
-            mml_layers_force_portable(portable ? 1 : 0)
-            defer { mml_layers_force_portable(0) }
-            for (n, c, h, w, co) in cases {
-                let (x, dy, dwr, scale) = naiveWeightGradient(n, c, h, w, co, &r)
-                var first: [Float] = []
+    /// A 3x3 weight-gradient kernel's C signature (dW, dy, x, n, c, h, w, cout, workspace, its floats, threads).
+    typealias WeightGradientKernel = (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?,
+                                      Int64, Int64, Int64, Int64, Int64, UnsafeMutablePointer<Float>?, Int64,
+                                      Int32) -> Int32
+
+    /// Runs `kernel` on each case (n, c, h, w, cout) on the AVX-512 and portable paths with 1 and 2 threads, dW
+    /// starting from 0.5 (it accumulates), against 0.5 + the naive double gradient; 1 and 2 threads must give the
+    /// same bits on each path, and with `sameBitsOnEveryPath` the portable path the AVX-512 path's too. Then a 1x1
+    /// map exactly, and the refusals of bad arguments and of a too-small workspace.
+    func checkWeightGradient(_ name: String, _ kernel: WeightGradientKernel, cases: [(Int, Int, Int, Int, Int)],
+                             seed: UInt64, sameBitsOnEveryPath: Bool,
+                             workspaceFloats: (Int64, Int64, Int64, Int64, Int64, Int32) -> Int64) {
+        var r = Rng(seed: seed)
+        for (n, c, h, w, co) in cases {
+            let (x, dy, dwr, scale) = naiveWeightGradient(n, c, h, w, co, &r)
+            var oneThread: [Float] = []
+            for portable in [false, true] {
+                mml_layers_force_portable(portable ? 1 : 0)
+                defer { mml_layers_force_portable(0) }
                 for threads in [Int32(1), 2] {
+                    let what = "\(name) dW \((n, c, h, w, co)) portable \(portable) t=\(threads)"
                     var dw = [Float](repeating: 0.5, count: dwr.count)
-                    XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(&dw, dy, x, Int64(n), Int64(c), Int64(h),
-                                                                            Int64(w), Int64(co), nil, 0, threads), 0)
-                    assertClose(dw, dwr.map { $0 + 0.5 }, atol: 2e-6 * scale, rtol: 1e-5,
-                                "winograd dW \((n, c, h, w, co)) portable \(portable) t=\(threads)")
-                    if threads == 1 { first = dw } else { XCTAssertEqual(dw, first, "1 vs 2 threads") }
+                    XCTAssertEqual(kernel(&dw, dy, x, Int64(n), Int64(c), Int64(h), Int64(w), Int64(co), nil, 0,
+                                          threads), 0, what)
+                    assertClose(dw, dwr.map { $0 + 0.5 }, atol: 2e-6 * scale, rtol: 1e-5, what)
+                    if threads == 1 && (oneThread.isEmpty || !sameBitsOnEveryPath) {
+                        oneThread = dw
+                    } else {
+                        XCTAssertEqual(dw, oneThread, what + ": differs from "
+                                       + (threads == 1 ? "the AVX-512 path" : "1 thread on this path"))
+                    }
                 }
             }
         }
-        var dw = [Float](repeating: 0, count: 9), ws = [Float](repeating: 0, count: 4)
+        // A 1x1 map in a workspace of the size asked for; bad arguments and a too-small workspace are refused.
+        let need = workspaceFloats(1, 1, 1, 1, 1, 1)
+        XCTAssertGreaterThan(need, 0, name)
+        var dw = [Float](repeating: 0, count: 9), ws = [Float](repeating: 0, count: Int(need))
         let one: [Float] = [1]
-        XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, &ws, 4, 1),
-                       Int32(MML_ERR_ARGUMENT), "a too-small workspace is refused")
-        XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(&dw, one, one, 0, 1, 1, 1, 1, nil, 0, 1),
-                       Int32(MML_ERR_ARGUMENT))
-        XCTAssertEqual(mml_conv3x3_winograd_backward_weight_f32(nil, one, one, 1, 1, 1, 1, 1, nil, 0, 1),
-                       Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(kernel(&dw, one, one, 1, 1, 1, 1, 1, &ws, need, 1), 0, name)
+        XCTAssertEqual(dw[4], 1, "\(name): the centre tap of a 1x1 map is x * dy")
+        XCTAssertEqual(dw.filter { $0 != 0 }.count, 1, "\(name): the other taps fall in the padding")
+        let refused = Int32(MML_ERR_ARGUMENT)
+        XCTAssertEqual(kernel(&dw, one, one, 1, 1, 1, 1, 1, &ws, need - 1, 1), refused, "\(name): short workspace")
+        XCTAssertEqual(kernel(&dw, one, one, 0, 1, 1, 1, 1, nil, 0, 1), refused, "\(name): no images")
+        XCTAssertEqual(kernel(nil, one, one, 1, 1, 1, 1, 1, nil, 0, 1), refused, "\(name): no dW")
+        XCTAssertEqual(kernel(&dw, one, one, 1, 1, 1, 1, 1, nil, 0, -1), refused, "\(name): negative thread count")
+        XCTAssertEqual(workspaceFloats(1, 0, 1, 1, 1, 1), Int64(refused), "\(name): no channels")
+        XCTAssertEqual(workspaceFloats(1, 1, 1, 1, 1, -1), Int64(refused), "\(name): negative thread count")
+    }
+
+    /// Winograd F(2x2,3x3) weight gradient against the naive double backward, on the AVX-512 and portable paths,
+    /// odd and even sizes (partial edge tiles), 16-tile blocks and their tails; accumulation into dW; thread counts;
+    /// bad arguments refused. Measured worst excess over the bound: 0 (errors ~1e-6 relative to the gradient's scale).
+    func testWinogradWeightGradientMatchesNaive() {
+        // (n, c, h, w, cout)
+        checkWeightGradient("winograd", mml_conv3x3_winograd_backward_weight_f32,
+                            cases: [(1, 1, 1, 1, 1), (2, 3, 2, 2, 4), (3, 2, 3, 5, 3), (2, 4, 7, 6, 5),
+                                    (1, 5, 21, 21, 7), (5, 8, 42, 42, 6), (2, 3, 9, 70, 2), (6, 64, 11, 11, 64)],
+                            seed: 41, sameBitsOnEveryPath: false,
+                            workspaceFloats: mml_conv3x3_wgrad_workspace_floats)
     }
 
     /// The direct small-channel weight gradient against the naive double backward: widths below, at and past 16
@@ -212,45 +246,12 @@ final class ConvKernelTests: XCTestCase {
     /// than chunks; accumulation into dW; the AVX-512 and portable paths give the same bits, and so do 1 and 2
     /// threads; bad arguments and a too-small workspace are refused.
     func testDirectWeightGradientMatchesNaiveWithTheSameBitsOnEveryPath() {
-        var r = Rng(seed: 43)
         // (n, c, h, w, cout)
-        let cases = [(1, 1, 1, 1, 1), (2, 3, 2, 2, 4), (3, 1, 5, 17, 3), (5, 3, 9, 33, 6), (2, 2, 4, 16, 5),
-                     (6, 3, 28, 28, 64), (4, 8, 7, 20, 9), (2, 3, 84, 84, 7)]
-        for (n, c, h, w, co) in cases {
-            let (x, dy, dwr, scale) = naiveWeightGradient(n, c, h, w, co, &r)
-            var first: [Float] = []
-            for portable in [false, true] {
-                mml_layers_force_portable(portable ? 1 : 0)
-                defer { mml_layers_force_portable(0) }
-                for threads in [Int32(1), 2] {
-                    var dw = [Float](repeating: 0.5, count: dwr.count)
-                    XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, dy, x, Int64(n), Int64(c), Int64(h),
-                                                                          Int64(w), Int64(co), nil, 0, threads), 0)
-                    assertClose(dw, dwr.map { $0 + 0.5 }, atol: 2e-6 * scale, rtol: 1e-5,
-                                "direct dW \((n, c, h, w, co)) portable \(portable) t=\(threads)")
-                    if first.isEmpty { first = dw } else {
-                        XCTAssertEqual(dw, first, "direct dW \((n, c, h, w, co)): portable \(portable) t=\(threads) "
-                                       + "differs from the AVX-512 path with 1 thread")
-                    }
-                }
-            }
-        }
-        let need = mml_conv3x3_direct_wgrad_workspace_floats(1, 1, 1, 1, 1, 1)
-        XCTAssertGreaterThan(need, 0)
-        var dw = [Float](repeating: 0, count: 9), ws = [Float](repeating: 0, count: Int(need))
-        let one: [Float] = [1]
-        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, &ws, need, 1), 0)
-        XCTAssertEqual(dw[4], 1, "the centre tap of a 1x1 map is x * dy")
-        XCTAssertEqual(dw.filter { $0 != 0 }.count, 1, "the other taps fall in the padding")
-        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, &ws, need - 1, 1),
-                       Int32(MML_ERR_ARGUMENT), "a too-small workspace is refused")
-        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 0, 1, 1, 1, 1, nil, 0, 1),
-                       Int32(MML_ERR_ARGUMENT))
-        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(nil, one, one, 1, 1, 1, 1, 1, nil, 0, 1),
-                       Int32(MML_ERR_ARGUMENT))
-        XCTAssertEqual(mml_conv3x3_direct_backward_weight_f32(&dw, one, one, 1, 1, 1, 1, 1, nil, 0, -1),
-                       Int32(MML_ERR_ARGUMENT), "a negative thread count is refused")
-        XCTAssertEqual(mml_conv3x3_direct_wgrad_workspace_floats(1, 0, 1, 1, 1, 1), Int64(MML_ERR_ARGUMENT))
+        checkWeightGradient("direct", mml_conv3x3_direct_backward_weight_f32,
+                            cases: [(1, 1, 1, 1, 1), (2, 3, 2, 2, 4), (3, 1, 5, 17, 3), (5, 3, 9, 33, 6),
+                                    (2, 2, 4, 16, 5), (6, 3, 28, 28, 64), (4, 8, 7, 20, 9), (2, 3, 84, 84, 7)],
+                            seed: 43, sameBitsOnEveryPath: true,
+                            workspaceFloats: mml_conv3x3_direct_wgrad_workspace_floats)
     }
 
     /// The fused BN-affine + leaky ReLU + 2x2 max-pool forward and its backward against the unfused kernels

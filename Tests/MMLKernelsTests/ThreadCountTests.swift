@@ -79,6 +79,43 @@ final class ThreadCountTests: XCTestCase {
         }
     }
 
+    /// The KL backward in every direction and for each side's gradients alone (which decides which per-Gaussian
+    /// precomputations, v = S^-1 mu and P = S + mu mu^T, run: they are split over the threads one Gaussian per
+    /// task), on more Gaussians than threads.
+    func testGaussianKLBackwardEveryDirectionAndSide() {
+        var rng = TestRNG(seed: 43)
+        let (na, nb, d) = (23, 5, 6)
+        let muA = rng.floats(na * d), muB = rng.floats(nb * d)
+        let sigA = randomSPD(count: na, d: d, condition: 10, &rng)
+        let sigB = randomSPD(count: nb, d: d, condition: 10, &rng)
+        let dout = rng.floats(na * nb)
+        for direction in [MML_KL_QUERY_CLASS, MML_KL_CLASS_QUERY, MML_KL_SYMMETRIC] {
+            for (sideA, sideB) in [(true, false), (false, true), (true, true)] {
+                assertSameForEveryThreadCount("kl backward \(direction) a \(sideA) b \(sideB)") { t in
+                    // a side not asked for gets NULL gradients (and stays 0 here)
+                    var dma = [Float](repeating: 0, count: muA.count), dsa = [Float](repeating: 0, count: sigA.count)
+                    var dmb = [Float](repeating: 0, count: muB.count), dsb = [Float](repeating: 0, count: sigB.count)
+                    let st = dma.withUnsafeMutableBufferPointer { a in
+                        dsa.withUnsafeMutableBufferPointer { b in
+                            dmb.withUnsafeMutableBufferPointer { c in
+                                dsb.withUnsafeMutableBufferPointer { e in
+                                    mml_gaussian_kl_backward_f32(sideA ? a.baseAddress : nil,
+                                                                 sideA ? b.baseAddress : nil,
+                                                                 sideB ? c.baseAddress : nil,
+                                                                 sideB ? e.baseAddress : nil, dout, muA, sigA,
+                                                                 Int64(na), muB, sigB, Int64(nb), Int64(d), direction,
+                                                                 t)
+                                }
+                            }
+                        }
+                    }
+                    XCTAssertEqual(st, Int32(MML_OK))
+                    return [dma, dsa, dmb, dsb]
+                }
+            }
+        }
+    }
+
     func testLayerKernels() {
         var rng = TestRNG(seed: 42)
         let (n, c, h, w) = (5, 6, 8, 10)

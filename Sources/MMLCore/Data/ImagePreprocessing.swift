@@ -2,7 +2,7 @@ import Foundation
 import MMLImageIO
 
 /// How images are resampled to the network's size (and cached at their base size).
-public enum ResizeFilter: String, Codable, Sendable, CaseIterable, NamedChoice {
+public enum ResizeFilter: String, Codable, Sendable, CaseIterable, NamedChoice, DefaultWhenAbsentValue {
     /// Triangle (bilinear) filter widened by the shrink factor (antialias); mml's default.
     case triangle
     /// Area averaging: each output pixel is the mean of the source over its footprint (fractional edge pixels
@@ -14,6 +14,9 @@ public enum ResizeFilter: String, Codable, Sendable, CaseIterable, NamedChoice {
 
     /// The configuration field named in parse errors.
     public static let field = "resizeFilter"
+
+    /// Files written before the field existed resized with the triangle filter.
+    public static var defaultWhenAbsent: ResizeFilter { .triangle }
 
     /// The C library's filter code.
     var code: Int32 {
@@ -27,7 +30,7 @@ public enum ResizeFilter: String, Codable, Sendable, CaseIterable, NamedChoice {
 
 /// Which pixel value is ink. Omniglot's PNGs are black strokes on white paper; Snell et al.'s ProtoNet (and most
 /// PyTorch Omniglot loaders after it) feed `1 - pixel`, so ink is 1 and paper 0.
-public enum InkConvention: String, Codable, Sendable, CaseIterable, NamedChoice {
+public enum InkConvention: String, Codable, Sendable, CaseIterable, NamedChoice, DefaultWhenAbsentValue {
     /// Pixels as stored, scaled to [0, 1] (Omniglot paper is 1); mml's default.
     case paperWhite = "paper-white"
     /// `1 - pixel` after scaling to [0, 1] (Omniglot ink is 1), before mean/std normalisation.
@@ -35,11 +38,14 @@ public enum InkConvention: String, Codable, Sendable, CaseIterable, NamedChoice 
 
     /// The configuration field named in parse errors.
     public static let field = "ink"
+
+    /// Files written before the field existed used pixels as stored.
+    public static var defaultWhenAbsent: InkConvention { .paperWhite }
 }
 
 /// Pixel preprocessing choices a run may set or override (nil: the model's or the dataset's default): ink
 /// convention, resize filter and the per-channel normalisation `(x - mean) / std` applied last.
-public struct Preprocessing: Codable, Sendable, Equatable {
+public struct Preprocessing: Codable, Sendable, Equatable, DefaultWhenAbsentValue {
     /// Ink convention (default paper-white).
     public var ink: InkConvention?
     /// Resize filter (default triangle).
@@ -53,6 +59,9 @@ public struct Preprocessing: Codable, Sendable, Equatable {
                 std: [Float]? = nil) {
         self.ink = ink; self.resizeFilter = resizeFilter; self.mean = mean; self.std = std
     }
+
+    /// Files written before the field existed kept the checkpoint's own preprocessing.
+    public static var defaultWhenAbsent: Preprocessing { Preprocessing() }
 
     /// True when nothing is set.
     public var isEmpty: Bool { ink == nil && resizeFilter == nil && mean == nil && std == nil }

@@ -55,10 +55,12 @@ public struct ImageConfig: Sendable, Codable, Equatable {
     public var std: [Float]
     /// Training augmentation (`.none` for evaluation).
     public var augmentation: Augmentation
-    /// Which value is ink: pixels as stored (default) or `1 - pixel` (applied before mean/std).
-    public var ink: InkConvention
+    /// Which value is ink: pixels as stored (default) or `1 - pixel` (applied before mean/std). Like
+    /// `resizeFilter`, written only when not the default (and read as the default when absent), so configurations
+    /// that do not use them stay byte-identical to older ones.
+    @OmittedWhenDefault public var ink: InkConvention
     /// The resampling filter of the resize (and of crops): triangle (default) or area.
-    public var resizeFilter: ResizeFilter
+    @OmittedWhenDefault public var resizeFilter: ResizeFilter
 
     /// A configuration; mean 0 / std 1 (pixels in [0, 1]), pixels as stored and the triangle filter unless given.
     public init(size: Int, channels: Int, resize: Int? = nil, mean: [Float] = [0], std: [Float] = [1],
@@ -66,35 +68,6 @@ public struct ImageConfig: Sendable, Codable, Equatable {
                 resizeFilter: ResizeFilter = .triangle) {
         self.size = size; self.channels = channels; self.resize = resize; self.mean = mean; self.std = std
         self.augmentation = augmentation; self.ink = ink; self.resizeFilter = resizeFilter
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case size, channels, resize, mean, std, augmentation, ink, resizeFilter
-    }
-
-    /// Decodes older configurations too: a missing `ink` or `resizeFilter` is the default.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(size: try c.decode(Int.self, forKey: .size), channels: try c.decode(Int.self, forKey: .channels),
-                  resize: try c.decodeIfPresent(Int.self, forKey: .resize),
-                  mean: try c.decode([Float].self, forKey: .mean), std: try c.decode([Float].self, forKey: .std),
-                  augmentation: try c.decode(Augmentation.self, forKey: .augmentation),
-                  ink: try c.decodeIfPresent(InkConvention.self, forKey: .ink) ?? .paperWhite,
-                  resizeFilter: try c.decodeIfPresent(ResizeFilter.self, forKey: .resizeFilter) ?? .triangle)
-    }
-
-    /// Encodes `ink` and `resizeFilter` only when they differ from the defaults, so configurations that do not use
-    /// them stay byte-identical to older ones.
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(size, forKey: .size)
-        try c.encode(channels, forKey: .channels)
-        try c.encodeIfPresent(resize, forKey: .resize)
-        try c.encode(mean, forKey: .mean)
-        try c.encode(std, forKey: .std)
-        try c.encode(augmentation, forKey: .augmentation)
-        if ink != .paperWhite { try c.encode(ink, forKey: .ink) }
-        if resizeFilter != .triangle { try c.encode(resizeFilter, forKey: .resizeFilter) }
     }
 
     /// ImageNet's channel statistics (the usual normalisation for mini-ImageNet).

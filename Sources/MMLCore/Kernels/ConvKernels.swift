@@ -51,17 +51,39 @@ enum ConvKernels {
     static func backward(_ dy: Tensor, input x: Tensor, weight: Tensor, stride: Int, padding: Int, inputGradient: Bool,
                          weightGradient: inout Tensor, biasGradient: inout Tensor?, workspace: inout [Float],
                          threads: Int) -> Tensor? {
+        precondition(weightGradient.shape == weight.shape,
+                     "[conv2d backward] dW \(weightGradient.shape) does not match weight \(weight.shape)")
+        return weightGradient.data.withUnsafeMutableBufferPointer { dw in
+            backward(dy, input: x, weight: weight, stride: stride, padding: padding, inputGradient: inputGradient,
+                     weightGradient: dw.baseAddress, biasGradient: &biasGradient, workspace: &workspace,
+                     threads: threads)
+        }
+    }
+
+    /// dL/dx (N, C, H, W) of `forward` alone: no parameter gradient is computed (the C kernel skips the dW GEMM
+    /// given no dW), and dL/dx has the same bits as `backward`'s.
+    static func backwardData(_ dy: Tensor, input x: Tensor, weight: Tensor, stride: Int, padding: Int,
+                             workspace: inout [Float], threads: Int) -> Tensor {
+        var noBias: Tensor? = nil
+        return backward(dy, input: x, weight: weight, stride: stride, padding: padding, inputGradient: true,
+                        weightGradient: nil, biasGradient: &noBias, workspace: &workspace, threads: threads)!
+    }
+
+    /// `backward` with dL/dW accumulated at `weightGradient` (C' x C x k x k floats) or not computed (nil).
+    private static func backward(_ dy: Tensor, input x: Tensor, weight: Tensor, stride: Int, padding: Int,
+                                 inputGradient: Bool, weightGradient: UnsafeMutablePointer<Float>?,
+                                 biasGradient: inout Tensor?, workspace: inout [Float], threads: Int) -> Tensor? {
         let s = sizes(x, weight, "conv2d backward")
         let (oh, ow) = outputSize(s.h, s.w, k: s.k, stride: stride, padding: padding)
-        precondition(dy.shape == [Int(s.n), Int(s.cout), oh, ow] && weightGradient.shape == weight.shape
+        precondition(dy.shape == [Int(s.n), Int(s.cout), oh, ow]
                      && (biasGradient == nil || biasGradient!.count == Int(s.cout)),
-                     "[conv2d backward] dy \(dy.shape), dW \(weightGradient.shape), db \(biasGradient?.shape ?? []) "
+                     "[conv2d backward] dy \(dy.shape), db \(biasGradient?.shape ?? []) "
                      + "do not match input \(x.shape) and weight \(weight.shape)")
         let wsCount = ensureWorkspace(&workspace, s, stride: stride, padding: padding, threads: threads)
         var dx = inputGradient ? Tensor(uninitializedShape: x.shape) : Tensor(shape: [0])
         let status = dx.data.withUnsafeMutableBufferPointer { dxp in
             withOptionalData(&biasGradient) { dbp in
-                mml_conv2d_backward_f32(inputGradient ? dxp.baseAddress : nil, &weightGradient.data, dbp, dy.data,
+                mml_conv2d_backward_f32(inputGradient ? dxp.baseAddress : nil, weightGradient, dbp, dy.data,
                                         x.data, weight.data, s.n, s.c, s.h, s.w, s.cout, s.k, s.k, Int64(stride),
                                         Int64(padding), &workspace, wsCount, Int32(threads))
             }

@@ -147,11 +147,9 @@ public final class Conv2D: Layer {
             ConvKernels.directWeightGradient(dy, input: x, into: &weight.grad, workspace: &weightGradientWorkspace,
                                              threads: threads)
             guard inputGradient else { return nil }
-            // dL/dx (no backbone needs it from a first layer): the im2col path, its dW discarded
-            var discarded = Tensor(shape: weight.value.shape), noBias: Tensor? = nil
-            return ConvKernels.backward(dy, input: x, weight: weight.value, stride: stride, padding: padding,
-                                        inputGradient: true, weightGradient: &discarded, biasGradient: &noBias,
-                                        workspace: &workspace, threads: threads)
+            // dL/dx (no backbone needs it from a first layer): the im2col path's backward data alone
+            return ConvKernels.backwardData(dy, input: x, weight: weight.value, stride: stride, padding: padding,
+                                            workspace: &workspace, threads: threads)
         }
         var biasGradient = bias?.grad
         let dx = ConvKernels.backward(dy, input: x, weight: weight.value, stride: stride, padding: padding,

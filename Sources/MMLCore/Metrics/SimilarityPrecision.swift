@@ -5,7 +5,7 @@ import MMLKernels
 /// evaluated: `EvaluationRunConfiguration.precision` / `AblationRunConfiguration.precision`, `mml eval --precision`.
 /// Training is always fp32 (`MultiLevelMetric.forward` refuses anything else with `training`); the distribution
 /// level and the fusion are fp32 whatever this says.
-public enum SimilarityPrecision: String, Codable, Sendable, CaseIterable, NamedChoice {
+public enum SimilarityPrecision: String, Codable, Sendable, CaseIterable, NamedChoice, DefaultWhenAbsentValue {
     /// fp32 products (`SimilarityKernels.Precision.f32`): the default.
     case fp32
     /// Descriptors rounded to bf16 (nearest even), products accumulated in fp32 with VDPBF16PS's arithmetic
@@ -20,6 +20,9 @@ public enum SimilarityPrecision: String, Codable, Sendable, CaseIterable, NamedC
 
     /// The configuration field named in parse errors.
     public static let field = "precision"
+
+    /// Files written before the field existed evaluated in fp32.
+    public static var defaultWhenAbsent: SimilarityPrecision { .fp32 }
 
     /// The kernel precision this selects.
     public var kernel: SimilarityKernels.Precision {

@@ -41,8 +41,8 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
     public var trainingSeed: UInt64?
     /// The pixel and part levels' similarity arithmetic when episodes are scored (the refit's validation episodes
     /// and the test episodes; `retrain`'s training stays fp32): fp32 (the default), bf16 or bf16amx
-    /// (`SimilarityPrecision`).
-    public var precision: SimilarityPrecision
+    /// (`SimilarityPrecision`). Older configurations lack it: fp32.
+    @DefaultWhenAbsent public var precision: SimilarityPrecision
 
     public init(checkpoint: String? = nil, dataset: DatasetSource = DatasetSource(), refitSplit: String = "val",
                 refitEpisodes: Int = 200, way: Int = 5, shot: Int = 1, query: Int = 15, episodes: Int = 600,
@@ -54,29 +54,6 @@ public struct AblationRunConfiguration: Codable, Sendable, Equatable {
         self.episodes = episodes; self.seed = seed; self.out = out; self.threads = threads; self.retrain = retrain
         self.retraining = retraining; self.shard = shard; self.episodesOut = episodesOut
         self.trainingSeed = trainingSeed; self.precision = precision
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case checkpoint, dataset, refitSplit, refitEpisodes, way, shot, query, episodes, seed, out, threads, retrain
-        case retraining, shard, episodesOut, trainingSeed, precision
-    }
-
-    /// Decodes older configurations too (no `precision`: fp32).
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(checkpoint: try c.decodeIfPresent(String.self, forKey: .checkpoint),
-                  dataset: try c.decode(DatasetSource.self, forKey: .dataset),
-                  refitSplit: try c.decode(String.self, forKey: .refitSplit),
-                  refitEpisodes: try c.decode(Int.self, forKey: .refitEpisodes),
-                  way: try c.decode(Int.self, forKey: .way), shot: try c.decode(Int.self, forKey: .shot),
-                  query: try c.decode(Int.self, forKey: .query), episodes: try c.decode(Int.self, forKey: .episodes),
-                  seed: try c.decode(UInt64.self, forKey: .seed), out: try c.decode(String.self, forKey: .out),
-                  threads: try c.decode(Int.self, forKey: .threads), retrain: try c.decode(Bool.self, forKey: .retrain),
-                  retraining: try c.decodeIfPresent(EpisodicTrainingRunConfiguration.self, forKey: .retraining),
-                  shard: try c.decodeIfPresent(ShardSpec.self, forKey: .shard),
-                  episodesOut: try c.decodeIfPresent(String.self, forKey: .episodesOut),
-                  trainingSeed: try c.decodeIfPresent(UInt64.self, forKey: .trainingSeed),
-                  precision: try c.decodeIfPresent(SimilarityPrecision.self, forKey: .precision) ?? .fp32)
     }
 
     /// Where the per-episode file goes.

@@ -26,8 +26,10 @@ public struct DatasetSource: Codable, Sendable, Equatable {
     /// larger one is refused from its header before its pixels are allocated.
     public var maxImagePixels: Int?
     /// Use a dataset or episode list that names one image twice (a file listed twice in a split, shared by two
-    /// classes, or both support and query of an episode) with a warning, instead of refusing it.
-    public var allowDuplicates: Bool
+    /// classes, or both support and query of an episode) with a warning, instead of refusing it. Written only when
+    /// true (like `maxImagePixels` only when set), so configurations and checkpoints written before these two fields
+    /// (and those that leave them at their defaults) stay byte-identical.
+    @OmittedWhenDefault public var allowDuplicates: Bool
 
     public init(path: String = "synthetic", layout: DatasetLayout? = nil, split: String? = nil,
                 syntheticSeed: UInt64 = 0, syntheticSize: Int? = nil, syntheticChannels: Int? = nil,
@@ -37,41 +39,6 @@ public struct DatasetSource: Codable, Sendable, Equatable {
         self.syntheticSize = syntheticSize; self.syntheticChannels = syntheticChannels
         self.syntheticImages = syntheticImages; self.syntheticRemoveCue = syntheticRemoveCue
         self.maxImagePixels = maxImagePixels; self.allowDuplicates = allowDuplicates
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case path, layout, split, syntheticSeed, syntheticSize, syntheticChannels, syntheticImages, syntheticRemoveCue
-        case maxImagePixels, allowDuplicates
-    }
-
-    // The two hostile-input fields are written only when set, so configurations and checkpoints written before
-    // them (and those that leave them at their defaults) stay byte-identical.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(path: try c.decode(String.self, forKey: .path),
-                  layout: try c.decodeIfPresent(DatasetLayout.self, forKey: .layout),
-                  split: try c.decodeIfPresent(String.self, forKey: .split),
-                  syntheticSeed: try c.decode(UInt64.self, forKey: .syntheticSeed),
-                  syntheticSize: try c.decodeIfPresent(Int.self, forKey: .syntheticSize),
-                  syntheticChannels: try c.decodeIfPresent(Int.self, forKey: .syntheticChannels),
-                  syntheticImages: try c.decode(Int.self, forKey: .syntheticImages),
-                  syntheticRemoveCue: try c.decodeIfPresent(SyntheticCue.self, forKey: .syntheticRemoveCue),
-                  maxImagePixels: try c.decodeIfPresent(Int.self, forKey: .maxImagePixels),
-                  allowDuplicates: try c.decodeIfPresent(Bool.self, forKey: .allowDuplicates) ?? false)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(path, forKey: .path)
-        try c.encodeIfPresent(layout, forKey: .layout)
-        try c.encodeIfPresent(split, forKey: .split)
-        try c.encode(syntheticSeed, forKey: .syntheticSeed)
-        try c.encodeIfPresent(syntheticSize, forKey: .syntheticSize)
-        try c.encodeIfPresent(syntheticChannels, forKey: .syntheticChannels)
-        try c.encode(syntheticImages, forKey: .syntheticImages)
-        try c.encodeIfPresent(syntheticRemoveCue, forKey: .syntheticRemoveCue)
-        try c.encodeIfPresent(maxImagePixels, forKey: .maxImagePixels)
-        if allowDuplicates { try c.encode(true, forKey: .allowDuplicates) }
     }
 
     /// The image pixel limit in force: `maxImagePixels`, else `ImageCodec.defaultMaxPixels`.

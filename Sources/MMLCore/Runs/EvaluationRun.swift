@@ -33,15 +33,15 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
     /// ending in `/`) gets `episodes.jsonl` or the shard's `ShardSpec.fileName`.
     public var episodesOut: String?
     /// Preprocessing laid over the checkpoint's own (ink, resize filter, mean, std; unset fields keep the
-    /// checkpoint's).
-    public var preprocessing: Preprocessing
+    /// checkpoint's). Older configurations lack it: the checkpoint's own.
+    @DefaultWhenAbsent public var preprocessing: Preprocessing
     /// The training seed of the checkpoint when it is one seed of a study (`SeedEvaluationRun`): written into the
     /// per-episode records and the file's manifest (`training_seed`); nil otherwise.
     public var trainingSeed: UInt64?
     /// The pixel and part levels' similarity arithmetic (metric protocol only): fp32 (the default), bf16 or bf16amx
     /// (`SimilarityPrecision`; on a CPU without the fast path, AVX512-BF16 or AMX, the run warns that it is slower
-    /// than fp32).
-    public var precision: SimilarityPrecision
+    /// than fp32). Older configurations lack it: fp32.
+    @DefaultWhenAbsent public var precision: SimilarityPrecision
 
     public init(checkpoint: String, dataset: DatasetSource = DatasetSource(),
                 evaluationProtocol: EvaluationProtocol? = nil,
@@ -55,30 +55,6 @@ public struct EvaluationRunConfiguration: Codable, Sendable, Equatable {
         self.episodes = episodes; self.seed = seed; self.episodeList = episodeList; self.threads = threads
         self.shard = shard; self.episodesOut = episodesOut; self.preprocessing = preprocessing
         self.trainingSeed = trainingSeed; self.precision = precision
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case checkpoint, dataset, evaluationProtocol, cosineClassifier, ways, shots, query, episodes, seed
-        case episodeList, threads, shard, episodesOut, preprocessing, trainingSeed, precision
-    }
-
-    /// Decodes older configurations too (no `preprocessing`: the checkpoint's own; no `precision`: fp32).
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(checkpoint: try c.decode(String.self, forKey: .checkpoint),
-                  dataset: try c.decode(DatasetSource.self, forKey: .dataset),
-                  evaluationProtocol: try c.decodeIfPresent(EvaluationProtocol.self, forKey: .evaluationProtocol),
-                  cosineClassifier: try c.decode(CosineClassifierSettings.self, forKey: .cosineClassifier),
-                  ways: try c.decode([Int].self, forKey: .ways), shots: try c.decode([Int].self, forKey: .shots),
-                  query: try c.decode(Int.self, forKey: .query), episodes: try c.decode(Int.self, forKey: .episodes),
-                  seed: try c.decode(UInt64.self, forKey: .seed),
-                  episodeList: try c.decodeIfPresent(String.self, forKey: .episodeList),
-                  threads: try c.decode(Int.self, forKey: .threads),
-                  shard: try c.decodeIfPresent(ShardSpec.self, forKey: .shard),
-                  episodesOut: try c.decodeIfPresent(String.self, forKey: .episodesOut),
-                  preprocessing: try c.decodeIfPresent(Preprocessing.self, forKey: .preprocessing) ?? Preprocessing(),
-                  trainingSeed: try c.decodeIfPresent(UInt64.self, forKey: .trainingSeed),
-                  precision: try c.decodeIfPresent(SimilarityPrecision.self, forKey: .precision) ?? .fp32)
     }
 
     /// Checks the episode settings (the protocol and the classifier settings are checked against the checkpoint

@@ -6,27 +6,19 @@
  *     dL/dU_oc = sum_t (A dy_to A^T) .* V_tc,     dL/dg_oc = G^T (dL/dU_oc) G,
  * i.e. for each of the 16 transform positions xi a product (Cout x T)(T x C) over the tiles of every image,
  * 2.25x fewer multiplies than the im2col product dW = sum_n dy_n col_n^T (K = 9C rows per output).
- * Images are split into CONV_WG_CHUNKS fixed chunks, each accumulating its own partial dL/dU; the partials are
- * summed in chunk order, so 1 or 2 threads give the same bits. Transforms are vectorised over 16 tiles of a tile
+ * Images are split into fixed chunks (the driver both 3x3 weight gradients share, conv_wgrad_driver.c), each
+ * accumulating its own partial dL/dU; the partials are summed in chunk order, so any thread count gives the same
+ * bits. Transforms are vectorised over 16 tiles of a tile
  * row with AVX-512 when the CPU has it (runtime check), with a portable scalar path otherwise. */
 #include "MMLKernels.h"
+#include "conv_wgrad_driver.h"
 #include "nn_internal.h"
-#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-#define CONV_WG_CHUNKS 4
-
 static size_t al16(size_t f) { return (f + 15) & ~(size_t)15; }
-
-typedef struct {
-    const float *x, *dy;
-    float *ws;
-    int64_t n, c, h, w, cout, th, tw, t, chunks;
-    size_t per_thread, partial;
-} wg_ctx;
 
 /* ------------------------------------------------------------------ transforms, portable */
 
@@ -202,81 +194,56 @@ WG_AVX512 static void grad_transform_avx512(float *yh, const float *dy, int64_t 
 }
 #endif
 
-/* ------------------------------------------------------------------ driver */
+/* ------------------------------------------------------------------ the driver's steps */
 
-int64_t mml_conv3x3_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
-                                           int32_t nthreads) {
-    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || cout <= 0) return MML_ERR_ARGUMENT;
+/* A chunk's partial is dL/dU, [xi][o][ch]; a thread's scratch V [xi][ch][t], Yh [xi][o][t], the AVX-512
+ * transforms' row buffer (4 rows of 2 tw + 34) and the GEMM's scratch. */
+static size_t wg_partial_floats(int64_t c, int64_t h, int64_t w, int64_t cout) {
+    (void)h, (void)w;
+    return al16((size_t)(16 * cout * c));
+}
+
+static size_t wg_scratch_floats(int64_t c, int64_t h, int64_t w, int64_t cout) {
+    int64_t tw = (w + 1) / 2, t = (h + 1) / 2 * tw;
+    return al16((size_t)(16 * c * t)) + al16((size_t)(16 * cout * t)) + al16((size_t)(4 * (2 * tw + 34))) +
+           al16(mml_nn_sgemm_scratch_floats());
+}
+
+static void wg_image(const mml_wgrad_job *job, int64_t img, int first, float *du, float *scratch) {
+    int64_t c = job->c, h = job->h, w = job->w, cout = job->cout;
     int64_t th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw;
-    int64_t chunks = n < CONV_WG_CHUNKS ? n : CONV_WG_CHUNKS;
-    int threads = mml_thread_count(nthreads, chunks);
-    size_t per_thread = al16((size_t)(16 * c * t)) + al16((size_t)(16 * cout * t)) +
-                        al16((size_t)(4 * (2 * tw + 34))) + al16(mml_nn_sgemm_scratch_floats());
-    size_t partial = al16((size_t)(16 * cout * c));
-    return (int64_t)(per_thread * (size_t)threads + partial * (size_t)chunks + 16);
-}
-
-static float *wg_partial(wg_ctx *s, int64_t chunk) {
-    float *base = (float *)(((uintptr_t)s->ws + 63) & ~(uintptr_t)63);
-    return base + (size_t)chunk * s->partial;
-}
-
-static void wg_task(void *ctx, int64_t chunk, int thread) {
-    wg_ctx *s = (wg_ctx *)ctx;
-    float *ws = wg_partial(s, s->chunks) + (size_t)thread * s->per_thread;
-    float *v = ws, *yh = v + al16((size_t)(16 * s->c * s->t));
-    float *rowbuf = yh + al16((size_t)(16 * s->cout * s->t));
-    float *gs = rowbuf + al16((size_t)(4 * (2 * s->tw + 34)));
-    float *du = wg_partial(s, chunk);
-    int64_t i0 = chunk * s->n / s->chunks, i1 = (chunk + 1) * s->n / s->chunks;
-    for (int64_t img = i0; img < i1; img++) {
-        const float *xn = s->x + img * s->c * s->h * s->w, *dyn = s->dy + img * s->cout * s->h * s->w;
+    float *v = scratch, *yh = v + al16((size_t)(16 * c * t));
+    float *rowbuf = yh + al16((size_t)(16 * cout * t));
+    float *gs = rowbuf + al16((size_t)(4 * (2 * tw + 34)));
+    const float *xn = job->x + img * c * h * w, *dyn = job->dy + img * cout * h * w;
 #if defined(__x86_64__)
-        if (mml_nn_have_avx512()) {
-            input_transform_avx512(v, xn, s->c, s->h, s->w, s->th, s->tw, rowbuf);
-            grad_transform_avx512(yh, dyn, s->cout, s->h, s->w, s->th, s->tw, rowbuf);
-        } else
+    if (mml_nn_have_avx512()) {
+        input_transform_avx512(v, xn, c, h, w, th, tw, rowbuf);
+        grad_transform_avx512(yh, dyn, cout, h, w, th, tw, rowbuf);
+    } else
 #endif
-        {
-            (void)rowbuf;
-            input_transform_portable(v, xn, s->c, s->h, s->w, s->th, s->tw);
-            grad_transform_portable(yh, dyn, s->cout, s->h, s->w, s->th, s->tw);
-        }
-        /* dU[xi] (Cout x C) += Yh[xi] (Cout x T) V[xi]^T (T x C) */
-        for (int xi = 0; xi < 16; xi++)
-            mml_nn_sgemm(0, 1, s->cout, s->c, s->t, 1.0f, yh + (size_t)xi * s->cout * s->t, s->t,
-                         v + (size_t)xi * s->c * s->t, s->t, img == i0 ? 0.0f : 1.0f,
-                         du + (size_t)xi * s->cout * s->c, s->c, gs);
+    {
+        (void)rowbuf;
+        input_transform_portable(v, xn, c, h, w, th, tw);
+        grad_transform_portable(yh, dyn, cout, h, w, th, tw);
     }
+    /* dU[xi] (Cout x C) += Yh[xi] (Cout x T) V[xi]^T (T x C); the chunk's first image overwrites */
+    for (int xi = 0; xi < 16; xi++)
+        mml_nn_sgemm(0, 1, cout, c, t, 1.0f, yh + (size_t)xi * cout * t, t, v + (size_t)xi * c * t, t,
+                     first ? 0.0f : 1.0f, du + (size_t)xi * cout * c, c, gs);
 }
 
-int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
-                                             int64_t h, int64_t w, int64_t cout, float *workspace,
-                                             int64_t workspace_floats, int32_t nthreads) {
-    if (!dweight || !dy || !x) return MML_ERR_ARGUMENT;
-    int64_t need = mml_conv3x3_wgrad_workspace_floats(n, c, h, w, cout, nthreads);
-    if (need < 0) return MML_ERR_ARGUMENT;
-    float *owned;
-    int acquired = mml_nn_acquire_workspace(&workspace, &owned, workspace_floats, need);
-    if (acquired != MML_OK) return acquired;
-    wg_ctx s;
-    memset(&s, 0, sizeof(s));
-    s.x = x; s.dy = dy; s.ws = workspace;
-    s.n = n; s.c = c; s.h = h; s.w = w; s.cout = cout;
-    s.th = (h + 1) / 2; s.tw = (w + 1) / 2; s.t = s.th * s.tw;
-    s.chunks = n < CONV_WG_CHUNKS ? n : CONV_WG_CHUNKS;
-    s.per_thread = al16((size_t)(16 * c * s.t)) + al16((size_t)(16 * cout * s.t)) + al16((size_t)(4 * (2 * s.tw + 34))) +
-                   al16(mml_nn_sgemm_scratch_floats());
-    s.partial = al16((size_t)(16 * cout * c));
-    mml_parallel_for(s.chunks, nthreads, wg_task, &s);
-    /* dU summed over chunks in order, then dW_oc += G^T dU_oc G, G^T = [[1, .5, .5, 0], [0, .5, -.5, 0],
-     * [0, .5, .5, 1]] */
+/* dU summed over chunks in order, then dW_oc += G^T dU_oc G, G^T = [[1, .5, .5, 0], [0, .5, -.5, 0],
+ * [0, .5, .5, 1]] */
+static void wg_reduce(const mml_wgrad_job *job, float *dweight) {
+    int64_t c = job->c, cout = job->cout;
     for (int64_t o = 0; o < cout; o++)
         for (int64_t ch = 0; ch < c; ch++) {
             float m[4][4];
             for (int xi = 0; xi < 16; xi++) {
                 float acc = 0.0f;
-                for (int64_t k = 0; k < s.chunks; k++) acc += wg_partial(&s, k)[((size_t)xi * cout + o) * c + ch];
+                for (int64_t k = 0; k < job->chunks; k++)
+                    acc += mml_wgrad_partial(job, k)[((size_t)xi * cout + o) * c + ch];
                 m[xi / 4][xi % 4] = acc;
             }
             float r[3][4];
@@ -292,6 +259,17 @@ int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, co
                 dw[i * 3 + 2] += 0.5f * (r[i][1] + r[i][2]) + r[i][3];
             }
         }
-    free(owned);
-    return MML_OK;
+}
+
+static const mml_wgrad_kernel wg_kernel = {wg_partial_floats, wg_scratch_floats, wg_image, wg_reduce};
+
+int64_t mml_conv3x3_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                           int32_t nthreads) {
+    return mml_wgrad_workspace_floats(&wg_kernel, n, c, h, w, cout, nthreads);
+}
+
+int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
+                                             int64_t h, int64_t w, int64_t cout, float *workspace,
+                                             int64_t workspace_floats, int32_t nthreads) {
+    return mml_wgrad_run(&wg_kernel, dweight, dy, x, n, c, h, w, cout, workspace, workspace_floats, nthreads);
 }

@@ -11,17 +11,17 @@
  * (o, ch, ky, kx, lane) accumulator is one FMA chain over the images of a chunk, then the rows y, then the pixels
  * x = 16 s + lane (all rows, the padded ones included: their products are exact zeros); the 16 lanes are summed
  * by halving (i + 8, then + 4, + 2, + 1); dW receives the chunks' sums in chunk order. Images are split into
- * DWG_CHUNKS fixed chunks, so any thread count gives the same bits. */
+ * fixed chunks by the driver both 3x3 weight gradients share (conv_wgrad_driver.c), so any thread count gives the
+ * same bits. */
 #include "MMLKernels.h"
+#include "conv_wgrad_driver.h"
 #include "nn_internal.h"
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-#define DWG_CHUNKS 4
 #define DWG_OB 4 /* output channels per register block */
 #define DWG_RB 2 /* kernel rows (ch, ky) per register block */
 
@@ -39,22 +39,6 @@ static size_t dwg_image_floats(int64_t c, int64_t h, int64_t w) {
 static size_t dwg_dy_floats(int64_t h, int64_t w) { return al16((size_t)(DWG_OB * h * dwg_wq(w))); }
 /* per-chunk lane sums: [o][tap][16] */
 static size_t dwg_lane_floats(int64_t c, int64_t cout) { return al16((size_t)(cout * 9 * c * 16)); }
-
-typedef struct {
-    float *dweight;
-    const float *dy, *x;
-    float *ws;
-    int64_t n, c, h, w, cout, chunks;
-} dwg_ctx;
-
-static float *dwg_lanes(dwg_ctx *s, int64_t chunk) {
-    float *base = (float *)(((uintptr_t)s->ws + 63) & ~(uintptr_t)63);
-    return base + (size_t)chunk * dwg_lane_floats(s->c, s->cout);
-}
-
-static float *dwg_image(dwg_ctx *s, int thread) {
-    return dwg_lanes(s, s->chunks) + (size_t)thread * (dwg_image_floats(s->c, s->h, s->w) + dwg_dy_floats(s->h, s->w));
-}
 
 static void dwg_pad_image(float *xp, const float *x, int64_t c, int64_t h, int64_t w) {
     int64_t wq = dwg_wq(w);
@@ -146,43 +130,31 @@ static void dwg_image_blocks(float *lanes, float *dyp, const float *dyn, const f
     }
 }
 
-static void dwg_task(void *ctx, int64_t chunk, int thread) {
-    dwg_ctx *s = (dwg_ctx *)ctx;
-    float *lanes = dwg_lanes(s, chunk), *xp = dwg_image(s, thread);
-    float *dyp = xp + dwg_image_floats(s->c, s->h, s->w);
-    memset(lanes, 0, dwg_lane_floats(s->c, s->cout) * sizeof(float));
-    int64_t i0 = chunk * s->n / s->chunks, i1 = (chunk + 1) * s->n / s->chunks;
-    for (int64_t img = i0; img < i1; img++) {
-        const float *xn = s->x + img * s->c * s->h * s->w, *dyn = s->dy + img * s->cout * s->h * s->w;
-        dwg_pad_image(xp, xn, s->c, s->h, s->w);
-        dwg_image_blocks(lanes, dyp, dyn, xp, s->c, s->h, s->w, s->cout);
-    }
+/* The driver's steps: a chunk's partial is its lane sums [o][tap][16]; a thread's scratch the padded image, then
+ * the padded dy of one block of output channels. */
+static size_t dwg_scratch_floats(int64_t c, int64_t h, int64_t w, int64_t cout) {
+    (void)cout;
+    return dwg_image_floats(c, h, w) + dwg_dy_floats(h, w);
 }
 
-int64_t mml_conv3x3_direct_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
-                                                  int32_t nthreads) {
-    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || cout <= 0 || nthreads < 0) return MML_ERR_ARGUMENT;
-    int64_t chunks = n < DWG_CHUNKS ? n : DWG_CHUNKS;
-    int threads = mml_thread_count(nthreads, chunks);
-    return (int64_t)(dwg_lane_floats(c, cout) * (size_t)chunks +
-                     (dwg_image_floats(c, h, w) + dwg_dy_floats(h, w)) * (size_t)threads + 16);
+static size_t dwg_partial_floats(int64_t c, int64_t h, int64_t w, int64_t cout) {
+    (void)h, (void)w;
+    return dwg_lane_floats(c, cout);
 }
 
-int mml_conv3x3_direct_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
-                                           int64_t h, int64_t w, int64_t cout, float *workspace,
-                                           int64_t workspace_floats, int32_t nthreads) {
-    if (!dweight || !dy || !x) return MML_ERR_ARGUMENT;
-    int64_t need = mml_conv3x3_direct_wgrad_workspace_floats(n, c, h, w, cout, nthreads);
-    if (need < 0) return MML_ERR_ARGUMENT;
-    float *owned;
-    int acquired = mml_nn_acquire_workspace(&workspace, &owned, workspace_floats, need);
-    if (acquired != MML_OK) return acquired;
-    dwg_ctx s = {dweight, dy, x, workspace, n, c, h, w, cout, n < DWG_CHUNKS ? n : DWG_CHUNKS};
-    mml_parallel_for(s.chunks, nthreads, dwg_task, &s);
-    int64_t taps = 9 * c;
-    for (int64_t ch = 0; ch < s.chunks; ch++) {
-        const float *lanes = dwg_lanes(&s, ch);
-        for (int64_t o = 0; o < cout; o++)
+static void dwg_image(const mml_wgrad_job *job, int64_t img, int first, float *lanes, float *scratch) {
+    float *xp = scratch, *dyp = scratch + dwg_image_floats(job->c, job->h, job->w);
+    if (first) memset(lanes, 0, dwg_lane_floats(job->c, job->cout) * sizeof(float));
+    const float *xn = job->x + img * job->c * job->h * job->w, *dyn = job->dy + img * job->cout * job->h * job->w;
+    dwg_pad_image(xp, xn, job->c, job->h, job->w);
+    dwg_image_blocks(lanes, dyp, dyn, xp, job->c, job->h, job->w, job->cout);
+}
+
+static void dwg_reduce(const mml_wgrad_job *job, float *dweight) {
+    int64_t taps = 9 * job->c;
+    for (int64_t ch = 0; ch < job->chunks; ch++) {
+        const float *lanes = mml_wgrad_partial(job, ch);
+        for (int64_t o = 0; o < job->cout; o++)
             for (int64_t tap = 0; tap < taps; tap++) {
                 const float *l = lanes + (o * taps + tap) * 16;
                 float h8[8], h4[4];
@@ -192,6 +164,17 @@ int mml_conv3x3_direct_backward_weight_f32(float *dweight, const float *dy, cons
                 dweight[o * taps + tap] += total;
             }
     }
-    free(owned);
-    return MML_OK;
+}
+
+static const mml_wgrad_kernel dwg_kernel = {dwg_partial_floats, dwg_scratch_floats, dwg_image, dwg_reduce};
+
+int64_t mml_conv3x3_direct_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
+                                                  int32_t nthreads) {
+    return mml_wgrad_workspace_floats(&dwg_kernel, n, c, h, w, cout, nthreads);
+}
+
+int mml_conv3x3_direct_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
+                                           int64_t h, int64_t w, int64_t cout, float *workspace,
+                                           int64_t workspace_floats, int32_t nthreads) {
+    return mml_wgrad_run(&dwg_kernel, dweight, dy, x, n, c, h, w, cout, workspace, workspace_floats, nthreads);
 }

@@ -320,26 +320,39 @@ static void side_task(void *vctx, int64_t s, int tid) {
         for (int64_t k = 0; k < d; k++) c->dmu[s * d + k] += (float)dm[k];
 }
 
-/* KL: per Gaussian of one side, v = S^-1 mu (d) and, when wanted, P = S + mu mu^T (d^2), in double. */
-static int kl_precompute(double **v, double **P, const mml_gauss_side *side, const float *mu, const float *sigma,
-                         int64_t n, int64_t d, int want_p) {
-    int64_t dd = d * d;
-    *v = (double *)malloc(sizeof(double) * (size_t)(n * d));
-    *P = want_p ? (double *)malloc(sizeof(double) * (size_t)(n * dd)) : NULL;
-    if (!*v || (want_p && !*P)) return MML_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) {
-        const double *inv = side->inv + i * dd;
-        const float *m = mu + i * d, *S = sigma + i * dd;
-        for (int64_t p = 0; p < d; p++) {
-            double t = 0.0;
-            for (int64_t q = 0; q < d; q++) t += inv[p * d + q] * (double)m[q];
-            (*v)[i * d + p] = t;
-        }
-        if (want_p)
-            for (int64_t p = 0; p < d; p++)
-                for (int64_t q = 0; q < d; q++)
-                    (*P)[i * dd + p * d + q] = (double)S[p * d + q] + (double)m[p] * (double)m[q];
+/* KL: per Gaussian of one side, v = S^-1 mu (d) and, when wanted, P = S + mu mu^T (d^2), in double; one task per
+ * Gaussian, writing only its own rows. */
+typedef struct {
+    double *v, *P; /* P: NULL when not wanted */
+    const mml_gauss_side *side;
+    const float *mu, *sigma;
+    int64_t d;
+} kl_pre_ctx;
+
+static void kl_precompute_task(void *vctx, int64_t i, int tid) {
+    const kl_pre_ctx *c = (const kl_pre_ctx *)vctx;
+    const int64_t d = c->d, dd = d * d;
+    const double *inv = c->side->inv + i * dd;
+    const float *m = c->mu + i * d, *S = c->sigma + i * dd;
+    (void)tid;
+    for (int64_t p = 0; p < d; p++) {
+        double t = 0.0;
+        for (int64_t q = 0; q < d; q++) t += inv[p * d + q] * (double)m[q];
+        c->v[i * d + p] = t;
     }
+    if (c->P)
+        for (int64_t p = 0; p < d; p++)
+            for (int64_t q = 0; q < d; q++)
+                c->P[i * dd + p * d + q] = (double)S[p * d + q] + (double)m[p] * (double)m[q];
+}
+
+static int kl_precompute(double **v, double **P, const mml_gauss_side *side, const float *mu, const float *sigma,
+                         int64_t n, int64_t d, int want_p, int32_t nthreads) {
+    *v = (double *)malloc(sizeof(double) * (size_t)(n * d));
+    *P = want_p ? (double *)malloc(sizeof(double) * (size_t)(n * d * d)) : NULL;
+    if (!*v || (want_p && !*P)) return MML_ERR_NOMEM;
+    kl_pre_ctx c = {*v, *P, side, mu, sigma, d};
+    mml_parallel_for(n, nthreads, kl_precompute_task, &c);
     return MML_OK;
 }
 
@@ -369,8 +382,8 @@ static int side_backward(bw_kind kind, float *dmu_a, float *dsigma_a, float *dmu
     if (st == MML_OK && kind == BW_KL) {
         /* side a's tasks read b's v (KL(a || b) terms) and P (KL(b || a) terms), and the other way round */
         int kl_ab = dir != MML_KL_CLASS_QUERY, kl_ba = dir != MML_KL_QUERY_CLASS;
-        st = kl_precompute(&v_a, &p_a, &a, mu_a, sigma_a, n_a, d, need_b && kl_ab);
-        if (st == MML_OK) st = kl_precompute(&v_b, &p_b, &b, mu_b, sigma_b, n_b, d, need_a && kl_ba);
+        st = kl_precompute(&v_a, &p_a, &a, mu_a, sigma_a, n_a, d, need_b && kl_ab, nt);
+        if (st == MML_OK) st = kl_precompute(&v_b, &p_b, &b, mu_b, sigma_b, n_b, d, need_a && kl_ba, nt);
     }
     if (st == MML_OK) {
         side_ctx ca = {kind, dmu_a, dsigma_a, mu_a, sigma_a, mu_b, sigma_b, &a, &b, dout, 1, dir, n_a, n_b, n_b, d,

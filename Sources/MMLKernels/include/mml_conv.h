@@ -38,7 +38,9 @@ int mml_conv2d_backward_f32(float *dx, float *dweight, float *dbias, const float
  * (cout, c, 3, 3)) by Winograd F(2x2, 3x3) (conv_wgrad.c): dweight += dL/dweight for the output gradient dy.
  * Same result as mml_conv2d_backward_f32's dweight up to float rounding, with 2.25x fewer multiplies; the same
  * bits for any thread count. workspace: NULL (allocated per call) or at least
- * mml_conv3x3_wgrad_workspace_floats(...) floats. */
+ * mml_conv3x3_wgrad_workspace_floats(...) floats. Errors: a NULL tensor, a size <= 0 or nthreads < 0 ->
+ * MML_ERR_ARGUMENT (the workspace function returns it); a workspace smaller than needed -> MML_ERR_ARGUMENT;
+ * allocation failure -> MML_ERR_NOMEM. */
 int64_t mml_conv3x3_wgrad_workspace_floats(int64_t n, int64_t c, int64_t h, int64_t w, int64_t cout,
                                            int32_t nthreads);
 int mml_conv3x3_winograd_backward_weight_f32(float *dweight, const float *dy, const float *x, int64_t n, int64_t c,
