@@ -5,7 +5,8 @@ import MMLCore
 /// 5-shot, 15 queries, Conv-64F at 84 x 84 x 3 (built-in synthetic images, cached after the first decode), all three
 /// levels (pixel top-3, part Grid-3,2 top-1, distribution KL) and the learned fusion — and the peak memory. It runs
 /// the path of `mml eval` (a `FewShotModel` and `evaluateModel`). The PyTorch peer's row ("eval600") times its
-/// eval-mode Conv-64F forward + DN4 (k = 3) + Gaussian fit + W2 + KL on the same shapes.
+/// eval-mode Conv-64F forward + DN4 (k = 3) + Gaussian fit + W2 + KL on the same shapes. Where the CPU runs AMX
+/// tiles, each setting also gets a row with `--precision bf16amx` (the same episodes, the same peer row).
 func runEpisodeBench(json: Bool, arguments: [String]) {
     var episodes = quickBench ? 2 : 20
     if let i = arguments.firstIndex(of: "--episodes"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) { episodes = n }
@@ -27,6 +28,17 @@ func runEpisodeBench(json: Bool, arguments: [String]) {
                                  peakBytes: peakResidentBytes()))
             rows.append(BenchRow(name: "  -> 600 episodes (extrapolated from \(episodes))", seconds: per * 600,
                                  gflops: nil, ratio: nil))
+            // The opt-in bf16amx precision (pixel and part levels' similarity on AMX tiles; README "bf16 similarity
+            // in evaluation"), only where its fast path runs: the portable emulation is several times slower.
+            if SimilarityPrecision.bf16amxHasFastPath {
+                _ = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 1, precision: .bf16amx)
+                let ra = try evaluateModel(model, loader: loader, sampler: sampler, episodes: episodes,
+                                           precision: .bf16amx)
+                let pa = ra.seconds / Double(episodes)
+                rows.append(BenchRow(name: "episode 5-way \(shot)-shot 3 levels bf16amx (vs fp32)",
+                                     seconds: pa, gflops: nil, ratio: per / pa,
+                                     peer: "eval600/\(shot)shot_b\(shot == 1 ? 80 : 100)", peakBytes: peakResidentBytes()))
+            }
         }
     } catch {
         fputs("mml-bench episode: \(error)\n", stderr)
