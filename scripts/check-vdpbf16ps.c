@@ -1,5 +1,6 @@
 /* Checks, on the CPU it runs on, that the hardware AVX512-BF16 instructions match the scalar models the
- * bf16 grouped top-K kernel's portable path uses (Sources/MMLKernels/topk/topk_bf16.h):
+ * bf16 grouped top-K kernel's portable path uses (topk_bf16_from_f32 in Sources/MMLKernels/topk/topk_internal.h,
+ * mk_portable_bf16 in topk_portable.c):
  *   VDPBF16PS per fp32 lane: acc = fma(a[2j+1], b[2j+1], acc); acc = fma(a[2j], b[2j], acc), each a single
  *   rounding in RNE, bf16 denormal inputs read as zero (DAZ), denormal results flushed to signed zero (FTZ);
  *   VCVTNEPS2BF16: fp32 -> bf16 round to nearest even, fp32 denormals to signed zero, NaN quietened.
