@@ -25,6 +25,13 @@ static void mk_portable(float *buf, int mr, const float *q, int64_t d, const flo
 /* Flush a denormal result to a zero of its sign (FTZ). */
 static inline float ftz(float x) { return fabsf(x) < 0x1p-126f ? copysignf(0.0f, x) : x; }
 
+/* The two bf16 halves of a packed pair as floats: the even element (low half) and the odd one (high half). */
+static inline void bf16_pair(uint32_t x, float *even, float *odd) {
+    uint32_t lo = x << 16, hi = x & 0xFFFF0000u;
+    memcpy(even, &lo, 4);
+    memcpy(odd, &hi, 4);
+}
+
 /* The bf16 twin of mk_portable, with VDPBF16PS's exact arithmetic (Intel SDM; confirmed bit for bit on
  * Emerald Rapids by scripts/check-vdpbf16ps.c): per pair p, in order p = 0, 1, ...,
  *     acc = FTZ(fma(q[2p+1], r[2p+1], acc));  acc = FTZ(fma(q[2p], r[2p], acc))
@@ -39,16 +46,12 @@ static void mk_portable_bf16(float *buf, int mr, const uint32_t *q, int64_t d2, 
         for (int c = 0; c < cols; c++) acc[c] = 0.0f;
         const uint32_t *qr = q + r * d2;
         for (int64_t p = 0; p < d2; p++) {
-            uint32_t qa = qr[p], qlo = qa << 16, qhi = qa & 0xFFFF0000u;
             float a0, a1;
-            memcpy(&a0, &qlo, 4);
-            memcpy(&a1, &qhi, 4);
+            bf16_pair(qr[p], &a0, &a1);
             const uint32_t *b = panel + p * cols;
             for (int c = 0; c < cols; c++) {
-                uint32_t blo = b[c] << 16, bhi = b[c] & 0xFFFF0000u;
                 float b0, b1;
-                memcpy(&b0, &blo, 4);
-                memcpy(&b1, &bhi, 4);
+                bf16_pair(b[c], &b0, &b1);
                 acc[c] = ftz(fmaf(a1, b1, acc[c]));
                 acc[c] = ftz(fmaf(a0, b0, acc[c]));
             }
@@ -77,16 +80,12 @@ static void mk_portable_bf16amx(float *buf, int mr, const uint32_t *q, int64_t d
         for (int64_t p0 = 0; p0 < d2p; p0 += TOPK_AMX_PAIRS) {
             for (int c = 0; c < cols; c++) e[c] = o[c] = 0.0f;
             for (int64_t p = p0; p < p0 + TOPK_AMX_PAIRS; p++) {
-                uint32_t qa = qr[p], qlo = qa << 16, qhi = qa & 0xFFFF0000u;
                 float a0, a1;
-                memcpy(&a0, &qlo, 4);
-                memcpy(&a1, &qhi, 4);
+                bf16_pair(qr[p], &a0, &a1);
                 const uint32_t *b = panel + p * cols;
                 for (int c = 0; c < cols; c++) {
-                    uint32_t blo = b[c] << 16, bhi = b[c] & 0xFFFF0000u;
                     float b0, b1;
-                    memcpy(&b0, &blo, 4);
-                    memcpy(&b1, &bhi, 4);
+                    bf16_pair(b[c], &b0, &b1);
                     e[c] = ftz(fmaf(a0, b0, e[c]));
                     o[c] = ftz(fmaf(a1, b1, o[c]));
                 }
