@@ -98,20 +98,11 @@ final class TopKBF16AMXTests: XCTestCase {
                 let (q, r) = bf16TestInputs(s.m, n, s.d, kind: kind, rng: &rng)
                 let group = makeGroups(s.sizes, shuffled: kind % 2 == 1, rng: &rng)
                 for threads in [1, 2] {
-                    unsetenv("MML_KERNELS_ISA")
-                    XCTAssertEqual(String(cString: mml_group_topk_sim_bf16amx_isa()), "amx")
-                    let fast = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, threads: threads, kernel: amx)
-                    setenv("MML_KERNELS_ISA", "portable", 1)
-                    XCTAssertEqual(String(cString: mml_group_topk_sim_bf16amx_isa()), "portable")
-                    let portable = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, threads: threads,
-                                           kernel: amx)
-                    unsetenv("MML_KERNELS_ISA")
+                    let (fast, portable) = fastAndPortable(isa: mml_group_topk_sim_bf16amx_isa, fastPath: "amx") {
+                        runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, threads: threads, kernel: amx)
+                    }
                     let what = "kind \(kind) m \(s.m) sizes \(s.sizes) d \(s.d) k \(s.k) threads \(threads)"
-                    XCTAssertEqual(fast.status, 0, what)
-                    XCTAssertEqual(portable.status, 0, what)
-                    XCTAssertEqual(fast.out.map(\.bitPattern), portable.out.map(\.bitPattern), what)
-                    XCTAssertEqual(fast.idx, portable.idx, what)
-                    XCTAssertEqual(fast.val.map(\.bitPattern), portable.val.map(\.bitPattern), what)
+                    assertSameBits(fast, portable, what)
                     compared += fast.val.count
                 }
             }

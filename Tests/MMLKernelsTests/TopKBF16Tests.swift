@@ -99,19 +99,12 @@ final class TopKBF16Tests: XCTestCase {
                 let n = s.sizes.reduce(0, +)
                 let (q, r) = inputs(s.m, n, s.d, kind: kind, rng: &rng)
                 let group = makeGroups(s.sizes, shuffled: kind % 2 == 1, rng: &rng)
-                unsetenv("MML_KERNELS_ISA")
-                XCTAssertEqual(String(cString: mml_group_topk_sim_bf16_isa()), hasBF16 ? "avx512bf16" : "portable")
-                let fast = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, kernel: bf16)
-                setenv("MML_KERNELS_ISA", "portable", 1)
-                XCTAssertEqual(String(cString: mml_group_topk_sim_bf16_isa()), "portable")
-                let portable = runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, kernel: bf16)
-                unsetenv("MML_KERNELS_ISA")
+                let (fast, portable) = fastAndPortable(isa: mml_group_topk_sim_bf16_isa,
+                                                       fastPath: hasBF16 ? "avx512bf16" : "portable") {
+                    runTopK(q, s.m, r, n, s.d, group, s.sizes.count, s.k, kernel: bf16)
+                }
                 let what = "kind \(kind) m \(s.m) sizes \(s.sizes) d \(s.d) k \(s.k)"
-                XCTAssertEqual(fast.status, 0, what)
-                XCTAssertEqual(portable.status, 0, what)
-                XCTAssertEqual(fast.out.map(\.bitPattern), portable.out.map(\.bitPattern), what)
-                XCTAssertEqual(fast.idx, portable.idx, what)
-                XCTAssertEqual(fast.val.map(\.bitPattern), portable.val.map(\.bitPattern), what)
+                assertSameBits(fast, portable, what)
                 compared += fast.val.count
             }
         }

@@ -107,3 +107,27 @@ func bf16TestInputs(_ m: Int, _ n: Int, _ d: Int, kind: Int, rng: inout TestRNG)
         return (rng.floats(m * d), rng.floats(n * d))
     }
 }
+
+/// Runs `run` twice, first on the path dispatch picks (`isa()` must name `fastPath` then) and then with
+/// MML_KERNELS_ISA=portable (`isa()` must name "portable"), and returns both results; the environment is left unset.
+func fastAndPortable(isa: () -> UnsafePointer<CChar>?, fastPath: String, file: StaticString = #filePath,
+                     line: UInt = #line, _ run: () -> TopKResult) -> (fast: TopKResult, portable: TopKResult) {
+    unsetenv("MML_KERNELS_ISA")
+    XCTAssertEqual(isa().map { String(cString: $0) }, fastPath, file: file, line: line)
+    let fast = run()
+    setenv("MML_KERNELS_ISA", "portable", 1)
+    XCTAssertEqual(isa().map { String(cString: $0) }, "portable", file: file, line: line)
+    let portable = run()
+    unsetenv("MML_KERNELS_ISA")
+    return (fast, portable)
+}
+
+/// Two runs of one kernel succeeded and gave the same bits: sums, selected indices and selected values.
+func assertSameBits(_ a: TopKResult, _ b: TopKResult, _ what: String, file: StaticString = #filePath,
+                    line: UInt = #line) {
+    XCTAssertEqual(a.status, 0, what, file: file, line: line)
+    XCTAssertEqual(b.status, 0, what, file: file, line: line)
+    XCTAssertEqual(a.out.map(\.bitPattern), b.out.map(\.bitPattern), what, file: file, line: line)
+    XCTAssertEqual(a.idx, b.idx, what, file: file, line: line)
+    XCTAssertEqual(a.val.map(\.bitPattern), b.val.map(\.bitPattern), what, file: file, line: line)
+}
