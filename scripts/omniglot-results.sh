@@ -15,8 +15,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mml_args "$@"
 OMNIGLOT=${ARGS[0]:-${OMNIGLOT:-../shared/datasets/omniglot}}
-EPOCHS=8 PER_EPOCH=1000 TEST=600 OUT=${ARGS[1]:-${OUT:-runs/omniglot}}
-if [ "$QUICK" = 1 ]; then EPOCHS=2 PER_EPOCH=30 TEST=20 OUT=${ARGS[1]:-${OUT:-runs/omniglot-quick}}; fi
+EPOCHS=8 PER_EPOCH=1000 TEST=600
+if [ "$QUICK" = 1 ]; then EPOCHS=2 PER_EPOCH=30 TEST=20; fi
+# the default RUN_DIR of a --quick run is its own, so that a check never resumes or overwrites a real run
+OUT=${ARGS[1]:-${OUT:-runs/omniglot$([ "$QUICK" = 1 ] && echo -quick || true)}}
 resume=()
 [ -d "$OUT" ] && resume=(--resume)
 MML_RESUMABLE=1

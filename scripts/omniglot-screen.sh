@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Reproduces the README's Omniglot recipe screening (issue 18 item 3): short runs that change one thing of recipe R1
+# at a time, trained on the Vinyals train split (4112 classes) and scored on the validation split (688 classes), so
+# that the choice of the next recipe never looks at the test classes. Each variant: R1's `mml train` command
+# (ink as 1, area resize, 30-way 1-shot 5 queries, one episode per Adam step, cosine schedule, pixel K = 3, seed 1)
+# shortened to 2000 episodes, then `mml eval` on the same 600 validation episodes (seed 0) of 20-way and 5-way
+# 1-shot, fused and each level alone. Differences under about 0.2 points are within the spread of one seed.
+#   scripts/omniglot-screen.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
+#   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or runs/omniglot-screen
+#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order
+#   (--quick or QUICK=1: 20 episodes per variant, 1 pre-training epoch of 5 batches, 10 validation episodes, into
+#   runs/omniglot-screen-quick; its numbers mean nothing)
+# The variants (flags added to R1's command):
+#   base  none                      w128  --widths 64,64,128,128      k1   --pixel-k 1
+#   aug   --augment mml             w60   --way 60
+#   pre   --init from `mml pretrain` (Conv-64F, neg-cosine head, margin -0.05, 8 epochs of the train split)
+# Time on this 2-core machine (measured, machine partly shared): 6.5-13 minutes of training per 30-way variant
+# (w128 15), w60 19, pre 12 + its pre-training; 1-2 minutes of evaluation each. Resumable: run it again after a
+# stop; finished variants are skipped.
+# Outputs in RUN_DIR: <variant>/ (the run), <variant>-val.txt (the evaluation), screen.md (the table), output.log,
+# build.log, took.txt.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+mml_args "$@"
+OMNIGLOT=${ARGS[0]:-${OMNIGLOT:-../shared/datasets/omniglot}}
+PER_EPOCH=500 EPOCHS=4 VAL=600 PRE_EPOCHS=8 PRE_LIMIT=()
+if [ "$QUICK" = 1 ]; then
+  PER_EPOCH=10 EPOCHS=2 VAL=10 PRE_EPOCHS=1 PRE_LIMIT=(--max-batches 5)
+fi
+# the default RUN_DIR of a --quick run is its own, so that a check never resumes or overwrites a real run
+OUT=${ARGS[1]:-${OUT:-runs/omniglot-screen$([ "$QUICK" = 1 ] && echo -quick || true)}}
+VARIANTS=${VARIANTS:-base w128 k1 aug w60 pre}
+MML_RESUMABLE=1
+mml_begin omniglot-screen "$@"
+mml_omniglot
+mml_build
+data=("$OMNIGLOT" --layout omniglot-vinyals --ink ink-one --resize-filter area)
+
+# train NAME FLAGS...: R1 shortened, into OUT/NAME (resumed if stopped, skipped when finished)
+train() {
+  local name=$1 dir="$OUT/$1"
+  shift
+  [ -f "$dir/finished" ] && return 0
+  local resume=()
+  [ -f "$dir/last.safetensors" ] && resume=(--resume)
+  "$MML" train "${data[@]}" --split train --val-split none --way 30 --shot 1 --query 5 \
+      --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS --episodes-per-step 1 --schedule cosine --pixel-k 3 --seed 1 \
+      --checkpoint-every 500 --log-every 250 --out "$dir" "$@" "${resume[@]}"
+  touch "$dir/finished"
+}
+
+for v in $VARIANTS; do
+  echo "== variant $v"
+  case $v in
+    base) train base ;;
+    w128) train w128 --widths 64,64,128,128 ;;
+    k1) train k1 --pixel-k 1 ;;
+    aug) train aug --augment mml ;;
+    w60) train w60 --way 60 ;;
+    pre)
+      if [ ! -f "$OUT/pretrain/finished" ]; then
+        resume=()
+        [ -f "$OUT/pretrain/last.safetensors" ] && resume=(--resume)
+        "$MML" pretrain "${data[@]}" --split train --val-split none --backbone conv64f --initialization mml \
+            --loss neg-cosine --margin=-0.05 --epochs $PRE_EPOCHS "${PRE_LIMIT[@]}" --log-every 200 \
+            --out "$OUT/pretrain" "${resume[@]}"
+        touch "$OUT/pretrain/finished"
+      fi
+      # a resumed run continues from its own weights (mml train refuses --init with --resume)
+      if [ -f "$OUT/pre/last.safetensors" ]; then train pre; else train pre --init "$OUT/pretrain/backbone.safetensors"; fi ;;
+    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre)" >&2; exit 1 ;;
+  esac
+  if [ ! -s "$OUT/$v-val.txt" ]; then
+    "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \
+        --episodes $VAL --seed 0 | tee "$OUT/$v-val.txt.tmp"
+    mv "$OUT/$v-val.txt.tmp" "$OUT/$v-val.txt"
+  fi
+done
+
+# the table: one row per variant, fused and each level alone at 20-way and 5-way 1-shot
+{
+  echo "| variant | 20-way 1-shot fused | pixel | part | distribution | 5-way 1-shot fused | pixel | part | distribution |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for v in $VARIANTS; do
+    [ -s "$OUT/$v-val.txt" ] || continue
+    awk -v v="$v" '/-way 1-shot/ { n++; split($0, a, "fused "); f[n] = a[2]; sub(/%.*/, "", f[n]) }
+                   /^ +(pixel|part|distribution) / { l[n, $1] = $2 }
+                   END { printf "| %s |", v; for (i = 1; i <= 2; i++) printf " %s | %s | %s | %s |", f[i], l[i, "pixel"], l[i, "part"], l[i, "distribution"]; print "" }' \
+        "$OUT/$v-val.txt"
+  done
+} > "$OUT/screen.md"
+echo "== screening on the validation split ($OUT/screen.md)"
+cat "$OUT/screen.md"
+mml_end
