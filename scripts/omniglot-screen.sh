@@ -15,8 +15,8 @@
 #   aug   --augment mml             w60   --way 60
 #   pre   --init from `mml pretrain` (Conv-64F, neg-cosine head, margin -0.05, 8 epochs of the train split)
 # Time on this 2-core machine (measured, machine partly shared): 6.5-13 minutes of training per 30-way variant
-# (w128 15), w60 19, pre 12 + its pre-training; 1-2 minutes of evaluation each. Resumable: run it again after a
-# stop; finished variants are skipped.
+# (w128 15), w60 19, pre 7.5 after 10 minutes of pre-training; 1-2 minutes of evaluation each; --quick 1m56s.
+# Resumable: run it again after a stop; finished variants are skipped.
 # Outputs in RUN_DIR: <variant>/ (the run), <variant>-val.txt (the evaluation), screen.md (the table), output.log,
 # build.log, took.txt.
 set -euo pipefail
