@@ -5,6 +5,8 @@
 #                         is overwritten), copy everything printed into OUT/output.log and start the clock
 #   mml_args "$@"         only the first part (cd, QUICK, ARGS): for a script whose OUT comes from its arguments,
 #                         which sets OUT and then calls mml_begin
+#   mml_quick_suffix      prints -quick in a --quick run (else nothing): for a script's default OUT, so that a check
+#                         never resumes or overwrites a real run
 #   MML_RESUMABLE=1       set before mml_begin: OUT may hold an earlier, stopped run of this script, which the script
 #                         continues (output.log is appended to)
 #   mml_build             the Debian packages (scripts/install-deps.sh) and `swift build -c release` (log in OUT)
@@ -35,13 +37,17 @@ mml_args() {
   done
 }
 
+# -quick for a --quick run, else nothing: the suffix of a default output directory, so that a check never resumes
+# or overwrites a real run
+mml_quick_suffix() {
+  if [ "$QUICK" = 1 ]; then echo -quick; fi
+}
+
 mml_begin() {
   MML_NAME=$1
   shift
   mml_args "$@"
-  local suffix=""
-  if [ "$QUICK" = 1 ]; then suffix=-quick; fi
-  OUT=${OUT:-runs/$MML_NAME/$(date +%Y%m%d-%H%M%S)$suffix}
+  OUT=${OUT:-runs/$MML_NAME/$(date +%Y%m%d-%H%M%S)$(mml_quick_suffix)}
   if [ "${MML_RESUMABLE:-0}" != 1 ] && [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
     echo "error: $OUT already holds files; give another OUT=DIR (nothing is overwritten)" >&2
     exit 1

@@ -17,8 +17,7 @@ mml_args "$@"
 OMNIGLOT=${ARGS[0]:-${OMNIGLOT:-../shared/datasets/omniglot}}
 EPOCHS=8 PER_EPOCH=1000 TEST=600
 if [ "$QUICK" = 1 ]; then EPOCHS=2 PER_EPOCH=30 TEST=20; fi
-# the default RUN_DIR of a --quick run is its own, so that a check never resumes or overwrites a real run
-OUT=${ARGS[1]:-${OUT:-runs/omniglot$([ "$QUICK" = 1 ] && echo -quick || true)}}
+OUT=${ARGS[1]:-${OUT:-runs/omniglot$(mml_quick_suffix)}}
 resume=()
 [ -d "$OUT" ] && resume=(--resume)
 MML_RESUMABLE=1

@@ -27,8 +27,7 @@ PER_EPOCH=500 EPOCHS=4 VAL=600 PRE_EPOCHS=8 PRE_LIMIT=()
 if [ "$QUICK" = 1 ]; then
   PER_EPOCH=10 EPOCHS=2 VAL=10 PRE_EPOCHS=1 PRE_LIMIT=(--max-batches 5)
 fi
-# the default RUN_DIR of a --quick run is its own, so that a check never resumes or overwrites a real run
-OUT=${ARGS[1]:-${OUT:-runs/omniglot-screen$([ "$QUICK" = 1 ] && echo -quick || true)}}
+OUT=${ARGS[1]:-${OUT:-runs/omniglot-screen$(mml_quick_suffix)}}
 VARIANTS=${VARIANTS:-base w128 k1 aug w60 pre}
 MML_RESUMABLE=1
 mml_begin omniglot-screen "$@"

@@ -17,8 +17,7 @@ EPOCHS=12 PER_EPOCH=500 VAL=100 TEST=600 REFIT=200 LOG=50
 if [ "$QUICK" = 1 ]; then
   EPOCHS=2 PER_EPOCH=30 VAL=20 TEST=20 REFIT=10 LOG=10
 fi
-# the default RUN_DIR of a --quick run is its own, so that a check never resumes or overwrites a real run
-OUT=${ARGS[1]:-${OUT:-runs/omniglot-20w1s$([ "$QUICK" = 1 ] && echo -quick || true)}}
+OUT=${ARGS[1]:-${OUT:-runs/omniglot-20w1s$(mml_quick_suffix)}}
 mml_begin omniglot-single-seed "$@"
 mml_omniglot
 mml_build
