@@ -13,19 +13,20 @@ import Glibc
 /// `--resume` with nothing to resume or other settings is refused with the flags and both values.
 final class SupervisedSignalCLITests: XCTestCase {
     typealias Running = SignalCLITests.Running
-    static let data = ["synthetic", "--synthetic-size", "20", "--synthetic-images", "12", "--widths", "8,8,8,8",
-                       "--threads", "1"]
-
     func pretrainArgs(_ out: String) -> [String] {
-        ["pretrain"] + Self.data + ["--batch-size", "2", "--max-batches", "150", "--epochs", "2", "--lr", "0.05",
-                                    "--val-split", "none", "--log-every", "1", "--out", out]
+        // 28 px and 32 channels: about 3 ms a batch (20 px and 8 channels took 0.7 ms and once, on a loaded machine,
+        // finished before the signal landed), so the signal lands in training.
+        ["pretrain", "synthetic", "--synthetic-size", "28", "--synthetic-images", "12", "--widths", "32,32,32,32",
+         "--threads", "1", "--batch-size", "2", "--max-batches", "150", "--epochs", "2", "--lr", "0.05",
+         "--val-split", "none", "--log-every", "1", "--out", out]
     }
 
     func embeddingArgs(_ out: String) -> [String] {
         // 20 images per class: the final 5-way 5-shot episodes need 5 + 15.
-        ["train-embedding"] + Self.data + ["--synthetic-images", "20", "--classes-per-batch", "3", "--images-per-class", "2", "--dim", "8",
-                                           "--iterations", "300", "--eval-episodes", "2", "--log-every", "1",
-                                           "--checkpoint-every", "40", "--out", out]
+        // 28 px and 32 channels, as pre-training's: the signal lands in training even on a loaded machine.
+        ["train-embedding", "synthetic", "--synthetic-size", "28", "--widths", "32,32,32,32", "--threads", "1",
+         "--synthetic-images", "20", "--classes-per-batch", "3", "--images-per-class", "2", "--dim", "8",
+         "--iterations", "300", "--eval-episodes", "2", "--log-every", "1", "--checkpoint-every", "40", "--out", out]
     }
 
     func tensors(_ path: String) throws -> [String: [Float]] {
@@ -41,9 +42,11 @@ final class SupervisedSignalCLITests: XCTestCase {
     }
 
     /// Starts `args`, waits for `progress` in its output, sends `sig`, checks the exit code, the stopped line and the
-    /// printed resume command (this command with --resume), runs that command and returns its output.
+    /// printed resume command (this command with --resume), runs that command and returns the stopped line and the
+    /// resumed run's output.
     func interruptAndResume(_ args: [String], out: String, progress: String, sig: Int32, code: Int32, name: String,
-                            unit: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+                            unit: String, file: StaticString = #filePath,
+                            line: UInt = #line) throws -> (stopped: String, output: String) {
         let run = try Running(args)
         XCTAssertTrue(run.wait { $0.stdout.contains(progress) }, "no progress: \(run.stdout) \(run.stderr)",
                       file: file, line: line)
@@ -63,7 +66,7 @@ final class SupervisedSignalCLITests: XCTestCase {
         XCTAssertEqual(words, [mmlBinaryPath] + args + ["--resume"], file: file, line: line)
         let (rc, rout, rerr) = try runProcess(words[0], Array(words.dropFirst()))
         XCTAssertEqual(rc, 0, rout + rerr, file: file, line: line)
-        return rout
+        return (stopped, rout)
     }
 
     func testPretrainSignalsSaveResumeExactlyAndExitWithTheSignalsCode() throws {
@@ -72,9 +75,10 @@ final class SupervisedSignalCLITests: XCTestCase {
         XCTAssertEqual(code, 0, out + err)
         for (sig, code, name) in [(SIGINT, Int32(130), "SIGINT"), (SIGTERM, 143, "SIGTERM"), (SIGHUP, 129, "SIGHUP")] {
             let run = dir + "/" + name
-            let rout = try interruptAndResume(pretrainArgs(run), out: run, progress: "epoch 1 batch 3/150", sig: sig,
-                                              code: code, name: name, unit: "batch")
-            XCTAssertTrue(rout.contains("resuming \(run) at epoch "), rout)
+            let (stopped, rout) = try interruptAndResume(pretrainArgs(run), out: run, progress: "epoch 1 batch 3/150",
+                                                         sig: sig, code: code, name: name, unit: "batch")
+            XCTAssertTrue(stopped.contains(" batches of epoch "), stopped)
+            XCTAssertTrue(rout.contains("resuming \(run) at epoch "), stopped + "\n" + rout)
             for f in ["last", "backbone"] {
                 try assertSameBits(dir + "/whole/\(f).safetensors", run + "/\(f).safetensors")
             }
@@ -86,8 +90,9 @@ final class SupervisedSignalCLITests: XCTestCase {
         let (code, out, err) = try runMML(embeddingArgs(dir + "/whole"))
         XCTAssertEqual(code, 0, out + err)
         let run = dir + "/cut"
-        let rout = try interruptAndResume(embeddingArgs(run), out: run, progress: "iter 3/300", sig: SIGTERM,
-                                          code: 143, name: "SIGTERM", unit: "iteration")
+        let (stopped, rout) = try interruptAndResume(embeddingArgs(run), out: run, progress: "iter 3/300",
+                                                     sig: SIGTERM, code: 143, name: "SIGTERM", unit: "iteration")
+        XCTAssertTrue(stopped.contains(" of 300 iterations (SIGTERM)"), stopped)
         XCTAssertTrue(rout.contains("resuming \(run) at iteration "), rout)
         for f in ["last", "embedding"] { try assertSameBits(dir + "/whole/\(f).safetensors", run + "/\(f).safetensors") }
     }
