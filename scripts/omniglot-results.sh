@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Reproduces the README's Omniglot results (Vinyals split, 28 x 28, standard preprocessing: ink as 1, area resize):
-# one Conv-64F model with all three metric levels per training seed (3 seeds), trained on 30-way 1-shot episodes of
-# the train+val classes (4800, as Snell et al.), then all seeds evaluated on the same 600 test episodes of 5/20-way
+# one Conv-64F model with all three metric levels per training seed (3 seeds), trained on 1-shot episodes of the
+# train+val classes (4800, as Snell et al.), then all seeds evaluated on the same 600 test episodes of 5/20-way
 # 1/5-shot, fused and each level alone, mean over seeds with both 95% intervals.
-# Time on this 2-core machine: 50m17s of training for seed 1 (measured, machine shared), about 8 minutes of
-# evaluation per seed (4 settings x 600 episodes).
+#   RECIPE=r3 (default): 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
+#   RECIPE=r1: 30-way training episodes, into runs/omniglot
+# Time on this 2-core machine: R1 50m17s of training for seed 1 (measured, machine shared), R3 about 80 minutes per
+# seed alone (1.7 episodes/s; two seeds at once with SEED_INDEX and --threads 1 each: 1.15 episodes/s each); about 8
+# minutes of evaluation per seed (4 settings x 600 episodes).
 # Resumable: run the same command again after a stop (Ctrl-C saves the step) and it continues where it stopped.
 #   scripts/omniglot-results.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
-#   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or runs/omniglot
-#   (--quick or QUICK=1: 60 episodes per seed, 20 test episodes, into runs/omniglot-quick; its numbers mean nothing)
+#   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or the recipe's directory
+#   SEED_INDEX=i: train only the i-th seed (0-based; one process per seed, e.g. SEED_INDEX=0 THREADS=1 and
+#   SEED_INDEX=1 THREADS=1 side by side) and skip the evaluation; the run without SEED_INDEX trains what is left and
+#   evaluates. THREADS=n: the kernels' threads (default all cores).
+#   (--quick or QUICK=1: 60 episodes per seed, 20 test episodes, into <the recipe's directory>-quick; its numbers
+#   mean nothing)
 # Outputs in RUN_DIR: seed-<s>/ and seeds.json (mml train --seeds), eval-test.json and eval-test.svg, output.log
 # (everything printed, appended to by a resumed run), build.log, took.txt (this invocation's wall time).
 set -euo pipefail
@@ -17,17 +24,27 @@ mml_args "$@"
 OMNIGLOT=${ARGS[0]:-${OMNIGLOT:-../shared/datasets/omniglot}}
 EPOCHS=8 PER_EPOCH=1000 TEST=600
 if [ "$QUICK" = 1 ]; then EPOCHS=2 PER_EPOCH=30 TEST=20; fi
-OUT=${ARGS[1]:-${OUT:-runs/omniglot$(mml_quick_suffix)}}
+RECIPE=${RECIPE:-r3}
+case $RECIPE in
+  r1) WAY=30 DIR=runs/omniglot ;;
+  r3) WAY=60 DIR=runs/omniglot-r3 ;;
+  *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way) and r3 (60-way)" >&2; exit 1 ;;
+esac
+OUT=${ARGS[1]:-${OUT:-$DIR$(mml_quick_suffix)}}
+# --resume also starts a study or a seed not started yet (so that processes with SEED_INDEX can start together)
 resume=()
-[ -d "$OUT" ] && resume=(--resume)
+[ -d "$OUT" ] || [ -n "${SEED_INDEX:-}" ] && resume=(--resume)
+one=()
+[ -n "${SEED_INDEX:-}" ] && one=(--seed-index "$SEED_INDEX")
 MML_RESUMABLE=1
 mml_begin omniglot-results "$@"
 mml_omniglot
+mml_omniglot_recipe $WAY
 mml_build
-"$MML" train "$OMNIGLOT" --layout omniglot-vinyals --split trainval --val-split none --ink ink-one \
-    --resize-filter area --way 30 --shot 1 --query 5 --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS \
-    --episodes-per-step 1 --schedule cosine --pixel-k 3 --seeds 1,2,3 --seed-initial-weights \
-    --checkpoint-every 500 --log-every 250 --out "$OUT" "${resume[@]}"
-"$MML" eval --checkpoint "$OUT" "$OMNIGLOT" --layout omniglot-vinyals --split test --way 5,20 --shot 1,5 \
+"$MML" train "${OMNIGLOT_DATA[@]}" --split trainval --val-split none "${OMNIGLOT_TRAIN[@]}" \
+    --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS --seeds 1,2,3 --seed-initial-weights --threads "${THREADS:-0}" \
+    --out "$OUT" "${resume[@]}" "${one[@]}"
+[ -n "${SEED_INDEX:-}" ] && { mml_end; exit 0; }
+"$MML" eval --checkpoint "$OUT" "${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 \
     --episodes $TEST --seed 0 --report "$OUT/eval-test.json" --plot "$OUT/eval-test.svg"
 mml_end

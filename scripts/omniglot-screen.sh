@@ -33,18 +33,19 @@ MML_RESUMABLE=1
 mml_begin omniglot-screen "$@"
 mml_omniglot
 mml_build
-data=("$OMNIGLOT" --layout omniglot-vinyals --ink ink-one --resize-filter area)
+mml_omniglot_recipe 30
+data=("${OMNIGLOT_DATA[@]}")
 
-# train NAME FLAGS...: R1 shortened, into OUT/NAME (resumed if stopped, skipped when finished)
+# [WAY=W] train NAME FLAGS...: R1 shortened (W-way), into OUT/NAME (resumed if stopped, skipped when finished)
 train() {
   local name=$1 dir="$OUT/$1"
   shift
   [ -f "$dir/finished" ] && return 0
   local resume=()
   [ -f "$dir/last.safetensors" ] && resume=(--resume)
-  "$MML" train "${data[@]}" --split train --val-split none --way 30 --shot 1 --query 5 \
-      --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS --episodes-per-step 1 --schedule cosine --pixel-k 3 --seed 1 \
-      --checkpoint-every 500 --log-every 250 --out "$dir" "$@" "${resume[@]}"
+  mml_omniglot_recipe "${WAY:-30}"
+  "$MML" train "${data[@]}" --split train --val-split none "${OMNIGLOT_TRAIN[@]}" --episodes-per-epoch $PER_EPOCH \
+      --epochs $EPOCHS --seed 1 --out "$dir" "$@" "${resume[@]}"
   touch "$dir/finished"
 }
 
@@ -55,7 +56,7 @@ for v in $VARIANTS; do
     w128) train w128 --widths 64,64,128,128 ;;
     k1) train k1 --pixel-k 1 ;;
     aug) train aug --augment mml ;;
-    w60) train w60 --way 60 ;;
+    w60) WAY=60 train w60 ;;
     pre)
       if [ ! -f "$OUT/pretrain/finished" ]; then
         resume=()
