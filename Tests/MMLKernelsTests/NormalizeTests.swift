@@ -47,7 +47,10 @@ final class NormalizeTests: XCTestCase {
             var y = [Float](repeating: 0, count: rows * d), norms = [Float](repeating: 0, count: rows)
             XCTAssertEqual(mml_l2_normalize_rows_f32(&y, &norms, x, Int64(rows), Int64(d), eps), 0)
             var dx = [Float](repeating: .nan, count: rows * d)
-            XCTAssertEqual(mml_l2_normalize_rows_backward_f32(&dx, dy, y, norms, Int64(rows), Int64(d), eps), 0)
+            XCTAssertEqual(mml_l2_normalize_rows_backward_f32(&dx, dy, y, norms, Int64(rows), Int64(d), eps, 2), 0)
+            var dx1 = [Float](repeating: .nan, count: rows * d)
+            XCTAssertEqual(mml_l2_normalize_rows_backward_f32(&dx1, dy, y, norms, Int64(rows), Int64(d), eps, 1), 0)
+            XCTAssertEqual(dx1.map(\.bitPattern), dx.map(\.bitPattern), "1 and 2 threads")
             func loss(_ x: [Float]) -> Double {
                 var yy = [Double](repeating: 0, count: rows * d)
                 XCTAssertEqual(mml_l2_normalize_rows_naive(&yy, x, Int64(rows), Int64(d), Double(eps)), 0)
@@ -78,11 +81,17 @@ final class NormalizeTests: XCTestCase {
         XCTAssertEqual(mml_l2_normalize_rows_naive(&yd, x, 2, 2, 1e-6), Int32(MML_ERR_NONFINITE))
         x[3] = .infinity
         XCTAssertEqual(mml_l2_normalize_rows_f32(&y, nil, x, 2, 2, 1e-6), Int32(MML_ERR_NONFINITE))
-        XCTAssertEqual(mml_l2_normalize_rows_backward_f32(&y, x, x, nil, 2, 2, 1e-6), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_l2_normalize_rows_backward_f32(&y, x, x, nil, 2, 2, 1e-6, 1), Int32(MML_ERR_ARGUMENT))
         var out = [Float](repeating: 0, count: 4)
-        XCTAssertEqual(mml_maps_to_rows_f32(&out, nil, x, 1, 2, 2, 1, 1e-6), Int32(MML_ERR_NONFINITE))
-        XCTAssertEqual(mml_maps_to_rows_f32(&out, nil, x, 1, 0, 2, 1, 1e-6), Int32(MML_ERR_ARGUMENT))
-        XCTAssertEqual(mml_maps_to_rows_f32(&out, nil, [1, 2, 3, 4], 1, 2, 2, 1, 0), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_maps_to_rows_f32(&out, nil, x, 1, 2, 2, 1, 1e-6, 1), Int32(MML_ERR_NONFINITE))
+        XCTAssertEqual(mml_maps_to_rows_f32(&out, nil, x, 1, 0, 2, 1, 1e-6, 1), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_maps_to_rows_f32(&out, nil, [1, 2, 3, 4], 1, 2, 2, 1, 0, 1), Int32(MML_ERR_ARGUMENT))
+        // a NaN in the second of three images is found with any thread count
+        var three = [Float](repeating: 1, count: 12)
+        three[6] = .nan
+        var out3 = [Float](repeating: 0, count: 12)
+        XCTAssertEqual(mml_maps_to_rows_f32(&out3, nil, three, 3, 2, 2, 1, 1e-6, 2), Int32(MML_ERR_NONFINITE))
+        XCTAssertEqual(mml_rows_to_maps_f32(&out3, three, 3, 0, 2, 1), Int32(MML_ERR_ARGUMENT))
     }
 
     func testMapsToRows() {
@@ -91,11 +100,22 @@ final class NormalizeTests: XCTestCase {
             let maps = rng.floats(count * d * hw)
             var raw = [Float](repeating: .nan, count: count * hw * d), normed = raw
             var norms = [Float](repeating: .nan, count: count * hw)
-            XCTAssertEqual(mml_maps_to_rows_f32(&raw, nil, maps, Int64(count), Int64(d), Int64(hw), 0, 1e-6), 0)
-            XCTAssertEqual(mml_maps_to_rows_f32(&normed, &norms, maps, Int64(count), Int64(d), Int64(hw), 1, 1e-6), 0)
+            XCTAssertEqual(mml_maps_to_rows_f32(&raw, nil, maps, Int64(count), Int64(d), Int64(hw), 0, 1e-6, 1), 0)
+            XCTAssertEqual(mml_maps_to_rows_f32(&normed, &norms, maps, Int64(count), Int64(d), Int64(hw), 1, 1e-6, 1), 0)
             var t = [Float](repeating: 0, count: count * hw * d)
             for i in 0..<count { for c in 0..<d { for s in 0..<hw { t[(i * hw + s) * d + c] = maps[(i * d + c) * hw + s] } } }
             XCTAssertEqual(raw.map(\.bitPattern), t.map(\.bitPattern), "a plain transpose copies exactly")
+            // more threads: the same bits; rows_to_maps undoes the transpose exactly
+            for threads: Int32 in [2, 0] {
+                var normedT = [Float](repeating: .nan, count: raw.count), normsT = norms
+                XCTAssertEqual(mml_maps_to_rows_f32(&normedT, &normsT, maps, Int64(count), Int64(d), Int64(hw), 1, 1e-6,
+                                                    threads), 0)
+                XCTAssertEqual(normedT.map(\.bitPattern), normed.map(\.bitPattern))
+                XCTAssertEqual(normsT.map(\.bitPattern), norms.map(\.bitPattern))
+                var back = [Float](repeating: .nan, count: maps.count)
+                XCTAssertEqual(mml_rows_to_maps_f32(&back, raw, Int64(count), Int64(d), Int64(hw), threads), 0)
+                XCTAssertEqual(back.map(\.bitPattern), maps.map(\.bitPattern))
+            }
             var ref = [Double](repeating: 0, count: t.count)
             XCTAssertEqual(mml_l2_normalize_rows_naive(&ref, t, Int64(count * hw), Int64(d), 1e-6), 0)
             for i in 0..<t.count { XCTAssertTrue(isClose(Double(normed[i]), ref[i], atol: 1e-6, rtol: 1e-5)) }

@@ -9,7 +9,7 @@ final class TopKBackwardTests: XCTestCase {
     func testAgainstBruteForceAccumulation() {
         var rng = TestRNG(seed: 31)
         forEachISA { _ in
-            for (m, n, d, sizes, k) in [(7, 50, 13, [20, 30], 3), (1, 1, 1, [1], 1), (19, 120, 64, [40, 40, 40], 40)] {
+            for (m, n, d, sizes, k) in [(7, 50, 13, [20, 30], 3), (1, 1, 1, [1], 1), (19, 120, 64, [40, 40, 40], 40), (700, 9, 16, [3, 3, 3], 2)] {
                 let g = sizes.count
                 let q = rng.floats(m * d), r = rng.floats(n * d), dout = rng.floats(m * g)
                 let group = makeGroups(sizes, shuffled: true, rng: &rng)
@@ -18,7 +18,15 @@ final class TopKBackwardTests: XCTestCase {
                 let dq0 = rng.floats(m * d), dr0 = rng.floats(n * d)  // backward accumulates into these
                 var dq = dq0, dr = dr0
                 XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, &dr, dout, fwd.idx, q, Int64(m), r, Int64(n),
-                                                               Int64(d), Int32(g), Int32(k)), 0)
+                                                               Int64(d), Int32(g), Int32(k), 1), 0)
+                // any thread count: the same bits (every row adds its terms in ascending (i, g, t) order)
+                for threads in [2, 3, 0] {
+                    var dqT = dq0, drT = dr0
+                    XCTAssertEqual(mml_group_topk_sim_backward_f32(&dqT, &drT, dout, fwd.idx, q, Int64(m), r, Int64(n),
+                                                                   Int64(d), Int32(g), Int32(k), Int32(threads)), 0)
+                    XCTAssertEqual(dqT.map(\.bitPattern), dq.map(\.bitPattern), "dQ, \(threads) threads")
+                    XCTAssertEqual(drT.map(\.bitPattern), dr.map(\.bitPattern), "dR, \(threads) threads")
+                }
                 var eq = dq0.map(Double.init), er = dr0.map(Double.init)
                 for i in 0..<m {
                     for c in 0..<g {
@@ -36,7 +44,7 @@ final class TopKBackwardTests: XCTestCase {
                 // NULL skips a gradient
                 var dq2 = dq0
                 XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq2, nil, dout, fwd.idx, q, Int64(m), r, Int64(n),
-                                                               Int64(d), Int32(g), Int32(k)), 0)
+                                                               Int64(d), Int32(g), Int32(k), 2), 0)
                 XCTAssertEqual(dq2.map(\.bitPattern), dq.map(\.bitPattern))
             }
         }
@@ -50,7 +58,7 @@ final class TopKBackwardTests: XCTestCase {
         let fwd = runTopK(q, m, r, n, d, group, g, k)
         var dq = [Float](repeating: 0, count: m * d), dr = [Float](repeating: 0, count: n * d)
         XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, &dr, dout, fwd.idx, q, Int64(m), r, Int64(n), Int64(d),
-                                                       Int32(g), Int32(k)), 0)
+                                                       Int32(g), Int32(k), 0), 0)
         func loss(_ q: [Float], _ r: [Float]) -> (Double, [Int32]) {
             let res = runNaive(q, m, r, n, d, group, g, k)
             return (zip(res.out, dout).map { $0 * Double($1) }.reduce(0, +), res.idx)
@@ -80,8 +88,8 @@ final class TopKBackwardTests: XCTestCase {
     func testBadSelectionIndex() {
         let q: [Float] = [1, 2], r: [Float] = [1, 2, 3, 4], dout: [Float] = [1]
         var dq = [Float](repeating: 0, count: 2)
-        XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, nil, dout, [2], q, 1, r, 2, 2, 1, 1), Int32(MML_ERR_ARGUMENT))
-        XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, nil, dout, [-1], q, 1, r, 2, 2, 1, 1), Int32(MML_ERR_ARGUMENT))
-        XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, nil, dout, [0], q, 0, r, 2, 2, 1, 1), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, nil, dout, [2], q, 1, r, 2, 2, 1, 1, 2), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, nil, dout, [-1], q, 1, r, 2, 2, 1, 1, 2), Int32(MML_ERR_ARGUMENT))
+        XCTAssertEqual(mml_group_topk_sim_backward_f32(&dq, nil, dout, [0], q, 0, r, 2, 2, 1, 1, 2), Int32(MML_ERR_ARGUMENT))
     }
 }

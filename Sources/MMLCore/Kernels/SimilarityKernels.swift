@@ -102,10 +102,11 @@ public enum SimilarityKernels {
     ///   - dReferences: `referenceRows x dimension`, accumulated into (+=).
     ///   - dSums: `rows x groupCount` gradient of the loss with respect to `sums`.
     ///   - selectedIndices: `rows x groupCount x k` from `groupTopK(..., selections: true)`.
+    ///   - threads: 0 for all cores; the bits do not depend on it.
     public static func groupTopKBackward(dQueries: inout [Float], dReferences: inout [Float], dSums: [Float],
                                          selectedIndices: [Int32], queries: [Float], rows: Int,
                                          references: [Float], referenceRows: Int, dimension: Int,
-                                         groupCount: Int, k: Int) {
+                                         groupCount: Int, k: Int, threads: Int = 0) {
         precondition(rows > 0 && referenceRows > 0 && dimension > 0 && groupCount > 0 && k > 0,
                      "[groupTopKBackward] sizes must be positive: rows \(rows), referenceRows \(referenceRows), "
                      + "dimension \(dimension), groupCount \(groupCount), k \(k)")
@@ -118,7 +119,8 @@ public enum SimilarityKernels {
                      "[groupTopKBackward] selectedIndices must hold \(rows) x \(groupCount) x \(k)")
         let status = mml_group_topk_sim_backward_f32(&dQueries, &dReferences, dSums, selectedIndices, queries,
                                                      Int64(rows), references, Int64(referenceRows),
-                                                     Int64(dimension), Int32(groupCount), Int32(k))
+                                                     Int64(dimension), Int32(groupCount), Int32(k),
+                                                     Int32(clamping: threads))
         precondition(status == MML_OK, "[groupTopKBackward] a selected index is outside 0..<\(referenceRows)")
     }
 
@@ -195,14 +197,18 @@ public enum SimilarityKernels {
     /// Backward of `l2NormalizeRows`: `dx_i = (dy_i - y_i <y_i, dy_i>) / ||x_i||` where `||x_i|| > eps`,
     /// else `dy_i / eps`. Shapes: `dy`, `y`: `rows x dimension`; `norms`: `rows`. Returns `dx`.
     public static func l2NormalizeRowsBackward(dy: [Float], y: [Float], norms: [Float], rows: Int, dimension: Int,
-                                               eps: Float = 1e-12) -> [Float] {
+                                               eps: Float = 1e-12, threads: Int = 0) -> [Float] {
         precondition(rows > 0 && dimension > 0 && eps > 0 && dy.count == rows * dimension
                      && y.count == rows * dimension && norms.count == rows,
                      "[l2NormalizeRowsBackward] shapes: dy \(dy.count), y \(y.count), norms \(norms.count) for "
                      + "\(rows) x \(dimension), eps \(eps)")
-        var dx = [Float](repeating: 0, count: dy.count)
-        let status = mml_l2_normalize_rows_backward_f32(&dx, dy, y, norms, Int64(rows), Int64(dimension), eps)
-        precondition(status == MML_OK, "[l2NormalizeRowsBackward] status \(status)")
+        var status = Int32(MML_OK)
+        let dx = [Float](unsafeUninitializedCapacity: dy.count) { buffer, initialized in
+            status = mml_l2_normalize_rows_backward_f32(buffer.baseAddress, dy, y, norms, Int64(rows),
+                                                        Int64(dimension), eps, Int32(clamping: threads))
+            initialized = dy.count
+        }
+        precondition(status == Int32(MML_OK), "[l2NormalizeRowsBackward] status \(status)")
         return dx
     }
 
@@ -211,7 +217,8 @@ public enum SimilarityKernels {
     /// `normalize` is true. Returns the rows and each row's norm before normalisation.
     /// - Throws: `MMLError(.numerical)` naming the image, channel and position of a NaN/Inf.
     public static func mapsToRows(_ maps: [Float], count: Int, dimension: Int, positions: Int,
-                                  normalize: Bool, eps: Float = 1e-12) throws -> (rows: [Float], norms: [Float]) {
+                                  normalize: Bool, eps: Float = 1e-12,
+                                  threads: Int = 0) throws -> (rows: [Float], norms: [Float]) {
         guard count > 0, dimension > 0, positions > 0, eps > 0, eps.isFinite else {
             throw MMLError(.invalidArgument, "maps to rows needs count, dimension and positions > 0 and a "
                            + "finite eps > 0; got count \(count), dimension \(dimension), positions \(positions), eps \(eps)")
@@ -221,7 +228,7 @@ public enum SimilarityKernels {
         var out = [Float](repeating: 0, count: maps.count)
         var norms = [Float](repeating: 0, count: count * positions)
         let status = mml_maps_to_rows_f32(&out, &norms, maps, Int64(count), Int64(dimension), Int64(positions),
-                                          normalize ? 1 : 0, eps)
+                                          normalize ? 1 : 0, eps, Int32(clamping: threads))
         if status != MML_OK {
             let i = maps.firstIndex(where: { !$0.isFinite }) ?? 0
             let per = dimension * positions
@@ -230,6 +237,50 @@ public enum SimilarityKernels {
                            + "images and the learning rate)")
         }
         return (out, norms)
+    }
+
+    /// The inverse of `mapsToRows`' layout change: `count * positions` rows of `dimension` floats back to `count`
+    /// channel-major maps of `dimension x positions`.
+    public static func rowsToMaps(_ rows: [Float], count: Int, dimension: Int, positions: Int,
+                                  threads: Int = 0) -> [Float] {
+        precondition(count > 0 && dimension > 0 && positions > 0 && rows.count == count * dimension * positions,
+                     "[rowsToMaps] rows hold \(rows.count) floats, expected \(count) x \(positions) x \(dimension)")
+        return [Float](unsafeUninitializedCapacity: rows.count) { buffer, initialized in
+            _ = mml_rows_to_maps_f32(buffer.baseAddress, rows, Int64(count), Int64(dimension), Int64(positions),
+                                     Int32(clamping: threads))
+            initialized = rows.count
+        }
+    }
+
+    /// The part level's region pooling: maps `(count, channels, height, width)` to `count x R` region vectors of
+    /// `channels` (R = the sum of g * g over `grids`; adaptive bounds, grids in order, row-major inside a grid).
+    public static func regionPool(_ maps: [Float], count: Int, channels: Int, height: Int, width: Int,
+                                  grids: [Int], threads: Int = 0) -> [Float] {
+        let per = grids.reduce(0) { $0 + $1 * $1 }
+        precondition(count > 0 && channels > 0 && maps.count == count * channels * height * width && !grids.isEmpty
+                     && grids.allSatisfy { $0 >= 1 && $0 <= min(height, width) },
+                     "[regionPool] \(maps.count) floats for \([count, channels, height, width]), grids \(grids)")
+        let g = grids.map { Int32($0) }
+        return [Float](unsafeUninitializedCapacity: count * per * channels) { buffer, initialized in
+            _ = mml_region_pool_f32(buffer.baseAddress, maps, Int64(count), Int64(channels), Int64(height),
+                                    Int64(width), g, Int32(g.count), Int32(clamping: threads))
+            initialized = count * per * channels
+        }
+    }
+
+    /// Backward of `regionPool`: each region's gradient divided by its cells, added to them (a new array).
+    public static func regionPoolBackward(_ dRegions: [Float], count: Int, channels: Int, height: Int, width: Int,
+                                          grids: [Int], threads: Int = 0) -> [Float] {
+        let per = grids.reduce(0) { $0 + $1 * $1 }
+        precondition(count > 0 && channels > 0 && dRegions.count == count * per * channels && !grids.isEmpty
+                     && grids.allSatisfy { $0 >= 1 && $0 <= min(height, width) },
+                     "[regionPoolBackward] \(dRegions.count) floats for \(count) x \(per) x \(channels), grids \(grids)")
+        let g = grids.map { Int32($0) }
+        return [Float](unsafeUninitializedCapacity: count * channels * height * width) { buffer, initialized in
+            _ = mml_region_pool_backward_f32(buffer.baseAddress, dRegions, Int64(count), Int64(channels),
+                                             Int64(height), Int64(width), g, Int32(g.count), Int32(clamping: threads))
+            initialized = count * channels * height * width
+        }
     }
 
     private static func nonfiniteRowError(_ x: [Float], dimension: Int, what: String) -> MMLError {

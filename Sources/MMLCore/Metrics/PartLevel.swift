@@ -32,41 +32,11 @@ public struct PartLevel: Sendable {
         var queryShape: [Int], supportShape: [Int], way: Int, partsPerImage: Int, partDimension: Int
     }
 
-    /// Adaptive pooling bounds: region i of g over n cells is floor(i n / g) ..< ceil((i + 1) n / g).
-    static func bounds(_ i: Int, _ g: Int, _ n: Int) -> Range<Int> { (i * n / g)..<(((i + 1) * n + g - 1) / g) }
-
-    /// Calls `body(region, rows, columns, 1 / area)` for every region of the g x g grids over an `h x w` map, in
-    /// region order (grid by grid, row-major inside a grid).
-    static func forEachRegion(_ grids: [Int], height h: Int, width w: Int,
-                              _ body: (Int, Range<Int>, Range<Int>, Float) -> Void) {
-        var region = 0
-        for g in grids {
-            for gy in 0..<g {
-                for gx in 0..<g {
-                    let ys = bounds(gy, g, h), xs = bounds(gx, g, w)
-                    body(region, ys, xs, 1 / Float(ys.count * xs.count))
-                    region += 1
-                }
-            }
-        }
-    }
-
-    /// Regions (count * R, C) of maps (count, C, H, W), unnormalised.
+    /// Regions (count * R, C) of maps (count, C, H, W), unnormalised (the C kernel `mml_region_pool_f32`:
+    /// adaptive bounds floor(i n / g) ..< ceil((i + 1) n / g), grid by grid, row-major inside a grid).
     func pooledRegions(_ maps: Tensor, grids: [Int]) -> [Float] {
-        let n = maps.shape[0], c = maps.shape[1], h = maps.shape[2], w = maps.shape[3]
-        let r = grids.reduce(0) { $0 + $1 * $1 }
-        var out = [Float](repeating: 0, count: n * r * c)
-        for img in 0..<n {
-            Self.forEachRegion(grids, height: h, width: w) { region, ys, xs, inv in
-                for ch in 0..<c {
-                    var s: Float = 0
-                    let base = (img * c + ch) * h * w
-                    for y in ys { for x in xs { s += maps.data[base + y * w + x] } }
-                    out[(img * r + region) * c + ch] = s * inv
-                }
-            }
-        }
-        return out
+        SimilarityKernels.regionPool(maps.data, count: maps.shape[0], channels: maps.shape[1], height: maps.shape[2],
+                                     width: maps.shape[3], grids: grids, threads: threads)
     }
 
     /// Scores (queries x way). Both forms score their parts with the grouped top-K kernel, so `precision` (bf16 for
@@ -89,10 +59,10 @@ public struct PartLevel: Sendable {
         case .channels:
             perImage = c
             dim = m
-            (qNorm, qAux) = try SimilarityKernels.mapsToRows(query.data, count: nq, dimension: c, positions: m, normalize: true, eps: eps)
-            (sNorm, sAux) = try SimilarityKernels.mapsToRows(support.data, count: ns, dimension: c, positions: m, normalize: true, eps: eps)
-            qParts = EpisodeShapes.rowsToMaps(qNorm, count: nq, dimension: c, positions: m)
-            sParts = EpisodeShapes.rowsToMaps(sNorm, count: ns, dimension: c, positions: m)
+            (qNorm, qAux) = try SimilarityKernels.mapsToRows(query.data, count: nq, dimension: c, positions: m, normalize: true, eps: eps, threads: threads)
+            (sNorm, sAux) = try SimilarityKernels.mapsToRows(support.data, count: ns, dimension: c, positions: m, normalize: true, eps: eps, threads: threads)
+            qParts = SimilarityKernels.rowsToMaps(qNorm, count: nq, dimension: c, positions: m, threads: threads)
+            sParts = SimilarityKernels.rowsToMaps(sNorm, count: ns, dimension: c, positions: m, threads: threads)
         }
         var groups = [Int32](repeating: 0, count: ns * perImage)
         for (i, l) in labels.enumerated() { for p in 0..<perImage { groups[i * perImage + p] = Int32(l) } }
@@ -115,30 +85,22 @@ public struct PartLevel: Sendable {
         let (dq, ds) = EpisodeShapes.partGradients(dScores, "part", queryParts: cache.queryParts,
                                                    supportParts: cache.supportParts, queries: nq, supports: ns,
                                                    parts: per, dimension: dim, way: way, k: neighbours,
-                                                   selected: cache.selected)
+                                                   selected: cache.selected, threads: threads)
         func toMaps(_ dParts: [Float], parts: [Float], aux: [Float], normalized: [Float], shape: [Int]) -> [Float] {
             let n = shape[0], c = shape[1], m = shape.dropFirst(2).reduce(1, *)
             switch form {
             case .grid(let grids):
-                let dRegions = SimilarityKernels.l2NormalizeRowsBackward(dy: dParts, y: parts, norms: aux, rows: n * per, dimension: c, eps: eps)
-                var out = [Float](repeating: 0, count: n * c * m)
-                let h = shape[2], w = shape[3]
-                for img in 0..<n {
-                    Self.forEachRegion(grids, height: h, width: w) { region, ys, xs, inv in
-                        for ch in 0..<c {
-                            let v = dRegions[(img * per + region) * c + ch] * inv
-                            let base = (img * c + ch) * h * w
-                            for y in ys { for x in xs { out[base + y * w + x] += v } }
-                        }
-                    }
-                }
-                return out
+                let dRegions = SimilarityKernels.l2NormalizeRowsBackward(dy: dParts, y: parts, norms: aux, rows: n * per,
+                                                                         dimension: c, eps: eps, threads: threads)
+                return SimilarityKernels.regionPoolBackward(dRegions, count: n, channels: c, height: shape[2],
+                                                            width: shape[3], grids: grids, threads: threads)
             case .channels:
                 // Parts are the normalised descriptor rows transposed: transpose the gradient back to rows.
                 var dRows = [Float](repeating: 0, count: n * m * c)
                 for img in 0..<n { for ch in 0..<c { for p in 0..<m { dRows[(img * m + p) * c + ch] = dParts[(img * c + ch) * m + p] } } }
-                let dRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: dRows, y: normalized, norms: aux, rows: n * m, dimension: c, eps: eps)
-                return EpisodeShapes.rowsToMaps(dRaw, count: n, dimension: c, positions: m)
+                let dRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: dRows, y: normalized, norms: aux, rows: n * m,
+                                                                     dimension: c, eps: eps, threads: threads)
+                return SimilarityKernels.rowsToMaps(dRaw, count: n, dimension: c, positions: m, threads: threads)
             }
         }
         return (Tensor(shape: cache.supportShape, data: toMaps(ds, parts: cache.supportParts, aux: cache.supportAux,

@@ -42,9 +42,9 @@ public struct PixelLevel: Sendable {
         let (ns, c, m) = try EpisodeShapes.check(support: support, labels: labels, query: query, way: way)
         let nq = query.shape[0]
         let (qRows, qNorms) = try SimilarityKernels.mapsToRows(query.data, count: nq, dimension: c, positions: m,
-                                                               normalize: true, eps: eps)
+                                                               normalize: true, eps: eps, threads: threads)
         let (sRows, sNorms) = try SimilarityKernels.mapsToRows(support.data, count: ns, dimension: c, positions: m,
-                                                               normalize: true, eps: eps)
+                                                               normalize: true, eps: eps, threads: threads)
         var groups = [Int32](repeating: 0, count: ns * m)
         for (i, l) in labels.enumerated() { for p in 0..<m { groups[i * m + p] = Int32(l) } }
         let r = try SimilarityKernels.groupTopK(queries: qRows, rows: nq * m, references: sRows, referenceRows: ns * m,
@@ -65,13 +65,15 @@ public struct PixelLevel: Sendable {
         let (dq, ds) = EpisodeShapes.partGradients(dScores, "pixel", queryParts: cache.queryRows,
                                                    supportParts: cache.supportRows, queries: nq, supports: ns,
                                                    parts: m, dimension: c, way: way, k: neighbours,
-                                                   selected: cache.selected)
+                                                   selected: cache.selected, threads: threads)
         let dqRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: dq, y: cache.queryRows, norms: cache.queryNorms,
-                                                              rows: nq * m, dimension: c, eps: eps)
+                                                              rows: nq * m, dimension: c, eps: eps, threads: threads)
         let dsRaw = SimilarityKernels.l2NormalizeRowsBackward(dy: ds, y: cache.supportRows, norms: cache.supportNorms,
-                                                              rows: ns * m, dimension: c, eps: eps)
-        return (Tensor(shape: cache.supportShape, data: EpisodeShapes.rowsToMaps(dsRaw, count: ns, dimension: c, positions: m)),
-                Tensor(shape: cache.queryShape, data: EpisodeShapes.rowsToMaps(dqRaw, count: nq, dimension: c, positions: m)))
+                                                              rows: ns * m, dimension: c, eps: eps, threads: threads)
+        return (Tensor(shape: cache.supportShape, data: SimilarityKernels.rowsToMaps(dsRaw, count: ns, dimension: c,
+                                                                                     positions: m, threads: threads)),
+                Tensor(shape: cache.queryShape, data: SimilarityKernels.rowsToMaps(dqRaw, count: nq, dimension: c,
+                                                                                   positions: m, threads: threads)))
     }
 }
 
@@ -116,14 +118,15 @@ enum EpisodeShapes {
     /// (queries x way). `op` names the head in the shape check.
     static func partGradients(_ dScores: Tensor, _ op: String, queryParts: [Float], supportParts: [Float],
                               queries nq: Int, supports ns: Int, parts: Int, dimension: Int, way: Int, k: Int,
-                              selected: [Int32]) -> (query: [Float], support: [Float]) {
+                              selected: [Int32], threads: Int) -> (query: [Float], support: [Float]) {
         precondition(dScores.shape == [nq, way], "[\(op)] dScores \(dScores.shape) vs \([nq, way])")
         let dSums = spreadOverParts(dScores.data, queries: nq, parts: parts, way: way)
         var dq = [Float](repeating: 0, count: nq * parts * dimension)
         var ds = [Float](repeating: 0, count: ns * parts * dimension)
         SimilarityKernels.groupTopKBackward(dQueries: &dq, dReferences: &ds, dSums: dSums, selectedIndices: selected,
                                             queries: queryParts, rows: nq * parts, references: supportParts,
-                                            referenceRows: ns * parts, dimension: dimension, groupCount: way, k: k)
+                                            referenceRows: ns * parts, dimension: dimension, groupCount: way, k: k,
+                                            threads: threads)
         return (dq, ds)
     }
 
@@ -135,16 +138,5 @@ enum EpisodeShapes {
             for p in 0..<parts { for j in 0..<way { dSums[(i * parts + p) * way + j] = dScores[i * way + j] } }
         }
         return dSums
-    }
-
-    /// (count, positions, dimension) rows back to (count, dimension, positions) maps.
-    static func rowsToMaps(_ rows: [Float], count: Int, dimension c: Int, positions m: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: rows.count)
-        for n in 0..<count {
-            for p in 0..<m {
-                for ch in 0..<c { out[(n * c + ch) * m + p] = rows[(n * m + p) * c + ch] }
-            }
-        }
-        return out
     }
 }

@@ -91,11 +91,12 @@ uint16_t mml_bf16_from_f32(float x);
 
 /* Backward of mml_group_topk_sim_f32 given the selected indices: for every (i, g) and each of its k selections j,
  *     dQ[i] += dout[i*n_groups+g] * R[j]   and   dR[j] += dout[i*n_groups+g] * Q[i].
- * dQ (m x d) and dR (n x d) are accumulated into (+=); either may be NULL to skip it. Single-threaded.
- * A sel_idx entry outside [0, n) or a size <= 0 -> MML_ERR_ARGUMENT. */
+ * dQ (m x d) and dR (n x d) are accumulated into (+=); either may be NULL to skip it. n_threads threads (0: all
+ * cores); every row of dQ and dR adds its terms in ascending (i, g, t) order whatever the thread count, so the
+ * bits do not depend on it. A sel_idx entry outside [0, n), n > INT32_MAX or a size <= 0 -> MML_ERR_ARGUMENT. */
 int mml_group_topk_sim_backward_f32(float *dQ, float *dR, const float *dout, const int32_t *sel_idx,
                                     const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
-                                    int32_t n_groups, int32_t k);
+                                    int32_t n_groups, int32_t k, int32_t n_threads);
 
 /* ---------------------------------------------------------------- row L2 normalisation
  *
@@ -106,15 +107,29 @@ int mml_group_topk_sim_backward_f32(float *dQ, float *dR, const float *dout, con
 int mml_l2_normalize_rows_f32(float *y, float *norms, const float *x, int64_t rows, int64_t d, float eps);
 int mml_l2_normalize_rows_naive(double *y, const float *x, int64_t rows, int64_t d, double eps);
 /* Backward: dx = (dy - y (y . dy)) / ||x|| where ||x|| > eps, else dy / eps. dx is overwritten; norms is
- * required (the forward pass's). */
+ * required (the forward pass's). n_threads threads (0: all cores); each row depends on itself only. */
 int mml_l2_normalize_rows_backward_f32(float *dx, const float *dy, const float *y, const float *norms,
-                                       int64_t rows, int64_t d, float eps);
+                                       int64_t rows, int64_t d, float eps, int32_t n_threads);
 
 /* Columns of a channel-major map: for each of `count` images stored as d x hw (CHW), write the hw descriptors
  * as rows (hw x d) into out, L2-normalised over d when normalize != 0. out holds count*hw rows of d floats;
- * norms (optional, count*hw floats) receives each row's norm before normalisation. Checks maps for NaN/Inf. */
+ * norms (optional, count*hw floats) receives each row's norm before normalisation. Checks maps for NaN/Inf
+ * (MML_ERR_NONFINITE; which other images are written is then unspecified). One task per image on n_threads
+ * threads (0: all cores). */
 int mml_maps_to_rows_f32(float *out, float *norms, const float *maps, int64_t count, int64_t d, int64_t hw,
-                         int normalize, float eps);
+                         int normalize, float eps, int32_t n_threads);
+/* The inverse layout change: count images of hw rows of d floats back to d x hw channel-major maps. */
+int mml_rows_to_maps_f32(float *maps, const float *rows, int64_t count, int64_t d, int64_t hw, int32_t n_threads);
+
+/* The part level's region pooling (METHOD.md 2.2): maps (count, c, h, w) -> regions (count, R, c) with R the sum
+ * of g*g over grids; region i of g over n cells spans floor(i n / g) ..< ceil((i + 1) n / g) (adaptive pooling),
+ * grids in order, row-major inside a grid; a region's value is its cells' sum (row by row) times 1 / cells.
+ * Backward: dmaps (overwritten) = each region's gradient times 1 / cells added to its cells, regions in order.
+ * A grid size outside 1 ... min(h, w), no grids or a size <= 0 -> MML_ERR_ARGUMENT. One task per image. */
+int mml_region_pool_f32(float *regions, const float *maps, int64_t count, int64_t c, int64_t h, int64_t w,
+                        const int32_t *grids, int32_t n_grids, int32_t n_threads);
+int mml_region_pool_backward_f32(float *dmaps, const float *dregions, int64_t count, int64_t c, int64_t h, int64_t w,
+                                 const int32_t *grids, int32_t n_grids, int32_t n_threads);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
  * non-finite sum means the row held NaN or Inf, which doubles as the input check.
  */
 #include "MMLKernels.h"
+#include "mml_parallel.h"
 #include <math.h>
 
 static double row_sumsq(const float *x, int64_t d) {
@@ -51,50 +52,207 @@ int mml_l2_normalize_rows_naive(double *y, const float *x, int64_t rows, int64_t
     return MML_OK;
 }
 
-int mml_l2_normalize_rows_backward_f32(float *dx, const float *dy, const float *y, const float *norms,
-                                       int64_t rows, int64_t d, float eps) {
-    if (!dx || !dy || !y || !norms || rows <= 0 || d <= 0 || !(eps > 0.0f)) return MML_ERR_ARGUMENT;
-    for (int64_t i = 0; i < rows; i++) {
-        const float *yi = y + i * d, *gi = dy + i * d;
-        float *dxi = dx + i * d;
-        if (norms[i] > eps) {
+/* Rows per task of the row-wise kernels below (each row's result depends on that row only). */
+#define ROWS_PER_TASK 256
+
+typedef struct {
+    float *dx;
+    const float *dy, *y, *norms;
+    int64_t rows, d;
+    float eps;
+} l2bwd_ctx;
+
+static void l2bwd_task(void *vctx, int64_t task, int thread) {
+    (void)thread;
+    const l2bwd_ctx *c = vctx;
+    const int64_t d = c->d, i1 = (task + 1) * ROWS_PER_TASK < c->rows ? (task + 1) * ROWS_PER_TASK : c->rows;
+    for (int64_t i = task * ROWS_PER_TASK; i < i1; i++) {
+        const float *yi = c->y + i * d, *gi = c->dy + i * d;
+        float *dxi = c->dx + i * d;
+        if (c->norms[i] > c->eps) {
             double dot = 0.0;
             for (int64_t p = 0; p < d; p++) dot += (double)yi[p] * gi[p];
-            const float inv = (float)(1.0 / norms[i]), yd = (float)dot;
+            const float inv = (float)(1.0 / c->norms[i]), yd = (float)dot;
             for (int64_t p = 0; p < d; p++) dxi[p] = (gi[p] - yi[p] * yd) * inv;
         } else {
-            const float inv = 1.0f / eps;
+            const float inv = 1.0f / c->eps;
             for (int64_t p = 0; p < d; p++) dxi[p] = gi[p] * inv;
         }
     }
+}
+
+int mml_l2_normalize_rows_backward_f32(float *dx, const float *dy, const float *y, const float *norms,
+                                       int64_t rows, int64_t d, float eps, int32_t n_threads) {
+    if (!dx || !dy || !y || !norms || rows <= 0 || d <= 0 || !(eps > 0.0f)) return MML_ERR_ARGUMENT;
+    l2bwd_ctx c = {.dx = dx, .dy = dy, .y = y, .norms = norms, .rows = rows, .d = d, .eps = eps};
+    mml_parallel_for((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, n_threads, l2bwd_task, &c);
     return MML_OK;
 }
 
-/* Image i's map is d x hw (channel-major); its descriptor s is column s. Transposed one image at a time, in
- * tiles of 16 positions so that the strided reads of a tile share cache lines. */
-int mml_maps_to_rows_f32(float *out, float *norms, const float *maps, int64_t count, int64_t d, int64_t hw,
-                         int normalize, float eps) {
-    if (!out || !maps || count <= 0 || d <= 0 || hw <= 0) return MML_ERR_ARGUMENT;
-    if (normalize && (!(eps > 0.0f) || !isfinite(eps))) return MML_ERR_ARGUMENT;
-    for (int64_t img = 0; img < count; img++) {
-        const float *src = maps + img * d * hw;
-        float *dst = out + img * hw * d;
-        for (int64_t s0 = 0; s0 < hw; s0 += 16) {
-            int64_t s1 = s0 + 16 < hw ? s0 + 16 : hw;
-            for (int64_t c = 0; c < d; c++)
-                for (int64_t s = s0; s < s1; s++) dst[s * d + c] = src[c * hw + s];
+typedef struct {
+    float *out, *norms;
+    const float *maps;
+    int64_t d, hw;
+    int normalize;
+    float eps;
+    int status;
+} m2r_ctx;
+
+/* Image `task`'s map is d x hw (channel-major); its descriptor s is column s. Transposed in tiles of 16
+ * positions so that the strided reads of a tile share cache lines. */
+static void m2r_task(void *vctx, int64_t img, int thread) {
+    (void)thread;
+    m2r_ctx *c = vctx;
+    const int64_t d = c->d, hw = c->hw;
+    const float *src = c->maps + img * d * hw;
+    float *dst = c->out + img * hw * d;
+    for (int64_t s0 = 0; s0 < hw; s0 += 16) {
+        int64_t s1 = s0 + 16 < hw ? s0 + 16 : hw;
+        for (int64_t ch = 0; ch < d; ch++)
+            for (int64_t s = s0; s < s1; s++) dst[s * d + ch] = src[ch * hw + s];
+    }
+    for (int64_t s = 0; s < hw; s++) {
+        float *row = dst + s * d;
+        double ss = row_sumsq(row, d);
+        if (!isfinite(ss)) {
+            mml_keep_first_status(&c->status, MML_ERR_NONFINITE);
+            return;
         }
-        for (int64_t s = 0; s < hw; s++) {
-            float *row = dst + s * d;
-            double ss = row_sumsq(row, d);
-            if (!isfinite(ss)) return MML_ERR_NONFINITE;
-            double nrm = sqrt(ss);
-            if (norms) norms[img * hw + s] = (float)nrm;
-            if (normalize) {
-                float scale = (float)(1.0 / (nrm > eps ? nrm : (double)eps));
-                for (int64_t p = 0; p < d; p++) row[p] *= scale;
-            }
+        double nrm = sqrt(ss);
+        if (c->norms) c->norms[img * hw + s] = (float)nrm;
+        if (c->normalize) {
+            float scale = (float)(1.0 / (nrm > c->eps ? nrm : (double)c->eps));
+            for (int64_t p = 0; p < d; p++) row[p] *= scale;
         }
     }
+}
+
+int mml_maps_to_rows_f32(float *out, float *norms, const float *maps, int64_t count, int64_t d, int64_t hw,
+                         int normalize, float eps, int32_t n_threads) {
+    if (!out || !maps || count <= 0 || d <= 0 || hw <= 0) return MML_ERR_ARGUMENT;
+    if (normalize && (!(eps > 0.0f) || !isfinite(eps))) return MML_ERR_ARGUMENT;
+    m2r_ctx c = {.out = out, .norms = norms, .maps = maps, .d = d, .hw = hw, .normalize = normalize, .eps = eps};
+    mml_parallel_for(count, n_threads, m2r_task, &c);
+    return c.status;
+}
+
+typedef struct {
+    float *maps;
+    const float *rows;
+    int64_t d, hw;
+} r2m_ctx;
+
+static void r2m_task(void *vctx, int64_t img, int thread) {
+    (void)thread;
+    const r2m_ctx *c = vctx;
+    const int64_t d = c->d, hw = c->hw;
+    const float *src = c->rows + img * hw * d;
+    float *dst = c->maps + img * d * hw;
+    for (int64_t s0 = 0; s0 < hw; s0 += 16) {
+        int64_t s1 = s0 + 16 < hw ? s0 + 16 : hw;
+        for (int64_t ch = 0; ch < d; ch++)
+            for (int64_t s = s0; s < s1; s++) dst[ch * hw + s] = src[s * d + ch];
+    }
+}
+
+int mml_rows_to_maps_f32(float *maps, const float *rows, int64_t count, int64_t d, int64_t hw, int32_t n_threads) {
+    if (!maps || !rows || count <= 0 || d <= 0 || hw <= 0) return MML_ERR_ARGUMENT;
+    r2m_ctx c = {.maps = maps, .rows = rows, .d = d, .hw = hw};
+    mml_parallel_for(count, n_threads, r2m_task, &c);
+    return MML_OK;
+}
+
+/* Region pooling of the part level (METHOD.md 2.2): for each g of grids, the g x g regions with adaptive bounds
+ * floor(i n / g) ..< ceil((i + 1) n / g), grid by grid, row-major inside a grid; each region's channel sums its
+ * cells row by row, then is multiplied by 1 / (cells). One task per image. */
+typedef struct {
+    float *regions, *maps;
+    const float *in;
+    int64_t c, h, w, per;
+    const int32_t *grids;
+    int32_t n_grids;
+} region_ctx;
+
+static int64_t lo_bound(int64_t i, int64_t g, int64_t n) { return i * n / g; }
+static int64_t hi_bound(int64_t i, int64_t g, int64_t n) { return ((i + 1) * n + g - 1) / g; }
+
+static void region_pool_task(void *vctx, int64_t img, int thread) {
+    (void)thread;
+    const region_ctx *c = vctx;
+    const int64_t ch_n = c->c, h = c->h, w = c->w;
+    int64_t region = 0;
+    for (int32_t gi = 0; gi < c->n_grids; gi++) {
+        const int64_t g = c->grids[gi];
+        for (int64_t gy = 0; gy < g; gy++)
+            for (int64_t gx = 0; gx < g; gx++, region++) {
+                const int64_t y0 = lo_bound(gy, g, h), y1 = hi_bound(gy, g, h);
+                const int64_t x0 = lo_bound(gx, g, w), x1 = hi_bound(gx, g, w);
+                const float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                float *out = c->regions + (img * c->per + region) * ch_n;
+                for (int64_t ch = 0; ch < ch_n; ch++) {
+                    const float *plane = c->in + (img * ch_n + ch) * h * w;
+                    float s = 0.0f;
+                    for (int64_t y = y0; y < y1; y++)
+                        for (int64_t x = x0; x < x1; x++) s += plane[y * w + x];
+                    out[ch] = s * inv;
+                }
+            }
+    }
+}
+
+static void region_pool_bwd_task(void *vctx, int64_t img, int thread) {
+    (void)thread;
+    const region_ctx *c = vctx;
+    const int64_t ch_n = c->c, h = c->h, w = c->w;
+    float *dmaps = c->maps + img * ch_n * h * w;
+    for (int64_t q = 0; q < ch_n * h * w; q++) dmaps[q] = 0.0f;
+    int64_t region = 0;
+    for (int32_t gi = 0; gi < c->n_grids; gi++) {
+        const int64_t g = c->grids[gi];
+        for (int64_t gy = 0; gy < g; gy++)
+            for (int64_t gx = 0; gx < g; gx++, region++) {
+                const int64_t y0 = lo_bound(gy, g, h), y1 = hi_bound(gy, g, h);
+                const int64_t x0 = lo_bound(gx, g, w), x1 = hi_bound(gx, g, w);
+                const float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                const float *dr = c->in + (img * c->per + region) * ch_n;
+                for (int64_t ch = 0; ch < ch_n; ch++) {
+                    const float v = dr[ch] * inv;
+                    float *plane = dmaps + ch * h * w;
+                    for (int64_t y = y0; y < y1; y++)
+                        for (int64_t x = x0; x < x1; x++) plane[y * w + x] += v;
+                }
+            }
+    }
+}
+
+static int check_grids(const int32_t *grids, int32_t n_grids, int64_t h, int64_t w, int64_t *per) {
+    if (!grids || n_grids <= 0) return 0;
+    *per = 0;
+    for (int32_t i = 0; i < n_grids; i++) {
+        if (grids[i] < 1 || grids[i] > h || grids[i] > w) return 0;
+        *per += (int64_t)grids[i] * grids[i];
+    }
+    return 1;
+}
+
+int mml_region_pool_f32(float *regions, const float *maps, int64_t count, int64_t c, int64_t h, int64_t w,
+                        const int32_t *grids, int32_t n_grids, int32_t n_threads) {
+    int64_t per = 0;
+    if (!regions || !maps || count <= 0 || c <= 0 || h <= 0 || w <= 0 || !check_grids(grids, n_grids, h, w, &per))
+        return MML_ERR_ARGUMENT;
+    region_ctx ctx = {.regions = regions, .in = maps, .c = c, .h = h, .w = w, .per = per, .grids = grids,
+                      .n_grids = n_grids};
+    mml_parallel_for(count, n_threads, region_pool_task, &ctx);
+    return MML_OK;
+}
+
+int mml_region_pool_backward_f32(float *dmaps, const float *dregions, int64_t count, int64_t c, int64_t h, int64_t w,
+                                 const int32_t *grids, int32_t n_grids, int32_t n_threads) {
+    int64_t per = 0;
+    if (!dmaps || !dregions || count <= 0 || c <= 0 || h <= 0 || w <= 0 || !check_grids(grids, n_grids, h, w, &per))
+        return MML_ERR_ARGUMENT;
+    region_ctx ctx = {.maps = dmaps, .in = dregions, .c = c, .h = h, .w = w, .per = per, .grids = grids,
+                      .n_grids = n_grids};
+    mml_parallel_for(count, n_threads, region_pool_bwd_task, &ctx);
     return MML_OK;
 }

@@ -5,6 +5,7 @@
  *     dQ_i += sum_{g,t} dout[i, g] * R_{j(i,g,t)}      dR_j += sum_{(i,g,t): j(i,g,t) = j} dout[i, g] * Q_i.
  */
 #include "topk_internal.h"
+#include "mml_parallel.h"
 #include <stdlib.h>
 
 int mml_group_topk_sim_naive(double *out, int32_t *sel_idx, double *sel_val, const float *Q, int64_t m,
@@ -70,28 +71,63 @@ axpy_avx512(float *restrict y, float a, const float *restrict x, int64_t d) {
 #endif
 static void axpy_portable(float *restrict y, float a, const float *restrict x, int64_t d) { AXPY_BODY }
 
+/* dQ: tasks of BWD_ROWS query rows, each row adding its own (g, t) terms in order. dR: one task per range of
+ * reference rows; each scans all selections in ascending (i, g, t) and adds those that fall in its range. Every
+ * row thus adds its terms in the serial loop's order, so any thread count (and any split) gives the same bits. */
+#define BWD_ROWS 64
+
+typedef struct {
+    float *dQ, *dR;
+    const float *dout, *Q, *R;
+    const int32_t *sel_idx;
+    int64_t m, n, d, ranges;
+    int32_t n_groups, k;
+    void (*axpy)(float *restrict, float, const float *restrict, int64_t);
+} bwd_ctx;
+
+static void bwd_dq_task(void *vctx, int64_t task, int thread) {
+    (void)thread;
+    const bwd_ctx *c = vctx;
+    const int64_t i1 = (task + 1) * BWD_ROWS < c->m ? (task + 1) * BWD_ROWS : c->m;
+    for (int64_t i = task * BWD_ROWS; i < i1; i++)
+        for (int32_t g = 0; g < c->n_groups; g++) {
+            const float go = c->dout[i * c->n_groups + g];
+            const int32_t *sel = c->sel_idx + (i * c->n_groups + g) * c->k;
+            for (int32_t t = 0; t < c->k; t++) c->axpy(c->dQ + i * c->d, go, c->R + (int64_t)sel[t] * c->d, c->d);
+        }
+}
+
+static void bwd_dr_task(void *vctx, int64_t task, int thread) {
+    (void)thread;
+    const bwd_ctx *c = vctx;
+    const int32_t j0 = (int32_t)(task * c->n / c->ranges), j1 = (int32_t)((task + 1) * c->n / c->ranges);
+    const int64_t gk = (int64_t)c->n_groups * c->k;
+    for (int64_t i = 0; i < c->m; i++) {
+        const int32_t *sel = c->sel_idx + i * gk;
+        for (int64_t s = 0; s < gk; s++) {
+            const int32_t j = sel[s];
+            if (j >= j0 && j < j1) c->axpy(c->dR + (int64_t)j * c->d, c->dout[i * c->n_groups + s / c->k], c->Q + i * c->d, c->d);
+        }
+    }
+}
+
 int mml_group_topk_sim_backward_f32(float *dQ, float *dR, const float *dout, const int32_t *sel_idx,
                                     const float *Q, int64_t m, const float *R, int64_t n, int64_t d,
-                                    int32_t n_groups, int32_t k) {
-    if (!dout || !sel_idx || !Q || !R || m <= 0 || n <= 0 || d <= 0 || n_groups <= 0 || k < 1)
+                                    int32_t n_groups, int32_t k, int32_t n_threads) {
+    if (!dout || !sel_idx || !Q || !R || m <= 0 || n <= 0 || n > INT32_MAX || d <= 0 || n_groups <= 0 || k < 1)
         return MML_ERR_ARGUMENT;
     const int64_t total = m * n_groups * k;
     for (int64_t s = 0; s < total; s++)
         if (sel_idx[s] < 0 || sel_idx[s] >= n) return MML_ERR_ARGUMENT;
-    void (*axpy)(float *restrict, float, const float *restrict, int64_t) = axpy_portable;
+    bwd_ctx c = {.dQ = dQ, .dR = dR, .dout = dout, .Q = Q, .R = R, .sel_idx = sel_idx, .m = m, .n = n, .d = d,
+                 .n_groups = n_groups, .k = k, .axpy = axpy_portable};
 #if defined(__x86_64__)
-    if (topk_use_avx512()) axpy = axpy_avx512;
+    if (topk_use_avx512()) c.axpy = axpy_avx512;
 #endif
-    for (int64_t i = 0; i < m; i++) {
-        for (int32_t g = 0; g < n_groups; g++) {
-            const float go = dout[i * n_groups + g];
-            const int32_t *sel = sel_idx + (i * n_groups + g) * k;
-            for (int32_t t = 0; t < k; t++) {
-                const int64_t j = sel[t];
-                if (dQ) axpy(dQ + i * d, go, R + j * d, d);
-                if (dR) axpy(dR + j * d, go, Q + i * d, d);
-            }
-        }
+    if (dQ) mml_parallel_for((m + BWD_ROWS - 1) / BWD_ROWS, n_threads, bwd_dq_task, &c);
+    if (dR) {
+        c.ranges = mml_thread_count(n_threads, n);
+        mml_parallel_for(c.ranges, n_threads, bwd_dr_task, &c);
     }
     return MML_OK;
 }
