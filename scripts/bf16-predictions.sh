@@ -6,7 +6,7 @@
 # prediction changed. The rows are printed as the README's table.
 #
 #   scripts/bf16-predictions.sh [--quick] [CHECKPOINT]
-#   CHECKPOINT: default runs/omniglot/seed-1/last.safetensors (seed 1 of scripts/omniglot-results.sh; the README's
+#   CHECKPOINT: default runs/omniglot/seed-1/last.safetensors (seed 1 of RECIPE=r1 scripts/omniglot-results.sh; the README's
 #               figures are of /work/main/runs/omniglot/seed-1/last.safetensors, that model)
 #   environment: OUT (default runs/bf16-predictions/<date-time>), QUICK=1 (as --quick), OMNIGLOT (default
 #                ../shared/datasets/omniglot), PRECISION (default bf16; bf16amx makes the same table for the AMX
@@ -39,7 +39,7 @@ if [ "$QUICK" = 1 ]; then
 else
   CKPT=${ARGS[0]:-runs/omniglot/seed-1/last.safetensors}
   if [ ! -f "$CKPT" ]; then
-    echo "error: no checkpoint $CKPT; train it with scripts/omniglot-results.sh (seed 1) or give its path" >&2
+    echo "error: no checkpoint $CKPT; train it with RECIPE=r1 scripts/omniglot-results.sh (seed 1) or give its path" >&2
     exit 1
   fi
   mml_omniglot
