@@ -156,7 +156,7 @@ def cues(args):
         margin = (others[0] - lost[worst]) if others else 0.0
         cells = [f"{lost['fused']:+.1f}"] + [(f"**{lost[k]:+.1f}**" if k == worst else f"{lost[k]:+.1f}")
                                                for k in levels]
-        verdict = "yes" if worst == cue else "NO"
+        verdict = "not read: no level loses 1 point" if lost[worst] > -1 else ("yes" if worst == cue else "NO")
         print(f"| {cue} | " + " | ".join(cells) + f" | {worst} by {margin:.1f} ({verdict}) |")
 
 
