@@ -6,6 +6,8 @@
     scripts/summarize.py overhead JSON...     Benchmarks/python_overhead.py --json files: ranges and medians
     scripts/summarize.py backbone JSON...     Benchmarks/side_by_side.py --out files, one per round: medians, spreads
     scripts/summarize.py mpi LOG              scripts/mpi-throughput.sh's output: the rates and their ratios
+    scripts/summarize.py cues NONE CUE=JSON...  mml eval --report files of one model, every cue (NONE) and with
+                                              each cue removed: points lost by fused and each level per removed cue
 
 Each prints Markdown table rows in the README's columns; the scripts write them to their output directory.
 """
@@ -131,12 +133,39 @@ def mpi(path):
           f"{' / '.join(f'{b / a:.2f}x' for a, b in zip(one, two))} the one-process rate |")
 
 
+def cues(args):
+    """The points each of fused / pixel / part / distribution loses when one synthetic cue is removed, against the
+    same episodes with every cue; the level alone that loses most in bold (scripts/synthetic-cues.sh)."""
+    def read(path):
+        setting = json.load(open(path))["results"][0]
+        fused = setting.get("fused") or setting["accuracy"]
+        return {"fused": fused["mean"], **{k: v["mean"] for k, v in (setting.get("levels") or {}).items()}}
+    base = read(args[0])
+    levels = ["pixel", "part", "distribution"]
+    print(f"Every cue, {json.load(open(args[0]))['results'][0]['episodes']} test episodes: "
+          + ", ".join(f"{k} {pct(base[k]):.2f}" for k in ["fused"] + levels if k in base))
+    print()
+    print("| cue removed | fused | pixel | part | distribution | loses most |")
+    print("|---|---|---|---|---|---|")
+    for arg in args[1:]:
+        cue, path = arg.split("=", 1)
+        row = read(path)
+        lost = {k: pct(row[k]) - pct(base[k]) for k in ["fused"] + levels if k in row and k in base}
+        worst = min((k for k in levels if k in lost), key=lambda k: lost[k])
+        others = sorted(lost[k] for k in levels if k in lost and k != worst)
+        margin = (others[0] - lost[worst]) if others else 0.0
+        cells = [f"{lost['fused']:+.1f}"] + [(f"**{lost[k]:+.1f}**" if k == worst else f"{lost[k]:+.1f}")
+                                               for k in levels]
+        verdict = "not read: no level loses 1 point" if lost[worst] > -1 else ("yes" if worst == cue else "NO")
+        print(f"| {cue} | " + " | ".join(cells) + f" | {worst} by {margin:.1f} ({verdict}) |")
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     kind, paths = sys.argv[1], sys.argv[2:]
     {"margin": margin, "positives": positives, "overhead": overhead, "backbone": backbone,
-     "mpi": lambda p: mpi(p[0])}.get(kind, lambda _: sys.exit(__doc__))(paths)
+     "mpi": lambda p: mpi(p[0]), "cues": cues}.get(kind, lambda _: sys.exit(__doc__))(paths)
 
 
 if __name__ == "__main__":
