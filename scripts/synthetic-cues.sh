@@ -15,7 +15,7 @@
 # Time on this 2-core machine: 6m30s with THREADS=1 beside another training job (measured on 2026-12-06: 2.5 minutes
 # of rebuilding, training 300 episodes in 1m24s, the 600-episode ablation about 1.5 minutes, 4 x 200 evaluation
 # episodes about 1 minute); with EPISODES=300 and nothing to build, 2m10s-2m15s (docs/SYNTHETIC.md's e13-e33).
-# THREADS=0 was not timed. --quick trains 20 episodes and evaluates 20: 32 s; its numbers mean nothing.
+# THREADS=0 alone: 2m0s (2026-12-06, nothing to rebuild; the same figures as THREADS=1). --quick trains 20 episodes and evaluates 20: 32 s; its numbers mean nothing.
 # Outputs: OUT/model/ (checkpoints, log.jsonl), OUT/ablation/ablation.{md,json,svg}, OUT/eval-<cue>.json (none,
 # pixel, part, distribution), OUT/cue-removal.md (the table), OUT/took.txt.
 set -euo pipefail
