@@ -98,19 +98,25 @@ typedef struct {
     int status;
 } m2r_ctx;
 
-/* Image `task`'s map is d x hw (channel-major); its descriptor s is column s. Transposed in tiles of 16
- * positions so that the strided reads of a tile share cache lines. */
+/* One image between its d x hw map (channel-major; descriptor s is column s) and its hw x d rows, in tiles of 16
+ * positions so that the strided accesses of a tile share cache lines. */
+static void transpose_image(float *rows, float *map, int64_t d, int64_t hw, int to_rows) {
+    for (int64_t s0 = 0; s0 < hw; s0 += 16) {
+        int64_t s1 = s0 + 16 < hw ? s0 + 16 : hw;
+        for (int64_t ch = 0; ch < d; ch++)
+            for (int64_t s = s0; s < s1; s++) {
+                if (to_rows) rows[s * d + ch] = map[ch * hw + s];
+                else map[ch * hw + s] = rows[s * d + ch];
+            }
+    }
+}
+
 static void m2r_task(void *vctx, int64_t img, int thread) {
     (void)thread;
     m2r_ctx *c = vctx;
     const int64_t d = c->d, hw = c->hw;
-    const float *src = c->maps + img * d * hw;
     float *dst = c->out + img * hw * d;
-    for (int64_t s0 = 0; s0 < hw; s0 += 16) {
-        int64_t s1 = s0 + 16 < hw ? s0 + 16 : hw;
-        for (int64_t ch = 0; ch < d; ch++)
-            for (int64_t s = s0; s < s1; s++) dst[s * d + ch] = src[ch * hw + s];
-    }
+    transpose_image(dst, (float *)(c->maps + img * d * hw), d, hw, 1);
     for (int64_t s = 0; s < hw; s++) {
         float *row = dst + s * d;
         double ss = row_sumsq(row, d);
@@ -146,13 +152,7 @@ static void r2m_task(void *vctx, int64_t img, int thread) {
     (void)thread;
     const r2m_ctx *c = vctx;
     const int64_t d = c->d, hw = c->hw;
-    const float *src = c->rows + img * hw * d;
-    float *dst = c->maps + img * d * hw;
-    for (int64_t s0 = 0; s0 < hw; s0 += 16) {
-        int64_t s1 = s0 + 16 < hw ? s0 + 16 : hw;
-        for (int64_t ch = 0; ch < d; ch++)
-            for (int64_t s = s0; s < s1; s++) dst[ch * hw + s] = src[s * d + ch];
-    }
+    transpose_image((float *)(c->rows + img * hw * d), c->maps + img * d * hw, d, hw, 0);
 }
 
 int mml_rows_to_maps_f32(float *maps, const float *rows, int64_t count, int64_t d, int64_t hw, int32_t n_threads) {
@@ -164,22 +164,27 @@ int mml_rows_to_maps_f32(float *maps, const float *rows, int64_t count, int64_t 
 
 /* Region pooling of the part level (METHOD.md 2.2): for each g of grids, the g x g regions with adaptive bounds
  * floor(i n / g) ..< ceil((i + 1) n / g), grid by grid, row-major inside a grid; each region's channel sums its
- * cells row by row, then is multiplied by 1 / (cells). One task per image. */
+ * cells row by row, then is multiplied by 1 / (cells); the backward adds each region's gradient times 1 / (cells)
+ * to its cells, regions in order. One task per image. */
 typedef struct {
-    float *regions, *maps;
-    const float *in;
+    float *regions, *maps;       /* forward writes regions, backward maps */
+    const float *in;             /* forward: maps; backward: the regions' gradients */
     int64_t c, h, w, per;
     const int32_t *grids;
     int32_t n_grids;
+    int backward;
 } region_ctx;
 
 static int64_t lo_bound(int64_t i, int64_t g, int64_t n) { return i * n / g; }
 static int64_t hi_bound(int64_t i, int64_t g, int64_t n) { return ((i + 1) * n + g - 1) / g; }
 
-static void region_pool_task(void *vctx, int64_t img, int thread) {
+static void region_task(void *vctx, int64_t img, int thread) {
     (void)thread;
     const region_ctx *c = vctx;
     const int64_t ch_n = c->c, h = c->h, w = c->w;
+    float *dmaps = c->backward ? c->maps + img * ch_n * h * w : NULL;
+    if (dmaps)
+        for (int64_t q = 0; q < ch_n * h * w; q++) dmaps[q] = 0.0f;
     int64_t region = 0;
     for (int32_t gi = 0; gi < c->n_grids; gi++) {
         const int64_t g = c->grids[gi];
@@ -188,71 +193,45 @@ static void region_pool_task(void *vctx, int64_t img, int thread) {
                 const int64_t y0 = lo_bound(gy, g, h), y1 = hi_bound(gy, g, h);
                 const int64_t x0 = lo_bound(gx, g, w), x1 = hi_bound(gx, g, w);
                 const float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
-                float *out = c->regions + (img * c->per + region) * ch_n;
                 for (int64_t ch = 0; ch < ch_n; ch++) {
-                    const float *plane = c->in + (img * ch_n + ch) * h * w;
-                    float s = 0.0f;
-                    for (int64_t y = y0; y < y1; y++)
-                        for (int64_t x = x0; x < x1; x++) s += plane[y * w + x];
-                    out[ch] = s * inv;
+                    if (dmaps) {
+                        const float v = c->in[(img * c->per + region) * ch_n + ch] * inv;
+                        float *plane = dmaps + ch * h * w;
+                        for (int64_t y = y0; y < y1; y++)
+                            for (int64_t x = x0; x < x1; x++) plane[y * w + x] += v;
+                    } else {
+                        const float *plane = c->in + (img * ch_n + ch) * h * w;
+                        float s = 0.0f;
+                        for (int64_t y = y0; y < y1; y++)
+                            for (int64_t x = x0; x < x1; x++) s += plane[y * w + x];
+                        c->regions[(img * c->per + region) * ch_n + ch] = s * inv;
+                    }
                 }
             }
     }
 }
 
-static void region_pool_bwd_task(void *vctx, int64_t img, int thread) {
-    (void)thread;
-    const region_ctx *c = vctx;
-    const int64_t ch_n = c->c, h = c->h, w = c->w;
-    float *dmaps = c->maps + img * ch_n * h * w;
-    for (int64_t q = 0; q < ch_n * h * w; q++) dmaps[q] = 0.0f;
-    int64_t region = 0;
-    for (int32_t gi = 0; gi < c->n_grids; gi++) {
-        const int64_t g = c->grids[gi];
-        for (int64_t gy = 0; gy < g; gy++)
-            for (int64_t gx = 0; gx < g; gx++, region++) {
-                const int64_t y0 = lo_bound(gy, g, h), y1 = hi_bound(gy, g, h);
-                const int64_t x0 = lo_bound(gx, g, w), x1 = hi_bound(gx, g, w);
-                const float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
-                const float *dr = c->in + (img * c->per + region) * ch_n;
-                for (int64_t ch = 0; ch < ch_n; ch++) {
-                    const float v = dr[ch] * inv;
-                    float *plane = dmaps + ch * h * w;
-                    for (int64_t y = y0; y < y1; y++)
-                        for (int64_t x = x0; x < x1; x++) plane[y * w + x] += v;
-                }
-            }
-    }
-}
-
-static int check_grids(const int32_t *grids, int32_t n_grids, int64_t h, int64_t w, int64_t *per) {
-    if (!grids || n_grids <= 0) return 0;
-    *per = 0;
+/* Checks the sizes and grids (each in 1 ... min(h, w)) and runs the forward or backward tasks. */
+static int region_run(float *out, const float *in, int64_t count, int64_t c, int64_t h, int64_t w,
+                      const int32_t *grids, int32_t n_grids, int32_t n_threads, int backward) {
+    if (!out || !in || count <= 0 || c <= 0 || h <= 0 || w <= 0 || !grids || n_grids <= 0) return MML_ERR_ARGUMENT;
+    int64_t per = 0;
     for (int32_t i = 0; i < n_grids; i++) {
-        if (grids[i] < 1 || grids[i] > h || grids[i] > w) return 0;
-        *per += (int64_t)grids[i] * grids[i];
+        if (grids[i] < 1 || grids[i] > h || grids[i] > w) return MML_ERR_ARGUMENT;
+        per += (int64_t)grids[i] * grids[i];
     }
-    return 1;
+    region_ctx ctx = {.regions = backward ? NULL : out, .maps = backward ? out : NULL, .in = in, .c = c, .h = h,
+                      .w = w, .per = per, .grids = grids, .n_grids = n_grids, .backward = backward};
+    mml_parallel_for(count, n_threads, region_task, &ctx);
+    return MML_OK;
 }
 
 int mml_region_pool_f32(float *regions, const float *maps, int64_t count, int64_t c, int64_t h, int64_t w,
                         const int32_t *grids, int32_t n_grids, int32_t n_threads) {
-    int64_t per = 0;
-    if (!regions || !maps || count <= 0 || c <= 0 || h <= 0 || w <= 0 || !check_grids(grids, n_grids, h, w, &per))
-        return MML_ERR_ARGUMENT;
-    region_ctx ctx = {.regions = regions, .in = maps, .c = c, .h = h, .w = w, .per = per, .grids = grids,
-                      .n_grids = n_grids};
-    mml_parallel_for(count, n_threads, region_pool_task, &ctx);
-    return MML_OK;
+    return region_run(regions, maps, count, c, h, w, grids, n_grids, n_threads, 0);
 }
 
 int mml_region_pool_backward_f32(float *dmaps, const float *dregions, int64_t count, int64_t c, int64_t h, int64_t w,
                                  const int32_t *grids, int32_t n_grids, int32_t n_threads) {
-    int64_t per = 0;
-    if (!dmaps || !dregions || count <= 0 || c <= 0 || h <= 0 || w <= 0 || !check_grids(grids, n_grids, h, w, &per))
-        return MML_ERR_ARGUMENT;
-    region_ctx ctx = {.maps = dmaps, .in = dregions, .c = c, .h = h, .w = w, .per = per, .grids = grids,
-                      .n_grids = n_grids};
-    mml_parallel_for(count, n_threads, region_pool_bwd_task, &ctx);
-    return MML_OK;
+    return region_run(dmaps, dregions, count, c, h, w, grids, n_grids, n_threads, 1);
 }
