@@ -101,14 +101,12 @@ static void bwd_dr_task(void *vctx, int64_t task, int thread) {
     (void)thread;
     const bwd_ctx *c = vctx;
     const int32_t j0 = (int32_t)(task * c->n / c->ranges), j1 = (int32_t)((task + 1) * c->n / c->ranges);
-    const int64_t gk = (int64_t)c->n_groups * c->k;
-    for (int64_t i = 0; i < c->m; i++) {
-        const int32_t *sel = c->sel_idx + i * gk;
-        for (int64_t s = 0; s < gk; s++) {
-            const int32_t j = sel[s];
-            if (j >= j0 && j < j1) c->axpy(c->dR + (int64_t)j * c->d, c->dout[i * c->n_groups + s / c->k], c->Q + i * c->d, c->d);
-        }
-    }
+    const int32_t *sel = c->sel_idx;
+    for (int64_t i = 0; i < c->m; i++)
+        for (int32_t g = 0; g < c->n_groups; g++)
+            for (int32_t t = 0; t < c->k; t++, sel++)
+                if (*sel >= j0 && *sel < j1)
+                    c->axpy(c->dR + (int64_t)*sel * c->d, c->dout[i * c->n_groups + g], c->Q + i * c->d, c->d);
 }
 
 int mml_group_topk_sim_backward_f32(float *dQ, float *dR, const float *dout, const int32_t *sel_idx,
