@@ -11,7 +11,21 @@ func runBackboneBench(json: Bool, arguments: [String]) {
     var threads = 0
     if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int(arguments[i + 1]) { threads = t }
     let quick = arguments.contains("--quick")
-    if arguments.contains("--breakdown") { runLayerBreakdown(threads: threads); return }
+    if arguments.contains("--breakdown") {
+        func value(_ name: String, _ fallback: Int) -> Int? {
+            guard let i = arguments.firstIndex(of: name) else { return fallback }
+            guard i + 1 < arguments.count, let v = Int(arguments[i + 1]), v > 0 else { return nil }
+            return v
+        }
+        guard let size = value("--size", 84), size % 4 == 0, size >= 8, let batch = value("--batch", 80),
+              let channels = value("--in-channels", 3) else {
+            fputs("mml-bench backbone: --size takes a multiple of 4 of at least 8, --batch and --in-channels a positive "
+                  + "integer (e.g. --size 28 --batch 360 --in-channels 1)\n", stderr)
+            exit(2)
+        }
+        runLayerBreakdown(threads: threads, size: size, batch: batch, inputChannels: channels)
+        return
+    }
     TensorMemory.keepFreedMemoryForReuse()
     // The peers' model names: the shared peer's Conv-64F / Conv-4, Benchmarks/peer_resnet12.py's ResNet-12.
     let peerName: [BackboneKind: String] = [.conv64F: "dn4_conv64f_21x21", .conv4: "classic_conv4_5x5",

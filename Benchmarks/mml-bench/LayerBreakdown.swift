@@ -1,15 +1,16 @@
 import Foundation
 import MMLCore
 
-/// `mml-bench backbone --breakdown [--threads N]`: where a Conv-64F training step at batch 80 (84x84x3) spends its
-/// time, layer by layer: each block's conv forward, BatchNorm+LeakyReLU forward, max-pool forward, and the
+/// `mml-bench backbone --breakdown [--threads N] [--size S --batch B --in-channels C]`: where a Conv-64F training
+/// step spends its time (default batch 80 of 84x84x3; `--size 28 --batch 360 --in-channels 1` is a 60-way 1-shot
+/// 5-query Omniglot episode), layer by layer: each block's conv forward, BatchNorm+LeakyReLU forward, max-pool forward, and the
 /// matching backward passes (conv: dL/dx and dL/dW; the first conv: dL/dW only), medians of 5 runs.
-func runLayerBreakdown(threads: Int) {
+func runLayerBreakdown(threads: Int, size: Int = 84, batch: Int = 80, inputChannels: Int = 3) {
     var g = SeededRNG(state: 3)
-    let batch = 80
     // (input channels, spatial size, pool after)
-    let blocks: [(c: Int, size: Int, pool: Bool)] = [(3, 84, true), (64, 42, true), (64, 21, false), (64, 21, false)]
-    print("Conv-64F layers, batch \(batch), threads \(threads == 0 ? "all" : String(threads)): median ms of 5 runs")
+    let blocks: [(c: Int, size: Int, pool: Bool)] = [(inputChannels, size, true), (64, size / 2, true),
+                                                     (64, size / 4, false), (64, size / 4, false)]
+    print("Conv-64F layers, batch \(batch) of \(size)x\(size)x\(inputChannels), threads \(threads == 0 ? "all" : String(threads)): median ms of 5 runs")
     print("layer".padding(toLength: 34, withPad: " ", startingAt: 0) + "  forward  backward")
     var totalF = 0.0, totalB = 0.0
     for (i, b) in blocks.enumerated() {

@@ -109,7 +109,40 @@ func topKBenchRows(arguments: [String]) -> [BenchRow] {
                                  ratio: flops / t / 1e9 / sgGflops))
         }
     }
+    rows += smallGroupRows()
     return rows
+}
+
+/// The small-group path (topk_lanes_avx512.c) against the panel path on an Omniglot training episode's pixel level:
+/// 60-way 1-shot 5 queries at 28 x 28 (7 x 7 maps: 300 x 49 query rows against 60 classes of 49), k = 3, all
+/// threads; ratio = panel time / lanes time; the two must give the same bits.
+private func smallGroupRows() -> [BenchRow] {
+    let way = 60, perGroup = 49, m = way * 5 * 49, n = way * perGroup, d = 64
+    var rng = SeededRNG(seed: 2)
+    let q = (0..<(m * d)).map { _ in rng.nextFloat() - 0.5 }
+    let r = (0..<(n * d)).map { _ in rng.nextFloat() - 0.5 }
+    let group = (0..<n).map { Int32($0 / perGroup) }
+    let flops = 2.0 * Double(m) * Double(n) * Double(d)
+    var results: [String: [Float]] = [:]
+    var times: [String: Double] = [:]
+    for mode in ["off", "auto"] {
+        setenv("MML_TOPK_LANES", mode, 1)
+        var out = [Float](repeating: 0, count: m * way)
+        var status: Int32 = 0
+        times[mode] = measure(repeats: 5) {
+            status = mml_group_topk_sim_f32(&out, nil, nil, q, Int64(m), r, Int64(n), Int64(d), group, Int32(way), 3, 0)
+        }
+        precondition(status == 0, "[bench] small-group top-3 (\(mode)) failed with status \(status)")
+        results[mode] = out
+    }
+    unsetenv("MML_TOPK_LANES")
+    precondition(results["off"]!.map(\.bitPattern) == results["auto"]!.map(\.bitPattern),
+                 "[bench] the lanes and panel paths differ")
+    let name = "pixel 60-way 1-shot 28px fused top-3"
+    return [BenchRow(name: "\(name), panel path", seconds: times["off"]!, gflops: flops / times["off"]! / 1e9,
+                     ratio: nil),
+            BenchRow(name: "\(name), lanes path (vs panels)", seconds: times["auto"]!,
+                     gflops: flops / times["auto"]! / 1e9, ratio: times["off"]! / times["auto"]!)]
 }
 
 /// The C signature of the grouped top-K kernels (mml_group_topk_sim_f32 / _bf16 / _bf16amx).

@@ -9,9 +9,10 @@ let json = args.contains("--json")
 let sectionOptions: [(section: String, options: [(String, Bool)], help: String)] = [
     ("kernels", [("--quick", false)], "pixel-level top-k and Gaussian (W2, KL) kernels against the naive / OpenBLAS references"),
     ("backbone", [("--kinds", true), ("--threads", true), ("--quick", false), ("--forward-only", false),
-                  ("--breakdown", false)],
+                  ("--breakdown", false), ("--size", true), ("--batch", true), ("--in-channels", true)],
      "Conv-64F / Conv-4 / ResNet-12 forward (batch 80, 100) and training step (batch 80); --kinds conv64f,conv4,"
-         + "resnet12; --breakdown times each layer of a Conv-64F step"),
+         + "resnet12; --breakdown times each layer of a Conv-64F step (84x84x3 batch 80, or --size, --batch, "
+         + "--in-channels)"),
     ("data", [("--images", true), ("--repeats", true), ("--quick", false)], "image decoding and episode assembly"),
     ("episode", [("--episodes", true), ("--quick", false)], "whole evaluation episodes (5-way 1-shot and 5-shot)"),
     ("conv", [("--threads", true), ("--batch", true), ("--first-layer", false)],

@@ -21,6 +21,13 @@ void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, 
     }
 }
 
+int topk_lanes_mode(void) {
+    const char *e = getenv("MML_TOPK_LANES");
+    if (e && strcmp(e, "off") == 0) return 0;
+    if (e && strcmp(e, "on") == 0) return 2;
+    return 1;
+}
+
 int topk_use_avx512(void) { return strcmp(mml_kernels_isa(), "avx512") == 0; }
 
 int topk_use_bf16_avx512(void) { return topk_use_avx512() && (mml_cpu_features() & MML_CPU_AVX512BF16) != 0; }
@@ -286,6 +293,18 @@ static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float 
         if (size[g] < k) {
             free(size);
             return MML_ERR_K_TOO_LARGE;
+        }
+    }
+    if (prec == TOPK_F32 && k <= TOPK_LANES_KMAX && topk_use_avx512()) {
+        const int mode = topk_lanes_mode();
+        int64_t largest = 0;
+        for (int32_t g = 0; g < n_groups; g++) largest = size[g] > largest ? size[g] : largest;
+        if (mode == 2 || (mode == 1 && largest <= TOPK_LANES_MAX_GROUP)) {
+            int status = topk_lanes_avx512(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, size, k, nthreads);
+            if (status != TOPK_LANES_DECLINED) {
+                free(size);
+                return status;
+            }
         }
     }
     topk_packed pk;
