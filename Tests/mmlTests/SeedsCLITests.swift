@@ -123,6 +123,36 @@ final class SeedsCLITests: XCTestCase {
         XCTAssertEqual((merged["accuracy"] as? [String: Any])?["per_seed"] as? [Double], seedMeans)
         XCTAssertEqual((merged["accuracy"] as? [String: Any])?["ci95"] as? Double, acc["ci95"] as? Double)
 
+        // Each seed evaluated alone (another process, array task or day) with --report; the report files combined by
+        // mml eval merge equal the evaluation over the study, and refuse a seed given twice or a file that is no report.
+        for s in ["1", "2"] {
+            (code, _, err) = try runMML(["eval", "--checkpoint", dir + "/single-\(s)/best.safetensors"] + evalData
+                                        + ["--episodes", "4", "--report", dir + "/report-\(s).json"])
+            XCTAssertEqual(code, 0, err)
+            XCTAssertEqual(try json(String(contentsOfFile: dir + "/report-\(s).json", encoding: .utf8))["training_seed"]
+                           as? Int, Int(s))
+        }
+        (code, out, err) = try runMML(["eval", "merge", dir + "/report-1.json", dir + "/report-2.json", "--json",
+                                       "--plot", dir + "/reports.svg"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(err.contains("combined 2 report file(s): 2 training seed(s)"), err)
+        let fromReports = try XCTUnwrap(((try json(out))["results"] as? [[String: Any]])?.first)
+        XCTAssertEqual((fromReports["accuracy"] as? [String: Any])?["per_seed"] as? [Double], seedMeans)
+        XCTAssertEqual((fromReports["accuracy"] as? [String: Any])?["ci95"] as? Double, acc["ci95"] as? Double)
+        XCTAssertEqual(((fromReports["pooled"] as? [String: Any])?["ci95"] as? Double),
+                       (combined["pooled"] as? [String: Any])?["ci95"] as? Double)
+        XCTAssertEqual((fromReports["levels"] as? [String: Any])?.keys.sorted(), ["distribution", "part", "pixel"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/reports.svg"))
+        try assertMMLFails(["eval", "merge", dir + "/report-1.json", dir + "/report-1.json"],
+                           "both hold training seed 1", reported: true)
+        try AtomicFile.write("{\"a\": 1}\n", to: dir + "/nothing.json")
+        try assertMMLFails(["eval", "merge", dir + "/report-1.json", dir + "/nothing.json"],
+                           "nothing.json is not a report of mml eval", reported: true)
+        try assertMMLFails(["eval", "merge", dir + "/report-1.json", dir + "/absent.json"],
+                           "cannot read the report", reported: true)
+        try assertMMLFails(["eval", "merge", dir + "/report-1.json", "--episodes-out", dir + "/x"],
+                           "report files (.json) hold none", reported: true)
+
         // ablate over the study: per-seed tables in out/seed-<s>, the combined one in out.
         (code, out, err) = try runMML(["ablate", "--checkpoint", study] + evalData
                                       + ["--episodes", "4", "--refit-episodes", "2", "--out", dir + "/abl"])

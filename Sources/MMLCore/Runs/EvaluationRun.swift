@@ -207,10 +207,14 @@ public struct EvaluationRunResult: Codable, Sendable {
     /// The pixel and part levels' similarity arithmetic when it was not fp32 (`bf16`, `bf16amx`); nil (absent from
     /// the JSON, as in reports of earlier versions) for fp32.
     public var precision: SimilarityPrecision? = nil
+    /// The training seed of the evaluated checkpoint (from its training state), when it has one; absent from reports
+    /// of earlier versions. `SeedEvaluationRunResult(reports:)` uses it to combine single-seed reports.
+    public var trainingSeed: UInt64? = nil
 
     enum CodingKeys: String, CodingKey {
         case checkpoint, dataset, split, model, results, precision
         case evaluationProtocol = "protocol", perLevel = "per_level", cosineClassifier = "cosine_classifier"
+        case trainingSeed = "training_seed"
     }
 
     /// The report as pretty-printed JSON with sorted keys (what `mml eval --json` prints).
@@ -338,10 +342,11 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
             settings.append(s)
             records += mineRecords
         }
-        let result = EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
+        var result = EvaluationRunResult(checkpoint: c.checkpoint, dataset: ds.name, split: data.split ?? "", model: mc,
                                          evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
                                          cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init),
                                          precision: c.precision == .fp32 ? nil : c.precision)
+        result.trainingSeed = c.trainingSeed ?? (try? SeedCheckpoint.trainingSeed(ofCheckpoint: c.checkpoint)) ?? nil
         if let given = c.episodesOut {
             let path = EpisodeFileFormat.outputPath(given, shard: c.shard)
             var manifest = [

@@ -228,6 +228,39 @@ public struct SeedEvaluationRunResult: Codable, Sendable {
         }
     }
 
+    /// Combines report files of `mml eval --report` / `--json` written anywhere (one process, array task or day per
+    /// training seed): each file is a one-checkpoint report (its `training_seed` names the seed) or a report over
+    /// seeds (each of its seeds is taken). The reports must be of the same episodes (`init(seeds:)`), each training
+    /// seed given once.
+    /// - Throws: `MMLError(.invalidArgument)` naming the file that cannot be read or is not such a report, the two
+    ///   files holding one training seed, or a report of other episodes; `.io` for an unreadable file.
+    public init(reports paths: [String]) throws {
+        var seeds: [Seed] = [], from: [String] = []
+        for path in paths {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw MMLError(.io, "cannot read the report \(path): give the file mml eval --report wrote")
+            }
+            struct Probe: Decodable { var per_seed: [Seed]? }
+            if let over = (try? JSONDecoder().decode(Probe.self, from: data))?.per_seed {
+                seeds += over
+                from += over.map { _ in path }
+            } else if let one = try? JSONDecoder().decode(EvaluationRunResult.self, from: data) {
+                seeds.append(Seed(seed: one.trainingSeed, checkpoint: one.checkpoint, report: one))
+                from.append(path)
+            } else {
+                throw MMLError(.invalidArgument, "\(path) is not a report of mml eval (the JSON of --report or "
+                               + "--json); give one report file per training seed, or reports over seeds")
+            }
+        }
+        for (i, a) in seeds.enumerated() {
+            for (j, b) in seeds[..<i].enumerated() where a.seed != nil && a.seed == b.seed {
+                throw MMLError(.invalidArgument, "\(from[j]) and \(from[i]) both hold training seed \(a.seed!) "
+                               + "(\(b.checkpoint), \(a.checkpoint)); give each training seed's report once")
+            }
+        }
+        try self.init(seeds: seeds)
+    }
+
     /// The report as pretty-printed JSON with sorted keys (what `mml eval --json` prints over seeds).
     public func jsonText() throws -> String {
         let enc = JSONEncoder()

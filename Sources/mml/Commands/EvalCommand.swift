@@ -212,19 +212,35 @@ struct EvalMergeCommand: ParsableCommand {
             (same checkpoint, data, protocol, settings and seed), that every shard 0..<n is there once and every \
             episode once, and prints the report exactly as an unsharded mml eval does; every accuracy and interval \
             is equal, the episodes/s figure is over the shards' summed time.
+
+            Over training seeds: a directory of seed-<s>/ subdirectories (mml eval --checkpoint STUDY \
+            --episodes-out DIR), or report files (.json, mml eval --report) of one training seed each (or over \
+            seeds), evaluated on the same episodes anywhere (one array task or one day per seed): the combined \
+            report over seeds, as mml eval over all the checkpoints prints it.
             """
     )
 
-    @Argument(help: "Per-episode files of the shards, or directories holding them.") var inputs: [String]
+    @Argument(help: "Per-episode files of the shards, or directories holding them; or report files (.json) of training seeds.")
+    var inputs: [String]
     @Flag(help: "Print the JSON report on standard output.") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
     @Option(help: "Also write the merged per-episode file (one file for mml compare).") var episodesOut: String?
 
-    @Option(help: "Over training seeds (a directory of seed-<s>/ subdirectories): write the chart of the seeds (SVG).")
+    @Option(help: "Over training seeds (a directory of seed-<s>/ subdirectories, or report files): write the chart of the seeds (SVG).")
     var plot: String?
 
     func run() throws {
         try runReportingErrors {
+            if inputs.allSatisfy({ $0.hasSuffix(".json") }) {
+                if episodesOut != nil {
+                    throw MMLError(.invalidArgument, "--episodes-out writes merged per-episode files; report files "
+                                   + "(.json) hold none: merge the per-episode files (--episodes-out of mml eval) "
+                                   + "to get one")
+                }
+                let result = try SeedEvaluationRunResult(reports: inputs)
+                printError("combined \(inputs.count) report file(s): \(result.seeds.count) training seed(s)")
+                return try EvalCommand.finish(result, json: json, report: report, plot: plot)
+            }
             if inputs.count == 1, SeedEpisodeDirectories.holdsSeeds(inputs[0]) {
                 if episodesOut != nil {
                     throw MMLError(.invalidArgument, "--episodes-out writes one run's merged file; over seeds each "
