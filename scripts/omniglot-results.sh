@@ -12,11 +12,15 @@
 #   scripts/omniglot-results.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
 #   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or the recipe's directory
 #   SEED_INDEX=i: train only the i-th seed (0-based; one process per seed, e.g. SEED_INDEX=0 THREADS=1 and
-#   SEED_INDEX=1 THREADS=1 side by side) and skip the evaluation; the run without SEED_INDEX trains what is left and
-#   evaluates. THREADS=n: the kernels' threads (default all cores).
+#   SEED_INDEX=1 THREADS=1 side by side), then evaluate it alone into RUN_DIR/eval-test-seed-<s>.json (EVAL=0 skips
+#   that); the run without SEED_INDEX trains what is left and evaluates all seeds together. THREADS=n: the kernels'
+#   threads (default all cores).
+#   MERGE=1: no training; combine the per-seed reports RUN_DIR/eval-test-seed-*.json (seeds trained and evaluated
+#   apart, e.g. in different sessions) with `mml eval merge` into eval-test.json / eval-test.svg.
 #   (--quick or QUICK=1: 60 episodes per seed, 20 test episodes, into <the recipe's directory>-quick; its numbers
 #   mean nothing)
-# Outputs in RUN_DIR: seed-<s>/ and seeds.json (mml train --seeds), eval-test.json and eval-test.svg, output.log
+# Outputs in RUN_DIR: seed-<s>/ and seeds.json (mml train --seeds), eval-test.json and eval-test.svg (and
+# eval-test-seed-<s>.json with SEED_INDEX), output.log
 # (everything printed, appended to by a resumed run), build.log, took.txt (this invocation's wall time).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -41,10 +45,27 @@ mml_begin omniglot-results "$@"
 mml_omniglot
 mml_omniglot_recipe $WAY
 mml_build
+if [ "${MERGE:-0}" = 1 ]; then
+  shopt -s nullglob
+  reports=("$OUT"/eval-test-seed-*.json)
+  [ ${#reports[@]} -gt 0 ] || { echo "error: MERGE=1: no $OUT/eval-test-seed-*.json (run with SEED_INDEX first)" >&2; exit 1; }
+  "$MML" eval merge "${reports[@]}" --report "$OUT/eval-test.json" --plot "$OUT/eval-test.svg"
+  mml_end
+  exit 0
+fi
 "$MML" train "${OMNIGLOT_DATA[@]}" --split trainval --val-split none "${OMNIGLOT_TRAIN[@]}" \
     --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS --seeds 1,2,3 --seed-initial-weights --threads "${THREADS:-0}" \
     --out "$OUT" "${resume[@]}" "${one[@]}"
-[ -n "${SEED_INDEX:-}" ] && { mml_end; exit 0; }
+if [ -n "${SEED_INDEX:-}" ]; then
+  if [ "${EVAL:-1}" = 1 ]; then
+    seed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seeds"][int(sys.argv[2])])' \
+           "$OUT/seeds.json" "$SEED_INDEX")
+    "$MML" eval --checkpoint "$OUT/seed-$seed/last.safetensors" "${OMNIGLOT_DATA[@]}" --split test --way 5,20 \
+        --shot 1,5 --episodes $TEST --seed 0 --threads "${THREADS:-0}" --report "$OUT/eval-test-seed-$seed.json"
+  fi
+  mml_end
+  exit 0
+fi
 "$MML" eval --checkpoint "$OUT" "${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 \
     --episodes $TEST --seed 0 --report "$OUT/eval-test.json" --plot "$OUT/eval-test.svg"
 mml_end
