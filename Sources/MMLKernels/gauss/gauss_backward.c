@@ -197,7 +197,7 @@ typedef struct {
     int self_is_a;
     mml_kl_direction dir;
     int64_t n_self, n_other, n_b, d;
-    double *scratch; /* per thread: 4 d^2 + 3 d */
+    double *scratch; /* per thread: KL_SCRATCH(d) for KL, 4 d^2 + 3 d for mmlv1 */
     const double *v_o, *p_o; /* KL: the other side's So^-1 mu_o (d each) and So + mu_o mu_o^T (d^2 each, or NULL) */
 } side_ctx;
 
@@ -205,90 +205,112 @@ static double pair_g(const side_ctx *c, int64_t s, int64_t o) {
     return c->self_is_a ? c->dout[s * c->n_b + o] : c->dout[o * c->n_b + s];
 }
 
-/* KL, one Gaussian s of `self` (see the header): the sums over `other`, then dmu dmu^T expanded. */
-static inline __attribute__((always_inline)) void kl_side_body(const side_ctx *c, int64_t s, int tid) {
-    const int64_t d = c->d, dd = d * d;
-    double *ws = c->scratch + (size_t)tid * (size_t)(4 * dd + 3 * d);
-    double *A = ws, *B = ws + dd, *T = ws + 2 * dd, *R = ws + 3 * dd, *vs = ws + 4 * dd, *m = vs + d, *dm = m + d;
-    const float *ms = c->mu_s + s * d;
-    const double *inv_s = c->self->inv + s * dd;
-    for (int64_t k = 0; k < dd; k++) A[k] = B[k] = 0.0;
-    for (int64_t k = 0; k < d; k++) vs[k] = m[k] = 0.0;
-    double wso_sum = 0.0, wos_sum = 0.0;
+/* KL: Gaussians s0..s1-1 of `self` (a block of at most KL_BLOCK, see the header): the weighted sums over `other`,
+ * with `other` in the outer loop so that each of its d x d matrices is read once per block (not once per s) while the
+ * block's sums stay in L2; then per s, dmu dmu^T expanded. Every sum adds its terms in ascending o, as the loop per s
+ * did, so the bits do not depend on the block. */
+#define KL_BLOCK 8
+/* per-thread scratch (doubles) of the KL block tasks */
+#define KL_SCRATCH(d) ((size_t)KL_BLOCK * (size_t)(2 * (d) * (d) + 2 * (d) + 2) + (size_t)(2 * (d) * (d) + (d)))
+
+static inline __attribute__((always_inline)) void kl_side_body(const side_ctx *c, int64_t s0, int64_t s1, int tid) {
+    const int64_t d = c->d, dd = d * d, nb = s1 - s0;
+    double *ws = c->scratch + (size_t)tid * KL_SCRATCH(d);
+    double *A0 = ws, *B0 = A0 + KL_BLOCK * dd, *vs0 = B0 + KL_BLOCK * dd, *m0 = vs0 + KL_BLOCK * d;
+    double *wso = m0 + KL_BLOCK * d, *wos = wso + KL_BLOCK, *T = wos + KL_BLOCK, *R = T + dd, *dm = R + dd;
+    for (int64_t k = 0; k < nb * dd; k++) A0[k] = B0[k] = 0.0;
+    for (int64_t k = 0; k < nb * d; k++) vs0[k] = m0[k] = 0.0;
+    for (int64_t b = 0; b < nb; b++) wso[b] = wos[b] = 0.0;
     int qc = c->dir == MML_KL_QUERY_CLASS, cq = c->dir == MML_KL_CLASS_QUERY;
     for (int64_t o = 0; o < c->n_other; o++) {
-        double g = pair_g(c, s, o);
-        if (g == 0.0) continue;
-        /* KL weights for this side: a is the query side */
-        double w_ab = qc ? g : cq ? 0.0 : 0.5 * g, w_ba = cq ? g : qc ? 0.0 : 0.5 * g;
-        double w_so = c->self_is_a ? w_ab : w_ba, w_os = c->self_is_a ? w_ba : w_ab;
-        if (w_so != 0.0) { /* KL(self || other): dS_s = 1/2 (So^-1 - Ss^-1), dmu_s = -So^-1 (mu_o - mu_s) */
-            const double *inv_o = c->other->inv + o * dd, *v = c->v_o + o * d;
-            wso_sum += w_so;
-            for (int64_t k = 0; k < dd; k++) A[k] += w_so * inv_o[k];
-            for (int64_t k = 0; k < d; k++) vs[k] += w_so * v[k];
-        }
-        if (w_os != 0.0) { /* KL(other || self): dS_s = 1/2 (Ss^-1 - Ss^-1 (So + dd^T) Ss^-1), dmu_s = Ss^-1 (mu_s - mu_o) */
-            const double *P = c->p_o + o * dd;
-            const float *mo = c->mu_o + o * d;
-            wos_sum += w_os;
-            for (int64_t k = 0; k < dd; k++) B[k] += w_os * P[k];
-            for (int64_t k = 0; k < d; k++) m[k] += w_os * (double)mo[k];
-        }
-    }
-    /* dmu_s = A mu_s - sum w_so So^-1 mu_o - Ss^-1 (sum w_os mu_o - (sum w_os) mu_s) */
-    for (int64_t p = 0; p < d; p++) {
-        double t = 0.0;
-        for (int64_t q = 0; q < d; q++) t += A[p * d + q] * (double)ms[q];
-        dm[p] = t - vs[p];
-    }
-    if (wos_sum != 0.0) {
-        /* u = sum w_os (mu_o - mu_s), kept in vs */
-        for (int64_t k = 0; k < d; k++) vs[k] = m[k] - wos_sum * (double)ms[k];
-        for (int64_t p = 0; p < d; p++) {
-            double t = 0.0;
-            for (int64_t q = 0; q < d; q++) t += inv_s[p * d + q] * vs[q];
-            dm[p] -= t;
-        }
-        /* K = sum w_os (So + (mu_o - mu_s)(mu_o - mu_s)^T) = B - m mu_s^T - mu_s m^T + (sum w_os) mu_s mu_s^T */
-        for (int64_t p = 0; p < d; p++) {
-            double mp = (double)ms[p];
-            for (int64_t q = 0; q < d; q++) {
-                double mq = (double)ms[q];
-                B[p * d + q] = B[p * d + q] - m[p] * mq - mp * m[q] + wos_sum * mp * mq;
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t s = s0 + b;
+            double *A = A0 + b * dd, *B = B0 + b * dd, *vs = vs0 + b * d, *m = m0 + b * d;
+            double g = pair_g(c, s, o);
+            if (g == 0.0) continue;
+            /* KL weights for this side: a is the query side */
+            double w_ab = qc ? g : cq ? 0.0 : 0.5 * g, w_ba = cq ? g : qc ? 0.0 : 0.5 * g;
+            double w_so = c->self_is_a ? w_ab : w_ba, w_os = c->self_is_a ? w_ba : w_ab;
+            if (w_so != 0.0) { /* KL(self || other): dS_s = 1/2 (So^-1 - Ss^-1), dmu_s = -So^-1 (mu_o - mu_s) */
+                const double *inv_o = c->other->inv + o * dd, *v = c->v_o + o * d;
+                wso[b] += w_so;
+                for (int64_t k = 0; k < dd; k++) A[k] += w_so * inv_o[k];
+                for (int64_t k = 0; k < d; k++) vs[k] += w_so * v[k];
+            }
+            if (w_os != 0.0) { /* KL(other || self): dS_s = 1/2 (Ss^-1 - Ss^-1 (So + dd^T) Ss^-1), dmu_s = Ss^-1 (mu_s - mu_o) */
+                const double *P = c->p_o + o * dd;
+                const float *mo = c->mu_o + o * d;
+                wos[b] += w_os;
+                for (int64_t k = 0; k < dd; k++) B[k] += w_os * P[k];
+                for (int64_t k = 0; k < d; k++) m[k] += w_os * (double)mo[k];
             }
         }
-        mml_gauss_mm_nn(T, inv_s, B, d);
-        mml_gauss_mm_nn(R, T, inv_s, d);
-        for (int64_t k = 0; k < dd; k++) A[k] = 0.5 * (A[k] - wso_sum * inv_s[k]) + 0.5 * (wos_sum * inv_s[k] - R[k]);
-    } else {
-        for (int64_t k = 0; k < dd; k++) A[k] = 0.5 * (A[k] - wso_sum * inv_s[k]);
     }
-    if (c->dsigma) add_sym(c->dsigma + s * dd, A, d);
-    if (c->dmu)
-        for (int64_t k = 0; k < d; k++) c->dmu[s * d + k] += (float)dm[k];
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t s = s0 + b;
+        double *A = A0 + b * dd, *B = B0 + b * dd, *vs = vs0 + b * d, *m = m0 + b * d;
+        const double wso_sum = wso[b], wos_sum = wos[b];
+        const float *ms = c->mu_s + s * d;
+        const double *inv_s = c->self->inv + s * dd;
+        /* dmu_s = A mu_s - sum w_so So^-1 mu_o - Ss^-1 (sum w_os mu_o - (sum w_os) mu_s) */
+        for (int64_t p = 0; p < d; p++) {
+            double t = 0.0;
+            for (int64_t q = 0; q < d; q++) t += A[p * d + q] * (double)ms[q];
+            dm[p] = t - vs[p];
+        }
+        if (wos_sum != 0.0) {
+            /* u = sum w_os (mu_o - mu_s), kept in vs */
+            for (int64_t k = 0; k < d; k++) vs[k] = m[k] - wos_sum * (double)ms[k];
+            for (int64_t p = 0; p < d; p++) {
+                double t = 0.0;
+                for (int64_t q = 0; q < d; q++) t += inv_s[p * d + q] * vs[q];
+                dm[p] -= t;
+            }
+            /* K = sum w_os (So + (mu_o - mu_s)(mu_o - mu_s)^T) = B - m mu_s^T - mu_s m^T + (sum w_os) mu_s mu_s^T */
+            for (int64_t p = 0; p < d; p++) {
+                double mp = (double)ms[p];
+                for (int64_t q = 0; q < d; q++) {
+                    double mq = (double)ms[q];
+                    B[p * d + q] = B[p * d + q] - m[p] * mq - mp * m[q] + wos_sum * mp * mq;
+                }
+            }
+            mml_gauss_mm_nn(T, inv_s, B, d);
+            mml_gauss_mm_nn(R, T, inv_s, d);
+            for (int64_t k = 0; k < dd; k++)
+                A[k] = 0.5 * (A[k] - wso_sum * inv_s[k]) + 0.5 * (wos_sum * inv_s[k] - R[k]);
+        } else {
+            for (int64_t k = 0; k < dd; k++) A[k] = 0.5 * (A[k] - wso_sum * inv_s[k]);
+        }
+        if (c->dsigma) add_sym(c->dsigma + s * dd, A, d);
+        if (c->dmu)
+            for (int64_t k = 0; k < d; k++) c->dmu[s * d + k] += (float)dm[k];
+    }
 }
 
-static void kl_side_portable(const side_ctx *c, int64_t s, int tid) { kl_side_body(c, s, tid); }
+static void kl_side_portable(const side_ctx *c, int64_t s0, int64_t s1, int tid) { kl_side_body(c, s0, s1, tid); }
 #if defined(__x86_64__) && defined(__clang__)
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void kl_side_avx512(const side_ctx *c,
-                                                                                       int64_t s, int tid) {
-    kl_side_body(c, s, tid);
+                                                                                       int64_t s0, int64_t s1,
+                                                                                       int tid) {
+    kl_side_body(c, s0, s1, tid);
 }
 #endif
+
+/* KL: task t owns Gaussians t KL_BLOCK .. of `self`. */
+static void kl_block_task(void *vctx, int64_t t, int tid) {
+    const side_ctx *c = (const side_ctx *)vctx;
+    const int64_t s0 = t * KL_BLOCK, s1 = s0 + KL_BLOCK < c->n_self ? s0 + KL_BLOCK : c->n_self;
+#if defined(__x86_64__) && defined(__clang__)
+    if (mml_gauss_use_avx512()) {
+        kl_side_avx512(c, s0, s1, tid);
+        return;
+    }
+#endif
+    kl_side_portable(c, s0, s1, tid);
+}
 
 static void side_task(void *vctx, int64_t s, int tid) {
     side_ctx *c = (side_ctx *)vctx;
-    if (c->kind == BW_KL) {
-#if defined(__x86_64__) && defined(__clang__)
-        if (mml_gauss_use_avx512()) {
-            kl_side_avx512(c, s, tid);
-            return;
-        }
-#endif
-        kl_side_portable(c, s, tid);
-        return;
-    }
     /* mmlv1: g (mu_s - mu_o) / (d ||mu_s - mu_o||) and g (S_s - S_o) / (d^2 ||S_s - S_o||_F) */
     const int64_t d = c->d, dd = d * d;
     double *ws = c->scratch + (size_t)tid * (size_t)(4 * dd + 3 * d);
@@ -375,7 +397,8 @@ static int side_backward(bw_kind kind, float *dmu_a, float *dsigma_a, float *dmu
     int nt = mml_thread_count(nthreads, n_a > n_b ? n_a : n_b);
     double *scratch = NULL, *v_a = NULL, *p_a = NULL, *v_b = NULL, *p_b = NULL;
     if (st == MML_OK) {
-        scratch = (double *)malloc(sizeof(double) * (size_t)(4 * d * d + 3 * d) * (size_t)nt);
+        const size_t per = kind == BW_KL ? KL_SCRATCH(d) : (size_t)(4 * d * d + 3 * d);
+        scratch = (double *)malloc(sizeof(double) * per * (size_t)nt);
         if (!scratch) st = MML_ERR_NOMEM;
     }
     int need_a = dmu_a || dsigma_a, need_b = dmu_b || dsigma_b;
@@ -390,8 +413,13 @@ static int side_backward(bw_kind kind, float *dmu_a, float *dsigma_a, float *dmu
                        scratch, v_b, p_b};
         side_ctx cb = {kind, dmu_b, dsigma_b, mu_b, sigma_b, mu_a, sigma_a, &b, &a, dout, 0, dir, n_b, n_a, n_b, d,
                        scratch, v_a, p_a};
-        if (need_a) mml_parallel_for(n_a, nt, side_task, &ca);
-        if (need_b) mml_parallel_for(n_b, nt, side_task, &cb);
+        if (kind == BW_KL) {
+            if (need_a) mml_parallel_for((n_a + KL_BLOCK - 1) / KL_BLOCK, nt, kl_block_task, &ca);
+            if (need_b) mml_parallel_for((n_b + KL_BLOCK - 1) / KL_BLOCK, nt, kl_block_task, &cb);
+        } else {
+            if (need_a) mml_parallel_for(n_a, nt, side_task, &ca);
+            if (need_b) mml_parallel_for(n_b, nt, side_task, &cb);
+        }
     }
     free(scratch), free(v_a), free(p_a), free(v_b), free(p_b);
     mml_gauss_side_free(&a);
