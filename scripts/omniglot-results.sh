@@ -5,9 +5,10 @@
 # 1/5-shot, fused and each level alone, mean over seeds with both 95% intervals.
 #   RECIPE=r3 (default): 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
 #   RECIPE=r1: 30-way training episodes, into runs/omniglot
-# Time on this 2-core machine: R1 50m17s of training for seed 1 (measured, machine shared), R3 about 50-55 minutes
-# per seed alone (2.3-2.8 episodes/s on both cores, 1.57 on one: two seeds side by side with SEED_INDEX and THREADS=1
-# gain at most 1.15x); about 8 minutes of evaluation per seed (4 settings x 600 episodes).
+# Time on the current 2-core AMD machine: R3 about 44 minutes per seed alone (3.00-3.04 episodes/s on both cores;
+# two seeds side by side with SEED_INDEX and THREADS=1 took 1h28m-1h30m each with other work beside them); 4m12s of
+# evaluation per seed on one thread (4 settings x 600 episodes). R1: 50m17s of training for seed 1 on the earlier
+# Intel machine (measured, machine shared).
 # Resumable: run the same command again after a stop (Ctrl-C saves the step) and it continues where it stopped.
 #   scripts/omniglot-results.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
 #   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or the recipe's directory
