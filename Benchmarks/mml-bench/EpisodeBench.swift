@@ -5,8 +5,9 @@ import MMLCore
 /// 5-shot, 15 queries, Conv-64F at 84 x 84 x 3 (built-in synthetic images, cached after the first decode), all three
 /// levels (pixel top-3, part Grid-3,2 top-1, distribution KL) and the learned fusion — and the peak memory. It runs
 /// the path of `mml eval` (a `FewShotModel` and `evaluateModel`). The PyTorch peer's row ("eval600") times its
-/// eval-mode Conv-64F forward + DN4 (k = 3) + Gaussian fit + W2 + KL on the same shapes. Where the CPU runs AMX
-/// tiles, each setting also gets a row with `--precision bf16amx` (the same episodes, the same peer row).
+/// eval-mode Conv-64F forward + DN4 (k = 3) + Gaussian fit + W2 + KL on the same shapes. Where the CPU has
+/// AVX512-BF16, each setting also gets a row with `--precision bf16`, and where it runs AMX tiles one with
+/// `--precision bf16amx` (the same episodes, the same peer row).
 func runEpisodeBench(json: Bool, arguments: [String]) {
     var episodes = quickBench ? 2 : 20
     if let i = arguments.firstIndex(of: "--episodes"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) { episodes = n }
@@ -28,15 +29,17 @@ func runEpisodeBench(json: Bool, arguments: [String]) {
                                  peakBytes: peakResidentBytes()))
             rows.append(BenchRow(name: "  -> 600 episodes (extrapolated from \(episodes))", seconds: per * 600,
                                  gflops: nil, ratio: nil))
-            // The opt-in bf16amx precision (pixel and part levels' similarity on AMX tiles; README "bf16 similarity
-            // in evaluation"), only where its fast path runs: the portable emulation is several times slower.
-            if SimilarityPrecision.bf16amxHasFastPath {
-                _ = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 1, precision: .bf16amx)
-                let ra = try evaluateModel(model, loader: loader, sampler: sampler, episodes: episodes,
-                                           precision: .bf16amx)
-                let pa = ra.seconds / Double(episodes)
-                rows.append(BenchRow(name: "episode 5-way \(shot)-shot 3 levels bf16amx (vs fp32)",
-                                     seconds: pa, gflops: nil, ratio: per / pa,
+            // The opt-in bf16 precisions (the pixel and part levels' similarity from bf16-rounded descriptors; README
+            // "bf16 similarity in evaluation"), each only where its fast path runs (AVX512-BF16 for bf16, AMX tiles for
+            // bf16amx): the portable paths give the same bits several times slower.
+            for (precision, fast) in [(SimilarityPrecision.bf16, SimilarityPrecision.bf16HasFastPath),
+                                      (.bf16amx, SimilarityPrecision.bf16amxHasFastPath)] where fast {
+                _ = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 1, precision: precision)
+                let rb = try evaluateModel(model, loader: loader, sampler: sampler, episodes: episodes,
+                                           precision: precision)
+                let pb = rb.seconds / Double(episodes)
+                rows.append(BenchRow(name: "episode 5-way \(shot)-shot 3 levels \(precision.rawValue) (vs fp32)",
+                                     seconds: pb, gflops: nil, ratio: per / pb,
                                      peer: "eval600/\(shot)shot_b\(shot == 1 ? 80 : 100)", peakBytes: peakResidentBytes()))
             }
         }
