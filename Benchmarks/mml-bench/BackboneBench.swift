@@ -11,6 +11,11 @@ func runBackboneBench(json: Bool, arguments: [String]) {
     var threads = 0
     if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int(arguments[i + 1]) { threads = t }
     let quick = arguments.contains("--quick")
+    if !arguments.contains("--breakdown"), ["--size", "--batch", "--in-channels"].contains(where: arguments.contains) {
+        fputs("mml-bench backbone: --size, --batch and --in-channels go with --breakdown (the other rows are at batch "
+              + "80 / 100 of 84 x 84 x 3)\n", stderr)
+        exit(2)
+    }
     if arguments.contains("--breakdown") {
         func value(_ name: String, _ fallback: Int) -> Int? {
             guard let i = arguments.firstIndex(of: name) else { return fallback }

@@ -24,7 +24,7 @@ final class BenchCLITests: XCTestCase {
     func testHelpListsEverySectionAndItsOptions() throws {
         let (code, out, _) = try runBench(["--help"])
         XCTAssertEqual(code, 0)
-        for word in ["kernels [--quick]", "backbone [--kinds V --threads V --quick --forward-only --breakdown]",
+        for word in ["kernels [--quick]", "backbone [--kinds V --threads V --quick --forward-only --breakdown --size V --batch V --in-channels V]",
                      "data [--images V --repeats V --quick]", "episode [--episodes V --quick]",
                      "conv [--threads V --batch V --first-layer]"] {
             XCTAssertTrue(out.contains(word), "'\(word)' missing from: \(out)")
@@ -45,6 +45,9 @@ final class BenchCLITests: XCTestCase {
             (["conv", "--quick"], "mml-bench conv: unknown argument '--quick'"),
             (["kernels", "--quick", "--repeats", "2"], "mml-bench kernels: unknown argument '--repeats'"),
             (["episode", "--episodes", "5", "extra"], "mml-bench episode: unknown argument 'extra'"),
+            (["backbone", "--breakdown", "--size", "30"], "--size takes a multiple of 4 of at least 8"),
+            (["backbone", "--breakdown", "--batch", "0"], "--batch and --in-channels a positive integer"),
+            (["backbone", "--size", "28"], "--size, --batch and --in-channels go with --breakdown"),
         ]
         for (args, message) in cases {
             let (code, out, err) = try runBench(args)
