@@ -46,6 +46,8 @@ mml_begin omniglot-results "$@"
 mml_omniglot
 mml_omniglot_recipe $WAY
 mml_build
+# the test evaluation of every seed, together or apart: the same 600 episodes (seed 0) of 4 settings
+EVAL_TEST=("${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 --episodes $TEST --seed 0)
 if [ "${MERGE:-0}" = 1 ]; then
   shopt -s nullglob
   reports=("$OUT"/eval-test-seed-*.json)
@@ -61,12 +63,11 @@ if [ -n "${SEED_INDEX:-}" ]; then
   if [ "${EVAL:-1}" = 1 ]; then
     seed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seeds"][int(sys.argv[2])])' \
            "$OUT/seeds.json" "$SEED_INDEX")
-    "$MML" eval --checkpoint "$OUT/seed-$seed/last.safetensors" "${OMNIGLOT_DATA[@]}" --split test --way 5,20 \
-        --shot 1,5 --episodes $TEST --seed 0 --threads "${THREADS:-0}" --report "$OUT/eval-test-seed-$seed.json"
+    "$MML" eval --checkpoint "$OUT/seed-$seed/last.safetensors" "${EVAL_TEST[@]}" --threads "${THREADS:-0}" \
+        --report "$OUT/eval-test-seed-$seed.json"
   fi
   mml_end
   exit 0
 fi
-"$MML" eval --checkpoint "$OUT" "${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 \
-    --episodes $TEST --seed 0 --report "$OUT/eval-test.json" --plot "$OUT/eval-test.svg"
+"$MML" eval --checkpoint "$OUT" "${EVAL_TEST[@]}" --report "$OUT/eval-test.json" --plot "$OUT/eval-test.svg"
 mml_end

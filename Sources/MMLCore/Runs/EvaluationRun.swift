@@ -346,7 +346,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                                          evaluationProtocol: proto, perLevel: proto == .metric, results: settings,
                                          cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init),
                                          precision: c.precision == .fp32 ? nil : c.precision)
-        result.trainingSeed = c.trainingSeed ?? (try? SeedCheckpoint.trainingSeed(ofCheckpoint: c.checkpoint)) ?? nil
+        result.trainingSeed = c.trainingSeed ?? loaded.state.flatMap(SeedCheckpoint.trainingSeed(ofState:))
         if let given = c.episodesOut {
             let path = EpisodeFileFormat.outputPath(given, shard: c.shard)
             var manifest = [

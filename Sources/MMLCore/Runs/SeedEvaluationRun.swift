@@ -31,13 +31,20 @@ public struct SeedCheckpoint: Codable, Sendable, Equatable {
                 out.append(SeedCheckpoint(seed: try trainingSeed(ofCheckpoint: input), path: input))
             }
         }
-        for (i, a) in out.enumerated() {
-            for b in out[..<i] where a.seed != nil && a.seed == b.seed {
-                throw MMLError(.invalidArgument, "`checkpoint` \(b.path) and \(a.path) were both trained with seed "
-                               + "\(a.seed!); give one checkpoint per training seed")
-            }
+        if let (i, j) = firstRepeatedSeed(out.map(\.seed)) {
+            throw MMLError(.invalidArgument, "`checkpoint` \(out[i].path) and \(out[j].path) were both trained with "
+                           + "seed \(out[j].seed!); give one checkpoint per training seed")
         }
         return out
+    }
+
+    /// The first pair of positions (earlier, later) holding the same known seed: the same model twice would shrink
+    /// the interval across seeds.
+    static func firstRepeatedSeed(_ seeds: [UInt64?]) -> (Int, Int)? {
+        for (j, a) in seeds.enumerated() {
+            if let i = seeds[..<j].firstIndex(where: { $0 != nil && $0 == a }) { return (i, j) }
+        }
+        return nil
     }
 
     /// What differs between the checkpoints' models (besides the initial weights' seed) and training recipes
@@ -74,20 +81,23 @@ public struct SeedCheckpoint: Codable, Sendable, Equatable {
     /// - Throws: `MMLError` when the file is not an mml checkpoint.
     public static func trainingSeed(ofCheckpoint path: String) throws -> UInt64? {
         let sidecar = Checkpoint.sidecarPath(path)
-        struct Sidecar: Decodable {
-            struct State: Decodable { struct Training: Decodable { var seed: UInt64 }; var training: Training }
-            var state: State?
-        }
+        struct Sidecar: Decodable { var state: SeedState? }
         if let data = FileManager.default.contents(atPath: sidecar),
            let s = try? JSONDecoder().decode(Sidecar.self, from: data) {
             return s.state?.training.seed
         }
         // No sidecar: the checkpoint's own metadata.
         let contents = try Safetensors.read(contentsOf: path)
-        guard let state = contents.metadata[Checkpoint.stateKey] else { return nil }
-        struct State: Decodable { struct Training: Decodable { var seed: UInt64 }; var training: Training }
-        return (try? JSONDecoder().decode(State.self, from: Data(state.utf8)))?.training.seed
+        return contents.metadata[Checkpoint.stateKey].flatMap(trainingSeed(ofState:))
     }
+
+    /// The training seed in a checkpoint's training-state JSON (`Checkpoint.Loaded.state`), nil when it has none.
+    public static func trainingSeed(ofState state: String) -> UInt64? {
+        (try? JSONDecoder().decode(SeedState.self, from: Data(state.utf8)))?.training.seed
+    }
+
+    /// The part of a training state that names its seed.
+    private struct SeedState: Decodable { struct Training: Decodable { var seed: UInt64 }; var training: Training }
 }
 
 /// What `SeedEvaluationRun` evaluates: every training seed's checkpoint with one evaluation, on the same episodes.
@@ -252,11 +262,9 @@ public struct SeedEvaluationRunResult: Codable, Sendable {
                                + "--json); give one report file per training seed, or reports over seeds")
             }
         }
-        for (i, a) in seeds.enumerated() {
-            for (j, b) in seeds[..<i].enumerated() where a.seed != nil && a.seed == b.seed {
-                throw MMLError(.invalidArgument, "\(from[j]) and \(from[i]) both hold training seed \(a.seed!) "
-                               + "(\(b.checkpoint), \(a.checkpoint)); give each training seed's report once")
-            }
+        if let (i, j) = SeedCheckpoint.firstRepeatedSeed(seeds.map(\.seed)) {
+            throw MMLError(.invalidArgument, "\(from[i]) and \(from[j]) both hold training seed \(seeds[j].seed!) "
+                           + "(\(seeds[i].checkpoint), \(seeds[j].checkpoint)); give each training seed's report once")
         }
         try self.init(seeds: seeds)
     }

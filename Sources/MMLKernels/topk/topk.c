@@ -21,6 +21,15 @@ void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, 
     }
 }
 
+void topk_group_order(int32_t *perm, int64_t *begin, const int32_t *group, int64_t n, int32_t G, const int64_t *size) {
+    /* begin[g + 1] runs through group g's columns as they are placed, then ends at group g's end, which is where
+     * group g + 1 begins */
+    begin[0] = 0;
+    begin[1] = 0;
+    for (int32_t g = 1; g < G; g++) begin[g + 1] = begin[g] + size[g - 1];
+    for (int64_t j = 0; j < n; j++) perm[begin[group[j] + 1]++] = (int32_t)j;
+}
+
 int topk_lanes_mode(void) {
     const char *e = getenv("MML_TOPK_LANES");
     if (e && strcmp(e, "off") == 0) return 0;
@@ -86,10 +95,7 @@ static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d
         packed_free(pk);
         return MML_ERR_NOMEM;
     }
-    start[0] = 0;
-    for (int32_t g = 0; g < G; g++) start[g + 1] = start[g] + size[g];
-    for (int64_t j = 0; j < n; j++) pk->perm[start[group[j]]++] = (int32_t)j;
-    /* start[g] now holds the end of group g; rebuild the beginnings while cutting panels. */
+    topk_group_order(pk->perm, start, group, n, G, size);
     int64_t t = 0, off = 0, begin = 0;
     float check = 0.0f;
     int bad = 0;

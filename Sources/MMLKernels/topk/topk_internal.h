@@ -167,6 +167,11 @@ void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk
 typedef void (*topk_mk_fn)(float *buf, const void *q, int64_t depth, const void *panel);
 extern const topk_mk_fn topk_mk_bf16_avx512[TOPK_MR][4];
 
+/* The reference rows in group order (a stable counting sort: inside a group the rows keep ascending j): fills
+ * perm[0..n) (packed column -> j) and begin[0..G] (group g owns packed columns begin[g] .. begin[g+1]-1), size[g]
+ * being the rows of group g. Shared by the panel packing (topk.c) and the lanes path. */
+void topk_group_order(int32_t *perm, int64_t *begin, const int32_t *group, int64_t n, int32_t G, const int64_t *size);
+
 /* The small-group fp32 path (topk_lanes_avx512.c): 16 query rows per vector, a column broadcast, the running top-k
  * in vectors. For k <= TOPK_LANES_KMAX; taken by mml_group_topk_sim_f32 on the AVX-512 path when every group has at
  * most TOPK_LANES_MAX_GROUP rows (MML_TOPK_LANES=off|on|auto overrides, topk_lanes_mode). The same bits as the

@@ -14,7 +14,7 @@
  * inputs) this returns TOPK_LANES_DECLINED and the panel path runs (and reports them).
  *
  * Layout: query rows in blocks of TOPK_LANES_ROWS = 64 (4 vectors of 16 rows), transposed per block into
- * qt[v][p][16]; R's rows copied in group order (the stable counting sort of the panel path); a tile is the block's
+ * qt[v][p][16]; R's rows copied in group order (topk_group_order, as the panel path packs them); a tile is the block's
  * 64 rows x up to 6 columns, 24 accumulators.
  */
 #include "topk_internal.h"
@@ -183,22 +183,16 @@ LANES_ATTR int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, c
     if (!lanes_max_abs(Q, m * d, &aq) || !lanes_max_abs(R, n * d, &ar)) return TOPK_LANES_DECLINED;
     if (!((double)d * aq * ar <= (double)FLT_MAX / 16.0)) return TOPK_LANES_DECLINED;
 
-    int64_t *begin = malloc(((size_t)G + 1) * sizeof(int64_t)), *next = malloc((size_t)G * sizeof(int64_t));
+    int64_t *begin = malloc(((size_t)G + 1) * sizeof(int64_t));
     int32_t *perm = malloc((size_t)n * sizeof(int32_t));
     float *rp = NULL;
     if (posix_memalign((void **)&rp, 64, (size_t)(n * d) * sizeof(float)) != 0) rp = NULL;
-    if (!begin || !next || !perm || !rp) {
-        free(begin); free(next); free(perm); free(rp);
+    if (!begin || !perm || !rp) {
+        free(begin); free(perm); free(rp);
         return MML_ERR_NOMEM;
     }
-    begin[0] = 0;
-    for (int32_t g = 0; g < G; g++) {
-        begin[g + 1] = begin[g] + size[g];
-        next[g] = begin[g];
-    }
-    for (int64_t j = 0; j < n; j++) perm[next[group[j]]++] = (int32_t)j;
+    topk_group_order(perm, begin, group, n, G, size);
     for (int64_t c = 0; c < n; c++) memcpy(rp + c * d, R + (int64_t)perm[c] * d, (size_t)d * sizeof(float));
-    free(next);
 
     const int64_t n_blocks = (m + TOPK_LANES_ROWS - 1) / TOPK_LANES_ROWS;
     const int threads = mml_thread_count(nthreads, n_blocks);

@@ -60,10 +60,9 @@ int mml_group_topk_sim_naive(double *out, int32_t *sel_idx, double *sel_val, con
 }
 
 /* y += a * x over d floats (the portable tasks; the AVX-512 tasks below write the same with FMAs inline). */
-#define AXPY_BODY                                                                                            \
+static void axpy_portable(float *restrict y, float a, const float *restrict x, int64_t d) {
     for (int64_t p = 0; p < d; p++) y[p] += a * x[p];
-
-static void axpy_portable(float *restrict y, float a, const float *restrict x, int64_t d) { AXPY_BODY }
+}
 
 /* dQ: tasks of BWD_ROWS query rows, each row adding its own (g, t) terms in order. dR: one task per range of
  * reference rows; each scans all selections in ascending (i, g, t) and adds those that fall in its range. Every
@@ -76,7 +75,6 @@ typedef struct {
     const int32_t *sel_idx;
     int64_t m, n, d, ranges;
     int32_t n_groups, k;
-    void (*axpy)(float *restrict, float, const float *restrict, int64_t);
 } bwd_ctx;
 
 static void bwd_dq_task(void *vctx, int64_t task, int thread) {
@@ -87,7 +85,7 @@ static void bwd_dq_task(void *vctx, int64_t task, int thread) {
         for (int32_t g = 0; g < c->n_groups; g++) {
             const float go = c->dout[i * c->n_groups + g];
             const int32_t *sel = c->sel_idx + (i * c->n_groups + g) * c->k;
-            for (int32_t t = 0; t < c->k; t++) c->axpy(c->dQ + i * c->d, go, c->R + (int64_t)sel[t] * c->d, c->d);
+            for (int32_t t = 0; t < c->k; t++) axpy_portable(c->dQ + i * c->d, go, c->R + (int64_t)sel[t] * c->d, c->d);
         }
 }
 
@@ -100,15 +98,15 @@ static void bwd_dr_task(void *vctx, int64_t task, int thread) {
         for (int32_t g = 0; g < c->n_groups; g++)
             for (int32_t t = 0; t < c->k; t++, sel++)
                 if (*sel >= j0 && *sel < j1)
-                    c->axpy(c->dR + (int64_t)*sel * c->d, c->dout[i * c->n_groups + g], c->Q + i * c->d, c->d);
+                    axpy_portable(c->dR + (int64_t)*sel * c->d, c->dout[i * c->n_groups + g], c->Q + i * c->d, c->d);
 }
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define BWD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-/* The AVX-512 tasks: the terms in the same order per element as the axpy tasks above, each y = a x + y as one fused
- * multiply-add (what the axpy loop compiled for AVX-512 did, so the bits did not change), without a call per term. dQ keeps up to 8 vectors of row i in
- * registers over all its (g, t) terms; dR adds each term in place. */
+/* The AVX-512 tasks: the terms in the same order per element as the portable tasks above, each y = a x + y as one
+ * fused multiply-add (what the axpy loop compiled for AVX-512 did, so the bits did not change), without a call per
+ * term. dQ keeps up to 8 vectors of row i in registers over all its (g, t) terms; dR adds each term in place. */
 static BWD_AVX512 void bwd_dq_task_avx512(void *vctx, int64_t task, int thread) {
     (void)thread;
     const bwd_ctx *c = vctx;
@@ -172,7 +170,7 @@ int mml_group_topk_sim_backward_f32(float *dQ, float *dR, const float *dout, con
     for (int64_t s = 0; s < total; s++)
         if (sel_idx[s] < 0 || sel_idx[s] >= n) return MML_ERR_ARGUMENT;
     bwd_ctx c = {.dQ = dQ, .dR = dR, .dout = dout, .Q = Q, .R = R, .sel_idx = sel_idx, .m = m, .n = n, .d = d,
-                 .n_groups = n_groups, .k = k, .axpy = axpy_portable};
+                 .n_groups = n_groups, .k = k};
     mml_task_fn dq_task = bwd_dq_task, dr_task = bwd_dr_task;
 #if defined(__x86_64__)
     if (topk_use_avx512()) {
