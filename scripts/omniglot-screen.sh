@@ -7,7 +7,7 @@
 # 1-shot, fused and each level alone. Differences under about 0.2 points are within the spread of one seed.
 #   scripts/omniglot-screen.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
 #   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or runs/omniglot-screen
-#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr);
+#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr w60sh);
 #   THREADS=n: the kernels' threads (default all cores)
 #   (--quick or QUICK=1: 20 episodes per variant, 1 pre-training epoch of 5 batches, 10 validation episodes, into
 #   runs/omniglot-screen-quick; its numbers mean nothing)
@@ -16,7 +16,7 @@
 #   aug   --augment mml             w60   --way 60
 #   pre   --init from `mml pretrain` (Conv-64F, neg-cosine head, margin -0.05, 8 epochs of the train split)
 #   changes to w60 (recipe R3): w60bn --way 60 --freeze-bn-after 0 (BatchNorm statistics never frozen);
-#   w60lr --way 60 --lr 0.002
+#   w60lr --way 60 --lr 0.002; w60sh --way 60 --augment shift (random translations of up to 2 px, edges replicated)
 # Time on this 2-core machine (measured, machine partly shared): 6.5-13 minutes of training per 30-way variant
 # (w128 15), w60 19, pre 7.5 after 10 minutes of pre-training; 1-2 minutes of evaluation each; --quick 1m56s.
 # Resumable: run it again after a stop; finished variants are skipped.
@@ -62,6 +62,7 @@ for v in $VARIANTS; do
     w60) WAY=60 train w60 ;;
     w60bn) WAY=60 train w60bn --freeze-bn-after 0 ;;
     w60lr) WAY=60 train w60lr --lr 0.002 ;;
+    w60sh) WAY=60 train w60sh --augment shift ;;
     pre)
       if [ ! -f "$OUT/pretrain/finished" ]; then
         resume=()
@@ -73,7 +74,7 @@ for v in $VARIANTS; do
       fi
       # a resumed run continues from its own weights (mml train refuses --init with --resume)
       if [ -f "$OUT/pre/last.safetensors" ]; then train pre; else train pre --init "$OUT/pretrain/backbone.safetensors"; fi ;;
-    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr)" >&2; exit 1 ;;
+    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh)" >&2; exit 1 ;;
   esac
   if [ ! -s "$OUT/$v-val.txt" ]; then
     "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \

@@ -85,6 +85,84 @@ final class ImageTransformTests: XCTestCase {
         }
     }
 
+    /// `--augment shift`: the input moved by a whole number of pixels (each direction uniform in -m...m), edges
+    /// replicated, against a naive translation of the unaugmented input; deterministic per seed; every move drawn.
+    func testShiftTranslatesWithReplicatedEdges() throws {
+        let img = randomImage(28, 28, 1, seed: 6)
+        XCTAssertEqual(Augmentation.shift(side: 28).maxShift, 2)
+        XCTAssertEqual(Augmentation.shift(side: 84).maxShift, 6)
+        XCTAssertEqual(Augmentation.shift(side: 7).maxShift, 1)
+        let plain = ImageConfig(size: 28, channels: 1, ink: .inkOne, resizeFilter: .area)
+        var shifted = plain
+        shifted.augmentation = .shift(side: 28)
+        try shifted.validate()
+        func run(_ cfg: ImageConfig, _ seed: UInt64) -> [Float] {
+            var r = SeededRNG(seed: seed, stream: 3)
+            var o = [Float](repeating: 0, count: 28 * 28)
+            o.withUnsafeMutableBufferPointer { ImageTransform.apply(img, config: cfg, rng: &r, into: $0) }
+            return o
+        }
+        let base = run(plain, 0)
+        var moves = Set<[Int]>()
+        for seed in UInt64(0)..<200 {
+            let o = run(shifted, seed)
+            XCTAssertEqual(o, run(shifted, seed), "seed \(seed) is not deterministic")
+            // exactly one move (dx, dy) in -2...2 explains the output
+            var found: [[Int]] = []
+            for dy in -2...2 { for dx in -2...2 {
+                var same = true
+                for y in 0..<28 where same { for x in 0..<28 {
+                    let sy = min(max(y - dy, 0), 27), sx = min(max(x - dx, 0), 27)
+                    if o[y * 28 + x] != base[sy * 28 + sx] { same = false; break }
+                } }
+                if same { found.append([dx, dy]) }
+            } }
+            XCTAssertEqual(found.count, 1, "seed \(seed): \(found)")
+            if let f = found.first { moves.insert(f) }
+        }
+        XCTAssertEqual(moves.count, 25, "not every move in -2...2 x -2...2 was drawn: \(moves.sorted { $0.lexicographicallyPrecedes($1) })")
+        // three channels move together
+        let rgb = randomImage(28, 28, 3, seed: 7)
+        var cfg3 = ImageConfig(size: 28, channels: 3)
+        let ref3 = { () -> [Float] in
+            var r = SeededRNG(seed: 0); var o = [Float](repeating: 0, count: 3 * 784)
+            o.withUnsafeMutableBufferPointer { ImageTransform.apply(rgb, config: cfg3, rng: &r, into: $0) }; return o }()
+        cfg3.augmentation = Augmentation(shift: 1)
+        var r = SeededRNG(seed: 11)
+        var o3 = [Float](repeating: 0, count: 3 * 784)
+        o3.withUnsafeMutableBufferPointer { ImageTransform.apply(rgb, config: cfg3, rng: &r, into: $0) }
+        var r2 = SeededRNG(seed: 11)
+        let dx = r2.nextInt(below: 3) - 1, dy = r2.nextInt(below: 3) - 1
+        for c in 0..<3 { for y in 0..<28 { for x in 0..<28 {
+            let sy = min(max(y - dy, 0), 27), sx = min(max(x - dx, 0), 27)
+            XCTAssertEqual(o3[c * 784 + y * 28 + x], ref3[c * 784 + sy * 28 + sx])
+        } } }
+    }
+
+    func testShiftSettingsAndErrors() throws {
+        let omniglot = DatasetSource(path: "x", layout: .omniglotVinyals)
+        let (train, eval) = try ImageSettings(augmentation: .shift).configurations(for: omniglot)
+        XCTAssertEqual(train.augmentation, .shift(side: 28))
+        XCTAssertNil(train.resize)
+        XCTAssertEqual(eval.augmentation, .none)
+        XCTAssertEqual(train.forEvaluation, eval)
+        XCTAssertEqual(AugmentationKind(of: train.augmentation, side: 28), .shift)
+        XCTAssertEqual(AugmentationKind(of: .mml, side: 28), .mml)
+        XCTAssertEqual(AugmentationKind(of: .none, side: 28), .none)
+        XCTAssertEqual(try AugmentationKind.parse("shift"), .shift)
+        // configurations without a shift are written without the field (byte-identical to older files)
+        let old = String(decoding: try JSONEncoder().encode(Augmentation.mml), as: UTF8.self)
+        XCTAssertFalse(old.contains("shift"), old)
+        let back = try JSONDecoder().decode(Augmentation.self, from: try JSONEncoder().encode(train.augmentation))
+        XCTAssertEqual(back, train.augmentation)
+        for bad in [-1, 28] {
+            XCTAssertThrowsError(try ImageConfig(size: 28, channels: 1, augmentation: Augmentation(shift: bad)).validate()) {
+                XCTAssertTrue(($0 as? MMLError)?.message.contains("augmentation shift \(bad) is out of range 0..<28") ?? false,
+                              "\($0)")
+            }
+        }
+    }
+
     func testConfigErrors() {
         XCTAssertThrowsError(try ImageConfig(size: 84, channels: 2).validate()) {
             XCTAssertTrue(($0 as? MMLError)?.message.contains("channels must be 1 or 3, got 2") ?? false)

@@ -17,14 +17,19 @@ public struct Augmentation: Sendable, Codable, Equatable {
     public var brightness: Float
     public var contrast: Float
     public var saturation: Float
+    /// Random translation of the network input by a whole number of pixels, uniform in `-shift...shift` in each
+    /// direction (independently), the uncovered pixels taking the nearest edge pixel's value (for Omniglot the
+    /// paper); nil (or 0) for none. Applied after the crop / resample and before the ink inversion. Optional so
+    /// that configurations written before it existed read as no shift and are written byte-identical.
+    public var shift: Int?
 
     /// Augmentation with every part switched off unless given.
     public init(randomCrop: Bool = false, randomResizedCropScale: ClosedRange<Float>? = nil,
                 randomResizedCropRatio: ClosedRange<Float> = 0.75...(4.0 / 3.0), horizontalFlip: Bool = false,
-                brightness: Float = 0, contrast: Float = 0, saturation: Float = 0) {
+                brightness: Float = 0, contrast: Float = 0, saturation: Float = 0, shift: Int? = nil) {
         self.randomCrop = randomCrop; self.randomResizedCropScale = randomResizedCropScale
         self.randomResizedCropRatio = randomResizedCropRatio; self.horizontalFlip = horizontalFlip
-        self.brightness = brightness; self.contrast = contrast; self.saturation = saturation
+        self.brightness = brightness; self.contrast = contrast; self.saturation = saturation; self.shift = shift
     }
 
     /// No augmentation (evaluation).
@@ -32,11 +37,19 @@ public struct Augmentation: Sendable, Codable, Equatable {
     /// The MML v1 training recipe (METHOD.md 2.5): random crop (after a larger resize), flip, jitter 0.4.
     public static let mml = Augmentation(randomCrop: true, horizontalFlip: true, brightness: 0.4, contrast: 0.4,
                                          saturation: 0.4)
+    /// Small translations only, for Omniglot-like data whose scale and handedness carry meaning: a random shift of up
+    /// to `side / 14` pixels (2 at 28 x 28, 6 at 84 x 84) in each direction, no resize, flip or jitter.
+    public static func shift(side: Int) -> Augmentation {
+        Augmentation(shift: max(1, Int((Double(side) / 14).rounded())))
+    }
+
+    /// The largest translation in pixels (0: none).
+    public var maxShift: Int { max(shift ?? 0, 0) }
 
     /// True when nothing random happens.
     public var isIdentity: Bool {
         !randomCrop && randomResizedCropScale == nil && !horizontalFlip && brightness == 0 && contrast == 0
-            && saturation == 0
+            && saturation == 0 && maxShift == 0
     }
 }
 
@@ -88,6 +101,9 @@ public struct ImageConfig: Sendable, Codable, Equatable {
             throw MMLError(.config, "\(name) has \(v.count) values; give 1 or \(channels) (one per channel)")
         }
         if std.contains(where: { !($0 > 0) }) { throw MMLError(.config, "std values must be positive, got \(std)") }
+        if let shift = augmentation.shift, shift < 0 || shift >= size {
+            throw MMLError(.config, "augmentation shift \(shift) is out of range 0..<\(size) (the image side)")
+        }
     }
 }
 
@@ -155,6 +171,11 @@ public enum ImageTransform {
                                             config.resizeFilter.code)
         }
         precondition(rc == MML_IMG_OK, "[transform] resample failed with code \(rc)")
+        if a.maxShift > 0 {
+            let m = a.maxShift
+            let dx = rng.nextInt(below: 2 * m + 1) - m, dy = rng.nextInt(below: 2 * m + 1) - m
+            translate(out, channels: c, side: s, dx: dx, dy: dy)
+        }
         if config.ink == .inkOne { for i in 0..<out.count { out[i] = 1 - out[i] } }
         if a.brightness > 0 || a.contrast > 0 || a.saturation > 0 {
             ColorJitter.apply(out, channels: c, plane: s * s, brightness: a.brightness, contrast: a.contrast,
@@ -166,6 +187,24 @@ public enum ImageTransform {
             let inv = 1 / (config.std.count == 1 ? config.std[0] : config.std[ch])
             let base = out.baseAddress! + ch * plane
             for i in 0..<plane { base[i] = (base[i] - m) * inv }
+        }
+    }
+}
+
+extension ImageTransform {
+    /// Moves a CHW `side x side` image by (`dx`, `dy`) pixels in place: `out[y][x] = in[clamp(y - dy)][clamp(x - dx)]`,
+    /// each coordinate clamped to the image (the nearest edge pixel fills what the move uncovers).
+    static func translate(_ x: UnsafeMutableBufferPointer<Float>, channels: Int, side: Int, dx: Int, dy: Int) {
+        if dx == 0 && dy == 0 { return }
+        let plane = side * side
+        var copy = [Float](repeating: 0, count: plane)
+        for ch in 0..<channels {
+            let p = x.baseAddress! + ch * plane
+            for i in 0..<plane { copy[i] = p[i] }
+            for y in 0..<side {
+                let sy = min(max(y - dy, 0), side - 1)
+                for xx in 0..<side { p[y * side + xx] = copy[sy * side + min(max(xx - dx, 0), side - 1)] }
+            }
         }
     }
 }

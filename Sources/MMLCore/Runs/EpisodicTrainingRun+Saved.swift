@@ -49,8 +49,8 @@ public struct SavedEpisodicSettings: Sendable, Equatable {
         let p = Preprocessing(ink: i.ink == .paperWhite ? nil : i.ink,
                               resizeFilter: i.resizeFilter == .triangle ? nil : i.resizeFilter,
                               mean: usualStatistics ? nil : i.mean, std: usualStatistics ? nil : i.std)
-        image = ImageSettings(size: i.size, channels: i.channels, augmentation: i.augmentation == .mml ? .mml : .none,
-                              preprocessing: p.isEmpty ? nil : p)
+        image = ImageSettings(size: i.size, channels: i.channels,
+                              augmentation: AugmentationKind(of: i.augmentation, side: i.size), preprocessing: p.isEmpty ? nil : p)
         backbone = BackboneSettings(kind: m.backbone, widths: m.widths, initialization: m.initialization, seed: m.seed)
         self.metric = metric
         training = sidecar.state.training

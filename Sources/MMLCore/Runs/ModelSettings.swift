@@ -6,6 +6,15 @@ public enum AugmentationKind: String, Codable, Sendable, CaseIterable, NamedChoi
     case none
     /// MML's: resize to 100/84 of the size, random crop, horizontal flip, colour jitter 0.4.
     case mml
+    /// Random translations of up to 1/14 of the side (2 pixels at 28 x 28), edges replicated; nothing else
+    /// (`Augmentation.shift(side:)`), for characters whose size and handedness matter.
+    case shift
+
+    /// The kind of a model's saved training augmentation (`.none` for any other combination than these two
+    /// presets at `side`).
+    public init(of augmentation: Augmentation, side: Int) {
+        if augmentation == .mml { self = .mml } else if augmentation == .shift(side: side) { self = .shift } else { self = .none }
+    }
 
     /// The configuration field named in parse errors.
     public static let field = "augmentation"
@@ -55,9 +64,12 @@ public struct ImageSettings: Codable, Sendable, Equatable {
                                std: natural ? ImageConfig.imagenetStd : [1])
         if let preprocessing { eval = try preprocessing.applied(to: eval) }
         var train = eval
-        if augmentation == .mml {
+        switch augmentation {
+        case .mml:
             train.resize = Int((Double(size) * 100 / 84).rounded())
             train.augmentation = .mml
+        case .shift: train.augmentation = .shift(side: size)
+        case .none: break
         }
         try eval.validate()
         try train.validate()

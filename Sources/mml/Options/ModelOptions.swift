@@ -107,7 +107,7 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "Image channels, 1 or 3 (default: 1 for Omniglot, the synthetic channels, else 3).")
     var channels: Int?
 
-    @Option(help: "Training augmentation: none, or mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4) (default: none).")
+    @Option(help: "Training augmentation: none; mml (resize 100/84 of the size, random crop, flip, colour jitter 0.4); or shift (random translations of up to 1/14 of the side, 2 px at 28, edges replicated; nothing else: for Omniglot) (default: none).")
     var augment: String?
 
     @OptionGroup var preprocessingOptions: PreprocessingOptions
