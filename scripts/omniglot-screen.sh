@@ -19,6 +19,7 @@
 #   w60lr --way 60 --lr 0.002; w60sh --way 60 --augment shift (random translations of up to 2 px, edges replicated)
 # Time on this 2-core machine (measured, machine partly shared): 6.5-13 minutes of training per 30-way variant
 # (w128 15), w60 19, pre 7.5 after 10 minutes of pre-training; 1-2 minutes of evaluation each; --quick 1m56s.
+# w60bn, w60lr, w60sh with THREADS=1 and a training job on the other core: 20-21 minutes each with evaluation.
 # Resumable: run it again after a stop; finished variants are skipped.
 # Outputs in RUN_DIR: <variant>/ (the run), <variant>-val.txt (the evaluation), screen.md (the table), output.log,
 # build.log, took.txt.
