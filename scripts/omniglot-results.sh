@@ -6,8 +6,9 @@
 #   RECIPE=r3 (default): 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
 #   RECIPE=r1: 30-way training episodes, into runs/omniglot
 # Time on the current 2-core AMD machine: R3 about 44 minutes per seed alone (3.00-3.04 episodes/s on both cores;
-# two seeds side by side with SEED_INDEX and THREADS=1 took 1h28m-1h30m each with other work beside them); 4m12s of
-# evaluation per seed on one thread (4 settings x 600 episodes). R1: 50m17s of training for seed 1 on the earlier
+# two seeds side by side with SEED_INDEX and THREADS=1 took 1h28m-1h30m each with other work beside them; seed 3 with
+# THREADS=1 1h17m of training, a screening job on the other core); 4m12s of evaluation per seed on one thread (4
+# settings x 600 episodes). R1: 50m17s of training for seed 1 on the earlier
 # Intel machine (measured, machine shared).
 # Resumable: run the same command again after a stop (Ctrl-C saves the step) and it continues where it stopped.
 #   scripts/omniglot-results.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
