@@ -9,11 +9,9 @@
 #   environment: OMNIGLOT (default ../shared/datasets/omniglot), OUT (default runs/pretrain-results/<date-time>),
 #                QUICK=1 (as --quick)
 #
-# Time on this 2-core machine: training as recorded in docs/PRETRAIN.md when the tables were made, about 2.5-3.5
-# minutes per epoch, so 20-28 minutes for the margin sweep's 4 x 2 epochs, and about 100 s per positive strategy (5
-# minutes for 3); the evaluations were not timed then: from the --quick run's episode rate, an estimate (not
-# measured) of 1.5-2 minutes per margin and 1-1.5 minutes per strategy, so about 26-36 minutes for the margin sweep,
-# 8-10 for the positives, 35-45 minutes in all (README "Reproducing the figures").
+# Time on the current 2-core AMD machine (measured on 2026-12-06): `margin` 10m25s with nothing else running (54-60 s
+# per epoch, 9-15 s per 600-episode test column), `positives` 7m15s beside a one-thread training job (95-113 s of
+# training per strategy, 12 s of retrieval), so about 18 minutes for `all` (README "Reproducing the figures").
 # --quick runs the same commands on the built-in synthetic data (28 x 28, 1 channel, 20 images per class) with 1
 # epoch / 20 iterations and 10 evaluation episodes: 28 s on a busy machine; its numbers mean nothing.
 # Outputs: OUT/negcos_m<m>/ and OUT/triplet_<pos>/ (checkpoints, log.jsonl), OUT/*.log (what each command printed),
