@@ -14,10 +14,10 @@
 #                /tmp/torchpeer/bin/python, made from the CPU wheel when missing), OUT (default
 #                runs/bench-backbones/<date-time>), QUICK=1 (as --quick)
 #
-# Time: the seven rounds took "about an hour" (README, measured when the table was made). The ResNet-12 rounds were
-# not timed on an idle machine: an estimate of about 6 minutes each (mml makes 4 calls per row, the peer 13; one
-# --quick round, 2 calls per row for mml and 4 for the peer, took 4m40s on a busy machine), about 20 minutes for
-# three; the conv, breakdown and tile-2 runs an estimate of 2 minutes more. Needs the PyTorch peer and an idle
+# Time: the seven rounds took "about an hour" (README, measured when the table was made, earlier machine). On the
+# current 2-core AMD machine (measured on 2026-12-06, idle): 1.5 minutes per Conv-64F / Conv-4 round (ROUNDS=5
+# EXTRAS=0: 7m35s), 4.1 minutes per ResNet-12 round, 0.6 minutes for the tile-2, conv and breakdown runs
+# (ROUNDS=1 RESNET12_ROUNDS=3: 14m20s); so about 23 minutes with the defaults. Needs the PyTorch peer and an idle
 # machine.
 # --quick: 1 round with one repeat per measurement (both sides), Conv-4 only, one ResNet-12 round and the extras on
 # their quick settings; not a measurement.
