@@ -7,7 +7,7 @@
 # 1-shot, fused and each level alone. Differences under about 0.2 points are within the spread of one seed.
 #   scripts/omniglot-screen.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
 #   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or runs/omniglot-screen
-#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr w60sh);
+#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr w60sh w60shlr);
 #   THREADS=n: the kernels' threads (default all cores)
 #   (--quick or QUICK=1: 20 episodes per variant, 1 pre-training epoch of 5 batches, 10 validation episodes, into
 #   runs/omniglot-screen-quick; its numbers mean nothing)
@@ -16,7 +16,8 @@
 #   aug   --augment mml             w60   --way 60
 #   pre   --init from `mml pretrain` (Conv-64F, neg-cosine head, margin -0.05, 8 epochs of the train split)
 #   changes to w60 (recipe R3): w60bn --way 60 --freeze-bn-after 0 (BatchNorm statistics never frozen);
-#   w60lr --way 60 --lr 0.002; w60sh --way 60 --augment shift (random translations of up to 2 px, edges replicated)
+#   w60lr --way 60 --lr 0.002; w60sh --way 60 --augment shift (random translations of up to 2 px, edges replicated);
+#   w60shlr --way 60 --augment shift --lr 0.002
 # Time on this 2-core machine (measured, machine partly shared): 6.5-13 minutes of training per 30-way variant
 # (w128 15), w60 19, pre 7.5 after 10 minutes of pre-training; 1-2 minutes of evaluation each; --quick 1m56s.
 # w60bn, w60lr, w60sh with THREADS=1 and a training job on the other core: 20-21 minutes each with evaluation.
@@ -64,6 +65,7 @@ for v in $VARIANTS; do
     w60bn) WAY=60 train w60bn --freeze-bn-after 0 ;;
     w60lr) WAY=60 train w60lr --lr 0.002 ;;
     w60sh) WAY=60 train w60sh --augment shift ;;
+    w60shlr) WAY=60 train w60shlr --augment shift --lr 0.002 ;;
     pre)
       if [ ! -f "$OUT/pretrain/finished" ]; then
         resume=()
@@ -75,7 +77,7 @@ for v in $VARIANTS; do
       fi
       # a resumed run continues from its own weights (mml train refuses --init with --resume)
       if [ -f "$OUT/pre/last.safetensors" ]; then train pre; else train pre --init "$OUT/pretrain/backbone.safetensors"; fi ;;
-    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh)" >&2; exit 1 ;;
+    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr)" >&2; exit 1 ;;
   esac
   if [ ! -s "$OUT/$v-val.txt" ]; then
     "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \
