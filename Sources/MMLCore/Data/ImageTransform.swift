@@ -193,17 +193,29 @@ public enum ImageTransform {
 
 extension ImageTransform {
     /// Moves a CHW `side x side` image by (`dx`, `dy`) pixels in place: `out[y][x] = in[clamp(y - dy)][clamp(x - dx)]`,
-    /// each coordinate clamped to the image (the nearest edge pixel fills what the move uncovers).
-    static func translate(_ x: UnsafeMutableBufferPointer<Float>, channels: Int, side: Int, dx: Int, dy: Int) {
+    /// each coordinate clamped to the image (the nearest edge pixel fills what the move uncovers). Rows, then the
+    /// pixels of each row, are copied in the order that reads every source before it is overwritten (away from the
+    /// direction of the move), so no scratch buffer is needed on the data path.
+    static func translate(_ x: UnsafeMutableBufferPointer<Float>, channels: Int, side n: Int, dx: Int, dy: Int) {
         if dx == 0 && dy == 0 { return }
-        let plane = side * side
-        var copy = [Float](repeating: 0, count: plane)
+        // away from the move: descending for a positive move, ascending otherwise
+        func order(_ d: Int) -> StrideThrough<Int> {
+            d > 0 ? stride(from: n - 1, through: 0, by: -1) : stride(from: 0, through: n - 1, by: 1)
+        }
+        let rows = order(dy), cols = order(dx)
         for ch in 0..<channels {
-            let p = x.baseAddress! + ch * plane
-            for i in 0..<plane { copy[i] = p[i] }
-            for y in 0..<side {
-                let sy = min(max(y - dy, 0), side - 1)
-                for xx in 0..<side { p[y * side + xx] = copy[sy * side + min(max(xx - dx, 0), side - 1)] }
+            let p = x.baseAddress! + ch * n * n
+            if dy != 0 {
+                for y in rows {
+                    let sy = min(max(y - dy, 0), n - 1)
+                    if sy != y { (p + y * n).update(from: p + sy * n, count: n) }
+                }
+            }
+            if dx != 0 {
+                for y in 0..<n {
+                    let r = p + y * n
+                    for xx in cols { r[xx] = r[min(max(xx - dx, 0), n - 1)] }
+                }
             }
         }
     }
