@@ -3,7 +3,9 @@
 # one Conv-64F model with all three metric levels per training seed (3 seeds), trained on 1-shot episodes of the
 # train+val classes (4800, as Snell et al.), then all seeds evaluated on the same 600 test episodes of 5/20-way
 # 1/5-shot, fused and each level alone, mean over seeds with both 95% intervals.
-#   RECIPE=r3 (default): 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
+#   RECIPE=r4 (default): R3 with random shifts (--augment shift) and lr 0.002 (the second screening round of
+#     scripts/omniglot-screen.sh, variant w60shlr), into runs/omniglot-r4
+#   RECIPE=r3: 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
 #   RECIPE=r1: 30-way training episodes, into runs/omniglot
 # Time on the current 2-core AMD machine: R3 about 44 minutes per seed alone (3.00-3.04 episodes/s on both cores;
 # two seeds side by side with SEED_INDEX and THREADS=1 took 1h28m-1h30m each with other work beside them; seed 3 with
@@ -30,11 +32,14 @@ mml_args "$@"
 OMNIGLOT=${ARGS[0]:-${OMNIGLOT:-../shared/datasets/omniglot}}
 EPOCHS=8 PER_EPOCH=1000 TEST=600
 if [ "$QUICK" = 1 ]; then EPOCHS=2 PER_EPOCH=30 TEST=20; fi
-RECIPE=${RECIPE:-r3}
+RECIPE=${RECIPE:-r4}
+EXTRA=()
 case $RECIPE in
   r1) WAY=30 DIR=runs/omniglot ;;
   r3) WAY=60 DIR=runs/omniglot-r3 ;;
-  *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way) and r3 (60-way)" >&2; exit 1 ;;
+  r4) WAY=60 DIR=runs/omniglot-r4 EXTRA=(--augment shift --lr 0.002) ;;
+  *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way), r3 (60-way) and r4 (60-way, shifts, lr 0.002)" >&2
+     exit 1 ;;
 esac
 OUT=${ARGS[1]:-${OUT:-$DIR$(mml_quick_suffix)}}
 # --resume also starts a study or a seed not started yet (so that processes with SEED_INDEX can start together)
@@ -57,7 +62,7 @@ if [ "${MERGE:-0}" = 1 ]; then
   mml_end
   exit 0
 fi
-"$MML" train "${OMNIGLOT_DATA[@]}" --split trainval --val-split none "${OMNIGLOT_TRAIN[@]}" \
+"$MML" train "${OMNIGLOT_DATA[@]}" --split trainval --val-split none "${OMNIGLOT_TRAIN[@]}" "${EXTRA[@]}" \
     --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS --seeds 1,2,3 --seed-initial-weights --threads "${THREADS:-0}" \
     --out "$OUT" "${resume[@]}" "${one[@]}"
 if [ -n "${SEED_INDEX:-}" ]; then
