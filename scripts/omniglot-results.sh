@@ -7,7 +7,8 @@
 #     scripts/omniglot-screen.sh, variant w60shlr), into runs/omniglot-r4
 #   RECIPE=r3: 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
 #   RECIPE=r1: 30-way training episodes, into runs/omniglot
-# Time on the current 2-core AMD machine: R3 about 44 minutes per seed alone (3.00-3.04 episodes/s on both cores;
+# Time on the current 2-core AMD machine: R4 as R3 (3.16 episodes/s on both cores; seeds 1 and 2 side by side with
+# THREADS=1 1h40m-1h41m each, a third job beside them most of the time). R3 about 44 minutes per seed alone (3.00-3.04 episodes/s on both cores;
 # two seeds side by side with SEED_INDEX and THREADS=1 took 1h28m-1h30m each with other work beside them; seed 3 with
 # THREADS=1 1h17m of training, a screening job on the other core); 4m12s of evaluation per seed on one thread (4
 # settings x 600 episodes). R1: 50m17s of training for seed 1 on the earlier
