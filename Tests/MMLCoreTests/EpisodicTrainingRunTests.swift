@@ -127,4 +127,27 @@ final class EpisodicTrainingRunTests: XCTestCase {
         c.validationSplit = "none"
         XCTAssertEqual(c.effectiveTraining.validationEpisodes, 0)
     }
+
+    /// Validation episodes that the validation split cannot give: the error names the validation split and the
+    /// validation fields to lower (`--val-way` etc. on the command line), not the training ones.
+    func testValidationSplitTooSmallNamesTheValidationFields() throws {
+        let dir = try makeTempDir(self, prefix: "mml-episodic-val")
+        var c = tinyRun(out: dir + "/a")
+        c.validationWay = 17  // the synthetic val split has 16 classes; training stays 3-way
+        XCTAssertThrowsError(try EpisodicTrainingRun(c).run()) { e in
+            let err = e as? MMLError
+            XCTAssertEqual(err?.kind, .datasetTooSmall)
+            XCTAssertTrue(err?.message.hasPrefix("validation split 'val': ") == true, "\(e)")
+            XCTAssertEqual(err?.fields, ["validationWay", "validationSplit", "validationSplit"], "\(e)")
+            XCTAssertTrue(err?.message.contains("17-way episodes need 17") == true, "\(e)")
+        }
+        c = tinyRun(out: dir + "/b")
+        c.validationQuery = 12  // 12 images per class: 1 shot + 12 queries do not fit
+        XCTAssertThrowsError(try EpisodicTrainingRun(c).run()) { e in
+            let err = e as? MMLError
+            XCTAssertEqual(err?.kind, .datasetTooSmall)
+            XCTAssertTrue(err?.fields.starts(with: ["validationShot", "validationQuery"]) == true, "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/a/last.safetensors"))
+    }
 }

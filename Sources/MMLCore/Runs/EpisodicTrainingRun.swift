@@ -132,6 +132,18 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
     /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
     /// - Throws: `MMLError` when `out` holds a run and `resume` is off (or none and it is on), for a checkpoint
     ///   trained with other settings, unreadable data or unwritable files.
+    /// The sampler's "too few classes / images" error reworded for the validation split: the validation episodes'
+    /// own fields (`validationWay`, `validationShot`, `validationQuery`) are what to lower, not the training ones.
+    static func validationTooSmall(_ e: MMLError, split: String) -> MMLError {
+        let message = e.template
+            .replacingOccurrences(of: "lower `way` or use a larger split",
+                                  with: "lower `validationWay` (the training way stays), use a larger `validationSplit`, "
+                                      + "or set `validationSplit` none")
+            .replacingOccurrences(of: "lower `shot`/`query`",
+                                  with: "lower `validationShot`/`validationQuery`")
+        return MMLError(.datasetTooSmall, "validation split '\(split)': " + message)
+    }
+
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> EpisodicTrainingRunResult {
         let c = configuration
         let config = c.effectiveTraining, t = config
@@ -186,9 +198,15 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         var validation: (loader: EpisodeLoader, sampler: EpisodeSampler)?
         if config.validationEpisodes > 0 {
             let valSet = try c.dataset.with(split: c.validationSplit).open(image: evalImages, events: events)
-            let s = try EpisodeSampler(dataset: valSet, way: c.validationWay ?? t.way,
+            let s: EpisodeSampler
+            do {
+                s = try EpisodeSampler(dataset: valSet, way: c.validationWay ?? t.way,
                                        shot: c.validationShot ?? t.shot, query: c.validationQuery,
                                        seed: t.validationSeed)
+            } catch let e as MMLError where e.kind == .datasetTooSmall {
+                // The sampler's advice names the training fields; here the validation episodes are too large.
+                throw Self.validationTooSmall(e, split: c.validationSplit)
+            }
             validation = (try EpisodeLoader(dataset: valSet, config: evalImages), s)
         }
         let trainer = try EpisodicTrainer(model: model, configuration: config, train: (trainLoader, trainSampler),
