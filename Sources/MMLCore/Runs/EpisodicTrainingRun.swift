@@ -128,10 +128,6 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
             + OutputCheck.checkpointBytes(parameters: values, moments: 0)
     }
 
-    /// Trains (or resumes) until the run's end or `stopAfter`. Events: `.note` (backbone initialised, resuming),
-    /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
-    /// - Throws: `MMLError` when `out` holds a run and `resume` is off (or none and it is on), for a checkpoint
-    ///   trained with other settings, unreadable data or unwritable files.
     /// The sampler's "too few classes / images" error reworded for the validation split: the validation episodes'
     /// own fields (`validationWay`, `validationShot`, `validationQuery`) are what to lower, not the training ones.
     static func validationTooSmall(_ e: MMLError, split: String) -> MMLError {
@@ -144,6 +140,10 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         return MMLError(.datasetTooSmall, "validation split '\(split)': " + message)
     }
 
+    /// Trains (or resumes) until the run's end or `stopAfter`. Events: `.note` (backbone initialised, resuming),
+    /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
+    /// - Throws: `MMLError` when `out` holds a run and `resume` is off (or none and it is on), for a checkpoint
+    ///   trained with other settings, unreadable data or unwritable files.
     public func run(events: (RunEvent) -> Void = { _ in }) throws -> EpisodicTrainingRunResult {
         let c = configuration
         let config = c.effectiveTraining, t = config
