@@ -18,6 +18,10 @@
 #   changes to w60 (recipe R3): w60bn --way 60 --freeze-bn-after 0 (BatchNorm statistics never frozen);
 #   w60lr --way 60 --lr 0.002; w60sh --way 60 --augment shift (random translations of up to 2 px, edges replicated);
 #   w60shlr --way 60 --augment shift --lr 0.002
+#   changes to w60shlr (recipe R4): w60shlrbn adds --freeze-bn-after 0; w60shlr3 has --lr 0.003
+# Every variant is also paired with a base on the same validation episodes (`mml compare`, A - B with its interval over
+# the episodes): w60's changes and w60 with base, R4's changes with w60shlr, into paired-<variant>.txt
+# (PAIRED_BASE=variant overrides the base; the base's evaluation must exist in RUN_DIR).
 # Time on this 2-core machine (measured, machine partly shared): 6.5-13 minutes of training per 30-way variant
 # (w128 15), w60 19, pre 7.5 after 10 minutes of pre-training; 1-2 minutes of evaluation each; --quick 1m56s.
 # w60bn, w60lr, w60sh with THREADS=1 and a training job on the other core: 20-21 minutes each with evaluation.
@@ -66,6 +70,8 @@ for v in $VARIANTS; do
     w60lr) WAY=60 train w60lr --lr 0.002 ;;
     w60sh) WAY=60 train w60sh --augment shift ;;
     w60shlr) WAY=60 train w60shlr --augment shift --lr 0.002 ;;
+    w60shlrbn) WAY=60 train w60shlrbn --augment shift --lr 0.002 --freeze-bn-after 0 ;;
+    w60shlr3) WAY=60 train w60shlr3 --augment shift --lr 0.003 ;;
     pre)
       if [ ! -f "$OUT/pretrain/finished" ]; then
         resume=()
@@ -77,12 +83,27 @@ for v in $VARIANTS; do
       fi
       # a resumed run continues from its own weights (mml train refuses --init with --resume)
       if [ -f "$OUT/pre/last.safetensors" ]; then train pre; else train pre --init "$OUT/pretrain/backbone.safetensors"; fi ;;
-    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr)" >&2; exit 1 ;;
+    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3)" >&2; exit 1 ;;
   esac
-  if [ ! -s "$OUT/$v-val.txt" ]; then
+  if [ ! -s "$OUT/$v-val.txt" ] || [ ! -s "$OUT/episodes-$v/episodes.jsonl" ]; then
     "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \
-        --episodes $VAL --seed 0 --threads "${THREADS:-0}" | tee "$OUT/$v-val.txt.tmp"
+        --episodes $VAL --seed 0 --threads "${THREADS:-0}" --episodes-out "$OUT/episodes-$v" | tee "$OUT/$v-val.txt.tmp"
     mv "$OUT/$v-val.txt.tmp" "$OUT/$v-val.txt"
+  fi
+  case $v in
+    w60shlr?*) base=w60shlr ;;
+    w60?*) base=w60 ;;
+    *) base=base ;;
+  esac
+  base=${PAIRED_BASE:-$base}
+  if [ "$base" != "$v" ]; then
+    if [ -s "$OUT/episodes-$base/episodes.jsonl" ]; then
+      echo "== paired on the same validation episodes: $v - $base ($OUT/paired-$v.txt)"
+      "$MML" compare "$OUT/episodes-$v" "$OUT/episodes-$base" | tee "$OUT/paired-$v.txt.tmp"
+      mv "$OUT/paired-$v.txt.tmp" "$OUT/paired-$v.txt"
+    else
+      echo "   (no paired comparison for $v: $OUT/episodes-$base/ is missing; run VARIANTS=$base first)"
+    fi
   fi
 done
 
