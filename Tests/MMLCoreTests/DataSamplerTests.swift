@@ -79,6 +79,21 @@ final class DataSamplerTests: XCTestCase {
         assertThrowsMessage(try EpisodeSampler(dataset: ds, way: 2, shot: 5, query: 15, seed: 0),
                             contains: ["'class0' (10 images)", "5-shot + 15 queries = 20", "dropSmallClasses"])
         assertThrowsMessage(try EpisodeSampler(dataset: ds, way: 0, shot: 1, query: 1, seed: 0), contains: ["way 0"])
+        // The sampler's own parameters by default; a caller's fields when given (without the option it lacks).
+        func fields(_ f: EpisodeFields, way: Int, query: Int) -> MMLError? {
+            do { _ = try EpisodeSampler(dataset: ds, way: way, shot: 1, query: query, seed: 0, fields: f) } catch {
+                return error as? MMLError
+            }
+            return nil
+        }
+        XCTAssertEqual(fields(.sampler, way: 2, query: 15)?.fields, ["shot", "query", "dropSmallClasses"])
+        XCTAssertEqual(fields(.run, way: 2, query: 15)?.fields, ["shot", "query"])
+        XCTAssertEqual(fields(.run, way: 2, query: 15)?.message.hasSuffix("lower shot/query or add images"), true)
+        XCTAssertEqual(fields(.run, way: 5, query: 1)?.fields, ["way"])
+        let v = fields(.validation(split: "val"), way: 5, query: 1)
+        XCTAssertEqual(v?.fields, ["validationWay", "validationSplit", "validationSplit"])
+        XCTAssertEqual(v?.message.hasPrefix("validation split 'val': synthetic"), true, "\(String(describing: v))")
+        XCTAssertEqual(fields(.validation(split: "val"), way: 2, query: 15)?.fields, ["validationShot", "validationQuery"])
     }
 
     func testDropSmallClassesWarns() throws {

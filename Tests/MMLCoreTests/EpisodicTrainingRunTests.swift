@@ -149,5 +149,16 @@ final class EpisodicTrainingRunTests: XCTestCase {
             XCTAssertTrue(err?.fields.starts(with: ["validationShot", "validationQuery"]) == true, "\(e)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/a/last.safetensors"))
+        // The training episodes too large: the training fields, and no `dropSmallClasses` (training has none).
+        c = tinyRun(out: dir + "/c")
+        c.training.way = 65  // the synthetic train split has 64 classes
+        XCTAssertThrowsError(try EpisodicTrainingRun(c).run()) { e in
+            XCTAssertEqual((e as? MMLError)?.fields, ["way"], "\(e)")
+        }
+        c = tinyRun(out: dir + "/d")
+        c.training.query = 12
+        XCTAssertThrowsError(try EpisodicTrainingRun(c).run()) { e in
+            XCTAssertEqual((e as? MMLError)?.fields, ["shot", "query"], "\(e)")
+        }
     }
 }

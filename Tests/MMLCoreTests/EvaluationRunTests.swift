@@ -101,6 +101,15 @@ final class EvaluationRunTests: XCTestCase {
         config.cosineClassifier.passes = nil
         config.ways = [2, 0]
         XCTAssertEqual(fields { _ = try EvaluationRun(config) }, ["ways"])
+        // Episodes the split cannot give: the advice names the evaluation's own fields (lists of ways and shots),
+        // and no `dropSmallClasses`, which an evaluation does not have. The test split has 20 classes of 12 images.
+        config.evaluationProtocol = nil
+        config.ways = [21]
+        XCTAssertEqual(fields { _ = try EvaluationRun(config).run() }, ["ways"])
+        config.ways = [2]
+        config.query = 12
+        XCTAssertEqual(fields { _ = try EvaluationRun(config).run() }, ["shots", "query"])
+        config.query = 3
         config.ways = [2]
         config.episodes = 0
         XCTAssertEqual(fields { _ = try EvaluationRun(config) }, ["episodes"])
@@ -135,6 +144,10 @@ final class EvaluationRunTests: XCTestCase {
         XCTAssertEqual(back.rows.map(\.accuracy), result.rows.map(\.accuracy))
         XCTAssertEqual(back.markdown, result.markdown)
         XCTAssertTrue(result.mode.contains("fusion re-fitted per subset on 3 val episodes"), result.mode)
+        // Too many queries for the split's 12 images per class: the ablation's fields, no `dropSmallClasses`.
+        var big = config
+        big.query = 12
+        XCTAssertEqual(fields { _ = try AblationRun(big).run() }, ["shot", "query"])
     }
 
     /// Without a trainer, `retraining` trains each subset's model with `EpisodicTrainingRun`: its events arrive

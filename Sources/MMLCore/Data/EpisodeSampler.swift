@@ -42,17 +42,20 @@ public struct EpisodeSampler: Sendable {
     public let dataset: any FewShotDataset
 
     /// A sampler over `dataset`, validated up front.
-    /// - Parameter dropSmallClasses: drop classes with fewer than `shot + query` items (listed in `warnings`).
+    /// - Parameters:
+    ///   - dropSmallClasses: drop classes with fewer than `shot + query` items (listed in `warnings`).
+    ///   - fields: the configuration fields the errors tell the user to change (default: this initialiser's
+    ///     parameters; a run passes its own, e.g. `EpisodeFields.validation(split:)`).
     /// - Throws: `MMLError(.invalidArgument)` for way/shot < 1 or query < 0; `MMLError(.datasetTooSmall)` when a
     ///   class has fewer than shot + query images or fewer than `way` classes remain (names and numbers given).
     public init(dataset: any FewShotDataset, way: Int, shot: Int, query: Int, seed: UInt64,
-                dropSmallClasses: Bool = false) throws {
+                dropSmallClasses: Bool = false, fields: EpisodeFields = .sampler) throws {
         guard way >= 1, shot >= 1, query >= 0 else {
             throw MMLError(.invalidArgument, "episodes need way >= 1, shot >= 1 and query >= 0; got way \(way), "
                            + "shot \(shot), query \(query)")
         }
         let ds = try validateForEpisodes(dataset, way: way, perClass: shot + query, shot: shot, query: query,
-                                         dropSmallClasses: dropSmallClasses)
+                                         dropSmallClasses: dropSmallClasses, fields: fields)
         self.dataset = ds
         self.way = way
         self.shot = shot

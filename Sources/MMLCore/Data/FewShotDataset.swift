@@ -107,14 +107,51 @@ public struct ClassSubset: FewShotDataset {
     }
 }
 
+/// What an episode-size error tells the user to change: the configuration fields of whoever asked for the episodes
+/// (backquoted in the message, so that each front end renders them as its own flags or keywords).
+public struct EpisodeFields: Sendable, Equatable {
+    /// The fields of the shot and the queries per class.
+    public var shot: String, query: String
+    /// The advice when the split has too few classes for the way (the message's words, fields backquoted).
+    public var tooFewClasses: String
+    /// The field that skips classes with too few images; nil when the caller has no such option (then the message
+    /// does not offer it).
+    public var dropSmallClasses: String?
+    /// Put before the message: where the episodes come from (e.g. "validation split 'val': "); may be empty.
+    public var context: String
+
+    public init(shot: String = "shot", query: String = "query",
+                tooFewClasses: String = "lower `way` or use a larger split",
+                dropSmallClasses: String? = "dropSmallClasses", context: String = "") {
+        self.shot = shot; self.query = query; self.tooFewClasses = tooFewClasses
+        self.dropSmallClasses = dropSmallClasses; self.context = context
+    }
+
+    /// `EpisodeSampler`'s own parameters (`way`, `shot`, `query`, `dropSmallClasses`): for callers of the sampler.
+    public static let sampler = EpisodeFields()
+    /// A run whose episodes are set by `way`, `shot` and `query` and that has no `dropSmallClasses` option
+    /// (training, evaluation, ablation).
+    public static let run = EpisodeFields(dropSmallClasses: nil)
+    /// A training run's validation episodes: `validationWay`, `validationShot`, `validationQuery` on
+    /// `validationSplit` (which can also be turned off); the training episodes' fields stay as they are.
+    public static func validation(split: String) -> EpisodeFields {
+        EpisodeFields(shot: "validationShot", query: "validationQuery",
+                      tooFewClasses: "lower `validationWay` (the training way stays), use a larger `validationSplit`, "
+                          + "or set `validationSplit` none",
+                      dropSmallClasses: nil, context: "validation split '\(split)': ")
+    }
+}
+
 /// Checks that `dataset` can give `way`-way episodes with `perClass` images per class.
-/// - Parameter dropSmallClasses: drop classes with fewer than `perClass` items (listed in `warnings`) instead of
-///   throwing.
+/// - Parameters:
+///   - dropSmallClasses: drop classes with fewer than `perClass` items (listed in `warnings`) instead of throwing.
+///   - fields: the configuration fields the errors tell the user to change.
 /// - Returns: the dataset, or a `ClassSubset` without the small classes.
 /// - Throws: `MMLError(.datasetTooSmall)` naming the small classes and the numbers, or when fewer than `way`
 ///   classes remain.
 public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClass: Int, shot: Int, query: Int,
-                                dropSmallClasses: Bool) throws -> any FewShotDataset {
+                                dropSmallClasses: Bool, fields: EpisodeFields = .sampler) throws -> any FewShotDataset {
+    let f = fields
     let counts = dataset.itemCounts
     let small = counts.indices.filter { counts[$0] < perClass }
     var result: any FewShotDataset = dataset
@@ -122,10 +159,10 @@ public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClas
         let listed = small.prefix(10).map { "'\(dataset.classNames[$0])' (\(counts[$0]) images)" }.joined(separator: ", ")
         let more = small.count > 10 ? " and \(small.count - 10) more" : ""
         if !dropSmallClasses {
+            let advice = f.dropSmallClasses.map { ", add images, or pass `\($0)` to skip them" } ?? " or add images"
             throw MMLError(.datasetTooSmall,
-                           "\(small.count) class(es) of \(dataset.name) have fewer images than \(shot)-shot + \(query) "
-                           + "queries = \(perClass): \(listed)\(more); lower `shot`/`query`, add images, or pass "
-                           + "`dropSmallClasses` to skip them")
+                           f.context + "\(small.count) class(es) of \(dataset.name) have fewer images than \(shot)-shot + "
+                           + "\(query) queries = \(perClass): \(listed)\(more); lower `\(f.shot)`/`\(f.query)`\(advice)")
         }
         let keep = counts.indices.filter { counts[$0] >= perClass }
         result = ClassSubset(base: dataset, classIndices: keep,
@@ -133,8 +170,8 @@ public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClas
     }
     if result.classCount < way {
         throw MMLError(.datasetTooSmall,
-                       "\(dataset.name) has \(result.classCount) class(es) with at least \(perClass) images, but "
-                       + "\(way)-way episodes need \(way); lower `way` or use a larger split")
+                       f.context + "\(dataset.name) has \(result.classCount) class(es) with at least \(perClass) images, "
+                       + "but \(way)-way episodes need \(way); \(f.tooFewClasses)")
     }
     return result
 }

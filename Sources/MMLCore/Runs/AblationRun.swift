@@ -298,7 +298,8 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
         func scores(_ data: DatasetSource, seed: UInt64, count: Int, phase: String, test: Bool = false) throws
             -> [LevelScores] {
             let set = try data.open(image: image, events: events)
-            let sampler = try EpisodeSampler(dataset: set, way: c.way, shot: c.shot, query: c.query, seed: seed)
+            let sampler = try EpisodeSampler(dataset: set, way: c.way, shot: c.shot, query: c.query, seed: seed,
+                                             fields: .run)
             var episodes = sampler.episodes(count)
             if test { (episodes, ids) = testEpisodes(sampler); testName = set.name }
             return try collectLevelScores(model, loader: try EpisodeLoader(dataset: set, config: image),
@@ -385,7 +386,8 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
             checkpoints.add(AblationRow.name(subset) + "=" + (try FNV1a64.ofFile(best)) + ";")
             let image = model.configuration.image.forEvaluation
             let testSet = try testData.open(image: image, events: events)
-            let sampler = try EpisodeSampler(dataset: testSet, way: c.way, shot: c.shot, query: c.query, seed: c.seed)
+            let sampler = try EpisodeSampler(dataset: testSet, way: c.way, shot: c.shot, query: c.query,
+                                             seed: c.seed, fields: .run)
             let mine = testEpisodes(sampler)
             (ids, testName) = (mine.ids, testSet.name)
             let r = try evaluateModel(model, loader: try EpisodeLoader(dataset: testSet, config: image),

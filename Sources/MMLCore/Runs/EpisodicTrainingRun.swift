@@ -128,18 +128,6 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
             + OutputCheck.checkpointBytes(parameters: values, moments: 0)
     }
 
-    /// The sampler's "too few classes / images" error reworded for the validation split: the validation episodes'
-    /// own fields (`validationWay`, `validationShot`, `validationQuery`) are what to lower, not the training ones.
-    static func validationTooSmall(_ e: MMLError, split: String) -> MMLError {
-        let message = e.template
-            .replacingOccurrences(of: "lower `way` or use a larger split",
-                                  with: "lower `validationWay` (the training way stays), use a larger `validationSplit`, "
-                                      + "or set `validationSplit` none")
-            .replacingOccurrences(of: "lower `shot`/`query`",
-                                  with: "lower `validationShot`/`validationQuery`")
-        return MMLError(.datasetTooSmall, "validation split '\(split)': " + message)
-    }
-
     /// Trains (or resumes) until the run's end or `stopAfter`. Events: `.note` (backbone initialised, resuming),
     /// `.started` with the facts `model`, `episodes`, `data`, then `.training` events (`.begin` first).
     /// - Throws: `MMLError` when `out` holds a run and `resume` is off (or none and it is on), for a checkpoint
@@ -193,20 +181,15 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
         let trainImages = model.configuration.image
         let evalImages = trainImages.forEvaluation
         let trainSet = try trainData.open(image: evalImages, events: events)
-        let trainSampler = try EpisodeSampler(dataset: trainSet, way: t.way, shot: t.shot, query: t.query, seed: t.seed)
+        let trainSampler = try EpisodeSampler(dataset: trainSet, way: t.way, shot: t.shot, query: t.query, seed: t.seed,
+                                              fields: .run)
         let trainLoader = try EpisodeLoader(dataset: trainSet, config: trainImages)
         var validation: (loader: EpisodeLoader, sampler: EpisodeSampler)?
         if config.validationEpisodes > 0 {
             let valSet = try c.dataset.with(split: c.validationSplit).open(image: evalImages, events: events)
-            let s: EpisodeSampler
-            do {
-                s = try EpisodeSampler(dataset: valSet, way: c.validationWay ?? t.way,
+            let s = try EpisodeSampler(dataset: valSet, way: c.validationWay ?? t.way,
                                        shot: c.validationShot ?? t.shot, query: c.validationQuery,
-                                       seed: t.validationSeed)
-            } catch let e as MMLError where e.kind == .datasetTooSmall {
-                // The sampler's advice names the training fields; here the validation episodes are too large.
-                throw Self.validationTooSmall(e, split: c.validationSplit)
-            }
+                                       seed: t.validationSeed, fields: .validation(split: c.validationSplit))
             validation = (try EpisodeLoader(dataset: valSet, config: evalImages), s)
         }
         let trainer = try EpisodicTrainer(model: model, configuration: config, train: (trainLoader, trainSampler),

@@ -231,6 +231,10 @@ public struct EvaluationRunResult: Codable, Sendable {
 /// Events: `started` (facts `checkpoint`, `data`, `protocol`), then per setting `progress` (`episodes`) and
 /// `evaluated`.
 public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
+    /// The fields an episode-size error names: an evaluation sets lists of ways and shots (`ways`, `shots`).
+    static let episodeFields = EpisodeFields(shot: "shots", query: "query",
+                                             tooFewClasses: "lower `ways` or use a larger split", dropSmallClasses: nil)
+
     private let loaded: Checkpoint.Loaded?
     /// Polled after each episode: once requested, the run throws `RunStopped` (how many episodes of which setting
     /// were done) and writes nothing (no per-episode file: one is only ever written whole).
@@ -411,7 +415,8 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
         var jobs: [Job] = []
         for w in c.ways {
             for k in c.shots {
-                let sampler = try EpisodeSampler(dataset: ds, way: w, shot: k, query: c.query, seed: c.seed)
+                let sampler = try EpisodeSampler(dataset: ds, way: w, shot: k, query: c.query, seed: c.seed,
+                                                 fields: Self.episodeFields)
                 jobs.append((w, k, c.query, c.seed, sampler.episodes(c.episodes), sampler.dataset))
             }
         }
