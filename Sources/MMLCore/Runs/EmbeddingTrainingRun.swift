@@ -119,8 +119,8 @@ public struct EmbeddingTrainingRunConfiguration: Codable, Sendable, Equatable {
         try Limits.check(logEvery, "logEvery", in: Limits.interval, "iterations between progress lines")
         try Limits.check(checkpointEvery, "checkpointEvery", in: Limits.interval, "iterations between checkpoints")
         var m = MemoryEstimate()
-        m.addImages(batch, side: image.size ?? dataset.syntheticSize ?? 84,
-                    channels: image.channels ?? dataset.syntheticChannels ?? 3,
+        let train = try image.configurations(for: dataset).train  // as loaded: the dataset's defaults, any resize
+        m.addImages(batch, side: train.resize ?? train.size, channels: train.channels,
                     firstWidth: backbone.widths?.first ?? 64, training: true, what: "one batch")
         try m.check(lower: ["classesPerBatch", "imagesPerClass", "image.size"])
     }

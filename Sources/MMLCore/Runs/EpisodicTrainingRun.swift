@@ -77,9 +77,10 @@ public struct EpisodicTrainingRunConfiguration: Codable, Sendable, Equatable {
             query: validationQuery, queryField: "validationQuery")
         // One training episode's images and caches, one validation episode's images, the validation episodes.
         var m = MemoryEstimate()
-        let side = image.size ?? dataset.syntheticSize ?? 84
-        let trainSide = image.augmentation == .mml ? Int((Double(side) * 100 / 84).rounded()) : side
-        let channels = image.channels ?? dataset.syntheticChannels ?? 3, width = backbone.widths?.first ?? 64
+        // The images as the run will load them (the dataset's default size and channels, the augmentation's resize).
+        let (trainImage, evalImage) = try image.configurations(for: dataset)
+        let side = evalImage.size, trainSide = trainImage.resize ?? trainImage.size
+        let channels = evalImage.channels, width = backbone.widths?.first ?? 64
         m.addImages(t.way * (t.shot + t.query), side: trainSide, channels: channels, firstWidth: width, training: true,
                     what: "one training episode")
         if t.validationEpisodes > 0 {

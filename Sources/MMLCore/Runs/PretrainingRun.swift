@@ -117,8 +117,8 @@ public struct PretrainingRunConfiguration: Codable, Sendable, Equatable {
                            + "`testEpisodes` > 0; give `testEpisodes` or drop `\(field)`")
         }
         var m = MemoryEstimate()
-        m.addImages(batchSize, side: image.size ?? dataset.syntheticSize ?? 84,
-                    channels: image.channels ?? dataset.syntheticChannels ?? 3,
+        let train = try image.configurations(for: dataset).train  // as loaded: the dataset's defaults, any resize
+        m.addImages(batchSize, side: train.resize ?? train.size, channels: train.channels,
                     firstWidth: backbone.widths?.first ?? 64, training: true, what: "one batch")
         try m.check(lower: ["batchSize", "image.size"])
     }
