@@ -18,7 +18,9 @@
 #   changes to w60 (recipe R3): w60bn --way 60 --freeze-bn-after 0 (BatchNorm statistics never frozen);
 #   w60lr --way 60 --lr 0.002; w60sh --way 60 --augment shift (random translations of up to 2 px, edges replicated);
 #   w60shlr --way 60 --augment shift --lr 0.002
-#   changes to w60shlr (recipe R4): w60shlrbn adds --freeze-bn-after 0; w60shlr3 has --lr 0.003
+#   changes to w60shlr (recipe R4): w60shlrbn adds --freeze-bn-after 0; w60shlr3 has --lr 0.003;
+#   w60shlrc / w60shlrc1: w60shlr's backbone trained on for half as many episodes again (--init from w60shlr, a
+#   second cosine cycle from lr 0.0005 / 0.001, the same flags otherwise; needs w60shlr)
 # Every variant is also paired with a base on the same validation episodes (`mml compare`, A - B with its interval over
 # the episodes): w60's changes and w60 with base, R4's changes with w60shlr, into paired-<variant>.txt
 # (PAIRED_BASE=variant overrides the base; the base's evaluation must exist in RUN_DIR).
@@ -54,7 +56,7 @@ train() {
   [ -f "$dir/last.safetensors" ] && resume=(--resume)
   mml_omniglot_recipe "${WAY:-30}"
   "$MML" train "${data[@]}" --split train --val-split none "${OMNIGLOT_TRAIN[@]}" --episodes-per-epoch $PER_EPOCH \
-      --epochs $EPOCHS --seed 1 --threads "${THREADS:-0}" --out "$dir" "$@" "${resume[@]}"
+      --epochs "${TRAIN_EPOCHS:-$EPOCHS}" --seed 1 --threads "${THREADS:-0}" --out "$dir" "$@" "${resume[@]}"
   touch "$dir/finished"
 }
 
@@ -72,6 +74,13 @@ for v in $VARIANTS; do
     w60shlr) WAY=60 train w60shlr --augment shift --lr 0.002 ;;
     w60shlrbn) WAY=60 train w60shlrbn --augment shift --lr 0.002 --freeze-bn-after 0 ;;
     w60shlr3) WAY=60 train w60shlr3 --augment shift --lr 0.003 ;;
+    w60shlrc|w60shlrc1)
+      [ -f "$OUT/w60shlr/finished" ] || { echo "error: $v continues w60shlr: run VARIANTS=w60shlr first" >&2; exit 1; }
+      lr=0.0005
+      [ $v = w60shlrc1 ] && lr=0.001
+      init=(--init "$OUT/w60shlr/last.safetensors")
+      [ -f "$OUT/$v/last.safetensors" ] && init=()  # a resumed run continues from its own weights
+      WAY=60 TRAIN_EPOCHS=$((EPOCHS / 2)) train $v --augment shift --lr $lr "${init[@]}" ;;
     pre)
       if [ ! -f "$OUT/pretrain/finished" ]; then
         resume=()
@@ -83,7 +92,7 @@ for v in $VARIANTS; do
       fi
       # a resumed run continues from its own weights (mml train refuses --init with --resume)
       if [ -f "$OUT/pre/last.safetensors" ]; then train pre; else train pre --init "$OUT/pretrain/backbone.safetensors"; fi ;;
-    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3)" >&2; exit 1 ;;
+    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1)" >&2; exit 1 ;;
   esac
   if [ ! -s "$OUT/$v-val.txt" ] || [ ! -s "$OUT/episodes-$v/episodes.jsonl" ]; then
     "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \
