@@ -3,6 +3,9 @@
 # one Conv-64F model with all three metric levels per training seed (3 seeds), trained on 1-shot episodes of the
 # train+val classes (4800, as Snell et al.), then all seeds evaluated on the same 600 test episodes of 5/20-way
 # 1/5-shot, fused and each level alone, mean over seeds with both 95% intervals.
+#   RECIPE=r5: R4, then each seed's backbone trained on for 4000 more episodes (a second cosine cycle from lr 0.0005,
+#     --init from runs/omniglot-r4/seed-<s>/last.safetensors, the same seed; the third screening round, variant
+#     w60shlrc), into runs/omniglot-r5; needs R4's seeds (trains what is missing of them first)
 #   RECIPE=r4 (default): R3 with random shifts (--augment shift) and lr 0.002 (the second screening round of
 #     scripts/omniglot-screen.sh, variant w60shlr), into runs/omniglot-r4
 #   RECIPE=r3: 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
@@ -18,8 +21,8 @@
 #   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or the recipe's directory
 #   SEED_INDEX=i: train only the i-th seed (0-based; one process per seed, e.g. SEED_INDEX=0 THREADS=1 and
 #   SEED_INDEX=1 THREADS=1 side by side), then evaluate it alone into RUN_DIR/eval-test-seed-<s>.json (EVAL=0 skips
-#   that); the run without SEED_INDEX trains what is left and evaluates all seeds together. THREADS=n: the kernels'
-#   threads (default all cores).
+#   that); the run without SEED_INDEX trains what is left and evaluates all seeds together (EVAL=0: not).
+#   THREADS=n: the kernels' threads (default all cores).
 #   MERGE=1: no training; combine the per-seed reports RUN_DIR/eval-test-seed-*.json (seeds trained and evaluated
 #   apart, e.g. in different sessions) with `mml eval merge` into eval-test.json / eval-test.svg.
 #   (--quick or QUICK=1: 60 episodes per seed, 20 test episodes, into <the recipe's directory>-quick; its numbers
@@ -39,9 +42,18 @@ case $RECIPE in
   r1) WAY=30 DIR=runs/omniglot ;;
   r3) WAY=60 DIR=runs/omniglot-r3 ;;
   r4) WAY=60 DIR=runs/omniglot-r4 EXTRA=(--augment shift --lr 0.002) ;;
-  *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way), r3 (60-way) and r4 (60-way, shifts, lr 0.002)" >&2
+  r5) WAY=60 DIR=runs/omniglot-r5 EXTRA=(--augment shift --lr 0.0005) ;;
+  *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way), r3 (60-way), r4 (60-way, shifts, lr 0.002) and r5 (r4 and a second cycle)" >&2
      exit 1 ;;
 esac
+if [ "$RECIPE" = r5 ]; then
+  # R5 = R4 (its own run directory and seeds) + a second cycle of half as many episodes per seed, here
+  if [ "${MERGE:-0}" != 1 ]; then
+    env RECIPE=r4 EVAL=0 OUT= scripts/omniglot-results.sh "$@" || exit 1
+  fi
+  BASE=runs/omniglot-r4$(mml_quick_suffix)
+  EPOCHS=$((EPOCHS / 2))
+fi
 OUT=${ARGS[1]:-${OUT:-$DIR$(mml_quick_suffix)}}
 # --resume also starts a study or a seed not started yet (so that processes with SEED_INDEX can start together)
 resume=()
@@ -55,6 +67,24 @@ mml_omniglot_recipe $WAY
 mml_build
 # the test evaluation of every seed, together or apart: the same 600 episodes (seed 0) of 4 settings
 EVAL_TEST=("${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 --episodes $TEST --seed 0)
+if [ "$RECIPE" = r5 ] && [ "${MERGE:-0}" != 1 ]; then
+  seeds=(1 2 3)
+  [ -n "${SEED_INDEX:-}" ] && seeds=("${seeds[$SEED_INDEX]}")
+  for s in "${seeds[@]}"; do
+    start=(--init "$BASE/seed-$s/last.safetensors")
+    [ -f "$OUT/seed-$s/last.safetensors" ] && start=(--resume)  # a resumed run continues from its own weights
+    echo "== seed $s: R4's weights ($BASE/seed-$s) trained on for $((EPOCHS * PER_EPOCH)) episodes"
+    "$MML" train "${OMNIGLOT_DATA[@]}" --split trainval --val-split none "${OMNIGLOT_TRAIN[@]}" "${EXTRA[@]}" \
+        --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS --seed "$s" --threads "${THREADS:-0}" --out "$OUT/seed-$s" \
+        "${start[@]}"
+    if [ "${EVAL:-1}" = 1 ] && [ ! -s "$OUT/eval-test-seed-$s.json" ]; then
+      "$MML" eval --checkpoint "$OUT/seed-$s/last.safetensors" "${EVAL_TEST[@]}" --threads "${THREADS:-0}" \
+          --report "$OUT/eval-test-seed-$s.json"
+    fi
+  done
+  [ -n "${SEED_INDEX:-}" ] || MERGE=1  # all seeds done: combine them below
+  [ "${MERGE:-0}" = 1 ] || { mml_end; exit 0; }
+fi
 if [ "${MERGE:-0}" = 1 ]; then
   shopt -s nullglob
   reports=("$OUT"/eval-test-seed-*.json)
@@ -76,5 +106,7 @@ if [ -n "${SEED_INDEX:-}" ]; then
   mml_end
   exit 0
 fi
-"$MML" eval --checkpoint "$OUT" "${EVAL_TEST[@]}" --report "$OUT/eval-test.json" --plot "$OUT/eval-test.svg"
+if [ "${EVAL:-1}" = 1 ]; then
+  "$MML" eval --checkpoint "$OUT" "${EVAL_TEST[@]}" --report "$OUT/eval-test.json" --plot "$OUT/eval-test.svg"
+fi
 mml_end
