@@ -3,9 +3,9 @@
 # one Conv-64F model with all three metric levels per training seed (3 seeds), trained on 1-shot episodes of the
 # train+val classes (4800, as Snell et al.), then all seeds evaluated on the same 600 test episodes of 5/20-way
 # 1/5-shot, fused and each level alone, mean over seeds with both 95% intervals.
-#   RECIPE=r5: R4, then each seed's backbone trained on for 4000 more episodes (a second cosine cycle from lr 0.0005,
+#   RECIPE=r5: R4, then each seed's backbone trained on for 4000 more episodes (a second cosine cycle from lr 0.001,
 #     --init from runs/omniglot-r4/seed-<s>/last.safetensors, the same seed; the third screening round, variant
-#     w60shlrc), into runs/omniglot-r5; needs R4's seeds (trains what is missing of them first)
+#     w60shlrc1), into runs/omniglot-r5; needs R4's seeds (trains what is missing of them first)
 #   RECIPE=r4 (default): R3 with random shifts (--augment shift) and lr 0.002 (the second screening round of
 #     scripts/omniglot-screen.sh, variant w60shlr), into runs/omniglot-r4
 #   RECIPE=r3: 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
@@ -42,7 +42,7 @@ case $RECIPE in
   r1) WAY=30 DIR=runs/omniglot ;;
   r3) WAY=60 DIR=runs/omniglot-r3 ;;
   r4) WAY=60 DIR=runs/omniglot-r4 EXTRA=(--augment shift --lr 0.002) ;;
-  r5) WAY=60 DIR=runs/omniglot-r5 EXTRA=(--augment shift --lr 0.0005) ;;
+  r5) WAY=60 DIR=runs/omniglot-r5 EXTRA=(--augment shift --lr 0.001) ;;
   *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way), r3 (60-way), r4 (60-way, shifts, lr 0.002) and r5 (r4 and a second cycle)" >&2
      exit 1 ;;
 esac
