@@ -5,9 +5,10 @@
 # 1/5-shot, fused and each level alone, mean over seeds with both 95% intervals.
 #   RECIPE=r5: R4, then each seed's backbone trained on for 4000 more episodes (a second cosine cycle from lr 0.001,
 #     --init from runs/omniglot-r4/seed-<s>/last.safetensors, the same seed; the third screening round, variant
-#     w60shlrc1), into runs/omniglot-r5; needs R4's seeds (trains what is missing of them first). Time: R4's, plus
-#     38m10s-38m36s per seed for seeds 1 and 2 side by side with THREADS=1, 27m22s for seed 3 on both cores (measured
-#     2026-12-07), and each seed's evaluation (2.5 minutes on both cores, 4 on one thread)
+#     w60shlrc1), into runs/omniglot-r5; needs R4's seeds in runs/omniglot-r4 (trains what is missing of them first,
+#     there, whatever RUN_DIR says). Time: R4's, plus 38m10s-38m36s per seed for seeds 1 and 2 side by side with
+#     THREADS=1, 27m22s for seed 3 on both cores (measured 2026-12-07), and each seed's evaluation (2.5 minutes on
+#     both cores, 4 on one thread)
 #   RECIPE=r4 (default): R3 with random shifts (--augment shift) and lr 0.002 (the second screening round of
 #     scripts/omniglot-screen.sh, variant w60shlr), into runs/omniglot-r4
 #   RECIPE=r3: 60-way training episodes (chosen by scripts/omniglot-screen.sh), into runs/omniglot-r3
@@ -50,8 +51,11 @@ case $RECIPE in
 esac
 if [ "$RECIPE" = r5 ]; then
   # R5 = R4 (its own run directory and seeds) + a second cycle of half as many episodes per seed, here
+  # R4 always in its own directory (runs/omniglot-r4[-quick]), whatever RUN_DIR says for R5
   if [ "${MERGE:-0}" != 1 ]; then
-    env RECIPE=r4 EVAL=0 OUT= scripts/omniglot-results.sh "$@" || exit 1
+    quick=()
+    [ "$QUICK" = 1 ] && quick=(--quick)
+    env RECIPE=r4 EVAL=0 OUT= scripts/omniglot-results.sh "${quick[@]}" "$OMNIGLOT" || exit 1
   fi
   BASE=runs/omniglot-r4$(mml_quick_suffix)
   EPOCHS=$((EPOCHS / 2))

@@ -22,8 +22,8 @@
 #   w60shlrc / w60shlrc1: w60shlr's backbone trained on for half as many episodes again (--init from w60shlr, a
 #   second cosine cycle from lr 0.0005 / 0.001, the same flags otherwise; needs w60shlr)
 # Every variant is also paired with a base on the same validation episodes (`mml compare`, A - B with its interval over
-# the episodes): w60's changes and w60 with base, R4's changes with w60shlr, into paired-<variant>.txt
-# (PAIRED_BASE=variant overrides the base; the base's evaluation must exist in RUN_DIR).
+# the episodes): R1's changes (w128 k1 aug w60 pre) with base, w60's with w60, w60shlr's with w60shlr, into
+# paired-<variant>.txt (PAIRED_BASE=variant overrides the base; the base's evaluation must exist in RUN_DIR).
 # Time on this 2-core machine (measured, machine partly shared): 6.5-13 minutes of training per 30-way variant
 # (w128 15), w60 19, pre 7.5 after 10 minutes of pre-training; 1-2 minutes of evaluation each; --quick 1m56s.
 # w60bn, w60lr, w60sh with THREADS=1 and a training job on the other core: 20-21 minutes each with evaluation.
