@@ -151,7 +151,6 @@ public struct EpisodeFields: Sendable, Equatable {
 ///   classes remain.
 public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClass: Int, shot: Int, query: Int,
                                 dropSmallClasses: Bool, fields: EpisodeFields = .sampler) throws -> any FewShotDataset {
-    let f = fields
     let counts = dataset.itemCounts
     let small = counts.indices.filter { counts[$0] < perClass }
     var result: any FewShotDataset = dataset
@@ -159,10 +158,11 @@ public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClas
         let listed = small.prefix(10).map { "'\(dataset.classNames[$0])' (\(counts[$0]) images)" }.joined(separator: ", ")
         let more = small.count > 10 ? " and \(small.count - 10) more" : ""
         if !dropSmallClasses {
-            let advice = f.dropSmallClasses.map { ", add images, or pass `\($0)` to skip them" } ?? " or add images"
+            let skip = fields.dropSmallClasses.map { ", add images, or pass `\($0)` to skip them" } ?? " or add images"
             throw MMLError(.datasetTooSmall,
-                           f.context + "\(small.count) class(es) of \(dataset.name) have fewer images than \(shot)-shot + "
-                           + "\(query) queries = \(perClass): \(listed)\(more); lower `\(f.shot)`/`\(f.query)`\(advice)")
+                           fields.context + "\(small.count) class(es) of \(dataset.name) have fewer images than "
+                           + "\(shot)-shot + \(query) queries = \(perClass): \(listed)\(more); "
+                           + "lower `\(fields.shot)`/`\(fields.query)`\(skip)")
         }
         let keep = counts.indices.filter { counts[$0] >= perClass }
         result = ClassSubset(base: dataset, classIndices: keep,
@@ -170,8 +170,8 @@ public func validateForEpisodes(_ dataset: any FewShotDataset, way: Int, perClas
     }
     if result.classCount < way {
         throw MMLError(.datasetTooSmall,
-                       f.context + "\(dataset.name) has \(result.classCount) class(es) with at least \(perClass) images, "
-                       + "but \(way)-way episodes need \(way); \(f.tooFewClasses)")
+                       fields.context + "\(dataset.name) has \(result.classCount) class(es) with at least "
+                       + "\(perClass) images, but \(way)-way episodes need \(way); \(fields.tooFewClasses)")
     }
     return result
 }
