@@ -73,6 +73,11 @@ mml_omniglot_recipe $WAY
 mml_build
 # the test evaluation of every seed, together or apart: the same 600 episodes (seed 0) of 4 settings
 EVAL_TEST=("${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 --episodes $TEST --seed 0)
+# eval_seed S: seed S alone on those episodes, into OUT/eval-test-seed-S.json
+eval_seed() {
+  "$MML" eval --checkpoint "$OUT/seed-$1/last.safetensors" "${EVAL_TEST[@]}" --threads "${THREADS:-0}" \
+      --report "$OUT/eval-test-seed-$1.json"
+}
 if [ "$RECIPE" = r5 ] && [ "${MERGE:-0}" != 1 ]; then
   seeds=(1 2 3)
   [ -n "${SEED_INDEX:-}" ] && seeds=("${seeds[$SEED_INDEX]}")
@@ -83,10 +88,7 @@ if [ "$RECIPE" = r5 ] && [ "${MERGE:-0}" != 1 ]; then
     "$MML" train "${OMNIGLOT_DATA[@]}" --split trainval --val-split none "${OMNIGLOT_TRAIN[@]}" "${EXTRA[@]}" \
         --episodes-per-epoch $PER_EPOCH --epochs $EPOCHS --seed "$s" --threads "${THREADS:-0}" --out "$OUT/seed-$s" \
         "${start[@]}"
-    if [ "${EVAL:-1}" = 1 ] && [ ! -s "$OUT/eval-test-seed-$s.json" ]; then
-      "$MML" eval --checkpoint "$OUT/seed-$s/last.safetensors" "${EVAL_TEST[@]}" --threads "${THREADS:-0}" \
-          --report "$OUT/eval-test-seed-$s.json"
-    fi
+    if [ "${EVAL:-1}" = 1 ] && [ ! -s "$OUT/eval-test-seed-$s.json" ]; then eval_seed "$s"; fi
   done
   [ -n "${SEED_INDEX:-}" ] || MERGE=1  # all seeds done: combine them below
   [ "${MERGE:-0}" = 1 ] || { mml_end; exit 0; }
@@ -106,8 +108,7 @@ if [ -n "${SEED_INDEX:-}" ]; then
   if [ "${EVAL:-1}" = 1 ]; then
     seed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seeds"][int(sys.argv[2])])' \
            "$OUT/seeds.json" "$SEED_INDEX")
-    "$MML" eval --checkpoint "$OUT/seed-$seed/last.safetensors" "${EVAL_TEST[@]}" --threads "${THREADS:-0}" \
-        --report "$OUT/eval-test-seed-$seed.json"
+    eval_seed "$seed"
   fi
   mml_end
   exit 0

@@ -40,6 +40,7 @@ if [ "$QUICK" = 1 ]; then
 fi
 OUT=${ARGS[1]:-${OUT:-runs/omniglot-screen$(mml_quick_suffix)}}
 VARIANTS=${VARIANTS:-base w128 k1 aug w60 pre}
+unset INIT TRAIN_EPOCHS  # set for one call of train() only, never from the environment
 MML_RESUMABLE=1
 mml_begin omniglot-screen "$@"
 mml_omniglot
@@ -47,16 +48,19 @@ mml_build
 mml_omniglot_recipe 30
 data=("${OMNIGLOT_DATA[@]}")
 
-# [WAY=W] train NAME FLAGS...: R1 shortened (W-way), into OUT/NAME (resumed if stopped, skipped when finished)
+# [WAY=W] [INIT=weights] train NAME FLAGS...: R1 shortened (W-way), into OUT/NAME (resumed if stopped, skipped when
+# finished); INIT: the backbone to start from (a resumed run continues from its own: mml train refuses --init with
+# --resume)
 train() {
   local name=$1 dir="$OUT/$1"
   shift
   [ -f "$dir/finished" ] && return 0
-  local resume=()
-  [ -f "$dir/last.safetensors" ] && resume=(--resume)
+  local start=()
+  [ -n "${INIT:-}" ] && start=(--init "$INIT")
+  [ -f "$dir/last.safetensors" ] && start=(--resume)
   mml_omniglot_recipe "${WAY:-30}"
   "$MML" train "${data[@]}" --split train --val-split none "${OMNIGLOT_TRAIN[@]}" --episodes-per-epoch $PER_EPOCH \
-      --epochs "${TRAIN_EPOCHS:-$EPOCHS}" --seed 1 --threads "${THREADS:-0}" --out "$dir" "$@" "${resume[@]}"
+      --epochs "${TRAIN_EPOCHS:-$EPOCHS}" --seed 1 --threads "${THREADS:-0}" --out "$dir" "$@" "${start[@]}"
   touch "$dir/finished"
 }
 
@@ -78,9 +82,7 @@ for v in $VARIANTS; do
       [ -f "$OUT/w60shlr/finished" ] || { echo "error: $v continues w60shlr: run VARIANTS=w60shlr first" >&2; exit 1; }
       lr=0.0005
       [ $v = w60shlrc1 ] && lr=0.001
-      init=(--init "$OUT/w60shlr/last.safetensors")
-      [ -f "$OUT/$v/last.safetensors" ] && init=()  # a resumed run continues from its own weights
-      WAY=60 TRAIN_EPOCHS=$((EPOCHS / 2)) train $v --augment shift --lr $lr "${init[@]}" ;;
+      WAY=60 TRAIN_EPOCHS=$((EPOCHS / 2)) INIT=$OUT/w60shlr/last.safetensors train $v --augment shift --lr $lr ;;
     pre)
       if [ ! -f "$OUT/pretrain/finished" ]; then
         resume=()
@@ -90,13 +92,12 @@ for v in $VARIANTS; do
             --out "$OUT/pretrain" "${resume[@]}"
         touch "$OUT/pretrain/finished"
       fi
-      # a resumed run continues from its own weights (mml train refuses --init with --resume)
-      if [ -f "$OUT/pre/last.safetensors" ]; then train pre; else train pre --init "$OUT/pretrain/backbone.safetensors"; fi ;;
+      INIT=$OUT/pretrain/backbone.safetensors train pre ;;
     *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1)" >&2; exit 1 ;;
   esac
   if [ ! -s "$OUT/$v-val.txt" ] || [ ! -s "$OUT/episodes-$v/episodes.jsonl" ]; then
     "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \
-        --episodes $VAL --seed 0 --threads "${THREADS:-0}" --episodes-out "$OUT/episodes-$v" | tee "$OUT/$v-val.txt.tmp"
+        --episodes $VAL --seed 0 --threads "${THREADS:-0}" --episodes-out "$OUT/episodes-$v/" | tee "$OUT/$v-val.txt.tmp"
     mv "$OUT/$v-val.txt.tmp" "$OUT/$v-val.txt"
   fi
   case $v in
