@@ -14,11 +14,11 @@
 #                         created from /opt/wheels/torch-2.13.0+cpu-*.whl when missing; tcmalloc for its tuned
 #                         configuration (apt-get as root, else the command to run is printed)
 #   mml_omniglot          OMNIGLOT (default ../shared/datasets/omniglot), checked
-#   mml_omniglot_recipe WAY
+#   mml_omniglot_recipe WAY [QUERY]
 #                         the Omniglot recipes' shared flags (README "Results: Omniglot"): OMNIGLOT_DATA (the data and
-#                         the standard preprocessing: ink as 1, area resize) and OMNIGLOT_TRAIN (WAY-way 1-shot 5
-#                         queries, one episode per Adam step, cosine schedule, pixel K = 3, checkpoints and logs);
-#                         R1 is WAY 30, R3 WAY 60
+#                         the standard preprocessing: ink as 1, area resize) and OMNIGLOT_TRAIN (WAY-way 1-shot QUERY
+#                         (default 5) queries, one episode per Adam step, cosine schedule, pixel K = 3, checkpoints and
+#                         logs); R1 is WAY 30, R3 WAY 60
 #   mml_idle_check        notes the load average: the figures were measured on an idle machine
 #   mml_rounds N STEM KIND MD TITLE FN [ARGS...]
 #                         rounds of a measurement summarised as one table: for R = 1..N, `FN ARGS... R N JSON` with
@@ -119,7 +119,7 @@ mml_omniglot() {
 
 mml_omniglot_recipe() {
   OMNIGLOT_DATA=("$OMNIGLOT" --layout omniglot-vinyals --ink ink-one --resize-filter area)
-  OMNIGLOT_TRAIN=(--way "$1" --shot 1 --query 5 --episodes-per-step 1 --schedule cosine --pixel-k 3
+  OMNIGLOT_TRAIN=(--way "$1" --shot 1 --query "${2:-5}" --episodes-per-step 1 --schedule cosine --pixel-k 3
                   --checkpoint-every 500 --log-every 250)
 }
 

@@ -7,7 +7,7 @@
 # 1-shot, fused and each level alone. Differences under about 0.2 points are within the spread of one seed.
 #   scripts/omniglot-screen.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
 #   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or runs/omniglot-screen
-#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr w60sh w60shlr);
+#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1 w60shlr5w w60shlr5wl);
 #   THREADS=n: the kernels' threads (default all cores)
 #   (--quick or QUICK=1: 20 episodes per variant, 1 pre-training epoch of 5 batches, 10 validation episodes, into
 #   runs/omniglot-screen-quick; its numbers mean nothing)
@@ -21,6 +21,8 @@
 #   changes to w60shlr (recipe R4): w60shlrbn adds --freeze-bn-after 0; w60shlr3 has --lr 0.003;
 #   w60shlrc / w60shlrc1: w60shlr's backbone trained on for half as many episodes again (--init from w60shlr, a
 #   second cosine cycle from lr 0.0005 / 0.001, the same flags otherwise; needs w60shlr)
+#   w60shlr5w / w60shlr5wl: w60shlr's backbone trained on for 2000 episodes shaped as the 5-way 1-shot test (5-way
+#   1-shot 15 queries; --init from w60shlr, a second cosine cycle from lr 0.001 / 0.0003, shifts; needs w60shlr)
 # Every variant is also paired with a base on the same validation episodes (`mml compare`, A - B with its interval over
 # the episodes): R1's changes (w128 k1 aug w60 pre) with base, w60's with w60, w60shlr's with w60shlr, into
 # paired-<variant>.txt (PAIRED_BASE=variant overrides the base; the base's evaluation must exist in RUN_DIR).
@@ -40,7 +42,7 @@ if [ "$QUICK" = 1 ]; then
 fi
 OUT=${ARGS[1]:-${OUT:-runs/omniglot-screen$(mml_quick_suffix)}}
 VARIANTS=${VARIANTS:-base w128 k1 aug w60 pre}
-unset INIT TRAIN_EPOCHS  # set for one call of train() only, never from the environment
+unset INIT TRAIN_EPOCHS QUERY  # set for one call of train() only, never from the environment
 MML_RESUMABLE=1
 mml_begin omniglot-screen "$@"
 mml_omniglot
@@ -48,7 +50,7 @@ mml_build
 mml_omniglot_recipe 30
 data=("${OMNIGLOT_DATA[@]}")
 
-# [WAY=W] [INIT=weights] train NAME FLAGS...: R1 shortened (W-way), into OUT/NAME (resumed if stopped, skipped when
+# [WAY=W] [QUERY=Q] [INIT=weights] train NAME FLAGS...: R1 shortened (W-way), into OUT/NAME (resumed if stopped, skipped when
 # finished); INIT: the backbone to start from (a resumed run continues from its own: mml train refuses --init with
 # --resume)
 train() {
@@ -58,7 +60,7 @@ train() {
   local start=()
   [ -n "${INIT:-}" ] && start=(--init "$INIT")
   [ -f "$dir/last.safetensors" ] && start=(--resume)
-  mml_omniglot_recipe "${WAY:-30}"
+  mml_omniglot_recipe "${WAY:-30}" "${QUERY:-5}"
   "$MML" train "${data[@]}" --split train --val-split none "${OMNIGLOT_TRAIN[@]}" --episodes-per-epoch $PER_EPOCH \
       --epochs "${TRAIN_EPOCHS:-$EPOCHS}" --seed 1 --threads "${THREADS:-0}" --out "$dir" "$@" "${start[@]}"
   touch "$dir/finished"
@@ -83,6 +85,11 @@ for v in $VARIANTS; do
       lr=0.0005
       [ $v = w60shlrc1 ] && lr=0.001
       WAY=60 TRAIN_EPOCHS=$((EPOCHS / 2)) INIT=$OUT/w60shlr/last.safetensors train $v --augment shift --lr $lr ;;
+    w60shlr5w|w60shlr5wl)
+      [ -f "$OUT/w60shlr/finished" ] || { echo "error: $v continues w60shlr: run VARIANTS=w60shlr first" >&2; exit 1; }
+      lr=0.001
+      [ $v = w60shlr5wl ] && lr=0.0003
+      WAY=5 QUERY=15 INIT=$OUT/w60shlr/last.safetensors train $v --augment shift --lr $lr ;;
     pre)
       if [ ! -f "$OUT/pretrain/finished" ]; then
         resume=()
@@ -93,7 +100,7 @@ for v in $VARIANTS; do
         touch "$OUT/pretrain/finished"
       fi
       INIT=$OUT/pretrain/backbone.safetensors train pre ;;
-    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1)" >&2; exit 1 ;;
+    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1 w60shlr5w w60shlr5wl)" >&2; exit 1 ;;
   esac
   if [ ! -s "$OUT/$v-val.txt" ] || [ ! -s "$OUT/episodes-$v/episodes.jsonl" ]; then
     "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \
