@@ -6,8 +6,9 @@
 # prediction changed. The rows are printed as the README's table.
 #
 #   scripts/bf16-predictions.sh [--quick] [CHECKPOINT]
-#   CHECKPOINT: default runs/omniglot/seed-1/last.safetensors (seed 1 of RECIPE=r1 scripts/omniglot-results.sh; the README's
-#               figures are of /work/main/runs/omniglot/seed-1/last.safetensors, that model)
+#   CHECKPOINT: default runs/omniglot-r4/seed-1/last.safetensors (seed 1 of recipe R4, the default of
+#               scripts/omniglot-results.sh: `SEED_INDEX=0 scripts/omniglot-results.sh` trains it alone); the README's
+#               first table is of R1's seed 1 (runs/omniglot/seed-1/last.safetensors, RECIPE=r1), the AMD table of R4's
 #   environment: OUT (default runs/bf16-predictions/<date-time>), QUICK=1 (as --quick), OMNIGLOT (default
 #                ../shared/datasets/omniglot), PRECISION (default bf16; bf16amx makes the same table for the AMX
 #                summation order, README "bf16 similarity in evaluation")
@@ -37,9 +38,9 @@ if [ "$QUICK" = 1 ]; then
   CKPT=$OUT/model/last.safetensors
   EVAL=(--way 5 --shot 1 --query 5 --episodes 20 --seed 0)
 else
-  CKPT=${ARGS[0]:-runs/omniglot/seed-1/last.safetensors}
+  CKPT=${ARGS[0]:-runs/omniglot-r4/seed-1/last.safetensors}
   if [ ! -f "$CKPT" ]; then
-    echo "error: no checkpoint $CKPT; train it with RECIPE=r1 scripts/omniglot-results.sh (seed 1) or give its path" >&2
+    echo "error: no checkpoint $CKPT; train it with SEED_INDEX=0 scripts/omniglot-results.sh (recipe R4, seed 1) or give its path" >&2
     exit 1
   fi
   mml_omniglot

@@ -6,7 +6,8 @@
  *   VCVTNEPS2BF16: fp32 -> bf16 round to nearest even, fp32 denormals to signed zero, NaN quietened.
  * Result on Intel Emerald Rapids (Xeon, 2026-12): 30.5 M lanes, 0 mismatches with the model; the alternatives
  * each fail (no DAZ on the accumulator: 444 k mismatches, even element first: 3.4 M, both products summed then
- * rounded once: 1.7 M); VCVTNEPS2BF16: 32 M values, 0 mismatches.
+ * rounded once: 1.7 M); VCVTNEPS2BF16: 32 M values, 0 mismatches. On AMD EPYC (Zen 5, 2026-12-07) the same:
+ * 30.5 M lanes and 32 M values, 0 mismatches, the alternatives failing by the same counts.
  * Not part of the build or the tests (the tests compare the two kernel paths); a tool to re-check the model on
  * a new CPU:  cc -O2 -o /tmp/check-vdpbf16ps scripts/check-vdpbf16ps.c -lm && /tmp/check-vdpbf16ps
  */

@@ -7,9 +7,12 @@ import MMLCore
 /// the path of `mml eval` (a `FewShotModel` and `evaluateModel`). The PyTorch peer's row ("eval600") times its
 /// eval-mode Conv-64F forward + DN4 (k = 3) + Gaussian fit + W2 + KL on the same shapes. Where the CPU has
 /// AVX512-BF16, each setting also gets a row with `--precision bf16`, and where it runs AMX tiles one with
-/// `--precision bf16amx` (the same episodes, the same peer row).
+/// `--precision bf16amx` (the same episodes, the same peer row). `--breakdown` adds, per setting and precision, the
+/// mean per episode of each phase (`PhaseProfile`: building the episode's tensors,
+/// the backbone, each level, the fusion), measured in one more pass over the same episodes.
 func runEpisodeBench(json: Bool, arguments: [String]) {
     var episodes = quickBench ? 2 : 20
+    let breakdown = arguments.contains("--breakdown")
     if let i = arguments.firstIndex(of: "--episodes"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) { episodes = n }
     var rows: [BenchRow] = []
     do {
@@ -29,6 +32,7 @@ func runEpisodeBench(json: Bool, arguments: [String]) {
                                  peakBytes: peakResidentBytes()))
             rows.append(BenchRow(name: "  -> 600 episodes (extrapolated from \(episodes))", seconds: per * 600,
                                  gflops: nil, ratio: nil))
+            if breakdown { rows += try phaseRows(model, loader, sampler, episodes, .fp32) }
             // The opt-in bf16 precisions (the pixel and part levels' similarity from bf16-rounded descriptors; README
             // "bf16 similarity in evaluation"), each only where its fast path runs (AVX512-BF16 for bf16, AMX tiles for
             // bf16amx): the portable paths give the same bits several times slower.
@@ -41,6 +45,7 @@ func runEpisodeBench(json: Bool, arguments: [String]) {
                 rows.append(BenchRow(name: "episode 5-way \(shot)-shot 3 levels \(precision.rawValue) (vs fp32)",
                                      seconds: pb, gflops: nil, ratio: per / pb,
                                      peer: "eval600/\(shot)shot_b\(shot == 1 ? 80 : 100)", peakBytes: peakResidentBytes()))
+                if breakdown { rows += try phaseRows(model, loader, sampler, episodes, precision) }
             }
         }
     } catch {
@@ -48,6 +53,18 @@ func runEpisodeBench(json: Bool, arguments: [String]) {
         exit(1)
     }
     printRows(rows, json: json)
+}
+
+/// One row per phase of evaluating `episodes` episodes once more with a `PhaseProfile`: milliseconds per episode.
+private func phaseRows(_ model: FewShotModel, _ loader: EpisodeLoader, _ sampler: EpisodeSampler, _ episodes: Int,
+                       _ precision: SimilarityPrecision) throws -> [BenchRow] {
+    let profile = PhaseProfile()
+    _ = try evaluateModel(model, loader: loader, sampler: sampler, episodes: episodes, precision: precision,
+                          profile: profile)
+    return profile.rows.map { r in
+        BenchRow(name: "    \(precision.rawValue) \(r.phase.rawValue) (\(String(format: "%.0f", r.share * 100))%)",
+                 seconds: r.perEpisodeMilliseconds / 1e3, gflops: nil, ratio: nil)
+    }
 }
 
 /// Peak resident memory of this process so far (VmHWM), in bytes.

@@ -14,10 +14,15 @@ let sectionOptions: [(section: String, options: [(String, Bool)], help: String)]
          + "resnet12; --breakdown times each layer of a Conv-64F step (84x84x3 batch 80, or --size, --batch, "
          + "--in-channels)"),
     ("data", [("--images", true), ("--repeats", true), ("--quick", false)], "image decoding and episode assembly"),
-    ("episode", [("--episodes", true), ("--quick", false)], "whole evaluation episodes (5-way 1-shot and 5-shot)"),
+    ("episode", [("--episodes", true), ("--quick", false), ("--breakdown", false)],
+     "whole evaluation episodes (5-way 1-shot and 5-shot); --breakdown adds the time of each phase (data, backbone, "
+     + "each level, fusion) per episode"),
     ("conv", [("--threads", true), ("--batch", true), ("--first-layer", false)],
      "the 3x3 convolution kernels (im2col, Winograd F(2x2) and F(4x4)), the first layer's direct training kernels "
          + "and the inference blocks; --first-layer runs only the first layer's rows"),
+    ("peak", [("--threads", true), ("--quick", false)],
+     "this machine's fp32 FMA rate on 1 thread and on --threads (default all cores): the ceiling of the "
+         + "compute-bound kernels"),
     ("api", [("--calls", true), ("--rounds", true)],
      "the Swift API's cost per call (a tiny episode; the 5-way 5-shot pixel-level episode), the baseline of "
          + "Benchmarks/python_overhead.py"),
@@ -64,5 +69,6 @@ case "data": runDataBench(json: json, arguments: args)
 case "episode": runEpisodeBench(json: json, arguments: args)
 case "conv": runConvBench(json: json, arguments: args)
 case "api": runApiBench(json: json, arguments: args)
+case "peak": runPeakBench(json: json, arguments: args)
 default: break
 }

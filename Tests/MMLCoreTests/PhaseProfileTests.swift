@@ -91,4 +91,28 @@ final class PhaseProfileTests: XCTestCase {
         XCTAssertNotNil(profile.counts[.checkpoint])
         XCTAssertEqual(phases, PhaseProfile.Phase.allCases.filter { $0 != .validation && $0 != .exchange })
     }
+
+    /// Evaluation with a profile (`mml-bench episode --breakdown`): the same accuracies and predictions as without,
+    /// every evaluation phase entered once per episode, no training phase entered.
+    func testEvaluationProfileChangesNothingAndCountsEachEpisode() throws {
+        let image = ImageConfig(size: 20, channels: 3)
+        let data = try SyntheticDataset(options: .init(seed: 0, imagesPerClass: 8, size: 20, channels: 3), split: "test")
+        let loader = try EpisodeLoader(dataset: data, config: image)
+        let model = try FewShotModel(ModelConfiguration(
+            backbone: .conv64F, inputChannels: 3, seed: 1, image: image,
+            metric: MetricConfiguration(pixelNeighbours: 3, partForm: .grid([3, 2]), partNeighbours: 1, distance: .kl)))
+        let sampler = try EpisodeSampler(dataset: data, way: 3, shot: 2, query: 2, seed: 4)
+        let plain = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 3)
+        let profile = PhaseProfile()
+        let profiled = try evaluateModel(model, loader: loader, sampler: sampler, episodes: 3, profile: profile)
+        XCTAssertEqual(plain.fusedPerEpisode, profiled.fusedPerEpisode)
+        XCTAssertEqual(plain.levelsPerEpisode, profiled.levelsPerEpisode)
+        XCTAssertEqual(plain.fusedPredictions, profiled.fusedPredictions)
+        XCTAssertEqual(profile.episodes, 3)
+        let phases: [PhaseProfile.Phase] = [.data, .backboneForward, .pixelForward, .partForward, .distributionForward,
+                                            .fusionForward]
+        XCTAssertEqual(Set(profile.counts.keys), Set(phases))
+        for p in phases { XCTAssertEqual(profile.counts[p], 3, p.rawValue) }
+        XCTAssertEqual(profile.report.phases.reduce(0) { $0 + $1.share }, 1, accuracy: 1e-9)
+    }
 }

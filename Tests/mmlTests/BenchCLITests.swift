@@ -25,7 +25,8 @@ final class BenchCLITests: XCTestCase {
         let (code, out, _) = try runBench(["--help"])
         XCTAssertEqual(code, 0)
         for word in ["kernels [--quick]", "backbone [--kinds V --threads V --quick --forward-only --breakdown --size V --batch V --in-channels V]",
-                     "data [--images V --repeats V --quick]", "episode [--episodes V --quick]",
+                     "data [--images V --repeats V --quick]", "episode [--episodes V --quick --breakdown]",
+                     "peak [--threads V --quick]",
                      "conv [--threads V --batch V --first-layer]"] {
             XCTAssertTrue(out.contains(word), "'\(word)' missing from: \(out)")
         }
@@ -48,6 +49,8 @@ final class BenchCLITests: XCTestCase {
             (["backbone", "--breakdown", "--size", "30"], "--size takes a multiple of 4 of at least 8"),
             (["backbone", "--breakdown", "--batch", "0"], "--batch and --in-channels a positive integer"),
             (["backbone", "--size", "28"], "--size, --batch and --in-channels go with --breakdown"),
+            (["peak", "--threads", "x"], "mml-bench peak: --threads takes a non-negative integer (0: all cores), got 'x'"),
+            (["peak", "--breakdown"], "mml-bench peak: unknown argument '--breakdown'"),
         ]
         for (args, message) in cases {
             let (code, out, err) = try runBench(args)

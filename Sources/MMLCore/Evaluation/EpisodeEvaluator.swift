@@ -62,14 +62,15 @@ public func evaluateEpisodes(backbone: any Backbone, metric: MultiLevelMetric, l
 
 /// The loop shared by the evaluators: load each episode, score it with `score`, and summarise fused and per-level
 /// accuracy with their per-episode values and each query's predictions.
-func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, progress: ((Int) throws -> Void)?,
+func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, profile: PhaseProfile? = nil,
+                         progress: ((Int) throws -> Void)?,
                          score: (EpisodeBatch, Int) throws -> MultiLevelMetric.Output) throws -> EpisodeEvaluation {
     guard !episodes.isEmpty else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got none") }
     let start = DispatchTime.now().uptimeNanoseconds
     var fused: [Double] = [], fusedPredictions: [[Int]] = []
     var perLevel: [MetricLevel: [Double]] = [:], levelPredictions: [MetricLevel: [[Int]]] = [:]
     for (k, episode) in episodes.enumerated() {
-        let b = try loader.batch(for: episode)
+        let b = try measured(profile, .data) { try loader.batch(for: episode) }
         let out = try score(b, episode.way)
         let p = predictions(of: out.logits)
         fused.append(accuracy(predictions: p, labels: b.queryLabels))

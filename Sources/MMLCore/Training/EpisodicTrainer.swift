@@ -441,23 +441,27 @@ public final class EpisodicTrainer {
 
 /// Evaluates a `FewShotModel` with its metric on episodes `0..<episodes` of `sampler` (inference mode): fused and
 /// per-level accuracy on the very same episodes.
-/// - Parameter precision: the pixel and part levels' similarity arithmetic (`SimilarityPrecision`).
+/// - Parameters:
+///   - precision: the pixel and part levels' similarity arithmetic (`SimilarityPrecision`).
+///   - profile: receives the time of building each episode's tensors (`data`), of the backbone and of each level
+///     (`mml-bench episode --breakdown`); it changes no result.
 /// - Throws: `MMLError` when the model has no metric, an episode cannot be loaded or the scores are not finite.
 public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, sampler: EpisodeSampler, episodes: Int,
-                          precision: SimilarityPrecision = .fp32,
+                          precision: SimilarityPrecision = .fp32, profile: PhaseProfile? = nil,
                           progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     guard episodes >= 1 else { throw MMLError(.invalidArgument, "evaluate at least 1 episode, got \(episodes)") }
     return try evaluateModel(model, loader: loader, episodes: sampler.episodes(episodes), precision: precision,
-                             progress: progress)
+                             profile: profile, progress: progress)
 }
 
 /// Evaluates a `FewShotModel` on the given episodes (e.g. read from an episode list file).
 public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, episodes: [Episode],
-                          precision: SimilarityPrecision = .fp32,
+                          precision: SimilarityPrecision = .fp32, profile: PhaseProfile? = nil,
                           progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
-    try evaluateEpisodeList(episodes, loader: loader, progress: progress) { b, way in
-        try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way, training: false,
-                          precision: precision).output
+    try evaluateEpisodeList(episodes, loader: loader, profile: profile, progress: progress) { b, way in
+        defer { profile?.episodeDone() }
+        return try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way,
+                                 training: false, profile: profile, precision: precision).output
     }
 }
 

@@ -87,6 +87,16 @@ void mml_blas_set_num_threads(int n);
 const char *mml_kernels_isa(void);
 
 
+/* The fp32 FMA rate of this machine, the ceiling of the compute-bound kernels (mml-bench peak): one task per
+ * thread on mml_thread_count(nthreads, 64) threads, each running `iterations` steps of 24 independent FMA chains
+ * (acc = acc * b + c) held in registers: 16-lane zmm FMAs on the AVX-512 path, scalar fmaf on the portable one
+ * (mml_fp32_fma_probe_isa() names it; MML_KERNELS_ISA=portable forces it). *flops receives the FLOPs done (2 per
+ * lane and FMA, all threads), to divide by the caller's wall time; *threads_used the threads that ran; *checksum
+ * the chains' sum (finite, so that no compiler drops the work). iterations <= 0, nthreads < 0 or a NULL output ->
+ * MML_ERR_ARGUMENT. */
+int mml_fp32_fma_probe(int64_t iterations, int32_t nthreads, double *flops, int32_t *threads_used, float *checksum);
+const char *mml_fp32_fma_probe_isa(void);
+
 /* glibc malloc: return retained free memory to the system now (malloc_trim). No-op elsewhere. */
 void mml_release_freed_memory(void);
 
