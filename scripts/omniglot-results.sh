@@ -28,8 +28,12 @@
 #   THREADS=n: the kernels' threads (default all cores).
 #   MERGE=1: no training; combine the per-seed reports RUN_DIR/eval-test-seed-*.json (seeds trained and evaluated
 #   apart, e.g. in different sessions) with `mml eval merge` into eval-test.json / eval-test.svg.
-#   (--quick or QUICK=1: 60 episodes per seed, 20 test episodes, into <the recipe's directory>-quick; its numbers
-#   mean nothing)
+#   LONG=1: no training; each seed's last.safetensors in RUN_DIR evaluated at 5-way 1-shot on 10000 test episodes
+#   (seed 0, so the first 600 are the usual ones; 2-2.5 minutes per seed on both cores, measured 2026-12-07) into
+#   RUN_DIR/eval-5w1s-long-seed-<s>.json (kept: a rerun only merges), then combined with `mml eval merge` into
+#   eval-5w1s-long.json: the README's 10000-episode figures.
+#   (--quick or QUICK=1: 60 episodes per seed, 20 test episodes (LONG=1: 20), into <the recipe's directory>-quick;
+#   its numbers mean nothing)
 # Outputs in RUN_DIR: seed-<s>/ and seeds.json (mml train --seeds), eval-test.json and eval-test.svg (and
 # eval-test-seed-<s>.json with SEED_INDEX), output.log
 # (everything printed, appended to by a resumed run), build.log, took.txt (this invocation's wall time).
@@ -52,7 +56,7 @@ esac
 if [ "$RECIPE" = r5 ]; then
   # R5 = R4 (its own run directory and seeds) + a second cycle of half as many episodes per seed, here
   # R4 always in its own directory (runs/omniglot-r4[-quick]), whatever RUN_DIR says for R5
-  if [ "${MERGE:-0}" != 1 ]; then
+  if [ "${MERGE:-0}" != 1 ] && [ "${LONG:-0}" != 1 ]; then
     quick=()
     [ "$QUICK" = 1 ] && quick=(--quick)
     env RECIPE=r4 EVAL=0 OUT= scripts/omniglot-results.sh "${quick[@]}" "$OMNIGLOT" || exit 1
@@ -78,6 +82,26 @@ eval_seed() {
   "$MML" eval --checkpoint "$OUT/seed-$1/last.safetensors" "${EVAL_TEST[@]}" --threads "${THREADS:-0}" \
       --report "$OUT/eval-test-seed-$1.json"
 }
+if [ "${LONG:-0}" = 1 ]; then
+  long=10000
+  [ "$QUICK" = 1 ] && long=20
+  shopt -s nullglob
+  reports=()
+  for ckpt in "$OUT"/seed-*/last.safetensors; do
+    s=${ckpt%/last.safetensors}
+    s=${s##*/seed-}
+    if [ ! -s "$OUT/eval-5w1s-long-seed-$s.json" ]; then
+      echo "== seed $s: 5-way 1-shot, $long test episodes"
+      "$MML" eval --checkpoint "$ckpt" "${OMNIGLOT_DATA[@]}" --split test --way 5 --shot 1 --episodes $long --seed 0 \
+          --threads "${THREADS:-0}" --report "$OUT/eval-5w1s-long-seed-$s.json"
+    fi
+    reports+=("$OUT/eval-5w1s-long-seed-$s.json")
+  done
+  [ ${#reports[@]} -gt 0 ] || { echo "error: LONG=1: no $OUT/seed-*/last.safetensors (train the seeds first)" >&2; exit 1; }
+  "$MML" eval merge "${reports[@]}" --report "$OUT/eval-5w1s-long.json"
+  mml_end
+  exit 0
+fi
 if [ "$RECIPE" = r5 ] && [ "${MERGE:-0}" != 1 ]; then
   seeds=(1 2 3)
   [ -n "${SEED_INDEX:-}" ] && seeds=("${seeds[$SEED_INDEX]}")
