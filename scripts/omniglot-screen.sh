@@ -7,7 +7,7 @@
 # 1-shot, fused and each level alone. Differences under about 0.2 points are within the spread of one seed.
 #   scripts/omniglot-screen.sh [--quick] [OMNIGLOT_ROOT] [RUN_DIR]
 #   OMNIGLOT_ROOT: default $OMNIGLOT or ../shared/datasets/omniglot; RUN_DIR: default $OUT or runs/omniglot-screen
-#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1 w60shlr5w w60shlr5wl);
+#   environment: VARIANTS (default "base w128 k1 aug w60 pre"): which rows to run, in order (also: w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1 w60shlr5w w60shlr5wl w60shlrw w60shlrq);
 #   THREADS=n: the kernels' threads (default all cores)
 #   (--quick or QUICK=1: 20 episodes per variant, 1 pre-training epoch of 5 batches, 10 validation episodes, into
 #   runs/omniglot-screen-quick; its numbers mean nothing)
@@ -23,6 +23,8 @@
 #   second cosine cycle from lr 0.0005 / 0.001, the same flags otherwise; needs w60shlr)
 #   w60shlr5w / w60shlr5wl: w60shlr's backbone trained on for 2000 episodes shaped as the 5-way 1-shot test (5-way
 #   1-shot 15 queries; --init from w60shlr, a second cosine cycle from lr 0.001 / 0.0003, shifts; needs w60shlr)
+#   w60shlrw: w60shlr with blocks 3-4 widened to 128 channels (--widths 64,64,128,128); w60shlrq: w60shlr with 10
+#   queries per class in each training episode instead of 5
 # LONG=1: each variant also evaluated at 5-way 1-shot on 10000 validation episodes (seed 0; --quick: 20) into
 # episodes-long-<variant>/ (printed into <variant>-long.txt) and paired with its base's into paired-long-<variant>.txt,
 # and long.md tabulates them: 600 episodes give a variant's 5-way 1-shot accuracy to +- 0.16 points, 10000 to +- 0.04
@@ -90,6 +92,8 @@ for v in $VARIANTS; do
       lr=0.0005
       [ $v = w60shlrc1 ] && lr=0.001
       WAY=60 TRAIN_EPOCHS=$((EPOCHS / 2)) INIT=$OUT/w60shlr/last.safetensors train $v --augment shift --lr $lr ;;
+    w60shlrw) WAY=60 train w60shlrw --augment shift --lr 0.002 --widths 64,64,128,128 ;;
+    w60shlrq) WAY=60 QUERY=10 train w60shlrq --augment shift --lr 0.002 ;;
     w60shlr5w|w60shlr5wl)
       [ -f "$OUT/w60shlr/finished" ] || { echo "error: $v continues w60shlr: run VARIANTS=w60shlr first" >&2; exit 1; }
       lr=0.001
@@ -105,7 +109,7 @@ for v in $VARIANTS; do
         touch "$OUT/pretrain/finished"
       fi
       INIT=$OUT/pretrain/backbone.safetensors train pre ;;
-    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1 w60shlr5w w60shlr5wl)" >&2; exit 1 ;;
+    *) echo "error: unknown variant '$v' in VARIANTS (base w128 k1 aug w60 pre w60bn w60lr w60sh w60shlr w60shlrbn w60shlr3 w60shlrc w60shlrc1 w60shlr5w w60shlr5wl w60shlrw w60shlrq)" >&2; exit 1 ;;
   esac
   if [ ! -s "$OUT/$v-val.txt" ] || [ ! -s "$OUT/episodes-$v/episodes.jsonl" ]; then
     "$MML" eval --checkpoint "$OUT/$v/last.safetensors" "${data[@]}" --split val --way 20,5 --shot 1 \
