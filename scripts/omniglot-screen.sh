@@ -29,7 +29,7 @@
 # episodes-long-<variant>/ (printed into <variant>-long.txt) and paired with its base's into paired-long-<variant>.txt,
 # and long.md tabulates them: 600 episodes give a variant's 5-way 1-shot accuracy to +- 0.16 points, 10000 to +- 0.04
 # (the paired differences to about +- 0.02); list the base first in VARIANTS. Time: 2m15s-2m22s per variant
-# on both cores (70.7-74.3 episodes/s), 18m56s for the README's 8 variants (measured 2026-12-07, nothing else running).
+# on both cores (70.7-74.3 episodes/s), 18m56s for the README table's first 8 variants (measured 2026-12-07, nothing else running).
 # Every variant is also paired with a base on the same validation episodes (`mml compare`, A - B with its interval over
 # the episodes): R1's changes (w128 k1 aug w60 pre) with base, w60's with w60, w60shlr's with w60shlr, into
 # paired-<variant>.txt (PAIRED_BASE=variant overrides the base; the base's evaluation must exist in RUN_DIR).
