@@ -72,6 +72,7 @@ func evaluateEpisodeList(_ episodes: [Episode], loader: EpisodeLoader, profile: 
     for (k, episode) in episodes.enumerated() {
         let b = try measured(profile, .data) { try loader.batch(for: episode) }
         let out = try score(b, episode.way)
+        profile?.episodeDone()
         let p = predictions(of: out.logits)
         fused.append(accuracy(predictions: p, labels: b.queryLabels))
         fusedPredictions.append(p)

@@ -459,9 +459,8 @@ public func evaluateModel(_ model: FewShotModel, loader: EpisodeLoader, episodes
                           precision: SimilarityPrecision = .fp32, profile: PhaseProfile? = nil,
                           progress: ((Int) throws -> Void)? = nil) throws -> EpisodeEvaluation {
     try evaluateEpisodeList(episodes, loader: loader, profile: profile, progress: progress) { b, way in
-        defer { profile?.episodeDone() }
-        return try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way,
-                                 training: false, profile: profile, precision: precision).output
+        try model.forward(support: b.support, labels: b.supportLabels, query: b.query, way: way, training: false,
+                          profile: profile, precision: precision).output
     }
 }
 

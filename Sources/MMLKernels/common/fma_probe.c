@@ -57,7 +57,7 @@ int mml_fp32_fma_probe(int64_t iterations, int32_t nthreads, double *flops, int3
     probe_job job;
     memset(&job, 0, sizeof job);
     job.iterations = iterations;
-    job.avx512 = strcmp(mml_kernels_isa(), "avx512") == 0;
+    job.avx512 = strcmp(mml_fp32_fma_probe_isa(), "avx512") == 0;
     const int threads = mml_thread_count(nthreads, MML_MAX_THREADS);
     mml_parallel_for(threads, threads, probe_task, &job);
     float s = 0.0f;
@@ -68,6 +68,5 @@ int mml_fp32_fma_probe(int64_t iterations, int32_t nthreads, double *flops, int3
     return MML_OK;
 }
 
-const char *mml_fp32_fma_probe_isa(void) {
-    return strcmp(mml_kernels_isa(), "avx512") == 0 ? "avx512" : "portable";
-}
+/* The probe has no path of its own: it follows the kernels' ISA choice. */
+const char *mml_fp32_fma_probe_isa(void) { return mml_kernels_isa(); }
