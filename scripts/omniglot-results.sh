@@ -3,6 +3,9 @@
 # one Conv-64F model with all three metric levels per training seed (3 seeds), trained on 1-shot episodes of the
 # train+val classes (4800, as Snell et al.), then all seeds evaluated on the same 600 test episodes of 5/20-way
 # 1/5-shot, fused and each level alone, mean over seeds with both 95% intervals.
+#   RECIPE=r6: R4 with blocks 3-4 widened to 128 channels (--widths 64,64,128,128) and 10 queries per class in each
+#     training episode (the two gains of the fourth screening round, variants w60shlrw and w60shlrq, together), into
+#     runs/omniglot-r6
 #   RECIPE=r5: R4, then each seed's backbone trained on for 4000 more episodes (a second cosine cycle from lr 0.001,
 #     --init from runs/omniglot-r4/seed-<s>/last.safetensors, the same seed; the third screening round, variant
 #     w60shlrc1), into runs/omniglot-r5; needs R4's seeds in runs/omniglot-r4 (trains what is missing of them first,
@@ -44,13 +47,14 @@ OMNIGLOT=${ARGS[0]:-${OMNIGLOT:-../shared/datasets/omniglot}}
 EPOCHS=8 PER_EPOCH=1000 TEST=600
 if [ "$QUICK" = 1 ]; then EPOCHS=2 PER_EPOCH=30 TEST=20; fi
 RECIPE=${RECIPE:-r4}
-EXTRA=()
+EXTRA=() QUERY=5
 case $RECIPE in
   r1) WAY=30 DIR=runs/omniglot ;;
   r3) WAY=60 DIR=runs/omniglot-r3 ;;
   r4) WAY=60 DIR=runs/omniglot-r4 EXTRA=(--augment shift --lr 0.002) ;;
   r5) WAY=60 DIR=runs/omniglot-r5 EXTRA=(--augment shift --lr 0.001) ;;
-  *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way), r3 (60-way), r4 (60-way, shifts, lr 0.002) and r5 (r4 and a second cycle)" >&2
+  r6) WAY=60 QUERY=10 DIR=runs/omniglot-r6 EXTRA=(--augment shift --lr 0.002 --widths 64,64,128,128) ;;
+  *) echo "error: RECIPE=$RECIPE: the recipes are r1 (30-way), r3 (60-way), r4 (60-way, shifts, lr 0.002), r5 (r4 and a second cycle) and r6 (r4, blocks 3-4 at 128 channels, 10 queries)" >&2
      exit 1 ;;
 esac
 if [ "$RECIPE" = r5 ]; then
@@ -73,7 +77,7 @@ one=()
 MML_RESUMABLE=1
 mml_begin omniglot-results "$@"
 mml_omniglot
-mml_omniglot_recipe $WAY
+mml_omniglot_recipe $WAY $QUERY
 mml_build
 # the test evaluation of every seed, together or apart: the same 600 episodes (seed 0) of 4 settings
 EVAL_TEST=("${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 --episodes $TEST --seed 0)
