@@ -7,12 +7,7 @@ import MMLCore
 ///   `EpisodeScorer.score` (what `mml_score_episode` calls), median over `calls` calls;
 /// - the 5-way 5-shot pixel-level episode (25 + 75 maps of 64 x 21 x 21, K = 3), median over `rounds`.
 func runApiBench(json: Bool, arguments: [String]) {
-    func option(_ name: String, _ fallback: Int) -> Int {
-        guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let n = Int(arguments[i + 1]), n > 0
-        else { return fallback }
-        return n
-    }
-    let calls = option("--calls", 2000), rounds = option("--rounds", 7)
+    let calls = intOption(arguments, "--calls", 2000), rounds = intOption(arguments, "--rounds", 7)
     var rng = SeededRNG(seed: 1)
     func maps(_ n: Int, _ c: Int, _ side: Int) -> Tensor {
         // leaky-ReLU-like features, as a backbone's output

@@ -8,8 +8,7 @@ import MMLCore
 /// Benchmarks/peer_resnet12.py, the same network with DropBlock in training), so
 /// `python3 Benchmarks/side_by_side.py backbone` runs the peer(s) right after and prints the ratios.
 func runBackboneBench(json: Bool, arguments: [String]) {
-    var threads = 0
-    if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int(arguments[i + 1]) { threads = t }
+    let threads = intOption(arguments, "--threads", 0)
     let quick = arguments.contains("--quick")
     if !arguments.contains("--breakdown"), ["--size", "--batch", "--in-channels"].contains(where: arguments.contains) {
         fputs("mml-bench backbone: --size, --batch and --in-channels go with --breakdown (the other rows are at batch "
@@ -17,15 +16,11 @@ func runBackboneBench(json: Bool, arguments: [String]) {
         exit(2)
     }
     if arguments.contains("--breakdown") {
-        func value(_ name: String, _ fallback: Int) -> Int? {
-            guard let i = arguments.firstIndex(of: name) else { return fallback }
-            guard i + 1 < arguments.count, let v = Int(arguments[i + 1]), v > 0 else { return nil }
-            return v
-        }
-        guard let size = value("--size", 84), size % 4 == 0, size >= 8, let batch = value("--batch", 80),
-              let channels = value("--in-channels", 3) else {
-            fputs("mml-bench backbone: --size takes a multiple of 4 of at least 8, --batch and --in-channels a positive "
-                  + "integer (e.g. --size 28 --batch 360 --in-channels 1)\n", stderr)
+        let size = intOption(arguments, "--size", 84), batch = intOption(arguments, "--batch", 80)
+        let channels = intOption(arguments, "--in-channels", 3)
+        guard size % 4 == 0, size >= 8 else {
+            fputs("mml-bench backbone: --size takes a multiple of 4 of at least 8, got \(size) (e.g. --size 28 --batch "
+                  + "360 --in-channels 1)\n", stderr)
             exit(2)
         }
         runLayerBreakdown(threads: threads, size: size, batch: batch, inputChannels: channels)
@@ -38,7 +33,7 @@ func runBackboneBench(json: Bool, arguments: [String]) {
     struct Row { var name: String; var ms: Double; var imagesPerSecond: Double; var peakMiB: Double; var peer: String?; var batch: Int }
     var rows: [Row] = []
     var kinds: [BackboneKind] = [.conv64F, .conv4, .resnet12]
-    if let i = arguments.firstIndex(of: "--kinds"), i + 1 < arguments.count {
+    if let i = arguments.firstIndex(of: "--kinds"), i + 1 < arguments.count {  // checked in main.swift
         kinds = arguments[i + 1].split(separator: ",").compactMap { BackboneKind(rawValue: String($0)) }
     }
     for kind in kinds {

@@ -10,13 +10,15 @@ import MMLKernels
 /// first layer in training (C = 3 at 84x84, C = 1 at 28x28): forward and weight gradient, im2col against the
 /// direct kernels; and the inference blocks.
 func runConvBench(json: Bool, arguments: [String]) {
-    var threads: Int32 = 0
-    if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count, let t = Int32(arguments[i + 1]) {
-        threads = t
-    }
+    let threads = Int32(intOption(arguments, "--threads", 0))
     var rows: [BenchRow] = []
     var r = ConvBenchRng(state: 7)
     let firstLayerOnly = arguments.contains("--first-layer")
+    if firstLayerOnly && arguments.contains("--batch") {
+        fputs("mml-bench conv: --batch sets the inference blocks' batch, and --first-layer does not run them; drop one\n",
+              stderr)
+        exit(2)
+    }
     for (n, c, h, w, co) in firstLayerOnly ? [] : [(80, 64, 42, 42, 64), (80, 64, 21, 21, 64)] {
         let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(co))
         let x = (0..<n * c * h * w).map { _ in r.float() }, wt = (0..<co * c * 9).map { _ in r.float() * 0.05 }
@@ -104,8 +106,7 @@ func runConvBench(json: Bool, arguments: [String]) {
     // mml_conv3x3_winograd_preferred_tile: F(4x4) at 42x42, F(2x2) at 21x21).
     for (c, h, pool) in firstLayerOnly ? [] : [(3, 84, true), (64, 42, true), (64, 21, false)] {
         let co = 64
-        var n = 80
-        if let i = arguments.firstIndex(of: "--batch"), i + 1 < arguments.count, let b = Int(arguments[i + 1]) { n = b }
+        let n = intOption(arguments, "--batch", 80)
         let (N, C, H, W, CO) = (Int64(n), Int64(c), Int64(h), Int64(h), Int64(co))
         let x = (0..<n * c * h * h).map { _ in r.float() }, wt = (0..<co * c * 9).map { _ in r.float() * 0.05 }
         let scale = (0..<co).map { _ in r.float() }, shift = (0..<co).map { _ in r.float() }

@@ -5,11 +5,7 @@ import MMLCore
 /// (through a fresh cache, parallel on all cores) against single-threaded decoding and against cached loads,
 /// and synthetic generation. Options: --images N (default 2000; 200 with --quick), --repeats R (default 3).
 func runDataBench(json: Bool, arguments: [String]) {
-    func opt(_ name: String, _ def: Int) -> Int {
-        guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return def }
-        return v
-    }
-    let n = opt("--images", quickBench ? 200 : 2000), repeats = opt("--repeats", 3)
+    let n = intOption(arguments, "--images", quickBench ? 200 : 2000), repeats = intOption(arguments, "--repeats", 3)
     var rows: [DataBenchRow] = []
     do {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

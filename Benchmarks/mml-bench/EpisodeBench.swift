@@ -11,9 +11,8 @@ import MMLCore
 /// mean per episode of each phase (`PhaseProfile`: building the episode's tensors,
 /// the backbone, each level, the fusion), measured in one more pass over the same episodes.
 func runEpisodeBench(json: Bool, arguments: [String]) {
-    var episodes = quickBench ? 2 : 20
+    let episodes = intOption(arguments, "--episodes", quickBench ? 2 : 20)
     let breakdown = arguments.contains("--breakdown")
-    if let i = arguments.firstIndex(of: "--episodes"), i + 1 < arguments.count, let n = Int(arguments[i + 1]) { episodes = n }
     var rows: [BenchRow] = []
     do {
         let data = try SyntheticDataset(options: .init(seed: 0, imagesPerClass: 40, size: 84, channels: 3), split: "test")

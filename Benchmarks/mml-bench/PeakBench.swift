@@ -6,15 +6,7 @@ import MMLKernels
 /// the compute-bound kernels: the fused top-K similarity and the convolutions' GEMMs can at best reach it, so their
 /// GFLOP/s read against it say how much room is left on this machine.
 func runPeakBench(json: Bool, arguments: [String]) {
-    var threads: Int32 = 0
-    if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count {
-        guard let t = Int32(arguments[i + 1]), t >= 0 else {
-            fputs("mml-bench peak: --threads takes a non-negative integer (0: all cores), got '\(arguments[i + 1])'\n",
-                  stderr)
-            exit(2)
-        }
-        threads = t
-    }
+    let threads = Int32(intOption(arguments, "--threads", 0))
     let iterations: Int64 = quickBench ? 100_000 : 10_000_000
     let isa = String(cString: mml_fp32_fma_probe_isa())
     var rows: [BenchRow] = []

@@ -27,6 +27,27 @@ let sectionOptions: [(section: String, options: [(String, Bool)], help: String)]
      "the Swift API's cost per call (a tiny episode; the 5-way 5-shot pixel-level episode), the baseline of "
          + "Benchmarks/python_overhead.py"),
 ]
+/// What is wrong with an option's value (what it takes), or nil: every value is checked here, before any measuring,
+/// so that the sections read them knowing they are valid and none is ever ignored.
+func optionValueProblem(_ option: String, _ value: String) -> String? {
+    switch option {
+    case "--threads":
+        return Int32(value).map { $0 >= 0 } == true ? nil : "a non-negative integer (0: all cores)"
+    case "--kinds":
+        let names = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        return names.allSatisfy({ BackboneKind(rawValue: $0) != nil })
+            ? nil : "a comma-separated list of " + BackboneKind.allCases.map(\.rawValue).joined(separator: ", ")
+    default:  // --batch, --size, --in-channels, --images, --repeats, --episodes, --calls, --rounds
+        return Int32(value).map { $0 > 0 } == true ? nil : "a positive integer"
+    }
+}
+/// The value of a checked integer option, or `fallback` when it is not given.
+func intOption(_ arguments: [String], _ name: String, _ fallback: Int) -> Int {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else {
+        return fallback
+    }
+    return v
+}
 func usage() -> String {
     var s = "usage: mml-bench <section> [options] [--json]\n"
     for (section, options, help) in sectionOptions {
@@ -51,8 +72,16 @@ while position < args.count {
         fputs("mml-bench \(section): unknown argument '\(a)'; run mml-bench --help for the options\n", stderr)
         exit(2)
     }
+    if args[..<position].contains(a) {
+        fputs("mml-bench \(section): \(a) is given twice; give it once\n", stderr)
+        exit(2)
+    }
     if option.1 && position + 1 >= args.count {
         fputs("mml-bench \(section): \(a) needs a value\n", stderr)
+        exit(2)
+    }
+    if option.1, let problem = optionValueProblem(a, args[position + 1]) {
+        fputs("mml-bench \(section): \(a) takes \(problem), got '\(args[position + 1])'\n", stderr)
         exit(2)
     }
     position += option.1 ? 2 : 1

@@ -47,10 +47,25 @@ final class BenchCLITests: XCTestCase {
             (["kernels", "--quick", "--repeats", "2"], "mml-bench kernels: unknown argument '--repeats'"),
             (["episode", "--episodes", "5", "extra"], "mml-bench episode: unknown argument 'extra'"),
             (["backbone", "--breakdown", "--size", "30"], "--size takes a multiple of 4 of at least 8"),
-            (["backbone", "--breakdown", "--batch", "0"], "--batch and --in-channels a positive integer"),
+            (["backbone", "--breakdown", "--batch", "0"], "mml-bench backbone: --batch takes a positive integer, got '0'"),
+            (["backbone", "--breakdown", "--in-channels", "x"], "mml-bench backbone: --in-channels takes a positive integer, got 'x'"),
             (["backbone", "--size", "28"], "--size, --batch and --in-channels go with --breakdown"),
             (["peak", "--threads", "x"], "mml-bench peak: --threads takes a non-negative integer (0: all cores), got 'x'"),
             (["peak", "--breakdown"], "mml-bench peak: unknown argument '--breakdown'"),
+            // every value is checked before any measuring: none is ignored
+            (["peak", "--threads", "-1"], "mml-bench peak: --threads takes a non-negative integer (0: all cores), got '-1'"),
+            (["backbone", "--threads", "two"], "mml-bench backbone: --threads takes a non-negative integer (0: all cores), got 'two'"),
+            (["conv", "--threads", "1.5"], "mml-bench conv: --threads takes a non-negative integer (0: all cores), got '1.5'"),
+            (["conv", "--batch", "0"], "mml-bench conv: --batch takes a positive integer, got '0'"),
+            (["conv", "--first-layer", "--batch", "8"], "mml-bench conv: --batch sets the inference blocks' batch, and --first-layer does not run them"),
+            (["backbone", "--kinds", "conv64f,resnet18"], "mml-bench backbone: --kinds takes a comma-separated list of conv64f, conv4, resnet12, got 'conv64f,resnet18'"),
+            (["backbone", "--kinds", ""], "--kinds takes a comma-separated list"),
+            (["episode", "--episodes", "ten"], "mml-bench episode: --episodes takes a positive integer, got 'ten'"),
+            (["data", "--images", "-5"], "mml-bench data: --images takes a positive integer, got '-5'"),
+            (["data", "--repeats", "99999999999"], "mml-bench data: --repeats takes a positive integer, got '99999999999'"),
+            (["api", "--calls", "0"], "mml-bench api: --calls takes a positive integer, got '0'"),
+            (["api", "--rounds", "x"], "mml-bench api: --rounds takes a positive integer, got 'x'"),
+            (["episode", "--episodes", "2", "--episodes", "3"], "mml-bench episode: --episodes is given twice; give it once"),
         ]
         for (args, message) in cases {
             let (code, out, err) = try runBench(args)
