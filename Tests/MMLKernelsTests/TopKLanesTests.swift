@@ -106,4 +106,34 @@ final class TopKLanesTests: XCTestCase {
             XCTAssertEqual(run("on", q, m, r2, n, d, group, 3, k).status, Int32(MML_ERR_NONFINITE), "\(bad) in R")
         }
     }
+
+    /// The finiteness scan (topk_scan_finite_avx512) reads every element, whichever part of its loop holds it: the
+    /// 32-wide body, a tail of under 16, and a tail of 16-31 (its second, masked half). Q has 21 x 8 = 168 values
+    /// (5 x 32 + 8), R 31 x 8 = 248 (7 x 32 + 24). A huge value at the same places (past the lanes path's overflow
+    /// bound, which the same scan measures) gives the panels' bits. Which path ran is not visible from outside, so
+    /// this checks the results, not that the bound declined.
+    func testDeclinesWhereverTheBadValueSits() {
+        var rng = TestRNG(seed: 75)
+        let m = 21, n = 31, d = 8, k = 2
+        let group = makeGroups([10, 10, 11], shuffled: false, rng: &rng)
+        let q = rng.floats(m * d), r = rng.floats(n * d)
+        for at in [0, 31, 40, 160, 167] {
+            var q2 = q
+            q2[at] = .nan
+            XCTAssertEqual(run("on", q2, m, r, n, d, group, 3, k).status, Int32(MML_ERR_NONFINITE), "NaN at Q[\(at)]")
+            q2[at] = 1e19  // over the lanes bound with r's values: declined to the panels, which compute it
+            let big = run("on", q2, m, r, n, d, group, 3, k)
+            XCTAssertEqual(big.status, 0, "1e19 at Q[\(at)]")
+            assertSameBits(big, run("off", q2, m, r, n, d, group, 3, k), "1e19 at Q[\(at)]")
+        }
+        for at in [0, 224, 239, 240, 247] {
+            var r2 = r
+            r2[at] = -.infinity
+            XCTAssertEqual(run("on", q, m, r2, n, d, group, 3, k).status, Int32(MML_ERR_NONFINITE), "-Inf at R[\(at)]")
+            r2[at] = -1e19
+            let big = run("on", q, m, r2, n, d, group, 3, k)
+            XCTAssertEqual(big.status, 0, "-1e19 at R[\(at)]")
+            assertSameBits(big, run("off", q, m, r2, n, d, group, 3, k), "-1e19 at R[\(at)]")
+        }
+    }
 }

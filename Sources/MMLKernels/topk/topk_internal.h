@@ -190,6 +190,9 @@ int topk_lanes_mode(void);
 
 /* Non-zero when x[0..count) holds NaN or Inf. */
 int topk_has_nonfinite_avx512(const float *x, int64_t count);
+/* 1 when every x[0..count) is finite, else 0; writes the largest |x[i]| to *amax when amax is not NULL (the lanes
+ * path's overflow bound; meaningful only when 1 is returned). */
+int topk_scan_finite_avx512(const float *x, int64_t count, float *amax);
 int topk_has_nonfinite_portable(const float *x, int64_t count);
 
 /* Non-zero when this call should take the AVX-512 path: the CPU and OS support it and the environment

@@ -155,24 +155,6 @@ static LANES_ATTR void lanes_block(void *ctx, int64_t b, int thread) {
     }
 }
 
-/* The largest |x[i]| into *amax; 0 when x holds NaN or Inf (x - x is then NaN). */
-static LANES_ATTR int lanes_max_abs(const float *x, int64_t count, float *amax) {
-    __m512 mx = _mm512_setzero_ps(), chk = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        const __m512 a = _mm512_loadu_ps(x + i);
-        mx = _mm512_max_ps(mx, _mm512_abs_ps(a));
-        chk = _mm512_add_ps(chk, _mm512_sub_ps(a, a));
-    }
-    if (i < count) {
-        const __m512 a = _mm512_maskz_loadu_ps((__mmask16)((1u << (count - i)) - 1u), x + i);
-        mx = _mm512_max_ps(mx, _mm512_abs_ps(a));
-        chk = _mm512_add_ps(chk, _mm512_sub_ps(a, a));
-    }
-    *amax = _mm512_reduce_max_ps(mx);
-    return _mm512_cmp_ps_mask(chk, _mm512_setzero_ps(), _CMP_NEQ_UQ) == 0;
-}
-
 LANES_ATTR int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
                                  const float *R, int64_t n, int64_t d, const int32_t *group, int32_t G,
                                  const int64_t *size, int32_t k, int32_t nthreads) {
@@ -180,7 +162,7 @@ LANES_ATTR int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, c
     /* No product, partial sum or sum of k of them can overflow when d max|q_p| max|r_p| <= FLT_MAX / 16 (each
      * partial sum of <q, r> is at most sum |q_p r_p| (1 + small) in magnitude); NaN / Inf inputs decline. */
     float aq, ar;
-    if (!lanes_max_abs(Q, m * d, &aq) || !lanes_max_abs(R, n * d, &ar)) return TOPK_LANES_DECLINED;
+    if (!topk_scan_finite_avx512(Q, m * d, &aq) || !topk_scan_finite_avx512(R, n * d, &ar)) return TOPK_LANES_DECLINED;
     if (!((double)d * aq * ar <= (double)FLT_MAX / 16.0)) return TOPK_LANES_DECLINED;
 
     int64_t *begin = malloc(((size_t)G + 1) * sizeof(int64_t));
