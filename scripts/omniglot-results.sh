@@ -81,10 +81,13 @@ mml_omniglot_recipe $WAY $QUERY
 mml_build
 # the test evaluation of every seed, together or apart: the same 600 episodes (seed 0) of 4 settings
 EVAL_TEST=("${OMNIGLOT_DATA[@]}" --split test --way 5,20 --shot 1,5 --episodes $TEST --seed 0)
-# eval_seed S: seed S alone on those episodes, into OUT/eval-test-seed-S.json
+# eval_seed S [NAME EVAL-ARGS...]: seed S's last weights alone on the test episodes EVAL-ARGS (default: those above),
+# into OUT/NAME-seed-S.json (NAME default eval-test)
 eval_seed() {
-  "$MML" eval --checkpoint "$OUT/seed-$1/last.safetensors" "${EVAL_TEST[@]}" --threads "${THREADS:-0}" \
-      --report "$OUT/eval-test-seed-$1.json"
+  local s=$1 name=${2:-eval-test}
+  if [ $# -gt 2 ]; then shift 2; else set -- "${EVAL_TEST[@]}"; fi
+  "$MML" eval --checkpoint "$OUT/seed-$s/last.safetensors" "$@" --threads "${THREADS:-0}" \
+      --report "$OUT/$name-seed-$s.json"
 }
 if [ "${LONG:-0}" = 1 ]; then
   long=10000
@@ -96,8 +99,7 @@ if [ "${LONG:-0}" = 1 ]; then
     s=${s##*/seed-}
     if [ ! -s "$OUT/eval-5w1s-long-seed-$s.json" ]; then
       echo "== seed $s: 5-way 1-shot, $long test episodes"
-      "$MML" eval --checkpoint "$ckpt" "${OMNIGLOT_DATA[@]}" --split test --way 5 --shot 1 --episodes $long --seed 0 \
-          --threads "${THREADS:-0}" --report "$OUT/eval-5w1s-long-seed-$s.json"
+      eval_seed "$s" eval-5w1s-long "${OMNIGLOT_DATA[@]}" --split test --way 5 --shot 1 --episodes $long --seed 0
     fi
     reports+=("$OUT/eval-5w1s-long-seed-$s.json")
   done
