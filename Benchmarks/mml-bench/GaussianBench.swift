@@ -98,5 +98,39 @@ func gaussianBenchRows(arguments: [String]) -> [BenchRow] {
     }
     rows.append(BenchRow(name: "gauss fit backward episode", seconds: tFitb, gflops: 2 * fitFlops / tFitb / 1e9,
                          ratio: nil))
+    rows += lowRankKLRows()
+    return rows
+}
+
+/// Evaluation's KL at ResNet-12's shape (5-way 1-shot and 5-shot, 15 queries per class, 640 x 5 x 5 maps): the
+/// low-rank form from the maps (`mml_gaussian_kl_maps_lowrank_f32`, what `DistributionLevel` scores with there)
+/// against the dense fit + KL it replaces (ratio = dense / low-rank), all threads.
+func lowRankKLRows() -> [BenchRow] {
+    let d = 640, hw = 25, nq = 75, way = 5
+    var rng = SeededRNG(seed: 8)
+    var rows: [BenchRow] = []
+    for shot in [1, 5] {
+        let nImages = nq + way * shot
+        let maps = (0..<(nImages * d * hw)).map { _ in max(0, rng.nextFloat() * 2 - 0.5) }
+        let qOff = (0...nq).map(Int64.init), cOff = (0...way).map { Int64($0 * shot) }
+        var muQ = [Float](repeating: 0, count: nq * d), sgQ = [Float](repeating: 0, count: nq * d * d)
+        var muC = [Float](repeating: 0, count: way * d), sgC = [Float](repeating: 0, count: way * d * d)
+        var out = [Float](repeating: 0, count: nq * way)
+        let classMaps = Array(maps[(nq * d * hw)...])
+        let tDense = measure(repeats: quickBench ? 1 : 3) {
+            _ = mml_gaussian_fit_maps_f32(&muQ, &sgQ, maps, Int64(nq), Int64(d), Int64(hw), nil, qOff, Int64(nq), 0.01, 0)
+            _ = mml_gaussian_fit_maps_f32(&muC, &sgC, classMaps, Int64(way * shot), Int64(d), Int64(hw), nil, cOff,
+                                          Int64(way), 0.01, 0)
+            _ = mml_gaussian_kl_f32(&out, muQ, sgQ, Int64(nq), muC, sgC, Int64(way), Int64(d), MML_KL_QUERY_CLASS, 0)
+        }
+        let tLow = measure(repeats: quickBench ? 1 : 7) {
+            _ = mml_gaussian_kl_maps_lowrank_f32(&out, maps, Int64(nq), nil, qOff, Int64(nq), classMaps,
+                                                 Int64(way * shot), nil, cOff, Int64(way), Int64(d), Int64(hw), 0.01,
+                                                 MML_KL_QUERY_CLASS, 0)
+        }
+        rows.append(BenchRow(name: "gauss kl low-rank from maps 75x5 d=640 n=25/\(25 * shot) (\(shot)-shot)",
+                             seconds: tLow, gflops: nil, ratio: tDense / tLow))
+        rows.append(BenchRow(name: "gauss fit + kl dense, the same sets", seconds: tDense, gflops: nil, ratio: nil))
+    }
     return rows
 }

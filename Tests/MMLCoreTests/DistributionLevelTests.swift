@@ -73,4 +73,45 @@ final class DistributionLevelTests: XCTestCase {
             XCTAssertNotNil($0 as? MMLError, "\($0)")
         }
     }
+
+    /// Scoring without a cache takes the low-rank KL when the sets hold few descriptors for their channels (here
+    /// 2 x 2 positions, 1-2 images per class, 48 channels): the scores agree with the dense form's (kept for
+    /// training, `keepCache: true`) in every direction, and the W2 distance, which has no low-rank form, is the same
+    /// bits either way.
+    func testEvaluationTakesTheLowRankKLWithTheSameScores() throws {
+        var rng = TestRNG(seed: 33)
+        let support = rng.tensor([3, 48, 2, 2]), query = rng.tensor([4, 48, 2, 2])
+        let labels = [0, 1, 1]
+        XCTAssertTrue(GaussianKernels.lowRankPreferred(channels: 48, descriptors: 8))
+        for dir: GaussianKernels.KLDirection in [.queryClass, .classQuery, .symmetric] {
+            let head = DistributionLevel(distance: .kl(dir), eps: 0.01, threads: 1)
+            let (evalScores, noCache) = try head.forward(support: support, labels: labels, query: query, way: 2)
+            let (trainScores, cache) = try head.forward(support: support, labels: labels, query: query, way: 2,
+                                                        keepCache: true)
+            XCTAssertNil(noCache)
+            XCTAssertNotNil(cache)
+            for k in 0..<trainScores.count {
+                XCTAssertEqual(evalScores.data[k], trainScores.data[k], accuracy: 1e-4 * max(1, abs(trainScores.data[k])),
+                               "\(dir) score \(k)")
+            }
+            let direct = try GaussianKernels.klLowRank(dir, queryMaps: query, querySets: (0..<4).map { [$0] },
+                                                       classMaps: support, classSets: [[0], [1, 2]], eps: 0.01)
+            XCTAssertEqual(direct.data.map { -$0 }, evalScores.data)
+        }
+        let w2 = DistributionLevel(distance: .wasserstein2, eps: 0.01, threads: 1)
+        let (a, _) = try w2.forward(support: support, labels: labels, query: query, way: 2)
+        let (b, _) = try w2.forward(support: support, labels: labels, query: query, way: 2, keepCache: true)
+        XCTAssertEqual(a.data.map(\.bitPattern), b.data.map(\.bitPattern))
+        // the low-rank form's own refusals, through the Swift wrapper
+        XCTAssertThrowsError(try GaussianKernels.klLowRank(.queryClass, queryMaps: query, querySets: [[0]],
+                                                           classMaps: support, classSets: [[0]], eps: 0)) {
+            XCTAssertTrue("\($0)".contains("eps must be finite and > 0"), "\($0)")
+        }
+        var bad = query
+        bad.data[5] = .nan
+        let kl = DistributionLevel(distance: .kl(.queryClass), eps: 0.01, threads: 1)
+        XCTAssertThrowsError(try kl.forward(support: support, labels: labels, query: bad, way: 2)) {
+            XCTAssertTrue("\($0)".contains("NaN at image 0"), "\($0)")
+        }
+    }
 }

@@ -107,6 +107,39 @@ public enum GaussianKernels {
         return out
     }
 
+    /// KL divergences straight from the descriptor sets, in low-rank form (`mml_gaussian_kl_maps_lowrank_f32`):
+    /// out[i, j] = KL(direction) between the Gaussians `fit` would give query set i and class set j with this eps,
+    /// computed in double through n x n matrices (n descriptors per set), never forming the d x d covariances. The
+    /// same divergences as `fit` + `distances(.kl(direction))` up to rounding, and much cheaper when n is well under
+    /// d (`lowRankPreferred`). No backward: training keeps the dense form.
+    /// - Throws: `MMLError` as `fit` does for bad sets and non-finite maps; eps must be > 0.
+    public static func klLowRank(_ direction: KLDirection, queryMaps: Tensor, querySets: [[Int]], classMaps: Tensor,
+                                 classSets: [[Int]], eps: Float, threads: Int = 0) throws -> Tensor {
+        let (nq, d, hw) = try mapShape(queryMaps), (nc, dc, hwc) = try mapShape(classMaps)
+        precondition(d == dc && hw == hwc, "[gaussian KL low-rank] query maps \(queryMaps.shape) vs class maps \(classMaps.shape)")
+        guard eps > 0, eps.isFinite else {
+            throw MMLError(.invalidArgument, "KL divergence (low-rank): eps must be finite and > 0, got \(eps); use e.g. 0.01")
+        }
+        let (qi, qo) = try flatten(sets: querySets, images: nq, hw: hw)
+        let (ci, co) = try flatten(sets: classSets, images: nc, hw: hw)
+        var out = Tensor(shape: [querySets.count, classSets.count])
+        let st = mml_gaussian_kl_maps_lowrank_f32(&out.data, queryMaps.data, Int64(nq), qi, qo, Int64(querySets.count),
+                                                  classMaps.data, Int64(nc), ci, co, Int64(classSets.count), Int64(d),
+                                                  Int64(hw), eps, direction.c, Int32(threads))
+        if st == MML_ERR_NONFINITE {
+            let bad = queryMaps.data.contains { !$0.isFinite } ? queryMaps : classMaps
+            throw nonfiniteMaps(bad, d: d, hw: hw)
+        }
+        try check(st, "KL divergence (low-rank)")
+        return out
+    }
+
+    /// Whether `klLowRank` is the cheaper form for sets of at most `descriptors` descriptors of `channels` channels
+    /// (`mml_gaussian_kl_lowrank_preferred`: 4 n <= d).
+    public static func lowRankPreferred(channels: Int, descriptors: Int) -> Bool {
+        mml_gaussian_kl_lowrank_preferred(Int64(channels), Int64(descriptors)) != 0
+    }
+
     /// Backward of `distances`: the gradients with respect to the queries' and the classes' means and covariances
     /// (covariance gradients symmetrised), given dL/dout (queries.count, classes.count).
     public static func distancesBackward(_ kind: Distance, outputGradient: Tensor, queries: Gaussians,

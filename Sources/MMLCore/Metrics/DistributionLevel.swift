@@ -5,7 +5,8 @@ import Foundation
 /// A Gaussian is fitted to each query's M raw (not normalised) descriptors and to each class's k_shot * M support
 /// descriptors, Sigma = (X - mu)(X - mu)^T / (n - 1) + eps I, and the score is the negated distance between them:
 /// the closed-form squared 2-Wasserstein distance, a KL divergence in a chosen direction, or the MML v1 code's
-/// distance.
+/// distance. Scoring without a cache (evaluation) computes KL in low-rank form when the sets hold few descriptors
+/// for their channels (`GaussianKernels.lowRankPreferred`), the same divergences up to rounding.
 public struct DistributionLevel: Sendable {
     /// Which distance.
     public var distance: GaussianKernels.Distance
@@ -35,6 +36,18 @@ public struct DistributionLevel: Sendable {
         _ = try EpisodeShapes.check(support: support, labels: labels, query: query, way: way)
         let classSets = (0..<way).map { c in labels.indices.filter { labels[$0] == c } }
         let querySets = (0..<query.shape[0]).map { [$0] }
+        // Without a backward to come, KL over sets of few descriptors against many channels (ResNet-12: 25 per
+        // image, 640 channels) takes the low-rank form: the same divergences, without the d x d covariances.
+        if !keepCache, case .kl(let direction) = distance, eps > 0 {
+            let hw = support.shape[2...].reduce(1, *), most = (classSets.map(\.count).max() ?? 1) * hw
+            if GaussianKernels.lowRankPreferred(channels: support.shape[1], descriptors: most) {
+                var d = try GaussianKernels.klLowRank(direction, queryMaps: query, querySets: querySets,
+                                                      classMaps: support, classSets: classSets, eps: eps,
+                                                      threads: threads)
+                for i in 0..<d.count { d.data[i] = -d.data[i] }
+                return (d, nil)
+            }
+        }
         let g = try GaussianKernels.fit(maps: support, sets: classSets, eps: eps, threads: threads)
         let q = try GaussianKernels.fit(maps: query, sets: querySets, eps: eps, threads: threads)
         var d = try GaussianKernels.distances(distance, queries: q, classes: g, threads: threads)

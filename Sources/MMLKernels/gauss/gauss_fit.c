@@ -10,8 +10,8 @@
 
 static inline int64_t image_at(const int64_t *image_index, int64_t pos) { return image_index ? image_index[pos] : pos; }
 
-/* Shared argument checks of the fit and its backward; returns the largest set size (images) in *max_images. */
-static int check_sets(const float *maps, int64_t n_images, int64_t d, int64_t hw, const int64_t *image_index,
+/* Shared argument checks of the fits and the fit's backward (gauss_internal.h). */
+int mml_gauss_check_sets(const float *maps, int64_t n_images, int64_t d, int64_t hw, const int64_t *image_index,
                       const int64_t *set_offsets, int64_t n_sets, int64_t *max_images) {
     if (!maps || !set_offsets || n_images <= 0 || d <= 0 || hw <= 0 || n_sets <= 0) return MML_ERR_ARGUMENT;
     if (set_offsets[0] < 0) return MML_ERR_ARGUMENT;
@@ -76,7 +76,7 @@ int mml_gaussian_fit_maps_f32(float *mu, float *sigma, const float *maps, int64_
                               int32_t nthreads) {
     if (!mu || !sigma || !(eps >= 0.0f) || !isfinite(eps)) return MML_ERR_ARGUMENT;
     int64_t most = 0;
-    int st = check_sets(maps, n_images, d, hw, image_index, set_offsets, n_sets, &most);
+    int st = mml_gauss_check_sets(maps, n_images, d, hw, image_index, set_offsets, n_sets, &most);
     if (st) return st;
     if (!mml_gauss_all_finite(maps, n_images * d * hw)) return MML_ERR_NONFINITE;
     int nt = mml_thread_count(nthreads, n_sets);
@@ -93,7 +93,7 @@ int mml_gaussian_fit_maps_naive(double *mu, double *sigma, const float *maps, in
                                 double eps) {
     if (!mu || !sigma || !(eps >= 0.0) || !isfinite(eps)) return MML_ERR_ARGUMENT;
     int64_t most = 0;
-    int st = check_sets(maps, n_images, d, hw, image_index, set_offsets, n_sets, &most);
+    int st = mml_gauss_check_sets(maps, n_images, d, hw, image_index, set_offsets, n_sets, &most);
     if (st) return st;
     for (int64_t i = 0; i < n_images * d * hw; i++)
         if (!isfinite(maps[i])) return MML_ERR_NONFINITE;
@@ -168,7 +168,7 @@ int mml_gaussian_fit_maps_backward_f32(float *dmaps, const float *dmu, const flo
                                        int32_t nthreads) {
     if (!dmaps || !mu) return MML_ERR_ARGUMENT;
     int64_t most = 0;
-    int st = check_sets(maps, n_images, d, hw, image_index, set_offsets, n_sets, &most);
+    int st = mml_gauss_check_sets(maps, n_images, d, hw, image_index, set_offsets, n_sets, &most);
     if (st) return st;
     if (!dmu && !dsigma) return MML_OK;
     int64_t total = set_offsets[n_sets] - set_offsets[0];

@@ -57,6 +57,10 @@ typedef struct {
     double *chol, *linv, *inv, *logdet, *trace;
 } mml_gauss_side;
 
+/* The argument checks of a fit over descriptor sets (mml_gauss.h: NULL, sizes, image ids, at least 2 descriptors per
+ * set); returns the largest set size (images) in *max_images. */
+int mml_gauss_check_sets(const float *maps, int64_t n_images, int64_t d, int64_t hw, const int64_t *image_index,
+                         const int64_t *set_offsets, int64_t n_sets, int64_t *max_images);
 /* Checks the common arguments of a distance (NULL, sizes, finiteness). */
 int mml_gauss_check_pairs(const void *out, const float *mu_a, const float *sigma_a, int64_t n_a, const float *mu_b,
                           const float *sigma_b, int64_t n_b, int64_t d);

@@ -76,6 +76,22 @@ int mml_gaussian_w2_naive(double *out, const float *mu_a, const float *sigma_a, 
 int mml_gaussian_kl_f32(float *out, const float *mu_a, const float *sigma_a, int64_t n_a,
                         const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
                         mml_kl_direction direction, int32_t nthreads);
+/* The same KL divergences straight from descriptor sets, in low-rank form: set i of A (maps_a, image_index_a,
+ * set_offsets_a, as in mml_gaussian_fit_maps_f32) against set j of B, out[i * n_sets_b + j] = KL in `direction`
+ * between the Gaussians mml_gaussian_fit_maps_f32 would fit with this eps (> 0, else MML_ERR_ARGUMENT), computed in
+ * double from Sigma = eps I + U U^T (U: the set's centred descriptors / sqrt(n - 1)) through n x n matrices:
+ * O(d n^2) per set and O(d n_a n_b) per pair instead of O(d^3) and O(d^2). The answer of the dense path up to
+ * rounding (the dense fit rounds Sigma to float; here nothing is). Worth it when n is well under d: see
+ * mml_gaussian_kl_lowrank_preferred. The same bits for any nthreads and CPU. Checks maps for non-finite values;
+ * MML_ERR_LAPACK only for a non-finite or non-positive pivot, which eps > 0 rules out for finite maps. */
+int mml_gaussian_kl_maps_lowrank_f32(float *out, const float *maps_a, int64_t n_images_a, const int64_t *image_index_a,
+                                     const int64_t *set_offsets_a, int64_t n_sets_a, const float *maps_b,
+                                     int64_t n_images_b, const int64_t *image_index_b, const int64_t *set_offsets_b,
+                                     int64_t n_sets_b, int64_t d, int64_t hw, float eps, mml_kl_direction direction,
+                                     int32_t nthreads);
+/* 1 when the low-rank form is the cheaper one for sets of at most most_descriptors descriptors of d channels (the
+ * rule: 4 n <= d; e.g. ResNet-12's 640 channels with 25 or 125 descriptors per set, not Conv-64F's 64 channels). */
+int mml_gaussian_kl_lowrank_preferred(int64_t d, int64_t most_descriptors);
 int mml_gaussian_kl_naive(double *out, const float *mu_a, const float *sigma_a, int64_t n_a,
                           const float *mu_b, const float *sigma_b, int64_t n_b, int64_t d,
                           mml_kl_direction direction);
