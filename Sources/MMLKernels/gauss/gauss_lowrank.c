@@ -12,7 +12,8 @@
  * precision for the ridges in use, and Sigma itself is never rounded to float (the dense fit rounds it).
  *
  * Every loop is plain C with a fixed order of additions (the sums over channels run in ascending order; the vector
- * loops are element-wise), compiled once, so the bits do not depend on the CPU, the thread count or the task order. */
+ * loops are element-wise), compiled once without target attributes, so on x86-64 the bits depend neither on the CPU
+ * nor on the thread count or the task order. */
 #include "MMLKernels.h"
 #include "gauss_internal.h"
 #include "mml_parallel.h"

@@ -82,7 +82,8 @@ int mml_gaussian_kl_f32(float *out, const float *mu_a, const float *sigma_a, int
  * double from Sigma = eps I + U U^T (U: the set's centred descriptors / sqrt(n - 1)) through n x n matrices:
  * O(d n^2) per set and O(d n_a n_b) per pair instead of O(d^3) and O(d^2). The answer of the dense path up to
  * rounding (the dense fit rounds Sigma to float; here nothing is). Worth it when n is well under d: see
- * mml_gaussian_kl_lowrank_preferred. The same bits for any nthreads and CPU. Checks maps for non-finite values;
+ * mml_gaussian_kl_lowrank_preferred. The same bits for any nthreads and any x86-64 CPU (one build, no dispatch).
+ * Checks maps for non-finite values;
  * MML_ERR_LAPACK only for a non-finite or non-positive pivot, which eps > 0 rules out for finite maps. */
 int mml_gaussian_kl_maps_lowrank_f32(float *out, const float *maps_a, int64_t n_images_a, const int64_t *image_index_a,
                                      const int64_t *set_offsets_a, int64_t n_sets_a, const float *maps_b,
