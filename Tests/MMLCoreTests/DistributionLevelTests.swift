@@ -107,6 +107,11 @@ final class DistributionLevelTests: XCTestCase {
                                                            classMaps: support, classSets: [[0]], eps: 0)) {
             XCTAssertTrue("\($0)".contains("eps must be finite and > 0"), "\($0)")
         }
+        XCTAssertThrowsError(try GaussianKernels.klLowRank(.queryClass, queryMaps: rng.tensor([2, 47, 2, 2]),
+                                                           querySets: [[0]], classMaps: support, classSets: [[0]],
+                                                           eps: 0.01)) {
+            XCTAssertTrue("\($0)".contains("differ in channels or positions"), "\($0)")
+        }
         var bad = query
         bad.data[5] = .nan
         let kl = DistributionLevel(distance: .kl(.queryClass), eps: 0.01, threads: 1)

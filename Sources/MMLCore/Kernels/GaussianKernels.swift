@@ -116,7 +116,10 @@ public enum GaussianKernels {
     public static func klLowRank(_ direction: KLDirection, queryMaps: Tensor, querySets: [[Int]], classMaps: Tensor,
                                  classSets: [[Int]], eps: Float, threads: Int = 0) throws -> Tensor {
         let (nq, d, hw) = try mapShape(queryMaps), (nc, dc, hwc) = try mapShape(classMaps)
-        precondition(d == dc && hw == hwc, "[gaussian KL low-rank] query maps \(queryMaps.shape) vs class maps \(classMaps.shape)")
+        guard d == dc, hw == hwc else {
+            throw MMLError(.invalidArgument, "KL divergence (low-rank): query maps \(queryMaps.shape) and class maps "
+                           + "\(classMaps.shape) differ in channels or positions; give both from the same backbone")
+        }
         guard eps > 0, eps.isFinite else {
             throw MMLError(.invalidArgument, "KL divergence (low-rank): eps must be finite and > 0, got \(eps); use e.g. 0.01")
         }
