@@ -104,7 +104,8 @@ func gaussianBenchRows(arguments: [String]) -> [BenchRow] {
 
 /// Evaluation's KL at ResNet-12's shape (5-way 1-shot and 5-shot, 15 queries per class, 640 x 5 x 5 maps): the
 /// low-rank form from the maps (`mml_gaussian_kl_maps_lowrank_f32`, what `DistributionLevel` scores with there)
-/// against the dense fit + KL it replaces (ratio = dense / low-rank), all threads.
+/// against the dense fit + KL it replaces (ratio = dense / low-rank), all threads; then training's backward to the
+/// maps the same way (`mml_gaussian_kl_maps_lowrank_backward_f32` against KL backward + two fit backwards).
 func lowRankKLRows() -> [BenchRow] {
     let d = 640, hw = 25, nq = 75, way = 5
     var rng = SeededRNG(seed: 8)
@@ -131,6 +132,29 @@ func lowRankKLRows() -> [BenchRow] {
         rows.append(BenchRow(name: "gauss kl low-rank from maps 75x5 d=640 n=25/\(25 * shot) (\(shot)-shot)",
                              seconds: tLow, gflops: nil, ratio: tDense / tLow))
         rows.append(BenchRow(name: "gauss fit + kl dense, the same sets", seconds: tDense, gflops: nil, ratio: nil))
+        // training's backward: dL/dmaps given dL/dKL, the dense chain (KL backward, two fit backwards; the forward's
+        // fits above are its inputs) against the low-rank backward (which refits in n x n form)
+        let dout = (0..<(nq * way)).map { _ in rng.nextFloat() - 0.5 }
+        var dmQ = [Float](repeating: 0, count: nq * d), dsQ = [Float](repeating: 0, count: nq * d * d)
+        var dmC = [Float](repeating: 0, count: way * d), dsC = [Float](repeating: 0, count: way * d * d)
+        var gQ = [Float](repeating: 0, count: nq * d * hw), gC = [Float](repeating: 0, count: way * shot * d * hw)
+        let tDenseBack = measure(repeats: quickBench ? 1 : 3) {
+            _ = mml_gaussian_kl_backward_f32(&dmQ, &dsQ, &dmC, &dsC, dout, muQ, sgQ, Int64(nq), muC, sgC, Int64(way),
+                                             Int64(d), MML_KL_QUERY_CLASS, 0)
+            _ = mml_gaussian_fit_maps_backward_f32(&gQ, dmQ, dsQ, maps, muQ, Int64(nq), Int64(d), Int64(hw), nil, qOff,
+                                                   Int64(nq), 0)
+            _ = mml_gaussian_fit_maps_backward_f32(&gC, dmC, dsC, classMaps, muC, Int64(way * shot), Int64(d),
+                                                   Int64(hw), nil, cOff, Int64(way), 0)
+        }
+        let tLowBack = measure(repeats: quickBench ? 1 : 7) {
+            _ = mml_gaussian_kl_maps_lowrank_backward_f32(&gQ, &gC, dout, maps, Int64(nq), nil, qOff, Int64(nq),
+                                                          classMaps, Int64(way * shot), nil, cOff, Int64(way),
+                                                          Int64(d), Int64(hw), 0.01, MML_KL_QUERY_CLASS, 0)
+        }
+        rows.append(BenchRow(name: "gauss kl low-rank backward to maps, the same sets (\(shot)-shot)",
+                             seconds: tLowBack, gflops: nil, ratio: tDenseBack / tLowBack))
+        rows.append(BenchRow(name: "gauss kl + fit backward dense, the same sets", seconds: tDenseBack, gflops: nil,
+                             ratio: nil))
     }
     return rows
 }

@@ -78,26 +78,80 @@ final class DistributionLevelTests: XCTestCase {
     /// 2 x 2 positions, 1-2 images per class, 48 channels): the scores agree with the dense form's (kept for
     /// training, `keepCache: true`) in every direction, and the W2 distance, which has no low-rank form, is the same
     /// bits either way.
-    func testEvaluationTakesTheLowRankKLWithTheSameScores() throws {
+    /// Sets of few descriptors for their channels take the low-rank KL in evaluation and in training: the dense
+    /// form's scores and gradients up to rounding, the same scores with and without a cache.
+    func testLowRankKLGivesTheDenseScoresAndGradients() throws {
         var rng = TestRNG(seed: 33)
         let support = rng.tensor([3, 48, 2, 2]), query = rng.tensor([4, 48, 2, 2])
-        let labels = [0, 1, 1]
+        let labels = [0, 1, 1], classSets = [[0], [1, 2]], querySets = (0..<4).map { [$0] }
         XCTAssertTrue(GaussianKernels.lowRankPreferred(channels: 48, descriptors: 8))
+        let dScores = rng.tensor([4, 2])
         for dir: GaussianKernels.KLDirection in [.queryClass, .classQuery, .symmetric] {
             let head = DistributionLevel(distance: .kl(dir), eps: 0.01, threads: 1)
             let (evalScores, noCache) = try head.forward(support: support, labels: labels, query: query, way: 2)
             let (trainScores, cache) = try head.forward(support: support, labels: labels, query: query, way: 2,
                                                         keepCache: true)
             XCTAssertNil(noCache)
-            XCTAssertNotNil(cache)
-            for k in 0..<trainScores.count {
-                XCTAssertEqual(evalScores.data[k], trainScores.data[k], accuracy: 1e-4 * max(1, abs(trainScores.data[k])),
+            XCTAssertTrue(try XCTUnwrap(cache).lowRank, "the low-rank form keeps no d x d covariances")
+            XCTAssertEqual(evalScores.data.map(\.bitPattern), trainScores.data.map(\.bitPattern))
+            let direct = try GaussianKernels.klLowRank(dir, queryMaps: query, querySets: querySets,
+                                                       classMaps: support, classSets: classSets, eps: 0.01)
+            XCTAssertEqual(direct.data.map { -$0 }, evalScores.data)
+            // the dense form, by hand
+            let g = try GaussianKernels.fit(maps: support, sets: classSets, eps: 0.01)
+            let q = try GaussianKernels.fit(maps: query, sets: querySets, eps: 0.01)
+            let dense = try GaussianKernels.distances(.kl(dir), queries: q, classes: g)
+            for k in 0..<dense.count {
+                XCTAssertEqual(-evalScores.data[k], dense.data[k], accuracy: 1e-4 * max(1, abs(dense.data[k])),
                                "\(dir) score \(k)")
             }
-            let direct = try GaussianKernels.klLowRank(dir, queryMaps: query, querySets: (0..<4).map { [$0] },
-                                                       classMaps: support, classSets: [[0], [1, 2]], eps: 0.01)
-            XCTAssertEqual(direct.data.map { -$0 }, evalScores.data)
+            let (ds, dq) = try head.backward(dScores, cache: XCTUnwrap(cache))
+            var dDist = dScores
+            for i in 0..<dDist.count { dDist.data[i] = -dDist.data[i] }
+            let (gq, gc) = try GaussianKernels.distancesBackward(.kl(dir), outputGradient: dDist, queries: q, classes: g)
+            var rs = Tensor(shape: support.shape), rq = Tensor(shape: query.shape)
+            try GaussianKernels.fitBackward(maps: support, sets: classSets, fitted: g, meanGradient: gc.mean,
+                                            covarianceGradient: gc.covariance, into: &rs)
+            try GaussianKernels.fitBackward(maps: query, sets: querySets, fitted: q, meanGradient: gq.mean,
+                                            covarianceGradient: gq.covariance, into: &rq)
+            for (got, ref, what) in [(ds, rs, "support"), (dq, rq, "query")] {
+                let scale = ref.data.map(abs).max()!
+                XCTAssertGreaterThan(scale, 1e-3)
+                for k in 0..<ref.count {
+                    XCTAssertEqual(got.data[k], ref.data[k], accuracy: 2e-3 * scale, "\(dir) \(what) gradient \(k)")
+                }
+            }
         }
+        // a cache from the low-rank KL with a level whose distance changed since: an error, not a wrong gradient
+        let (_, cache) = try DistributionLevel(distance: .kl(.queryClass), eps: 0.01, threads: 1)
+            .forward(support: support, labels: labels, query: query, way: 2, keepCache: true)
+        XCTAssertThrowsError(try DistributionLevel(distance: .wasserstein2, eps: 0.01, threads: 1)
+            .backward(dScores, cache: XCTUnwrap(cache))) {
+            XCTAssertTrue("\($0)".contains("the cache holds low-rank KL scores"), "\($0)")
+        }
+        // the backward's own refusals, through the Swift wrapper
+        var gq = Tensor(shape: query.shape), gs = Tensor(shape: support.shape), wrong = Tensor(shape: [4, 48, 4])
+        XCTAssertThrowsError(try GaussianKernels.klLowRankBackward(.queryClass, outputGradient: rng.tensor([4, 3]),
+                                                                   queryMaps: query, querySets: querySets,
+                                                                   classMaps: support, classSets: classSets,
+                                                                   eps: 0.01, queryGradient: &gq, classGradient: &gs)) {
+            XCTAssertTrue("\($0)".contains("the output gradient is [4, 3]"), "\($0)")
+        }
+        XCTAssertThrowsError(try GaussianKernels.klLowRankBackward(.queryClass, outputGradient: dScores,
+                                                                   queryMaps: query, querySets: querySets,
+                                                                   classMaps: support, classSets: classSets,
+                                                                   eps: 0.01, queryGradient: &wrong, classGradient: &gs)) {
+            XCTAssertTrue("\($0)".contains("must have the maps' shapes"), "\($0)")
+        }
+        var nanGradient = dScores
+        nanGradient.data[1] = .nan
+        XCTAssertThrowsError(try GaussianKernels.klLowRankBackward(.queryClass, outputGradient: nanGradient,
+                                                                   queryMaps: query, querySets: querySets,
+                                                                   classMaps: support, classSets: classSets,
+                                                                   eps: 0.01, queryGradient: &gq, classGradient: &gs)) {
+            XCTAssertTrue("\($0)".contains("the output gradient holds NaN/Inf"), "\($0)")
+        }
+        XCTAssertEqual(gq.data, [Float](repeating: 0, count: gq.count), "a refused call adds nothing")
         let w2 = DistributionLevel(distance: .wasserstein2, eps: 0.01, threads: 1)
         let (a, _) = try w2.forward(support: support, labels: labels, query: query, way: 2)
         let (b, _) = try w2.forward(support: support, labels: labels, query: query, way: 2, keepCache: true)

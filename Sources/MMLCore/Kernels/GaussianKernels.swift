@@ -111,30 +111,77 @@ public enum GaussianKernels {
     /// out[i, j] = KL(direction) between the Gaussians `fit` would give query set i and class set j with this eps,
     /// computed in double through n x n matrices (n descriptors per set), never forming the d x d covariances. The
     /// same divergences as `fit` + `distances(.kl(direction))` up to rounding, and much cheaper when n is well under
-    /// d (`lowRankPreferred`). No backward: training keeps the dense form.
+    /// d (`lowRankPreferred`). Its backward is `klLowRankBackward`.
     /// - Throws: `MMLError` as `fit` does for bad sets and non-finite maps; eps must be > 0.
     public static func klLowRank(_ direction: KLDirection, queryMaps: Tensor, querySets: [[Int]], classMaps: Tensor,
                                  classSets: [[Int]], eps: Float, threads: Int = 0) throws -> Tensor {
-        let (nq, d, hw) = try mapShape(queryMaps), (nc, dc, hwc) = try mapShape(classMaps)
-        guard d == dc, hw == hwc else {
-            throw MMLError(.invalidArgument, "KL divergence (low-rank): query maps \(queryMaps.shape) and class maps "
-                           + "\(classMaps.shape) differ in channels or positions; give both from the same backbone")
-        }
-        guard eps > 0, eps.isFinite else {
-            throw MMLError(.invalidArgument, "KL divergence (low-rank): eps must be finite and > 0, got \(eps); use e.g. 0.01")
-        }
-        let (qi, qo) = try flatten(sets: querySets, images: nq, hw: hw)
-        let (ci, co) = try flatten(sets: classSets, images: nc, hw: hw)
+        let a = try lowRankArguments("KL divergence (low-rank)", queryMaps: queryMaps, querySets: querySets,
+                                     classMaps: classMaps, classSets: classSets, eps: eps)
         var out = Tensor(shape: [querySets.count, classSets.count])
-        let st = mml_gaussian_kl_maps_lowrank_f32(&out.data, queryMaps.data, Int64(nq), qi, qo, Int64(querySets.count),
-                                                  classMaps.data, Int64(nc), ci, co, Int64(classSets.count), Int64(d),
-                                                  Int64(hw), eps, direction.c, Int32(threads))
+        let st = mml_gaussian_kl_maps_lowrank_f32(&out.data, queryMaps.data, Int64(a.nq), a.qi, a.qo,
+                                                  Int64(querySets.count), classMaps.data, Int64(a.nc), a.ci, a.co,
+                                                  Int64(classSets.count), Int64(a.d), Int64(a.hw), eps, direction.c,
+                                                  Int32(threads))
         if st == MML_ERR_NONFINITE {
             let bad = queryMaps.data.contains { !$0.isFinite } ? queryMaps : classMaps
-            throw nonfiniteMaps(bad, d: d, hw: hw)
+            throw nonfiniteMaps(bad, d: a.d, hw: a.hw)
         }
         try check(st, "KL divergence (low-rank)")
         return out
+    }
+
+    /// Backward of `klLowRank` (`mml_gaussian_kl_maps_lowrank_backward_f32`): adds dL/dqueryMaps and dL/dclassMaps
+    /// into the two gradients (shaped as the maps) given dL/dout (querySets.count, classSets.count), through the same
+    /// low-rank form: the gradients of `fit` + `distances(.kl(direction))` + their backward passes up to rounding, at
+    /// O(d n^2) per set and O(d n_q n_c) per pair. Nothing is added when it throws.
+    /// - Throws: `MMLError` as `klLowRank` does, for a gradient whose shape is not its maps' and for NaN/Inf in the
+    ///   output gradient.
+    public static func klLowRankBackward(_ direction: KLDirection, outputGradient: Tensor, queryMaps: Tensor,
+                                         querySets: [[Int]], classMaps: Tensor, classSets: [[Int]], eps: Float,
+                                         queryGradient: inout Tensor, classGradient: inout Tensor,
+                                         threads: Int = 0) throws {
+        let what = "KL divergence backward (low-rank)"
+        let a = try lowRankArguments(what, queryMaps: queryMaps, querySets: querySets, classMaps: classMaps,
+                                     classSets: classSets, eps: eps)
+        guard outputGradient.shape == [querySets.count, classSets.count] else {
+            throw MMLError(.invalidArgument, "\(what): the output gradient is \(outputGradient.shape), the divergences "
+                           + "are [\(querySets.count), \(classSets.count)] (query sets x class sets)")
+        }
+        guard queryGradient.shape == queryMaps.shape, classGradient.shape == classMaps.shape else {
+            throw MMLError(.invalidArgument, "\(what): gradients \(queryGradient.shape) and \(classGradient.shape) must "
+                           + "have the maps' shapes \(queryMaps.shape) and \(classMaps.shape)")
+        }
+        let st = mml_gaussian_kl_maps_lowrank_backward_f32(&queryGradient.data, &classGradient.data,
+                                                           outputGradient.data, queryMaps.data, Int64(a.nq), a.qi,
+                                                           a.qo, Int64(querySets.count), classMaps.data, Int64(a.nc),
+                                                           a.ci, a.co, Int64(classSets.count), Int64(a.d),
+                                                           Int64(a.hw), eps, direction.c, Int32(threads))
+        if st == MML_ERR_NONFINITE {
+            if !outputGradient.data.allSatisfy({ $0.isFinite }) {
+                throw MMLError(.numerical, "\(what): the output gradient holds NaN/Inf; check the loss and the "
+                               + "learning rate")
+            }
+            let bad = queryMaps.data.contains { !$0.isFinite } ? queryMaps : classMaps
+            throw nonfiniteMaps(bad, d: a.d, hw: a.hw)
+        }
+        try check(st, what)
+    }
+
+    /// The checks shared by `klLowRank` and its backward, and the flattened sets.
+    private static func lowRankArguments(_ what: String, queryMaps: Tensor, querySets: [[Int]], classMaps: Tensor,
+                                         classSets: [[Int]], eps: Float) throws
+        -> (nq: Int, nc: Int, d: Int, hw: Int, qi: [Int64], qo: [Int64], ci: [Int64], co: [Int64]) {
+        let (nq, d, hw) = try mapShape(queryMaps), (nc, dc, hwc) = try mapShape(classMaps)
+        guard d == dc, hw == hwc else {
+            throw MMLError(.invalidArgument, "\(what): query maps \(queryMaps.shape) and class maps "
+                           + "\(classMaps.shape) differ in channels or positions; give both from the same backbone")
+        }
+        guard eps > 0, eps.isFinite else {
+            throw MMLError(.invalidArgument, "\(what): eps must be finite and > 0, got \(eps); use e.g. 0.01")
+        }
+        let (qi, qo) = try flatten(sets: querySets, images: nq, hw: hw)
+        let (ci, co) = try flatten(sets: classSets, images: nc, hw: hw)
+        return (nq, nc, d, hw, qi, qo, ci, co)
     }
 
     /// Whether `klLowRank` is the cheaper form for sets of at most `descriptors` descriptors of `channels` channels

@@ -5,8 +5,9 @@ import Foundation
 /// A Gaussian is fitted to each query's M raw (not normalised) descriptors and to each class's k_shot * M support
 /// descriptors, Sigma = (X - mu)(X - mu)^T / (n - 1) + eps I, and the score is the negated distance between them:
 /// the closed-form squared 2-Wasserstein distance, a KL divergence in a chosen direction, or the MML v1 code's
-/// distance. Scoring without a cache (evaluation) computes KL in low-rank form when the sets hold few descriptors
-/// for their channels (`GaussianKernels.lowRankPreferred`), the same divergences up to rounding.
+/// distance. KL over sets of few descriptors for their channels (`GaussianKernels.lowRankPreferred`: ResNet-12's 25
+/// per image against 640 channels) is computed in low-rank form, in evaluation and training alike (forward and
+/// backward): the same divergences and gradients as the dense form up to rounding, without d x d covariances.
 public struct DistributionLevel: Sendable {
     /// Which distance.
     public var distance: GaussianKernels.Distance
@@ -25,7 +26,17 @@ public struct DistributionLevel: Sendable {
     public struct Cache: Sendable {
         var support: Tensor, query: Tensor
         var classSets: [[Int]], querySets: [[Int]]
-        var classes: GaussianKernels.Gaussians, queries: GaussianKernels.Gaussians
+        /// The dense form's fitted Gaussians; nil when the scores came from the low-rank KL (its backward refits).
+        var fitted: (classes: GaussianKernels.Gaussians, queries: GaussianKernels.Gaussians)?
+        /// Whether the scores came from the low-rank KL (no d x d covariances kept).
+        public var lowRank: Bool { fitted == nil }
+    }
+
+    /// The KL direction when the low-rank form applies to these sets (KL, eps > 0, 4 n <= d), else nil.
+    func lowRankDirection(support: Tensor, classSets: [[Int]]) -> GaussianKernels.KLDirection? {
+        guard case .kl(let direction) = distance, eps > 0 else { return nil }
+        let hw = support.shape[2...].reduce(1, *), most = (classSets.map(\.count).max() ?? 1) * hw
+        return GaussianKernels.lowRankPreferred(channels: support.shape[1], descriptors: most) ? direction : nil
     }
 
     /// Scores (queries x way) = -D(query Gaussian, class Gaussian).
@@ -36,24 +47,22 @@ public struct DistributionLevel: Sendable {
         _ = try EpisodeShapes.check(support: support, labels: labels, query: query, way: way)
         let classSets = (0..<way).map { c in labels.indices.filter { labels[$0] == c } }
         let querySets = (0..<query.shape[0]).map { [$0] }
-        // Without a backward to come, KL over sets of few descriptors against many channels (ResNet-12: 25 per
-        // image, 640 channels) takes the low-rank form: the same divergences, without the d x d covariances.
-        if !keepCache, case .kl(let direction) = distance, eps > 0 {
-            let hw = support.shape[2...].reduce(1, *), most = (classSets.map(\.count).max() ?? 1) * hw
-            if GaussianKernels.lowRankPreferred(channels: support.shape[1], descriptors: most) {
-                var d = try GaussianKernels.klLowRank(direction, queryMaps: query, querySets: querySets,
-                                                      classMaps: support, classSets: classSets, eps: eps,
-                                                      threads: threads)
-                for i in 0..<d.count { d.data[i] = -d.data[i] }
-                return (d, nil)
-            }
+        // KL over sets of few descriptors against many channels (ResNet-12: 25 per image, 640 channels) takes the
+        // low-rank form: the same divergences, without the d x d covariances.
+        if let direction = lowRankDirection(support: support, classSets: classSets) {
+            var d = try GaussianKernels.klLowRank(direction, queryMaps: query, querySets: querySets,
+                                                  classMaps: support, classSets: classSets, eps: eps, threads: threads)
+            for i in 0..<d.count { d.data[i] = -d.data[i] }
+            let cache = keepCache ? Cache(support: support, query: query, classSets: classSets, querySets: querySets,
+                                          fitted: nil) : nil
+            return (d, cache)
         }
         let g = try GaussianKernels.fit(maps: support, sets: classSets, eps: eps, threads: threads)
         let q = try GaussianKernels.fit(maps: query, sets: querySets, eps: eps, threads: threads)
         var d = try GaussianKernels.distances(distance, queries: q, classes: g, threads: threads)
         for i in 0..<d.count { d.data[i] = -d.data[i] }
         let cache = keepCache ? Cache(support: support, query: query, classSets: classSets, querySets: querySets,
-                                      classes: g, queries: q) : nil
+                                      fitted: (g, q)) : nil
         return (d, cache)
     }
 
@@ -61,13 +70,24 @@ public struct DistributionLevel: Sendable {
     public func backward(_ dScores: Tensor, cache: Cache) throws -> (support: Tensor, query: Tensor) {
         var dDist = dScores
         for i in 0..<dDist.count { dDist.data[i] = -dDist.data[i] }
-        let (gq, gc) = try GaussianKernels.distancesBackward(distance, outputGradient: dDist, queries: cache.queries,
-                                                               classes: cache.classes, threads: threads)
         var ds = Tensor(shape: cache.support.shape), dq = Tensor(shape: cache.query.shape)
-        try GaussianKernels.fitBackward(maps: cache.support, sets: cache.classSets, fitted: cache.classes,
+        guard let fitted = cache.fitted else {
+            guard case .kl(let direction) = distance else {
+                throw MMLError(.invalidArgument, "distribution level backward: the cache holds low-rank KL scores but "
+                               + "the level's distance is now \(distance); run backward with the level that scored")
+            }
+            try GaussianKernels.klLowRankBackward(direction, outputGradient: dDist, queryMaps: cache.query,
+                                                  querySets: cache.querySets, classMaps: cache.support,
+                                                  classSets: cache.classSets, eps: eps, queryGradient: &dq,
+                                                  classGradient: &ds, threads: threads)
+            return (ds, dq)
+        }
+        let (gq, gc) = try GaussianKernels.distancesBackward(distance, outputGradient: dDist, queries: fitted.queries,
+                                                               classes: fitted.classes, threads: threads)
+        try GaussianKernels.fitBackward(maps: cache.support, sets: cache.classSets, fitted: fitted.classes,
                                         meanGradient: gc.mean, covarianceGradient: gc.covariance, into: &ds,
                                         threads: threads)
-        try GaussianKernels.fitBackward(maps: cache.query, sets: cache.querySets, fitted: cache.queries,
+        try GaussianKernels.fitBackward(maps: cache.query, sets: cache.querySets, fitted: fitted.queries,
                                         meanGradient: gq.mean, covarianceGradient: gq.covariance, into: &dq,
                                         threads: threads)
         return (ds, dq)

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline int64_t image_at(const int64_t *image_index, int64_t pos) { return image_index ? image_index[pos] : pos; }
-
 /* Shared argument checks of the fits and the fit's backward (gauss_internal.h). */
 int mml_gauss_check_sets(const float *maps, int64_t n_images, int64_t d, int64_t hw, const int64_t *image_index,
                       const int64_t *set_offsets, int64_t n_sets, int64_t *max_images) {
@@ -20,7 +18,7 @@ int mml_gauss_check_sets(const float *maps, int64_t n_images, int64_t d, int64_t
         int64_t a = set_offsets[s], b = set_offsets[s + 1];
         if (b < a) return MML_ERR_ARGUMENT;
         for (int64_t p = a; p < b; p++) {
-            int64_t im = image_at(image_index, p);
+            int64_t im = mml_gauss_image_at(image_index, p);
             if (im < 0 || im >= n_images) return MML_ERR_ARGUMENT;
         }
         if (b - a > most) most = b - a;
@@ -49,7 +47,7 @@ static void fit_task(void *vctx, int64_t s, int tid) {
     for (int64_t ch = 0; ch < d; ch++) {
         double sum = 0.0;
         for (int64_t m = 0; m < cnt; m++) {
-            const float *x = c->maps + (image_at(c->image_index, a + m) * d + ch) * hw;
+            const float *x = c->maps + (mml_gauss_image_at(c->image_index, a + m) * d + ch) * hw;
             float part = 0.0f; /* float partial sums over one image row (<= hw terms), added in double */
 #pragma clang loop vectorize(enable) interleave(enable)
             for (int64_t t = 0; t < hw; t++) part += x[t];
@@ -58,7 +56,7 @@ static void fit_task(void *vctx, int64_t s, int tid) {
         float mc = (float)(sum / (double)n);
         mu[ch] = mc;
         for (int64_t m = 0; m < cnt; m++) {
-            const float *x = c->maps + (image_at(c->image_index, a + m) * d + ch) * hw;
+            const float *x = c->maps + (mml_gauss_image_at(c->image_index, a + m) * d + ch) * hw;
             float *y = Xc + ch * n + m * hw;
             for (int64_t t = 0; t < hw; t++) y[t] = x[t] - mc;
         }
@@ -103,14 +101,14 @@ int mml_gaussian_fit_maps_naive(double *mu, double *sigma, const float *maps, in
         for (int64_t i = 0; i < d; i++) {
             double sum = 0.0;
             for (int64_t p = 0; p < cnt; p++)
-                for (int64_t t = 0; t < hw; t++) sum += maps[(image_at(image_index, a + p) * d + i) * hw + t];
+                for (int64_t t = 0; t < hw; t++) sum += maps[(mml_gauss_image_at(image_index, a + p) * d + i) * hw + t];
             m[i] = sum / (double)n;
         }
         for (int64_t i = 0; i < d; i++)
             for (int64_t j = 0; j < d; j++) {
                 double sum = 0.0;
                 for (int64_t p = 0; p < cnt; p++) {
-                    const float *x = maps + image_at(image_index, a + p) * d * hw;
+                    const float *x = maps + mml_gauss_image_at(image_index, a + p) * d * hw;
                     for (int64_t t = 0; t < hw; t++) sum += (x[i * hw + t] - m[i]) * (x[j * hw + t] - m[j]);
                 }
                 S[i * d + j] = sum / (double)(n - 1) + (i == j ? eps : 0.0);
@@ -182,11 +180,11 @@ int mml_gaussian_fit_maps_backward_f32(float *dmaps, const float *dmu, const flo
         return MML_ERR_NOMEM;
     }
     for (int64_t s = 0; s < n_sets; s++)
-        for (int64_t p = set_offsets[s]; p < set_offsets[s + 1]; p++) use_start[image_at(image_index, p) + 1]++;
+        for (int64_t p = set_offsets[s]; p < set_offsets[s + 1]; p++) use_start[mml_gauss_image_at(image_index, p) + 1]++;
     for (int64_t i = 0; i < n_images; i++) use_start[i + 1] += use_start[i];
     for (int64_t s = 0; s < n_sets; s++)
         for (int64_t p = set_offsets[s]; p < set_offsets[s + 1]; p++) {
-            int64_t im = image_at(image_index, p);
+            int64_t im = mml_gauss_image_at(image_index, p);
             use_set[use_start[im] + fill[im]++] = s;
         }
     fitb_ctx c = {dmaps, dmu, dsigma, maps, mu, d, hw, set_offsets, use_start, use_set, scratch};

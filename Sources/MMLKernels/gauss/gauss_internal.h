@@ -57,6 +57,11 @@ typedef struct {
     double *chol, *linv, *inv, *logdet, *trace;
 } mml_gauss_side;
 
+/* Image id of position pos of a set list: image_index[pos], or pos itself when image_index is NULL (mml_gauss.h). */
+static inline int64_t mml_gauss_image_at(const int64_t *image_index, int64_t pos) {
+    return image_index ? image_index[pos] : pos;
+}
+
 /* The argument checks of a fit over descriptor sets (mml_gauss.h: NULL, sizes, image ids, at least 2 descriptors per
  * set); returns the largest set size (images) in *max_images. */
 int mml_gauss_check_sets(const float *maps, int64_t n_images, int64_t d, int64_t hw, const int64_t *image_index,
