@@ -26,10 +26,18 @@ public struct DistributionLevel: Sendable {
     public struct Cache: Sendable {
         var support: Tensor, query: Tensor
         var classSets: [[Int]], querySets: [[Int]]
-        /// The dense form's fitted Gaussians; nil when the scores came from the low-rank KL (its backward refits).
-        var fitted: (classes: GaussianKernels.Gaussians, queries: GaussianKernels.Gaussians)?
+        /// How the scores were computed: the dense form keeps its fitted Gaussians; the low-rank KL keeps its
+        /// direction and eps (its backward refits in n x n form).
+        enum Form {
+            case dense(classes: GaussianKernels.Gaussians, queries: GaussianKernels.Gaussians)
+            case lowRankKL(direction: GaussianKernels.KLDirection, eps: Float)
+        }
+        var form: Form
         /// Whether the scores came from the low-rank KL (no d x d covariances kept).
-        public var lowRank: Bool { fitted == nil }
+        public var lowRank: Bool {
+            if case .lowRankKL = form { return true }
+            return false
+        }
     }
 
     /// The KL direction when the low-rank form applies to these sets (KL, eps > 0, 4 n <= d), else nil.
@@ -54,7 +62,7 @@ public struct DistributionLevel: Sendable {
                                                   classMaps: support, classSets: classSets, eps: eps, threads: threads)
             for i in 0..<d.count { d.data[i] = -d.data[i] }
             let cache = keepCache ? Cache(support: support, query: query, classSets: classSets, querySets: querySets,
-                                          fitted: nil) : nil
+                                          form: .lowRankKL(direction: direction, eps: eps)) : nil
             return (d, cache)
         }
         let g = try GaussianKernels.fit(maps: support, sets: classSets, eps: eps, threads: threads)
@@ -62,7 +70,7 @@ public struct DistributionLevel: Sendable {
         var d = try GaussianKernels.distances(distance, queries: q, classes: g, threads: threads)
         for i in 0..<d.count { d.data[i] = -d.data[i] }
         let cache = keepCache ? Cache(support: support, query: query, classSets: classSets, querySets: querySets,
-                                      fitted: (g, q)) : nil
+                                      form: .dense(classes: g, queries: q)) : nil
         return (d, cache)
     }
 
@@ -71,25 +79,22 @@ public struct DistributionLevel: Sendable {
         var dDist = dScores
         for i in 0..<dDist.count { dDist.data[i] = -dDist.data[i] }
         var ds = Tensor(shape: cache.support.shape), dq = Tensor(shape: cache.query.shape)
-        guard let fitted = cache.fitted else {
-            guard case .kl(let direction) = distance else {
-                throw MMLError(.invalidArgument, "distribution level backward: the cache holds low-rank KL scores but "
-                               + "the level's distance is now \(distance); run backward with the level that scored")
-            }
+        switch cache.form {
+        case .lowRankKL(let direction, let eps):
             try GaussianKernels.klLowRankBackward(direction, outputGradient: dDist, queryMaps: cache.query,
                                                   querySets: cache.querySets, classMaps: cache.support,
                                                   classSets: cache.classSets, eps: eps, queryGradient: &dq,
                                                   classGradient: &ds, threads: threads)
-            return (ds, dq)
+        case .dense(let classes, let queries):
+            let (gq, gc) = try GaussianKernels.distancesBackward(distance, outputGradient: dDist, queries: queries,
+                                                                   classes: classes, threads: threads)
+            try GaussianKernels.fitBackward(maps: cache.support, sets: cache.classSets, fitted: classes,
+                                            meanGradient: gc.mean, covarianceGradient: gc.covariance, into: &ds,
+                                            threads: threads)
+            try GaussianKernels.fitBackward(maps: cache.query, sets: cache.querySets, fitted: queries,
+                                            meanGradient: gq.mean, covarianceGradient: gq.covariance, into: &dq,
+                                            threads: threads)
         }
-        let (gq, gc) = try GaussianKernels.distancesBackward(distance, outputGradient: dDist, queries: fitted.queries,
-                                                               classes: fitted.classes, threads: threads)
-        try GaussianKernels.fitBackward(maps: cache.support, sets: cache.classSets, fitted: fitted.classes,
-                                        meanGradient: gc.mean, covarianceGradient: gc.covariance, into: &ds,
-                                        threads: threads)
-        try GaussianKernels.fitBackward(maps: cache.query, sets: cache.querySets, fitted: fitted.queries,
-                                        meanGradient: gq.mean, covarianceGradient: gq.covariance, into: &dq,
-                                        threads: threads)
         return (ds, dq)
     }
 }
