@@ -116,7 +116,8 @@ final class GaussLowRankBackwardTests: XCTestCase {
         }
     }
 
-    /// An image in two sets gets both sets' gradients; a NULL gradient is skipped; gradients are added, not set.
+    /// An image in two sets gets both sets' gradients; a NULL gradient is skipped (the other side's bits unchanged);
+    /// gradients are added, not set.
     func testSharedImagesAndAccumulation() {
         var rng = TestRNG(seed: 193)
         let d = 32, hw = 4
@@ -138,6 +139,12 @@ final class GaussLowRankBackwardTests: XCTestCase {
             let shared = k / (d * hw) == 1
             XCTAssertEqual(gb2[k], 1 + gb[k], accuracy: shared ? 1e-5 * max(1, abs(gb[k])) : 0, "element \(k)")
         }
+        // only the query side asked for: the same bits as the run that computed both sides
+        var ga2 = [Float](repeating: 0, count: q.maps.count)
+        XCTAssertEqual(mml_gaussian_kl_maps_lowrank_backward_f32(
+            &ga2, nil, dout, q.maps, 2, nil, q.offsets, 2, shared.maps, 3, shared.index, shared.offsets, 2, Int64(d),
+            Int64(hw), 0.01, MML_KL_SYMMETRIC, 1), Int32(MML_OK))
+        XCTAssertEqual(ga2, ga, "query side alone")
     }
 
     func testErrorCodesWriteNothing() {

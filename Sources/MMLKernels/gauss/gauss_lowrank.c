@@ -361,10 +361,12 @@ typedef struct {
     const size_t *dx_at;
     double *scratch; /* per thread: scratch_stride */
     size_t scratch_stride;
+    int64_t first; /* task k computes Gaussian first + k: only the sides whose gradient is asked for */
 } back_ctx;
 
-static void back_task(void *vctx, int64_t s, int tid) {
+static void back_task(void *vctx, int64_t task, int tid) {
     const back_ctx *c = (const back_ctx *)vctx;
+    const int64_t s = c->first + task;
     const int side_a = s < c->n_a;
     const int64_t self = side_a ? s : s - c->n_a, n_other = side_a ? c->n_b : c->n_a, d = c->d, nmax = c->nmax;
     const lr_gauss *gs = c->g + s, *others = side_a ? c->g + c->n_a : c->g;
@@ -493,8 +495,11 @@ int mml_gaussian_kl_maps_lowrank_backward_f32(float *dmaps_a, float *dmaps_b, co
                                     set_offsets_b, n_sets_b, d, hw, nmax, (double)eps, 1, nthreads)
                        : MML_ERR_NOMEM;
     if (st == MML_OK) {
-        back_ctx bc = {f.g, dout, n_sets_a, n_sets_b, d, nmax, (double)eps, direction, dx, dx_at, scratch, stride};
-        mml_parallel_for(n_sets, nt, back_task, &bc);
+        /* every fit is needed (each side's pairs read the other's); the tasks only for the sides asked for */
+        const int64_t first = dmaps_a ? 0 : n_sets_a, last = dmaps_b ? n_sets : n_sets_a;
+        back_ctx bc = {f.g, dout, n_sets_a, n_sets_b, d, nmax, (double)eps, direction, dx, dx_at, scratch, stride,
+                       first};
+        mml_parallel_for(last - first, nt, back_task, &bc);
         if (dmaps_a) scatter_sets(dmaps_a, dx, dx_at, image_index_a, set_offsets_a, n_sets_a, d, hw);
         if (dmaps_b) scatter_sets(dmaps_b, dx, dx_at + n_sets_a, image_index_b, set_offsets_b, n_sets_b, d, hw);
     }
