@@ -140,9 +140,11 @@ final class SignalCLITests: XCTestCase {
     func testSecondSignalExitsAtOnceAndLeavesNothingTorn() throws {
         let dir = try makeTempDir(self, prefix: "mml-signal2")
         let out = dir + "/run"
-        // Long steps of 200 episodes: the first signal waits for the step's end, the second does not.
+        // Long steps of 2000 episodes (about a second on an idle machine; 200 were over before the second signal
+        // came): the first signal waits for the step's end, the second does not.
         var args = trainArgs(out)
-        args[args.firstIndex(of: "--episodes-per-step")! + 1] = "200"
+        args[args.firstIndex(of: "--episodes-per-epoch")! + 1] = "2000"
+        args[args.firstIndex(of: "--episodes-per-step")! + 1] = "2000"
         let run = try Running(args)
         XCTAssertTrue(run.wait { _ in FileManager.default.fileExists(atPath: out + "/log.jsonl") }, run.stderr)
         usleep(100_000)
