@@ -9,6 +9,9 @@ final class ConvKernelTests: XCTestCase {
 
     func testSGEMMMatchesNaiveOnOddShapes() {
         checkSGEMM()
+        mml_layers_force_avx2(1)
+        checkSGEMM()
+        mml_layers_force_avx2(0)
         mml_layers_force_portable(1)
         defer { mml_layers_force_portable(0) }
         checkSGEMM()
@@ -183,9 +186,10 @@ final class ConvKernelTests: XCTestCase {
                                       Int64, Int64, Int64, Int64, Int64, UnsafeMutablePointer<Float>?, Int64,
                                       Int32) -> Int32
 
-    /// Runs `kernel` on each case (n, c, h, w, cout) on the AVX-512 and portable paths with 1 and 2 threads, dW
+    /// Runs `kernel` on each case (n, c, h, w, cout) on the default path (AVX-512 or AVX2, what the CPU has), the
+    /// AVX2 path (forced; where the CPU lacks AVX2 the portable one) and the portable path with 1 and 2 threads, dW
     /// starting from 0.5 (it accumulates), against 0.5 + the naive double gradient; 1 and 2 threads must give the
-    /// same bits on each path, and with `sameBitsOnEveryPath` the portable path the AVX-512 path's too. Then a 1x1
+    /// same bits on each path, and with `sameBitsOnEveryPath` every path the default path's too. Then a 1x1
     /// map exactly, and the refusals of bad arguments and of a too-small workspace.
     func checkWeightGradient(_ name: String, _ kernel: WeightGradientKernel, cases: [(Int, Int, Int, Int, Int)],
                              seed: UInt64, sameBitsOnEveryPath: Bool,
@@ -194,11 +198,12 @@ final class ConvKernelTests: XCTestCase {
         for (n, c, h, w, co) in cases {
             let (x, dy, dwr, scale) = naiveWeightGradient(n, c, h, w, co, &r)
             var oneThread: [Float] = []
-            for portable in [false, true] {
-                mml_layers_force_portable(portable ? 1 : 0)
-                defer { mml_layers_force_portable(0) }
+            for path in ["default", "avx2", "portable"] {
+                mml_layers_force_portable(path == "portable" ? 1 : 0)
+                mml_layers_force_avx2(path == "avx2" ? 1 : 0)
+                defer { mml_layers_force_portable(0); mml_layers_force_avx2(0) }
                 for threads in [Int32(1), 2] {
-                    let what = "\(name) dW \((n, c, h, w, co)) portable \(portable) t=\(threads)"
+                    let what = "\(name) dW \((n, c, h, w, co)) path \(path) t=\(threads)"
                     var dw = [Float](repeating: 0.5, count: dwr.count)
                     XCTAssertEqual(kernel(&dw, dy, x, Int64(n), Int64(c), Int64(h), Int64(w), Int64(co), nil, 0,
                                           threads), 0, what)
@@ -207,7 +212,7 @@ final class ConvKernelTests: XCTestCase {
                         oneThread = dw
                     } else {
                         XCTAssertEqual(dw, oneThread, what + ": differs from "
-                                       + (threads == 1 ? "the AVX-512 path" : "1 thread on this path"))
+                                       + (threads == 1 ? "the default path" : "1 thread on this path"))
                     }
                 }
             }

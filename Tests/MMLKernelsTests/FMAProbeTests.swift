@@ -3,7 +3,8 @@ import MMLKernels
 import XCTest
 
 /// `mml_fp32_fma_probe` (`mml-bench peak`): it does the work it reports (the FLOP count, the threads, and the chains'
-/// sum against a reference computed here), on both paths, and refuses bad arguments.
+/// sum against a reference computed here), on the dispatched path (AVX-512, AVX2 or portable) and the portable one,
+/// and refuses bad arguments.
 final class FMAProbeTests: XCTestCase {
     /// The chains' sum as the probe computes it: chain i starts at i and runs acc = fma(acc, 0.999999, 1e-6); the
     /// chains are added in order, then over the lanes (identical, so a tree of doublings: exact) and the threads.
@@ -49,7 +50,7 @@ final class FMAProbeTests: XCTestCase {
         defer { if let saved { setenv("MML_KERNELS_ISA", saved, 1) } }
         let isa = String(cString: mml_fp32_fma_probe_isa())
         XCTAssertEqual(isa, String(cString: mml_kernels_isa()))
-        checkPath(lanes: isa == "avx512" ? 16 : 1)
+        checkPath(lanes: isa == "avx512" ? 16 : isa == "avx2" ? 8 : 1)
     }
 
     func testPortablePath() {

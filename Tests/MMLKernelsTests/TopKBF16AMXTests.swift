@@ -115,7 +115,7 @@ final class TopKBF16AMXTests: XCTestCase {
     /// right group, distinct and descending, and each sum the double sum of its selected values.
     func testBothPathsMatchTheNaiveTwinAndTheModel() {
         var rng = TestRNG(seed: 62)
-        forEachISA { isa in
+        forEachISA(avx2: false) { isa in
             for kind in 0..<4 {
                 for s in shapes where s.m * s.sizes.reduce(0, +) <= 20000 {
                     let n = s.sizes.reduce(0, +)
@@ -166,7 +166,7 @@ final class TopKBF16AMXTests: XCTestCase {
         let m = 30, d = 64, sizes = [100, 100], n = 200, k = 3
         let q = unitRows(rng.floats(m * d), d), r = unitRows(rng.floats(n * d), d)
         let group = makeGroups(sizes, shuffled: true, rng: &rng)
-        forEachISA { isa in
+        forEachISA(avx2: false) { isa in
             let a = runTopK(q, m, r, n, d, group, 2, k, kernel: amx)
             let b = runTopK(q, m, r, n, d, group, 2, k, kernel: mml_group_topk_sim_bf16)
             XCTAssertEqual(a.status, 0)
@@ -200,7 +200,7 @@ final class TopKBF16AMXTests: XCTestCase {
         let q = rng.floats(m * d)
         let group = [Int32](repeating: 0, count: n)
         var results: [TopKResult] = []
-        forEachISA { isa in
+        forEachISA(avx2: false) { isa in
             let f = runTopK(q, m, r, n, d, group, 1, k, kernel: amx)
             XCTAssertEqual(f.status, 0)
             for i in 0..<m {
@@ -219,7 +219,7 @@ final class TopKBF16AMXTests: XCTestCase {
     /// (2^-140) in different chains, each flushed to +0; fp32 keeps them. And an fp32 denormal input reads as zero.
     func testTinyInputsAreFlushed() {
         let x = Float(sign: .plus, exponent: -70, significand: 1)
-        forEachISA { isa in
+        forEachISA(avx2: false) { isa in
             let res = runTopK([x, x], 1, [x, x], 1, 2, [0], 1, 1, kernel: amx)
             XCTAssertEqual(res.status, 0)
             XCTAssertEqual(res.out[0].bitPattern, Float(0).bitPattern, isa)

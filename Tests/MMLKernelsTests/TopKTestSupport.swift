@@ -3,11 +3,12 @@ import MMLKernels
 import MMLTestSupport
 import XCTest
 
-/// Runs `body` once per kernel path: the dispatched one (AVX-512 here) and the portable one, by setting
-/// MML_KERNELS_ISA, which the kernels read at every call.
-func forEachISA(_ body: (String) throws -> Void) rethrows {
-    for isa in ["auto", "portable"] {
-        if isa == "portable" { setenv("MML_KERNELS_ISA", "portable", 1) } else { unsetenv("MML_KERNELS_ISA") }
+/// Runs `body` once per kernel path: the dispatched one (AVX-512 or AVX2, what the CPU has), the AVX2 one (the
+/// dispatched one again on a CPU without AVX-512; left out with `avx2: false`, for the bf16 precisions, which have
+/// no AVX2 path) and the portable one, by setting MML_KERNELS_ISA, which the top-K kernels read at every call.
+func forEachISA(avx2: Bool = true, _ body: (String) throws -> Void) rethrows {
+    for isa in avx2 ? ["auto", "avx2", "portable"] : ["auto", "portable"] {
+        if isa == "auto" { unsetenv("MML_KERNELS_ISA") } else { setenv("MML_KERNELS_ISA", isa, 1) }
         defer { unsetenv("MML_KERNELS_ISA") }
         try body(isa)
     }

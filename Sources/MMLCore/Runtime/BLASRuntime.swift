@@ -194,7 +194,8 @@ public enum BLASRuntime {
     public static var config: String { String(cString: mml_blas_config()) }
     /// OpenBLAS's thread count.
     public static var threads: Int { Int(mml_blas_num_threads()) }
-    /// "avx512" or "portable": which family of mml's own C kernels runs.
+    /// "avx512", "avx2" or "portable": which family of mml's own C kernels runs (MML_KERNELS_ISA=portable or =avx2
+    /// in the environment forces or caps the choice).
     public static var kernelISA: String { String(cString: mml_kernels_isa()) }
     /// The CPU brand string.
     public static var cpuBrand: String {

@@ -115,13 +115,16 @@ int mml_blas_num_threads(void) { return openblas_get_num_threads(); }
 void mml_blas_set_num_threads(int n) { openblas_set_num_threads(n); }
 
 const char *mml_kernels_isa(void) {
-    /* MML_KERNELS_ISA=portable forces the portable C paths (for testing and comparison). */
+    /* MML_KERNELS_ISA=portable forces the portable C paths, MML_KERNELS_ISA=avx2 caps the choice at the AVX2 + FMA
+     * paths (for testing and comparison). */
     const char *e = getenv("MML_KERNELS_ISA");
     if (e && strcmp(e, "portable") == 0) return "portable";
     uint32_t f = mml_cpu_features();
     uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_FMA |
                     MML_CPU_OS_AVX512;
-    return (f & need) == need ? "avx512" : "portable";
+    if ((f & need) == need && !(e && strcmp(e, "avx2") == 0)) return "avx512";
+    uint32_t need2 = MML_CPU_AVX | MML_CPU_AVX2 | MML_CPU_FMA | MML_CPU_OS_AVX;
+    return (f & need2) == need2 ? "avx2" : "portable";
 }
 
 int mml_tune_allocator(long mmap_threshold, long trim_threshold, long top_pad) {

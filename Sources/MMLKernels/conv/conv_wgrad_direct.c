@@ -7,7 +7,7 @@
  * of 4 output channels and 2 kernel rows (ch, ky) the 24 (channel, tap) accumulators stay in registers over the
  * whole image, fed by 4 loads of dy and 6 unaligned loads of a zero-padded copy of the image per 16 pixels.
  *
- * Order of the sums, identical on every path (so the AVX-512 and portable paths give the same bits): each
+ * Order of the sums, identical on every path (so the AVX-512, AVX2 and portable paths give the same bits): each
  * (o, ch, ky, kx, lane) accumulator is one FMA chain over the images of a chunk, then the rows y, then the pixels
  * x = 16 s + lane (all rows, the padded ones included: their products are exact zeros); the 16 lanes are summed
  * by halving (i + 8, then + 4, + 2, + 1); dW receives the chunks' sums in chunk order. Images are split into
@@ -107,6 +107,41 @@ DWG_AVX512 static void dwg_block_avx512(float *lanes, const float *dyp, const fl
 }
 #endif
 
+#if defined(__x86_64__)
+#define DWG_AVX2 __attribute__((target("avx2,fma")))
+
+/* The same FMA chains with 8-lane vectors (CPUs without AVX-512): lanes 0-7 and 8-15 of the 16 are separate passes,
+ * and so are the kernel rows, so that 12 accumulators (4 output channels x 3 taps) stay in registers. */
+DWG_AVX2 static void dwg_block_avx2(float *lanes, const float *dyp, const float *xp, int64_t c, int64_t h, int64_t w,
+                                    const int64_t o[DWG_OB], int no, const int64_t rr[DWG_RB], int nr) {
+    int64_t wq = dwg_wq(w), taps = 9 * c, len = h * wq;
+    const float *d0 = dyp, *d1 = dyp + h * wq, *d2 = dyp + 2 * h * wq, *d3 = dyp + 3 * h * wq;
+    for (int j = 0; j < nr; j++) {
+        const float *xr = xp + ((rr[j] / 3) * (h + 2) + rr[j] % 3) * wq;
+        for (int half = 0; half < 16; half += 8) {
+            __m256 acc[DWG_OB][3];
+            for (int i = 0; i < DWG_OB; i++)
+                for (int kx = 0; kx < 3; kx++)
+                    acc[i][kx] = _mm256_loadu_ps(lanes + (o[i] * taps + rr[j] * 3 + kx) * 16 + half);
+            for (int64_t q = half; q < len; q += 16) {
+                const __m256 e0 = _mm256_loadu_ps(d0 + q), e1 = _mm256_loadu_ps(d1 + q),
+                             e2 = _mm256_loadu_ps(d2 + q), e3 = _mm256_loadu_ps(d3 + q);
+                for (int kx = 0; kx < 3; kx++) {
+                    const __m256 a = _mm256_loadu_ps(xr + q + kx);
+                    acc[0][kx] = _mm256_fmadd_ps(e0, a, acc[0][kx]);
+                    acc[1][kx] = _mm256_fmadd_ps(e1, a, acc[1][kx]);
+                    acc[2][kx] = _mm256_fmadd_ps(e2, a, acc[2][kx]);
+                    acc[3][kx] = _mm256_fmadd_ps(e3, a, acc[3][kx]);
+                }
+            }
+            for (int i = 0; i < no; i++)
+                for (int kx = 0; kx < 3; kx++)
+                    _mm256_storeu_ps(lanes + (o[i] * taps + rr[j] * 3 + kx) * 16 + half, acc[i][kx]);
+        }
+    }
+}
+#endif
+
 static void dwg_image_blocks(float *lanes, float *dyp, const float *dyn, const float *xp, int64_t c, int64_t h,
                              int64_t w, int64_t cout) {
     int64_t rows = 3 * c;
@@ -122,6 +157,10 @@ static void dwg_image_blocks(float *lanes, float *dyp, const float *dyn, const f
 #if defined(__x86_64__)
             if (mml_nn_have_avx512()) {
                 dwg_block_avx512(lanes, dyp, xp, c, h, w, o, no, rr, nr);
+                continue;
+            }
+            if (mml_nn_have_avx2()) {
+                dwg_block_avx2(lanes, dyp, xp, c, h, w, o, no, rr, nr);
                 continue;
             }
 #endif

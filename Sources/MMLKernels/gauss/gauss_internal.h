@@ -80,6 +80,8 @@ void mml_gauss_side_free(mml_gauss_side *s);
 /* 1 when the Gaussian kernels run their AVX-512 builds (the CPU has them and MML_KERNELS_ISA does not say
  * portable), else 0. */
 int mml_gauss_use_avx512(void);
+/* 1 when they use their AVX2 + FMA builds (mml_kernels_isa() is "avx2"). */
+int mml_gauss_use_avx2(void);
 
 /* 1 if every element of the float array is finite. */
 int mml_gauss_all_finite(const float *x, int64_t count);

@@ -112,6 +112,18 @@ int mml_gauss_ql_values(double **w, double **e, int64_t n, int count) {
 #undef GK_IS_AVX512
 #endif
 
+#if defined(__x86_64__) && defined(__clang__)
+/* The portable bodies compiled for AVX2 + FMA (CPUs without AVX-512): 256-bit vectors and fused multiply-adds. */
+#define GK_HAVE_AVX2 1
+#define GK_IS_AVX512 0
+#define GK_ATTR __attribute__((target("avx2,fma")))
+#define GK(name) gk_##name##_avx2
+#include "gauss_kern_body.h"
+#undef GK_ATTR
+#undef GK
+#undef GK_IS_AVX512
+#endif
+
 #define GK_IS_AVX512 0
 #define GK_ATTR
 #define GK(name) gk_##name##_portable
@@ -119,26 +131,34 @@ int mml_gauss_ql_values(double **w, double **e, int64_t n, int count) {
 #undef GK_ATTR
 #undef GK
 
-/* 1 = AVX-512, 0 = portable, -1 = not decided yet. A benign race: every thread computes the same answer. */
+/* 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable, -1 = not decided yet. A benign race: every thread computes the same
+ * answer. */
 static int gk_isa = -1;
 
-static inline int use_avx512(void) {
-#ifdef GK_HAVE_AVX512
+static inline int isa_level(void) {
     int v = __atomic_load_n(&gk_isa, __ATOMIC_RELAXED);
     if (v < 0) {
-        v = strcmp(mml_kernels_isa(), "avx512") == 0;
+        const char *isa = mml_kernels_isa();
+        v = strcmp(isa, "avx512") == 0 ? 2 : strcmp(isa, "avx2") == 0 ? 1 : 0;
+#ifndef GK_HAVE_AVX512
+        if (v == 2) v = 0;
+#endif
+#ifndef GK_HAVE_AVX2
+        if (v == 1) v = 0;
+#endif
         __atomic_store_n(&gk_isa, v, __ATOMIC_RELAXED);
     }
     return v;
-#else
-    return 0;
-#endif
 }
 
-int mml_gauss_use_avx512(void) { return use_avx512(); }
+int mml_gauss_use_avx512(void) { return isa_level() == 2; }
+int mml_gauss_use_avx2(void) { return isa_level() == 1; }
 
-#ifdef GK_HAVE_AVX512
-#define DISPATCH(name, ...) (use_avx512() ? gk_##name##_avx512(__VA_ARGS__) : gk_##name##_portable(__VA_ARGS__))
+#if defined(GK_HAVE_AVX512) && defined(GK_HAVE_AVX2)
+#define DISPATCH(name, ...)                                                                                       \
+    (isa_level() == 2   ? gk_##name##_avx512(__VA_ARGS__)                                                          \
+     : isa_level() == 1 ? gk_##name##_avx2(__VA_ARGS__)                                                            \
+                        : gk_##name##_portable(__VA_ARGS__))
 #else
 #define DISPATCH(name, ...) gk_##name##_portable(__VA_ARGS__)
 #endif

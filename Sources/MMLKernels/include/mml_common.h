@@ -82,14 +82,17 @@ const char *mml_blas_corename(void);
 const char *mml_blas_config(void);
 int mml_blas_num_threads(void);
 void mml_blas_set_num_threads(int n);
-/* Which kernel family this library's own hot loops use: "avx512" or "portable". MML_KERNELS_ISA=portable in the
- * environment forces the portable paths (the top-K kernels read it on every call, the Gaussian kernels once). */
+/* Which kernel family this library's own hot loops use: "avx512", "avx2" (AVX2 + FMA, no AVX-512) or "portable".
+ * MML_KERNELS_ISA=portable in the environment forces the portable paths, MML_KERNELS_ISA=avx2 caps the choice at
+ * the AVX2 paths (the top-K kernels read it on every call, the Gaussian kernels once; the layer kernels follow
+ * mml_layers_force_portable / mml_layers_force_avx2 instead). */
 const char *mml_kernels_isa(void);
 
 
 /* The fp32 FMA rate of this machine, the ceiling of the compute-bound kernels (mml-bench peak): one task per
  * thread on mml_thread_count(nthreads, 64) threads, each running `iterations` steps of 24 independent FMA chains
- * (acc = acc * b + c) held in registers: 16-lane zmm FMAs on the AVX-512 path, scalar fmaf on the portable one
+ * (acc = acc * b + c) held in registers: 16-lane zmm FMAs on the AVX-512 path, 8-lane ymm FMAs on the AVX2 one
+ * (12 chains at a time), scalar fmaf on the portable one
  * (mml_fp32_fma_probe_isa() names it; MML_KERNELS_ISA=portable forces it). *flops receives the FLOPs done (2 per
  * lane and FMA, all threads), to divide by the caller's wall time; *threads_used the threads that ran; *checksum
  * the chains' sum (finite, so that no compiler drops the work). iterations <= 0, nthreads < 0 or a NULL output ->

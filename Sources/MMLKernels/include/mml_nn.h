@@ -82,6 +82,8 @@ int mml_avgpool2d_backward_f32(float *dx, const float *dy, int64_t planes, int64
 /* For tests: on != 0 makes the layer kernels (nn/ and conv/) use their portable C paths even where AVX-512 is
  * available. */
 void mml_layers_force_portable(int32_t on);
+/* For tests: on != 0 caps the layer kernels at their AVX2 + FMA paths on AVX-512 machines (portable still wins). */
+void mml_layers_force_avx2(int32_t on);
 
 #ifdef __cplusplus
 }

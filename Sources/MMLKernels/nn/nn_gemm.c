@@ -2,7 +2,8 @@
  *
  * Blocking (Goto / BLIS): B is packed in KC x NC blocks as NR-wide column panels [k][NR], A in MC x KC blocks as
  * MR-tall row panels [k][MR], both zero-padded; an MR x NR micro-kernel keeps the C tile in registers over kc.
- * AVX-512 micro-kernel: 8 x 32 (16 zmm accumulators; per k two B loads, eight broadcasts, sixteen FMAs).
+ * AVX-512 micro-kernel: 8 x 32 (16 zmm accumulators; per k two B loads, eight broadcasts, sixteen FMAs); an AVX2
+ * + FMA micro-kernel with the same arithmetic (the same bits) in four 4 x 16 passes for CPUs without AVX-512.
  * The portable kernel has the same tile in plain C, which compilers vectorise for the baseline ISA.
  * Parallelism is the caller's business (the conv kernels split the batch), so results never depend on threads.
  * mml_nn_sgemm_prepacked runs the same micro-kernels on operands the caller packed itself over the whole of k
@@ -187,6 +188,65 @@ AVX512 static void ukernel_avx512(int64_t kc, const float *pa, const float *pb, 
 }
 #endif
 
+#if defined(__x86_64__)
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* The AVX-512 micro-kernel's arithmetic at 8 lanes, for CPUs with AVX2 + FMA but no AVX-512: every C element is the
+ * same chain of FMAs over p in order, then alpha * acc and one FMA with beta * C, so it gives the AVX-512 kernel's
+ * bits. Sixteen ymm registers hold a 4 x 16 sub-tile (8 accumulators, 2 B vectors, a broadcast); the 8 x 32 tile
+ * is four passes over the same packed panels (L1-resident: kc x (8 + 32) floats). */
+AVX2 static void ukernel_avx2(int64_t kc, const float *pa, const float *pb, float *c, int64_t ldc, int64_t mr,
+                              int64_t nr, float alpha, float beta) {
+    float tile[MR][NR] __attribute__((aligned(32)));
+    const int full = mr == MR && nr == NR;
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int i0 = 0; i0 < MR; i0 += 4) {
+        for (int j0 = 0; j0 < NR; j0 += 16) {
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+                   c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+                   c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            const float *a = pa + i0, *b = pb + j0;
+            for (int64_t p = 0; p < kc; p++, a += MR, b += NR) {
+                const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                __m256 x = _mm256_broadcast_ss(a);
+                c00 = _mm256_fmadd_ps(x, b0, c00);
+                c01 = _mm256_fmadd_ps(x, b1, c01);
+                x = _mm256_broadcast_ss(a + 1);
+                c10 = _mm256_fmadd_ps(x, b0, c10);
+                c11 = _mm256_fmadd_ps(x, b1, c11);
+                x = _mm256_broadcast_ss(a + 2);
+                c20 = _mm256_fmadd_ps(x, b0, c20);
+                c21 = _mm256_fmadd_ps(x, b1, c21);
+                x = _mm256_broadcast_ss(a + 3);
+                c30 = _mm256_fmadd_ps(x, b0, c30);
+                c31 = _mm256_fmadd_ps(x, b1, c31);
+            }
+            __m256 acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+            for (int i = 0; i < 4; i++) {
+                __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+                if (full) {
+                    float *ci = c + (i0 + i) * ldc + j0;
+                    if (beta != 0.0f) {
+                        r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
+                        r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
+                    }
+                    _mm256_storeu_ps(ci, r0);
+                    _mm256_storeu_ps(ci + 8, r1);
+                } else {
+                    _mm256_store_ps(&tile[i0 + i][j0], r0);
+                    _mm256_store_ps(&tile[i0 + i][j0 + 8], r1);
+                }
+            }
+        }
+    }
+    if (full) return;
+    for (int64_t i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        for (int64_t j = 0; j < nr; j++) ci[j] = beta != 0.0f ? __builtin_fmaf(beta, ci[j], tile[i][j]) : tile[i][j];
+    }
+}
+#endif
+
 void mml_nn_sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, mml_nn_pack_a_fn pack_a_fn, const void *asrc,
                          mml_nn_pack_b_fn pack_b_fn, const void *bsrc, float beta, float *c, int64_t ldc,
                          float *scratch) {
@@ -200,6 +260,7 @@ void mml_nn_sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, mml_nn_pa
         ukernel_portable;
 #if defined(__x86_64__)
     if (mml_nn_have_avx512()) ukr = ukernel_avx512;
+    else if (mml_nn_have_avx2()) ukr = ukernel_avx2;
 #endif
     float *pa = scratch, *pb = scratch + (size_t)MC * KC;
     /* 64-byte alignment for the aligned B loads */
@@ -244,6 +305,7 @@ void mml_nn_sgemm_prepacked(int64_t m, int64_t n, int64_t k, const float *pa, co
         ukernel_portable;
 #if defined(__x86_64__)
     if (mml_nn_have_avx512()) ukr = ukernel_avx512;
+    else if (mml_nn_have_avx2()) ukr = ukernel_avx2;
 #endif
     for (int64_t jr = 0; jr < n; jr += NR) {
         int64_t nr = n - jr < NR ? n - jr : NR;

@@ -12,6 +12,8 @@ int mml_nn_acquire_workspace(float **workspace, float **owned, int64_t workspace
 
 /* True when the AVX-512 kernels can run on this CPU (checked once; nn_dispatch.c). */
 int mml_nn_have_avx512(void);
+/* True when the AVX2 + FMA kernels may run (on AVX-512 machines too: callers ask mml_nn_have_avx512 first). */
+int mml_nn_have_avx2(void);
 
 /* Floats of scratch that mml_nn_sgemm needs. */
 size_t mml_nn_sgemm_scratch_floats(void);

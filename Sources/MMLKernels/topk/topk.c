@@ -39,6 +39,8 @@ int topk_lanes_mode(void) {
 
 int topk_use_avx512(void) { return strcmp(mml_kernels_isa(), "avx512") == 0; }
 
+int topk_use_avx2(void) { return strcmp(mml_kernels_isa(), "avx2") == 0; }
+
 int topk_use_bf16_avx512(void) { return topk_use_avx512() && (mml_cpu_features() & MML_CPU_AVX512BF16) != 0; }
 
 const char *mml_group_topk_sim_bf16_isa(void) { return topk_use_bf16_avx512() ? "avx512bf16" : "portable"; }
@@ -151,7 +153,7 @@ static int pack_references(topk_packed *pk, const float *R, int64_t n, int64_t d
     return MML_OK;
 }
 
-enum { PATH_PORTABLE, PATH_AVX512, PATH_AMX };
+enum { PATH_PORTABLE, PATH_AVX512, PATH_AMX, PATH_AVX2 };
 
 typedef struct {
     /* shared, read-only */
@@ -161,7 +163,7 @@ typedef struct {
     const float *Q;
     int64_t m, d, block;
     int32_t G, k;
-    int path;     /* PATH_PORTABLE, PATH_AVX512 (the fp32 or the AVX512-BF16 micro-kernels) or PATH_AMX */
+    int path;     /* PATH_PORTABLE, PATH_AVX512 (the fp32 or the AVX512-BF16 micro-kernels), PATH_AMX or PATH_AVX2 */
     int prec;     /* TOPK_F32, TOPK_BF16 or TOPK_BF16AMX */
     int64_t d_in; /* bf16 precisions: the caller's d (d above is then the packed depth in pairs) */
     const topk_packed *pk;
@@ -256,8 +258,8 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
     int64_t r0 = b * job->block;
     int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
     const float *q = job->Q + r0 * d;
-    int bad = job->path != PATH_PORTABLE ? topk_has_nonfinite_avx512(q, rows * d)
-                                         : topk_has_nonfinite_portable(q, rows * d);
+    int bad = job->path == PATH_AVX512 || job->path == PATH_AMX ? topk_has_nonfinite_avx512(q, rows * d)
+                                                                : topk_has_nonfinite_portable(q, rows * d);
     const void *qk = q;
     if (job->prec != TOPK_F32 && !bad) { /* the block's rows as bf16 pairs; a value that rounds to Inf fails too */
         uint32_t *qb = job->qbuf[thread];
@@ -274,6 +276,7 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
     }
     if (job->path == PATH_AMX) topk_block_amx(st, qk, rows, job->pk);
     else if (job->path == PATH_AVX512) topk_block_avx512(st, qk, rows, job->pk);
+    else if (job->path == PATH_AVX2) topk_block_avx2(st, qk, rows, job->pk);
     else topk_block_portable(st, qk, rows, job->pk);
     status = finalize_block(job, st, r0, rows, pairs);
     if (status != MML_OK) mml_keep_first_status(&job->status, status);
@@ -301,12 +304,16 @@ static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float 
             return MML_ERR_K_TOO_LARGE;
         }
     }
-    if (prec == TOPK_F32 && k <= TOPK_LANES_KMAX && topk_use_avx512()) {
+    const int use512 = topk_use_avx512(), use2 = !use512 && topk_use_avx2();
+    if (prec == TOPK_F32 && k <= TOPK_LANES_KMAX && (use512 || use2)) {
         const int mode = topk_lanes_mode();
         int64_t largest = 0;
         for (int32_t g = 0; g < n_groups; g++) largest = size[g] > largest ? size[g] : largest;
         if (mode == 2 || (mode == 1 && largest <= TOPK_LANES_MAX_GROUP)) {
-            int status = topk_lanes_avx512(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, size, k, nthreads);
+            int status = use512 ? topk_lanes_avx512(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, size,
+                                                          k, nthreads)
+                                      : topk_lanes_avx2(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, size,
+                                                        k, nthreads);
             if (status != TOPK_LANES_DECLINED) {
                 free(size);
                 return status;
@@ -318,7 +325,7 @@ static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float 
     free(size);
     if (status != MML_OK) return status;
 
-    const int path = prec == TOPK_F32    ? (topk_use_avx512() ? PATH_AVX512 : PATH_PORTABLE)
+    const int path = prec == TOPK_F32    ? (use512 ? PATH_AVX512 : use2 ? PATH_AVX2 : PATH_PORTABLE)
                      : prec == TOPK_BF16 ? (topk_use_bf16_avx512() ? PATH_AVX512 : PATH_PORTABLE)
                                          : (topk_use_amx() ? PATH_AMX : PATH_PORTABLE);
     topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = pk.d, .d_in = d,

@@ -161,6 +161,15 @@ void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, 
 void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
 void topk_block_amx(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
 void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
+/* The portable driver with the AVX2 + FMA fp32 micro-kernel (topk_avx2.c; TOPK_F32 only): the AVX-512 path's bits. */
+void topk_block_avx2(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk);
+void topk_mk_f32_avx2(float *buf, int mr, const float *q, int64_t d, const float *panel, int32_t width);
+/* The selection from one row's products of a chunk (columns [0, width) of v, packed columns col0.. of one group):
+ * the portable one and its AVX2 twin (the same candidates offered in the same order). */
+void topk_select_chunk_portable(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm,
+                                int32_t col0);
+void topk_select_chunk_avx2(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm,
+                            int32_t col0);
 
 /* The micro-kernels (topk_mk_body.h, one instance per element type): buf[r * TOPK_CHUNK_COLS + c] = <q_r, panel
  * column c> for r < MR, c < 16 * NS, q rows of `depth` 4-byte elements. Table [MR-1][NS-1]. */
@@ -184,6 +193,10 @@ void topk_group_order(int32_t *perm, int64_t *begin, const int32_t *group, int64
 int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
                       int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
                       int32_t nthreads);
+/* The same path with AVX2 + FMA tiles (the same bits), taken on the AVX2 path (topk_use_avx2()). */
+int topk_lanes_avx2(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
+                    int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
+                    int32_t nthreads);
 /* MML_TOPK_LANES in the environment (read at every call): "off" -> 0 (the panel path always), "on" -> 2 (the lanes
  * path whenever k and the inputs allow, whatever the group sizes; for tests and comparisons), else 1 (auto). */
 int topk_lanes_mode(void);
@@ -198,6 +211,9 @@ int topk_has_nonfinite_portable(const float *x, int64_t count);
 /* Non-zero when this call should take the AVX-512 path: the CPU and OS support it and the environment
  * variable MML_KERNELS_ISA is not "portable" (read at every call, so tests can switch paths). */
 int topk_use_avx512(void);
+/* Non-zero when the fp32 kernel should take the AVX2 + FMA path: mml_kernels_isa() is "avx2" (a CPU with AVX2 and
+ * FMA but no AVX-512, or MML_KERNELS_ISA=avx2). */
+int topk_use_avx2(void);
 /* Non-zero when the bf16 kernel should take its AVX512-BF16 path: topk_use_avx512() and the CPU has AVX512_BF16. */
 int topk_use_bf16_avx512(void);
 /* Non-zero when the bf16amx kernel should take its AMX path: topk_use_avx512() (the selection is AVX-512) and

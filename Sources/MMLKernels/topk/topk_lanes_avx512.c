@@ -1,4 +1,5 @@
-/* The grouped top-K similarity for small groups (fp32, AVX-512): the "lanes" path of mml_group_topk_sim_f32.
+/* The grouped top-K similarity for small groups (fp32, AVX-512 and AVX2 + FMA): the "lanes" path of
+ * mml_group_topk_sim_f32.
  *
  * The panel path (topk_avx512.c) puts 16 reference columns in a vector and selects per query row from a buffer of
  * products: with 1-shot groups of 49 descriptors (Omniglot's 7 x 7 maps) a 64-column panel is 23% padding and the
@@ -15,7 +16,7 @@
  *
  * Layout: query rows in blocks of TOPK_LANES_ROWS = 64 (4 vectors of 16 rows), transposed per block into
  * qt[v][p][16]; R's rows copied in group order (topk_group_order, as the panel path packs them); a tile is the block's
- * 64 rows x up to 6 columns, 24 accumulators.
+ * 64 rows x up to 6 columns, 24 accumulators (AVX2: four passes of 16 rows x 6 columns, 12 accumulators).
  */
 #include "topk_internal.h"
 #include "mml_parallel.h"
@@ -87,6 +88,83 @@ LANES_DEFINE_K(1) LANES_DEFINE_K(2) LANES_DEFINE_K(3) LANES_DEFINE_K(4)
 static const lanes_tile_fn lanes_table[TOPK_LANES_KMAX][LANES_NC] = {LANES_ROW(1), LANES_ROW(2), LANES_ROW(3),
                                                                       LANES_ROW(4)};
 
+/* The AVX2 + FMA tile (CPUs without AVX-512): the same products (each the same FMA chain over p from 0) and the same
+ * compare-and-blend network, with 8-row ymm vectors. Sixteen registers hold 16 rows x NC <= 6 columns (12
+ * accumulators, 2 row vectors, a broadcast), so the block's 64 rows are four passes over the same columns. */
+#define AVX2_ATTR __attribute__((target("avx2,fma")))
+static inline __attribute__((always_inline)) AVX2_ATTR void
+lanes_tile_avx2(const int K, const int NC, float *st_v, int32_t *st_i, const float *qt, int64_t d, const float *rp,
+                const int32_t *j) {
+    for (int h = 0; h < LANES_RV; h++) { /* rows 16 h .. 16 h + 15 */
+        __m256 acc[2][LANES_NC];
+        for (int v = 0; v < 2; v++)
+            for (int c = 0; c < NC; c++) acc[v][c] = _mm256_setzero_ps();
+        const float *q = qt + h * 16;
+        for (int64_t p = 0; p < d; p++, q += LANES_RV * 16) {
+            const __m256 a0 = _mm256_load_ps(q), a1 = _mm256_load_ps(q + 8);
+            for (int c = 0; c < NC; c++) {
+                const __m256 b = _mm256_broadcast_ss(rp + c * d + p);
+                acc[0][c] = _mm256_fmadd_ps(a0, b, acc[0][c]);
+                acc[1][c] = _mm256_fmadd_ps(a1, b, acc[1][c]);
+            }
+        }
+        for (int v = 0; v < 2; v++) {
+            const int64_t o = h * 16 + v * 8;
+            __m256 tv[TOPK_LANES_KMAX], ti[TOPK_LANES_KMAX]; /* ti: the indices' bits in float vectors, for blends */
+            for (int t = 0; t < K; t++) {
+                tv[t] = _mm256_load_ps(st_v + t * 64 + o);
+                ti[t] = _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)(st_i + t * 64 + o)));
+            }
+            for (int c = 0; c < NC; c++) {
+                const __m256 x = acc[v][c];
+                const __m256 xj = _mm256_castsi256_ps(_mm256_set1_epi32(j[c]));
+                __m256 gt[TOPK_LANES_KMAX];
+                for (int t = 0; t < K; t++) gt[t] = _mm256_cmp_ps(x, tv[t], _CMP_GT_OQ);
+                for (int t = K - 1; t > 0; t--) {
+                    tv[t] = _mm256_blendv_ps(_mm256_blendv_ps(tv[t], x, gt[t]), tv[t - 1], gt[t - 1]);
+                    ti[t] = _mm256_blendv_ps(_mm256_blendv_ps(ti[t], xj, gt[t]), ti[t - 1], gt[t - 1]);
+                }
+                tv[0] = _mm256_blendv_ps(tv[0], x, gt[0]);
+                ti[0] = _mm256_blendv_ps(ti[0], xj, gt[0]);
+            }
+            for (int t = 0; t < K; t++) {
+                _mm256_store_ps(st_v + t * 64 + o, tv[t]);
+                _mm256_store_si256((__m256i *)(st_i + t * 64 + o), _mm256_castps_si256(ti[t]));
+            }
+        }
+    }
+}
+
+#define LANES_DEFINE_AVX2(K, NC)                                                                                  \
+    static AVX2_ATTR void lanes_tile_avx2_##K##_##NC(float *sv, int32_t *si, const float *qt, int64_t d,        \
+                                                       const float *rp, const int32_t *j) {                      \
+        lanes_tile_avx2(K, NC, sv, si, qt, d, rp, j);                                                            \
+    }
+#define LANES_DEFINE_AVX2_K(K)                                                                                    \
+    LANES_DEFINE_AVX2(K, 1) LANES_DEFINE_AVX2(K, 2) LANES_DEFINE_AVX2(K, 3) LANES_DEFINE_AVX2(K, 4)             \
+    LANES_DEFINE_AVX2(K, 5) LANES_DEFINE_AVX2(K, 6)
+LANES_DEFINE_AVX2_K(1) LANES_DEFINE_AVX2_K(2) LANES_DEFINE_AVX2_K(3) LANES_DEFINE_AVX2_K(4)
+#define LANES_ROW_AVX2(K)                                                                                         \
+    {lanes_tile_avx2_##K##_1, lanes_tile_avx2_##K##_2, lanes_tile_avx2_##K##_3, lanes_tile_avx2_##K##_4,          \
+     lanes_tile_avx2_##K##_5, lanes_tile_avx2_##K##_6}
+static const lanes_tile_fn lanes_table_avx2[TOPK_LANES_KMAX][LANES_NC] = {LANES_ROW_AVX2(1), LANES_ROW_AVX2(2),
+                                                                           LANES_ROW_AVX2(3), LANES_ROW_AVX2(4)};
+
+/* 1 when every x[0..count) is finite, with the largest |x| in *amax (the AVX2 path's overflow bound): integer
+ * reductions over the bits (a finite float's magnitude orders like its bits without the sign), which vectorise. */
+static AVX2_ATTR int scan_finite_avx2(const float *x, int64_t count, float *amax) {
+    uint32_t bad = 0, mx = 0;
+    for (int64_t i = 0; i < count; i++) {
+        uint32_t u;
+        __builtin_memcpy(&u, &x[i], 4);
+        u &= 0x7FFFFFFFu;
+        bad |= (uint32_t)(u >= 0x7F800000u);
+        mx = u > mx ? u : mx;
+    }
+    __builtin_memcpy(amax, &mx, 4);
+    return bad == 0;
+}
+
 typedef struct {
     float *out;
     int32_t *sel_idx;
@@ -100,10 +178,11 @@ typedef struct {
     float **qt;                /* per thread: 64 x d, transposed */
     float **sv;                /* per thread: k x 64 values */
     int32_t **si;              /* per thread: k x 64 indices */
+    const lanes_tile_fn *tiles; /* the tile kernels for k (columns 1..LANES_NC) */
     int status;
 } lanes_job;
 
-static LANES_ATTR void lanes_block(void *ctx, int64_t b, int thread) {
+static void lanes_block(void *ctx, int64_t b, int thread) {
     lanes_job *job = ctx;
     if (__atomic_load_n(&job->status, __ATOMIC_ACQUIRE) != MML_OK) return;
     const int64_t d = job->d, r0 = b * TOPK_LANES_ROWS;
@@ -131,7 +210,7 @@ static LANES_ATTR void lanes_block(void *ctx, int64_t b, int thread) {
         else
             for (int64_t p = 0; p < d; p++) qt[p * TOPK_LANES_ROWS + r] = 0.0f;
     }
-    const lanes_tile_fn *tiles = lanes_table[k - 1];
+    const lanes_tile_fn *tiles = job->tiles;
     for (int32_t g = 0; g < G; g++) {
         for (int64_t i = 0; i < (int64_t)k * 64; i++) {
             sv[i] = -INFINITY;
@@ -155,14 +234,16 @@ static LANES_ATTR void lanes_block(void *ctx, int64_t b, int thread) {
     }
 }
 
-LANES_ATTR int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m,
-                                 const float *R, int64_t n, int64_t d, const int32_t *group, int32_t G,
-                                 const int64_t *size, int32_t k, int32_t nthreads) {
+static int lanes_run(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
+                     int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
+                     int32_t nthreads, int avx2) {
     if (k < 1 || k > TOPK_LANES_KMAX) return TOPK_LANES_DECLINED;
     /* No product, partial sum or sum of k of them can overflow when d max|q_p| max|r_p| <= FLT_MAX / 16 (each
      * partial sum of <q, r> is at most sum |q_p r_p| (1 + small) in magnitude); NaN / Inf inputs decline. */
     float aq, ar;
-    if (!topk_scan_finite_avx512(Q, m * d, &aq) || !topk_scan_finite_avx512(R, n * d, &ar)) return TOPK_LANES_DECLINED;
+    if (avx2 ? !scan_finite_avx2(Q, m * d, &aq) || !scan_finite_avx2(R, n * d, &ar)
+             : !topk_scan_finite_avx512(Q, m * d, &aq) || !topk_scan_finite_avx512(R, n * d, &ar))
+        return TOPK_LANES_DECLINED;
     if (!((double)d * aq * ar <= (double)FLT_MAX / 16.0)) return TOPK_LANES_DECLINED;
 
     int64_t *begin = malloc(((size_t)G + 1) * sizeof(int64_t));
@@ -179,7 +260,8 @@ LANES_ATTR int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, c
     const int64_t n_blocks = (m + TOPK_LANES_ROWS - 1) / TOPK_LANES_ROWS;
     const int threads = mml_thread_count(nthreads, n_blocks);
     lanes_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = d, .G = G, .k = k,
-                     .rp = rp, .perm = perm, .begin = begin, .status = MML_OK};
+                     .rp = rp, .perm = perm, .begin = begin, .status = MML_OK,
+                     .tiles = avx2 ? lanes_table_avx2[k - 1] : lanes_table[k - 1]};
     job.qt = calloc((size_t)threads, sizeof(float *));
     job.sv = calloc((size_t)threads, sizeof(float *));
     job.si = calloc((size_t)threads, sizeof(int32_t *));
@@ -195,7 +277,25 @@ LANES_ATTR int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, c
     return job.status;
 }
 
-#else /* not x86-64: never selected (topk_use_avx512() is 0) */
+int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
+                      int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
+                      int32_t nthreads) {
+    return lanes_run(out, sel_idx, sel_val, Q, m, R, n, d, group, G, size, k, nthreads, 0);
+}
+
+int topk_lanes_avx2(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
+                    int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
+                    int32_t nthreads) {
+    return lanes_run(out, sel_idx, sel_val, Q, m, R, n, d, group, G, size, k, nthreads, 1);
+}
+
+#else /* not x86-64: never selected (topk_use_avx512() and topk_use_avx2() are 0) */
+
+int topk_lanes_avx2(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
+                    int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
+                    int32_t nthreads) {
+    return topk_lanes_avx512(out, sel_idx, sel_val, Q, m, R, n, d, group, G, size, k, nthreads);
+}
 
 int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
                       int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,

@@ -97,8 +97,8 @@ static void mk_portable_bf16amx(float *buf, int mr, const uint32_t *q, int64_t d
 }
 
 /* The same selection rule as the AVX-512 path's select_chunk(), in scalar form. */
-static void select_chunk(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm,
-                         int32_t col0) {
+void topk_select_chunk_portable(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm,
+                                int32_t col0) {
     float lm[TOPK_STRIP];
     for (int l = 0; l < TOPK_STRIP; l++) lm[l] = -INFINITY;
     for (int32_t c = 0; c < width; c++)
@@ -126,7 +126,7 @@ static void select_chunk(topk_state *st, int64_t s, const float *v, int32_t widt
     }
 }
 
-void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
+static void block(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk, int avx2) {
     const int64_t d = pk->d, G = st->n_groups;
     float buf[TOPK_MR * TOPK_CHUNK_COLS];
     for (int64_t g = 0; g < G; g++) {
@@ -143,16 +143,32 @@ void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk
                     else if (pk->prec == TOPK_BF16AMX)
                         mk_portable_bf16amx(buf + (t - t0) * TOPK_NR, mr, (const uint32_t *)Q + r0 * d, d,
                                             (const uint32_t *)pk->data + pk->offset[t], pk->width[t]);
+                    else if (avx2)
+                        topk_mk_f32_avx2(buf + (t - t0) * TOPK_NR, mr, (const float *)Q + r0 * d, d,
+                                         pk->data + pk->offset[t], pk->width[t]);
                     else
                         mk_portable(buf + (t - t0) * TOPK_NR, mr, (const float *)Q + r0 * d, d,
                                     pk->data + pk->offset[t], pk->width[t]);
                 }
-                for (int r = 0; r < mr; r++)
-                    select_chunk(st, (r0 + r) * G + g, buf + r * TOPK_CHUNK_COLS, width, pk->perm,
-                                 pk->col0[t0]);
+                for (int r = 0; r < mr; r++) {
+                    if (avx2)
+                        topk_select_chunk_avx2(st, (r0 + r) * G + g, buf + r * TOPK_CHUNK_COLS, width, pk->perm,
+                                               pk->col0[t0]);
+                    else
+                        topk_select_chunk_portable(st, (r0 + r) * G + g, buf + r * TOPK_CHUNK_COLS, width, pk->perm,
+                                                   pk->col0[t0]);
+                }
             }
         }
     }
+}
+
+void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
+    block(st, Q, rows, pk, 0);
+}
+
+void topk_block_avx2(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
+    block(st, Q, rows, pk, pk->prec == TOPK_F32);
 }
 
 int topk_has_nonfinite_portable(const float *x, int64_t count) {
