@@ -261,13 +261,16 @@ final class ConvKernelTests: XCTestCase {
 
     /// The fused BN-affine + leaky ReLU + 2x2 max-pool forward and its backward against the unfused kernels
     /// (affine, max-pool, max-pool+leaky backward, BatchNorm backward), with batch and fixed statistics, odd sizes,
-    /// on the AVX-512 and portable paths (the fused backward: the same bits on both); a corrupt argmax is refused.
+    /// on the default (AVX-512 or AVX2), AVX2 and portable paths (the fused backward: the same bits on all); a corrupt
+    /// argmax is refused.
     func testFusedBatchNormLeakyMaxPoolMatchesUnfused() {
         var fusedBackward: [String: [Float]] = [:]
-        for portable in [false, true] {
+        for path in ["default", "avx2", "portable"] {
             var r = Rng(seed: 77)
+            let portable = path == "portable"
             mml_layers_force_portable(portable ? 1 : 0)
-            defer { mml_layers_force_portable(0) }
+            mml_layers_force_avx2(path == "avx2" ? 1 : 0)
+            defer { mml_layers_force_portable(0); mml_layers_force_avx2(0) }
             for (n, c, h, w) in [(1, 1, 2, 2), (2, 3, 5, 7), (3, 4, 42, 42), (2, 2, 21, 70)] {
                 let hw = h * w, oh = h / 2, ow = w / 2
                 let x = r.floats(n * c * hw).map { $0 * 3 + 0.2 }
@@ -281,7 +284,7 @@ final class ConvKernelTests: XCTestCase {
                 var p = [Float](repeating: 0, count: pr.count), arg = [Int32](repeating: -1, count: pr.count)
                 XCTAssertEqual(mml_affine_leaky_maxpool2x2_f32(&p, &arg, x, scale, shift, Int64(n), Int64(c), Int64(h),
                                                                Int64(w), slope, 2), 0)
-                XCTAssertEqual(p, pr, "pooled \((n, c, h, w)) portable \(portable)")
+                XCTAssertEqual(p, pr, "pooled \((n, c, h, w)) path \(path)")
                 XCTAssertEqual(arg, ar, "argmax \((n, c, h, w))")
                 let dy = r.floats(p.count)
                 for batchStats in [Int32(1), 0] {
@@ -300,7 +303,7 @@ final class ConvKernelTests: XCTestCase {
                     assertClose(db, dbr.map(Double.init), atol: 1e-4, rtol: 1e-4, "dbeta")
                     let key = "\((n, c, h, w)) stats \(batchStats)"
                     if let avx = fusedBackward[key] {
-                        XCTAssertEqual(dx + dg + db, avx, "fused backward \(key): portable differs from AVX-512")
+                        XCTAssertEqual(dx + dg + db, avx, "fused backward \(key): path \(path) differs from the default")
                     } else {
                         fusedBackward[key] = dx + dg + db
                     }
@@ -323,9 +326,11 @@ final class ConvKernelTests: XCTestCase {
     /// (F(4x4): pool windows inside a 4x4 tile, tiles cut by the border, more than 16 tiles per row).
     func testWinogradForwardWithFoldedTailMatchesSeparateTail() {
         var r = Rng(seed: 91)
-        for portable in [false, true] { for tile in [Int32(2), 4] {
+        for path in ["default", "avx2", "portable"] { for tile in [Int32(2), 4] {
+            let portable = path == "portable"
             mml_layers_force_portable(portable ? 1 : 0)
-            defer { mml_layers_force_portable(0) }
+            mml_layers_force_avx2(path == "avx2" ? 1 : 0)
+            defer { mml_layers_force_portable(0); mml_layers_force_avx2(0) }
             for (n, c, h, w, co) in [(2, 16, 7, 9, 5), (3, 20, 42, 42, 8), (1, 16, 2, 3, 3), (2, 17, 21, 21, 4),
                                      (1, 16, 11, 70, 3), (1, 16, 6, 5, 2)] {
                 let x = r.floats(n * c * h * w), wt = r.floats(co * c * 9)

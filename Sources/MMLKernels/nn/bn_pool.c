@@ -42,8 +42,9 @@ static inline void bnp_take(float v, int32_t vi, float *best, int32_t *bi) {
     *bi = take ? vi : *bi;
 }
 
-static void bnp_rows(const float *x, float *y, int32_t *arg, int64_t w, int64_t ow, int64_t oh, int64_t ox0, float a,
-                     float b, float slope) {
+#define BNP_INLINE static inline __attribute__((always_inline))
+BNP_INLINE void bnp_rows(const float *x, float *y, int32_t *arg, int64_t w, int64_t ow, int64_t oh, int64_t ox0,
+                         float a, float b, float slope) {
     for (int64_t oy = 0; oy < oh; oy++) {
         const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
         for (int64_t ox = ox0; ox < ow; ox++) {
@@ -61,6 +62,12 @@ static void bnp_rows(const float *x, float *y, int32_t *arg, int64_t w, int64_t 
 
 #if defined(__x86_64__)
 #include "pool2x2_avx512.h"
+/* The portable bodies compiled for AVX2 + FMA (CPUs without AVX-512; no contraction in this file, so the same bits). */
+#define BNP_AVX2 __attribute__((target("avx2,fma")))
+BNP_AVX2 static void bnp_rows_avx2(const float *x, float *y, int32_t *arg, int64_t w, int64_t ow, int64_t oh,
+                                   int64_t ox0, float a, float b, float slope) {
+    bnp_rows(x, y, arg, w, ow, oh, ox0, a, b, slope);
+}
 #endif
 
 void mml_nn_affine_leaky_pool2x2_plane(const float *x, float *y, int32_t *arg, int64_t h, int64_t w, float a,
@@ -68,6 +75,10 @@ void mml_nn_affine_leaky_pool2x2_plane(const float *x, float *y, int32_t *arg, i
 #if defined(__x86_64__)
     if (mml_nn_have_avx512()) {
         pool2x2_plane_avx512(x, y, arg, w, h / 2, w / 2, 1, a, b, slope);
+        return;
+    }
+    if (mml_nn_have_avx2()) {
+        bnp_rows_avx2(x, y, arg, w, w / 2, h / 2, 0, a, b, slope);
         return;
     }
 #endif
@@ -84,6 +95,10 @@ static void bnp_fwd_task(void *ctx, int64_t plane, int thread) {
 #if defined(__x86_64__)
     if (mml_nn_have_avx512()) {
         pool2x2_plane_avx512(x, y, arg, s->w, s->oh, s->ow, 1, s->scale[ch], s->shift[ch], s->slope);
+        return;
+    }
+    if (mml_nn_have_avx2()) {
+        bnp_rows_avx2(x, y, arg, s->w, s->ow, s->oh, 0, s->scale[ch], s->shift[ch], s->slope);
         return;
     }
 #endif
@@ -104,8 +119,8 @@ int mml_affine_leaky_maxpool2x2_f32(float *y, int32_t *argmax, const float *x, c
 /* One plane's sums over the argmax positions: p1 = sum g, p2 = sum g (x[argmax] - mu), g = dy leaky'(pooled), each
  * in 16 lanes (lane l takes the pooled positions = l mod 16) folded by mml_nn_fold16; both paths do the same
  * roundings in the same order (a multiply, then an add). Returns 1 for an argmax outside the plane. */
-static int bnp_sums_portable(const float *dy, const float *pv, const int32_t *idx, const float *x, int64_t ohw,
-                             int64_t hw, float mu, float slope, float *p1, float *p2) {
+BNP_INLINE int bnp_sums_portable(const float *dy, const float *pv, const int32_t *idx, const float *x, int64_t ohw,
+                                 int64_t hw, float mu, float slope, float *p1, float *p2) {
     float a1[16] = {0}, a2[16] = {0};
     for (int64_t i0 = 0; i0 < ohw; i0 += 16) {
         int64_t len = ohw - i0 < 16 ? ohw - i0 : 16;
@@ -123,8 +138,9 @@ static int bnp_sums_portable(const float *dy, const float *pv, const int32_t *id
 }
 
 /* dx (one plane) = c0 + c1 x with batch statistics, 0 with fixed ones; then dx[argmax] += k0 g. */
-static void bnp_dx_portable(float *dx, const float *dy, const float *pv, const int32_t *idx, const float *x,
-                            int64_t ohw, int64_t hw, float c0, float c1, float k0, float slope, int32_t batch_stats) {
+BNP_INLINE void bnp_dx_portable(float *dx, const float *dy, const float *pv, const int32_t *idx, const float *x,
+                                int64_t ohw, int64_t hw, float c0, float c1, float k0, float slope,
+                                int32_t batch_stats) {
     if (batch_stats) {
         for (int64_t i = 0; i < hw; i++) dx[i] = c0 + c1 * x[i];
     } else {
@@ -132,6 +148,19 @@ static void bnp_dx_portable(float *dx, const float *dy, const float *pv, const i
     }
     for (int64_t i = 0; i < ohw; i++) dx[idx[i]] += k0 * (pv[i] > 0.0f ? dy[i] : slope * dy[i]);
 }
+
+#if defined(__x86_64__)
+/* The portable bodies compiled for AVX2 + FMA (bnp_rows_avx2 above). */
+BNP_AVX2 static int bnp_sums_avx2(const float *dy, const float *pv, const int32_t *idx, const float *x, int64_t ohw,
+                                  int64_t hw, float mu, float slope, float *p1, float *p2) {
+    return bnp_sums_portable(dy, pv, idx, x, ohw, hw, mu, slope, p1, p2);
+}
+BNP_AVX2 static void bnp_dx_avx2(float *dx, const float *dy, const float *pv, const int32_t *idx, const float *x,
+                                 int64_t ohw, int64_t hw, float c0, float c1, float k0, float slope,
+                                 int32_t batch_stats) {
+    bnp_dx_portable(dx, dy, pv, idx, x, ohw, hw, c0, c1, k0, slope, batch_stats);
+}
+#endif
 
 #if defined(__x86_64__)
 #define BNP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -190,9 +219,10 @@ static void bnp_bwd_task(void *ctx, int64_t ch, int thread) {
     bnp_ctx *s = (bnp_ctx *)ctx;
     int64_t hw = s->h * s->w, ohw = s->oh * s->ow;
     float mu = s->mean[ch], is = s->invstd[ch], g = s->gamma ? s->gamma[ch] : 1.0f, slope = s->slope;
-    int avx512 = 0;
+    int avx512 = 0, avx2 = 0;
 #if defined(__x86_64__)
     avx512 = mml_nn_have_avx512();
+    avx2 = !avx512 && mml_nn_have_avx2();
 #endif
     /* sums over the argmax positions of g = dy * leaky'(activation), per plane, then over images in double */
     double sdy = 0, sdyx = 0;
@@ -205,6 +235,8 @@ static void bnp_bwd_task(void *ctx, int64_t ch, int thread) {
 #if defined(__x86_64__)
         if (avx512)
             bad = bnp_sums_avx512(dy, pv, idx, x, ohw, hw, mu, slope, &p1, &p2);
+        else if (avx2)
+            bad = bnp_sums_avx2(dy, pv, idx, x, ohw, hw, mu, slope, &p1, &p2);
         else
 #endif
             bad = bnp_sums_portable(dy, pv, idx, x, ohw, hw, mu, slope, &p1, &p2);
@@ -229,6 +261,10 @@ static void bnp_bwd_task(void *ctx, int64_t ch, int thread) {
 #if defined(__x86_64__)
         if (avx512) {
             bnp_dx_avx512(dx, dy, pv, idx, x, ohw, hw, c0, c1, k0, slope, s->batch_stats);
+            continue;
+        }
+        if (avx2) {
+            bnp_dx_avx2(dx, dy, pv, idx, x, ohw, hw, c0, c1, k0, slope, s->batch_stats);
             continue;
         }
 #endif
