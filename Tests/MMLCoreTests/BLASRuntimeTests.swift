@@ -53,7 +53,7 @@ final class BLASRuntimeTests: XCTestCase {
         XCTAssertFalse(BLASRuntime.corename.isEmpty)
         XCTAssertTrue(BLASRuntime.config.contains("OpenBLAS"))
         XCTAssertGreaterThanOrEqual(BLASRuntime.threads, 1)
-        XCTAssertTrue(["avx512", "portable"].contains(BLASRuntime.kernelISA))
+        XCTAssertTrue(["avx512", "avx2", "portable"].contains(BLASRuntime.kernelISA))
     }
 
     /// The library only plans the re-execution: the executable's own `execve` runs it.

@@ -1,4 +1,5 @@
 import MMLCore
+import MMLKernels
 import MMLTestSupport
 import XCTest
 
@@ -121,8 +122,11 @@ final class BackboneTests: XCTestCase {
     /// ResNet-12 is 12 layers of LeakyReLU(0.1) and 4 max-pools: a float central difference on an early weight
     /// crosses kinks and jumps between steps (measured: the numeric value moves by 30% between eps 1e-3 and 3e-4
     /// while the analytic one agrees to 1e-4 for the last stages). So the check runs in two modes: training mode
-    /// with batch statistics, and frozen statistics; each probe passes when one of four steps agrees (the numeric
-    /// values converge on the analytic ones as the step shrinks).
+    /// with batch statistics, and frozen statistics; each probe passes when one of five steps agrees (the numeric
+    /// values converge on the analytic ones as the step shrinks; on the AVX2 path block1.downsample.conv.weight[4]
+    /// gave 0.69 / 1.33 / 1.55 at 1e-4 / 3e-5 / 1e-5 against the analytic 1.5496, the portable path 0.68 / 1.55 /
+    /// 1.65 against 1.5496: the step that lands depends on the rounding, the analytic values do not, see
+    /// testResNet12GradientsAgreeAcrossKernelPaths).
     func testResNet12Gradients() throws {
         let b = try small(.resnet12)
         let x = LayerFD.random([2, 3, 16, 16], seed: 23)
@@ -131,9 +135,30 @@ final class BackboneTests: XCTestCase {
         LayerFD.atol = 1e-2
         LayerFD.rtol = 5e-2
         defer { LayerFD.atol = 2e-3; LayerFD.rtol = 3e-2 }
-        checkBackbone(b, input: x, epsilons: [1e-3, 3e-4, 1e-4, 3e-5])
+        checkBackbone(b, input: x, epsilons: [1e-3, 3e-4, 1e-4, 3e-5, 1e-5])
         b.freezesBatchNormStatistics = true
-        checkBackbone(b, input: x, epsilons: [1e-3, 3e-4, 1e-4, 3e-5])
+        checkBackbone(b, input: x, epsilons: [1e-3, 3e-4, 1e-4, 3e-5, 1e-5])
+    }
+
+    /// The analytic ResNet-12 gradients (and outputs) of the dispatched layer kernels (AVX-512 or AVX2) against the
+    /// portable ones: the same to float rounding (measured on the AVX2 path: at most 1.6e-3 relative, with 1e-3 as
+    /// the floor of the scale).
+    func testResNet12GradientsAgreeAcrossKernelPaths() throws {
+        var results: [[Float]] = []
+        for portable in [false, true] {
+            mml_layers_force_portable(portable ? 1 : 0)
+            defer { mml_layers_force_portable(0) }
+            let b = try small(.resnet12)
+            let x = LayerFD.random([2, 3, 16, 16], seed: 23)
+            for _ in 0..<10 { _ = b.forward(x, training: true) }
+            let (y, cache) = b.forward(x, training: true)
+            b.zeroGradients()
+            let dx = b.backward(LayerFD.weights(like: y, seed: 11), cache: cache, inputGradient: true)!
+            results.append(y.data + dx.data + b.namedParameters().flatMap { $0.parameter.isTrainable ? $0.parameter.grad.data : [] })
+        }
+        XCTAssertEqual(results[0].count, results[1].count)
+        let worst = zip(results[0], results[1]).map { Double(abs($0 - $1)) / (1e-3 + Double(abs($1))) }.max()!
+        XCTAssertLessThanOrEqual(worst, 1e-2)
     }
 
     func testOneAndTwoThreadsGiveTheSameResults() throws {
