@@ -9,28 +9,38 @@
 #
 #   scripts/bench-avx2.sh [--quick]
 #   environment: ROUNDS (3), EPISODES28 (40), EPISODES84 (12), OUT (default runs/bench-avx2/<date-time>),
-#                TORCH_PY (as the other benchmark scripts), QUICK=1 (1 round of 4 + 2 episodes: a smoke run)
+#                TORCH_PY (as the other benchmark scripts), QUICK=1 (1 round of 4 + 2 episodes: a smoke run),
+#                TABLE_ONLY=1 with OUT= an earlier run: only the table again, from that run's logs
 #
-# Time: 12m31s on the 2-core AMD EPYC (Zen 3, AVX2, no AVX-512) of 2026-12-07, nothing else running.
+# Time: 13m11s on a 2-core AMD EPYC (Zen 3, AVX2, no AVX-512) on 2026-12-07, nothing else running (measured).
 # Outputs: OUT/peak.txt, OUT/train-<size>-<path>-<round>.log (each run's output), OUT/train.md (the table),
 # OUT/kernels.txt, OUT/output.log, OUT/took.txt.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+if [ "${TABLE_ONLY:-0}" = 1 ]; then MML_RESUMABLE=1; fi
 mml_begin bench-avx2 "$@"
-mml_build
-mml_omniglot
-mml_torch_peer
-mml_idle_check
 ROUNDS=${ROUNDS:-3} E28=${EPISODES28:-40} E84=${EPISODES84:-12}
 if [ "$QUICK" = 1 ]; then ROUNDS=1 E28=4 E84=2; fi
-echo "== mml-bench peak"
-"$MML_BENCH" peak | tee "$OUT/peak.txt"
+if [ "${TABLE_ONLY:-0}" != 1 ]; then
+  mml_build
+  mml_omniglot
+  mml_torch_peer
+  mml_idle_check
+  echo "== mml-bench peak"
+  "$MML_BENCH" peak | tee "$OUT/peak.txt"
+fi
 dispatched=$(env -u MML_KERNELS_ISA "$MML" env --sgemm-size 0 2>/dev/null | awk '$1 == "mml_kernels" {print $2}')
 echo "dispatched kernel path: ${dispatched:-unknown}"
 common=(--layout omniglot-vinyals --query 15 --shot 1 --episodes-per-step 1 --val-split none --pixel-k 3
         --log-every 1000000 --threads 0)
-# episodes/s from a run's last "trained N episodes in Ts (R episodes/s)" line
-rate() { grep -Eo '\(([0-9.]+) episodes/s\)' "$1" | tail -n 1 | tr -d '()' | awk '{print $1}'; }
+# episodes/s of a run: mml prints "trained N episodes in Ts (R episodes/s)" with R to 2 decimals (T in whole
+# seconds), the peer "trained N episodes in T s (R episodes/s)" with T to 0.1 s (R to 1 decimal): N / T for the peer
+rate() {
+  local peer
+  peer=$(grep -Eo 'trained [0-9]+ episodes in [0-9.]+ s ' "$1" | tail -n 1 | awk '{printf "%.3f", $2 / $5}')
+  if [ -n "$peer" ]; then echo "$peer"; else
+    grep -Eo '\(([0-9.]+) episodes/s\)' "$1" | tail -n 1 | tr -d '()' | awk '{print $1}'; fi
+}
 {
   echo "| setting | portable C (episodes/s) | ${dispatched} | PyTorch peer | ${dispatched} / portable | ${dispatched} / peer |"
   echo "|---|---|---|---|---|---|"
@@ -39,6 +49,12 @@ for setting in "28 20 $E28" "84 5 $E84"; do
   read -r size way n <<<"$setting"
   port=() disp=() peer=()
   for r in $(seq 1 "$ROUNDS"); do
+    if [ "${TABLE_ONLY:-0}" = 1 ]; then
+      port+=("$(rate "$OUT/train-$size-portable-$r.log")")
+      disp+=("$(rate "$OUT/train-$size-dispatched-$r.log")")
+      peer+=("$(rate "$OUT/train-$size-peer-$r.log")")
+      continue
+    fi
     for path in portable dispatched; do
       log="$OUT/train-$size-$path-$r.log"
       echo "== round $r: mml train, $way-way 1-shot 15 queries, ${size} x ${size}, $n episodes, $path"
@@ -51,7 +67,7 @@ for setting in "28 20 $E28" "84 5 $E84"; do
             --episodes-per-epoch "$n" --epochs 1 --out "$OUT/run-$size-$path-$r" >"$log" 2>&1
         disp+=("$(rate "$log")")
       fi
-      tail -n 1 "$log"
+      grep -E '^trained' "$log" || tail -n 5 "$log"
     done
     log="$OUT/train-$size-peer-$r.log"
     echo "== round $r: PyTorch peer, the same setting"
@@ -70,6 +86,7 @@ PY
 done
 echo "== episodic training, medians over $ROUNDS rounds ($OUT/train.md)"
 cat "$OUT/train.md"
+if [ "${TABLE_ONLY:-0}" = 1 ]; then exit 0; fi
 echo "== mml-bench kernels --quick"
 "$MML_BENCH" kernels --quick | tee "$OUT/kernels.txt"
 mml_end
