@@ -78,13 +78,7 @@ AVX2_ATTR void topk_select_chunk_avx2(topk_state *st, int64_t s, const float *v,
         float lm[TOPK_STRIP];
         _mm256_storeu_ps(lm, m0);
         _mm256_storeu_ps(lm + 8, m1);
-        for (int32_t t = 0; t < st->k; t++) {
-            int best = 0;
-            for (int l = 1; l < TOPK_STRIP; l++)
-                if (lm[l] > lm[best]) best = l;
-            cut = lm[best];
-            lm[best] = -INFINITY;
-        }
+        cut = topk_lane_cut(lm, st->k);
     }
     const __m256 vc = _mm256_set1_ps(cut);
     for (int32_t c = 0; c < width; c += TOPK_STRIP) {

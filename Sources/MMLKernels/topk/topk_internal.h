@@ -149,6 +149,20 @@ static inline void topk_offer(topk_state *st, int64_t s, float v, int32_t j) {
     if (c == k) st->thr[s] = val[0];
 }
 
+/* The k-th largest of a chunk's 16 lane maxima (k <= 16), by k passes that each remove the current largest (the first
+ * of equals): a value under it cannot be among a still-empty slot's k best. lm is overwritten. */
+static inline float topk_lane_cut(float lm[TOPK_STRIP], int32_t k) {
+    float cut = -INFINITY;
+    for (int32_t t = 0; t < k; t++) {
+        int best = 0;
+        for (int l = 1; l < TOPK_STRIP; l++)
+            if (lm[l] > lm[best]) best = l;
+        cut = lm[best];
+        lm[best] = -INFINITY;
+    }
+    return cut;
+}
+
 /* Offer the lanes set in `mask` of 16 dot products `v` (packed columns col0..col0+15 of one group). */
 void topk_offer_lanes(topk_state *st, int64_t s, const float *v, uint32_t mask, const int32_t *perm,
                       int32_t col0);

@@ -108,16 +108,7 @@ void topk_select_chunk_portable(topk_state *st, int64_t s, const float *v, int32
     for (int l = 0; l < TOPK_STRIP; l++) any |= lm[l] > thr;
     if (!any) return;
     float cut = -INFINITY;
-    if (st->count[s] == 0 && st->k <= TOPK_STRIP) {
-        /* the k-th largest lane maximum, by k passes that each remove the current largest */
-        for (int32_t t = 0; t < st->k; t++) {
-            int best = 0;
-            for (int l = 1; l < TOPK_STRIP; l++)
-                if (lm[l] > lm[best]) best = l;
-            cut = lm[best];
-            lm[best] = -INFINITY;
-        }
-    }
+    if (st->count[s] == 0 && st->k <= TOPK_STRIP) cut = topk_lane_cut(lm, st->k);
     for (int32_t c0 = 0; c0 < width; c0 += TOPK_STRIP) {
         int n = width - c0 < TOPK_STRIP ? width - c0 : TOPK_STRIP;
         uint32_t m = 0;

@@ -59,9 +59,14 @@ int mml_group_topk_sim_naive(double *out, int32_t *sel_idx, double *sel_val, con
     return MML_OK;
 }
 
-/* y += a * x over d floats (the portable tasks; the AVX-512 tasks below write the same with FMAs inline). */
-static void axpy_portable(float *restrict y, float a, const float *restrict x, int64_t d) {
-    for (int64_t p = 0; p < d; p++) y[p] += a * x[p];
+/* y += a * x over d floats: unfused in the portable tasks (the baseline ISA has no FMA), one fused multiply-add per
+ * element in the AVX2 tasks (the AVX-512 tasks below write the same with FMAs inline). */
+static inline __attribute__((always_inline)) void axpy(float *restrict y, float a, const float *restrict x, int64_t d,
+                                                       const int fused) {
+    if (fused)
+        for (int64_t p = 0; p < d; p++) y[p] = __builtin_fmaf(a, x[p], y[p]);
+    else
+        for (int64_t p = 0; p < d; p++) y[p] += a * x[p];
 }
 
 /* dQ: tasks of BWD_ROWS query rows, each row adding its own (g, t) terms in order. dR: one task per range of
@@ -77,28 +82,34 @@ typedef struct {
     int32_t n_groups, k;
 } bwd_ctx;
 
-static void bwd_dq_task(void *vctx, int64_t task, int thread) {
-    (void)thread;
-    const bwd_ctx *c = vctx;
+static inline __attribute__((always_inline)) void bwd_dq_body(const bwd_ctx *c, int64_t task, const int fused) {
     const int64_t i1 = (task + 1) * BWD_ROWS < c->m ? (task + 1) * BWD_ROWS : c->m;
     for (int64_t i = task * BWD_ROWS; i < i1; i++)
         for (int32_t g = 0; g < c->n_groups; g++) {
             const float go = c->dout[i * c->n_groups + g];
             const int32_t *sel = c->sel_idx + (i * c->n_groups + g) * c->k;
-            for (int32_t t = 0; t < c->k; t++) axpy_portable(c->dQ + i * c->d, go, c->R + (int64_t)sel[t] * c->d, c->d);
+            for (int32_t t = 0; t < c->k; t++) axpy(c->dQ + i * c->d, go, c->R + (int64_t)sel[t] * c->d, c->d, fused);
         }
 }
 
-static void bwd_dr_task(void *vctx, int64_t task, int thread) {
-    (void)thread;
-    const bwd_ctx *c = vctx;
+static inline __attribute__((always_inline)) void bwd_dr_body(const bwd_ctx *c, int64_t task, const int fused) {
     const int32_t j0 = (int32_t)(task * c->n / c->ranges), j1 = (int32_t)((task + 1) * c->n / c->ranges);
     const int32_t *sel = c->sel_idx;
     for (int64_t i = 0; i < c->m; i++)
         for (int32_t g = 0; g < c->n_groups; g++)
             for (int32_t t = 0; t < c->k; t++, sel++)
                 if (*sel >= j0 && *sel < j1)
-                    axpy_portable(c->dR + (int64_t)*sel * c->d, c->dout[i * c->n_groups + g], c->Q + i * c->d, c->d);
+                    axpy(c->dR + (int64_t)*sel * c->d, c->dout[i * c->n_groups + g], c->Q + i * c->d, c->d, fused);
+}
+
+static void bwd_dq_task(void *vctx, int64_t task, int thread) {
+    (void)thread;
+    bwd_dq_body(vctx, task, 0);
+}
+
+static void bwd_dr_task(void *vctx, int64_t task, int thread) {
+    (void)thread;
+    bwd_dr_body(vctx, task, 0);
 }
 
 #if defined(__x86_64__)
@@ -162,40 +173,15 @@ static BWD_AVX512 void bwd_dr_task_avx512(void *vctx, int64_t task, int thread) 
 
 #define BWD_AVX2 __attribute__((target("avx2,fma")))
 /* The AVX2 + FMA tasks: the AVX-512 tasks' terms, order and fused multiply-adds element by element (so the same
- * bits), written as plain loops over fmaf that the compiler turns into 8-lane FMAs. */
+ * bits), as the portable tasks' loops over fmaf, which the compiler turns into 8-lane FMAs. */
 static BWD_AVX2 void bwd_dq_task_avx2(void *vctx, int64_t task, int thread) {
     (void)thread;
-    const bwd_ctx *c = vctx;
-    const int64_t d = c->d, G = c->n_groups, k = c->k;
-    const int64_t i1 = (task + 1) * BWD_ROWS < c->m ? (task + 1) * BWD_ROWS : c->m;
-    for (int64_t i = task * BWD_ROWS; i < i1; i++) {
-        float *restrict y = c->dQ + i * d;
-        for (int64_t g = 0; g < G; g++) {
-            const float a = c->dout[i * G + g];
-            const int32_t *sel = c->sel_idx + (i * G + g) * k;
-            for (int64_t t = 0; t < k; t++) {
-                const float *restrict x = c->R + (int64_t)sel[t] * d;
-                for (int64_t p = 0; p < d; p++) y[p] = __builtin_fmaf(a, x[p], y[p]);
-            }
-        }
-    }
+    bwd_dq_body(vctx, task, 1);
 }
 
 static BWD_AVX2 void bwd_dr_task_avx2(void *vctx, int64_t task, int thread) {
     (void)thread;
-    const bwd_ctx *c = vctx;
-    const int64_t d = c->d;
-    const int32_t j0 = (int32_t)(task * c->n / c->ranges), j1 = (int32_t)((task + 1) * c->n / c->ranges);
-    const int32_t *sel = c->sel_idx;
-    for (int64_t i = 0; i < c->m; i++)
-        for (int32_t g = 0; g < c->n_groups; g++)
-            for (int32_t t = 0; t < c->k; t++, sel++) {
-                if (*sel < j0 || *sel >= j1) continue;
-                const float a = c->dout[i * c->n_groups + g];
-                float *restrict y = c->dR + (int64_t)*sel * d;
-                const float *restrict x = c->Q + i * d;
-                for (int64_t p = 0; p < d; p++) y[p] = __builtin_fmaf(a, x[p], y[p]);
-            }
+    bwd_dr_body(vctx, task, 1);
 }
 #endif
 
