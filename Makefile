@@ -37,7 +37,8 @@ test: deps
 	@echo "== kernel tests again on the portable C paths"
 	MML_KERNELS_ISA=portable $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter 'Gauss|TopK|Normalize|SimilarityKernels'
 	@echo "== kernel tests again on the AVX2 paths (the dispatched ones already where the CPU lacks AVX-512)"
-	MML_KERNELS_ISA=avx2 $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter 'Gauss|TopK|Normalize|SimilarityKernels|ConvKernel|ThreadCount'
+	MML_KERNELS_ISA=avx2 $(SWIFT) test -c $(CONFIG) --disable-swift-testing \
+	    --filter 'Gauss|TopK|Normalize|SimilarityKernels|ConvKernel|ThreadCount'
 	@echo "== the whole suite"
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 	$(MAKE) capi-test python-test

@@ -42,7 +42,8 @@ rate() {
     grep -Eo '\(([0-9.]+) episodes/s\)' "$1" | tail -n 1 | tr -d '()' | awk '{print $1}'; fi
 }
 {
-  echo "| setting | portable C (episodes/s) | ${dispatched} | PyTorch peer | ${dispatched} / portable | ${dispatched} / peer |"
+  d=$dispatched
+  echo "| setting | portable C (episodes/s) | $d | PyTorch peer | $d / portable | $d / peer |"
   echo "|---|---|---|---|---|---|"
 } >"$OUT/train.md"
 for setting in "28 20 $E28" "84 5 $E84"; do
@@ -80,8 +81,8 @@ size, way, name = sys.argv[1], sys.argv[2], sys.argv[3]
 port, disp, peer = ([float(x) for x in a.split()] for a in sys.argv[4:7])
 mp, md, mq = statistics.median(port), statistics.median(disp), statistics.median(peer)
 def rounds(v): return "/".join(f"{x:.2f}" for x in v)
-print(f"| {way}-way 1-shot {size} px | {mp:.2f} ({rounds(port)}) | {md:.2f} ({rounds(disp)}) | {mq:.2f} ({rounds(peer)})"
-      f" | {md / mp:.2f}x | {md / mq:.2f}x |")
+print(f"| {way}-way 1-shot {size} px | {mp:.2f} ({rounds(port)}) | {md:.2f} ({rounds(disp)})"
+      f" | {mq:.2f} ({rounds(peer)}) | {md / mp:.2f}x | {md / mq:.2f}x |")
 PY
 done
 echo "== episodic training, medians over $ROUNDS rounds ($OUT/train.md)"

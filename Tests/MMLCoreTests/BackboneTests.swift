@@ -154,7 +154,8 @@ final class BackboneTests: XCTestCase {
             let (y, cache) = b.forward(x, training: true)
             b.zeroGradients()
             let dx = b.backward(LayerFD.weights(like: y, seed: 11), cache: cache, inputGradient: true)!
-            results.append(y.data + dx.data + b.namedParameters().flatMap { $0.parameter.isTrainable ? $0.parameter.grad.data : [] })
+            let grads = b.namedParameters().flatMap { $0.parameter.isTrainable ? $0.parameter.grad.data : [] }
+            results.append(y.data + dx.data + grads)
         }
         XCTAssertEqual(results[0].count, results[1].count)
         let worst = zip(results[0], results[1]).map { Double(abs($0 - $1)) / (1e-3 + Double(abs($1))) }.max()!

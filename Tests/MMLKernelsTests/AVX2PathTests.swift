@@ -19,7 +19,8 @@ final class AVX2PathTests: XCTestCase {
 
     func requireAVX512() throws {
         let isa = dispatchedISA()
-        try XCTSkipUnless(isa == "avx512", "this CPU's kernels are \(isa): no AVX-512 path to compare the AVX2 one with")
+        try XCTSkipUnless(isa == "avx512",
+                          "this CPU's kernels are \(isa): no AVX-512 path to compare the AVX2 one with")
     }
 
     /// Runs `body` with MML_KERNELS_ISA set to `isa` (nil: unset) and MML_TOPK_LANES to `lanes`, both restored.

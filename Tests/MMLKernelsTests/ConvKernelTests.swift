@@ -303,7 +303,8 @@ final class ConvKernelTests: XCTestCase {
                     assertClose(db, dbr.map(Double.init), atol: 1e-4, rtol: 1e-4, "dbeta")
                     let key = "\((n, c, h, w)) stats \(batchStats)"
                     if let avx = fusedBackward[key] {
-                        XCTAssertEqual(dx + dg + db, avx, "fused backward \(key): path \(path) differs from the default")
+                        XCTAssertEqual(dx + dg + db, avx,
+                                       "fused backward \(key): path \(path) differs from the default")
                     } else {
                         fusedBackward[key] = dx + dg + db
                     }

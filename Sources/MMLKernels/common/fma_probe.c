@@ -52,7 +52,8 @@ __attribute__((target("avx2,fma"))) static float probe_avx2(int64_t iterations) 
 }
 #endif
 
-/* The same chains one lane wide (the portable path: a rate for CPUs without AVX2 + FMA, not comparable with the vector ones). */
+/* The same chains one lane wide (the portable path: a rate for CPUs without AVX2 + FMA, not comparable with the
+ * vector ones). */
 static float probe_portable(int64_t iterations) {
     float acc[PROBE_CHAINS];
     for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = (float)i;

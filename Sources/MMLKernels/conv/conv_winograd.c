@@ -18,8 +18,8 @@
  * output transform crops the 2x2 tiles into y.
  * The input and output transforms are additions only, written as plain loops over 32 tiles that the compiler
  * vectorises; the whole per-image path is compiled three times (AVX-512 target, AVX2 + FMA, baseline) and picked
- * at run time like the GEMM micro-kernel, and on AVX-512 the short row copies (de-interleaving an image row, interleaving the
- * 2x2 results into the output rows, cropping odd edges) use permutes with masked loads and stores.
+ * at run time like the GEMM micro-kernel, and on AVX-512 the short row copies (de-interleaving an image row,
+ * interleaving the 2x2 results into the output rows, cropping odd edges) use permutes with masked loads and stores.
  * The 16 V_xi (and M_xi) are one cache line more than a multiple of 4 KiB apart: 16 streams exactly 16 KiB
  * apart (c = 64, 64 tiles) would share an L1 set and cost twice the transform time. The transforms are additions in
  * the same order on both paths; the GEMM micro-kernel (FMA or not) is what changes the rounding. On an AVX-512 core
