@@ -91,11 +91,11 @@ int mml_gaussian_kl_maps_lowrank_f32(float *out, const float *maps_a, int64_t n_
                                      int64_t n_sets_b, int64_t d, int64_t hw, float eps, mml_kl_direction direction,
                                      int32_t nthreads);
 /* Backward of mml_gaussian_kl_maps_lowrank_f32: given dout (n_sets_a x n_sets_b, dL/dout), accumulates (+=) dL/dmaps_a
- * and dL/dmaps_b (shaped as the maps; either may be NULL, and then its side's work is skipped) through the same low-rank form: O(d n^2) per set and
- * O(d n_a n_b) per pair, in double, never forming a d x d matrix. The dense path's gradients (fit, KL, their
- * backward passes) up to rounding. An image used by several sets gets the sum of their gradients. The same bits
- * for any nthreads and any x86-64 CPU. On any error nothing is written. Errors as the forward, and
- * MML_ERR_NONFINITE for a non-finite dout. */
+ * and dL/dmaps_b (shaped as the maps; either may be NULL, and then its side's work is skipped) through the same
+ * low-rank form: O(d n^2) per set and O(d n_a n_b) per pair, in double, never forming a d x d matrix. The dense
+ * path's gradients (fit, KL, their backward passes) up to rounding. An image used by several sets gets the sum of
+ * their gradients. The same bits for any nthreads and any x86-64 CPU. On any error nothing is written. Errors as the
+ * forward, and MML_ERR_NONFINITE for a non-finite dout. */
 int mml_gaussian_kl_maps_lowrank_backward_f32(float *dmaps_a, float *dmaps_b, const float *dout, const float *maps_a,
                                               int64_t n_images_a, const int64_t *image_index_a,
                                               const int64_t *set_offsets_a, int64_t n_sets_a, const float *maps_b,
