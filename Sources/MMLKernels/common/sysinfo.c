@@ -1,5 +1,6 @@
 /* CPU features (CPUID), OpenBLAS facts, status strings and glibc allocator control. */
 #include "MMLKernels.h"
+#include "mml_isa.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,23 @@ static uint64_t read_xcr0(void) {
 }
 #endif
 
+/* CPUID traps to the hypervisor in a virtual machine (about 7 us per leaf measured on a cloud VM, six leaves per
+ * answer), and the top-K kernels ask for every call, so the answer is read once: bit 31 marks it known. Racing first
+ * callers store the same value. */
+#define FEATURES_KNOWN 0x80000000u
+static uint32_t features_cache = 0;
+static uint32_t read_cpu_features(void);
+
 uint32_t mml_cpu_features(void) {
+    uint32_t v = __atomic_load_n(&features_cache, __ATOMIC_RELAXED);
+    if (!(v & FEATURES_KNOWN)) {
+        v = read_cpu_features() | FEATURES_KNOWN;
+        __atomic_store_n(&features_cache, v, __ATOMIC_RELAXED);
+    }
+    return v & ~FEATURES_KNOWN;
+}
+
+static uint32_t read_cpu_features(void) {
     uint32_t f = 0;
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
@@ -114,17 +131,27 @@ const char *mml_blas_config(void) { return openblas_get_config(); }
 int mml_blas_num_threads(void) { return openblas_get_num_threads(); }
 void mml_blas_set_num_threads(int n) { openblas_set_num_threads(n); }
 
-const char *mml_kernels_isa(void) {
-    /* MML_KERNELS_ISA=portable forces the portable C paths, MML_KERNELS_ISA=avx2 caps the choice at the AVX2 + FMA
-     * paths (for testing and comparison). */
-    const char *e = getenv("MML_KERNELS_ISA");
-    if (e && strcmp(e, "portable") == 0) return "portable";
+int mml_cpu_isa_level(void) {
     uint32_t f = mml_cpu_features();
     uint32_t need = MML_CPU_AVX512F | MML_CPU_AVX512BW | MML_CPU_AVX512VL | MML_CPU_AVX512DQ | MML_CPU_FMA |
                     MML_CPU_OS_AVX512;
-    if ((f & need) == need && !(e && strcmp(e, "avx2") == 0)) return "avx512";
+    if ((f & need) == need) return MML_ISA_AVX512;
     uint32_t need2 = MML_CPU_AVX | MML_CPU_AVX2 | MML_CPU_FMA | MML_CPU_OS_AVX;
-    return (f & need2) == need2 ? "avx2" : "portable";
+    return (f & need2) == need2 ? MML_ISA_AVX2 : MML_ISA_PORTABLE;
+}
+
+int mml_kernels_isa_level(void) {
+    /* MML_KERNELS_ISA=portable forces the portable C paths, MML_KERNELS_ISA=avx2 caps the choice at the AVX2 + FMA
+     * paths (for testing and comparison). */
+    const char *e = getenv("MML_KERNELS_ISA");
+    if (e && strcmp(e, "portable") == 0) return MML_ISA_PORTABLE;
+    int level = mml_cpu_isa_level();
+    return e && strcmp(e, "avx2") == 0 && level > MML_ISA_AVX2 ? MML_ISA_AVX2 : level;
+}
+
+const char *mml_kernels_isa(void) {
+    int level = mml_kernels_isa_level();
+    return level == MML_ISA_AVX512 ? "avx512" : level == MML_ISA_AVX2 ? "avx2" : "portable";
 }
 
 int mml_tune_allocator(long mmap_threshold, long trim_threshold, long top_pad) {

@@ -2,6 +2,7 @@
  * the OS support it, see mml_kernels_isa) and one portable build; and the finite check of the inputs. */
 #include "gauss_internal.h"
 #include "MMLKernels.h"
+#include "mml_isa.h"
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -131,34 +132,36 @@ int mml_gauss_ql_values(double **w, double **e, int64_t n, int count) {
 #undef GK_ATTR
 #undef GK
 
-/* 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable, -1 = not decided yet. A benign race: every thread computes the same
- * answer. */
+/* An MML_ISA_ level (a build this file lacks falls back to portable), -1 = not decided yet. A benign race: every
+ * thread computes the same answer. */
 static int gk_isa = -1;
 
 static inline int isa_level(void) {
     int v = __atomic_load_n(&gk_isa, __ATOMIC_RELAXED);
     if (v < 0) {
-        const char *isa = mml_kernels_isa();
-        v = strcmp(isa, "avx512") == 0 ? 2 : strcmp(isa, "avx2") == 0 ? 1 : 0;
+        v = mml_kernels_isa_level();
 #ifndef GK_HAVE_AVX512
-        if (v == 2) v = 0;
+        if (v == MML_ISA_AVX512) v = MML_ISA_PORTABLE;
 #endif
 #ifndef GK_HAVE_AVX2
-        if (v == 1) v = 0;
+        if (v == MML_ISA_AVX2) v = MML_ISA_PORTABLE;
 #endif
         __atomic_store_n(&gk_isa, v, __ATOMIC_RELAXED);
     }
     return v;
 }
 
-int mml_gauss_use_avx512(void) { return isa_level() == 2; }
-int mml_gauss_use_avx2(void) { return isa_level() == 1; }
+int mml_gauss_use_avx512(void) { return isa_level() == MML_ISA_AVX512; }
+int mml_gauss_use_avx2(void) { return isa_level() == MML_ISA_AVX2; }
 
 #if defined(GK_HAVE_AVX512) && defined(GK_HAVE_AVX2)
 #define DISPATCH(name, ...)                                                                                       \
-    (isa_level() == 2   ? gk_##name##_avx512(__VA_ARGS__)                                                          \
-     : isa_level() == 1 ? gk_##name##_avx2(__VA_ARGS__)                                                            \
-                        : gk_##name##_portable(__VA_ARGS__))
+    __extension__({                                                                                               \
+        const int level_ = isa_level();                                                                           \
+        level_ == MML_ISA_AVX512 ? gk_##name##_avx512(__VA_ARGS__)                                                \
+        : level_ == MML_ISA_AVX2 ? gk_##name##_avx2(__VA_ARGS__)                                                  \
+                                 : gk_##name##_portable(__VA_ARGS__);                                             \
+    })
 #else
 #define DISPATCH(name, ...) gk_##name##_portable(__VA_ARGS__)
 #endif
@@ -191,13 +194,4 @@ double mml_gauss_logdet_chol(const double *L, int64_t n) {
     return 2.0 * s;
 }
 
-int mml_gauss_all_finite(const float *x, int64_t count) {
-    /* NaN and Inf are the floats whose exponent bits are all ones; an integer OR-reduction vectorises. */
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < count; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-}
+int mml_gauss_all_finite(const float *x, int64_t count) { return mml_scan_finite(isa_level(), x, count, NULL); }

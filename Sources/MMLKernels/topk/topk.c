@@ -9,6 +9,7 @@
  */
 #include "topk_internal.h"
 #include "mml_parallel.h"
+#include "mml_isa.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,9 +38,9 @@ int topk_lanes_mode(void) {
     return 1;
 }
 
-int topk_use_avx512(void) { return strcmp(mml_kernels_isa(), "avx512") == 0; }
+int topk_use_avx512(void) { return mml_kernels_isa_level() == MML_ISA_AVX512; }
 
-int topk_use_avx2(void) { return strcmp(mml_kernels_isa(), "avx2") == 0; }
+int topk_use_avx2(void) { return mml_kernels_isa_level() == MML_ISA_AVX2; }
 
 int topk_use_bf16_avx512(void) { return topk_use_avx512() && (mml_cpu_features() & MML_CPU_AVX512BF16) != 0; }
 
@@ -258,8 +259,10 @@ static void topk_block_task(void *ctx, int64_t b, int thread) {
     int64_t r0 = b * job->block;
     int64_t rows = job->m - r0 < job->block ? job->m - r0 : job->block;
     const float *q = job->Q + r0 * d;
-    int bad = job->path == PATH_AVX512 || job->path == PATH_AMX ? topk_has_nonfinite_avx512(q, rows * d)
-                                                                : topk_has_nonfinite_portable(q, rows * d);
+    const int level = job->path == PATH_AVX512 || job->path == PATH_AMX ? MML_ISA_AVX512
+                      : job->path == PATH_AVX2                          ? MML_ISA_AVX2
+                                                                        : MML_ISA_PORTABLE;
+    int bad = !mml_scan_finite(level, q, rows * d, NULL);
     const void *qk = q;
     if (job->prec != TOPK_F32 && !bad) { /* the block's rows as bf16 pairs; a value that rounds to Inf fails too */
         uint32_t *qb = job->qbuf[thread];
@@ -304,16 +307,14 @@ static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float 
             return MML_ERR_K_TOO_LARGE;
         }
     }
-    const int use512 = topk_use_avx512(), use2 = !use512 && topk_use_avx2();
+    const int level = mml_kernels_isa_level(); /* once per call: the environment may change between calls */
+    const int use512 = level == MML_ISA_AVX512, use2 = level == MML_ISA_AVX2;
     if (prec == TOPK_F32 && k <= TOPK_LANES_KMAX && (use512 || use2)) {
         const int mode = topk_lanes_mode();
         int64_t largest = 0;
         for (int32_t g = 0; g < n_groups; g++) largest = size[g] > largest ? size[g] : largest;
         if (mode == 2 || (mode == 1 && largest <= TOPK_LANES_MAX_GROUP)) {
-            int status = use512 ? topk_lanes_avx512(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, size,
-                                                          k, nthreads)
-                                      : topk_lanes_avx2(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, size,
-                                                        k, nthreads);
+            int status = topk_lanes(out, sel_idx, sel_val, Q, m, R, n, d, group, n_groups, size, k, nthreads, use2);
             if (status != TOPK_LANES_DECLINED) {
                 free(size);
                 return status;

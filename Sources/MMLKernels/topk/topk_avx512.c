@@ -53,47 +53,10 @@ AVX512_ATTR void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, 
     }
 }
 
-/* x - x is 0 for finite x and NaN for NaN or +-Inf; the sum of those stays 0 exactly when all are finite. The
- * largest |x| comes from the same pass (the lanes path's overflow bound). */
-AVX512_ATTR int topk_scan_finite_avx512(const float *x, int64_t count, float *amax) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), m0 = _mm512_setzero_ps(), m1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
-        s0 = _mm512_add_ps(s0, _mm512_sub_ps(a, a));
-        s1 = _mm512_add_ps(s1, _mm512_sub_ps(b, b));
-        m0 = _mm512_max_ps(m0, _mm512_abs_ps(a));
-        m1 = _mm512_max_ps(m1, _mm512_abs_ps(b));
-    }
-    if (i < count) {
-        int64_t rest = count - i;
-        __mmask16 k0 = (__mmask16)(rest >= 16 ? 0xFFFF : (1u << rest) - 1u);
-        __mmask16 k1 = (__mmask16)(rest <= 16 ? 0 : (1u << (rest - 16)) - 1u);
-        __m512 a = _mm512_maskz_loadu_ps(k0, x + i), b = _mm512_maskz_loadu_ps(k1, x + i + 16);
-        s0 = _mm512_add_ps(s0, _mm512_sub_ps(a, a));
-        s1 = _mm512_add_ps(s1, _mm512_sub_ps(b, b));
-        m0 = _mm512_max_ps(m0, _mm512_abs_ps(a));
-        m1 = _mm512_max_ps(m1, _mm512_abs_ps(b));
-    }
-    if (amax) *amax = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
-    return _mm512_cmp_ps_mask(_mm512_add_ps(s0, s1), _mm512_setzero_ps(), _CMP_NEQ_UQ) == 0;
-}
-
-AVX512_ATTR int topk_has_nonfinite_avx512(const float *x, int64_t count) {
-    return !topk_scan_finite_avx512(x, count, NULL);
-}
-
 #else /* not x86-64: never selected (topk_use_avx512() is 0), defined so the library links. */
 
 void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
     topk_block_portable(st, Q, rows, pk);
-}
-int topk_has_nonfinite_avx512(const float *x, int64_t count) { return topk_has_nonfinite_portable(x, count); }
-int topk_scan_finite_avx512(const float *x, int64_t count, float *amax) {
-    float mx = 0.0f;
-    for (int64_t i = 0; i < count; i++) mx = fmaxf(mx, fabsf(x[i]));
-    if (amax) *amax = mx;
-    return !topk_has_nonfinite_portable(x, count);
 }
 
 #endif

@@ -196,31 +196,20 @@ extern const topk_mk_fn topk_mk_bf16_avx512[TOPK_MR][4];
 void topk_group_order(int32_t *perm, int64_t *begin, const int32_t *group, int64_t n, int32_t G, const int64_t *size);
 
 /* The small-group fp32 path (topk_lanes_avx512.c): 16 query rows per vector, a column broadcast, the running top-k
- * in vectors. For k <= TOPK_LANES_KMAX; taken by mml_group_topk_sim_f32 on the AVX-512 path when every group has at
- * most TOPK_LANES_MAX_GROUP rows (MML_TOPK_LANES=off|on|auto overrides, topk_lanes_mode). The same bits as the
- * panel path. Returns MML_OK, MML_ERR_NOMEM, or TOPK_LANES_DECLINED (before writing anything) when some product
- * could overflow or an input is NaN / Inf: the panel path then runs. size[g]: the rows of group g. */
+ * in vectors. For k <= TOPK_LANES_KMAX; taken by mml_group_topk_sim_f32 on the AVX-512 path (avx2 = 0: zmm tiles)
+ * and on the AVX2 path (avx2 = 1: ymm tiles) when every group has at most TOPK_LANES_MAX_GROUP rows
+ * (MML_TOPK_LANES=off|on|auto overrides, topk_lanes_mode). The same bits as the panel path. Returns MML_OK,
+ * MML_ERR_NOMEM, or TOPK_LANES_DECLINED (before writing anything) when some product could overflow or an input is
+ * NaN / Inf: the panel path then runs. size[g]: the rows of group g. */
 #define TOPK_LANES_KMAX 4
 #define TOPK_LANES_ROWS 64
 #define TOPK_LANES_MAX_GROUP 128
 #define TOPK_LANES_DECLINED 1
-int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
-                      int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
-                      int32_t nthreads);
-/* The same path with AVX2 + FMA tiles (the same bits), taken on the AVX2 path (topk_use_avx2()). */
-int topk_lanes_avx2(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
-                    int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
-                    int32_t nthreads);
+int topk_lanes(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R, int64_t n,
+               int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k, int32_t nthreads, int avx2);
 /* MML_TOPK_LANES in the environment (read at every call): "off" -> 0 (the panel path always), "on" -> 2 (the lanes
  * path whenever k and the inputs allow, whatever the group sizes; for tests and comparisons), else 1 (auto). */
 int topk_lanes_mode(void);
-
-/* Non-zero when x[0..count) holds NaN or Inf. */
-int topk_has_nonfinite_avx512(const float *x, int64_t count);
-/* 1 when every x[0..count) is finite, else 0; writes the largest |x[i]| to *amax when amax is not NULL (the lanes
- * path's overflow bound; meaningful only when 1 is returned). */
-int topk_scan_finite_avx512(const float *x, int64_t count, float *amax);
-int topk_has_nonfinite_portable(const float *x, int64_t count);
 
 /* Non-zero when this call should take the AVX-512 path: the CPU and OS support it and the environment
  * variable MML_KERNELS_ISA is not "portable" (read at every call, so tests can switch paths). */

@@ -20,6 +20,7 @@
  */
 #include "topk_internal.h"
 #include "mml_parallel.h"
+#include "mml_isa.h"
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,21 +151,6 @@ LANES_DEFINE_AVX2_K(1) LANES_DEFINE_AVX2_K(2) LANES_DEFINE_AVX2_K(3) LANES_DEFIN
 static const lanes_tile_fn lanes_table_avx2[TOPK_LANES_KMAX][LANES_NC] = {LANES_ROW_AVX2(1), LANES_ROW_AVX2(2),
                                                                            LANES_ROW_AVX2(3), LANES_ROW_AVX2(4)};
 
-/* 1 when every x[0..count) is finite, with the largest |x| in *amax (the AVX2 path's overflow bound): integer
- * reductions over the bits (a finite float's magnitude orders like its bits without the sign), which vectorise. */
-static AVX2_ATTR int scan_finite_avx2(const float *x, int64_t count, float *amax) {
-    uint32_t bad = 0, mx = 0;
-    for (int64_t i = 0; i < count; i++) {
-        uint32_t u;
-        __builtin_memcpy(&u, &x[i], 4);
-        u &= 0x7FFFFFFFu;
-        bad |= (uint32_t)(u >= 0x7F800000u);
-        mx = u > mx ? u : mx;
-    }
-    __builtin_memcpy(amax, &mx, 4);
-    return bad == 0;
-}
-
 typedef struct {
     float *out;
     int32_t *sel_idx;
@@ -234,16 +220,14 @@ static void lanes_block(void *ctx, int64_t b, int thread) {
     }
 }
 
-static int lanes_run(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
-                     int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
-                     int32_t nthreads, int avx2) {
+int topk_lanes(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R, int64_t n,
+               int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k, int32_t nthreads, int avx2) {
     if (k < 1 || k > TOPK_LANES_KMAX) return TOPK_LANES_DECLINED;
     /* No product, partial sum or sum of k of them can overflow when d max|q_p| max|r_p| <= FLT_MAX / 16 (each
      * partial sum of <q, r> is at most sum |q_p r_p| (1 + small) in magnitude); NaN / Inf inputs decline. */
     float aq, ar;
-    if (avx2 ? !scan_finite_avx2(Q, m * d, &aq) || !scan_finite_avx2(R, n * d, &ar)
-             : !topk_scan_finite_avx512(Q, m * d, &aq) || !topk_scan_finite_avx512(R, n * d, &ar))
-        return TOPK_LANES_DECLINED;
+    const int level = avx2 ? MML_ISA_AVX2 : MML_ISA_AVX512;
+    if (!mml_scan_finite(level, Q, m * d, &aq) || !mml_scan_finite(level, R, n * d, &ar)) return TOPK_LANES_DECLINED;
     if (!((double)d * aq * ar <= (double)FLT_MAX / 16.0)) return TOPK_LANES_DECLINED;
 
     int64_t *begin = malloc(((size_t)G + 1) * sizeof(int64_t));
@@ -277,31 +261,12 @@ static int lanes_run(float *out, int32_t *sel_idx, float *sel_val, const float *
     return job.status;
 }
 
-int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
-                      int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
-                      int32_t nthreads) {
-    return lanes_run(out, sel_idx, sel_val, Q, m, R, n, d, group, G, size, k, nthreads, 0);
-}
-
-int topk_lanes_avx2(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
-                    int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
-                    int32_t nthreads) {
-    return lanes_run(out, sel_idx, sel_val, Q, m, R, n, d, group, G, size, k, nthreads, 1);
-}
-
 #else /* not x86-64: never selected (topk_use_avx512() and topk_use_avx2() are 0) */
 
-int topk_lanes_avx2(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
-                    int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
-                    int32_t nthreads) {
-    return topk_lanes_avx512(out, sel_idx, sel_val, Q, m, R, n, d, group, G, size, k, nthreads);
-}
-
-int topk_lanes_avx512(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R,
-                      int64_t n, int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k,
-                      int32_t nthreads) {
+int topk_lanes(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R, int64_t n,
+               int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k, int32_t nthreads, int avx2) {
     (void)out; (void)sel_idx; (void)sel_val; (void)Q; (void)m; (void)R; (void)n; (void)d; (void)group; (void)G;
-    (void)size; (void)k; (void)nthreads;
+    (void)size; (void)k; (void)nthreads; (void)avx2;
     return TOPK_LANES_DECLINED;
 }
 

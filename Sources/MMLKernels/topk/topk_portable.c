@@ -161,9 +161,3 @@ void topk_block_portable(topk_state *st, const void *Q, int64_t rows, const topk
 void topk_block_avx2(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
     block(st, Q, rows, pk, pk->prec == TOPK_F32);
 }
-
-int topk_has_nonfinite_portable(const float *x, int64_t count) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < count; i++) s += x[i] - x[i];
-    return s != 0.0f || s != s;
-}
