@@ -124,6 +124,45 @@ final class TrainEvalCLITests: XCTestCase {
         }
     }
 
+    /// The checkpoint records the kernel path its run trained on; a resume on another path (here the portable one
+    /// through MML_KERNELS_ISA) warns, says how to stay on the first and records both.
+    func testResumeOnAnotherKernelPathWarnsAndRecordsIt() throws {
+        let dir = try makeTempDir(self, prefix: "mml-train")
+        var environment = ProcessInfo.processInfo.environment
+        environment["MML_KERNELS_ISA"] = nil
+        var (code, _, err) = try runMML(["train"] + data + small + ["--out", dir + "/a", "--stop-after", "4"],
+                                        environment: environment)
+        XCTAssertEqual(code, 0, err)
+        func recorded() throws -> [String]? {
+            let sidecar = try Data(contentsOf: URL(fileURLWithPath: dir + "/a/last.json"))
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: sidecar) as? [String: Any])
+            return (json["state"] as? [String: Any])?["kernelPaths"] as? [String]
+        }
+        XCTAssertEqual(try recorded(), [BLASRuntime.bestKernelISA])
+        guard BLASRuntime.bestKernelISA != "portable" else {
+            throw XCTSkip("this CPU runs the portable path only: no other path to take")
+        }
+        environment["MML_KERNELS_ISA"] = "portable"
+        var out: String
+        (code, out, err) = try runMML(["train"] + data + small + ["--out", dir + "/a", "--resume", "--stop-after", "8"],
+                                      environment: environment)
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("resuming"), out)
+        XCTAssertTrue(err.contains("warning: this run trained on the \(BLASRuntime.bestKernelISA) kernel path and now "
+                                   + "continues on the portable one: some kernels round differently there"), err)
+        XCTAssertTrue(err.contains("unset MML_KERNELS_ISA to continue on the same path"), err)
+        XCTAssertEqual(try recorded(), [BLASRuntime.bestKernelISA, "portable"])
+        // Back on the first path: the same warning the other way, the record grows.
+        environment["MML_KERNELS_ISA"] = nil
+        (code, out, err) = try runMML(["train"] + data + small + ["--out", dir + "/a", "--resume"],
+                                      environment: environment)
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(err.contains("this run trained on the portable kernel path and now continues on the "
+                                   + "\(BLASRuntime.bestKernelISA) one"), err)
+        XCTAssertTrue(err.contains("set MML_KERNELS_ISA=portable to continue on the same path"), err)
+        XCTAssertEqual(try recorded(), [BLASRuntime.bestKernelISA, "portable", BLASRuntime.bestKernelISA])
+    }
+
     func testUserErrors() throws {
         let dir = try makeTempDir(self, prefix: "mml-train")
         try assertMMLFails(["train"] + data + small + ["--out", dir + "/x", "--resume"], "does not exist; start the run without --resume")

@@ -211,11 +211,14 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
         if let linear { extraContainers.append(("embedding", linear)) }
         let path = out + "/embedding.safetensors"
         var at = EmbeddingTrainingPosition()
+        var kernelPaths = KernelPaths.fresh
         if c.resume {
             let r = try Resume.restore(into: model, extra: extraContainers, optimizer: opt, configuration: c, out: out,
                                        otherCheckpoints: [path])
             at = r.position
+            kernelPaths = r.kernelPaths
             for n in r.notes { events(.note(n)) }
+            if let w = r.warning { events(.warning(w)) }
             events(.note(at.iteration < c.iterations
                 ? "resuming \(out) at iteration \(at.iteration) of \(c.iterations)"
                 : "resuming \(out): its \(c.iterations) iterations are trained, the evaluation runs again"))
@@ -225,7 +228,7 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
         if c.resume { try log.retain { ($0["iteration"] as? Int).map { $0 <= at.iteration } ?? false } }
         let saveResumable = { (position: EmbeddingTrainingPosition) throws in
             try Resume.save(model, extra: extraContainers, optimizer: opt,
-                            state: .init(configuration: c, position: position), out: out)
+                            state: .init(configuration: c, position: position, kernelPaths: kernelPaths), out: out)
         }
         events(.started(run: "train-embedding", facts: [
             ("data", train.name), ("classes", "\(pk.eligibleClasses.count)"), ("classesPerBatch", "\(c.classesPerBatch)"),

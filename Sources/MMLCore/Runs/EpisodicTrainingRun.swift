@@ -199,7 +199,7 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
             guard let state = loaded.state else {
                 throw MMLError(.corruptFile, "\(lastPath) holds no training state; it is not a training checkpoint")
             }
-            try trainer.restore(state: state, optimizerTensors: loaded.extra)
+            if let w = try trainer.restore(state: state, optimizerTensors: loaded.extra) { events(.warning(w)) }
             events(.note("resuming \(c.out) at episode \(trainer.state.episodesDone) of \(config.totalEpisodes)"))
         }
         // Log records after the starting point (all of them for a fresh run after an interrupted one) go.

@@ -221,11 +221,14 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
         let last = c.out + "/backbone.safetensors", bestPath = c.out + "/best.safetensors"
         let resumePath = Resume.lastPath(c.out)
         var at = PretrainingPosition()
+        var kernelPaths = KernelPaths.fresh
         if c.resume {
             let r = try Resume.restore(into: model, extra: [("head", head)], optimizer: opt, configuration: c,
                                        out: c.out, otherCheckpoints: [last, bestPath])
             at = r.position
+            kernelPaths = r.kernelPaths
             for n in r.notes { events(.note(n)) }
+            if let w = r.warning { events(.warning(w)) }
             events(.note(at.epoch < c.epochs
                 ? "resuming \(c.out) at epoch \(at.epoch + 1) of \(c.epochs), batch \(at.batch) of \(perEpoch)"
                 : "resuming \(c.out): its \(c.epochs) epochs are trained, the final evaluation runs again"))
@@ -235,7 +238,7 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
         if c.resume { try log.retain { ($0["epoch"] as? Int).map { $0 <= at.epoch } ?? false } }
         let saveResumable = { (position: PretrainingPosition) throws in
             try Resume.save(model, extra: [("head", head)], optimizer: opt,
-                            state: .init(configuration: c, position: position), out: c.out)
+                            state: .init(configuration: c, position: position, kernelPaths: kernelPaths), out: c.out)
         }
         let size = config.image.size
         events(.started(run: "pretrain", facts: [

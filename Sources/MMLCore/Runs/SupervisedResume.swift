@@ -11,6 +11,8 @@ struct SupervisedResume<Configuration: Codable & Sendable, Position: Codable & S
     struct State: Codable, Sendable {
         var configuration: Configuration
         var position: Position
+        /// The kernel paths the run trained on (`KernelPaths`); nil in checkpoints written before they were recorded.
+        var kernelPaths: [String]?
     }
 
     /// Configuration fields a resumed run may change: they do not change the bits (where files go, threads,
@@ -55,11 +57,13 @@ struct SupervisedResume<Configuration: Codable & Sendable, Position: Codable & S
 
     /// Reads `last.safetensors` into `model`, the `extra` containers and `optimizer`, after repairing its sidecar
     /// and checking that it was written with `configuration` (up to the `free` fields).
-    /// - Returns: the position, and a note when a sidecar was rewritten.
+    /// - Returns: the position, the kernel paths to record from now on (`KernelPaths.resumed`), a note when a sidecar
+    ///   was rewritten and a warning when this process takes another kernel path than the run's last one.
     /// - Throws: `MMLError` naming each differing field with both values, or for an unreadable checkpoint.
     static func restore(into model: FewShotModel, extra: [(prefix: String, container: any ParameterContainer)],
                         optimizer: any Optimizer, configuration: Configuration, out: String,
-                        otherCheckpoints: [String]) throws -> (position: Position, notes: [String]) {
+                        otherCheckpoints: [String]) throws
+        -> (position: Position, kernelPaths: [String], notes: [String], warning: String?) {
         let path = lastPath(out)
         var notes: [String] = []
         for p in [path] + otherCheckpoints where try Checkpoint.repairSidecar(of: p) == .rewritten {
@@ -93,7 +97,8 @@ struct SupervisedResume<Configuration: Codable & Sendable, Position: Codable & S
         let prefix = "optimizer."
         try optimizer.importState(try contents.entries.filter { $0.name.hasPrefix(prefix) }
             .map { (name: String($0.name.dropFirst(prefix.count)), tensor: try contents.tensor(named: $0.name)) })
-        return (state.position, notes)
+        let paths = KernelPaths.resumed(state.kernelPaths)
+        return (state.position, paths.record, notes, paths.warning)
     }
 
     /// The fields (dotted JSON paths) whose values differ, with both values as JSON, the `free` ones left out.

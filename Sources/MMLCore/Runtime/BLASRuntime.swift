@@ -197,6 +197,8 @@ public enum BLASRuntime {
     /// "avx512", "avx2" or "portable": which family of mml's own C kernels runs (MML_KERNELS_ISA=portable or =avx2
     /// in the environment forces or caps the choice).
     public static var kernelISA: String { String(cString: mml_kernels_isa()) }
+    /// The kernel path this CPU supports at best, whatever MML_KERNELS_ISA says.
+    public static var bestKernelISA: String { String(cString: mml_kernels_isa_best()) }
     /// The CPU brand string.
     public static var cpuBrand: String {
         var buf = [CChar](repeating: 0, count: 64)

@@ -90,10 +90,12 @@ public final class EpisodicTrainer {
     }
 
     /// Continues from a training checkpoint's state and optimiser moments (the model's weights must already be
-    /// loaded from the same checkpoint).
+    /// loaded from the same checkpoint). The state's `kernelPaths` gains this process's path when it differs.
+    /// - Returns: a warning when this process takes another kernel path than the run's last one (`KernelPaths`).
     /// - Throws: `MMLError` when the checkpoint's training configuration differs from this trainer's, or the
     ///   state cannot be read.
-    public func restore(state json: String, optimizerTensors: [(name: String, tensor: Tensor)]) throws {
+    @discardableResult
+    public func restore(state json: String, optimizerTensors: [(name: String, tensor: Tensor)]) throws -> String? {
         let s = try EpisodicTrainingState(metadata: json)
         guard s.training == configuration else {
             let diff = s.training.differences(from: configuration)
@@ -102,9 +104,12 @@ public final class EpisodicTrainer {
                            + "with the same options or start a new `out` directory")
         }
         state = s
+        let paths = KernelPaths.resumed(s.kernelPaths)
+        state.kernelPaths = paths.record
         let prefix = "optimizer."
         try optimizer.importState(optimizerTensors.filter { $0.name.hasPrefix(prefix) }
             .map { (name: String($0.name.dropFirst(prefix.count)), tensor: $0.tensor) })
+        return paths.warning
     }
 
     /// Checks that `processes` divides the configuration's `episodesPerStep` (each process computes the same

@@ -163,8 +163,14 @@ public struct EpisodicTrainingState: Codable, Sendable, Equatable {
     public var elapsedSeconds: Double = 0
     /// The training configuration of the run (a resume must use the same).
     public var training: EpisodicTrainingConfiguration
+    /// The kernel paths the run trained on, in the order it took them (`KernelPaths`); nil in checkpoints written
+    /// before the paths were recorded.
+    public var kernelPaths: [String]?
 
-    public init(training: EpisodicTrainingConfiguration) { self.training = training }
+    public init(training: EpisodicTrainingConfiguration) {
+        self.training = training
+        kernelPaths = KernelPaths.fresh
+    }
 
     /// One epoch's validation.
     public struct ValidationRecord: Codable, Sendable, Equatable {

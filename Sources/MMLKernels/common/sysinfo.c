@@ -149,10 +149,13 @@ int mml_kernels_isa_level(void) {
     return e && strcmp(e, "avx2") == 0 && level > MML_ISA_AVX2 ? MML_ISA_AVX2 : level;
 }
 
-const char *mml_kernels_isa(void) {
-    int level = mml_kernels_isa_level();
+static const char *isa_name(int level) {
     return level == MML_ISA_AVX512 ? "avx512" : level == MML_ISA_AVX2 ? "avx2" : "portable";
 }
+
+const char *mml_kernels_isa(void) { return isa_name(mml_kernels_isa_level()); }
+
+const char *mml_kernels_isa_best(void) { return isa_name(mml_cpu_isa_level()); }
 
 int mml_tune_allocator(long mmap_threshold, long trim_threshold, long top_pad) {
 #if defined(__GLIBC__)

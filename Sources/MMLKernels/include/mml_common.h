@@ -87,6 +87,8 @@ void mml_blas_set_num_threads(int n);
  * the AVX2 paths (the top-K kernels read it on every call, the Gaussian kernels once; the layer kernels follow
  * mml_layers_force_portable / mml_layers_force_avx2 instead). */
 const char *mml_kernels_isa(void);
+/* The path this CPU supports at best ("avx512", "avx2" or "portable"), whatever MML_KERNELS_ISA says. */
+const char *mml_kernels_isa_best(void);
 /* The finite check every kernel runs on its inputs: 1 when every x[0..count) is finite (none NaN or +-Inf), else 0;
  * when amax is not NULL and 1 is returned, *amax receives the largest |x[i]|. count <= 0 or x NULL: 1, *amax 0.
  * level picks the code path (2 = AVX-512, 1 = AVX2 + FMA, 0 = portable C; one the CPU lacks runs the best it has):

@@ -23,6 +23,7 @@ struct EnvCommand: ParsableCommand {
         if env[BLASRuntime.reexecMarker] != nil { source = "set by mml (re-executed)" }
         else if let v = env[BLASRuntime.coretypeVariable], !v.isEmpty { source = "set in the environment (\(v))" }
         else { source = "detected by OpenBLAS" }
+        let isaSetting = ProcessInfo.processInfo.environment["MML_KERNELS_ISA"] ?? ""
         let fields: [(String, String)] = [
             ("cpu", BLASRuntime.cpuBrand),
             ("cpu_features", CPUFeatures.current.description),
@@ -32,7 +33,9 @@ struct EnvCommand: ParsableCommand {
             ("blas_core_source", source),
             ("blas_best_core", BLASRuntime.bestCore(for: .current) ?? "default"),
             ("blas_threads", String(BLASRuntime.threads)),
-            ("mml_kernels", BLASRuntime.kernelISA),
+            ("mml_kernels", BLASRuntime.kernelISA == BLASRuntime.bestKernelISA ? BLASRuntime.kernelISA
+                : "\(BLASRuntime.kernelISA) (MML_KERNELS_ISA=\(isaSetting); this CPU supports "
+                    + "\(BLASRuntime.bestKernelISA))"),
             ("bf16_similarity", SimilarityPrecision.bf16HasFastPath
                 ? "avx512bf16 (--precision bf16 has its fast path)"
                 : "portable (\(SimilarityPrecision.bf16PortableReason ?? ""): --precision bf16 gives the same results, "
