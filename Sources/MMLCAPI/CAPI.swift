@@ -86,10 +86,18 @@ public func mml_last_error_template() -> UnsafePointer<CChar>? {
 }
 
 private let versionString: UnsafeMutablePointer<CChar> = strdup(mmlABIVersion)
-let mmlABIVersion = "1.0"
+let mmlABIVersion = "1.1"
 
 @_cdecl("mml_version")
 public func mml_version() -> UnsafePointer<CChar>? { UnsafePointer(versionString) }
+
+@_cdecl("mml_environment")
+public func mml_environment(_ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    guarded {
+        let out = try checkedOut(out, "out (char **)")
+        out.pointee = try cString(try RuntimeFacts.current().jsonString())
+    }
+}
 
 /// Runs `body`, turning every error into a status and the thread's last error.
 func guarded(_ body: () throws -> Void) -> Int32 {

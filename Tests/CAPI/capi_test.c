@@ -87,8 +87,13 @@ static void *fail_in_thread(void *arg) {
 int main(void) {
     for (int i = 0; i < NS * C * HW; i++) support[i] = uniform();
     for (int i = 0; i < NQ * C * HW; i++) query[i] = uniform();
-    CHECK(strlen(mml_version()) > 0, "version");
+    CHECK(strcmp(mml_version(), "1.1") == 0, "version");
+    char *facts = NULL;
+    CHECK(mml_environment(&facts) == MML_OK && facts && facts[0] == '{' && strstr(facts, "\"kernels\":\"")
+              && strstr(facts, "\"blasCore\":\"") && strstr(facts, "\"cores\":"), "environment");
+    mml_string_free(facts);
     CHECK(strcmp(mml_last_error(), "") == 0, "no error yet");
+    EXPECT_ERROR(mml_environment(NULL), MML_ERR_INVALID_ARGUMENT, "out (char **)");
 
     /* Configurations and metrics. */
     char *text = NULL;

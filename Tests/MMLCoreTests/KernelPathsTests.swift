@@ -1,3 +1,4 @@
+import Foundation
 import MMLCore
 import XCTest
 
@@ -57,5 +58,21 @@ final class KernelPathsTests: XCTestCase {
         let old = json.replacingOccurrences(of: "\"kernelPaths\":[\"\(BLASRuntime.kernelISA)\"],", with: "")
         XCTAssertNotEqual(old, json)
         XCTAssertNil(try EpisodicTrainingState(metadata: old).kernelPaths)
+    }
+}
+
+/// `RuntimeFacts`, what `mml env`, `mml_environment` and `mml.environment()` report.
+final class RuntimeFactsTests: XCTestCase {
+    func testFactsNameThisProcesssKernelPathAndRoundTrip() throws {
+        let f = RuntimeFacts.current()
+        XCTAssertEqual(f.kernels, BLASRuntime.kernelISA)
+        XCTAssertEqual(f.kernelsBest, BLASRuntime.bestKernelISA)
+        XCTAssertTrue(["avx512", "avx2", "portable"].contains(f.kernelsBest), f.kernelsBest)
+        XCTAssertGreaterThanOrEqual(f.cores, 1)
+        XCTAssertFalse(f.blasCore.isEmpty)
+        XCTAssertEqual(f.bf16SimilarityReason == nil, f.bf16Similarity == "avx512bf16")
+        let json = try f.jsonString()
+        XCTAssertEqual(try JSONDecoder().decode(RuntimeFacts.self, from: Data(json.utf8)), f)
+        XCTAssertTrue(json.contains("\"kernels\":\"\(f.kernels)\""), json)
     }
 }

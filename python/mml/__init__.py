@@ -20,12 +20,12 @@ import json
 
 import numpy as np
 
-from ._core import MMLError, default_configuration, library_path
+from ._core import MMLError, default_configuration, environment, library_path
 from . import _core
 
 __all__ = ["Metric", "Model", "MMLError", "load", "episodes", "episodes_json", "evaluate", "default_configuration",
-           "library_path", "__version__"]
-__version__ = "1.0.0"
+           "environment", "library_path", "__version__"]
+__version__ = "1.1.0"
 abi_version = _core.lib.mml_version().decode()
 
 _LEVELS = ("pixel", "part", "distribution")

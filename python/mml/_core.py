@@ -166,6 +166,14 @@ def tensor_array(handle):
         lib.mml_tensor_free(handle)
 
 
+def environment():
+    """What this process computes with (the C ABI's mml_environment) as a dict: "cpu", "cpuFeatures", "cores", the
+    OpenBLAS facts ("blasCore", "blasCoreSource", "blasBestCore", "blasThreads", "blasConfig"), mml's kernel path
+    "kernels" ("avx512", "avx2" or "portable") with "kernelsBest" and "kernelsSetting" (MML_KERNELS_ISA), the bf16
+    paths and "blasWarning". Log it beside a harness's figures: the Gaussian kernels' paths round differently."""
+    return json.loads(take_string(lib.mml_environment))
+
+
 def default_configuration(kind):
     """The engine's default configuration of `kind` ("metric", "episodes", "evaluation") as a dict."""
     return json.loads(take_string(lib.mml_default_configuration, kind.encode()))

@@ -49,6 +49,7 @@ def _declare(lib):
         "mml_last_error_template": (c_str, []),
         "mml_string_free": (None, [c_void]),
         "mml_default_configuration": (c_int, [c_str, c_strout]),
+        "mml_environment": (c_int, [c_strout]),
         "mml_metric_create": (c_int, [c_str, c_int, c_out]),
         "mml_metric_from_checkpoint": (c_int, [c_str, c_int, c_out]),
         "mml_metric_describe": (c_int, [c_void, c_strout]),

@@ -90,3 +90,20 @@ def test_evaluate_an_episode_list(tmp_path, mml_cli, checkpoint):
     got = mml.evaluate(checkpoint, dataset="synthetic", syntheticImages=12, episode_list=lst)
     assert got["results"][0]["accuracy"] == ref["results"][0]["accuracy"]
     assert got["results"][0]["episodes"] == 3
+
+
+def test_environment_names_the_kernel_path(mml_cli, monkeypatch):
+    # The same facts as `mml env --json`, with mml's kernel path as this process takes it: MML_KERNELS_ISA set from
+    # Python reaches the library at the next call.
+    monkeypatch.delenv("MML_KERNELS_ISA", raising=False)
+    facts = mml.environment()
+    cli = json.loads(mml_cli(["env", "--json", "--sgemm-size", "0"]).stdout)
+    assert facts["kernels"] == facts["kernelsBest"] == cli["mml_kernels"]
+    assert facts["kernels"] in ("avx512", "avx2", "portable")
+    assert facts["cpu"] == cli["cpu"] and facts["blasCore"] == cli["blas_core"] and facts["cores"] >= 1
+    assert "kernelsSetting" not in facts
+    monkeypatch.setenv("MML_KERNELS_ISA", "portable")
+    capped = mml.environment()
+    assert capped["kernels"] == "portable" and capped["kernelsSetting"] == "portable"
+    assert capped["kernelsBest"] == facts["kernelsBest"]
+    assert mml.abi_version == "1.1"

@@ -55,8 +55,16 @@ typedef struct mml_model mml_model;   /* a loaded checkpoint: backbone (+ metric
 typedef struct mml_scores mml_scores; /* one scored episode */
 typedef struct mml_tensor mml_tensor; /* a float32 tensor result */
 
-/* The ABI version, "MAJOR.MINOR" (static string). */
+/* The ABI version, "MAJOR.MINOR" (static string): 1.1 added mml_environment. */
 const char *mml_version(void);
+
+/* What this process computes with, as compact JSON (RuntimeFacts): "cpu", "cpuFeatures", "cores", "blasConfig",
+ * "blasCore", "blasCoreSource", "blasBestCore", "blasThreads", "kernels" (mml's kernel path: "avx512", "avx2" or
+ * "portable"), "kernelsBest" (the CPU's best), "kernelsSetting" (MML_KERNELS_ISA, when set), "bf16Similarity" /
+ * "bf16amxSimilarity" (their paths) with "bf16SimilarityReason" / "bf16amxSimilarityReason" (why portable), and
+ * "blasWarning" (OpenBLAS chose slower kernels than the CPU allows). Log it beside a harness's figures: the
+ * Gaussian kernels' paths round differently. Free with mml_string_free. */
+int mml_environment(char **out);
 
 /* The calling thread's last error message ("" if none). Valid until the thread's next failing call. */
 const char *mml_last_error(void);

@@ -16,37 +16,30 @@ struct EnvCommand: ParsableCommand {
     var sgemmSize = 1536
 
     func run() throws {
-        let env = BLASRuntime.processEnvironment()
-        let decision = BLASRuntime.check()
+        let f = RuntimeFacts.current()
         let gflops = sgemmSize > 0 ? BLASRuntime.measureSGEMM(size: sgemmSize) : 0
-        let source: String
-        if env[BLASRuntime.reexecMarker] != nil { source = "set by mml (re-executed)" }
-        else if let v = env[BLASRuntime.coretypeVariable], !v.isEmpty { source = "set in the environment (\(v))" }
-        else { source = "detected by OpenBLAS" }
-        let isaSetting = ProcessInfo.processInfo.environment["MML_KERNELS_ISA"] ?? ""
         let fields: [(String, String)] = [
-            ("cpu", BLASRuntime.cpuBrand),
-            ("cpu_features", CPUFeatures.current.description),
-            ("cores", String(ProcessInfo.processInfo.activeProcessorCount)),
-            ("blas_config", BLASRuntime.config),
-            ("blas_core", BLASRuntime.corename),
-            ("blas_core_source", source),
-            ("blas_best_core", BLASRuntime.bestCore(for: .current) ?? "default"),
-            ("blas_threads", String(BLASRuntime.threads)),
-            ("mml_kernels", BLASRuntime.kernelISA == BLASRuntime.bestKernelISA ? BLASRuntime.kernelISA
-                : "\(BLASRuntime.kernelISA) (MML_KERNELS_ISA=\(isaSetting); this CPU supports "
-                    + "\(BLASRuntime.bestKernelISA))"),
-            ("bf16_similarity", SimilarityPrecision.bf16HasFastPath
-                ? "avx512bf16 (--precision bf16 has its fast path)"
-                : "portable (\(SimilarityPrecision.bf16PortableReason ?? ""): --precision bf16 gives the same results, "
-                    + "slower than fp32)"),
-            ("bf16amx_similarity", SimilarityPrecision.bf16amxHasFastPath
-                ? "amx (--precision bf16amx has its fast path)"
-                : "portable (\(SimilarityPrecision.bf16amxPortableReason ?? ""): --precision bf16amx gives the same "
-                    + "results, slower than fp32)"),
+            ("cpu", f.cpu),
+            ("cpu_features", f.cpuFeatures),
+            ("cores", String(f.cores)),
+            ("blas_config", f.blasConfig),
+            ("blas_core", f.blasCore),
+            ("blas_core_source", f.blasCoreSource),
+            ("blas_best_core", f.blasBestCore),
+            ("blas_threads", String(f.blasThreads)),
+            ("mml_kernels", f.kernels == f.kernelsBest ? f.kernels
+                : "\(f.kernels) (MML_KERNELS_ISA=\(f.kernelsSetting ?? ""); this CPU supports \(f.kernelsBest))"),
+            ("bf16_similarity", f.bf16SimilarityReason == nil
+                ? "\(f.bf16Similarity) (--precision bf16 has its fast path)"
+                : "portable (\(f.bf16SimilarityReason ?? ""): --precision bf16 gives the same results, slower than "
+                    + "fp32)"),
+            ("bf16amx_similarity", f.bf16amxSimilarityReason == nil
+                ? "\(f.bf16amxSimilarity) (--precision bf16amx has its fast path)"
+                : "portable (\(f.bf16amxSimilarityReason ?? ""): --precision bf16amx gives the same results, slower "
+                    + "than fp32)"),
             ("sgemm_size", String(sgemmSize)),
             ("sgemm_gflops", String(format: "%.1f", gflops)),
-            ("warning", decision.warning ?? ""),
+            ("warning", f.blasWarning ?? ""),
         ]
         if json {
             let body = fields.map { "  \"\($0.0)\": \(jsonQuoted($0.1))" }.joined(separator: ",\n")
