@@ -76,3 +76,14 @@ final class RuntimeFactsTests: XCTestCase {
         XCTAssertTrue(json.contains("\"kernels\":\"\(f.kernels)\""), json)
     }
 }
+
+/// `KernelPaths.union`: a merged report's paths.
+final class KernelPathsUnionTests: XCTestCase {
+    func testUnionKeepsFirstAppearanceOrderAndNilWhenNoneRecorded() {
+        XCTAssertEqual(KernelPaths.union([["avx2"], nil, ["avx512", "avx2"], ["portable"]]),
+                       ["avx2", "avx512", "portable"])
+        XCTAssertEqual(KernelPaths.union([["avx2"], ["avx2"]]), ["avx2"])
+        XCTAssertNil(KernelPaths.union([nil, nil]))
+        XCTAssertNil(KernelPaths.union([]))
+    }
+}

@@ -115,6 +115,28 @@ final class ShardCLITests: XCTestCase {
                            reported: true)
     }
 
+    /// A report names the kernel paths that computed it; a merge of shards computed on two paths names both.
+    func testReportsNameTheirKernelPaths() throws {
+        let best = BLASRuntime.bestKernelISA
+        let dir = try makeTempDir(self, prefix: "mml-shardcli")
+        let ckpt = try checkpoint(dir)
+        let eval = ["eval", "--checkpoint", ckpt] + data + ["--way", "3", "--episodes", "4", "--seed", "4"]
+        func kernels(_ json: String) throws -> [String]? {
+            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            return o["kernels"] as? [String]
+        }
+        XCTAssertEqual(try kernels(try ok(eval + ["--json"])), [best])
+        guard best != "portable" else { throw XCTSkip("this CPU runs the portable path only: no other path to take") }
+        _ = try ok(eval + ["--shard", "0/2", "--episodes-out", dir + "/shards/"])
+        _ = try ok(eval + ["--shard", "1/2", "--episodes-out", dir + "/shards/"], env: ["MML_KERNELS_ISA": "portable"])
+        XCTAssertEqual(try kernels(try ok(["eval", "merge", dir + "/shards", "--json"])), [best, "portable"])
+        let ablate = ["ablate", "--checkpoint", ckpt] + data + ["--way", "3", "--episodes", "4", "--seed", "4",
+                                                                "--out", dir + "/ab"]
+        _ = try ok(ablate, env: ["MML_KERNELS_ISA": "portable"])
+        let table = try String(contentsOfFile: dir + "/ab/ablation.json", encoding: .utf8)
+        XCTAssertEqual(try kernels(table), ["portable"])
+    }
+
     func testAblateShardsAndMergeEqualTheUnshardedTable() throws {
         let dir = try makeTempDir(self, prefix: "mml-shardabl")
         let ckpt = try checkpoint(dir)

@@ -131,6 +131,8 @@ public struct AblationRunResult: Codable, Sendable {
     public var mode: String
     /// One row per subset (the full set first), and for a re-fitted model the trained fusion's row last.
     public var rows: [AblationRow]
+    /// The kernel paths that computed it (as `EvaluationRunResult.kernels`); absent from tables of earlier versions.
+    public var kernels: [String]? = nil
 
     /// The table's title.
     public var title: String {
@@ -241,7 +243,8 @@ public final class AblationRun: ConfiguredRun<AblationRunConfiguration> {
                           trainingSeed: c.trainingSeed)
         }
         let result = try AblationRunResult(way: c.way, shot: c.shot, query: c.query, episodes: records.count,
-                                           seed: c.seed, mode: mode, rows: scored.rows)
+                                           seed: c.seed, mode: mode, rows: scored.rows,
+                                           kernels: [BLASRuntime.kernelISA])
             .withRows(from: records, source: "ablation")
         let header = EpisodeFileHeader(
             command: "ablate", manifest: manifest,

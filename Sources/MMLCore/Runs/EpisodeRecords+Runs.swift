@@ -59,6 +59,7 @@ extension EvaluationRunResult {
                                         evaluationProtocol: s.evaluationProtocol, records: file.records(of: setting),
                                         seconds: seconds)
         }
+        result.kernels = KernelPaths.union(parts.map { $0.file.header.report.kernels })
         merged.header.report = result
         return (result, merged)
     }
@@ -94,6 +95,7 @@ extension AblationRunResult {
         let (file, parts) = try AblationEpisodeFile.load(inputs, command: "ablate")
         var merged = file
         merged.header.report = try file.header.report.withRows(from: file.records, source: parts[0].path)
+        merged.header.report.kernels = KernelPaths.union(parts.map { $0.file.header.report.kernels })
         return (merged.header.report, merged)
     }
 

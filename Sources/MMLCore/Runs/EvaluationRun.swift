@@ -210,9 +210,12 @@ public struct EvaluationRunResult: Codable, Sendable {
     /// The training seed of the evaluated checkpoint (from its training state), when it has one; absent from reports
     /// of earlier versions. `SeedEvaluationRunResult(reports:)` uses it to combine single-seed reports.
     public var trainingSeed: UInt64? = nil
+    /// The kernel paths that computed it (`BLASRuntime.kernelISA`; a merge of shards lists each path once): the
+    /// Gaussian kernels' paths round differently. Absent from reports of earlier versions.
+    public var kernels: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case checkpoint, dataset, split, model, results, precision
+        case checkpoint, dataset, split, model, results, precision, kernels
         case evaluationProtocol = "protocol", perLevel = "per_level", cosineClassifier = "cosine_classifier"
         case trainingSeed = "training_seed"
     }
@@ -351,6 +354,7 @@ public final class EvaluationRun: ConfiguredRun<EvaluationRunConfiguration> {
                                          cosineClassifier: classifier.map(EvaluationRunResult.CosineClassifierReport.init),
                                          precision: c.precision == .fp32 ? nil : c.precision)
         result.trainingSeed = c.trainingSeed ?? loaded.state.flatMap(SeedCheckpoint.trainingSeed(ofState:))
+        result.kernels = [BLASRuntime.kernelISA]
         if let given = c.episodesOut {
             let path = EpisodeFileFormat.outputPath(given, shard: c.shard)
             var manifest = [

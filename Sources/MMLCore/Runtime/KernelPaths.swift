@@ -25,5 +25,12 @@ public enum KernelPaths {
                 + "the bits of a run on one path (the checkpoint records both); \(how)")
     }
 
+    /// The paths of several reports (shards, seeds) in order of first appearance; nil when none recorded any.
+    public static func union(_ lists: [[String]?]) -> [String]? {
+        var out: [String] = []
+        for p in lists.compactMap({ $0 }).joined() where !out.contains(p) { out.append(p) }
+        return lists.contains { $0 != nil } ? out : nil
+    }
+
     private static func rank(_ path: String) -> Int { ["portable": 0, "avx2": 1, "avx512": 2][path] ?? -1 }
 }
