@@ -8,31 +8,37 @@ final class PretrainCLITests: XCTestCase {
     let data = ["synthetic", "--synthetic-size", "28", "--synthetic-channels", "1", "--synthetic-images", "20"]
     var synthetic: [String] { data + ["--image-size", "28", "--widths", "16,16,16,16"] }
 
-    /// Pre-training's resumable checkpoint records the kernel path too; resuming a finished run on another path
-    /// (its final evaluation runs again) warns and records both.
-    func testPretrainResumeOnAnotherKernelPathWarns() throws {
+    /// Pre-training's and embedding training's resumable checkpoints record the kernel path too; resuming a finished
+    /// run on another path (its final evaluation runs again) warns and records both.
+    func testSupervisedResumeOnAnotherKernelPathWarns() throws {
         let best = BLASRuntime.bestKernelISA
         guard best != "portable" else { throw XCTSkip("this CPU runs the portable path only: no other path to take") }
         let dir = try makeTempDir(self, prefix: "mml-pre")
-        let args = ["pretrain"] + synthetic + ["--epochs", "1", "--batch-size", "16", "--max-batches", "2",
-                                                "--val-split", "none", "--test-episodes", "2", "--out", dir]
-        var environment = ProcessInfo.processInfo.environment
-        environment["MML_KERNELS_ISA"] = nil
-        var (code, _, err) = try runMML(args, environment: environment)
-        XCTAssertEqual(code, 0, err)
-        func recorded() throws -> [String]? {
-            let file = try Safetensors.read(contentsOf: dir + "/last.safetensors")
-            let json = try XCTUnwrap(file.metadata[Checkpoint.stateKey])
-            let state = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-            return state["kernelPaths"] as? [String]
+        let runs = [
+            ["pretrain"] + synthetic + ["--epochs", "1", "--batch-size", "16", "--max-batches", "2", "--val-split",
+                                        "none", "--test-episodes", "2", "--out", dir + "/p"],
+            ["train-embedding"] + synthetic + ["--iterations", "2", "--classes-per-batch", "2", "--images-per-class",
+                                               "2", "--eval-episodes", "0", "--out", dir + "/e"],
+        ]
+        for (args, out) in zip(runs, [dir + "/p", dir + "/e"]) {
+            var environment = ProcessInfo.processInfo.environment
+            environment["MML_KERNELS_ISA"] = nil
+            var (code, _, err) = try runMML(args, environment: environment)
+            XCTAssertEqual(code, 0, err)
+            func recorded() throws -> [String]? {
+                let file = try Safetensors.read(contentsOf: out + "/last.safetensors")
+                let json = try XCTUnwrap(file.metadata[Checkpoint.stateKey])
+                let state = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+                return state["kernelPaths"] as? [String]
+            }
+            XCTAssertEqual(try recorded(), [best], args[0])
+            environment["MML_KERNELS_ISA"] = "portable"
+            (code, _, err) = try runMML(args + ["--resume"], environment: environment)
+            XCTAssertEqual(code, 0, err)
+            XCTAssertTrue(err.contains("warning: this run trained on the \(best) kernel path and now continues on "
+                                       + "the portable one"), args[0] + ": " + err)
+            XCTAssertTrue(err.contains("unset MML_KERNELS_ISA to continue on the same path"), err)
         }
-        XCTAssertEqual(try recorded(), [best])
-        environment["MML_KERNELS_ISA"] = "portable"
-        (code, _, err) = try runMML(args + ["--resume"], environment: environment)
-        XCTAssertEqual(code, 0, err)
-        XCTAssertTrue(err.contains("warning: this run trained on the \(best) kernel path and now continues on the "
-                                   + "portable one"), err)
-        XCTAssertTrue(err.contains("unset MML_KERNELS_ISA to continue on the same path"), err)
     }
 
     func testPretrainWritesCheckpointsAndLog() throws {
