@@ -143,6 +143,23 @@ final class SeedsCLITests: XCTestCase {
                        (combined["pooled"] as? [String: Any])?["ci95"] as? Double)
         XCTAssertEqual((fromReports["levels"] as? [String: Any])?.keys.sorted(), ["distribution", "part", "pixel"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/reports.svg"))
+        // Seeds evaluated on different kernel paths: the combined lines say which path each seed's figures have.
+        (code, out, err) = try runMML(["eval", "merge", dir + "/report-1.json", dir + "/report-2.json"])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertFalse(out.contains("kernel paths:"), out)
+        let best = BLASRuntime.bestKernelISA
+        if best != "portable" {
+            var environment = ProcessInfo.processInfo.environment
+            environment["MML_KERNELS_ISA"] = "portable"
+            (code, _, err) = try runMML(["eval", "--checkpoint", dir + "/single-2/best.safetensors"] + evalData
+                                        + ["--episodes", "4", "--report", dir + "/report-2p.json"],
+                                        environment: environment)
+            XCTAssertEqual(code, 0, err)
+            (code, out, err) = try runMML(["eval", "merge", dir + "/report-1.json", dir + "/report-2p.json"])
+            XCTAssertEqual(code, 0, err)
+            XCTAssertTrue(out.contains("kernel paths: seed 1 \(best), seed 2 portable (the Gaussian kernels round "
+                                       + "differently on each"), out)
+        }
         try assertMMLFails(["eval", "merge", dir + "/report-1.json", dir + "/report-1.json"],
                            "both hold training seed 1", reported: true)
         try AtomicFile.write("{\"a\": 1}\n", to: dir + "/nothing.json")

@@ -281,6 +281,15 @@ public struct SeedEvaluationRunResult: Codable, Sendable {
         seeds.enumerated().map { SeedCheckpoint(seed: $1.seed, path: $1.checkpoint).label(position: $0) }
     }
 
+    /// When the seeds' reports were computed on different kernel paths (their `kernels`), a line that says which
+    /// path each seed's figures come from; nil when they agree or none is recorded.
+    public var kernelPathNote: String? {
+        guard let all = KernelPaths.union(seeds.map(\.report.kernels)), all.count > 1 else { return nil }
+        let each = zip(labels, seeds).map { "\($0) \($1.report.kernels?.joined(separator: "+") ?? "unrecorded")" }
+        return "kernel paths: " + each.joined(separator: ", ") + " (the Gaussian kernels round differently on each: "
+            + "every seed's figures are those of its own path)"
+    }
+
     /// A chart per setting of the fused (or protocol) accuracy and of each level: one point per seed and the mean
     /// across seeds with its 95% interval (`SVGChart.seedSpread`).
     public var svg: String {

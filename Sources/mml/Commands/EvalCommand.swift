@@ -169,6 +169,7 @@ struct EvalCommand: ParsableCommand {
         print("over \(n) training seed(s) (\(r.labels.joined(separator: ", "))), each on the same episodes; "
               + (n > 1 ? "intervals across seeds: mean +- t(0.975, \(n - 1) df) x std / sqrt(\(n))"
                        : "one seed: no interval across seeds (the spread between training runs is unknown)"))
+        if let note = r.kernelPathNote { print(note) }
         for s in r.results {
             print(String(format: "%d-way %d-shot, %d queries, %d episodes per seed (seed %llu):", s.way, s.shot,
                          s.query, s.episodes, s.seed))
