@@ -65,7 +65,9 @@ final class EvaluationRunTests: XCTestCase {
         }
         // The report's keys (mml eval --json).
         let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.jsonText().utf8)) as? [String: Any])
-        XCTAssertEqual(Set(obj.keys), ["checkpoint", "dataset", "split", "model", "protocol", "per_level", "results"])
+        XCTAssertEqual(Set(obj.keys), ["checkpoint", "dataset", "split", "model", "protocol", "per_level", "results",
+                                       "kernels"])
+        XCTAssertEqual(obj["kernels"] as? [String], [BLASRuntime.kernelISA])
         let first = try XCTUnwrap((obj["results"] as? [[String: Any]])?.first)
         XCTAssertEqual(Set(first.keys), ["way", "shot", "query", "episodes", "seed", "protocol", "accuracy", "fused",
                                          "levels", "seconds", "episodes_per_second"])
