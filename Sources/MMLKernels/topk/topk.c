@@ -38,17 +38,17 @@ int topk_lanes_mode(void) {
     return 1;
 }
 
-int topk_use_avx512(void) { return mml_kernels_isa_level() == MML_ISA_AVX512; }
+int topk_use_bf16_avx512(int level) {
+    return level == MML_ISA_AVX512 && (mml_cpu_features() & MML_CPU_AVX512BF16) != 0;
+}
 
-int topk_use_avx2(void) { return mml_kernels_isa_level() == MML_ISA_AVX2; }
+const char *mml_group_topk_sim_bf16_isa(void) {
+    return topk_use_bf16_avx512(mml_kernels_isa_level()) ? "avx512bf16" : "portable";
+}
 
-int topk_use_bf16_avx512(void) { return topk_use_avx512() && (mml_cpu_features() & MML_CPU_AVX512BF16) != 0; }
+int topk_use_amx(int level) { return level == MML_ISA_AVX512 && mml_amx_status() == 1; }
 
-const char *mml_group_topk_sim_bf16_isa(void) { return topk_use_bf16_avx512() ? "avx512bf16" : "portable"; }
-
-int topk_use_amx(void) { return topk_use_avx512() && mml_amx_status() == 1; }
-
-const char *mml_group_topk_sim_bf16amx_isa(void) { return topk_use_amx() ? "amx" : "portable"; }
+const char *mml_group_topk_sim_bf16amx_isa(void) { return topk_use_amx(mml_kernels_isa_level()) ? "amx" : "portable"; }
 
 static void packed_free(topk_packed *pk) {
     free(pk->data);
@@ -327,8 +327,8 @@ static int group_topk(float *out, int32_t *sel_idx, float *sel_val, const float 
     if (status != MML_OK) return status;
 
     const int path = prec == TOPK_F32    ? (use512 ? PATH_AVX512 : use2 ? PATH_AVX2 : PATH_PORTABLE)
-                     : prec == TOPK_BF16 ? (topk_use_bf16_avx512() ? PATH_AVX512 : PATH_PORTABLE)
-                                         : (topk_use_amx() ? PATH_AMX : PATH_PORTABLE);
+                     : prec == TOPK_BF16 ? (topk_use_bf16_avx512(level) ? PATH_AVX512 : PATH_PORTABLE)
+                                         : (topk_use_amx(level) ? PATH_AMX : PATH_PORTABLE);
     topk_job job = {.out = out, .sel_idx = sel_idx, .sel_val = sel_val, .Q = Q, .m = m, .d = pk.d, .d_in = d,
                     .G = n_groups, .k = k, .path = path, .prec = prec, .pk = &pk, .status = MML_OK};
     /* Query rows per block: a multiple of the slice height (6 rows; 16 for bf16amx, the AMX tile's rows), about

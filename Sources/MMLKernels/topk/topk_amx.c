@@ -113,7 +113,7 @@ AMX_ATTR void topk_block_amx(topk_state *st, const void *Q, int64_t rows, const 
     _tile_release();
 }
 
-#else /* not x86-64: never selected (topk_use_amx() is 0), defined so the library links. */
+#else /* not x86-64: never selected (topk_use_amx() is 0 there), defined so the library links. */
 
 void topk_block_amx(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
     topk_block_portable(st, Q, rows, pk);

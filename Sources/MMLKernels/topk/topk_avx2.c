@@ -94,7 +94,7 @@ AVX2_ATTR void topk_select_chunk_avx2(topk_state *st, int64_t s, const float *v,
     }
 }
 
-#else /* not x86-64: never selected (topk_use_avx2() is 0); plain C so that the library links. */
+#else /* not x86-64: never selected (mml_kernels_isa_level() is portable there); plain C so that the library links. */
 
 void topk_select_chunk_avx2(topk_state *st, int64_t s, const float *v, int32_t width, const int32_t *perm,
                             int32_t col0) {

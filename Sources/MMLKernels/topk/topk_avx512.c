@@ -53,7 +53,7 @@ AVX512_ATTR void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, 
     }
 }
 
-#else /* not x86-64: never selected (topk_use_avx512() is 0), defined so the library links. */
+#else /* not x86-64: never selected (mml_kernels_isa_level() is portable there), defined so the library links. */
 
 void topk_block_avx512(topk_state *st, const void *Q, int64_t rows, const topk_packed *pk) {
     topk_block_portable(st, Q, rows, pk);

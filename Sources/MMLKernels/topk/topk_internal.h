@@ -211,16 +211,13 @@ int topk_lanes(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int
  * path whenever k and the inputs allow, whatever the group sizes; for tests and comparisons), else 1 (auto). */
 int topk_lanes_mode(void);
 
-/* Non-zero when this call should take the AVX-512 path: the CPU and OS support it and the environment
- * variable MML_KERNELS_ISA is not "portable" (read at every call, so tests can switch paths). */
-int topk_use_avx512(void);
-/* Non-zero when the fp32 kernel should take the AVX2 + FMA path: mml_kernels_isa() is "avx2" (a CPU with AVX2 and
- * FMA but no AVX-512, or MML_KERNELS_ISA=avx2). */
-int topk_use_avx2(void);
-/* Non-zero when the bf16 kernel should take its AVX512-BF16 path: topk_use_avx512() and the CPU has AVX512_BF16. */
-int topk_use_bf16_avx512(void);
-/* Non-zero when the bf16amx kernel should take its AMX path: topk_use_avx512() (the selection is AVX-512) and
- * mml_amx_status() == 1 (the CPU has AMX-TILE and AMX-BF16 and the OS granted the tile data). */
-int topk_use_amx(void);
+/* Every kernel of this family takes its path from mml_kernels_isa_level() (common/mml_isa.h), read once per call
+ * (the environment is read at every call, so tests can switch paths), and passes that level on. */
+/* Non-zero when the bf16 kernel should take its AVX512-BF16 path: level is MML_ISA_AVX512 and the CPU has
+ * AVX512_BF16. */
+int topk_use_bf16_avx512(int level);
+/* Non-zero when the bf16amx kernel should take its AMX path: level is MML_ISA_AVX512 (the selection is AVX-512)
+ * and mml_amx_status() == 1 (the CPU has AMX-TILE and AMX-BF16 and the OS granted the tile data). */
+int topk_use_amx(int level);
 
 #endif /* MML_TOPK_INTERNAL_H */

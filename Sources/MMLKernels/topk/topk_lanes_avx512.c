@@ -261,7 +261,7 @@ int topk_lanes(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int
     return job.status;
 }
 
-#else /* not x86-64: never selected (topk_use_avx512() and topk_use_avx2() are 0) */
+#else /* not x86-64: never selected (mml_kernels_isa_level() is portable there) */
 
 int topk_lanes(float *out, int32_t *sel_idx, float *sel_val, const float *Q, int64_t m, const float *R, int64_t n,
                int64_t d, const int32_t *group, int32_t G, const int64_t *size, int32_t k, int32_t nthreads, int avx2) {

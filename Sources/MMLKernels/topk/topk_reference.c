@@ -6,6 +6,7 @@
  */
 #include "topk_internal.h"
 #include "mml_parallel.h"
+#include "mml_isa.h"
 #include <stdlib.h>
 
 int mml_group_topk_sim_naive(double *out, int32_t *sel_idx, double *sel_val, const float *Q, int64_t m,
@@ -197,10 +198,11 @@ int mml_group_topk_sim_backward_f32(float *dQ, float *dR, const float *dout, con
                  .n_groups = n_groups, .k = k};
     mml_task_fn dq_task = bwd_dq_task, dr_task = bwd_dr_task;
 #if defined(__x86_64__)
-    if (topk_use_avx512()) {
+    const int level = mml_kernels_isa_level();
+    if (level == MML_ISA_AVX512) {
         dq_task = bwd_dq_task_avx512;
         dr_task = bwd_dr_task_avx512;
-    } else if (topk_use_avx2()) {
+    } else if (level == MML_ISA_AVX2) {
         dq_task = bwd_dq_task_avx2;
         dr_task = bwd_dr_task_avx2;
     }
