@@ -44,13 +44,10 @@ final class DistributedTrainingTests: XCTestCase {
         func barrier() throws { _ = hub.gather([], rank: rank) }
     }
 
-    /// What each thread's run ended with.
-    final class Results: @unchecked Sendable {
-        private let lock = NSLock()
-        private var values: [Result<EpisodicTrainer, Error>?]
-        init(size: Int) { values = Array(repeating: nil, count: size) }
-        func set(_ r: Int, _ v: Result<EpisodicTrainer, Error>) { lock.lock(); values[r] = v; lock.unlock() }
-        func get(_ r: Int) -> Result<EpisodicTrainer, Error>? { lock.lock(); defer { lock.unlock() }; return values[r] }
+    /// What each rank's thread ended with (written under `onRanks`'s lock).
+    final class RankResults<T>: @unchecked Sendable {
+        var values: [Result<T, Error>?]
+        init(_ n: Int) { values = Array(repeating: nil, count: n) }
     }
 
     let modelConfiguration = ModelConfiguration(
@@ -64,19 +61,24 @@ final class DistributedTrainingTests: XCTestCase {
 
     /// Trains with `group` (nil: one process); returns the trainer after its run.
     func train(group: (any ProcessGroup)?) throws -> EpisodicTrainer {
+        let trainer = try makeTrainer(group: group)
+        try trainer.run()
+        return trainer
+    }
+
+    /// A trainer over the test's data with `group` (nil: one process), not yet run.
+    func makeTrainer(group: (any ProcessGroup)?) throws -> EpisodicTrainer {
         let opts = SyntheticDataset.Options(seed: 0, imagesPerClass: 12, size: 20, channels: 3)
         func part(_ split: String, query: Int, seed: UInt64) throws -> (loader: EpisodeLoader, sampler: EpisodeSampler) {
             let ds = try SyntheticDataset(options: opts, split: split)
             return (try EpisodeLoader(dataset: ds, config: modelConfiguration.image),
                     try EpisodeSampler(dataset: ds, way: 3, shot: 1, query: query, seed: seed))
         }
-        let trainer = try EpisodicTrainer(
+        return try EpisodicTrainer(
             model: try FewShotModel(modelConfiguration, threads: 1), configuration: training,
             train: try part("train", query: 2, seed: training.seed),
             validation: try part("val", query: 2, seed: training.validationSeed), directory: nil,
             group: group ?? SingleProcessGroup())
-        try trainer.run()
-        return trainer
     }
 
     func assertSame(_ a: EpisodicTrainer, _ b: EpisodicTrainer, _ what: String) {
@@ -99,28 +101,60 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(one.exchange.exchanges, 0)
         for n in [2, 3, 6] {
             let hub = ThreadGroupHub(size: n)
-            let results = Results(size: n)
-            let done = DispatchGroup()
-            for r in 0..<n {
-                done.enter()
-                let thread = Thread {
-                    defer { done.leave() }
-                    do { results.set(r, .success(try self.train(group: ThreadGroup(hub: hub, rank: r)))) } catch {
-                        results.set(r, .failure(error))
-                    }
-                }
-                thread.stackSize = 8 << 20
-                thread.start()
-            }
-            XCTAssertEqual(done.wait(timeout: .now() + 600), .success)
+            let trainers = try Self.onRanks(n) { r in try self.train(group: ThreadGroup(hub: hub, rank: r)) }
             // Chunks 0..<6, 6..<9 | 9..<12 (step 2 is cut at the epoch's end), 12..<18, and 2 validations.
             XCTAssertEqual(hub.gathers, 4 + 2, "exchanges of \(n) ranks")
-            for r in 0..<n {
-                let t = try XCTUnwrap(results.get(r)).get()
+            for (r, t) in trainers.enumerated() {
                 assertSame(one, t, "\(n) ranks, rank \(r)")
                 XCTAssertGreaterThan(t.exchange.bytesGathered, 0)
             }
         }
+    }
+
+    /// Runs `body(rank)` on `n` threads at once (the ranks of a `ThreadGroupHub`); the results in rank order.
+    static func onRanks<T>(_ n: Int, _ body: @escaping (Int) throws -> T) throws -> [T] {
+        let box = RankResults<T>(n), lock = NSLock(), done = DispatchGroup()
+        for r in 0..<n {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                let v = Result { try body(r) }
+                lock.lock(); box.values[r] = v; lock.unlock()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 600), .success, "a rank waited forever")
+        return try box.values.map { try XCTUnwrap($0).get() }
+    }
+
+    func testEveryRanksKernelPathIsRecorded() throws {
+        let own = BLASRuntime.kernelISA
+        for paths in [["avx2", "avx512", "avx2"], ["portable", "portable", "portable"]] {
+            let hub = ThreadGroupHub(size: 3)
+            let out = try Self.onRanks(3) { r -> (record: [String]?, warning: String?) in
+                let t = try self.makeTrainer(group: ThreadGroup(hub: hub, rank: r))
+                let w = try t.gatherKernelPaths(current: paths[r])
+                return (t.state.kernelPaths, w)
+            }
+            XCTAssertEqual(hub.gathers, 1)
+            var expected = [own]
+            for p in paths where !expected.contains(p) { expected.append(p) }
+            for (r, o) in out.enumerated() {
+                XCTAssertEqual(o.record, expected, "\(paths) rank \(r)")
+                if Set(paths).count > 1 {
+                    let w = try XCTUnwrap(o.warning, "\(paths) rank \(r)")
+                    XCTAssertTrue(w.contains("(rank 0 avx2, rank 1 avx512, rank 2 avx2)"), w)
+                    XCTAssertTrue(w.contains("MML_KERNELS_ISA"), w)
+                } else {
+                    XCTAssertNil(o.warning, "\(paths) rank \(r)")
+                }
+            }
+        }
+        // One process: nothing exchanged, the record as it was.
+        let single = try makeTrainer(group: nil)
+        XCTAssertNil(try single.gatherKernelPaths(current: own == "avx2" ? "portable" : "avx2"))
+        XCTAssertEqual(single.state.kernelPaths, [own])
     }
 
     func testShareIsContiguousAndComplete() {

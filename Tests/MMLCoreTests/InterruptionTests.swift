@@ -112,37 +112,24 @@ final class InterruptionTests: XCTestCase {
         let hub = Hub(size: 2)
         let stops = [StopRequest(), StopRequest()]
         stops[1].request()  // only rank 1 was signalled
-        let done = DispatchGroup()
-        let results = DistributedTrainingTests.Results(size: 2)
         let config = ModelConfiguration(
             kind: "episodic", backbone: .conv64F, inputChannels: 3, widths: [8, 8, 8, 8], seed: 5,
             image: ImageConfig(size: 20, channels: 3, mean: [0.5], std: [0.25]), metric: MetricConfiguration())
         let training = EpisodicTrainingConfiguration(way: 3, shot: 1, query: 2, episodesPerEpoch: 8, epochs: 2,
                                                      episodesPerStep: 4, seed: 3, validationEpisodes: 0, logEvery: 4)
-        for r in 0..<2 {
-            done.enter()
-            let thread = Thread {
-                defer { done.leave() }
-                do {
-                    let ds = try SyntheticDataset(options: .init(seed: 0, imagesPerClass: 12, size: 20, channels: 3),
-                                                  split: "train")
-                    let trainer = try EpisodicTrainer(
-                        model: try FewShotModel(config, threads: 1), configuration: training,
-                        train: (try EpisodeLoader(dataset: ds, config: config.image),
-                                try EpisodeSampler(dataset: ds, way: 3, shot: 1, query: 2, seed: 3)),
-                        validation: nil, directory: nil,
-                        group: DistributedTrainingTests.ThreadGroup(hub: hub, rank: r))
-                    trainer.stopRequest = stops[r]
-                    try trainer.run()
-                    results.set(r, .success(trainer))
-                } catch { results.set(r, .failure(error)) }
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
+        let trainers = try DistributedTrainingTests.onRanks(2) { r in
+            let ds = try SyntheticDataset(options: .init(seed: 0, imagesPerClass: 12, size: 20, channels: 3),
+                                          split: "train")
+            let trainer = try EpisodicTrainer(
+                model: try FewShotModel(config, threads: 1), configuration: training,
+                train: (try EpisodeLoader(dataset: ds, config: config.image),
+                        try EpisodeSampler(dataset: ds, way: 3, shot: 1, query: 2, seed: 3)),
+                validation: nil, directory: nil, group: DistributedTrainingTests.ThreadGroup(hub: hub, rank: r))
+            trainer.stopRequest = stops[r]
+            try trainer.run()
+            return trainer
         }
-        XCTAssertEqual(done.wait(timeout: .now() + 600), .success, "a rank waited forever")
-        for r in 0..<2 {
-            let t = try XCTUnwrap(results.get(r)).get()
+        for (r, t) in trainers.enumerated() {
             XCTAssertTrue(t.stopped, "rank \(r)")
             XCTAssertEqual(t.state.episodesDone, 4, "rank \(r) stopped after the first step")
             XCTAssertEqual(t.state.stepsDone, 1)

@@ -106,6 +106,26 @@ final class DistributedTrainCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x/last.safetensors"))
     }
 
+    /// Ranks on different kernel paths (rank 0 pinned to the portable one, rank 1 on this CPU's best): rank 0 warns
+    /// once, naming each rank's path, and the checkpoint records both.
+    func testRanksOnDifferentKernelPathsAreRecordedAndWarned() throws {
+        let best = BLASRuntime.bestKernelISA
+        guard best != "portable" else { throw XCTSkip("this CPU runs the portable path only: no other path to take") }
+        let dir = try makeTempDir(self, prefix: "mml-mpi")
+        let args = [mmlBinaryPath, "train"] + data + small + ["--out", dir + "/x", "--stop-after", "6"]
+        var launcher = ["--oversubscribe"]
+        if getuid() == 0 { launcher.insert("--allow-run-as-root", at: 0) }
+        let (code, out, err) = try runProcess("/usr/bin/env", ["mpirun"] + launcher
+            + ["-np", "1", "/usr/bin/env", "MML_KERNELS_ISA=portable"] + args
+            + [":", "-np", "1", "/usr/bin/env", "-u", "MML_KERNELS_ISA"] + args)
+        XCTAssertEqual(code, 0, err)
+        let warning = "warning: the ranks take different kernel paths (rank 0 portable, rank 1 \(best))"
+        XCTAssertEqual((out + err).components(separatedBy: warning).count, 2, "exactly once: " + out + err)
+        let sidecar = try Data(contentsOf: URL(fileURLWithPath: dir + "/x/last.json"))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: sidecar) as? [String: Any])
+        XCTAssertEqual((json["state"] as? [String: Any])?["kernelPaths"] as? [String], ["portable", best])
+    }
+
     func testOtherCommandsAreRefusedUnderMPI() throws {
         let dir = try makeTempDir(self, prefix: "mml-mpi")
         var (code, _, err) = try mpirun(2, ["pretrain"] + data + ["--out", dir + "/p"])

@@ -202,6 +202,7 @@ public final class EpisodicTrainingRun: ConfiguredRun<EpisodicTrainingRunConfigu
             if let w = try trainer.restore(state: state, optimizerTensors: loaded.extra) { events(.warning(w)) }
             events(.note("resuming \(c.out) at episode \(trainer.state.episodesDone) of \(config.totalEpisodes)"))
         }
+        if let w = try trainer.gatherKernelPaths() { events(.warning(w)) }
         // Log records after the starting point (all of them for a fresh run after an interrupted one) go.
         trainer.truncateLog()
         trainer.stopRequest = stop

@@ -112,6 +112,25 @@ public final class EpisodicTrainer {
         return paths.warning
     }
 
+    /// Adds the kernel paths of the group's other ranks to the state's record (`KernelPaths`): the ranks' gradients
+    /// are summed, so a run whose ranks take different paths trained on all of them. Collective (every rank calls it,
+    /// after `restore` when resuming, before `run`); with one process it changes nothing and exchanges nothing.
+    /// - Parameter current: this rank's path (tests pass one per rank).
+    /// - Returns: a warning naming each rank's path when they differ.
+    /// - Throws: `MMLError` when the exchange fails.
+    @discardableResult
+    public func gatherKernelPaths(current: String = BLASRuntime.kernelISA) throws -> String? {
+        guard group.size > 1 else { return nil }
+        let paths = try group.allGather(Array(current.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        let record = state.kernelPaths ?? [KernelPaths.unrecorded]
+        state.kernelPaths = KernelPaths.union([record, paths])
+        guard Set(paths).count > 1 else { return nil }
+        let ranks = paths.enumerated().map { "rank \($0.offset) \($0.element)" }.joined(separator: ", ")
+        return "the ranks take different kernel paths (\(ranks)): some kernels round differently there (the Gaussian "
+            + "kernels do), so the result will not be the bits of a run on one path (the checkpoint records every "
+            + "path); set the same MML_KERNELS_ISA on every rank (`mpirun -x MML_KERNELS_ISA=...`, docs/DISTRIBUTED.md)"
+    }
+
     /// Checks that `processes` divides the configuration's `episodesPerStep` (each process computes the same
     /// number of episodes per step). - Throws: `MMLError(.config)` naming both numbers.
     public static func checkSplit(_ configuration: EpisodicTrainingConfiguration, processes: Int) throws {
