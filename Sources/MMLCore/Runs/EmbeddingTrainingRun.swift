@@ -213,12 +213,8 @@ public final class EmbeddingTrainingRun: ConfiguredRun<EmbeddingTrainingRunConfi
         var at = EmbeddingTrainingPosition()
         var kernelPaths = KernelPaths.fresh
         if c.resume {
-            let r = try Resume.restore(into: model, extra: extraContainers, optimizer: opt, configuration: c, out: out,
-                                       otherCheckpoints: [path])
-            at = r.position
-            kernelPaths = r.kernelPaths
-            for n in r.notes { events(.note(n)) }
-            if let w = r.warning { events(.warning(w)) }
+            (at, kernelPaths) = try Resume.restore(into: model, extra: extraContainers, optimizer: opt,
+                                                   configuration: c, out: out, otherCheckpoints: [path], events: events)
             events(.note(at.iteration < c.iterations
                 ? "resuming \(out) at iteration \(at.iteration) of \(c.iterations)"
                 : "resuming \(out): its \(c.iterations) iterations are trained, the evaluation runs again"))

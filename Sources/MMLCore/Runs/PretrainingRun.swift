@@ -223,12 +223,9 @@ public final class PretrainingRun: ConfiguredRun<PretrainingRunConfiguration> {
         var at = PretrainingPosition()
         var kernelPaths = KernelPaths.fresh
         if c.resume {
-            let r = try Resume.restore(into: model, extra: [("head", head)], optimizer: opt, configuration: c,
-                                       out: c.out, otherCheckpoints: [last, bestPath])
-            at = r.position
-            kernelPaths = r.kernelPaths
-            for n in r.notes { events(.note(n)) }
-            if let w = r.warning { events(.warning(w)) }
+            (at, kernelPaths) = try Resume.restore(into: model, extra: [("head", head)], optimizer: opt,
+                                                   configuration: c, out: c.out, otherCheckpoints: [last, bestPath],
+                                                   events: events)
             events(.note(at.epoch < c.epochs
                 ? "resuming \(c.out) at epoch \(at.epoch + 1) of \(c.epochs), batch \(at.batch) of \(perEpoch)"
                 : "resuming \(c.out): its \(c.epochs) epochs are trained, the final evaluation runs again"))

@@ -56,19 +56,18 @@ struct SupervisedResume<Configuration: Codable & Sendable, Position: Codable & S
     }
 
     /// Reads `last.safetensors` into `model`, the `extra` containers and `optimizer`, after repairing its sidecar
-    /// and checking that it was written with `configuration` (up to the `free` fields).
-    /// - Returns: the position, the kernel paths to record from now on (`KernelPaths.resumed`), a note when a sidecar
-    ///   was rewritten and a warning when this process takes another kernel path than the run's last one.
+    /// and checking that it was written with `configuration` (up to the `free` fields). Tells `events` when a sidecar
+    /// was rewritten (a note) and when this process takes another kernel path than the run's last one (a warning).
+    /// - Returns: the position and the kernel paths to record from now on (`KernelPaths.resumed`).
     /// - Throws: `MMLError` naming each differing field with both values, or for an unreadable checkpoint.
     static func restore(into model: FewShotModel, extra: [(prefix: String, container: any ParameterContainer)],
                         optimizer: any Optimizer, configuration: Configuration, out: String,
-                        otherCheckpoints: [String]) throws
-        -> (position: Position, kernelPaths: [String], notes: [String], warning: String?) {
+                        otherCheckpoints: [String], events: (RunEvent) -> Void) throws
+        -> (position: Position, kernelPaths: [String]) {
         let path = lastPath(out)
-        var notes: [String] = []
         for p in [path] + otherCheckpoints where try Checkpoint.repairSidecar(of: p) == .rewritten {
-            notes.append("rewrote \(Checkpoint.sidecarPath(p)) from \(p): it did not describe that checkpoint (a write "
-                         + "was interrupted)")
+            events(.note("rewrote \(Checkpoint.sidecarPath(p)) from \(p): it did not describe that checkpoint (a "
+                         + "write was interrupted)"))
         }
         let contents = try Safetensors.read(contentsOf: path)
         guard let json = contents.metadata[Checkpoint.stateKey] else {
@@ -98,7 +97,8 @@ struct SupervisedResume<Configuration: Codable & Sendable, Position: Codable & S
         try optimizer.importState(try contents.entries.filter { $0.name.hasPrefix(prefix) }
             .map { (name: String($0.name.dropFirst(prefix.count)), tensor: try contents.tensor(named: $0.name)) })
         let paths = KernelPaths.resumed(state.kernelPaths)
-        return (state.position, paths.record, notes, paths.warning)
+        if let w = paths.warning { events(.warning(w)) }
+        return (state.position, paths.record)
     }
 
     /// The fields (dotted JSON paths) whose values differ, with both values as JSON, the `free` ones left out.
