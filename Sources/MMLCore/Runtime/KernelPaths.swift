@@ -6,6 +6,10 @@ public enum KernelPaths {
     /// Stands for the training done before a checkpoint recorded its paths (written before 2026-12-07).
     public static let unrecorded = "unrecorded"
 
+    /// What a run that changes path is told: why its result is valid but not the bits of a run on one path.
+    static let roundsDifferently = "some kernels round differently there (the Gaussian kernels do), so the result "
+        + "will not be the bits of a run on one path"
+
     /// The record of a fresh run: the path this process takes.
     public static var fresh: [String] { [BLASRuntime.kernelISA] }
 
@@ -21,8 +25,7 @@ public enum KernelPaths {
             : last == best ? "unset MML_KERNELS_ISA to continue on the same path"
             : "set MML_KERNELS_ISA=\(last) to continue on the same path"
         return (before + [current], "this run trained on the \(last) kernel path and now continues on the \(current) "
-                + "one: some kernels round differently there (the Gaussian kernels do), so the result will not be "
-                + "the bits of a run on one path (the checkpoint records both); \(how)")
+                + "one: \(roundsDifferently) (the checkpoint records both); \(how)")
     }
 
     /// The paths of several reports (shards, seeds) in order of first appearance; nil when none recorded any.

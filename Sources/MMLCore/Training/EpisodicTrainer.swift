@@ -122,13 +122,12 @@ public final class EpisodicTrainer {
     public func gatherKernelPaths(current: String = BLASRuntime.kernelISA) throws -> String? {
         guard group.size > 1 else { return nil }
         let paths = try group.allGather(Array(current.utf8)).map { String(decoding: $0, as: UTF8.self) }
-        let record = state.kernelPaths ?? [KernelPaths.unrecorded]
-        state.kernelPaths = KernelPaths.union([record, paths])
+        state.kernelPaths = KernelPaths.union([state.kernelPaths, paths])
         guard Set(paths).count > 1 else { return nil }
         let ranks = paths.enumerated().map { "rank \($0.offset) \($0.element)" }.joined(separator: ", ")
-        return "the ranks take different kernel paths (\(ranks)): some kernels round differently there (the Gaussian "
-            + "kernels do), so the result will not be the bits of a run on one path (the checkpoint records every "
-            + "path); set the same MML_KERNELS_ISA on every rank (`mpirun -x MML_KERNELS_ISA=...`, docs/DISTRIBUTED.md)"
+        return "the ranks take different kernel paths (\(ranks)): \(KernelPaths.roundsDifferently) (the checkpoint "
+            + "records every path); set the same MML_KERNELS_ISA on every rank (`mpirun -x MML_KERNELS_ISA=...`, "
+            + "docs/DISTRIBUTED.md)"
     }
 
     /// Checks that `processes` divides the configuration's `episodesPerStep` (each process computes the same
